@@ -1,0 +1,126 @@
+"""The `calicc` command line: a thin typer app over importable functions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from compiler.build import Inputs, build, compile_cluster, load_cluster
+from compiler.errors import CaliccError
+from compiler.schema import write_schemas
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__
+)
+state = {"debug": False}
+
+ClusterArg = Annotated[
+    Path | None, typer.Argument(help="cluster.yaml (or use --icp/--hosts)", show_default=False)
+]
+IcpOpt = Annotated[Path | None, typer.Option("--icp", help="IBM Cloud Private config.yaml")]
+HostsOpt = Annotated[Path | None, typer.Option("--hosts", help="ICP Ansible hosts inventory")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print an error to stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def load_inputs(cluster: Path | None, icp: Path | None, hosts: Path | None) -> Inputs:
+    """Load either a cluster.yaml or an ICP config.yaml with its hosts file."""
+    from compiler.icp import load_icp
+
+    if icp is not None:
+        if hosts is None:
+            raise fail("--icp needs --hosts (the ICP inventory that lists the nodes)", 2)
+        return load_icp(icp, hosts)
+    if cluster is None:
+        raise fail("give a cluster.yaml, or --icp config.yaml --hosts hosts", 2)
+    return load_cluster(cluster)
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+) -> None:
+    """calicc: compile Calico-style pod networking from git."""
+    state["debug"] = debug
+
+
+@app.command("build")
+def build_cmd(
+    cluster: ClusterArg = None,
+    icp: IcpOpt = None,
+    hosts: HostsOpt = None,
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="output dir")] = None,
+    frozen: Annotated[bool, typer.Option(help="fail if the lock file would change")] = False,
+    check: Annotated[bool, typer.Option(help="write nothing; exit 1 if anything differs")] = False,
+) -> None:
+    """Compile the cluster into per-node artifacts (rendered/ beside the cluster file)."""
+    inputs = load_inputs(cluster, icp, hosts)
+    target = out if out is not None else inputs.base_dir / "rendered"
+    report = build(inputs, target, frozen=frozen, check=check)
+    for warning in compile_warnings(inputs):
+        typer.echo(f"warning: {warning}", err=True)
+    verb = "would change" if check else "changed"
+    for rel in report.written:
+        typer.echo(f"{verb}: {rel}")
+    for rel in report.removed:
+        typer.echo(f"{'would remove' if check else 'removed'}: {rel}")
+    if not report.changed:
+        typer.echo(f"{target}: up to date, nothing written")
+    if check and report.changed:
+        raise typer.Exit(1)
+
+
+def compile_warnings(inputs: Inputs) -> tuple[str, ...]:
+    """Return the plan's warnings (a large full mesh)."""
+    from compiler.peering import mesh_warning
+    from compiler.pools import resolve_pools
+
+    warning = mesh_warning(inputs.spec, resolve_pools(inputs.spec))
+    return (warning,) if warning else ()
+
+
+@app.command("validate")
+def validate_cmd(cluster: ClusterArg = None, icp: IcpOpt = None, hosts: HostsOpt = None) -> None:
+    """Run every check and the real tools' syntax checks, writing nothing."""
+    from compiler.toolcheck import check_with_tools
+
+    inputs = load_inputs(cluster, icp, hosts)
+    compiled = compile_cluster(inputs)
+    failures = check_with_tools(compiled.files)
+    for line in failures:
+        typer.echo(line, err=True)
+    if failures:
+        raise typer.Exit(1)
+    typer.echo(f"{inputs.source.path}: valid ({len(compiled.plan.nodes)} nodes)")
+
+
+@app.command("schema")
+def schema_cmd(
+    out: Annotated[Path, typer.Option("-o", "--out", help="schemas directory")] = Path("schemas"),
+    check: Annotated[bool, typer.Option(help="exit 1 if the files are not current")] = False,
+) -> None:
+    """Write the JSON Schemas generated from the models."""
+    stale = write_schemas(out, check=check)
+    for path in stale:
+        typer.echo(f"{'stale' if check else 'written'}: {path}")
+    if check and stale:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Entry point: run the app, turning CaliccError into its message and exit code 1."""
+    try:
+        app()
+    except CaliccError as exc:
+        if state["debug"]:
+            raise
+        text = str(exc)
+        typer.echo(text if "\n" in text else f"error: {text}", err=True)
+        sys.exit(1)

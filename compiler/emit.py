@@ -1,0 +1,98 @@
+"""Write a rendered tree: only files whose content changed, pruning what vanished."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.errors import CaliccError
+
+INDEX = "index.json"
+
+
+@dataclass
+class EmitReport:
+    """What a write did (or, with check=True, would do)."""
+
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Return whether anything was (or would be) written or removed."""
+        return bool(self.written or self.removed)
+
+
+def digest(text: str) -> str:
+    """Return the sha256 of a text file's UTF-8 bytes."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def dump_json(data: object) -> str:
+    """Serialise JSON deterministically: sorted keys, 2-space indent, final newline."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def _existing(out: Path) -> set[str]:
+    if not out.exists():
+        return set()
+    return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a file through a temporary file and rename, so readers never see half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_rendered_tree(out: Path) -> set[str]:
+    """Return the files under `out`, refusing a non-empty directory calicc did not render."""
+    existing = _existing(out)
+    if existing and INDEX not in existing:
+        raise CaliccError(
+            f"{out} exists and is not a calicc rendered tree (no {INDEX}); "
+            "choose another output directory with -o"
+        )
+    return existing
+
+
+def emit(files: dict[str, str], out: Path, check: bool = False) -> EmitReport:
+    """Make `out` hold exactly `files`; touch only what differs. `check` writes nothing."""
+    existing = ensure_rendered_tree(out)
+    report = EmitReport()
+    for rel in sorted(files):
+        path = out / rel
+        if rel in existing and path.read_text(encoding="utf-8") == files[rel]:
+            continue
+        report.written.append(rel)
+        if not check:
+            mode = 0o755 if rel.endswith(".sh") else 0o644
+            write_atomic(path, files[rel], mode)
+    for rel in sorted(existing - set(files)):
+        report.removed.append(rel)
+        if not check:
+            (out / rel).unlink()
+    if not check:
+        _prune_empty_dirs(out)
+    return report
+
+
+def _prune_empty_dirs(out: Path) -> None:
+    if not out.exists():
+        return
+    for directory in sorted((p for p in out.rglob("*") if p.is_dir()), reverse=True):
+        if not any(directory.iterdir()):
+            shutil.rmtree(directory)

@@ -1,0 +1,1 @@
+"""pydantic v2 models of calicc's input: the single source of schemas/."""

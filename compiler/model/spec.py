@@ -1,0 +1,197 @@
+"""The cluster description (cluster.yaml) as strict pydantic v2 models.
+
+Every model forbids unknown keys. ICP config.yaml keys are accepted as aliases where they
+mean the same thing (calico_ipip_mode, calico_tunnel_mtu, calico_ip_autodetection_method).
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from compiler.selector import SelectorError, parse_selector
+
+AS_MIN, AS_MAX = 1, 4_294_967_295
+AsNumber = Annotated[
+    int, Field(ge=AS_MIN, le=AS_MAX, description="BGP AS number (1-4294967295, 4-byte ASNs)")
+]
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+AUTODETECT = re.compile(r"^(first-found|can-reach=.+|interface=.+|skip-interface=.+|cidr=.+)$")
+
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class EncapMode(StrEnum):
+    """When a pool's traffic between two nodes is encapsulated."""
+
+    ALWAYS = "Always"
+    CROSS_SUBNET = "CrossSubnet"
+    NEVER = "Never"
+
+
+class SecretRef(Strict):
+    """Where a node finds a secret at apply time; the value never enters the rendered tree."""
+
+    env: str | None = Field(None, description="environment variable of the agent holding it")
+    file: str | None = Field(None, description="file on the node holding it (first line)")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file, e.g. {env: BGP_PASSWORD}")
+        return self
+
+
+def _check_selector(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parse_selector(value)
+        except SelectorError as exc:
+            raise ValueError(f"invalid selector {value!r}: {exc}") from exc
+    return value
+
+
+class BirdSnippets(Strict):
+    """Verbatim BIRD configuration included at documented points of bird.conf."""
+
+    top: str | None = Field(None, description="after router id and logging, before any protocol")
+    filters: str | None = Field(None, description="after calicc's functions and filters")
+    bottom: str | None = Field(None, description="at the end of the file, after all protocols")
+
+
+class Pool(Strict):
+    """An IPv4 pool. Unset fields take the cluster-wide values."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    cidr: IPv4Network
+    block_size: int | None = Field(None, ge=20, le=32)
+    ipip_mode: EncapMode | None = None
+    vxlan_mode: EncapMode | None = None
+    nat_outgoing: bool | None = None
+    node_selector: str | None = Field(None, description="Calico selector over node labels")
+    disabled: bool = False
+
+    _selector = field_validator("node_selector")(_check_selector)
+
+
+class BgpPeer(Strict):
+    """An external BGP peer (a ToR, an off-cluster route reflector, GoBGP, FRR)."""
+
+    peer_ip: IPv4Address
+    as_number: AsNumber
+    port: int | None = Field(None, ge=1, le=65535)
+    node_selector: str | None = Field(None, description="nodes that peer; all nodes when unset")
+    password: SecretRef | None = None
+    keep_next_hop: bool = Field(False, description="eBGP: keep the original next hop")
+    next_hop_self: bool = Field(False, description="advertise this node as next hop")
+    export: tuple[IPv4Network, ...] = Field(
+        (), description="prefixes advertised to this peer besides the node's own blocks"
+    )
+    multihop: int | None = Field(None, ge=1, le=255, description="TTL; default multihop")
+
+    _selector = field_validator("node_selector")(_check_selector)
+
+
+class Bgp(Strict):
+    """Cluster-wide BGP settings."""
+
+    as_number: AsNumber = 64512
+    node_to_node_mesh: bool = True
+    listen_port: int = Field(179, ge=1, le=65535)
+    mesh_password: SecretRef | None = None
+    peers: tuple[BgpPeer, ...] = ()
+    fast_timers: bool = Field(
+        False, description="connect delay 0 / retry 1 s: quick convergence for labs and tests"
+    )
+
+
+class Node(Strict):
+    """A Kubernetes node."""
+
+    name: str = Field(max_length=253)
+    address: IPv4Interface = Field(description="node IPv4 with its subnet prefix, 10.0.0.5/24")
+    interface: str | None = Field(None, max_length=15)
+    as_number: AsNumber | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    route_reflector_cluster_id: str | None = None
+    max_pods: int = Field(110, ge=1, le=65536)
+    link_mtu: int | None = Field(None, ge=576, le=65535)
+    bird_snippets: BirdSnippets | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _dns1123(cls, value: str) -> str:
+        if not DNS1123_SUBDOMAIN.match(value):
+            raise ValueError(
+                f"{value!r} is not a Kubernetes node name: use lower-case letters, digits, "
+                "'-' and '.', starting and ending with a letter or digit (DNS-1123 subdomain)"
+            )
+        return value
+
+    @field_validator("route_reflector_cluster_id")
+    @classmethod
+    def _dotted_quad(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                IPv4Address(value)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{value!r} is not a dotted quad; a cluster id looks like 1.0.0.1"
+                ) from exc
+        return value
+
+
+class ClusterSpec(Strict):
+    """One cluster: pools, BGP, nodes and NetworkPolicy files."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
+    network_type: Literal["calico"] = Field("calico", description="ICP: only calico is compiled")
+    network_cidr: IPv4Network = Field(description="the default IPv4 pool (ICP: network_cidr)")
+    block_size: int = Field(26, ge=20, le=32)
+    ipip_mode: EncapMode = Field(
+        EncapMode.ALWAYS, validation_alias=AliasChoices("ipip_mode", "calico_ipip_mode")
+    )
+    calico_ipip_enabled: bool | None = Field(
+        None, description="ICP before 3.1.1: true means Always, false means Never"
+    )
+    vxlan_mode: EncapMode = EncapMode.NEVER
+    nat_outgoing: bool = True
+    mtu: int | None = Field(
+        None, ge=576, le=65535, validation_alias=AliasChoices("mtu", "calico_tunnel_mtu")
+    )
+    link_mtu: int = Field(1500, ge=576, le=65535, description="nodes' link MTU unless set per node")
+    ip_autodetection_method: str = Field(
+        "first-found",
+        validation_alias=AliasChoices("ip_autodetection_method", "calico_ip_autodetection_method"),
+    )
+    service_cluster_ip_range: IPv4Network = IPv4Network("10.96.0.0/12")
+    pools: tuple[Pool, ...] = ()
+    bgp: Bgp = Field(default_factory=Bgp)
+    nodes: tuple[Node, ...] = Field(min_length=1)
+    policies: tuple[str, ...] = Field((), description="NetworkPolicy files, globs allowed")
+    bird_snippets: BirdSnippets | None = None
+
+    @field_validator("ip_autodetection_method")
+    @classmethod
+    def _autodetect(cls, value: str) -> str:
+        if not AUTODETECT.match(value):
+            raise ValueError(
+                f"{value!r} is not an autodetection method; valid: first-found, can-reach=HOST, "
+                "interface=REGEX, skip-interface=REGEX, cidr=CIDR[,CIDR]"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _ipip_enabled(self) -> ClusterSpec:
+        if self.calico_ipip_enabled is not None and "ipip_mode" not in self.model_fields_set:
+            mode = EncapMode.ALWAYS if self.calico_ipip_enabled else EncapMode.NEVER
+            object.__setattr__(self, "ipip_mode", mode)
+        return self

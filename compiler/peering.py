@@ -1,0 +1,154 @@
+"""Who peers with whom: the node-to-node mesh, in-cluster route reflectors, external peers.
+
+Each session is described from one node's side as a Session; the BIRD target turns it into a
+`protocol bgp`. Decisions live here (passivity, reflector clients, names); templates only print.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Network
+
+from compiler.model.spec import BgpPeer, ClusterSpec, Node, SecretRef
+from compiler.pools import PoolPlan
+from compiler.selector import parse_selector
+
+MESH_WARN_NODES = 100
+
+
+class Role(StrEnum):
+    """The kind of session, from this node's side."""
+
+    MESH = "mesh"  # node-to-node mesh
+    REFLECTOR = "reflector"  # to an in-cluster route reflector (from a client or a reflector)
+    CLIENT = "client"  # from a reflector to its client
+    GLOBAL = "global"  # external peer of every node
+    NODE = "node"  # external peer of the nodes its selector picks
+
+
+@dataclass(frozen=True)
+class Session:
+    """One BGP session as seen from one node."""
+
+    name: str
+    role: Role
+    peer_ip: IPv4Address
+    peer_as: int
+    peer_node: str | None
+    port: int | None
+    passive: bool
+    rr_cluster_id: str | None
+    password: SecretRef | None
+    reflects: bool
+    next_hop_self: bool
+    keep_next_hop: bool
+    multihop: int | None
+    extra_exports: tuple[IPv4Network, ...]
+
+    @property
+    def secret_include(self) -> str | None:
+        """Relative path of the file holding `password "..."`, written by the agent."""
+        return f"secrets/{self.name}.conf" if self.password else None
+
+
+def node_as(spec: ClusterSpec, node: Node) -> int:
+    """Return the node's AS number (its own, else the cluster's)."""
+    return node.as_number if node.as_number is not None else spec.bgp.as_number
+
+
+def _ip_name(ip: IPv4Address, port: int | None) -> str:
+    base = str(ip).replace(".", "_")
+    return f"{base}_port_{port}" if port else base
+
+
+def _internal(spec: ClusterSpec, me: Node, peer: Node, role: Role) -> Session:
+    prefix = {Role.MESH: "Mesh", Role.REFLECTOR: "RR", Role.CLIENT: "RRClient"}[role]
+    is_client = role == Role.CLIENT
+    return Session(
+        name=f"{prefix}_{_ip_name(peer.address.ip, None)}",
+        role=role,
+        peer_ip=peer.address.ip,
+        peer_as=node_as(spec, peer),
+        peer_node=peer.name,
+        port=spec.bgp.listen_port if spec.bgp.listen_port != 179 else None,  # noqa: PLR2004
+        # Calico's rule: the side whose peer has the greater address, compared as strings,
+        # waits; one side connects, so graceful restart never races.
+        passive=str(peer.address.ip) > str(me.address.ip),
+        rr_cluster_id=me.route_reflector_cluster_id if is_client else None,
+        password=spec.bgp.mesh_password,
+        reflects=me.route_reflector_cluster_id is not None,
+        next_hop_self=False,
+        keep_next_hop=False,
+        multihop=None,
+        extra_exports=(),
+    )
+
+
+def _external(spec: ClusterSpec, me: Node, peer: BgpPeer) -> Session:
+    role = Role.GLOBAL if peer.node_selector is None else Role.NODE
+    prefix = "Global" if role == Role.GLOBAL else "Node"
+    return Session(
+        name=f"{prefix}_{_ip_name(peer.peer_ip, peer.port)}",
+        role=role,
+        peer_ip=peer.peer_ip,
+        peer_as=peer.as_number,
+        peer_node=None,
+        port=peer.port,
+        passive=False,
+        rr_cluster_id=None,
+        password=peer.password,
+        reflects=False,
+        next_hop_self=peer.next_hop_self,
+        keep_next_hop=peer.keep_next_hop and peer.as_number != node_as(spec, me),
+        multihop=peer.multihop,
+        extra_exports=peer.export,
+    )
+
+
+def needs_bgp(pools: tuple[PoolPlan, ...]) -> bool:
+    """In-cluster BGP carries pod routes unless every enabled pool is VXLAN (static routes)."""
+    return any(p.encap != "vxlan" for p in pools if not p.disabled)
+
+
+def reflectors_of(spec: ClusterSpec) -> tuple[Node, ...]:
+    """Return the in-cluster route reflectors (computed once per build)."""
+    return tuple(n for n in spec.nodes if n.route_reflector_cluster_id is not None)
+
+
+def sessions_for(
+    spec: ClusterSpec, pools: tuple[PoolPlan, ...], me: Node, reflectors: tuple[Node, ...]
+) -> tuple[Session, ...]:
+    """Return every BGP session of `me`, sorted by name."""
+    sessions: list[Session] = []
+    if needs_bgp(pools) and reflectors:
+        sessions += [
+            _internal(spec, me, rr, Role.REFLECTOR) for rr in reflectors if rr.name != me.name
+        ]
+        if me.route_reflector_cluster_id is not None:
+            clients = [n for n in spec.nodes if n.route_reflector_cluster_id is None]
+            sessions += [_internal(spec, me, c, Role.CLIENT) for c in clients]
+    elif needs_bgp(pools) and spec.bgp.node_to_node_mesh:
+        sessions += [_internal(spec, me, n, Role.MESH) for n in spec.nodes if n.name != me.name]
+    for peer in spec.bgp.peers:
+        selected = peer.node_selector is None or parse_selector(peer.node_selector).matches(
+            me.labels
+        )
+        if selected and peer.peer_ip != me.address.ip:
+            sessions.append(_external(spec, me, peer))
+    return tuple(sorted(sessions, key=lambda s: s.name))
+
+
+def mesh_warning(spec: ClusterSpec, pools: tuple[PoolPlan, ...]) -> str | None:
+    """Warn when a full mesh grows past 100 nodes, and say how to add reflectors."""
+    reflectors = any(n.route_reflector_cluster_id for n in spec.nodes)
+    count = len(spec.nodes)
+    if needs_bgp(pools) and spec.bgp.node_to_node_mesh and not reflectors and count > MESH_WARN_NODES:
+        sessions = count * (count - 1) // 2
+        return (
+            f"the node-to-node mesh of {count} nodes opens {sessions} BGP sessions "
+            f"({count - 1} per node); past {MESH_WARN_NODES} nodes, pick two or three nodes "
+            "(one per rack or zone) and give each `route_reflector_cluster_id: 1.0.0.1`: "
+            "every other node then peers only with them"
+        )
+    return None

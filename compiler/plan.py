@@ -1,0 +1,119 @@
+"""ClusterPlan: everything the renderers need, derived from the spec and the lock. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from compiler.lock import Lock, allocate
+from compiler.model.spec import BirdSnippets, ClusterSpec, Node
+from compiler.peering import Session, mesh_warning, node_as, reflectors_of, sessions_for
+from compiler.pools import PoolPlan, link_mtu, node_pools, pod_mtu, resolve_pools
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block owned by a node, and the pool it belongs to."""
+
+    cidr: IPv4Network
+    pool: str
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    """Per-node facts: identity, blocks, MTUs and BGP sessions."""
+
+    name: str
+    address: IPv4Interface
+    interface: str | None
+    as_number: int
+    labels: tuple[tuple[str, str], ...]
+    rr_cluster_id: str | None
+    pools: tuple[PoolPlan, ...]
+    blocks: tuple[Block, ...]
+    tunnel_address: IPv4Address | None
+    vtep_mac: str | None
+    link_mtu: int
+    pod_mtu: int
+    sessions: tuple[Session, ...]
+    snippets: tuple[BirdSnippets, ...]
+
+    @property
+    def subnet(self) -> IPv4Network:
+        """Return the node's subnet (its address's network)."""
+        return self.address.network
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """The whole cluster, nodes sorted by name."""
+
+    name: str
+    spec: ClusterSpec
+    pools: tuple[PoolPlan, ...]
+    nodes: tuple[NodePlan, ...]
+    node_subnets: tuple[IPv4Network, ...]
+    lock: Lock
+    warnings: tuple[str, ...]
+
+    def node(self, name: str) -> NodePlan:
+        """Return the plan of the node called `name`."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+
+def _node_plan(
+    spec: ClusterSpec,
+    pools: tuple[PoolPlan, ...],
+    node: Node,
+    lock: Lock,
+    reflectors: tuple[Node, ...],
+) -> NodePlan:
+    alloc = lock.nodes[node.name]
+    mine = node_pools(pools, node)
+    blocks = tuple(
+        sorted(
+            (Block(cidr, pool) for pool, cidrs in alloc.blocks.items() for cidr in cidrs),
+            key=lambda b: b.cidr,
+        )
+    )
+    snippets = tuple(s for s in (spec.bird_snippets, node.bird_snippets) if s is not None)
+    return NodePlan(
+        name=node.name,
+        address=node.address,
+        interface=node.interface,
+        as_number=node_as(spec, node),
+        labels=tuple(sorted(node.labels.items())),
+        rr_cluster_id=node.route_reflector_cluster_id,
+        pools=mine,
+        blocks=blocks,
+        tunnel_address=alloc.tunnel_address,
+        vtep_mac=alloc.vtep_mac,
+        link_mtu=link_mtu(spec, node),
+        pod_mtu=pod_mtu(spec, pools, node),
+        sessions=sessions_for(spec, pools, node, reflectors),
+        snippets=snippets,
+    )
+
+
+def build_plan(spec: ClusterSpec, old_lock: Lock) -> ClusterPlan:
+    """Derive the plan. The spec must already have passed the checks."""
+    pools = resolve_pools(spec)
+    lock = allocate(spec, pools, old_lock)
+    reflectors = reflectors_of(spec)
+    nodes = tuple(
+        _node_plan(spec, pools, node, lock, reflectors)
+        for node in sorted(spec.nodes, key=lambda n: n.name)
+    )
+    warning = mesh_warning(spec, pools)
+    return ClusterPlan(
+        name=spec.name,
+        spec=spec,
+        pools=pools,
+        nodes=nodes,
+        node_subnets=tuple(sorted({n.address.network for n in spec.nodes})),
+        lock=lock,
+        warnings=(warning,) if warning else (),
+    )

@@ -1,0 +1,56 @@
+"""The one jinja2 environment, and rendering of a node's files into memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+
+import jinja2
+
+import templates
+from compiler.errors import RenderError
+from compiler.plan import ClusterPlan, NodePlan
+from compiler.targets.bird import bird_view
+
+TEMPLATE_DIR = Path(templates.__file__).parent
+Renderer = Callable[[ClusterPlan, NodePlan], dict[str, str]]
+
+
+@cache
+def make_env() -> jinja2.Environment:
+    """Return the only template environment: strict, whitespace-disciplined, no autoescape."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - configuration files, not HTML
+    )
+
+
+def render_template(name: str, context: dict[str, object]) -> str:
+    """Render one template; errors name the template and its line."""
+    try:
+        return make_env().get_template(name).render(context)
+    except jinja2.TemplateSyntaxError as exc:
+        raise RenderError(f"{name}:{exc.lineno}: {exc.message}") from exc
+    except jinja2.UndefinedError as exc:
+        raise RenderError(f"{name}: {exc.message}") from exc
+
+
+def render_bird(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
+    """Render bird/bird.conf."""
+    return {"bird/bird.conf": render_template("bird/bird.conf.j2", bird_view(cluster, node))}
+
+
+RENDERERS: list[Renderer] = [render_bird]
+
+
+def render_node(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
+    """Render every artifact of one node: {path relative to nodes/<node>/: text}."""
+    files: dict[str, str] = {}
+    for renderer in RENDERERS:
+        files.update(renderer(cluster, node))
+    return files

@@ -1,0 +1,92 @@
+"""Turn pydantic validation errors into located, actionable Problems."""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from compiler.errors import Problem
+from compiler.load import Source
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """Find the model class inside an annotation such as `tuple[Node, ...] | None`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType, tuple, list, dict, typing.Annotated):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    keys: list[str] = []
+    for name, info in model.model_fields.items():
+        keys.append(name)
+        choices = getattr(info.validation_alias, "choices", None) or []
+        keys.extend(c for c in choices if isinstance(c, str) and c != name)
+    return keys
+
+
+def model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """Return the model class that validates the mapping at `loc`, if one does."""
+    current: type[BaseModel] | None = root
+    for part in loc:
+        if current is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            aliased = [
+                f
+                for f in current.model_fields.values()
+                if part in (getattr(f.validation_alias, "choices", None) or [])
+            ]
+            field = aliased[0] if aliased else None
+        current = _model_in(field.annotation) if field is not None else None
+    return current
+
+
+def _message(root: type[BaseModel], error: Any, loc: tuple[str | int, ...]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        parent = model_at(root, loc[:-1])
+        valid = sorted(_keys(parent)) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown key{hint} Valid keys here: {', '.join(valid)}"
+    if kind == "missing":
+        return "required field is missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind in ("enum", "literal_error"):
+        return f"{message} (got {error.get('input')!r})"
+    if "input" in error and not isinstance(error["input"], dict | list):
+        return f"{message} (got {error['input']!r})"
+    return message
+
+
+def _data_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
+    """Drop pydantic's union-branch and validator markers, keeping only data keys."""
+    return tuple(p for p in loc if isinstance(p, int) or "[" not in str(p))
+
+
+def problems_from(exc: ValidationError, source: Source, root: type[BaseModel]) -> list[Problem]:
+    """One Problem per pydantic error, located through the source's side table."""
+    errors = exc.errors()
+    locs = [_data_loc(e["loc"]) for e in errors]
+    problems = []
+    for error, loc in zip(errors, locs, strict=True):
+        nested = any(other[: len(loc)] == loc and len(other) > len(loc) for other in locs)
+        if error["type"] == "too_short" and nested:
+            continue
+        problems.append(source.problem(loc, _message(root, error, loc)))
+    return problems

@@ -1,0 +1,1 @@
+"""One renderer per output kind: each turns a NodePlan into {relative path: text}."""

@@ -1,0 +1,1 @@
+"""jinja2 templates shipped inside the wheel (one directory per output kind)."""
