@@ -1,0 +1,159 @@
+"""node.json: the agent's manifest, the machine contract between compiler and node agent.
+
+The agent reads only this file and the files it lists (with their digests). Every section is
+plain data; the agent never re-derives what the compiler decided. schemas/node.schema.json is
+generated from these models.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Literal
+
+from pydantic import Field
+
+from compiler.model.spec import SecretRef, Strict
+
+BUNDLE_VERSION = 1
+ROUTE_PROTOCOL = 81  # rtnetlink protocol number of routes calicc installs (BIRD uses 12)
+
+
+class NodeIdentity(Strict):
+    """Who the node is, and how it must find its own address at apply time."""
+
+    name: str
+    address: IPv4Interface
+    interface: str | None = None
+    as_number: int
+    labels: dict[str, str] = Field(default_factory=dict)
+    autodetection_method: str = "first-found"
+
+
+class BlockEntry(Strict):
+    """A block owned by the node."""
+
+    cidr: IPv4Network
+    pool: str
+
+
+class PoolEntry(Strict):
+    """A pool the node knows about (for IPAM and NAT decisions)."""
+
+    name: str
+    cidr: IPv4Network
+    encapsulation: Literal["ipip", "vxlan", "none"]
+    mode: Literal["Always", "CrossSubnet", "Never"]
+    nat_outgoing: bool
+    serves_node: bool
+
+
+class Link(Strict):
+    """A tunnel device the agent creates (ipip: tunl0; vxlan: vxlan.calico)."""
+
+    name: str
+    kind: Literal["ipip", "vxlan"]
+    mtu: int
+    address: IPv4Interface | None = None
+    vni: int | None = None
+    port: int | None = None
+    mac: str | None = None
+    local: IPv4Address | None = None
+
+
+class Route(Strict):
+    """A kernel route the agent owns (carries `protocol`)."""
+
+    dst: IPv4Network
+    type: Literal["blackhole", "unicast"]
+    via: IPv4Address | None = None
+    dev: str | None = None
+    onlink: bool = False
+    comment: str = ""
+
+
+class Neighbor(Strict):
+    """A permanent neighbour entry (VXLAN: remote tunnel address to remote VTEP MAC)."""
+
+    dev: str
+    address: IPv4Address
+    lladdr: str
+
+
+class FdbEntry(Strict):
+    """A permanent bridge FDB entry (VXLAN: remote VTEP MAC to remote node address)."""
+
+    dev: str
+    lladdr: str
+    dst: IPv4Address
+
+
+class Ipset(Strict):
+    """An ipset the node holds. `static` members come from the compiler; selector sets are
+    filled by the agent/CNI plugin at runtime from the endpoints that match `selector`."""
+
+    name: str = Field(max_length=31)
+    type: Literal["hash:net", "hash:ip", "hash:ip,port"]
+    members: tuple[str, ...] = ()
+    selector: dict[str, object] | None = None
+    comment: str = ""
+
+
+class JumpRule(Strict):
+    """A rule the agent keeps exactly once at the top (or bottom) of a built-in chain."""
+
+    table: Literal["raw", "mangle", "nat", "filter"]
+    chain: str
+    rule: str
+    position: Literal["top", "bottom"] = "top"
+
+
+class PolicyBinding(Strict):
+    """A compiled NetworkPolicy: which pods it selects and the chains that enforce it."""
+
+    namespace: str
+    name: str
+    pod_selector: dict[str, object]
+    ingress_chain: str | None = None
+    egress_chain: str | None = None
+
+
+class BirdSection(Strict):
+    """How BIRD runs on the node."""
+
+    config: str = "bird/bird.conf"
+    enabled: bool = True
+    secrets: dict[str, SecretRef] = Field(
+        default_factory=dict, description="include path (relative to bird.conf) -> secret"
+    )
+
+
+class FileEntry(Strict):
+    """A bundle file, its digest and where the agent installs it (relative to --root)."""
+
+    digest: str
+    install: str | None = None
+
+
+class NodeManifest(Strict):
+    """The whole manifest of one node's bundle."""
+
+    bundle_version: int = BUNDLE_VERSION
+    calicc_version: str
+    cluster: str
+    node: NodeIdentity
+    link_mtu: int
+    pod_mtu: int
+    pools: tuple[PoolEntry, ...]
+    blocks: tuple[BlockEntry, ...]
+    tunnel_address: IPv4Address | None = None
+    route_protocol: int = ROUTE_PROTOCOL
+    links: tuple[Link, ...] = ()
+    routes: tuple[Route, ...] = ()
+    neighbors: tuple[Neighbor, ...] = ()
+    fdb: tuple[FdbEntry, ...] = ()
+    ipsets: tuple[Ipset, ...] = ()
+    jump_rules: tuple[JumpRule, ...] = ()
+    policies: tuple[PolicyBinding, ...] = ()
+    sysctls: dict[str, str] = Field(default_factory=dict)
+    bird: BirdSection
+    files: dict[str, FileEntry] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""calicc lab: run a compiled cluster as network namespaces on this machine."""

@@ -1,0 +1,65 @@
+"""Shared fixtures: golden-file updating, root-only network namespaces, tool detection."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.netns import ns_add, ns_delete
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden and examples/*/rendered from a fresh build; review git diff",
+    )
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(
+        request.config.getoption("--update-goldens") or os.environ.get("CALICC_UPDATE_GOLDENS")
+    )
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def need_root() -> None:
+    if not is_root():
+        pytest.skip("needs root for network namespaces")
+
+
+def need_tool(*names: str) -> None:
+    missing = [n for n in names if shutil.which(n) is None]
+    if missing:
+        pytest.skip(f"needs {', '.join(missing)} on PATH")
+
+
+@pytest.fixture
+def make_ns() -> Iterator[object]:
+    """Factory of throwaway namespaces named calicc-t-<random>-<suffix>; all removed after."""
+    need_root()
+    created: list[str] = []
+    tag = uuid.uuid4().hex[:6]
+
+    def factory(suffix: str) -> str:
+        name = f"calicc-t-{tag}-{suffix}"
+        ns_add(name)
+        created.append(name)
+        return name
+
+    yield factory
+    for name in reversed(created):
+        ns_delete(name)
