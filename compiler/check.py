@@ -60,7 +60,7 @@ def check_encapsulation(
     """IPIP and VXLAN on one pool; CrossSubnet with nodes that have no subnet prefix."""
     for pool in pools:
         loc = pool.spec_loc if pool.index else ("ipip_mode",)
-        if pool.ipip_mode != EncapMode.NEVER and pool.vxlan_mode != EncapMode.NEVER:
+        if EncapMode.NEVER not in (pool.ipip_mode, pool.vxlan_mode):
             yield src.problem(
                 loc,
                 f"pool {pool.name} enables both IPIP ({pool.ipip_mode}) and VXLAN "
@@ -97,10 +97,8 @@ def check_nodes(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> 
             )
         seen_addrs.setdefault(addr, n)
         net = node.address.network
-        if net.prefixlen <= MIN_PREFIX_WITH_BROADCAST and node.address.ip in (
-            net.network_address,
-            net.broadcast_address,
-        ):
+        edges = {net.network_address, net.broadcast_address}
+        if net.prefixlen <= MIN_PREFIX_WITH_BROADCAST and node.address.ip in edges:
             yield src.problem(
                 ("nodes", n, "address"),
                 f"{node.address} is not a host address inside its own subnet {net}; "
@@ -134,7 +132,8 @@ def check_selectors(
         (("pools", i, "node_selector"), p.node_selector) for i, p in enumerate(spec.pools)
     ]
     targets += [
-        (("bgp", "peers", i, "node_selector"), p.node_selector) for i, p in enumerate(spec.bgp.peers)
+        (("bgp", "peers", i, "node_selector"), p.node_selector)
+        for i, p in enumerate(spec.bgp.peers)
     ]
     for loc, text in targets:
         if text is not None and not any(parse_selector(text).matches(lab) for lab in labelled):
@@ -159,9 +158,7 @@ def check_pool_capacity(
             )
 
 
-def check_peers(
-    spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source
-) -> Iterator[Problem]:
+def check_peers(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> Iterator[Problem]:
     """An external peer must not be a cluster node (in-cluster reflectors are node settings)."""
     addresses = {node.address.ip for node in spec.nodes}
     for i, peer in enumerate(spec.bgp.peers):
@@ -175,7 +172,7 @@ def check_peers(
 
 def blocks_needed(pool: PoolPlan, max_pods: int) -> int:
     """Blocks of `pool` a node needs for `max_pods` pods plus its tunnel address."""
-    size = 2 ** (32 - pool.block_size)
+    size: int = 2 ** (32 - pool.block_size)
     return max(1, -(-(max_pods + 1) // size))
 
 

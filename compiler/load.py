@@ -88,7 +88,9 @@ def parse_yaml(text: str, path: Path) -> Source:
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         reason = exc.problem or str(exc)
-        raise SpecError([Problem(str(path), line, column, "", f"YAML syntax error: {reason}")]) from exc
+        raise SpecError(
+            [Problem(str(path), line, column, "", f"YAML syntax error: {reason}")]
+        ) from exc
     lines: dict[Loc, tuple[int, int]] = {}
     if node is not None:
         _walk(node, (), lines)
@@ -105,7 +107,9 @@ def parse_yaml_documents(text: str, path: Path) -> list[Source]:
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         reason = exc.problem or str(exc)
-        raise SpecError([Problem(str(path), line, column, "", f"YAML syntax error: {reason}")]) from exc
+        raise SpecError(
+            [Problem(str(path), line, column, "", f"YAML syntax error: {reason}")]
+        ) from exc
     sources = []
     for node, data in zip(nodes, docs, strict=True):
         if node is None or data is None:
@@ -121,5 +125,7 @@ def read_yaml(path: Path) -> Source:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise SpecError([Problem(str(path), None, None, "", f"cannot read file: {exc.strerror}")]) from exc
+        raise SpecError(
+            [Problem(str(path), None, None, "", f"cannot read file: {exc.strerror}")]
+        ) from exc
     return parse_yaml(text, path)

@@ -143,7 +143,12 @@ def mesh_warning(spec: ClusterSpec, pools: tuple[PoolPlan, ...]) -> str | None:
     """Warn when a full mesh grows past 100 nodes, and say how to add reflectors."""
     reflectors = any(n.route_reflector_cluster_id for n in spec.nodes)
     count = len(spec.nodes)
-    if needs_bgp(pools) and spec.bgp.node_to_node_mesh and not reflectors and count > MESH_WARN_NODES:
+    if (
+        needs_bgp(pools)
+        and spec.bgp.node_to_node_mesh
+        and not reflectors
+        and count > MESH_WARN_NODES
+    ):
         sessions = count * (count - 1) // 2
         return (
             f"the node-to-node mesh of {count} nodes opens {sessions} BGP sessions "

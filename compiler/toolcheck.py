@@ -26,7 +26,7 @@ def bird_parse(config_text: str) -> str | None:
             target = Path(tmp) / include
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text('password "placeholder-for-syntax-check";\n', encoding="utf-8")
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             [bird, "-p", "-c", str(conf)], capture_output=True, text=True, check=False
         )
     if result.returncode != 0:

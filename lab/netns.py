@@ -14,8 +14,8 @@ def ns_run(
     ns: str, args: Sequence[str], check: bool = True, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run a command inside namespace `ns`, capturing text output."""
-    return subprocess.run(  # noqa: S603
-        ["ip", "netns", "exec", ns, *args],  # noqa: S607
+    return subprocess.run(
+        ["ip", "netns", "exec", ns, *args],
         capture_output=True,
         text=True,
         check=check,
@@ -26,7 +26,7 @@ def ns_run(
 def ns_list() -> list[str]:
     """Return the names of every named network namespace."""
     out = subprocess.run(
-        ["ip", "netns", "list"],  # noqa: S607
+        ["ip", "netns", "list"],
         capture_output=True,
         text=True,
         check=True,
@@ -36,14 +36,14 @@ def ns_list() -> list[str]:
 
 def ns_add(ns: str) -> None:
     """Create namespace `ns` with loopback up."""
-    subprocess.run(["ip", "netns", "add", ns], check=True)  # noqa: S607
+    subprocess.run(["ip", "netns", "add", ns], check=True)
     ns_run(ns, ["ip", "link", "set", "lo", "up"])
 
 
 def ns_delete(ns: str) -> None:
     """Delete namespace `ns` if it exists (its links go with it)."""
     if ns in ns_list():
-        subprocess.run(["ip", "netns", "delete", ns], check=False)  # noqa: S607
+        subprocess.run(["ip", "netns", "delete", ns], check=False)
 
 
 def veth_between(ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:

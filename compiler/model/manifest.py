@@ -88,8 +88,11 @@ class FdbEntry(Strict):
 
 
 class Ipset(Strict):
-    """An ipset the node holds. `static` members come from the compiler; selector sets are
-    filled by the agent/CNI plugin at runtime from the endpoints that match `selector`."""
+    """An ipset the node holds.
+
+    `members` come from the compiler; selector sets are filled by the agent and the CNI
+    plugin at runtime from the endpoints that match `selector`.
+    """
 
     name: str = Field(max_length=31)
     type: Literal["hash:net", "hash:ip", "hash:ip,port"]
