@@ -58,6 +58,9 @@ class Link(Strict):
     port: int | None = None
     mac: str | None = None
     local: IPv4Address | None = None
+    parent: str | None = Field(
+        None, description="vxlan: device the tunnel sends through; unset: the one holding `local`"
+    )
 
 
 class Route(Strict):

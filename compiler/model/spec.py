@@ -178,6 +178,9 @@ class ClusterSpec(Strict):
     nodes: tuple[Node, ...] = Field(min_length=1)
     policies: tuple[str, ...] = Field((), description="NetworkPolicy files, globs allowed")
     bird_snippets: BirdSnippets | None = None
+    cni_version: Literal["1.0.0", "0.4.0", "0.3.1"] = Field(
+        "1.0.0", description="cniVersion of the CNI conflist (0.3.1/0.4.0 for older runtimes)"
+    )
 
     @field_validator("ip_autodetection_method")
     @classmethod
