@@ -107,20 +107,22 @@ def check_nodes(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> 
 
 
 def check_mtu(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> Iterator[Problem]:
-    """A configured MTU plus the encapsulation overhead must fit the node's link."""
+    """A configured MTU plus the encapsulation overhead must fit every node's link."""
     if spec.mtu is None:
         return
-    for n, node in enumerate(spec.nodes):
+    misfits: defaultdict[tuple[int, str, int], list[str]] = defaultdict(list)
+    for node in spec.nodes:
         encaps = sorted({p.encap for p in node_pools(pools, node) if p.encap})
-        need = spec.mtu + max((OVERHEAD[e] for e in encaps), default=0)
-        if need > link_mtu(spec, node):
-            fit = link_mtu(spec, node) - (need - spec.mtu)
-            yield src.problem(
-                ("mtu",),
-                f"MTU {spec.mtu} plus {'/'.join(encaps) or 'no'} overhead ({need - spec.mtu}) "
-                f"does not fit node {node.name}'s link MTU {link_mtu(spec, node)} "
-                f"(nodes[{n}]); use at most {fit}",
-            )
+        extra = max((OVERHEAD[e] for e in encaps), default=0)
+        if spec.mtu + extra > link_mtu(spec, node):
+            misfits[(link_mtu(spec, node), "/".join(encaps) or "no", extra)].append(node.name)
+    for (link, encaps, extra), names in sorted(misfits.items()):
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")  # noqa: PLR2004
+        yield src.problem(
+            ("mtu",),
+            f"MTU {spec.mtu} plus {encaps} overhead ({extra}) does not fit the link MTU "
+            f"{link} of node{'s' if len(names) > 1 else ''} {shown}; use at most {link - extra}",
+        )
 
 
 def check_selectors(

@@ -1,12 +1,206 @@
-"""IBM Cloud Private: config.yaml plus its Ansible `hosts` inventory, read as a cluster."""
+"""IBM Cloud Private: config.yaml plus its Ansible `hosts` inventory, read as one cluster.
+
+config.yaml is accepted as written: its network keys map onto the cluster model, every other
+ICP key is ignored, and a misspelt network key is an error with a did-you-mean. The hosts file
+(INI groups such as [master], [worker], [proxy], [management]) supplies the nodes: a host in
+several groups is one node, labelled with each group's role. Host variables may add what ICP
+lacks: calicc_prefix (subnet prefix length), calicc_name, calicc_interface, calicc_as_number,
+calicc_route_reflector_cluster_id, calicc_max_pods; [all:vars] or [group:vars] set defaults.
+Values such as `can-reach={{ groups['master'][0] }}` are rendered against those groups.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import difflib
+import shlex
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
+from typing import Any
 
-from compiler.build import Inputs
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+from compiler.build import Inputs, validate_source
+from compiler.errors import Problem, SpecError
+from compiler.load import Loc, Source, read_yaml
+
+# ICP key -> cluster model key (aliases the model also accepts as written).
+NETWORK_KEYS = {
+    "network_type": "network_type",
+    "network_cidr": "network_cidr",
+    "service_cluster_ip_range": "service_cluster_ip_range",
+    "calico_ipip_mode": "calico_ipip_mode",
+    "calico_ipip_enabled": "calico_ipip_enabled",
+    "calico_tunnel_mtu": "calico_tunnel_mtu",
+    "calico_ip_autodetection_method": "calico_ip_autodetection_method",
+}
+ICP_DEFAULTS = {"network_cidr": "10.1.0.0/16", "service_cluster_ip_range": "10.0.0.1/24"}
+HOST_VARS = {
+    "calicc_name": "name",
+    "calicc_interface": "interface",
+    "calicc_as_number": "as_number",
+    "calicc_route_reflector_cluster_id": "route_reflector_cluster_id",
+    "calicc_max_pods": "max_pods",
+}
+INT_VARS = {"as_number", "max_pods"}
 
 
-def load_icp(config: Path, hosts: Path) -> Inputs:
-    """Read an ICP config.yaml and hosts file as one cluster description."""
-    raise NotImplementedError
+@dataclass
+class Host:
+    """One inventory host: its address, groups, variables and first line."""
+
+    address: str
+    line: int
+    groups: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Inventory:
+    """An Ansible INI inventory: hosts in file order, group members, group variables."""
+
+    hosts: dict[str, Host] = field(default_factory=dict)
+    groups: dict[str, list[str]] = field(default_factory=dict)
+    group_vars: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _host_line(inventory: Inventory, group: str, text: str, number: int, path: Path) -> None:
+    try:
+        words = shlex.split(text, comments=True)
+    except ValueError as exc:
+        raise SpecError([Problem(str(path), number, None, f"[{group}]", str(exc))]) from exc
+    if not words:
+        return
+    name, pairs = words[0], words[1:]
+    variables = dict(p.split("=", 1) for p in pairs if "=" in p)
+    address = variables.pop("ansible_host", name)
+    host = inventory.hosts.setdefault(name, Host(address=address, line=number))
+    if "ansible_host" not in variables and address != name:
+        host.address = address
+    if name != address and "calicc_name" not in variables:
+        variables.setdefault("calicc_name", name)
+    host.variables.update(variables)
+    if group not in host.groups:
+        host.groups.append(group)
+    inventory.groups.setdefault(group, []).append(name)
+
+
+def parse_hosts(path: Path) -> Inventory:
+    """Parse an Ansible INI inventory ([group], [group:vars]; [group:children] is ignored)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = Problem(str(path), None, None, "", f"cannot read: {exc.strerror}")
+        raise SpecError([problem]) from exc
+    inventory = Inventory()
+    section = "ungrouped"
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+            continue
+        if section.endswith(":vars"):
+            key, _, value = line.partition("=")
+            inventory.group_vars.setdefault(section[:-5], {})[key.strip()] = value.strip()
+        elif not section.endswith(":children"):
+            _host_line(inventory, section, line, number, path)
+    if not inventory.hosts:
+        raise SpecError([Problem(str(path), None, None, "", "the inventory lists no hosts")])
+    return inventory
+
+
+def _host_vars(inventory: Inventory, host: Host) -> dict[str, str]:
+    merged = dict(inventory.group_vars.get("all", {}))
+    for group in host.groups:
+        merged.update(inventory.group_vars.get(group, {}))
+    merged.update(host.variables)
+    return merged
+
+
+def _node(inventory: Inventory, host: Host) -> dict[str, Any]:
+    variables = _host_vars(inventory, host)
+    prefix = variables.get("calicc_prefix", "32")
+    node: dict[str, Any] = {"name": host.address, "address": f"{host.address}/{prefix}"}
+    for var, key in HOST_VARS.items():
+        if var in variables:
+            value = variables[var]
+            node[key] = int(value) if key in INT_VARS and value.isdigit() else value
+    node["labels"] = {f"node-role.kubernetes.io/{g}": "true" for g in sorted(host.groups)}
+    return node
+
+
+def _render(value: object, groups: dict[str, list[str]], where: Problem) -> object:
+    if not isinstance(value, str) or "{{" not in value:
+        return value
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined)
+    try:
+        return env.from_string(value).render(groups=groups)
+    except (jinja2.TemplateError, IndexError, KeyError) as exc:
+        known = ", ".join(sorted(groups))
+        raise SpecError(
+            [
+                Problem(
+                    where.file,
+                    where.line,
+                    where.column,
+                    where.field,
+                    f"cannot resolve {value!r}: {exc}; inventory groups are: {known}",
+                )
+            ]
+        ) from exc
+
+
+def _unknown_network_keys(config: Source) -> list[Problem]:
+    problems = []
+    for key in config.data:
+        if key in NETWORK_KEYS or not str(key).startswith(("calico_", "network_")):
+            continue
+        close = difflib.get_close_matches(str(key), list(NETWORK_KEYS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        problems.append(
+            config.problem(
+                (key,), f"unknown ICP network key; {hint}valid: " + ", ".join(sorted(NETWORK_KEYS))
+            )
+        )
+    return problems
+
+
+def _cluster_data(config: Source, inventory: Inventory) -> dict[str, Any]:
+    groups = {g: [inventory.hosts[h].address for h in hs] for g, hs in inventory.groups.items()}
+    name = str(config.data.get("cluster_name", "mycluster"))
+    data: dict[str, Any] = {"name": name}
+    for icp_key, key in NETWORK_KEYS.items():
+        value = config.data.get(icp_key, ICP_DEFAULTS.get(icp_key))
+        if value is not None:
+            data[key] = _render(value, groups, config.problem((icp_key,), ""))
+    if "service_cluster_ip_range" in data:  # ICP writes a host address: 10.0.0.1/24
+        with contextlib.suppress(ValueError):  # else the model reports it, located
+            data["service_cluster_ip_range"] = str(
+                IPv4Network(str(data["service_cluster_ip_range"]), strict=False)
+            )
+    data["nodes"] = [_node(inventory, host) for host in inventory.hosts.values()]
+    return data
+
+
+def load_icp(config_path: Path, hosts_path: Path) -> Inputs:
+    """Read an ICP config.yaml and its hosts inventory as one validated cluster."""
+    config = read_yaml(config_path)
+    if not isinstance(config.data, dict):
+        raise SpecError([config.problem((), "expected the ICP config.yaml mapping")])
+    problems = _unknown_network_keys(config)
+    if problems:
+        raise SpecError(problems)
+    inventory = parse_hosts(hosts_path)
+    data = _cluster_data(config, inventory)
+    lines = {loc: pos for loc, pos in config.lines.items() if loc and loc[0] in NETWORK_KEYS}
+    lines[("name",)] = config.lines.get(("cluster_name",), (1, 1))
+    files: dict[Loc, str] = {}
+    for index, host in enumerate(inventory.hosts.values()):
+        lines[("nodes", index)] = (host.line, 1)
+        files[("nodes", index)] = str(hosts_path)
+    source = Source(path=config_path, data=data, lines=lines, files=files)
+    return validate_source(source, (config_path, hosts_path))

@@ -114,13 +114,17 @@ class _Parser:
     def peek(self) -> str | None:
         return self.tokens[self.pos] if self.pos < len(self.tokens) else None
 
-    def take(self, expected: str | None = None) -> str:
+    def next(self, what: str) -> str:
         token = self.peek()
         if token is None:
-            raise SelectorError(f"selector ends early; expected {expected or 'more'}")
-        if expected is not None and token != expected:
-            raise SelectorError(f"expected {expected!r}, found {token!r}")
+            raise SelectorError(f"selector ends early; expected {what}")
         self.pos += 1
+        return token
+
+    def take(self, expected: str) -> str:
+        token = self.next(repr(expected))
+        if token != expected:
+            raise SelectorError(f"expected {expected!r}, found {token!r}")
         return token
 
     def parse(self) -> Selector:
@@ -132,40 +136,40 @@ class _Parser:
     def parse_or(self) -> Selector:
         parts = [self.parse_and()]
         while self.peek() == "||":
-            self.take()
+            self.take("||")
             parts.append(self.parse_and())
         return parts[0] if len(parts) == 1 else Or(tuple(parts))
 
     def parse_and(self) -> Selector:
         parts = [self.parse_unary()]
         while self.peek() == "&&":
-            self.take()
+            self.take("&&")
             parts.append(self.parse_unary())
         return parts[0] if len(parts) == 1 else And(tuple(parts))
 
     def parse_unary(self) -> Selector:
         token = self.peek()
         if token == "!":
-            self.take()
+            self.take("!")
             return Not(self.parse_unary())
         if token == "(":
-            self.take()
+            self.take("(")
             inner = self.parse_or()
             self.take(")")
             return inner
         return self.parse_term()
 
     def parse_term(self) -> Selector:
-        word = self.take("a label key, has(key) or all()")
+        word = self.next("a label key, has(key) or all()")
         if word in ("all", "has") and self.peek() == "(":
             self.take("(")
             if word == "all":
                 self.take(")")
                 return All()
-            key = self.take("a label key")
+            key = self.next("a label key")
             self.take(")")
             return Has(key)
-        op = self.take("==, !=, in or not in")
+        op = self.next("==, !=, in or not in")
         if op == "==":
             return In(word, frozenset([self.value()]))
         if op == "!=":
@@ -177,7 +181,7 @@ class _Parser:
         raise SelectorError(f"expected ==, !=, in or not in after {word!r}, found {op!r}")
 
     def value(self) -> str:
-        token = self.take("a quoted value")
+        token = self.next("a quoted value")
         if len(token) < 2 or token[0] not in "'\"" or token[-1] != token[0]:  # noqa: PLR2004
             raise SelectorError(f"expected a quoted value such as 'r1', found {token!r}")
         return token[1:-1]
@@ -186,7 +190,7 @@ class _Parser:
         self.take("{")
         values = [self.value()]
         while self.peek() == ",":
-            self.take()
+            self.take(",")
             values.append(self.value())
         self.take("}")
         return frozenset(values)

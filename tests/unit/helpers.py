@@ -1,0 +1,52 @@
+"""Helpers for compiler unit tests: build a cluster from a dict or YAML text in tmp_path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compiler.build import Inputs, load_cluster
+from compiler.errors import SpecError
+from compiler.lock import Lock
+from compiler.plan import ClusterPlan, build_plan
+
+BASE: dict[str, Any] = {
+    "name": "t",
+    "network_cidr": "10.244.0.0/16",
+    "nodes": [
+        {"name": "n1", "address": "10.0.0.1/24"},
+        {"name": "n2", "address": "10.0.0.2/24"},
+        {"name": "n3", "address": "10.0.0.3/24"},
+    ],
+}
+
+
+def write_cluster(tmp_path: Path, data: dict[str, Any] | str) -> Path:
+    path = tmp_path / "cluster.yaml"
+    text = data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load(tmp_path: Path, data: dict[str, Any] | str) -> Inputs:
+    return load_cluster(write_cluster(tmp_path, data))
+
+
+def plan_of(tmp_path: Path, data: dict[str, Any] | str, lock: Lock | None = None) -> ClusterPlan:
+    return build_plan(load(tmp_path, data).spec, lock or Lock())
+
+
+def problems(tmp_path: Path, data: dict[str, Any] | str) -> list[str]:
+    try:
+        load(tmp_path, data)
+    except SpecError as exc:
+        return [str(p) for p in exc.problems]
+    raise AssertionError("expected a SpecError")
+
+
+def with_(**changes: Any) -> dict[str, Any]:
+    data = {**BASE, "nodes": [dict(n) for n in BASE["nodes"]]}
+    data.update(changes)
+    return data

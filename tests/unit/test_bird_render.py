@@ -1,0 +1,97 @@
+"""bird.conf content: filters, snippets, secrets by reference, and `bird -p` on real BIRD."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from compiler.build import compile_cluster
+from compiler.toolcheck import bird_parse
+from tests.conftest import need_tool
+from tests.unit.helpers import load, with_
+
+
+def bird_conf(tmp_path: Path, data: dict[str, object], node: str = "n1") -> str:
+    return compile_cluster(load(tmp_path, data)).files[f"nodes/{node}/bird/bird.conf"]
+
+
+def test_password_is_referenced_never_rendered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BGP_PW", "s3cret-value")
+    peers = [{"peer_ip": "172.18.0.2", "as_number": 64512, "password": {"env": "BGP_PW"}}]
+    text = bird_conf(tmp_path, with_(bgp={"peers": peers, "mesh_password": {"file": "/etc/pw"}}))
+    assert "s3cret" not in text
+    assert 'include "secrets/Global_172_18_0_2.conf";' in text
+    assert 'include "secrets/Mesh_10_0_0_2.conf";' in text
+    assert "password" not in text.replace("# password", "")
+
+
+def test_snippets_included_verbatim_at_their_points(tmp_path: Path) -> None:
+    data = with_(bird_snippets={"top": "log stderr all;", "bottom": "# global bottom"})
+    data["nodes"][0]["bird_snippets"] = {"filters": "filter mine { accept; }"}
+    text = bird_conf(tmp_path, data)
+    assert text.index("log stderr all;") < text.index("function calicc_own_block")
+    assert text.index("filter mine { accept; }") < text.index("protocol device")
+    assert text.rstrip().endswith("# --- end of snippet ---")
+    assert "# global bottom" in text
+    assert "filter mine" not in bird_conf(tmp_path, data, "n2")
+
+
+def test_filters_export_own_blocks_import_pools_only(tmp_path: Path) -> None:
+    text = bird_conf(tmp_path, with_())
+    assert "return net ~ [ 10.244.0.0/26, 10.244.0.64/26 ];" in text
+    assert "if net ~ [ 10.244.0.0/26+, 10.244.0.64/26+ ] then reject;" in text
+    assert "if net ~ [ 10.0.0.0/24+ ] then reject;" in text
+    assert "export where calicc_own_block();" in text
+    assert "route 10.244.0.0/26 blackhole;" in text
+    assert "scan time 10;" in text
+    assert "merge paths on;" in text
+
+
+def test_ipip_modes_in_kernel_filter(tmp_path: Path) -> None:
+    always = bird_conf(tmp_path, with_(ipip_mode="Always"))
+    assert 'onlink = true; ifname = "tunl0"; gw = bgp_next_hop; accept;' in always
+    cross = bird_conf(tmp_path, with_(ipip_mode="CrossSubnet"))
+    assert "if bgp_next_hop ~ 10.0.0.0/24 then accept;" in cross
+    never = bird_conf(tmp_path, with_(ipip_mode="Never"))
+    assert 'tunl0"; gw' not in never
+    assert "if net ~ [ 10.244.0.0/16+ ] then accept;" in never
+
+
+def test_reflector_exports_learned_pool_routes(tmp_path: Path) -> None:
+    data = with_()
+    data["nodes"][0]["route_reflector_cluster_id"] = "1.0.0.1"
+    text = bird_conf(tmp_path, data)
+    assert "rr client; rr cluster id 1.0.0.1;" in text
+    assert "export where calicc_own_block() || (source = RTS_BGP && calicc_pool_route());" in text
+
+
+@pytest.mark.tools
+def test_every_variant_parses_with_real_bird(tmp_path: Path) -> None:
+    need_tool("bird")
+    peers = [
+        {"peer_ip": "172.18.0.2", "as_number": 64512, "password": {"env": "X"}, "port": 1790},
+        {
+            "peer_ip": "10.0.0.254",
+            "as_number": 65001,
+            "export": ["10.96.0.0/12"],
+            "next_hop_self": True,
+            "multihop": 2,
+        },
+    ]
+    data = with_(ipip_mode="CrossSubnet", bgp={"peers": peers, "listen_port": 1179})
+    data["nodes"][0]["route_reflector_cluster_id"] = "1.0.0.1"
+    files = compile_cluster(load(tmp_path, data)).files
+    for rel, text in files.items():
+        if rel.endswith("bird.conf"):
+            assert bird_parse(text) is None, rel
+
+
+@pytest.mark.tools
+def test_bird_parse_reports_errors(tmp_path: Path) -> None:
+    need_tool("bird")
+    error = bird_parse("router id 1.2.3.4;\nprotocol nonsense {}\n")
+    assert error is not None
+    assert "bird.conf:2" in error

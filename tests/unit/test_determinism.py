@@ -1,0 +1,98 @@
+"""Same input, same bytes: any node order, any PYTHONHASHSEED; a no-op rebuild writes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from compiler.build import build, load_cluster
+from compiler.errors import CaliccError
+from tests.conftest import EXAMPLES, ROOT
+
+DUMP = """
+import json, sys
+from pathlib import Path
+from compiler.build import compile_cluster, load_cluster
+files = compile_cluster(load_cluster(Path(sys.argv[1]))).files
+print(json.dumps(files, sort_keys=True))
+"""
+
+
+def compile_in_subprocess(cluster: Path, seed: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    out = subprocess.run(
+        [sys.executable, "-c", DUMP, str(cluster)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=ROOT,
+    ).stdout
+    files: dict[str, str] = json.loads(out)
+    files.pop("index.json")  # carries the input digest, which the reordered file changes
+    return files
+
+
+def test_shuffled_nodes_and_hash_seeds_give_same_bytes(tmp_path: Path) -> None:
+    source = EXAMPLES / "crosssubnet"
+    data = yaml.safe_load((source / "cluster.yaml").read_text())
+    data["nodes"].reverse()
+    random.Random(7).shuffle(data["nodes"])
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(data))
+    (tmp_path / "cluster.lock.yaml").write_text((source / "cluster.lock.yaml").read_text())
+    first = compile_in_subprocess(source / "cluster.yaml", "1")
+    second = compile_in_subprocess(tmp_path / "cluster.yaml", "2")
+    third = compile_in_subprocess(tmp_path / "cluster.yaml", "random")
+    assert first == second == third
+
+
+def test_noop_rebuild_writes_nothing(tmp_path: Path) -> None:
+    data = yaml.safe_load((EXAMPLES / "minikube-ipip" / "cluster.yaml").read_text())
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(data))
+    out = tmp_path / "rendered"
+    first = build(load_cluster(tmp_path / "cluster.yaml"), out)
+    assert first.written
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+    second = build(load_cluster(tmp_path / "cluster.yaml"), out)
+    assert not second.changed
+    assert stamps == {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_file()}
+
+
+def test_rebuild_after_change_rewrites_only_changed_files(tmp_path: Path) -> None:
+    data = yaml.safe_load((EXAMPLES / "minikube-ipip" / "cluster.yaml").read_text())
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(data))
+    build(load_cluster(tmp_path / "cluster.yaml"), tmp_path / "rendered")
+    data["nodes"][0]["bird_snippets"] = {"bottom": "# marker"}
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(data))
+    report = build(load_cluster(tmp_path / "cluster.yaml"), tmp_path / "rendered")
+    assert report.written == ["index.json", "nodes/minikube/bird/bird.conf"]
+
+
+def test_removed_node_directory_is_pruned(tmp_path: Path) -> None:
+    data = yaml.safe_load((EXAMPLES / "minikube-ipip" / "cluster.yaml").read_text())
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(data))
+    build(load_cluster(tmp_path / "cluster.yaml"), tmp_path / "rendered")
+    data["nodes"].pop()
+    (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(data))
+    report = build(load_cluster(tmp_path / "cluster.yaml"), tmp_path / "rendered")
+    assert any(r.startswith("nodes/minikube-m03/") for r in report.removed)
+    assert not (tmp_path / "rendered" / "nodes" / "minikube-m03").exists()
+
+
+def test_refuses_to_overwrite_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "cluster.yaml").write_text(
+        (EXAMPLES / "minikube-ipip" / "cluster.yaml").read_text()
+    )
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "important.txt").write_text("keep")
+    with pytest.raises(CaliccError, match="is not a calicc rendered tree"):
+        build(load_cluster(tmp_path / "cluster.yaml"), tmp_path / "out")
+    assert (tmp_path / "out" / "important.txt").read_text() == "keep"
+    assert not (tmp_path / "cluster.lock.yaml").exists()
