@@ -1,0 +1,150 @@
+"""Real BIRD daemons in lab namespaces: start, query, wait, stop by PID.
+
+Each daemon gets its own config, control socket and pid file, so many run on one machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab.netns import ns_run
+from lab.procs import stop_pid
+from lab.wait import poll
+
+WAIT_S = 15.0
+
+
+@dataclass(frozen=True)
+class BirdDaemon:
+    """A running BIRD: its namespace, files and PID."""
+
+    ns: str
+    conf: Path
+    sock: Path
+    pidfile: Path
+    pid: int
+
+
+def bird_files(run_dir: Path, name: str) -> tuple[Path, Path]:
+    """Return the control socket and pid file paths of daemon `name` under `run_dir`."""
+    return run_dir / f"{name}.ctl", run_dir / f"{name}.pid"
+
+
+def start_bird(ns: str, conf: Path, run_dir: Path, name: str) -> BirdDaemon:
+    """Start BIRD in namespace `ns` with `conf`; return it once its pid file names it.
+
+    Raises:
+        subprocess.CalledProcessError: BIRD rejected the configuration (stderr says where).
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sock, pidfile = bird_files(run_dir, name)
+    pidfile.unlink(missing_ok=True)
+    ns_run(ns, ["bird", "-c", str(conf), "-s", str(sock), "-P", str(pidfile)])
+    pid = poll(lambda: _read_pid(pidfile), WAIT_S, f"BIRD pid file {pidfile}")
+    return BirdDaemon(ns=ns, conf=conf, sock=sock, pidfile=pidfile, pid=pid)
+
+
+def _read_pid(pidfile: Path) -> int | None:
+    try:
+        text = pidfile.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def stop_bird(daemon: BirdDaemon) -> None:
+    """Stop the daemon by its PID (only if that PID is still this BIRD), remove its files."""
+    stop_pid(daemon.pid, must_contain=str(daemon.sock))
+    daemon.sock.unlink(missing_ok=True)
+    daemon.pidfile.unlink(missing_ok=True)
+
+
+def birdc(sock: Path, *command: str) -> str:
+    """Run one birdc command against the control socket `sock` and return its output."""
+    return subprocess.run(
+        ["birdc", "-s", str(sock), *command],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def parse_protocols(text: str) -> dict[str, dict[str, str]]:
+    r"""Parse `birdc show protocols` into {name: {proto, state, info}}.
+
+    Examples:
+        >>> out = "BIRD 2.0.12 ready.\nName Proto Table State Since Info\n"
+        >>> out += "Mesh_10_0_0_2 BGP --- up 12:00:01.000 Established\n"
+        >>> parse_protocols(out)["Mesh_10_0_0_2"]["info"]
+        'Established'
+    """
+    protocols: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 5 or fields[0] in {"BIRD", "Name"}:  # noqa: PLR2004
+            continue
+        info = " ".join(fields[5:])
+        protocols[fields[0]] = {"proto": fields[1], "state": fields[3], "info": info}
+    return protocols
+
+
+def bgp_sessions(sock: Path) -> dict[str, str]:
+    """Return {protocol name: info} for every BGP protocol of the daemon at `sock`."""
+    protocols = parse_protocols(birdc(sock, "show", "protocols"))
+    return {name: p["info"] for name, p in protocols.items() if p["proto"] == "BGP"}
+
+
+def established(sock: Path) -> bool:
+    """Return whether the daemon has BGP protocols and all are Established."""
+    sessions = bgp_sessions(sock)
+    return bool(sessions) and all(info.startswith("Established") for info in sessions.values())
+
+
+def wait_established(sock: Path, timeout: float = WAIT_S) -> dict[str, str]:
+    """Wait until every BGP protocol of the daemon at `sock` is Established; return them."""
+    poll(
+        lambda: established(sock),
+        timeout,
+        f"BGP Established on {sock}",
+        last=lambda: birdc(sock, "show", "protocols"),
+    )
+    return bgp_sessions(sock)
+
+
+def kernel_routes(ns: str) -> list[dict[str, Any]]:
+    """Return the main IPv4 routing table of namespace `ns` as `ip -j route` objects."""
+    out = ns_run(ns, ["ip", "-j", "-4", "route", "show", "table", "main"]).stdout
+    routes: list[dict[str, Any]] = json.loads(out or "[]")
+    return routes
+
+
+def route_key(route: dict[str, Any]) -> tuple[str, str, str, str, bool]:
+    """Return (dst, gateway, dev, protocol, onlink) of one `ip -j route` object."""
+    flags = route.get("flags", [])
+    return (
+        str(route.get("dst", "")),
+        str(route.get("gateway", "")),
+        str(route.get("dev", "")),
+        str(route.get("protocol", "")),
+        "onlink" in flags,
+    )
+
+
+def wait_routes(
+    ns: str, want: set[tuple[str, str, str, str, bool]], timeout: float = WAIT_S
+) -> set[tuple[str, str, str, str, bool]]:
+    """Wait until namespace `ns` holds every route of `want` (see route_key); return all keys."""
+
+    def probe() -> set[tuple[str, str, str, str, bool]] | None:
+        keys = {route_key(r) for r in kernel_routes(ns)}
+        return keys if want <= keys else None
+
+    def state() -> str:
+        have = {route_key(r) for r in kernel_routes(ns)}
+        return f"missing {sorted(want - have)}\nhave {sorted(have)}"
+
+    return poll(probe, timeout, f"routes in {ns}", last=state)

@@ -1,0 +1,166 @@
+"""GoBGP (Debian's gobgpd) as an off-cluster route reflector in a lab namespace.
+
+The config is written from Python: one neighbor per node, each a route-reflector client.
+gobgpd never touches the kernel here (no zebra); its RIB is read over gRPC on the namespace's
+own loopback with `gobgp -j`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from lab.netns import ns_run
+from lab.procs import stop_pid
+from lab.wait import poll
+
+API_HOST = "127.0.0.1"
+API_PORT = 50051
+WAIT_S = 15.0
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """A gobgpd neighbor: a node's address and AS, and whether it is a reflector client."""
+
+    address: IPv4Address
+    as_number: int
+    rr_client: bool = True
+
+
+@dataclass(frozen=True)
+class GobgpDaemon:
+    """A running gobgpd: namespace, config file and PID."""
+
+    ns: str
+    conf: Path
+    pid: int
+
+
+def gobgp_config(
+    router_id: IPv4Address, as_number: int, port: int, neighbors: tuple[Neighbor, ...]
+) -> str:
+    """Return gobgpd's TOML config: global settings and one neighbor per node, sorted."""
+    lines = [
+        "[global.config]",
+        f"  as = {as_number}",
+        f'  router-id = "{router_id}"',
+        f"  port = {port}",
+        f'  local-address-list = ["{router_id}"]',
+    ]
+    for n in sorted(neighbors, key=lambda x: x.address):
+        lines += [
+            "",
+            "[[neighbors]]",
+            "  [neighbors.config]",
+            f'    neighbor-address = "{n.address}"',
+            f"    peer-as = {n.as_number}",
+            "  [neighbors.timers.config]",
+            "    connect-retry = 1",
+        ]
+        if n.rr_client:
+            lines += [
+                "  [neighbors.route-reflector.config]",
+                "    route-reflector-client = true",
+                f'    route-reflector-cluster-id = "{router_id}"',
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def start_gobgpd(ns: str, conf: Path, log: Path) -> GobgpDaemon:
+    """Start gobgpd in namespace `ns` with `conf`; return once its gRPC API answers."""
+    conf_check = subprocess.run(
+        ["gobgpd", "-d", "-f", str(conf), "-t", "toml"], capture_output=True, text=True, check=False
+    )
+    if conf_check.returncode != 0:
+        raise RuntimeError(f"gobgpd rejects {conf}: {conf_check.stdout}{conf_check.stderr}")
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "gobgpd",
+                "-f",
+                str(conf),
+                "-t",
+                "toml",
+                "-p",
+                "--pprof-disable",
+                f"--api-hosts={API_HOST}:{API_PORT}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    daemon = GobgpDaemon(ns=ns, conf=conf, pid=proc.pid)
+    poll(lambda: _api_up(ns) or proc.poll() is not None, WAIT_S, f"gobgpd API in {ns}")
+    if proc.poll() is not None:
+        raise RuntimeError(f"gobgpd exited with {proc.returncode}; see {log}")
+    return daemon
+
+
+def _api_up(ns: str) -> bool:
+    return gobgp(ns, "global", check=False) is not None
+
+
+def gobgp(ns: str, *command: str, check: bool = True) -> Any:
+    """Run `gobgp -j COMMAND` against the daemon in `ns`; return parsed JSON (None on failure)."""
+    args = ["gobgp", "-u", API_HOST, "-p", str(API_PORT), *command, "-j"]
+    done = ns_run(ns, args, check=check)
+    if done.returncode != 0:
+        return None
+    return json.loads(done.stdout or "null")
+
+
+def stop_gobgpd(daemon: GobgpDaemon) -> None:
+    """Stop gobgpd by its PID (only if that PID still runs this config)."""
+    stop_pid(daemon.pid, must_contain=str(daemon.conf))
+
+
+def neighbor_states(ns: str) -> dict[str, str]:
+    """Return {neighbor address: session state} of the gobgpd in `ns`."""
+    states = {}
+    for peer in gobgp(ns, "neighbor") or []:
+        address = peer["conf"]["neighbor_address"]
+        states[address] = str(peer.get("state", {}).get("session_state", "unknown"))
+    return states
+
+
+def wait_neighbors(ns: str, timeout: float = WAIT_S) -> dict[str, str]:
+    """Wait until every neighbor of the gobgpd in `ns` is established; return the states."""
+
+    def probe() -> dict[str, str] | None:
+        states = neighbor_states(ns)
+        ok = states and all(s.lower() in {"established", "6"} for s in states.values())
+        return states if ok else None
+
+    return poll(
+        probe,
+        timeout,
+        f"gobgpd neighbors established in {ns}",
+        last=lambda: str(neighbor_states(ns)),
+    )
+
+
+def rib(ns: str) -> dict[str, set[str]]:
+    """Return the global RIB of the gobgpd in `ns` as {prefix: {next hops}}."""
+    table: dict[str, set[str]] = {}
+    for prefix, paths in (gobgp(ns, "global", "rib") or {}).items():
+        hops = table.setdefault(prefix, set())
+        for path in paths:
+            hops.update(_next_hops(path))
+    return table
+
+
+def _next_hops(path: dict[str, Any]) -> set[str]:
+    hops = set()
+    for attr in path.get("attrs", []):
+        if "nexthop" in attr:
+            hops.add(str(attr["nexthop"]))
+    return hops

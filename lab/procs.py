@@ -1,0 +1,46 @@
+"""Ending processes the lab started: by PID only, after checking the PID is still ours."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from lab.wait import WaitTimeout, poll
+
+STOP_WAIT_S = 5.0
+
+
+def cmdline(pid: int) -> str:
+    """Return the command line of `pid` with spaces between arguments, or "" if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return ""
+    return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+
+
+def alive(pid: int) -> bool:
+    """Return whether `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def stop_pid(pid: int, must_contain: str) -> bool:
+    """Send SIGTERM to `pid`, then SIGKILL if it lingers; return whether it was signalled.
+
+    The process is left alone unless its command line contains `must_contain` (a path unique
+    to the lab, such as a control socket or config file), so a recycled PID is never killed.
+    """
+    if must_contain not in cmdline(pid):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    try:
+        poll(lambda: not alive(pid), STOP_WAIT_S, f"process {pid} to exit")
+    except WaitTimeout:
+        os.kill(pid, signal.SIGKILL)
+        poll(lambda: not alive(pid), STOP_WAIT_S, f"process {pid} to die")
+    return True

@@ -1,0 +1,93 @@
+"""Start the BGP side of a lab: BIRD on every node with peers, GoBGP route reflectors.
+
+Used by `calicc lab up` and by the real-daemon tests, which share the same code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from compiler.plan import ClusterPlan
+from compiler.targets.bird import TUNNEL_DEVICE
+from lab.bird import BirdDaemon, start_bird, stop_bird
+from lab.gobgp import GobgpDaemon, Neighbor, gobgp_config, start_gobgpd, stop_gobgpd
+from lab.netns import ns_run
+from lab.topology import Host, Topology
+
+
+@dataclass
+class Daemons:
+    """The routing daemons a lab started, so that they can be stopped by PID."""
+
+    birds: dict[str, BirdDaemon] = field(default_factory=dict)
+    gobgp: dict[str, GobgpDaemon] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        """Stop every daemon (each by its own PID)."""
+        for daemon in self.birds.values():
+            stop_bird(daemon)
+        for gob in self.gobgp.values():
+            stop_gobgpd(gob)
+        self.birds.clear()
+        self.gobgp.clear()
+
+
+def add_tunnel_device(ns: str) -> str:
+    """Make sure `ns` has an up tunl0: the kernel's IPIP device, or an ifb stand-in.
+
+    With the ipip module loaded every namespace gets a tunl0 of its own; otherwise creating
+    one is tried (which loads the module where it exists). A kernel without IPIP gets an ifb
+    device named tunl0: `via X dev tunl0 onlink` routes can be installed and checked, but no
+    IPIP packet can flow. Returns the device kind: "ipip" or "ifb" (the stand-in).
+    """
+    exists = ns_run(ns, ["ip", "link", "show", TUNNEL_DEVICE], check=False).returncode == 0
+    if exists:
+        kind = "ipip"
+    else:
+        create = ["ip", "link", "add", TUNNEL_DEVICE, "type", "ipip"]
+        made = ns_run(ns, create, check=False).returncode == 0
+        kind = "ipip" if made else "ifb"
+        if not made:
+            ns_run(ns, ["ip", "link", "add", TUNNEL_DEVICE, "type", "ifb"])
+    ns_run(ns, ["ip", "link", "set", TUNNEL_DEVICE, "up"])
+    return kind
+
+
+def start_node_birds(
+    plan: ClusterPlan, topo: Topology, files: dict[str, str], root: Path, daemons: Daemons
+) -> None:
+    """Write each node's rendered bird.conf under `root` and start BIRD where it has peers."""
+    for node in plan.nodes:
+        if not node.sessions:
+            continue
+        conf = root / "nodes" / node.name / "bird.conf"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(files[f"nodes/{node.name}/bird/bird.conf"], encoding="utf-8")
+        host = topo.node(node.name)
+        daemons.birds[node.name] = start_bird(host.ns, conf, root / "run", node.name)
+
+
+def reflector_clients(plan: ClusterPlan, peer: Host) -> tuple[Neighbor, ...]:
+    """Return the nodes that open a session to the external speaker `peer`, as neighbors."""
+    return tuple(
+        Neighbor(node.address.ip, node.as_number)
+        for node in plan.nodes
+        if any(str(s.peer_ip) == peer.name for s in node.sessions)
+    )
+
+
+def start_gobgp_reflectors(plan: ClusterPlan, topo: Topology, root: Path, daemons: Daemons) -> None:
+    """Start gobgpd for every external peer in the cluster's own AS (an off-cluster RR)."""
+    spec_bgp = plan.spec.bgp
+    for peer in topo.speakers:
+        entry = next(p for p in spec_bgp.peers if str(p.peer_ip) == peer.name)
+        if entry.as_number != spec_bgp.as_number:
+            continue
+        conf = root / "speakers" / f"gobgp-{peer.name}.toml"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        port = entry.port or 179
+        text = gobgp_config(peer.address.ip, entry.as_number, port, reflector_clients(plan, peer))
+        conf.write_text(text, encoding="utf-8")
+        log = root / "speakers" / f"gobgp-{peer.name}.log"
+        daemons.gobgp[peer.name] = start_gobgpd(peer.ns, conf, log)
