@@ -9,9 +9,14 @@ from pathlib import Path
 import jinja2
 
 import templates
+from compiler.emit import dump_json
 from compiler.errors import RenderError
 from compiler.plan import ClusterPlan, NodePlan
 from compiler.targets.bird import bird_view
+from compiler.targets.cni import CONFLIST, conflist
+from compiler.targets.manifest import MANIFEST, manifest_text
+from compiler.targets.routes import routes_view
+from compiler.targets.sysctl import sysctl_view
 
 TEMPLATE_DIR = Path(templates.__file__).parent
 Renderer = Callable[[ClusterPlan, NodePlan], dict[str, str]]
@@ -45,12 +50,32 @@ def render_bird(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     return {"bird/bird.conf": render_template("bird/bird.conf.j2", bird_view(cluster, node))}
 
 
-RENDERERS: list[Renderer] = [render_bird]
+def render_routes(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
+    """Render routes/routes.sh."""
+    return {"routes/routes.sh": render_template("routes/routes.sh.j2", routes_view(cluster, node))}
+
+
+def render_sysctl(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
+    """Render sysctl/99-calicc.conf."""
+    text = render_template("sysctl/99-calicc.conf.j2", sysctl_view(cluster, node))
+    return {"sysctl/99-calicc.conf": text}
+
+
+def render_cni(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
+    """Render the CNI conflist (JSON, no template)."""
+    return {CONFLIST: dump_json(conflist(cluster, node))}
+
+
+RENDERERS: list[Renderer] = [render_bird, render_routes, render_sysctl, render_cni]
 
 
 def render_node(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
-    """Render every artifact of one node: {path relative to nodes/<node>/: text}."""
+    """Render every artifact of one node: {path relative to nodes/<node>/: text}.
+
+    node.json comes last, outside RENDERERS: it lists the digest of every other file.
+    """
     files: dict[str, str] = {}
     for renderer in RENDERERS:
         files.update(renderer(cluster, node))
+    files[MANIFEST] = manifest_text(cluster, node, files)
     return files

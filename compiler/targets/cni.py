@@ -1,0 +1,40 @@
+"""The CNI network configuration list of one node (cni/10-calicc.conflist).
+
+The calicc plugin wires each pod (veth, /32, routes) and uses calicc-ipam for addresses from the
+node's blocks; the reference portmap and bandwidth plugins are chained after it, as in Calico's
+own 10-calico.conflist (CALICO-FACTS 3.6).
+"""
+
+from __future__ import annotations
+
+from compiler.plan import ClusterPlan, NodePlan
+
+NETWORK_NAME = "k8s-pod-network"
+STATE_DIR = "/var/lib/calicc"
+BUNDLE_MANIFEST = "/etc/calicc/bundle/node.json"
+CONFLIST = "cni/10-calicc.conflist"
+
+
+def calicc_plugin(node: NodePlan) -> dict[str, object]:
+    """Return the calicc plugin's configuration: MTU, node name, state and bundle paths."""
+    return {
+        "type": "calicc",
+        "mtu": node.pod_mtu,
+        "nodename": node.name,
+        "state_dir": STATE_DIR,
+        "bundle": BUNDLE_MANIFEST,
+        "ipam": {"type": "calicc-ipam"},
+    }
+
+
+def conflist(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
+    """Return the conflist as data, in the cniVersion the cluster file selects."""
+    return {
+        "name": NETWORK_NAME,
+        "cniVersion": cluster.spec.cni_version,
+        "plugins": [
+            calicc_plugin(node),
+            {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}},
+            {"type": "bandwidth", "capabilities": {"bandwidth": True}},
+        ],
+    }

@@ -1,0 +1,216 @@
+"""Tunnel devices, routes, neighbours and FDB entries of one node (routes/routes.sh, node.json).
+
+Route ownership (DESIGN: one owner per kernel route; see compiler/targets/bird.py):
+- the blackhole of each of the node's own blocks: routes.sh / the agent;
+- VXLAN pools: the route to every remote block, plus the permanent neighbour entry (remote
+  tunnel address -> remote VTEP MAC) and FDB entry (remote VTEP MAC -> remote node address)
+  behind it: routes.sh / the agent. The compiler knows every node, so no control plane is needed;
+- IPIP and unencapsulated pools: block routes of remote nodes are learned over BGP and are
+  BIRD's; this module never lists them.
+Every route carries protocol ROUTE_PROTOCOL, so the agent can tell its routes from anyone else's.
+
+A node gets `vxlan.calico` only when it has a VTEP (a VXLAN pool serves it, so the lock holds its
+VTEP MAC and tunnel address); only such nodes send or receive VXLAN. When both IPIP and VXLAN
+pools serve a node, its one tunnel address is put on both devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Interface
+
+from compiler.lock import NodeAllocation
+from compiler.model.manifest import ROUTE_PROTOCOL, FdbEntry, Link, Neighbor, Route
+from compiler.model.spec import Node
+from compiler.plan import ClusterPlan, NodePlan
+from compiler.pools import PoolPlan, encap_between
+from compiler.targets.bird import TUNNEL_DEVICE, VXLAN_DEVICE
+
+VXLAN_VNI = 4096
+VXLAN_PORT = 4789
+
+
+@dataclass(frozen=True)
+class Dataplane:
+    """Everything routes.sh programs on one node, as manifest data (each tuple sorted)."""
+
+    links: tuple[Link, ...]
+    routes: tuple[Route, ...]
+    vteps: tuple[Vtep, ...]
+
+    @property
+    def neighbors(self) -> tuple[Neighbor, ...]:
+        """Return the permanent neighbour entries, sorted by address."""
+        return tuple(sorted((v.neighbor for v in self.vteps), key=lambda n: n.address))
+
+    @property
+    def fdb(self) -> tuple[FdbEntry, ...]:
+        """Return the permanent FDB entries, sorted by remote node address."""
+        return tuple(sorted((v.fdb for v in self.vteps), key=lambda f: f.dst))
+
+
+@dataclass(frozen=True)
+class Vtep:
+    """A remote node's VXLAN endpoint, as this node's neighbour and FDB entries."""
+
+    node: str
+    neighbor: Neighbor
+    fdb: FdbEntry
+
+
+def _tunnel_interface(node: NodePlan) -> IPv4Interface | None:
+    if node.tunnel_address is None:
+        return None
+    return IPv4Interface(f"{node.tunnel_address}/32")
+
+
+def _enabled(cluster: ClusterPlan, encap: str) -> tuple[PoolPlan, ...]:
+    return tuple(p for p in cluster.pools if not p.disabled and p.encap == encap)
+
+
+def tunnel_links(cluster: ClusterPlan, node: NodePlan) -> tuple[Link, ...]:
+    """Return the node's tunnel devices, sorted by name.
+
+    tunl0 exists when any enabled pool uses IPIP (BIRD routes remote IPIP blocks through it,
+    even on a node no IPIP pool serves); vxlan.calico when the node has a VTEP.
+    """
+    links = []
+    if _enabled(cluster, "ipip"):
+        links.append(
+            Link(name=TUNNEL_DEVICE, kind="ipip", mtu=node.pod_mtu, address=_tunnel_interface(node))
+        )
+    if has_vtep(cluster, node):
+        links.append(
+            Link(
+                name=VXLAN_DEVICE,
+                kind="vxlan",
+                mtu=node.pod_mtu,
+                address=_tunnel_interface(node),
+                vni=VXLAN_VNI,
+                port=VXLAN_PORT,
+                mac=node.vtep_mac,
+                local=node.address.ip,
+                parent=node.interface,
+            )
+        )
+    return tuple(sorted(links, key=lambda link: link.name))
+
+
+def has_vtep(cluster: ClusterPlan, node: NodePlan) -> bool:
+    """Return whether the node takes part in VXLAN (a VXLAN pool exists and serves it)."""
+    return bool(_enabled(cluster, "vxlan")) and bool(node.vtep_mac and node.tunnel_address)
+
+
+def blackholes(node: NodePlan) -> tuple[Route, ...]:
+    """Return a blackhole route for each block of the node (pods get /32s inside them)."""
+    return tuple(
+        Route(
+            dst=block.cidr,
+            type="blackhole",
+            comment=f"pool {block.pool}: block of this node ({node.name})",
+        )
+        for block in node.blocks
+    )
+
+
+@dataclass
+class _Collector:
+    """Accumulates the routes to remote VXLAN-pool blocks and the VTEPs behind them."""
+
+    me: Node
+    routes: list[Route]
+    vteps: dict[str, Vtep]
+
+    def add(self, pool: PoolPlan, peer: Node, alloc: NodeAllocation) -> None:
+        blocks = alloc.blocks.get(pool.name, ())
+        if not blocks:
+            return
+        if encap_between(pool, self.me, peer) is None:
+            text = f"pool {pool.name}: node {peer.name}, same subnet (CrossSubnet): direct"
+            self.routes += [
+                Route(
+                    dst=b, type="unicast", via=peer.address.ip, dev=self.me.interface, comment=text
+                )
+                for b in blocks
+            ]
+            return
+        if alloc.tunnel_address is None or alloc.vtep_mac is None:
+            return  # the lock gives every node a VXLAN pool serves a VTEP; nothing to reach
+        text = f"pool {pool.name}: node {peer.name} over VXLAN"
+        self.routes += [
+            Route(
+                dst=b,
+                type="unicast",
+                via=alloc.tunnel_address,
+                dev=VXLAN_DEVICE,
+                onlink=True,
+                comment=text,
+            )
+            for b in blocks
+        ]
+        self.vteps[peer.name] = Vtep(
+            node=peer.name,
+            neighbor=Neighbor(
+                dev=VXLAN_DEVICE, address=alloc.tunnel_address, lladdr=alloc.vtep_mac
+            ),
+            fdb=FdbEntry(dev=VXLAN_DEVICE, lladdr=alloc.vtep_mac, dst=peer.address.ip),
+        )
+
+
+def _vxlan_state(cluster: ClusterPlan, node: NodePlan) -> tuple[list[Route], list[Vtep]]:
+    """Routes to remote blocks of VXLAN pools; O(nodes), so only computed for VXLAN clusters."""
+    pools = _enabled(cluster, "vxlan")
+    if not pools or not has_vtep(cluster, node):
+        return [], []
+    me = next(n for n in cluster.spec.nodes if n.name == node.name)
+    collector = _Collector(me=me, routes=[], vteps={})
+    for peer in cluster.spec.nodes:
+        if peer.name == node.name:
+            continue
+        for pool in pools:
+            collector.add(pool, peer, cluster.lock.nodes[peer.name])
+    return collector.routes, list(collector.vteps.values())
+
+
+def dataplane(cluster: ClusterPlan, node: NodePlan) -> Dataplane:
+    """Return the links, routes and remote VTEPs of `node`, each sorted."""
+    remote, vteps = _vxlan_state(cluster, node)
+    return Dataplane(
+        links=tunnel_links(cluster, node),
+        routes=tuple(sorted([*blackholes(node), *remote], key=lambda r: r.dst)),
+        vteps=tuple(sorted(vteps, key=lambda v: v.node)),
+    )
+
+
+def route_args(route: Route) -> str:
+    """Return the `ip route replace` arguments of `route`, protocol included.
+
+    Examples:
+        >>> from ipaddress import IPv4Network
+        >>> route_args(Route(dst=IPv4Network("10.244.0.0/26"), type="blackhole"))
+        'blackhole 10.244.0.0/26 proto 81'
+    """
+    words = ["blackhole", str(route.dst)] if route.type == "blackhole" else [str(route.dst)]
+    if route.via is not None:
+        words += ["via", str(route.via)]
+    if route.dev is not None:
+        words += ["dev", route.dev]
+    if route.onlink:
+        words.append("onlink")
+    return " ".join([*words, "proto", str(ROUTE_PROTOCOL)])
+
+
+def routes_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
+    """Return the template context of routes/routes.sh."""
+    plane = dataplane(cluster, node)
+    return {
+        "cluster": cluster.name,
+        "node": node.name,
+        "proto": ROUTE_PROTOCOL,
+        "ipip_links": [link for link in plane.links if link.kind == "ipip"],
+        "vxlan_links": [link for link in plane.links if link.kind == "vxlan"],
+        "vxlan_device": VXLAN_DEVICE,
+        "routes": [(route.comment, route_args(route)) for route in plane.routes],
+        "keep_routes": [str(route.dst) for route in plane.routes],
+        "vteps": plane.vteps,
+    }

@@ -1,0 +1,62 @@
+"""Kernel settings of one node (sysctl/99-calicc.conf, and the same as data in node.json).
+
+Host-wide settings live here. Per workload interface settings are not: the CNI plugin sets
+them at runtime on each host-side veth (caliXXXXXXXXXXX) as Calico's does (CALICO-FACTS 3.2):
+proxy_arp=1, neigh/<if>/proxy_delay=0, forwarding=1 and route_localnet=1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.plan import ClusterPlan, NodePlan
+from compiler.targets.routes import tunnel_links
+
+LOOSE_RP_FILTER = "2"
+
+
+@dataclass(frozen=True)
+class Sysctl:
+    """One setting.
+
+    `device` settings name a tunnel device that exists only once the agent (or routes.sh)
+    created it, so the file marks them to be skipped until then.
+    """
+
+    key: str
+    value: str
+    comment: str
+    device: bool = False
+
+    @property
+    def line(self) -> str:
+        """Return the sysctl.d line; a leading '-' tells sysctl to ignore a missing key."""
+        return f"{'-' if self.device else ''}{self.key} = {self.value}"
+
+
+def node_sysctls(cluster: ClusterPlan, node: NodePlan) -> tuple[Sysctl, ...]:
+    """Return the node's host-wide settings, forwarding first, then one per tunnel device."""
+    settings = [
+        Sysctl("net.ipv4.ip_forward", "1", "route pod traffic between interfaces"),
+    ]
+    for link in tunnel_links(cluster, node):
+        settings.append(
+            Sysctl(
+                f"net.ipv4.conf.{link.name}.rp_filter",
+                LOOSE_RP_FILTER,
+                f"{link.name}: loose reverse-path filter; a strict one drops tunnelled "
+                "packets whose return route leaves by another device",
+                device=True,
+            )
+        )
+    return tuple(settings)
+
+
+def sysctl_data(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
+    """Return the settings as node.json carries them: {key: value}."""
+    return {s.key: s.value for s in node_sysctls(cluster, node)}
+
+
+def sysctl_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
+    """Return the template context of sysctl/99-calicc.conf."""
+    return {"cluster": cluster.name, "node": node.name, "sysctls": node_sysctls(cluster, node)}
