@@ -7,9 +7,13 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from compiler.emit import dump_json, write_atomic
+from compiler.model.manifest import NodeManifest
 from compiler.model.spec import ClusterSpec
 
-SCHEMAS: dict[str, type[BaseModel]] = {"cluster.schema.json": ClusterSpec}
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "cluster.schema.json": ClusterSpec,
+    "node.schema.json": NodeManifest,
+}
 
 
 def schema_texts() -> dict[str, str]:
