@@ -114,6 +114,23 @@ def schema_cmd(
         raise typer.Exit(1)
 
 
+@app.command("inventory")
+def inventory_cmd(
+    cluster: Annotated[Path, typer.Argument(help="cluster.yaml", show_default=False)],
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="file (default stdout)")] = None,
+) -> None:
+    """Write an Ansible inventory (YAML) of the cluster's nodes, grouped by role and label."""
+    from compiler.emit import write_atomic
+    from compiler.inventory import build_inventory, dump_inventory
+
+    text = dump_inventory(build_inventory(load_cluster(cluster).spec))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(out, text)
+        typer.echo(f"written: {out}")
+
+
 def main() -> None:
     """Entry point: run the app, turning CaliccError into its message and exit code 1."""
     try:
