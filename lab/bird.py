@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +20,14 @@ WAIT_S = 15.0
 
 @dataclass(frozen=True)
 class BirdDaemon:
-    """A running BIRD: its namespace, files and PID."""
+    """A running BIRD: its namespace, files and PID (and its Popen when this process owns it)."""
 
     ns: str
     conf: Path
     sock: Path
     pidfile: Path
     pid: int
+    proc: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
 
 
 def bird_files(run_dir: Path, name: str) -> tuple[Path, Path]:
@@ -34,31 +35,54 @@ def bird_files(run_dir: Path, name: str) -> tuple[Path, Path]:
     return run_dir / f"{name}.ctl", run_dir / f"{name}.pid"
 
 
+def check_config(conf: Path) -> None:
+    """Parse `conf` with `bird -p`; raise RuntimeError with BIRD's file:line message if bad."""
+    done = subprocess.run(
+        ["bird", "-p", "-c", str(conf)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bird rejects {conf}: {done.stderr.strip() or done.stdout.strip()}")
+
+
 def start_bird(ns: str, conf: Path, run_dir: Path, name: str) -> BirdDaemon:
-    """Start BIRD in namespace `ns` with `conf`; return it once its pid file names it.
+    """Start BIRD in the foreground in namespace `ns`; return once its control socket answers.
+
+    BIRD runs as this process's child (`bird -f`), so stopping it also reaps it; its PID is in
+    the pid file for `calicc lab down` from another process.
 
     Raises:
-        subprocess.CalledProcessError: BIRD rejected the configuration (stderr says where).
+        RuntimeError: BIRD rejected the configuration or exited (the message says why).
     """
+    check_config(conf)
     run_dir.mkdir(parents=True, exist_ok=True)
     sock, pidfile = bird_files(run_dir, name)
     pidfile.unlink(missing_ok=True)
-    ns_run(ns, ["bird", "-c", str(conf), "-s", str(sock), "-P", str(pidfile)])
-    pid = poll(lambda: _read_pid(pidfile), WAIT_S, f"BIRD pid file {pidfile}")
-    return BirdDaemon(ns=ns, conf=conf, sock=sock, pidfile=pidfile, pid=pid)
+    args = ["bird", "-f", "-c", str(conf), "-s", str(sock), "-P", str(pidfile)]
+    with (run_dir / f"{name}.log").open("ab") as log:
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    poll(lambda: proc.poll() is not None or _answers(sock), WAIT_S, f"BIRD socket {sock}")
+    if proc.poll() is not None:
+        raise RuntimeError(f"bird in {ns} exited with {proc.returncode}; see {log.name}")
+    return BirdDaemon(ns=ns, conf=conf, sock=sock, pidfile=pidfile, pid=proc.pid, proc=proc)
 
 
-def _read_pid(pidfile: Path) -> int | None:
-    try:
-        text = pidfile.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        return None
-    return int(text) if text.isdigit() else None
+def _answers(sock: Path) -> bool:
+    done = subprocess.run(
+        ["birdc", "-s", str(sock), "show", "status"], capture_output=True, check=False
+    )
+    return done.returncode == 0
 
 
 def stop_bird(daemon: BirdDaemon) -> None:
     """Stop the daemon by its PID (only if that PID is still this BIRD), remove its files."""
     stop_pid(daemon.pid, must_contain=str(daemon.sock))
+    if daemon.proc is not None:
+        daemon.proc.wait()
     daemon.sock.unlink(missing_ok=True)
     daemon.pidfile.unlink(missing_ok=True)
 

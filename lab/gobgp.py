@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ class GobgpDaemon:
     ns: str
     conf: Path
     pid: int
+    proc: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
 
 
 def gobgp_config(
@@ -98,7 +99,7 @@ def start_gobgpd(ns: str, conf: Path, log: Path) -> GobgpDaemon:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    daemon = GobgpDaemon(ns=ns, conf=conf, pid=proc.pid)
+    daemon = GobgpDaemon(ns=ns, conf=conf, pid=proc.pid, proc=proc)
     poll(lambda: _api_up(ns) or proc.poll() is not None, WAIT_S, f"gobgpd API in {ns}")
     if proc.poll() is not None:
         raise RuntimeError(f"gobgpd exited with {proc.returncode}; see {log}")
@@ -121,6 +122,8 @@ def gobgp(ns: str, *command: str, check: bool = True) -> Any:
 def stop_gobgpd(daemon: GobgpDaemon) -> None:
     """Stop gobgpd by its PID (only if that PID still runs this config)."""
     stop_pid(daemon.pid, must_contain=str(daemon.conf))
+    if daemon.proc is not None:
+        daemon.proc.wait()
 
 
 def neighbor_states(ns: str) -> dict[str, str]:
