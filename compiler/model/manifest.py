@@ -160,6 +160,10 @@ class NodeManifest(Strict):
     ipsets: tuple[Ipset, ...] = ()
     jump_rules: tuple[JumpRule, ...] = ()
     policies: tuple[PolicyBinding, ...] = ()
-    sysctls: dict[str, str] = Field(default_factory=dict)
+    sysctls: dict[str, str] = Field(
+        default_factory=dict,
+        description='key -> value; a key holding "/" is a path under /proc/sys (device names '
+        'may hold dots), any other uses "." as the separator',
+    )
     bird: BirdSection
     files: dict[str, FileEntry] = Field(default_factory=dict)

@@ -3,6 +3,10 @@
 Host-wide settings live here. Per workload interface settings are not: the CNI plugin sets
 them at runtime on each host-side veth (caliXXXXXXXXXXX) as Calico's does (CALICO-FACTS 3.2):
 proxy_arp=1, neigh/<if>/proxy_delay=0, forwarding=1 and route_localnet=1.
+
+Keys that name a device are written with "/" separators (net/ipv4/conf/vxlan.calico/rp_filter),
+because device names may hold dots; sysctl and the agent read a key holding "/" as a path under
+/proc/sys, any other key with "." as the separator.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ def node_sysctls(cluster: ClusterPlan, node: NodePlan) -> tuple[Sysctl, ...]:
     for link in tunnel_links(cluster, node):
         settings.append(
             Sysctl(
-                f"net.ipv4.conf.{link.name}.rp_filter",
+                f"net/ipv4/conf/{link.name}/rp_filter",
                 LOOSE_RP_FILTER,
                 f"{link.name}: loose reverse-path filter; a strict one drops tunnelled "
                 "packets whose return route leaves by another device",

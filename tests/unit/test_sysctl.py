@@ -1,0 +1,42 @@
+"""sysctl/99-calicc.conf and the same settings as node.json data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.render import render_sysctl
+from compiler.targets.sysctl import sysctl_data
+from tests.unit.helpers import plan_of, with_
+
+
+def _lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_ipip_node_forwards_and_loosens_rp_filter_on_tunl0(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, with_())
+    node = plan.node("n1")
+    text = render_sysctl(plan, node)["sysctl/99-calicc.conf"]
+    assert _lines(text) == ["net.ipv4.ip_forward = 1", "-net/ipv4/conf/tunl0/rp_filter = 2"]
+    assert sysctl_data(plan, node) == {
+        "net.ipv4.ip_forward": "1",
+        "net/ipv4/conf/tunl0/rp_filter": "2",
+    }
+
+
+def test_vxlan_node_settings_name_vxlan_device(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always"))
+    text = render_sysctl(plan, plan.node("n1"))["sysctl/99-calicc.conf"]
+    assert _lines(text) == ["net.ipv4.ip_forward = 1", "-net/ipv4/conf/vxlan.calico/rp_filter = 2"]
+
+
+def test_no_encapsulation_only_forwarding(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, with_(ipip_mode="Never"))
+    assert sysctl_data(plan, plan.node("n3")) == {"net.ipv4.ip_forward": "1"}
+
+
+def test_header_says_which_settings_the_cni_plugin_sets(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, with_())
+    text = render_sysctl(plan, plan.node("n1"))["sysctl/99-calicc.conf"]
+    for name in ("proxy_arp", "proxy_delay", "forwarding", "route_localnet"):
+        assert name in text.split("\n\n")[0]
