@@ -131,6 +131,35 @@ def inventory_cmd(
         typer.echo(f"written: {out}")
 
 
+@app.command("push")
+def push_cmd(
+    cluster: Annotated[Path, typer.Argument(help="cluster.yaml", show_default=False)],
+    inventory: Annotated[
+        Path | None, typer.Option("-i", "--inventory", help="default: from the cluster file")
+    ] = None,
+    limit: Annotated[str | None, typer.Option(help="nodes (names or globs, commas)")] = None,
+    check: Annotated[bool, typer.Option(help="Ansible check mode: change nothing")] = False,
+    diff: Annotated[bool, typer.Option(help="show the changes to files")] = False,
+    batch_size: Annotated[int, typer.Option(help="nodes per batch after the RRs (0: all)")] = 0,
+    rendered: Annotated[Path | None, typer.Option(help="default: rendered/ beside it")] = None,
+) -> None:
+    """Push the rendered bundles with Ansible: route reflectors first, then batches."""
+    from compiler.push import PushSettings, format_summary, run_push
+
+    inputs = load_cluster(cluster)
+    settings = PushSettings(
+        rendered=rendered or inputs.base_dir / "rendered",
+        inventory=inventory,
+        check=check,
+        diff=diff,
+        batch_size=batch_size,
+    )
+    report = run_push(inputs, settings, limit, typer.echo)
+    typer.echo(format_summary(report))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     """Entry point: run the app, turning CaliccError into its message and exit code 1."""
     try:
@@ -141,3 +170,12 @@ def main() -> None:
         text = str(exc)
         typer.echo(text if "\n" in text else f"error: {text}", err=True)
         sys.exit(1)
+
+
+def _register_agent() -> None:
+    from agent.cli import register
+
+    register(app)
+
+
+_register_agent()

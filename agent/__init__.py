@@ -1,0 +1,13 @@
+"""The calicc node agent: applies a compiled node bundle and keeps the node in that state.
+
+agent/cni/ (the CNI plugins and IPAM) is a separate part; everything else here reconciles one
+network namespace (the one the agent runs in) to the bundle's node.json.
+"""
+
+from __future__ import annotations
+
+from compiler.errors import CaliccError
+
+
+class AgentError(CaliccError):
+    """Something the agent could not do; the message says what and what to check."""

@@ -1,0 +1,196 @@
+"""One reconcile of the node to its bundle, in an order that never opens a gap.
+
+sysctls, links (tunnel device, MTU, address), ipsets (create and update), iptables, stale ipsets,
+routes, VXLAN neighbours and FDB, BIRD, then the installed files (CNI conflist, sysctl.d, the
+bundle itself under <root>/etc/calicc/bundle for the CNI plugin). Each part is atomic on its own;
+a failing part is reported and the others still run, and the whole apply then fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyroute2 import IPRoute
+
+from agent import AgentError, ipsets, iptables
+from agent.autodetect import check_address
+from agent.bird import reconcile_bird
+from agent.bundle import IPTABLES_FILE, MANIFEST, Bundle
+from agent.files import under, write_if_changed
+from agent.links import ensure_link
+from agent.neigh import reconcile_l2
+from agent.netlink import IPRoute as IPRouteT
+from agent.routes import reconcile_routes
+from agent.runner import Runner
+from agent.sysctl import PROC_SYS, apply_sysctls
+
+MEMO_FILE = "var/lib/calicc/agent/iptables-memo.json"
+BUNDLE_COPY = "etc/calicc/bundle"
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the agent runs: its root, and lab/test switches."""
+
+    root: Path = Path("/")
+    allow_tunnel_standin: bool = False
+    check_address: bool = True
+    proc_sys: Path = PROC_SYS
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+@dataclass
+class ApplyResult:
+    """What one reconcile did: changes per part, errors per part, and how long it took."""
+
+    changes: dict[str, list[str]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Return whether every part succeeded."""
+        return not self.errors
+
+    def lines(self) -> list[str]:
+        """Return one line per change and per error."""
+        out = [f"{part}: {c}" for part, cs in self.changes.items() for c in cs]
+        return out + [f"error: {part}: {msg}" for part, msg in self.errors.items()]
+
+
+def load_memo(path: Path) -> iptables.Memo:
+    """Read the iptables memo (an empty one when missing or unreadable)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return iptables.Memo(chains=dict(data["chains"]), rules=dict(data["rules"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return iptables.Memo()
+
+
+def save_memo(path: Path, memo: iptables.Memo) -> None:
+    """Write the iptables memo."""
+    data = {"chains": memo.chains, "rules": memo.rules}
+    write_if_changed(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+
+
+class Reconciler:
+    """Applies bundles to the network namespace it runs in; keeps its command log and memo."""
+
+    def __init__(self, options: Options, runner: Runner | None = None) -> None:
+        self.options = options
+        self.runner = runner if runner is not None else Runner()
+        self.memo_path = under(options.root, MEMO_FILE)
+        self.memo = load_memo(self.memo_path)
+        self.stale_sets: list[str] = []
+
+    def parts(self, ipr: IPRouteT) -> list[tuple[str, Callable[[Bundle], list[str]]]]:
+        """Return the parts of a reconcile, in order."""
+        return [
+            ("address", lambda b: self.check_address(ipr, b)),
+            ("sysctl", lambda b: self.sysctls(b, skip_missing=True)),
+            ("links", lambda b: self.links(ipr, b)),
+            ("sysctl", lambda b: self.sysctls(b, skip_missing=False)),
+            ("ipsets", self.ipsets),
+            ("iptables", self.iptables),
+            ("ipsets", lambda b: self.stale_ipsets()),
+            ("routes", lambda b: self.routes(ipr, b)),
+            ("bird", self.bird),
+            ("files", self.files),
+        ]
+
+    def reconcile(self, bundle: Bundle) -> ApplyResult:
+        """Run every part; a failing part is recorded and the rest still run."""
+        start = time.perf_counter()
+        result = ApplyResult()
+        with IPRoute() as ipr:
+            for name, part in self.parts(ipr):
+                if name in result.errors:
+                    continue
+                try:
+                    done = part(bundle)
+                except AgentError as exc:
+                    result.errors[name] = str(exc)
+                    continue
+                if done:
+                    result.changes.setdefault(name, []).extend(done)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def check_address(self, ipr: IPRouteT, bundle: Bundle) -> list[str]:
+        """Require the detected address to be the compiled one (unless switched off)."""
+        node = bundle.manifest.node
+        if self.options.check_address:
+            check_address(ipr, node.autodetection_method, node.address)
+        return []
+
+    def sysctls(self, bundle: Bundle, skip_missing: bool) -> list[str]:
+        """Set the manifest's sysctls."""
+        wanted = bundle.manifest.sysctls
+        changed = apply_sysctls(wanted, self.options.proc_sys, skip_missing=skip_missing)
+        return [f"{key} = {wanted[key]}" for key in changed]
+
+    def links(self, ipr: IPRouteT, bundle: Bundle) -> list[str]:
+        """Create and configure the tunnel devices."""
+        changes: list[str] = []
+        for link in bundle.manifest.links:
+            parent = link.parent or bundle.manifest.node.interface
+            changes += ensure_link(ipr, link, parent, self.options.allow_tunnel_standin)
+        return changes
+
+    def ipsets(self, bundle: Bundle) -> list[str]:
+        """Create and update the owned sets in one restore session (none when nothing differs)."""
+        lines, self.stale_sets = ipsets.diff_sets(
+            ipsets.desired_sets(bundle.manifest.ipsets), ipsets.read_sets(self.runner)
+        )
+        if lines:
+            ipsets.restore(self.runner, lines)
+        return sorted({f"{line.split()[1]}: {line.split()[0]}" for line in lines})
+
+    def stale_ipsets(self) -> list[str]:
+        """Destroy the owned sets the bundle no longer has, once no rule refers to them."""
+        if not self.stale_sets:
+            return []
+        free = ipsets.unreferenced(self.runner, self.stale_sets)
+        if free:
+            ipsets.restore(self.runner, [f"destroy {name}" for name in free])
+        return [f"{name}: destroyed (stale)" for name in free]
+
+    def iptables(self, bundle: Bundle) -> list[str]:
+        """Write the owned chains and jump rules that differ, in one transaction."""
+        text = bundle.text(IPTABLES_FILE) if bundle.has(IPTABLES_FILE) else ""
+        changes = iptables.reconcile_iptables(
+            self.runner, text, bundle.manifest.jump_rules, self.memo
+        )
+        if changes:
+            save_memo(self.memo_path, self.memo)
+        return changes
+
+    def routes(self, ipr: IPRouteT, bundle: Bundle) -> list[str]:
+        """Reconcile the owned routes, then VXLAN's neighbours and FDB entries."""
+        m = bundle.manifest
+        changes = reconcile_routes(ipr, m.routes, m.route_protocol)
+        return changes + reconcile_l2(ipr, m.links, m.neighbors, m.fdb)
+
+    def bird(self, bundle: Bundle) -> list[str]:
+        """Install BIRD's config and start or reconfigure it when needed."""
+        return reconcile_bird(self.runner, bundle, self.options.root, self.options.env)
+
+    def files(self, bundle: Bundle) -> list[str]:
+        """Install the bundle's files at their places and a copy of the bundle itself."""
+        root = self.options.root
+        changes = []
+        for rel, entry in sorted(bundle.manifest.files.items()):
+            data = (bundle.directory / rel).read_bytes()
+            target = entry.install if rel != bundle.manifest.bird.config else None
+            if target and write_if_changed(under(root, target), data):
+                changes.append(f"{target}: installed")
+            write_if_changed(under(root, BUNDLE_COPY) / rel, data)
+        write_if_changed(
+            under(root, BUNDLE_COPY) / MANIFEST, (bundle.directory / MANIFEST).read_bytes()
+        )
+        return changes

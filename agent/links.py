@@ -1,0 +1,113 @@
+"""Tunnel devices (tunl0, vxlan.calico): existence, kind, MTU, state and address."""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import Any
+
+from pyroute2.netlink.exceptions import NetlinkError
+
+from agent import AgentError
+from agent.netlink import IPRoute, call, link_index, link_kind, need_index
+from compiler.model.manifest import Link
+
+IFF_UP = 1
+
+
+def _create(ipr: IPRoute, link: Link, parent: str | None) -> None:
+    args: dict[str, Any] = {"ifname": link.name, "kind": link.kind}
+    if link.kind == "vxlan":
+        args.update(vxlan_id=link.vni, vxlan_port=link.port, vxlan_learning=0)
+        if link.local is not None:
+            args["vxlan_local"] = str(link.local)
+        if parent is not None:
+            args["vxlan_link"] = need_index(ipr, parent, f"{link.name} as its parent")
+        if link.mac:
+            args["address"] = link.mac
+    try:
+        ipr.link("add", **args)
+    except NetlinkError as exc:
+        if exc.code == errno.EOPNOTSUPP and link.kind == "ipip":
+            raise AgentError(
+                f"cannot create {link.name} as an ipip device: this kernel has no ipip module "
+                "(load it with `modprobe ipip`, or use vxlan_mode instead of ipip_mode)"
+            ) from exc
+        raise AgentError(f"cannot create {link.name} ({link.kind}): {exc}") from exc
+
+
+def _vxlan_matches(msg: Any, link: Link) -> bool:
+    data = msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
+    local = data.get_attr("IFLA_VXLAN_LOCAL")
+    return bool(
+        data.get_attr("IFLA_VXLAN_ID") == link.vni
+        and data.get_attr("IFLA_VXLAN_PORT") == link.port
+        and (link.local is None or local == str(link.local))
+        and (not link.mac or str(msg.get_attr("IFLA_ADDRESS")).lower() == link.mac.lower())
+    )
+
+
+def _check_existing(ipr: IPRoute, index: int, link: Link, allow_standin: bool) -> bool:
+    """Return whether the device must be recreated; raise if it is of a foreign kind."""
+    msg = ipr.get_links(index)[0]
+    kind = link_kind(msg)
+    if kind == link.kind:
+        return link.kind == "vxlan" and not _vxlan_matches(msg, link)
+    if allow_standin and link.kind == "ipip":
+        return False
+    raise AgentError(
+        f"{link.name} exists but is a {kind or 'plain'} device, not {link.kind}; delete it, or "
+        "pass --allow-tunnel-standin (tests and labs only) to use it as it is"
+    )
+
+
+def _ensure_address(ipr: IPRoute, index: int, link: Link) -> bool:
+    current = {
+        (a.get_attr("IFA_ADDRESS"), a["prefixlen"])
+        for a in ipr.get_addr(index=index, family=socket.AF_INET)
+    }
+    wanted = (
+        set() if link.address is None else {(str(link.address.ip), link.address.network.prefixlen)}
+    )
+    for ip, plen in sorted(current - wanted):
+        call(
+            f"remove {ip}/{plen} from {link.name}",
+            ipr.addr,
+            "del",
+            index=index,
+            address=ip,
+            prefixlen=plen,
+        )
+    for ip, plen in sorted(wanted - current):
+        call(
+            f"add {ip}/{plen} to {link.name}",
+            ipr.addr,
+            "add",
+            index=index,
+            address=ip,
+            prefixlen=plen,
+        )
+    return current != wanted
+
+
+def ensure_link(
+    ipr: IPRoute, link: Link, parent: str | None, allow_standin: bool = False
+) -> list[str]:
+    """Make `link` exist with its kind, MTU, state up and address; return what changed."""
+    changes: list[str] = []
+    index = link_index(ipr, link.name)
+    if index is not None and _check_existing(ipr, index, link, allow_standin):
+        call(f"delete mismatched {link.name}", ipr.link, "del", index=index)
+        changes.append(f"{link.name}: recreated (parameters changed)")
+        index = None
+    if index is None:
+        _create(ipr, link, parent)
+        changes.append(f"{link.name}: created")
+        index = need_index(ipr, link.name, "the tunnel just created")
+    msg = ipr.get_links(index)[0]
+    if msg.get_attr("IFLA_MTU") != link.mtu or not msg["flags"] & IFF_UP:
+        call(f"set {link.name} mtu/up", ipr.link, "set", index=index, mtu=link.mtu, state="up")
+        changes.append(f"{link.name}: mtu {link.mtu}, up")
+    if _ensure_address(ipr, index, link):
+        changes.append(f"{link.name}: address {link.address}")
+    return changes
