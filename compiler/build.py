@@ -23,6 +23,8 @@ from compiler.load import Source, read_yaml
 from compiler.lock import read_lock
 from compiler.model.spec import ClusterSpec
 from compiler.plan import ClusterPlan, build_plan
+from compiler.policy.load import LoadedPolicy, load_policies
+from compiler.policy.rules import compile_policies
 from compiler.render import render_node
 from compiler.spec_errors import problems_from
 
@@ -36,6 +38,7 @@ class Inputs:
     spec: ClusterSpec
     source: Source
     files: tuple[Path, ...]
+    policies: tuple[LoadedPolicy, ...] = ()
 
     @property
     def base_dir(self) -> Path:
@@ -57,9 +60,15 @@ def validate_source(source: Source, files: tuple[Path, ...]) -> Inputs:
     except ValidationError as exc:
         raise SpecError(problems_from(exc, source, ClusterSpec)) from exc
     problems = run_checks(spec, source)
+    policies: tuple[LoadedPolicy, ...] = ()
+    policy_files: tuple[Path, ...] = ()
+    try:
+        policies, policy_files = load_policies(spec.policies, source.path.parent, source)
+    except SpecError as exc:
+        problems = [*problems, *exc.problems]
     if problems:
         raise SpecError(problems)
-    return Inputs(spec=spec, source=source, files=files)
+    return Inputs(spec=spec, source=source, files=(*files, *policy_files), policies=policies)
 
 
 def load_cluster(path: Path) -> Inputs:
@@ -86,7 +95,7 @@ def input_digest(inputs: Inputs) -> str:
 
 def compile_cluster(inputs: Inputs) -> Compiled:
     """Plan and render the whole cluster into memory."""
-    plan = build_plan(inputs.spec, read_lock(inputs.lock_path))
+    plan = build_plan(inputs.spec, read_lock(inputs.lock_path), compile_policies(inputs.policies))
     files: dict[str, str] = {}
     index_nodes: dict[str, dict[str, str]] = {}
     for node in plan.nodes:

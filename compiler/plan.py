@@ -8,6 +8,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from compiler.lock import Lock, allocate
 from compiler.model.spec import BirdSnippets, ClusterSpec, Node
 from compiler.peering import Session, mesh_warning, node_as, reflectors_of, sessions_for
+from compiler.policy.rules import CompiledPolicy
 from compiler.pools import PoolPlan, link_mtu, node_pools, pod_mtu, resolve_pools
 
 
@@ -55,6 +56,7 @@ class ClusterPlan:
     node_subnets: tuple[IPv4Network, ...]
     lock: Lock
     warnings: tuple[str, ...]
+    policies: tuple[CompiledPolicy, ...] = ()
 
     def node(self, name: str) -> NodePlan:
         """Return the plan of the node called `name`."""
@@ -98,8 +100,10 @@ def _node_plan(
     )
 
 
-def build_plan(spec: ClusterSpec, old_lock: Lock) -> ClusterPlan:
-    """Derive the plan. The spec must already have passed the checks."""
+def build_plan(
+    spec: ClusterSpec, old_lock: Lock, policies: tuple[CompiledPolicy, ...] = ()
+) -> ClusterPlan:
+    """Derive the plan. The spec (and policies) must already have passed the checks."""
     pools = resolve_pools(spec)
     lock = allocate(spec, pools, old_lock)
     reflectors = reflectors_of(spec)
@@ -116,4 +120,5 @@ def build_plan(spec: ClusterSpec, old_lock: Lock) -> ClusterPlan:
         node_subnets=tuple(sorted({n.address.network for n in spec.nodes})),
         lock=lock,
         warnings=(warning,) if warning else (),
+        policies=policies,
     )

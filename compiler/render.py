@@ -14,6 +14,8 @@ from compiler.errors import RenderError
 from compiler.plan import ClusterPlan, NodePlan
 from compiler.targets.bird import bird_view
 from compiler.targets.cni import CONFLIST, conflist
+from compiler.targets.ipset import IPSETS_FILE, IPSETS_TEMPLATE, ipsets_view
+from compiler.targets.iptables import IPTABLES_FILE, IPTABLES_TEMPLATE, iptables_view
 from compiler.targets.manifest import MANIFEST, manifest_text
 from compiler.targets.routes import routes_view
 from compiler.targets.sysctl import sysctl_view
@@ -66,7 +68,24 @@ def render_cni(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     return {CONFLIST: dump_json(conflist(cluster, node))}
 
 
-RENDERERS: list[Renderer] = [render_bird, render_routes, render_sysctl, render_cni]
+def render_ipsets(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
+    """Render ipset/ipsets.restore."""
+    return {IPSETS_FILE: render_template(IPSETS_TEMPLATE, ipsets_view(cluster, node))}
+
+
+def render_iptables(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
+    """Render iptables/iptables.rules."""
+    return {IPTABLES_FILE: render_template(IPTABLES_TEMPLATE, iptables_view(cluster, node))}
+
+
+RENDERERS: list[Renderer] = [
+    render_bird,
+    render_routes,
+    render_sysctl,
+    render_cni,
+    render_ipsets,
+    render_iptables,
+]
 
 
 def render_node(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Kubernetes NetworkPolicy: loading with located errors, validation, and compilation to rules."""

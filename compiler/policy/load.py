@@ -1,0 +1,142 @@
+"""Find, parse and validate the NetworkPolicy files a cluster.yaml lists.
+
+Files are YAML streams (several documents separated by `---`), and a document may be a
+`kind: List` whose `items` are policies. Every problem names its file, line and field, and all
+problems of all files are reported together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from compiler.errors import Problem, SpecError
+from compiler.load import Loc, Source, parse_yaml_documents
+from compiler.policy.check import check_policy
+from compiler.policy.model import NetworkPolicy
+from compiler.spec_errors import problems_from
+
+
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A validated policy and where it was written (to locate later problems)."""
+
+    policy: NetworkPolicy
+    source: Source
+    loc: Loc
+
+    def problem(self, loc: Loc, message: str) -> Problem:
+        """Build a Problem at `loc` inside this policy's document."""
+        return self.source.problem((*self.loc, *loc), message)
+
+    @property
+    def origin(self) -> str:
+        """Return `file:line` of the policy's document, for comments in rendered files."""
+        line, _ = self.source.position(self.loc)
+        return f"{self.source.path.name}:{line}"
+
+
+def expand_globs(
+    patterns: Sequence[str], base_dir: Path, cluster: Source
+) -> tuple[tuple[Path, ...], list[Problem]]:
+    """Return the files matching `patterns` (relative to `base_dir`), sorted and unique."""
+    files: set[Path] = set()
+    problems = []
+    for index, pattern in enumerate(patterns):
+        found = sorted(p for p in base_dir.glob(pattern) if p.is_file())
+        if not found:
+            problems.append(
+                cluster.problem(
+                    ("policies", index),
+                    f"{pattern!r} matches no file under {base_dir}; give a path or glob "
+                    "relative to the cluster file, e.g. policies/*.yaml",
+                )
+            )
+        files.update(found)
+    return tuple(sorted(files)), problems
+
+
+def _validate(source: Source, loc: Loc, data: object) -> tuple[LoadedPolicy | None, list[Problem]]:
+    sub = Source(
+        path=source.path,
+        data=data,
+        lines={k[len(loc) :]: v for k, v in source.lines.items() if k[: len(loc)] == loc},
+    )
+    try:
+        policy = NetworkPolicy.model_validate(data)
+    except ValidationError as exc:
+        return None, problems_from(exc, sub, NetworkPolicy)
+    loaded = LoadedPolicy(policy, source, loc)
+    return loaded, list(check_policy(policy, loaded.problem))
+
+
+def _documents(source: Source) -> list[tuple[Loc, object]]:
+    data = source.data
+    if isinstance(data, dict) and data.get("kind") == "List":
+        items = data.get("items")
+        if not isinstance(items, list):
+            return [(("items",), None)]
+        return [(("items", i), item) for i, item in enumerate(items)]
+    return [((), data)]
+
+
+def load_policy_file(path: Path) -> tuple[list[LoadedPolicy], list[Problem]]:
+    """Parse and validate every policy document of one file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return [], [Problem(str(path), None, None, "", f"cannot read file: {exc.strerror}")]
+    try:
+        sources = parse_yaml_documents(text, path)
+    except SpecError as exc:
+        return [], list(exc.problems)
+    loaded: list[LoadedPolicy] = []
+    problems: list[Problem] = []
+    for source in sources:
+        for loc, data in _documents(source):
+            if not isinstance(data, dict):
+                problems.append(source.problem(loc, "expected a NetworkPolicy mapping"))
+                continue
+            policy, found = _validate(source, loc, data)
+            problems.extend(found)
+            if policy is not None:
+                loaded.append(policy)
+    return loaded, problems
+
+
+def _duplicates(policies: Sequence[LoadedPolicy]) -> list[Problem]:
+    seen: dict[str, LoadedPolicy] = {}
+    problems = []
+    for loaded in policies:
+        first = seen.setdefault(loaded.policy.key, loaded)
+        if first is not loaded:
+            problems.append(
+                loaded.problem(
+                    ("metadata", "name"),
+                    f"policy {loaded.policy.key} is defined twice (also {first.origin})",
+                )
+            )
+    return problems
+
+
+def load_policies(
+    patterns: Sequence[str], base_dir: Path, cluster: Source
+) -> tuple[tuple[LoadedPolicy, ...], tuple[Path, ...]]:
+    """Load every policy the cluster lists; raise SpecError with all problems found.
+
+    Returns:
+        The policies sorted by namespace/name, and the files read (for the input digest).
+    """
+    files, problems = expand_globs(patterns, base_dir, cluster)
+    loaded: list[LoadedPolicy] = []
+    for path in files:
+        found, file_problems = load_policy_file(path)
+        loaded.extend(found)
+        problems.extend(file_problems)
+    problems.extend(_duplicates(loaded))
+    if problems:
+        raise SpecError(problems)
+    return tuple(sorted(loaded, key=lambda p: p.policy.key)), files

@@ -1,0 +1,198 @@
+"""Kubernetes NetworkPolicy (networking.k8s.io/v1) as strict pydantic v2 models.
+
+Field names are the Kubernetes ones (camelCase), so error locations read like the YAML the user
+wrote: `spec.ingress[0].from[1].ipBlock.cidr`. `from` and `except` are Python keywords, hence
+`from_` / `except_` with the Kubernetes spelling as the accepted key.
+"""
+
+from __future__ import annotations
+
+import re
+from ipaddress import IPv4Network
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+
+from compiler.model.spec import Strict
+
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+PORT_MAX = 65535
+Protocol = Literal["TCP", "UDP", "SCTP"]
+
+
+def _check_label_key(key: str) -> str:
+    prefix, _, name = key.rpartition("/")
+    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):  # noqa: PLR2004
+        raise ValueError(f"label key {key!r}: prefix {prefix!r} is not a DNS-1123 subdomain")
+    if len(name) > 63 or not LABEL_NAME.match(name):  # noqa: PLR2004
+        raise ValueError(
+            f"label key {key!r}: name must be 1-63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return key
+
+
+def _check_label_value(value: str) -> str:
+    if value and (len(value) > 63 or not LABEL_NAME.match(value)):  # noqa: PLR2004
+        raise ValueError(
+            f"label value {value!r}: use at most 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit"
+        )
+    return value
+
+
+class LabelSelectorRequirement(Strict):
+    """One matchExpressions entry."""
+
+    key: str
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: tuple[str, ...] = ()
+
+    _key = field_validator("key")(_check_label_key)
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            _check_label_value(value)
+        return values
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> LabelSelectorRequirement:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs a non-empty values list")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values; remove `values`")
+        return self
+
+
+class LabelSelector(Strict):
+    """A Kubernetes label selector; the empty selector `{}` selects everything."""
+
+    matchLabels: dict[str, str] = Field(default_factory=dict)
+    matchExpressions: tuple[LabelSelectorRequirement, ...] = ()
+
+    @field_validator("matchLabels")
+    @classmethod
+    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
+        for key, value in labels.items():
+            _check_label_key(key)
+            _check_label_value(value)
+        return labels
+
+
+class IPBlock(Strict):
+    """A CIDR, minus the CIDRs in `except` (which must lie inside it; checked in check.py)."""
+
+    cidr: IPv4Network
+    except_: tuple[IPv4Network, ...] = Field((), validation_alias=AliasChoices("except"))
+
+
+class NetworkPolicyPeer(Strict):
+    """A peer: pods (podSelector and/or namespaceSelector) or an ipBlock, never both."""
+
+    podSelector: LabelSelector | None = None
+    namespaceSelector: LabelSelector | None = None
+    ipBlock: IPBlock | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> NetworkPolicyPeer:
+        pods = self.podSelector is not None or self.namespaceSelector is not None
+        if self.ipBlock is not None and pods:
+            raise ValueError("ipBlock cannot be combined with podSelector or namespaceSelector")
+        if self.ipBlock is None and not pods:
+            raise ValueError("a peer needs podSelector, namespaceSelector or ipBlock")
+        return self
+
+
+class NetworkPolicyPort(Strict):
+    """A port: protocol (TCP default), a number or an IANA port name, optionally endPort."""
+
+    protocol: Protocol = "TCP"
+    port: int | str | None = None
+    endPort: int | None = Field(None, ge=1, le=PORT_MAX)
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, port: int | str | None) -> int | str | None:
+        if isinstance(port, int) and not 1 <= port <= PORT_MAX:
+            raise ValueError(f"port {port} is out of range; use 1-{PORT_MAX} or a port name")
+        if isinstance(port, str) and (len(port) > 15 or not IANA_SVC_NAME.match(port)):  # noqa: PLR2004
+            raise ValueError(
+                f"port name {port!r} is not an IANA service name (at most 15 lower-case "
+                "letters, digits and '-', with at least one letter), e.g. http"
+            )
+        return port
+
+
+class NetworkPolicyIngressRule(Strict):
+    """Traffic allowed in: from any of `from` (all when empty) to any of `ports`."""
+
+    from_: tuple[NetworkPolicyPeer, ...] = Field((), validation_alias=AliasChoices("from"))
+    ports: tuple[NetworkPolicyPort, ...] = ()
+
+
+class NetworkPolicyEgressRule(Strict):
+    """Traffic allowed out: to any of `to` (all when empty) on any of `ports`."""
+
+    to: tuple[NetworkPolicyPeer, ...] = ()
+    ports: tuple[NetworkPolicyPort, ...] = ()
+
+
+class NetworkPolicySpec(Strict):
+    """What the policy selects and allows."""
+
+    podSelector: LabelSelector
+    policyTypes: tuple[Literal["Ingress", "Egress"], ...] | None = None
+    ingress: tuple[NetworkPolicyIngressRule, ...] = ()
+    egress: tuple[NetworkPolicyEgressRule, ...] = ()
+
+    def types(self) -> tuple[str, ...]:
+        """Return the effective policyTypes, defaulted as Kubernetes does.
+
+        Ingress always applies when policyTypes is unset; Egress only when the policy has
+        egress rules.
+        """
+        if self.policyTypes is not None:
+            return tuple(sorted(set(self.policyTypes)))
+        return ("Egress", "Ingress") if self.egress else ("Ingress",)
+
+
+class ObjectMeta(Strict):
+    """The metadata calicc reads; namespace defaults to `default` as kubectl does."""
+
+    name: str = Field(max_length=253)
+    namespace: str = Field("default", max_length=63)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not DNS1123_SUBDOMAIN.match(value):
+            raise ValueError(f"{value!r} is not a valid name (DNS-1123 subdomain: a-z, 0-9, -, .)")
+        return value
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        if not DNS1123_LABEL.match(value):
+            raise ValueError(f"{value!r} is not a namespace name (DNS-1123 label: a-z, 0-9, -)")
+        return value
+
+
+class NetworkPolicy(Strict):
+    """One networking.k8s.io/v1 NetworkPolicy document."""
+
+    apiVersion: Literal["networking.k8s.io/v1"]
+    kind: Literal["NetworkPolicy"]
+    metadata: ObjectMeta
+    spec: NetworkPolicySpec
+
+    @property
+    def key(self) -> str:
+        """Return `namespace/name`, the policy's identity."""
+        return f"{self.metadata.namespace}/{self.metadata.name}"

@@ -1,0 +1,228 @@
+"""Compile validated NetworkPolicies into a plain rule model (no I/O, no iptables syntax).
+
+Each Kubernetes rule (`ingress[i]` / `egress[i]`) becomes a RuleBlock of Allows: the product of
+its peers (any source/destination when `from`/`to` is empty) and its ports (any port when
+`ports` is empty). Peers become ipsets:
+
+- podSelector / namespaceSelector peers: a `hash:ip` set (`cali40s:<hash>`) whose members the
+  node fills at runtime with the IPs of the pods that match `selector`;
+- ipBlock peers: a `hash:net` set (`cali40b:<hash>`) of the cidr minus its excepts, computed
+  here, so one rule matches however many ranges remain;
+- named ports: a `hash:ip,port` set (`cali40n:<hash>`) per (protocol, port name), filled at
+  runtime with `pod-ip,proto:number` for every pod declaring that container port name, and
+  matched with `dst,dst` (destination pod and destination port).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network, collapse_addresses
+from typing import Literal
+
+from compiler.policy.load import LoadedPolicy
+from compiler.policy.model import IPBlock, LabelSelector, NetworkPolicyPeer, NetworkPolicyPort
+from compiler.policy.names import (
+    EGRESS_PREFIX,
+    INGRESS_PREFIX,
+    IPBLOCK_SET_PREFIX,
+    NAMED_PORT_SET_PREFIX,
+    SELECTOR_SET_PREFIX,
+    policy_chain,
+    set_name,
+)
+from compiler.policy.selectors import SelectorDict, canonical
+
+Direction = Literal["ingress", "egress"]
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    """An ipset a policy needs: static `members`, or runtime members matching `selector`."""
+
+    name: str
+    type: Literal["hash:net", "hash:ip", "hash:ip,port"]
+    members: tuple[str, ...]
+    selector: SelectorDict | None
+    comment: str
+
+
+@dataclass(frozen=True)
+class PeerMatch:
+    """The remote end of an allow: membership of the remote address in `set_name`."""
+
+    set_name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class PortMatch:
+    """Protocol, and a port or range (`80`, `8000:9000`), or a named-port set, or any port."""
+
+    protocol: str
+    ports: str | None
+    named_set: str | None
+    description: str
+
+
+@dataclass(frozen=True)
+class Allow:
+    """One allowed combination of peer and port (None: any)."""
+
+    peer: PeerMatch | None
+    port: PortMatch | None
+
+
+@dataclass(frozen=True)
+class RuleBlock:
+    """The allows of one Kubernetes rule, labelled like the YAML (`ingress[0]`)."""
+
+    label: str
+    allows: tuple[Allow, ...]
+
+
+@dataclass(frozen=True)
+class PolicyChain:
+    """The chain enforcing one direction of one policy."""
+
+    name: str
+    direction: Direction
+    rules: tuple[RuleBlock, ...]
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """A policy as plain data: what it selects, its chains and the ipsets they use."""
+
+    namespace: str
+    name: str
+    origin: str
+    pod_selector: SelectorDict
+    ingress: PolicyChain | None
+    egress: PolicyChain | None
+    sets: tuple[SetSpec, ...]
+
+    @property
+    def key(self) -> str:
+        """Return `namespace/name`."""
+        return f"{self.namespace}/{self.name}"
+
+
+def block_members(block: IPBlock) -> tuple[str, ...]:
+    """Return the CIDRs of `block.cidr` minus its excepts, as hash:net members.
+
+    hash:net refuses a /0, so 0.0.0.0/0 is written as its two halves.
+
+    Examples:
+        >>> from ipaddress import IPv4Network as N
+        >>> block_members(IPBlock(cidr=N("10.0.0.0/24"), except_=(N("10.0.0.0/25"),)))
+        ('10.0.0.128/25',)
+    """
+    nets = [block.cidr]
+    for excluded in block.except_:
+        kept: list[IPv4Network] = []
+        for net in nets:
+            if excluded.subnet_of(net):
+                kept.extend(net.address_exclude(excluded))
+            elif not net.subnet_of(excluded):
+                kept.append(net)
+        nets = kept
+    halves = [
+        h for n in collapse_addresses(nets) for h in (n.subnets() if n.prefixlen == 0 else [n])
+    ]
+    return tuple(str(n) for n in sorted(halves))
+
+
+def _peer_set(peer: NetworkPolicyPeer, namespace: str) -> SetSpec:
+    if peer.ipBlock is not None:
+        block = peer.ipBlock
+        identity = {"cidr": str(block.cidr), "except": sorted(str(e) for e in block.except_)}
+        excepts = f" except {', '.join(identity['except'])}" if block.except_ else ""
+        return SetSpec(
+            set_name(IPBLOCK_SET_PREFIX, identity),
+            "hash:net",
+            block_members(block),
+            None,
+            f"ipBlock {block.cidr}{excepts}",
+        )
+    pods = canonical(peer.podSelector or LabelSelector())
+    selector: SelectorDict = {"podSelector": pods}
+    if peer.namespaceSelector is not None:
+        selector["namespaceSelector"] = canonical(peer.namespaceSelector)
+    else:
+        selector["namespace"] = namespace
+    return SetSpec(set_name(SELECTOR_SET_PREFIX, selector), "hash:ip", (), selector, "pods")
+
+
+def _port_match(port: NetworkPolicyPort) -> tuple[PortMatch, SetSpec | None]:
+    proto = port.protocol.lower()
+    if isinstance(port.port, str):
+        selector: SelectorDict = {"namedPort": port.port, "protocol": port.protocol}
+        named = SetSpec(
+            set_name(NAMED_PORT_SET_PREFIX, selector),
+            "hash:ip,port",
+            (),
+            selector,
+            f"named port {port.protocol}/{port.port}",
+        )
+        return PortMatch(proto, None, named.name, f"{port.protocol}/{port.port}"), named
+    if port.port is None:
+        return PortMatch(proto, None, None, f"{port.protocol}/any"), None
+    ports = f"{port.port}:{port.endPort}" if port.endPort is not None else str(port.port)
+    return PortMatch(proto, ports, None, f"{port.protocol}/{ports}"), None
+
+
+def _rule_block(
+    label: str,
+    peers: tuple[NetworkPolicyPeer, ...],
+    ports: tuple[NetworkPolicyPort, ...],
+    namespace: str,
+    sets: dict[str, SetSpec],
+) -> RuleBlock:
+    peer_matches: list[PeerMatch | None] = []
+    for peer in peers:
+        spec = _peer_set(peer, namespace)
+        sets.setdefault(spec.name, spec)
+        peer_matches.append(PeerMatch(spec.name, spec.comment))
+    port_matches: list[PortMatch | None] = []
+    for port in ports:
+        match, named = _port_match(port)
+        if named is not None:
+            sets.setdefault(named.name, named)
+        port_matches.append(match)
+    allows = tuple(Allow(p, q) for p in peer_matches or [None] for q in port_matches or [None])
+    return RuleBlock(label, allows)
+
+
+def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
+    """Compile one validated policy: chains for its effective policyTypes, and its ipsets."""
+    policy = loaded.policy
+    namespace, name = policy.metadata.namespace, policy.metadata.name
+    types = policy.spec.types()
+    sets: dict[str, SetSpec] = {}
+    ingress = egress = None
+    if "Ingress" in types:
+        blocks = tuple(
+            _rule_block(f"ingress[{i}]", r.from_, r.ports, namespace, sets)
+            for i, r in enumerate(policy.spec.ingress)
+        )
+        ingress = PolicyChain(policy_chain(INGRESS_PREFIX, namespace, name), "ingress", blocks)
+    if "Egress" in types:
+        blocks = tuple(
+            _rule_block(f"egress[{i}]", r.to, r.ports, namespace, sets)
+            for i, r in enumerate(policy.spec.egress)
+        )
+        egress = PolicyChain(policy_chain(EGRESS_PREFIX, namespace, name), "egress", blocks)
+    return CompiledPolicy(
+        namespace=namespace,
+        name=name,
+        origin=loaded.origin,
+        pod_selector=canonical(policy.spec.podSelector),
+        ingress=ingress,
+        egress=egress,
+        sets=tuple(sorted(sets.values(), key=lambda s: s.name)),
+    )
+
+
+def compile_policies(loaded: tuple[LoadedPolicy, ...]) -> tuple[CompiledPolicy, ...]:
+    """Compile every policy, sorted by namespace/name."""
+    return tuple(sorted((compile_policy(p) for p in loaded), key=lambda c: c.key))

@@ -1,0 +1,120 @@
+"""ipset/ipsets.restore and the ipset list of node.json.
+
+Two kinds of sets:
+
+- static sets, whose members the compiler knows: all pools (`cali40all-ipam-pools`), pools that
+  NAT outgoing (`cali40masq-ipam-pools`), node addresses (`cali40all-hosts-net`) and one set per
+  NetworkPolicy ipBlock. They are replaced atomically: create the live set if missing
+  (`-exist`), fill a temporary set, `swap` it with the live one, destroy the temporary. The live
+  set is never flushed, so a rule using it never sees it empty. This works whether or not the
+  live set exists yet, and whether or not an earlier run died half-way (the temporary set is
+  created with `-exist` and flushed before it is filled).
+- runtime sets (pod selectors and named ports of policies), whose members only the node knows.
+  The file creates them if missing and never touches their members: the CNI plugin adds a pod's
+  IP at ADD and removes it at DEL (`selector_sets_for_pod`, `named_port_members` in
+  compiler/targets/endpoint.py). Their `selector` in node.json says what belongs in them.
+
+Apply with plain `ipset restore < ipsets.restore`, before iptables.rules (rules name the sets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from compiler.model.manifest import Ipset
+from compiler.plan import ClusterPlan, NodePlan
+from compiler.policy.names import ALL_HOSTS_SET, ALL_POOLS_SET, MASQ_POOLS_SET, set_name
+from compiler.policy.rules import SetSpec
+
+MAXELEM = 1048576  # Calico's MaxIpsetSize
+TEMP_PREFIX = "cali4t"
+
+
+def static_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
+    """Return the cluster's own sets: pools, NAT pools and node addresses.
+
+    Disabled pools stay in the pool sets: pods already holding their addresses still need
+    the same NAT decisions.
+    """
+    pools = sorted(cluster.pools, key=lambda p: p.cidr)
+    masq = tuple(str(p.cidr) for p in pools if p.nat_outgoing)
+    hosts = tuple(sorted({f"{n.address.ip}/32" for n in cluster.nodes}))
+    return (
+        SetSpec(ALL_POOLS_SET, "hash:net", tuple(str(p.cidr) for p in pools), None, "all pools"),
+        SetSpec(MASQ_POOLS_SET, "hash:net", masq, None, "pools with nat_outgoing"),
+        SetSpec(ALL_HOSTS_SET, "hash:net", hosts, None, "node addresses"),
+    )
+
+
+def policy_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
+    """Return every ipset the cluster's policies use, once each, sorted by name."""
+    sets = {s.name: s for policy in cluster.policies for s in policy.sets}
+    return tuple(sets[name] for name in sorted(sets))
+
+
+def all_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
+    """Return the static sets followed by the policy sets."""
+    return static_sets(cluster) + policy_sets(cluster)
+
+
+def ipsets_for(cluster: ClusterPlan, node: NodePlan) -> tuple[Ipset, ...]:
+    """Return node.json's ipsets: every set the node's files use, sorted by name.
+
+    Every node holds every set (any pod may land on any node), so `node` does not change the
+    result today; it is part of the signature because node-local sets are expected.
+    """
+    del node
+    return tuple(
+        Ipset(
+            name=s.name,
+            type=s.type,
+            members=s.members,
+            selector=s.selector,
+            comment=s.comment,
+        )
+        for s in sorted(all_sets(cluster), key=lambda s: s.name)
+    )
+
+
+@dataclass(frozen=True)
+class SetView:
+    """One set as printed: the create options and, for static sets, its temporary twin."""
+
+    name: str
+    create: str
+    temp: str | None
+    temp_create: str | None
+    members: tuple[str, ...]
+    comment: str
+
+
+def temp_name(live: str) -> str:
+    """Return the temporary set used to replace `live` (stable, 31 characters at most)."""
+    return set_name(TEMP_PREFIX, live)
+
+
+def _set_view(spec: SetSpec) -> SetView:
+    options = f"{spec.type} family inet maxelem {MAXELEM}"
+    runtime = spec.selector is not None
+    temp = None if runtime else temp_name(spec.name)
+    return SetView(
+        name=spec.name,
+        create=f"create {spec.name} {options} -exist",
+        temp=temp,
+        temp_create=None if temp is None else f"create {temp} {options} -exist",
+        members=spec.members,
+        comment=spec.comment + (" (members added at runtime)" if runtime else ""),
+    )
+
+
+IPSETS_FILE = "ipset/ipsets.restore"
+IPSETS_TEMPLATE = "ipset/ipsets.restore.j2"
+
+
+def ipsets_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
+    """Return the template context of ipset/ipsets.restore."""
+    return {
+        "cluster": cluster.name,
+        "node": node.name,
+        "sets": [_set_view(s) for s in all_sets(cluster)],
+    }
