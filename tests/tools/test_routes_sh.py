@@ -1,0 +1,152 @@
+"""routes/routes.sh run for real in scratch namespaces: twice, with the state read back.
+
+This kernel has no ipip module, so IPIP tests first create a stand-in `tunl0`
+(`ip link add tunl0 type ifb`); routes.sh then finds the device and only sets its MTU, address
+and state, as it would on a kernel with IPIP. The script's own failure without IPIP support is
+tested too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from compiler.plan import ClusterPlan
+from compiler.render import render_routes
+from lab.netns import ns_run
+from tests.conftest import need_tool
+from tests.unit.helpers import plan_of, with_
+
+pytestmark = [pytest.mark.root, pytest.mark.tools]
+
+MakeNs = Callable[[str], str]
+STATE = (
+    ["ip", "-d", "link", "show"],
+    ["ip", "addr", "show"],
+    ["ip", "route", "show", "table", "all"],
+    ["ip", "neigh", "show", "nud", "permanent"],
+    ["bridge", "fdb", "show", "dev", "vxlan.calico"],
+)
+
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
+    need_tool("ip", "bridge", "bash")
+
+
+def node_ns(make_ns: MakeNs, suffix: str, address: str) -> str:
+    """A node namespace whose eth0 (a veth to a throwaway peer) holds `address`."""
+    ns = make_ns(suffix)
+    ns_run(ns, ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"])
+    ns_run(ns, ["ip", "addr", "add", address, "dev", "eth0"])
+    ns_run(ns, ["ip", "link", "set", "eth0", "up"])
+    ns_run(ns, ["ip", "link", "set", "peer0", "up"])
+    return ns
+
+
+def write_script(tmp_path: Path, plan: ClusterPlan, node: str) -> Path:
+    path = tmp_path / f"routes-{node}.sh"
+    path.write_text(render_routes(plan, plan.node(node))["routes/routes.sh"])
+    return path
+
+
+def run_script(ns: str, script: Path) -> None:
+    result = ns_run(ns, ["bash", str(script)], check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def state(ns: str) -> list[str]:
+    return [ns_run(ns, cmd, check=False).stdout for cmd in STATE]
+
+
+def calicc_routes(ns: str) -> set[str]:
+    out = ns_run(ns, ["ip", "-4", "route", "show", "proto", "81"]).stdout
+    return {line.strip() for line in out.splitlines()}
+
+
+def test_ipip_script_twice_sets_tunl0_and_blackholes(tmp_path: Path, make_ns: MakeNs) -> None:
+    plan = plan_of(tmp_path, with_())
+    node = plan.node("n1")
+    ns = node_ns(make_ns, "ipip", "10.0.0.1/24")
+    ns_run(ns, ["ip", "link", "add", "tunl0", "type", "ifb"])  # stand-in: no ipip module here
+    script = write_script(tmp_path, plan, "n1")
+    run_script(ns, script)
+    first = state(ns)
+    run_script(ns, script)
+    assert state(ns) == first
+    assert calicc_routes(ns) == {f"blackhole {b.cidr}" for b in node.blocks}
+    link = ns_run(ns, ["ip", "-o", "addr", "show", "dev", "tunl0"]).stdout
+    assert f"inet {node.tunnel_address}/32" in link
+    assert "mtu 1480" in ns_run(ns, ["ip", "link", "show", "tunl0"]).stdout
+
+
+def test_ipip_script_fails_clearly_without_ipip(tmp_path: Path, make_ns: MakeNs) -> None:
+    plan = plan_of(tmp_path, with_())
+    ns = node_ns(make_ns, "noipip", "10.0.0.1/24")
+    if ns_run(ns, ["ip", "link", "add", "probe0", "type", "ipip"], check=False).returncode == 0:
+        pytest.skip("this kernel supports IPIP")
+    result = ns_run(ns, ["bash", str(write_script(tmp_path, plan, "n1"))], check=False)
+    assert result.returncode != 0
+    assert "cannot create tunl0 (type ipip)" in result.stderr
+    assert calicc_routes(ns) == set()
+
+
+def test_vxlan_script_twice_programs_routes_neighbours_fdb(tmp_path: Path, make_ns: MakeNs) -> None:
+    plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always"))
+    me, peers = plan.node("n1"), [plan.node("n2"), plan.node("n3")]
+    ns = node_ns(make_ns, "vx", "10.0.0.1/24")
+    script = write_script(tmp_path, plan, "n1")
+    run_script(ns, script)
+    first = state(ns)
+    run_script(ns, script)
+    assert state(ns) == first
+    want = {f"blackhole {b.cidr}" for b in me.blocks} | {
+        f"{b.cidr} via {p.tunnel_address} dev vxlan.calico onlink" for p in peers for b in p.blocks
+    }
+    assert calicc_routes(ns) == want
+    link = ns_run(ns, ["ip", "-d", "link", "show", "vxlan.calico"]).stdout
+    assert f"link/ether {me.vtep_mac}" in link
+    assert "vxlan id 4096 local 10.0.0.1 dev eth0" in link
+    assert "dstport 4789 nolearning" in link
+    assert "mtu 1450" in link
+    neigh = ns_run(ns, ["ip", "neigh", "show", "dev", "vxlan.calico"]).stdout
+    fdb = ns_run(ns, ["bridge", "fdb", "show", "dev", "vxlan.calico"]).stdout
+    for peer in peers:
+        assert f"{peer.tunnel_address} lladdr {peer.vtep_mac} PERMANENT" in neigh
+        assert f"{peer.vtep_mac} dst {peer.address.ip} self permanent" in fdb
+
+
+def test_vxlan_script_removes_stale_state_and_keeps_foreign_routes(
+    tmp_path: Path, make_ns: MakeNs
+) -> None:
+    plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always"))
+    ns = node_ns(make_ns, "stale", "10.0.0.1/24")
+    script = write_script(tmp_path, plan, "n1")
+    run_script(ns, script)
+    want = calicc_routes(ns)
+    stale = [
+        "ip route add 10.244.200.0/26 via 10.244.200.0 dev vxlan.calico onlink proto 81",
+        "ip route add blackhole 10.244.201.0/26 proto 81",
+        "ip neigh add 10.244.200.0 lladdr 66:00:00:00:00:01 dev vxlan.calico nud permanent",
+        "bridge fdb add 66:00:00:00:00:01 dev vxlan.calico dst 10.0.0.200 self permanent",
+        "ip route add 192.0.2.0/24 via 10.0.0.254 proto static",
+    ]
+    for cmd in stale:
+        ns_run(ns, cmd.split())
+    run_script(ns, script)
+    assert calicc_routes(ns) == want
+    assert "192.0.2.0/24 via 10.0.0.254" in ns_run(ns, ["ip", "route"]).stdout
+    assert "10.244.200.0" not in ns_run(ns, ["ip", "neigh", "show", "dev", "vxlan.calico"]).stdout
+    fdb = ns_run(ns, ["bridge", "fdb", "show", "dev", "vxlan.calico"]).stdout
+    assert "66:00:00:00:00:01" not in fdb
+
+
+def test_vxlan_device_with_wrong_vni_is_recreated(tmp_path: Path, make_ns: MakeNs) -> None:
+    plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always"))
+    ns = node_ns(make_ns, "vni", "10.0.0.1/24")
+    ns_run(ns, ["ip", "link", "add", "vxlan.calico", "type", "vxlan", "id", "7", "dstport", "4789"])
+    run_script(ns, write_script(tmp_path, plan, "n1"))
+    link = ns_run(ns, ["ip", "-d", "link", "show", "vxlan.calico"]).stdout
+    assert "vxlan id 4096 local 10.0.0.1 dev eth0" in link
