@@ -1,0 +1,97 @@
+"""The calicc-ipam plugin: ADD/DEL/CHECK/GC/STATUS against the node's IpamStore.
+
+The main plugin calls `ipam_add`/`ipam_del` in-process when its `ipam.type` is calicc-ipam;
+the `calicc-ipam` executable runs `handle_ipam` for runtimes that delegate to it directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from ipaddress import IPv4Address
+
+from agent.cni.errors import CHECK_FAILED, INVALID_CONFIG, PLUGIN_NOT_AVAILABLE, CniError
+from agent.cni.ipam import Allocation, IpamStore
+from agent.cni.naming import pod_identity
+from agent.cni.node import ipam_store, load_manifest
+from agent.cni.request import Request
+from agent.cni.result import dump, ipam_result, require_version
+
+IPAM_KEYS = ("root", "state_dir", "bundle", "nodename")
+
+
+def ipam_request(req: Request) -> Request:
+    """Return `req` with the `ipam` section's location keys overriding the top-level ones."""
+    section = req.conf.get("ipam")
+    if not isinstance(section, dict):
+        return req
+    merged = dict(req.conf)
+    merged.update({k: section[k] for k in IPAM_KEYS if k in section})
+    return replace(req, conf=merged)
+
+
+def store_for(req: Request) -> IpamStore:
+    """Return the node's IPAM store for this request."""
+    nodename = req.conf.get("nodename") or ""
+    return ipam_store(req.state_dir, load_manifest(req.bundle), str(nodename))
+
+
+def ipam_add(req: Request) -> Allocation:
+    """Allocate (or return the existing) address of the request's handle."""
+    attrs = {
+        "identity": pod_identity(req.args, req.container_id),
+        "namespace": req.args.get("K8S_POD_NAMESPACE", ""),
+        "pod": req.args.get("K8S_POD_NAME", ""),
+    }
+    return store_for(req).assign(req.handle, req.container_id, req.ifname, attrs)
+
+
+def ipam_del(req: Request) -> list[IPv4Address]:
+    """Release the request's handle (idempotent)."""
+    return store_for(req).release(req.handle)
+
+
+def gc_attachments(req: Request) -> set[tuple[str, str]]:
+    """Return the (container id, ifname) pairs the runtime says are still valid (GC, spec 1.1)."""
+    items = req.conf.get("cni.dev/valid-attachments", req.conf.get("cni.dev/attachments", []))
+    if not isinstance(items, list):
+        raise CniError(INVALID_CONFIG, "cni.dev/valid-attachments must be a list")
+    keep: set[tuple[str, str]] = set()
+    for item in items:
+        if not isinstance(item, dict) or "containerID" not in item:
+            raise CniError(INVALID_CONFIG, f"GC attachment {item!r} needs containerID and ifname")
+        keep.add((str(item["containerID"]), str(item.get("ifname", ""))))
+    return keep
+
+
+def ipam_check(req: Request) -> None:
+    """Fail unless the handle still holds an address."""
+    if not any(a.handle == req.handle for a in store_for(req).allocations()):
+        raise CniError(CHECK_FAILED, f"IPAM holds no address for {req.handle}: delete and re-add")
+
+
+def ipam_status(req: Request) -> None:
+    """Fail with PLUGIN_NOT_AVAILABLE when the node's manifest or blocks are missing."""
+    try:
+        store = store_for(req)
+    except CniError as exc:
+        raise CniError(PLUGIN_NOT_AVAILABLE, exc.msg) from exc
+    if not store.candidates():
+        raise CniError(PLUGIN_NOT_AVAILABLE, f"node {store.node} has no blocks to allocate from")
+
+
+def handle_ipam(req: Request) -> str:
+    """Run one calicc-ipam command and return what to print on stdout."""
+    req = ipam_request(req)
+    minimum = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}.get(req.command, "0.3.0")
+    require_version(req.cni_version, req.command, minimum)
+    if req.command == "ADD":
+        return dump(ipam_result(req.cni_version, ipam_add(req).address))
+    if req.command == "DEL":
+        ipam_del(req)
+    elif req.command == "CHECK":
+        ipam_check(req)
+    elif req.command == "GC":
+        store_for(req).gc(gc_attachments(req))
+    elif req.command == "STATUS":
+        ipam_status(req)
+    return ""

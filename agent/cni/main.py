@@ -1,0 +1,69 @@
+"""Process entry points of the two CNI executables (stdin, CNI_* environment, stdout, exit)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Mapping
+
+from agent.cni.errors import CniError
+from agent.cni.ipam_plugin import handle_ipam
+from agent.cni.plugin import handle_plugin
+from agent.cni.request import Request, parse_conf, parse_request
+from agent.cni.result import SUPPORTED_VERSIONS
+
+INTERNAL_ERROR = 999
+Handler = Callable[[Request], str]
+HANDLERS: dict[str, Handler] = {"plugin": handle_plugin, "ipam": handle_ipam}
+
+
+def version_text(stdin: bytes) -> str:
+    """Return the VERSION answer in the requested cniVersion (default 1.0.0)."""
+    try:
+        asked = str(parse_conf(stdin).get("cniVersion") or "1.0.0")
+    except CniError:
+        asked = "1.0.0"
+    body = {"cniVersion": asked, "supportedVersions": list(SUPPORTED_VERSIONS)}
+    return json.dumps(body, sort_keys=True) + "\n"
+
+
+def _error_version(stdin: bytes) -> str:
+    try:
+        return str(parse_conf(stdin).get("cniVersion") or "1.0.0")
+    except CniError:
+        return "1.0.0"
+
+
+def run(kind: str, env: Mapping[str, str], stdin: bytes, root: str = "") -> tuple[int, str]:
+    """Run one invocation of plugin `kind` ("plugin" or "ipam"): (exit status, stdout text)."""
+    try:
+        if env.get("CNI_COMMAND") == "VERSION":
+            return 0, version_text(stdin)
+        return 0, HANDLERS[kind](parse_request(env, stdin, root))
+    except CniError as exc:
+        return exc.exit_code(), exc.to_json(_error_version(stdin))
+    except Exception as exc:  # the runtime needs an error object, not a traceback
+        error = CniError(INTERNAL_ERROR, f"calicc {kind} failed unexpectedly: {exc!r}")
+        return 1, error.to_json(_error_version(stdin))
+
+
+def _main(kind: str) -> None:
+    code, out = run(kind, os.environ, sys.stdin.buffer.read())
+    sys.stdout.write(out)
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+def plugin_main() -> None:
+    """Entry point of the `calicc` CNI plugin (console script `calicc-cni`)."""
+    _main("plugin")
+
+
+def ipam_main() -> None:
+    """Entry point of the `calicc-ipam` CNI plugin."""
+    _main("ipam")
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1] if len(sys.argv) > 1 else "plugin")

@@ -1,0 +1,141 @@
+"""One CNI invocation: the CNI_* environment and the network configuration from stdin.
+
+The netconf keys calicc reads (all optional except `cniVersion`, `name`, `type`):
+
+* `nodename`: the node (checked against node.json's node name);
+* `state_dir` (default `/var/lib/calicc`): runtime state, IPAM in `ipam/`;
+* `bundle` (default `/etc/calicc/bundle/node.json`): the installed node.json (or its directory);
+* `mtu`: the pod MTU (default node.json's `pod_mtu`);
+* `root`: a prefix for `state_dir` and `bundle`, so several lab nodes share one machine. The
+  launcher the agent installs under `<root>/opt/cni/bin` (and the agent's socket server) supply
+  it, so the compiled conflist is installed unchanged; an explicit netconf `root` wins;
+* `kubernetes.kubeconfig`: read pod labels from the API server;
+* `runtimeConfig.labels` / `runtimeConfig.namespaceLabels`: pod labels for runtimes without
+  Kubernetes (the lab).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.cni.errors import DECODE_FAILURE, INVALID_CONFIG, INVALID_ENV, CniError
+
+COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
+NEEDS_CONTAINER = ("ADD", "DEL", "CHECK")
+
+
+@dataclass(frozen=True)
+class Request:
+    """A parsed invocation; `conf` is the raw netconf mapping (with prevResult, if any)."""
+
+    command: str
+    container_id: str
+    netns: str
+    ifname: str
+    args: dict[str, str]
+    conf: dict[str, Any]
+    env: dict[str, str] = field(default_factory=dict)
+    default_root: str = "/"
+
+    @property
+    def cni_version(self) -> str:
+        """Return the netconf's cniVersion (an absent one means 0.2.0, as the spec says)."""
+        return str(self.conf.get("cniVersion") or "0.2.0")
+
+    @property
+    def network(self) -> str:
+        """Return the network name (the conflist's `name`)."""
+        return str(self.conf.get("name", ""))
+
+    @property
+    def handle(self) -> str:
+        """Return the IPAM handle, Calico style: `<network>.<containerID>`."""
+        return f"{self.network}.{self.container_id}"
+
+    @property
+    def root(self) -> Path:
+        """Return the path prefix of the state and bundle locations."""
+        return Path(str(self.conf.get("root") or self.default_root))
+
+    def _under_root(self, key: str, default: str) -> Path:
+        value = str(self.conf.get(key) or default)
+        return self.root / value.lstrip("/")
+
+    @property
+    def state_dir(self) -> Path:
+        """Return the directory of calicc's runtime state (IPAM)."""
+        return self._under_root("state_dir", "/var/lib/calicc")
+
+    @property
+    def bundle(self) -> Path:
+        """Return the installed node.json (a directory means its node.json)."""
+        path = self._under_root("bundle", "/etc/calicc/bundle/node.json")
+        return path if path.suffix == ".json" else path / "node.json"
+
+
+def parse_cni_args(text: str) -> dict[str, str]:
+    """Parse CNI_ARGS (`K=V;K=V`).
+
+    Examples:
+        >>> parse_cni_args("IgnoreUnknown=1;K8S_POD_NAME=web-0")
+        {'IgnoreUnknown': '1', 'K8S_POD_NAME': 'web-0'}
+    """
+    pairs: dict[str, str] = {}
+    for item in filter(None, text.split(";")):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CniError(INVALID_ENV, f"CNI_ARGS item {item!r} is not KEY=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def parse_conf(stdin: bytes) -> dict[str, Any]:
+    """Decode the netconf JSON object from stdin."""
+    try:
+        conf = json.loads(stdin or b"{}")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CniError(
+            DECODE_FAILURE, f"network configuration on stdin is not JSON: {exc}"
+        ) from exc
+    if not isinstance(conf, dict):
+        raise CniError(DECODE_FAILURE, "network configuration on stdin must be a JSON object")
+    return conf
+
+
+def _need(env: Mapping[str, str], key: str, command: str) -> str:
+    value = env.get(key, "")
+    if not value:
+        raise CniError(INVALID_ENV, f"{key} is not set; the runtime must set it for {command}")
+    return value
+
+
+def parse_request(env: Mapping[str, str], stdin: bytes, root: str = "") -> Request:
+    """Build a Request from the environment and stdin, validating what the command needs.
+
+    `root` (else the CALICC_ROOT variable the launcher sets, else "/") prefixes the paths.
+    """
+    command = env.get("CNI_COMMAND", "")
+    if command not in COMMANDS:
+        raise CniError(
+            INVALID_ENV, f"CNI_COMMAND={command!r}: expected one of {', '.join(COMMANDS)}"
+        )
+    conf = parse_conf(stdin) if command != "VERSION" or stdin.strip() else {}
+    if command != "VERSION":
+        for key in ("cniVersion", "name"):
+            if not isinstance(conf.get(key), str) or not conf[key]:
+                raise CniError(INVALID_CONFIG, f"network configuration needs a string {key!r}")
+    needs = command in NEEDS_CONTAINER
+    return Request(
+        command=command,
+        container_id=_need(env, "CNI_CONTAINERID", command) if needs else "",
+        netns=_need(env, "CNI_NETNS", command) if command == "ADD" else env.get("CNI_NETNS", ""),
+        ifname=_need(env, "CNI_IFNAME", command) if needs else env.get("CNI_IFNAME", ""),
+        args=parse_cni_args(env.get("CNI_ARGS", "")),
+        conf=conf,
+        env={k: v for k, v in env.items() if k.startswith("CNI_")},
+        default_root=root or env.get("CALICC_ROOT", "") or "/",
+    )
