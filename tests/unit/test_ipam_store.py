@@ -90,7 +90,7 @@ def test_gc_keeps_only_valid_attachments(tmp_path: Path) -> None:
 
 
 def _worker(directory: str, first: int, count: int) -> None:
-    s = IpamStore(Path(directory), "minikube", BLOCKS + (IPv4Network("10.244.1.0/25"),), [TUNNEL])
+    s = IpamStore(Path(directory), "minikube", (*BLOCKS, IPv4Network("10.244.1.0/25")), [TUNNEL])
     for i in range(first, first + count):
         s.assign(f"net.c{i}", f"c{i}", "eth0", {"pod": str(i)})
 
