@@ -12,9 +12,10 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from compiler.policy.model import LabelSelector
+if TYPE_CHECKING:
+    from compiler.policy.model import LabelSelector
 
 SelectorDict = dict[str, Any]
 

@@ -9,7 +9,10 @@ only ever sets or clears these two bits, never another tool's.
 
 from __future__ import annotations
 
-from compiler.policy.rules import Allow, PeerMatch, PolicyChain, PortMatch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from compiler.policy.rules import Allow, PeerMatch, PolicyChain, PortMatch
 
 MARK_ACCEPT = 0x10000
 MARK_PASS = 0x20000

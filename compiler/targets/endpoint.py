@@ -1,0 +1,273 @@
+"""Per-workload endpoint chains: what the CNI plugin programs at pod ADD and removes at DEL.
+
+Pure functions only (no I/O, no pydantic), cheap enough to import once per pod.
+
+For a host interface `caliXXXXXXXXXXX` (15 characters at most) an endpoint owns:
+
+- `cali-tw-<iface>` (to the workload: ingress policy) and `cali-fw-<iface>` (from the workload:
+  egress policy). Each accepts established traffic, drops invalid, clears the accept/pass marks,
+  then jumps to every policy chain selecting the pod for that direction and returns as soon as
+  one set the accept mark. Selected by no policy for a direction: allow (set the accept mark).
+  Selected but nothing allowed it: drop (default deny).
+- one rule in each dispatch chain of iptables.rules: `-i <iface> -g cali-fw-<iface>` in
+  cali-from-wl-dispatch and `-o <iface> -g cali-tw-<iface>` in cali-to-wl-dispatch, above the
+  dispatch chain's final "Unknown interface" drop.
+
+How this survives the node's own file: iptables-restore flushes every chain a restore declares,
+and iptables.rules declares the dispatch chains. So
+
+- the CNI plugin applies `add_restore()` at ADD and `del_restore()` at DEL (both read the live
+  `iptables-save -t filter` text so they are idempotent and never fail on a missing rule);
+- the agent, whenever it restores iptables.rules (or diffs it against the live tables), uses
+  `with_endpoints(rules, [endpoint_rules(...) for each live endpoint])` as the desired state, so
+  one atomic restore re-creates the dispatch rules with the file. The chains named
+  `cali-fw-*` / `cali-tw-*` (RUNTIME_CHAIN_PREFIXES) are owned by the endpoints, not stale.
+
+Selector ipsets: `selector_sets_for_pod()` lists the `cali40s:` sets a pod's IP joins
+(`ipset add -exist`), `named_port_members()` the `ip,proto:port` members of `cali40n:` sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from compiler.policy.selectors import matches
+from compiler.policy.syntax import ACCEPT_MATCH, CLEAR_MARKS, SET_ACCEPT, comment, rule
+
+if TYPE_CHECKING:
+    from compiler.model.manifest import Ipset, PolicyBinding
+
+FROM_DISPATCH = "cali-from-wl-dispatch"
+TO_DISPATCH = "cali-to-wl-dispatch"
+FW_PREFIX = "cali-fw-"
+TW_PREFIX = "cali-tw-"
+RUNTIME_CHAIN_PREFIXES = (FW_PREFIX, TW_PREFIX)
+IFNAMSIZ = 15
+VXLAN_PORT = 4789
+
+
+@dataclass(frozen=True)
+class PodPolicies:
+    """The policy chains of a pod, per direction, as (chain, namespace/name) pairs."""
+
+    ingress: tuple[tuple[str, str], ...] = ()
+    egress: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class EndpointRules:
+    """One endpoint's chains and rules (iptables-save form) and its two dispatch rules."""
+
+    iface: str
+    chains: tuple[str, str]
+    rules: tuple[str, ...]
+    dispatch: tuple[str, str]
+
+
+def policies_for_pod(
+    bindings: Iterable[PolicyBinding],
+    namespace: str,
+    pod_labels: Mapping[str, str],
+    namespace_labels: Mapping[str, str] | None = None,
+) -> PodPolicies:
+    """Return the policy chains that apply to a pod, sorted by policy namespace/name.
+
+    A NetworkPolicy selects pods of its own namespace only, so `namespace_labels` does not
+    change the answer; it is accepted so that callers pass the same facts here as to
+    `selector_sets_for_pod`.
+    """
+    del namespace_labels
+    ingress: list[tuple[str, str]] = []
+    egress: list[tuple[str, str]] = []
+    for b in sorted(bindings, key=lambda b: (b.namespace, b.name)):
+        if b.namespace != namespace or not matches(b.pod_selector, pod_labels):
+            continue
+        if b.ingress_chain is not None:
+            ingress.append((b.ingress_chain, f"{b.namespace}/{b.name}"))
+        if b.egress_chain is not None:
+            egress.append((b.egress_chain, f"{b.namespace}/{b.name}"))
+    return PodPolicies(tuple(ingress), tuple(egress))
+
+
+def _selector_holds(
+    selector: Mapping[str, object],
+    namespace: str,
+    pod_labels: Mapping[str, str],
+    namespace_labels: Mapping[str, str],
+) -> bool:
+    pods = selector.get("podSelector")
+    if not isinstance(pods, Mapping):
+        return False
+    if "namespace" in selector:
+        in_namespace = selector["namespace"] == namespace
+    else:
+        spaces = selector.get("namespaceSelector")
+        in_namespace = isinstance(spaces, Mapping) and matches(spaces, namespace_labels)
+    return in_namespace and matches(pods, pod_labels)
+
+
+def selector_sets_for_pod(
+    ipsets: Iterable[Ipset],
+    namespace: str,
+    pod_labels: Mapping[str, str],
+    namespace_labels: Mapping[str, str],
+) -> tuple[str, ...]:
+    """Return the pod-selector ipsets (sorted) whose members must include the pod's IP."""
+    return tuple(
+        sorted(
+            s.name
+            for s in ipsets
+            if s.selector is not None
+            and _selector_holds(s.selector, namespace, pod_labels, namespace_labels)
+        )
+    )
+
+
+def named_port_members(
+    ipsets: Iterable[Ipset], pod_ip: str, ports: Iterable[tuple[str, str, int]]
+) -> tuple[tuple[str, str], ...]:
+    """Return (set, member) pairs for a pod's named container ports.
+
+    Args:
+        ipsets: node.json's ipsets.
+        pod_ip: the pod's IPv4 address.
+        ports: the pod's container ports as (name, protocol, number), e.g. ("http", "TCP", 8080).
+    """
+    wanted = {(name, proto.upper()): number for name, proto, number in ports}
+    found = []
+    for s in ipsets:
+        sel = s.selector or {}
+        key = (sel.get("namedPort"), sel.get("protocol"))
+        if s.type == "hash:ip,port" and key in wanted:
+            found.append((s.name, f"{pod_ip},{str(key[1]).lower()}:{wanted[key]}"))
+    return tuple(sorted(found))
+
+
+def chain_names(iface: str) -> tuple[str, str]:
+    """Return (cali-fw-<iface>, cali-tw-<iface>); interface names fit (15 + 8 <= 28)."""
+    if not 0 < len(iface) <= IFNAMSIZ or not iface.isascii() or " " in iface:
+        raise ValueError(f"{iface!r} is not an interface name (1-{IFNAMSIZ} characters)")
+    return FW_PREFIX + iface, TW_PREFIX + iface
+
+
+def _direction_rules(
+    chain: str, iface: str, direction: str, policies: tuple[tuple[str, str], ...]
+) -> list[str]:
+    lines = [
+        rule(
+            chain,
+            "-m conntrack --ctstate RELATED,ESTABLISHED",
+            comment("established or related"),
+            "-j ACCEPT",
+        ),
+        rule(chain, "-m conntrack --ctstate INVALID", comment("invalid"), "-j DROP"),
+        rule(chain, comment("clear accept and pass marks"), CLEAR_MARKS),
+    ]
+    if chain.startswith(FW_PREFIX):
+        lines += [
+            rule(chain, "-p ipencap", comment("workloads may not send IPIP"), "-j DROP"),
+            rule(
+                chain,
+                f"-p udp -m udp --dport {VXLAN_PORT}",
+                comment("workloads may not send VXLAN"),
+                "-j DROP",
+            ),
+        ]
+    for policy_chain, key in policies:
+        lines.append(rule(chain, comment(f"{direction} policy {key}"), f"-j {policy_chain}"))
+        lines.append(rule(chain, ACCEPT_MATCH, comment(f"allowed by {key}"), "-j RETURN"))
+    if policies:
+        lines.append(
+            rule(chain, comment(f"default deny: {iface} has {direction} policy"), "-j DROP")
+        )
+    else:
+        lines.append(
+            rule(chain, comment(f"no {direction} policy selects {iface}: allow"), SET_ACCEPT)
+        )
+    return lines
+
+
+def endpoint_rules(iface: str, policies: PodPolicies) -> EndpointRules:
+    """Return the chains, rules and dispatch rules of one workload interface."""
+    fw, tw = chain_names(iface)
+    rules = _direction_rules(fw, iface, "egress", policies.egress)
+    rules += _direction_rules(tw, iface, "ingress", policies.ingress)
+    return EndpointRules(iface, (fw, tw), tuple(rules), dispatch_rules(iface))
+
+
+def dispatch_rules(iface: str) -> tuple[str, str]:
+    """Return the endpoint's rules in cali-from-wl-dispatch and cali-to-wl-dispatch."""
+    fw, tw = chain_names(iface)
+    return (
+        rule(FROM_DISPATCH, f"-i {iface}", f"-g {fw}"),
+        rule(TO_DISPATCH, f"-o {iface}", f"-g {tw}"),
+    )
+
+
+def _declared(live_filter: str) -> set[str]:
+    return {line[1:].split()[0] for line in live_filter.splitlines() if line.startswith(":")}
+
+
+def add_restore(endpoint: EndpointRules, live_filter: str) -> str:
+    """Return `iptables-restore --noflush` input that (re)programs one endpoint.
+
+    Args:
+        endpoint: from `endpoint_rules`.
+        live_filter: current `iptables-save -t filter` output, so a dispatch rule already in
+            place is not inserted twice (ADD after a restart stays idempotent).
+    """
+    present = set(live_filter.splitlines())
+    lines = ["*filter", *(f":{c} - [0:0]" for c in endpoint.chains), *endpoint.rules]
+    for line in endpoint.dispatch:
+        if line not in present:
+            _, chain, rest = line.split(" ", 2)
+            lines.append(f"-I {chain} 1 {rest}")
+    return "\n".join([*lines, "COMMIT", ""])
+
+
+def del_restore(iface: str, live_filter: str) -> str | None:
+    """Return restore input removing an endpoint's dispatch rules and chains, or None if gone."""
+    fw, tw = chain_names(iface)
+    present = set(live_filter.splitlines())
+    declared = _declared(live_filter)
+    dispatch = (
+        rule(FROM_DISPATCH, f"-i {iface}", f"-g {fw}"),
+        rule(TO_DISPATCH, f"-o {iface}", f"-g {tw}"),
+    )
+    lines = [d.replace("-A ", "-D ", 1) for d in dispatch if d in present]
+    for chain in (fw, tw):
+        if chain in declared:
+            lines += [f"-F {chain}", f"-X {chain}"]
+    return "\n".join(["*filter", *lines, "COMMIT", ""]) if lines else None
+
+
+def with_endpoints(rules_text: str, endpoints: Sequence[EndpointRules]) -> str:
+    """Return a node's iptables.rules with live endpoints merged into its filter table.
+
+    Endpoint chains are declared right after `*filter`, dispatch rules go above the first
+    rule of their dispatch chain (the "Unknown interface" drop), endpoint rules before the
+    filter table's COMMIT. The agent restores (or diffs against) this text instead of the
+    bare file, so applying the node's file never drops the running pods' dispatch rules.
+    """
+    ordered = sorted(endpoints, key=lambda e: e.iface)
+    out: list[str] = []
+    in_filter = False
+    pending = {
+        FROM_DISPATCH: [e.dispatch[0] for e in ordered],
+        TO_DISPATCH: [e.dispatch[1] for e in ordered],
+    }
+    for line in rules_text.splitlines():
+        if in_filter and line == "COMMIT":
+            out += [r for e in ordered for r in e.rules]
+            in_filter = False
+        for chain, lines in pending.items():
+            if in_filter and line.startswith(f"-A {chain} ") and lines:
+                out += lines
+                pending[chain] = []
+        out.append(line)
+        if line == "*filter":
+            in_filter = True
+            out += [f":{c} - [0:0]" for e in ordered for c in e.chains]
+    return "\n".join(out) + "\n"
