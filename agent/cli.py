@@ -28,12 +28,27 @@ NoAddrOpt = Annotated[
     ),
 ]
 
+LogOpt = Annotated[
+    Path | None,
+    typer.Option("--command-log", help="write every command run (JSON: reads, writes) here"),
+]
+
+
+def write_command_log(
+    path: Path, reads: list[tuple[str, ...]], writes: list[tuple[str, ...]]
+) -> None:
+    """Write the commands a run executed, for tests and benchmarks."""
+    import json
+
+    path.write_text(json.dumps({"reads": reads, "writes": writes}, indent=1) + "\n")
+
 
 def apply_cmd(
     bundle: BundleOpt,
     root: RootOpt = Path("/"),
     allow_tunnel_standin: StandinOpt = False,
     skip_address_check: NoAddrOpt = False,
+    command_log: LogOpt = None,
 ) -> None:
     """Apply a node bundle once to this network namespace (idempotent)."""
     from agent.apply import Options, Reconciler
@@ -42,7 +57,10 @@ def apply_cmd(
     options = Options(
         root=root, allow_tunnel_standin=allow_tunnel_standin, check_address=not skip_address_check
     )
-    result = Reconciler(options).reconcile(load_bundle(bundle))
+    reconciler = Reconciler(options)
+    result = reconciler.reconcile(load_bundle(bundle))
+    if command_log is not None:
+        write_command_log(command_log, reconciler.runner.reads, reconciler.runner.writes)
     for line in result.lines():
         typer.echo(line, err=line.startswith("error:"))
     if not result.ok:
