@@ -20,6 +20,8 @@ from compiler.model.manifest import (
 )
 from compiler.model.spec import EncapMode, SecretRef
 from compiler.plan import ClusterPlan, NodePlan
+from compiler.targets.ipset import ipsets_for
+from compiler.targets.iptables import jump_rules, policy_bindings
 from compiler.targets.routes import dataplane
 from compiler.targets.sysctl import sysctl_data
 
@@ -117,6 +119,9 @@ def build_manifest(cluster: ClusterPlan, node: NodePlan, files: dict[str, str]) 
         routes=plane.routes,
         neighbors=plane.neighbors,
         fdb=plane.fdb,
+        ipsets=ipsets_for(cluster, node),
+        jump_rules=jump_rules(cluster, node),
+        policies=policy_bindings(cluster),
         sysctls=sysctl_data(cluster, node),
         bird=bird_section(node),
         files=file_entries(files),

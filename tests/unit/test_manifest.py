@@ -6,11 +6,14 @@ import hashlib
 import json
 from pathlib import Path
 
+from compiler.build import compile_cluster
 from compiler.model.manifest import NodeManifest, SecretRef
 from compiler.render import render_node
+from compiler.targets.ipset import ipsets_for
+from compiler.targets.iptables import jump_rules, policy_bindings
 from compiler.targets.routes import dataplane
 from compiler.targets.sysctl import sysctl_data
-from tests.unit.helpers import plan_of, with_
+from tests.unit.helpers import load, plan_of, with_
 
 
 def _manifest(tmp_path: Path, node: str = "n1", **changes: object) -> tuple[NodeManifest, dict]:
@@ -98,3 +101,31 @@ def test_node_json_is_deterministic_json(tmp_path: Path) -> None:
     text = files["node.json"]
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
     assert list(files)[-1] == "node.json"
+
+
+def test_ipsets_jump_rules_and_policies_come_from_the_policy_targets(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, with_())
+    node = plan.node("n1")
+    manifest = NodeManifest.model_validate_json(render_node(plan, node)["node.json"])
+    assert manifest.ipsets == ipsets_for(plan, node)
+    assert manifest.ipsets  # at least the all-pools and masq-pools sets
+    assert manifest.jump_rules == jump_rules(plan, node)
+    assert manifest.jump_rules
+    assert manifest.policies == policy_bindings(plan)
+
+
+def test_policy_bindings_name_each_policy_chain(tmp_path: Path) -> None:
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "deny.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\n"
+        "kind: NetworkPolicy\n"
+        "metadata: {name: default-deny-ingress, namespace: web}\n"
+        "spec: {podSelector: {}, policyTypes: [Ingress]}\n"
+    )
+    compiled = compile_cluster(load(tmp_path, with_(policies=["policies/*.yaml"])))
+    manifest = NodeManifest.model_validate_json(compiled.files["nodes/n1/node.json"])
+    (binding,) = manifest.policies
+    assert (binding.namespace, binding.name) == ("web", "default-deny-ingress")
+    assert binding.ingress_chain is not None
+    assert binding.ingress_chain.startswith("cali-pi-")
+    assert binding.egress_chain is None
