@@ -11,11 +11,13 @@ import typer
 from compiler.build import Inputs, build, compile_cluster, load_cluster
 from compiler.errors import CaliccError
 from compiler.schema import write_schemas
+from lab.cli import lab_app
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__
 )
 state = {"debug": False}
+app.add_typer(lab_app, name="lab")
 
 ClusterArg = Annotated[
     Path | None, typer.Argument(help="cluster.yaml (or use --icp/--hosts)", show_default=False)
@@ -158,6 +160,27 @@ def push_cmd(
     typer.echo(format_summary(report))
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("diff")
+def diff_cmd(
+    from_rev: Annotated[str, typer.Option("--from", help="old git revision")] = "HEAD",
+    to_rev: Annotated[
+        str | None, typer.Option("--to", help="new git revision (default: the working tree)")
+    ] = None,
+    repo: Annotated[Path, typer.Option(help="a directory inside the git repository")] = Path(),
+    path: Annotated[str, typer.Option(help="only rendered trees under this path")] = "",
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="file (default stdout)")] = None,
+) -> None:
+    """Summarise, per node, what a change does to the rendered trees (Markdown for a PR)."""
+    from compiler.diff import diff_command
+    from compiler.emit import write_atomic
+
+    text = diff_command(repo, from_rev, to_rev, path.strip("/"))
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(out, text)
 
 
 def main() -> None:
