@@ -30,7 +30,7 @@ from compiler.policy.names import (
     policy_chain,
     set_name,
 )
-from compiler.policy.selectors import SelectorDict, canonical
+from compiler.policy.selectors import SelectorDict, canonical, describe
 
 Direction = Literal["ingress", "egress"]
 
@@ -148,9 +148,12 @@ def _peer_set(peer: NetworkPolicyPeer, namespace: str) -> SetSpec:
     selector: SelectorDict = {"podSelector": pods}
     if peer.namespaceSelector is not None:
         selector["namespaceSelector"] = canonical(peer.namespaceSelector)
+        where = f"namespaces {describe(selector['namespaceSelector'])}"
     else:
         selector["namespace"] = namespace
-    return SetSpec(set_name(SELECTOR_SET_PREFIX, selector), "hash:ip", (), selector, "pods")
+        where = f"namespace {namespace}"
+    text = f"pods {describe(pods)} in {where}"
+    return SetSpec(set_name(SELECTOR_SET_PREFIX, selector), "hash:ip", (), selector, text)
 
 
 def _port_match(port: NetworkPolicyPort) -> tuple[PortMatch, SetSpec | None]:

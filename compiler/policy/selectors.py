@@ -83,3 +83,23 @@ def stable_id(data: object, length: int) -> str:
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha224(text.encode()).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")[:length]
+
+
+_OPERATOR_TEXT = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!exists"}
+
+
+def describe(selector: Mapping[str, Any]) -> str:
+    """Return a short human reading of a canonical selector, for comments.
+
+    Examples:
+        >>> describe({"matchLabels": {"app": "web"},
+        ...           "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}]})
+        'app=web,tier in (a)'
+        >>> describe({})
+        'all'
+    """
+    parts = [f"{k}={v}" for k, v in selector.get("matchLabels", {}).items()]
+    for e in selector.get("matchExpressions", []):
+        values = f" ({','.join(e.get('values', []))})" if e.get("values") else ""
+        parts.append(f"{e['key']} {_OPERATOR_TEXT.get(e['operator'], e['operator'])}{values}")
+    return ",".join(parts) or "all"
