@@ -21,6 +21,8 @@ from lab.wait import poll
 API_HOST = "127.0.0.1"
 API_PORT = 50051
 WAIT_S = 15.0
+# gobgp -j prints the BGP FSM state as a number (RFC 4271 order) or a name.
+FSM = {1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm", 6: "Established"}
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,8 @@ def neighbor_states(ns: str) -> dict[str, str]:
     states = {}
     for peer in gobgp(ns, "neighbor") or []:
         address = peer["conf"]["neighbor_address"]
-        states[address] = str(peer.get("state", {}).get("session_state", "unknown"))
+        raw = peer.get("state", {}).get("session_state", "unknown")
+        states[address] = FSM.get(raw, str(raw)) if isinstance(raw, int) else str(raw).title()
     return states
 
 
@@ -140,7 +143,7 @@ def wait_neighbors(ns: str, timeout: float = WAIT_S) -> dict[str, str]:
 
     def probe() -> dict[str, str] | None:
         states = neighbor_states(ns)
-        ok = states and all(s.lower() in {"established", "6"} for s in states.values())
+        ok = states and all(s == "Established" for s in states.values())
         return states if ok else None
 
     return poll(

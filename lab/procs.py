@@ -35,12 +35,15 @@ def stop_pid(pid: int, must_contain: str) -> bool:
     The process is left alone unless its command line contains `must_contain` (a path unique
     to the lab, such as a control socket or config file), so a recycled PID is never killed.
     """
-    if must_contain not in cmdline(pid):
+    if not alive(pid) or must_contain not in cmdline(pid):
         return False
-    os.kill(pid, signal.SIGTERM)
     try:
-        poll(lambda: not alive(pid), STOP_WAIT_S, f"process {pid} to exit")
-    except WaitTimeout:
-        os.kill(pid, signal.SIGKILL)
-        poll(lambda: not alive(pid), STOP_WAIT_S, f"process {pid} to die")
+        os.kill(pid, signal.SIGTERM)
+        try:
+            poll(lambda: not alive(pid), STOP_WAIT_S, f"process {pid} to exit")
+        except WaitTimeout:
+            os.kill(pid, signal.SIGKILL)
+            poll(lambda: not alive(pid), STOP_WAIT_S, f"process {pid} to die")
+    except ProcessLookupError:
+        pass  # it ended by itself meanwhile
     return True

@@ -1,0 +1,65 @@
+"""`calicc lab up|check|down CLUSTER [--name NAME]`: typer commands over lab.up/check/down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from lab.state import DEFAULT_BASE, lab_root, load_state
+
+lab_app = typer.Typer(no_args_is_help=True, help="Run a compiled cluster as network namespaces.")
+
+ClusterArg = Annotated[Path, typer.Argument(help="cluster.yaml", show_default=False)]
+NameOpt = Annotated[str | None, typer.Option("--name", help="lab name (default: cluster name)")]
+BaseOpt = Annotated[Path, typer.Option("--base", help="directory holding labs' files")]
+
+
+def _name(cluster: Path, name: str | None) -> str:
+    if name is not None:
+        return name
+    from compiler.build import load_cluster
+
+    return load_cluster(cluster).spec.name[:24].rstrip("-")
+
+
+@lab_app.command("up")
+def up_cmd(cluster: ClusterArg, name: NameOpt = None, base: BaseOpt = DEFAULT_BASE) -> None:
+    """Build the cluster and bring it up as namespaces with real daemons."""
+    from lab.up import lab_up
+
+    lab = _name(cluster, name)
+    state = lab_up(cluster, lab, lab_root(lab, base), typer.echo)
+    typer.echo(f"lab {lab} is up ({state.root}); run `calicc lab check {cluster} --name {lab}`")
+
+
+@lab_app.command("check")
+def check_cmd(
+    cluster: ClusterArg,
+    name: NameOpt = None,
+    base: BaseOpt = DEFAULT_BASE,
+    as_json: Annotated[bool, typer.Option("--json", help="rows as JSON")] = False,
+) -> None:
+    """Print the connectivity matrix; exit 1 on any mismatch."""
+    from lab.check import failed, lab_check, table, to_json
+
+    lab = _name(cluster, name)
+    state = load_state(lab_root(lab, base))
+    if state is None:
+        typer.echo(f"error: lab {lab} is not up (no state under {lab_root(lab, base)})", err=True)
+        raise typer.Exit(1)
+    rows = lab_check(state)
+    typer.echo(to_json(rows) if as_json else table(rows))
+    if failed(rows):
+        raise typer.Exit(1)
+
+
+@lab_app.command("down")
+def down_cmd(cluster: ClusterArg, name: NameOpt = None, base: BaseOpt = DEFAULT_BASE) -> None:
+    """Remove everything the lab made, also after a crash."""
+    from lab.down import lab_down
+
+    lab = _name(cluster, name)
+    for line in lab_down(lab, lab_root(lab, base)) or [f"lab {lab}: nothing to remove"]:
+        typer.echo(line)

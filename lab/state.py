@@ -1,0 +1,63 @@
+"""What a running lab is made of, recorded in <root>/state.json.
+
+Any later process (`check`, `down`, a test) finds the lab there, also after the process that
+made it crashed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from lab.names import check_lab_name
+
+DEFAULT_BASE = Path("/run/calicc-lab")
+STATE_FILE = "state.json"
+
+
+@dataclass
+class Proc:
+    """A process the lab started: its PID and a string unique to it in its command line."""
+
+    pid: int
+    match: str
+
+
+@dataclass
+class LabState:
+    """A lab: its name, input, root, processes, tunnel kind, pods and timings."""
+
+    name: str
+    cluster: str
+    root: str
+    procs: dict[str, Proc] = field(default_factory=dict)
+    tunnel: str = "none"  # none | ipip | ifb (the stand-in: no IPIP packets flow)
+    agent: bool = False
+    pods: dict[str, str] = field(default_factory=dict)  # pod name -> "node/ip"
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        """Return the state file's path."""
+        return Path(self.root) / STATE_FILE
+
+    def save(self) -> None:
+        """Write the state file (sorted keys, so it diffs cleanly)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+
+
+def lab_root(name: str, base: Path | None = None) -> Path:
+    """Return the directory holding lab `name`'s files (configs, sockets, pid files, logs)."""
+    return (base or DEFAULT_BASE) / check_lab_name(name)
+
+
+def load_state(root: Path) -> LabState | None:
+    """Return the recorded state under `root`, or None when there is none."""
+    path = root / STATE_FILE
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    procs = {k: Proc(**v) for k, v in data.pop("procs").items()}
+    return LabState(procs=procs, **data)

@@ -1,0 +1,112 @@
+"""`calicc lab up`: build the cluster, wire its namespaces, start its routing, record it all.
+
+Every step records what it made in the lab's state file before the next starts, so that
+`calicc lab down` can remove a half-made lab after a crash.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from compiler.build import Compiled, compile_cluster, load_cluster
+from compiler.emit import emit
+from compiler.errors import CaliccError
+from lab.agent import AgentFailed, agent_bird, apply_node, node_root
+from lab.bird import start_bird
+from lab.expect import needs_tunnel_device
+from lab.network import create_topology, lab_namespaces
+from lab.routing import Daemons, add_tunnel_device, start_gobgp_reflectors
+from lab.state import LabState, Proc, load_state
+from lab.topology import Topology, plan_topology
+from lab.tor import tor_config
+from lab.verify import wait_converged
+from lab.wait import WaitTimeout
+
+Echo = Callable[[str], None]
+
+
+class LabError(CaliccError):
+    """The lab cannot be brought up as asked (the message says why and what to do)."""
+
+
+def _record(state: LabState, daemons: Daemons) -> None:
+    for node, bird in daemons.birds.items():
+        state.procs[f"bird:{node}"] = Proc(bird.pid, str(bird.sock))
+    for peer, gob in daemons.gobgp.items():
+        state.procs[f"gobgpd:{peer}"] = Proc(gob.pid, str(gob.conf))
+    state.save()
+
+
+def start_tors(compiled: Compiled, topo: Topology, root: Path, state: LabState) -> None:
+    """Start a BIRD ToR for every external peer in another AS than the cluster's."""
+    bgp = compiled.plan.spec.bgp
+    for speaker in topo.speakers:
+        entry = next(p for p in bgp.peers if str(p.peer_ip) == speaker.name)
+        if entry.as_number == bgp.as_number:
+            continue
+        conf = root / "speakers" / f"tor-{speaker.name}.conf"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text(tor_config(compiled.plan, speaker.address.ip, entry.as_number))
+        daemon = start_bird(speaker.ns, conf, root / "run", f"tor-{speaker.name}")
+        state.procs[f"tor:{speaker.name}"] = Proc(daemon.pid, str(daemon.sock))
+        state.save()
+
+
+def apply_agents(compiled: Compiled, topo: Topology, root: Path, state: LabState) -> None:
+    """Run `calicc apply --root` in every node namespace and record the BIRD it starts."""
+    state.agent = True
+    for node in compiled.plan.nodes:
+        nroot = node_root(root, node.name)
+        bundle = root / "rendered" / "nodes" / node.name
+        try:
+            apply_node(topo.node(node.name).ns, bundle, nroot, state.tunnel == "ifb")
+        finally:
+            bird = agent_bird(nroot)
+            if bird is not None:
+                state.procs[f"bird:{node.name}"] = bird
+            state.save()
+
+
+def _tunnels(compiled: Compiled, topo: Topology, state: LabState) -> None:
+    if needs_tunnel_device(compiled.plan):
+        kinds = {add_tunnel_device(host.ns) for host in topo.nodes}
+        state.tunnel = "ipip" if kinds == {"ipip"} else "ifb"
+        state.save()
+
+
+def lab_up(cluster: Path, name: str, root: Path, echo: Echo) -> LabState:
+    """Bring lab `name` up from `cluster` under `root`; return its recorded state.
+
+    Raises:
+        LabError: a lab of that name is already up (namespaces or state exist).
+    """
+    if load_state(root) is not None or lab_namespaces(name):
+        raise LabError(f"lab {name} is already up: run `calicc lab down {cluster} --name {name}`")
+    started = time.monotonic()
+    compiled = compile_cluster(load_cluster(cluster))
+    emit(compiled.files, root / "rendered")
+    state = LabState(name=name, cluster=str(cluster.resolve()), root=str(root))
+    state.save()
+    topo = plan_topology(compiled.plan, name)
+    create_topology(topo)
+    echo(f"namespaces: {len(lab_namespaces(name))} (prefix calicc-{name}.)")
+    _tunnels(compiled, topo, state)
+    daemons = Daemons()
+    try:
+        start_gobgp_reflectors(compiled.plan, topo, root, daemons)
+        start_tors(compiled, topo, root, state)
+    finally:
+        _record(state, daemons)
+    try:
+        apply_agents(compiled, topo, root, state)
+        wait_converged(compiled.plan, topo, state)
+    except AgentFailed as exc:
+        raise LabError(f"{exc}\nrun `calicc lab down {cluster} --name {name}`") from exc
+    except WaitTimeout as exc:
+        raise LabError(f"lab {name} did not converge: {exc}; `calicc lab check` shows all") from exc
+    state.timings["routes_installed_s"] = round(time.monotonic() - started, 3)
+    state.save()
+    echo(f"all routes installed {state.timings['routes_installed_s']:.2f} s after up started")
+    return state
