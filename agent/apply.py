@@ -21,6 +21,7 @@ from agent import AgentError, ipsets, iptables
 from agent.autodetect import check_address
 from agent.bird import reconcile_bird
 from agent.bundle import IPTABLES_FILE, MANIFEST, Bundle
+from agent.cni.install import install_plugins
 from agent.files import under, write_if_changed
 from agent.links import ensure_link
 from agent.neigh import reconcile_l2
@@ -193,4 +194,4 @@ class Reconciler:
         write_if_changed(
             under(root, BUNDLE_COPY) / MANIFEST, (bundle.directory / MANIFEST).read_bytes()
         )
-        return changes
+        return changes + [f"{path}: installed" for path in install_plugins(root)]

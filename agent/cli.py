@@ -69,6 +69,60 @@ def apply_cmd(
         typer.echo(f"{bundle}: node already in its desired state, nothing changed")
 
 
+def agent_cmd(
+    bundle: BundleOpt,
+    interval: Annotated[float, typer.Option(help="seconds between reconciles")] = 10.0,
+    root: RootOpt = Path("/"),
+    allow_tunnel_standin: StandinOpt = False,
+    skip_address_check: NoAddrOpt = False,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="serve Prometheus metrics on 127.0.0.1:PORT")
+    ] = None,
+    metrics_file: Annotated[
+        Path | None, typer.Option(help="write Prometheus metrics to this textfile")
+    ] = None,
+    cni_socket: Annotated[
+        bool, typer.Option(help="serve the CNI plugins' requests on <root>/var/run/calicc")
+    ] = True,
+) -> None:
+    """Reconcile this node to its bundle every interval until SIGTERM."""
+    import logging
+
+    from agent.apply import Options
+    from agent.cni.server import CniServer
+    from agent.loop import handle_signals, make_loop
+    from agent.metrics import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    options = Options(
+        root=root, allow_tunnel_standin=allow_tunnel_standin, check_address=not skip_address_check
+    )
+    loop = make_loop(bundle, interval, options, metrics_file)
+    handle_signals(loop.stop)
+    server = serve(loop.metrics, metrics_port) if metrics_port is not None else None
+    cni = CniServer(root) if cni_socket else None
+    if cni is not None:
+        cni.start()
+    try:
+        loop.run()
+    finally:
+        if cni is not None:
+            cni.stop()
+        if server is not None:
+            server.shutdown()
+
+
+def status_cmd(root: RootOpt = Path("/")) -> None:
+    """Show BGP sessions, the node's blocks and their use, and the endpoints on this node."""
+    from agent.runner import Runner
+    from agent.status import status_lines
+
+    for line in status_lines(root, Runner()):
+        typer.echo(line)
+
+
 def register(app: typer.Typer) -> None:
     """Register the agent's commands on the calicc app."""
     app.command("apply")(apply_cmd)
+    app.command("agent")(agent_cmd)
+    app.command("status")(status_cmd)

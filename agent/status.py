@@ -1,0 +1,77 @@
+"""`calicc status`: BGP sessions from BIRD, the node's blocks and their use, endpoints."""
+
+from __future__ import annotations
+
+from collections import Counter
+from ipaddress import IPv4Network
+from pathlib import Path
+
+from agent import AgentError
+from agent.apply import BUNDLE_COPY
+from agent.bird import BirdPaths
+from agent.bundle import MANIFEST
+from agent.cni.ipam import Allocation
+from agent.cni.node import ipam_store
+from agent.files import under
+from agent.runner import Runner
+from compiler.model.manifest import NodeManifest
+
+STATE_DIR = "var/lib/calicc"
+BGP_FIELDS = 6  # name proto table state since info
+
+
+def installed_manifest(root: Path) -> NodeManifest:
+    """Return the node.json the last apply installed under `root`."""
+    path = under(root, BUNDLE_COPY) / MANIFEST
+    try:
+        return NodeManifest.model_validate_json(path.read_bytes())
+    except OSError as exc:
+        raise AgentError(f"{path}: no applied bundle here (run `calicc apply` first)") from exc
+
+
+def bgp_sessions(runner: Runner, root: Path) -> list[tuple[str, str, str]]:
+    """Return (name, state, info) of every BGP protocol, from `birdc show protocols`."""
+    out = runner.run(["birdc", "-s", str(BirdPaths.under(root).sock), "show", "protocols"])
+    sessions = []
+    for line in out.splitlines():
+        words = line.split(None, BGP_FIELDS - 1)
+        if len(words) >= BGP_FIELDS - 1 and words[1] == "BGP":
+            info = words[5] if len(words) == BGP_FIELDS else ""
+            sessions.append((words[0], words[3], info.strip()))
+    return sessions
+
+
+def block_use(
+    blocks: list[IPv4Network], allocations: list[Allocation]
+) -> list[tuple[IPv4Network, int, int]]:
+    """Return (block, used, size) for each block.
+
+    Examples:
+        >>> block_use([IPv4Network("10.0.0.0/30")], [])
+        [(IPv4Network('10.0.0.0/30'), 0, 4)]
+    """
+    used = Counter(next((b for b in blocks if a.address in b), None) for a in allocations)
+    return [(b, used[b], b.num_addresses) for b in blocks]
+
+
+def node_allocations(root: Path, manifest: NodeManifest) -> list[Allocation]:
+    """Return the IPAM allocations of the node (the CNI plugin's state)."""
+    return ipam_store(under(root, STATE_DIR), manifest).allocations()
+
+
+def status_lines(root: Path, runner: Runner) -> list[str]:
+    """Return the status report of the node under `root`."""
+    manifest = installed_manifest(root)
+    lines = [f"node {manifest.node.name} ({manifest.node.address}), cluster {manifest.cluster}"]
+    try:
+        sessions = bgp_sessions(runner, root)
+        lines += ["BGP sessions:", *(f"  {n:<24} {s:<8} {i}" for n, s, i in sessions)]
+    except AgentError as exc:
+        lines.append(f"BGP: BIRD not reachable ({exc})")
+    allocations = node_allocations(root, manifest)
+    lines.append("blocks:")
+    for block, used, size in block_use([b.cidr for b in manifest.blocks], allocations):
+        lines.append(f"  {block!s:<20} {used}/{size} used")
+    lines.append(f"endpoints: {len(allocations)}")
+    lines += [f"  {a.address!s:<16} {a.container_id[:12]} {a.ifname}" for a in allocations]
+    return lines
