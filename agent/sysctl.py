@@ -43,7 +43,7 @@ def diff_sysctls(desired: Mapping[str, str], current: Mapping[str, str | None]) 
     """Return the keys whose current value differs from the desired one (whitespace-normalised).
 
     Examples:
-        >>> diff_sysctls({"a": "1", "b": "0 1"}, {"a": "1", "b": "0  1"})
+        >>> diff_sysctls({"a": "1", "b": "0  1"}, {"a": "1", "b": "0 1"})
         []
         >>> diff_sysctls({"a": "1"}, {"a": "0"})
         ['a']
