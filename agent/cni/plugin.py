@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent.cni import endpoint_policy
 from agent.cni.check import check_wiring
 from agent.cni.errors import CHECK_FAILED, INVALID_CONFIG, CniError
 from agent.cni.ipam_plugin import (
@@ -52,7 +53,7 @@ def host_name(req: Request) -> str:
 
 
 def cmd_add(req: Request) -> str:
-    """Allocate, wire and apply policy; on any failure release the address again."""
+    """Allocate, wire and apply policy; on any failure undo the wiring and release the address."""
     _ipam_section(req)
     mtu = pod_mtu(req)
     ipreq = ipam_request(req)
@@ -60,7 +61,9 @@ def cmd_add(req: Request) -> str:
     wiring = Wiring(host_name(req), req.ifname, req.netns, alloc.address, mtu)
     try:
         host, pod = add_veth(wiring)
+        endpoint_policy.attach(req, load_manifest(req.bundle), wiring.host, alloc.address)
     except BaseException:
+        del_veth(req.netns, req.ifname)
         ipam_del(ipreq)
         raise
     return dump(plugin_result(req.cni_version, alloc.address, host, pod))
@@ -70,10 +73,16 @@ def cmd_del(req: Request) -> str:
     """Release the address, remove policy and the interface; every step runs, errors last."""
     ipreq = ipam_request(req)
     failure: CniError | None = None
+    released = []
     try:
-        ipam_del(ipreq)
+        released = ipam_del(ipreq)
     except CniError as exc:
         failure = exc
+    try:
+        manifest = load_manifest(req.bundle)
+        endpoint_policy.detach(req.state_dir, manifest, host_name(req), released)
+    except CniError as exc:
+        failure = failure or exc
     del_veth(req.netns, req.ifname)
     if failure is not None:
         raise failure
@@ -93,7 +102,9 @@ def cmd_check(req: Request) -> str:
 def cmd_gc(req: Request) -> str:
     """Release IPAM allocations and policy state of attachments the runtime no longer has."""
     ipreq = ipam_request(req)
-    store_for(ipreq).gc(gc_attachments(req))
+    keep = gc_attachments(req)
+    store_for(ipreq).gc(keep)
+    endpoint_policy.collect(req.state_dir, load_manifest(req.bundle), keep)
     return ""
 
 

@@ -1,0 +1,176 @@
+"""Endpoint policy at ADD/DEL: per-pod chains (compiler/targets/endpoint.py) and selector ipsets.
+
+ADD decides from the pod's namespace and labels (Kubernetes API when the netconf has
+`kubernetes.kubeconfig`, else `runtimeConfig.labels` / `runtimeConfig.namespaceLabels`) which
+compiled policy chains its cali-fw-/cali-tw- chains jump to, restores them with
+`iptables-restore --noflush`, and adds its address to the selector ipsets it matches. Each
+endpoint is recorded in `<state_dir>/endpoints/<iface>.json` first, so DEL and GC remove exactly
+what ADD added, and the agent can merge every live endpoint into the node's rules
+(`live_endpoint_rules` with `compiler.targets.endpoint.with_endpoints`). Until the agent has
+applied the node's iptables.rules (no dispatch chain yet) only the record is written.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from agent.cni.errors import POLICY_FAILURE, CniError
+from agent.cni.ipam import write_atomic
+from agent.cni.kube import PodFacts, pod_facts
+from agent.cni.request import Request
+from compiler.model.manifest import NodeManifest
+from compiler.targets.endpoint import (
+    FROM_DISPATCH,
+    EndpointRules,
+    add_restore,
+    del_restore,
+    endpoint_rules,
+    named_port_members,
+    policies_for_pod,
+    selector_sets_for_pod,
+)
+
+ENDPOINTS = "endpoints"
+
+
+@dataclass(frozen=True)
+class EndpointRecord:
+    """One wired pod interface and the facts its policy was derived from."""
+
+    iface: str
+    container_id: str
+    ifname: str
+    address: str
+    namespace: str
+    labels: dict[str, str]
+    namespace_labels: dict[str, str]
+    members: tuple[tuple[str, str], ...]  # (ipset, member) pairs added at ADD
+
+
+def _labels(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CniError(POLICY_FAILURE, f"runtimeConfig.{what} must be an object of labels")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def pod_facts_for(req: Request) -> tuple[str, PodFacts]:
+    """Return the pod's namespace and facts, from the API server or the runtime config."""
+    namespace = req.args.get("K8S_POD_NAMESPACE") or "default"
+    kube = req.conf.get("kubernetes")
+    if isinstance(kube, dict) and kube.get("kubeconfig") and req.args.get("K8S_POD_NAME"):
+        path = req.root / str(kube["kubeconfig"]).lstrip("/")
+        return namespace, pod_facts(path, namespace, req.args["K8S_POD_NAME"])
+    runtime = req.conf.get("runtimeConfig") or {}
+    labels = _labels(runtime.get("labels"), "labels")
+    return namespace, PodFacts(labels, _labels(runtime.get("namespaceLabels"), "namespaceLabels"))
+
+
+def _run(args: Sequence[str], stdin: str | None = None) -> str:
+    try:
+        done = subprocess.run(list(args), input=stdin, capture_output=True, text=True, check=False)
+    except FileNotFoundError as exc:
+        raise CniError(POLICY_FAILURE, f"{args[0]} is not installed") from exc
+    if done.returncode != 0:
+        raise CniError(
+            POLICY_FAILURE, f"{' '.join(args)} failed: {done.stderr.strip()}; run `calicc apply`"
+        )
+    return done.stdout
+
+
+def record_path(state_dir: Path, iface: str) -> Path:
+    """Return where the endpoint record of `iface` lives."""
+    return state_dir / ENDPOINTS / f"{iface}.json"
+
+
+def load_records(state_dir: Path) -> list[EndpointRecord]:
+    """Return every recorded endpoint, sorted by interface (for the agent and GC)."""
+    records = []
+    for path in sorted((state_dir / ENDPOINTS).glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["members"] = tuple(tuple(m) for m in data["members"])
+        records.append(EndpointRecord(**data))
+    return records
+
+
+def rules_for(record: EndpointRecord, manifest: NodeManifest) -> EndpointRules:
+    """Return the endpoint's chains under the manifest's current policies."""
+    pod = policies_for_pod(
+        manifest.policies, record.namespace, record.labels, record.namespace_labels
+    )
+    return endpoint_rules(record.iface, pod)
+
+
+def live_endpoint_rules(state_dir: Path, manifest: NodeManifest) -> list[EndpointRules]:
+    """Return the rules of every recorded endpoint: what the agent merges with with_endpoints."""
+    return [rules_for(r, manifest) for r in load_records(state_dir)]
+
+
+def _ipset(verb: str, members: Iterable[tuple[str, str]]) -> None:
+    lines = [f"{verb} {name} {member}" for name, member in members]
+    if lines:
+        _run(["ipset", "restore", "-exist"], "\n".join(lines) + "\n")
+
+
+def _node_applied(live: str) -> bool:
+    return f":{FROM_DISPATCH} " in live
+
+
+def attach(req: Request, manifest: NodeManifest, iface: str, address: IPv4Address) -> None:
+    """Record the endpoint, then program its chains, dispatch rules and ipset memberships."""
+    namespace, facts = pod_facts_for(req)
+    sets = selector_sets_for_pod(manifest.ipsets, namespace, facts.labels, facts.namespace_labels)
+    members = tuple(sorted({(s, str(address)) for s in sets}))
+    members += named_port_members(manifest.ipsets, str(address), facts.ports)
+    record = EndpointRecord(
+        iface, req.container_id, req.ifname, str(address), namespace,
+        facts.labels, facts.namespace_labels, members,
+    )  # fmt: skip
+    path = record_path(req.state_dir, iface)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_atomic(path, json.dumps(asdict(record), sort_keys=True))
+    live = _run(["iptables-save", "-t", "filter"])
+    if not _node_applied(live):
+        return
+    _ipset("add", members)
+    _run(
+        ["iptables-restore", "--noflush", "--wait"], add_restore(rules_for(record, manifest), live)
+    )
+
+
+def _fallback_members(
+    manifest: NodeManifest, addresses: Iterable[IPv4Address]
+) -> list[tuple[str, str]]:
+    sets = [s.name for s in manifest.ipsets if s.selector is not None and s.type != "hash:ip,port"]
+    return [(s, str(a)) for s in sets for a in addresses]
+
+
+def detach(
+    state_dir: Path, manifest: NodeManifest, iface: str, released: Iterable[IPv4Address]
+) -> None:
+    """Remove the endpoint's dispatch rules, chains and ipset memberships, then its record."""
+    path = record_path(state_dir, iface)
+    records = [r for r in load_records(state_dir) if r.iface == iface]
+    members = list(records[0].members) if records else _fallback_members(manifest, released)
+    live = _run(["iptables-save", "-t", "filter"])
+    if _node_applied(live) or f":cali-fw-{iface} " in live:
+        _ipset("del", members)
+        text = del_restore(iface, live)
+        if text is not None:
+            _run(["iptables-restore", "--noflush", "--wait"], text)
+    path.unlink(missing_ok=True)
+
+
+def collect(state_dir: Path, manifest: NodeManifest, keep: set[tuple[str, str]]) -> list[str]:
+    """GC: detach every recorded endpoint whose (container id, ifname) is not in `keep`."""
+    gone = [r for r in load_records(state_dir) if (r.container_id, r.ifname) not in keep]
+    for record in gone:
+        detach(state_dir, manifest, record.iface, [IPv4Address(record.address)])
+    return [r.iface for r in gone]

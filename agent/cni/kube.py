@@ -1,0 +1,140 @@
+"""Pod facts from the Kubernetes API: a plain HTTPS GET with the kubeconfig's credentials.
+
+Reads the kubeconfig's current context (server, certificate-authority[-data] or
+insecure-skip-tls-verify, and a token, tokenFile or client certificate[-data]/key[-data]).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import ssl
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import yaml
+
+from agent.cni.errors import KUBERNETES_FAILURE, CniError
+
+TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class PodFacts:
+    """What policy needs to know about a pod."""
+
+    labels: dict[str, str]
+    namespace_labels: dict[str, str]
+    ports: tuple[tuple[str, str, int], ...] = ()
+
+
+def _named(items: Any, name: str, kind: str, path: Path) -> dict[str, Any]:
+    for item in items or []:
+        if item.get("name") == name:
+            return dict(item.get(kind) or {})
+    raise CniError(KUBERNETES_FAILURE, f"{path}: no {kind} named {name!r}; fix current-context")
+
+
+def load_kubeconfig(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return (cluster, user) of the kubeconfig's current context."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CniError(KUBERNETES_FAILURE, f"cannot read kubeconfig {path}: {exc}") from exc
+    context = _named(data.get("contexts"), str(data.get("current-context", "")), "context", path)
+    cluster = _named(data.get("clusters"), str(context.get("cluster", "")), "cluster", path)
+    user = _named(data.get("users"), str(context.get("user", "")), "user", path)
+    return cluster, user
+
+
+@contextmanager
+def _pem_file(data: str | None, path: str | None) -> Iterator[str | None]:
+    """Yield a file holding base64 `data` (removed afterwards), else `path`."""
+    if data is None:
+        yield path
+        return
+    fd, name = tempfile.mkstemp(prefix="calicc-kube-")
+    try:
+        os.write(fd, base64.b64decode(data))
+        os.close(fd)
+        yield name
+    finally:
+        os.unlink(name)
+
+
+def ssl_context(cluster: dict[str, Any], user: dict[str, Any]) -> ssl.SSLContext:
+    """Return the TLS context: the cluster's CA (or no verification when asked), client cert."""
+    context = ssl.create_default_context()
+    if cluster.get("insecure-skip-tls-verify"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif "certificate-authority-data" in cluster:
+        context.load_verify_locations(
+            cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+        )
+    elif "certificate-authority" in cluster:
+        context.load_verify_locations(cafile=cluster["certificate-authority"])
+    with (
+        _pem_file(user.get("client-certificate-data"), user.get("client-certificate")) as cert,
+        _pem_file(user.get("client-key-data"), user.get("client-key")) as key,
+    ):
+        if cert:
+            context.load_cert_chain(cert, key)
+    return context
+
+
+def _token(user: dict[str, Any]) -> str | None:
+    if user.get("token"):
+        return str(user["token"])
+    if user.get("tokenFile"):
+        return Path(user["tokenFile"]).read_text(encoding="utf-8").strip()
+    return None
+
+
+def api_get(kubeconfig: Path, api_path: str) -> dict[str, Any]:
+    """GET `api_path` from the API server of `kubeconfig` and return the decoded object."""
+    cluster, user = load_kubeconfig(kubeconfig)
+    server = str(cluster.get("server", "")).rstrip("/")
+    request = urllib.request.Request(server + api_path, headers={"Accept": "application/json"})
+    token = _token(user)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    context = ssl_context(cluster, user) if server.startswith("https:") else None
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as answer:
+            body: dict[str, Any] = json.loads(answer.read())
+            return body
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise CniError(
+            KUBERNETES_FAILURE,
+            f"GET {server}{api_path} failed ({exc}); check the API server and the "
+            f"credentials in {kubeconfig}",
+        ) from exc
+
+
+def pod_facts(kubeconfig: Path, namespace: str, pod: str) -> PodFacts:
+    """Return the pod's labels, its namespace's labels and its named container ports."""
+    ns_q, pod_q = quote(namespace, safe=""), quote(pod, safe="")
+    body = api_get(kubeconfig, f"/api/v1/namespaces/{ns_q}/pods/{pod_q}")
+    space = api_get(kubeconfig, f"/api/v1/namespaces/{ns_q}")
+    ports = tuple(
+        sorted(
+            (str(p["name"]), str(p.get("protocol", "TCP")), int(p["containerPort"]))
+            for c in body.get("spec", {}).get("containers", [])
+            for p in c.get("ports", [])
+            if p.get("name")
+        )
+    )
+    return PodFacts(
+        labels=dict(body.get("metadata", {}).get("labels") or {}),
+        namespace_labels=dict(space.get("metadata", {}).get("labels") or {}),
+        ports=ports,
+    )
