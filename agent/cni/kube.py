@@ -113,6 +113,8 @@ def api_get(kubeconfig: Path, api_path: str) -> dict[str, Any]:
             body: dict[str, Any] = json.loads(answer.read())
             return body
     except (urllib.error.URLError, OSError, ValueError) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()  # its response holds the connection
         raise CniError(
             KUBERNETES_FAILURE,
             f"GET {server}{api_path} failed ({exc}); check the API server and the "
