@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.netns import ns_run
-from lab.procs import stop_pid
+from lab.procs import alive, spawn_detached, stop_pid
 from lab.wait import poll
 
 WAIT_S = 15.0
@@ -44,11 +44,12 @@ def check_config(conf: Path) -> None:
         raise RuntimeError(f"bird rejects {conf}: {done.stderr.strip() or done.stdout.strip()}")
 
 
-def start_bird(ns: str, conf: Path, run_dir: Path, name: str) -> BirdDaemon:
+def start_bird(ns: str, conf: Path, run_dir: Path, name: str, detach: bool = False) -> BirdDaemon:
     """Start BIRD in the foreground in namespace `ns`; return once its control socket answers.
 
     BIRD runs as this process's child (`bird -f`), so stopping it also reaps it; its PID is in
-    the pid file for `calicc lab down` from another process.
+    the pid file for `calicc lab down` from another process. With `detach` it outlives this
+    process instead (a lab's daemons).
 
     Raises:
         RuntimeError: BIRD rejected the configuration or exited (the message says why).
@@ -58,17 +59,21 @@ def start_bird(ns: str, conf: Path, run_dir: Path, name: str) -> BirdDaemon:
     sock, pidfile = bird_files(run_dir, name)
     pidfile.unlink(missing_ok=True)
     args = ["bird", "-f", "-c", str(conf), "-s", str(sock), "-P", str(pidfile)]
-    with (run_dir / f"{name}.log").open("ab") as log:
-        proc = subprocess.Popen(
-            ["ip", "netns", "exec", ns, *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    poll(lambda: proc.poll() is not None or _answers(sock), WAIT_S, f"BIRD socket {sock}")
-    if proc.poll() is not None:
-        raise RuntimeError(f"bird in {ns} exited with {proc.returncode}; see {log.name}")
-    return BirdDaemon(ns=ns, conf=conf, sock=sock, pidfile=pidfile, pid=proc.pid, proc=proc)
+    command = ["ip", "netns", "exec", ns, *args]
+    log = run_dir / f"{name}.log"
+    proc = None
+    if detach:
+        pid = spawn_detached(command, log)
+    else:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        pid = proc.pid
+    poll(lambda: not alive(pid) or _answers(sock), WAIT_S, f"BIRD socket {sock}")
+    if not alive(pid):
+        raise RuntimeError(f"bird in {ns} exited; see {log}")
+    return BirdDaemon(ns=ns, conf=conf, sock=sock, pidfile=pidfile, pid=pid, proc=proc)
 
 
 def _answers(sock: Path) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.netns import ns_run
-from lab.procs import stop_pid
+from lab.procs import alive, spawn_detached, stop_pid
 from lab.wait import poll
 
 API_HOST = "127.0.0.1"
@@ -74,37 +74,41 @@ def gobgp_config(
     return "\n".join(lines) + "\n"
 
 
-def start_gobgpd(ns: str, conf: Path, log: Path) -> GobgpDaemon:
-    """Start gobgpd in namespace `ns` with `conf`; return once its gRPC API answers."""
+def start_gobgpd(ns: str, conf: Path, log: Path, detach: bool = False) -> GobgpDaemon:
+    """Start gobgpd in namespace `ns` with `conf`; return once its gRPC API answers.
+
+    With `detach` it outlives this process (a lab); otherwise it is this process's child.
+    """
     conf_check = subprocess.run(
         ["gobgpd", "-d", "-f", str(conf), "-t", "toml"], capture_output=True, text=True, check=False
     )
     if conf_check.returncode != 0:
         raise RuntimeError(f"gobgpd rejects {conf}: {conf_check.stdout}{conf_check.stderr}")
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "gobgpd",
-                "-f",
-                str(conf),
-                "-t",
-                "toml",
-                "-p",
-                "--pprof-disable",
-                f"--api-hosts={API_HOST}:{API_PORT}",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    daemon = GobgpDaemon(ns=ns, conf=conf, pid=proc.pid, proc=proc)
-    poll(lambda: _api_up(ns) or proc.poll() is not None, WAIT_S, f"gobgpd API in {ns}")
-    if proc.poll() is not None:
-        raise RuntimeError(f"gobgpd exited with {proc.returncode}; see {log}")
+    args = [
+        "ip",
+        "netns",
+        "exec",
+        ns,
+        "gobgpd",
+        "-f",
+        str(conf),
+        "-t",
+        "toml",
+        "-p",
+        "--pprof-disable",
+        f"--api-hosts={API_HOST}:{API_PORT}",
+    ]
+    if detach:
+        daemon = GobgpDaemon(ns=ns, conf=conf, pid=spawn_detached(args, log))
+    else:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        daemon = GobgpDaemon(ns=ns, conf=conf, pid=proc.pid, proc=proc)
+    poll(lambda: _api_up(ns) or not alive(daemon.pid), WAIT_S, f"gobgpd API in {ns}")
+    if not alive(daemon.pid):
+        raise RuntimeError(f"gobgpd in {ns} exited; see {log}")
     return daemon
 
 

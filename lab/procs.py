@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from lab.wait import WaitTimeout, poll
@@ -47,3 +49,16 @@ def stop_pid(pid: int, must_contain: str) -> bool:
     except ProcessLookupError:
         pass  # it ended by itself meanwhile
     return True
+
+
+def spawn_detached(args: Sequence[str], log: Path) -> int:
+    """Start `args` in the background, detached from this process (it outlives it); return its PID.
+
+    Used by `calicc lab up`, whose daemons keep running after the command exits; output is
+    appended to `log`.
+    """
+    script = '"$@" >>"$0" 2>&1 </dev/null & echo $!'
+    done = subprocess.run(
+        ["sh", "-c", script, str(log), *args], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.strip())

@@ -77,7 +77,9 @@ def reflector_clients(plan: ClusterPlan, peer: Host) -> tuple[Neighbor, ...]:
     )
 
 
-def start_gobgp_reflectors(plan: ClusterPlan, topo: Topology, root: Path, daemons: Daemons) -> None:
+def start_gobgp_reflectors(
+    plan: ClusterPlan, topo: Topology, root: Path, daemons: Daemons, detach: bool = False
+) -> None:
     """Start gobgpd for every external peer in the cluster's own AS (an off-cluster RR)."""
     spec_bgp = plan.spec.bgp
     for peer in topo.speakers:
@@ -90,4 +92,4 @@ def start_gobgp_reflectors(plan: ClusterPlan, topo: Topology, root: Path, daemon
         text = gobgp_config(peer.address.ip, entry.as_number, port, reflector_clients(plan, peer))
         conf.write_text(text, encoding="utf-8")
         log = root / "speakers" / f"gobgp-{peer.name}.log"
-        daemons.gobgp[peer.name] = start_gobgpd(peer.ns, conf, log)
+        daemons.gobgp[peer.name] = start_gobgpd(peer.ns, conf, log, detach)

@@ -25,6 +25,7 @@ from lab.verify import wait_converged
 from lab.wait import WaitTimeout
 
 Echo = Callable[[str], None]
+SOCKET_MAX = 107  # sun_path holds 108 bytes with the final NUL
 
 
 class LabError(CaliccError):
@@ -49,7 +50,7 @@ def start_tors(compiled: Compiled, topo: Topology, root: Path, state: LabState) 
         conf = root / "speakers" / f"tor-{speaker.name}.conf"
         conf.parent.mkdir(parents=True, exist_ok=True)
         conf.write_text(tor_config(compiled.plan, speaker.address.ip, entry.as_number))
-        daemon = start_bird(speaker.ns, conf, root / "run", f"tor-{speaker.name}")
+        daemon = start_bird(speaker.ns, conf, root / "run", f"tor-{speaker.name}", detach=True)
         state.procs[f"tor:{speaker.name}"] = Proc(daemon.pid, str(daemon.sock))
         state.save()
 
@@ -76,6 +77,13 @@ def _tunnels(compiled: Compiled, topo: Topology, state: LabState) -> None:
         state.save()
 
 
+def _check_socket_paths(compiled: Compiled, root: Path) -> None:
+    longest = max((node_root(root, n.name) for n in compiled.plan.nodes), key=lambda p: len(str(p)))
+    sock = longest / "var/run/calicc/bird.ctl"
+    if len(str(sock)) > SOCKET_MAX:
+        raise LabError(f"{sock} is longer than a control socket path may be: use a shorter --base")
+
+
 def lab_up(cluster: Path, name: str, root: Path, echo: Echo) -> LabState:
     """Bring lab `name` up from `cluster` under `root`; return its recorded state.
 
@@ -86,6 +94,7 @@ def lab_up(cluster: Path, name: str, root: Path, echo: Echo) -> LabState:
         raise LabError(f"lab {name} is already up: run `calicc lab down {cluster} --name {name}`")
     started = time.monotonic()
     compiled = compile_cluster(load_cluster(cluster))
+    _check_socket_paths(compiled, root)
     emit(compiled.files, root / "rendered")
     state = LabState(name=name, cluster=str(cluster.resolve()), root=str(root))
     state.save()
@@ -95,7 +104,7 @@ def lab_up(cluster: Path, name: str, root: Path, echo: Echo) -> LabState:
     _tunnels(compiled, topo, state)
     daemons = Daemons()
     try:
-        start_gobgp_reflectors(compiled.plan, topo, root, daemons)
+        start_gobgp_reflectors(compiled.plan, topo, root, daemons, detach=True)
         start_tors(compiled, topo, root, state)
     finally:
         _record(state, daemons)
