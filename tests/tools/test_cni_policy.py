@@ -1,0 +1,111 @@
+"""Endpoint policy through the real plugin: cnitool ADD of pods (labels as runtimeConfig
+capabilities) on a node holding policies-demo's ipsets and iptables rules; default deny in
+namespace demo isolates a pod, selector sets gain its address; DEL removes both."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.cni.install import install_plugins
+from agent.cni.naming import host_veth_name
+from compiler.build import compile_cluster, load_cluster
+from compiler.targets.iptables import jump_rules
+from lab.netns import ns_run, veth_between
+from tests.conftest import EXAMPLES, ROOT, need_tool
+from tests.tools.test_cni_cnitool import NETWORK, cnitool
+
+pytestmark = [pytest.mark.root, pytest.mark.tools]
+API_SET = "cali40s:Y0wk1bBX7T49x15BqTQ05r8"  # namespace shop, app=api (policies-demo)
+
+
+def compiled(tmp_path: Path) -> Any:
+    copy = tmp_path / "demo"
+    shutil.copytree(EXAMPLES / "policies-demo", copy, ignore=shutil.ignore_patterns("rendered"))
+    seed = copy / "policies" / "seed.yaml"
+    seed.write_text(seed.read_text().split("---")[0])  # default-deny-ingress only
+    return compile_cluster(load_cluster(copy / "cluster.yaml"))
+
+
+def node_with_policies(make_ns: Callable[[str], str], tmp_path: Path) -> tuple[str, str, Path]:
+    client, node = make_ns("cl"), make_ns("nd")
+    veth_between(node, "ext0", client, "up0")
+    for ns, cmd in [
+        (client, "ip addr add 10.99.0.2/24 dev up0"),
+        (client, "ip route add 10.244.0.0/16 via 10.99.0.1"),
+        (node, "ip addr add 10.99.0.1/24 dev ext0"),
+        (node, "ip route add default via 10.99.0.2"),
+        (node, "sysctl -qw net.ipv4.ip_forward=1"),
+    ]:
+        ns_run(ns, shlex.split(cmd))
+    build = compiled(tmp_path)
+    files = build.files
+    ns_run(node, ["ipset", "restore"], input_text=files["nodes/node-1/ipset/ipsets.restore"])
+    ns_run(
+        node,
+        ["iptables-restore", "--noflush"],
+        input_text=files["nodes/node-1/iptables/iptables.rules"],
+    )
+    for jump in jump_rules(build.plan, build.plan.nodes[0]):
+        where = ["-I", jump.chain, "1"] if jump.position == "top" else ["-A", jump.chain]
+        ns_run(node, ["iptables", "-t", jump.table, *where, *shlex.split(jump.rule)])
+    root = tmp_path / "root"
+    bundle = root / "etc/calicc/bundle/node.json"
+    bundle.parent.mkdir(parents=True)
+    bundle.write_text(files["nodes/node-1/node.json"])
+    conflist = json.loads(files["nodes/node-1/cni/10-calicc.conflist"])
+    plugin = {**conflist["plugins"][0], "capabilities": {"labels": True, "namespaceLabels": True}}
+    (root / "etc/cni/net.d").mkdir(parents=True)
+    (root / "etc/cni/net.d/10-calicc.conflist").write_text(
+        json.dumps({**conflist, "plugins": [plugin]})
+    )
+    install_plugins(root, str(ROOT / ".venv/bin/python"))
+    return client, node, root
+
+
+def cni(
+    node: str, root: Path, verb: str, pod_ns: str, namespace: str, *, labels: dict[str, str]
+) -> Any:
+    env = {
+        "NETCONFPATH": str(root / "etc/cni/net.d"),
+        "CNI_PATH": f"{root}/opt/cni/bin",
+        "CNI_CACHE_DIR": str(root / "var/lib/cni"),
+        "CNI_ARGS": f"K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={pod_ns}",
+        "CAP_ARGS": json.dumps({"labels": labels, "namespaceLabels": {}}),
+    }
+    args = ["env", *(f"{k}={v}" for k, v in env.items()), str(cnitool())]
+    done = ns_run(node, [*args, verb, NETWORK, f"/var/run/netns/{pod_ns}"], check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout) if verb == "add" else None
+
+
+def reachable(client: str, address: str) -> bool:
+    return ns_run(client, ["ping", "-c1", "-W1", address], check=False).returncode == 0
+
+
+def test_policy_follows_namespace_and_labels(make_ns: Callable[[str], str], tmp_path: Path) -> None:
+    need_tool("ping", "ipset", "iptables-restore")
+    cnitool()
+    client, node, root = node_with_policies(make_ns, tmp_path)
+    open_ns, closed_ns = make_ns("api"), make_ns("demo")
+    api = cni(node, root, "add", open_ns, "shop", labels={"app": "api"})["ips"][0]["address"][:-3]
+    demo = cni(node, root, "add", closed_ns, "demo", labels={"app": "x"})["ips"][0]["address"][:-3]
+    assert reachable(client, api), "no policy selects the shop/api pod: open"
+    assert not reachable(client, demo), "default-deny-ingress isolates the demo pod"
+    members = ns_run(node, ["ipset", "list", API_SET]).stdout
+    assert api in members
+    assert demo not in members
+    iface = host_veth_name(f"shop.{open_ns}")
+    saved = ns_run(node, ["iptables-save", "-t", "filter"]).stdout
+    assert f"-A cali-from-wl-dispatch -i {iface} -g cali-fw-{iface}" in saved
+    cni(node, root, "del", open_ns, "shop", labels={"app": "api"})
+    saved = ns_run(node, ["iptables-save", "-t", "filter"]).stdout
+    assert iface not in saved
+    assert api not in ns_run(node, ["ipset", "list", API_SET]).stdout
+    assert not (root / f"var/lib/calicc/endpoints/{iface}.json").exists()
