@@ -35,6 +35,7 @@ class LabHost:
     root: str
     calicc_bin: str
     python: str = "/usr/bin/python3"
+    apply_args: tuple[str, ...] = ("--allow-tunnel-standin",)  # labs: tunl0 may be a stand-in
 
 
 def group_slug(text: str) -> str:
@@ -85,6 +86,7 @@ def host_vars(node: Node, lab: LabHost | None = None) -> HostVars:
             "calicc_netns": lab.netns,
             "calicc_root": lab.root,
             "calicc_bin": lab.calicc_bin,
+            "calicc_apply_args": list(lab.apply_args),
             "calicc_install_packages": False,
             "calicc_systemd": False,
         }

@@ -187,6 +187,7 @@ def runner_env() -> dict[str, str]:
         "PATH": os.environ["PATH"],
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PIPELINING": "True",
     }
 
 

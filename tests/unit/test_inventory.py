@@ -77,6 +77,7 @@ def test_lab_hosts_use_the_namespace_connection_and_skip_installs() -> None:
         "calicc_netns": "ns-w1",
         "calicc_root": "/lab/w1",
         "calicc_bin": "/venv/bin/calicc",
+        "calicc_apply_args": ["--allow-tunnel-standin"],
         "calicc_install_packages": False,
         "calicc_systemd": False,
     }

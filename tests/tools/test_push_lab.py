@@ -1,0 +1,148 @@
+"""calicc push for real: the playbook runs through ansible-runner against lab nodes (network
+namespaces reached by the calicc_netns connection plugin, each with its own --root) and the
+real `calicc apply`. tunl0 is an ifb stand-in (this kernel has no ipip module)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from compiler.build import Inputs, build, compile_cluster, load_cluster
+from compiler.cli import app
+from compiler.inventory import LabHost, build_inventory, dump_inventory
+from compiler.push import PushReport, PushSettings, run_push
+from lab.netns import ns_delete, ns_run
+from tests.conftest import EXAMPLES, need_tool
+
+pytestmark = [pytest.mark.root, pytest.mark.tools]
+MakeNs = Callable[[str], str]
+CALICC = str(Path(sys.executable).parent / "calicc")
+
+
+@dataclass
+class Lab:
+    inputs: Inputs
+    inventory: Path
+    ns: dict[str, str]
+    roots: dict[str, Path]
+
+    def push(self, **options: object) -> tuple[PushReport, list[str]]:
+        lines: list[str] = []
+        settings = PushSettings(
+            rendered=self.inputs.base_dir / "rendered", inventory=self.inventory, **options
+        )  # type: ignore[arg-type]
+        return run_push(self.inputs, settings, None, lines.append), lines
+
+    def blackholes(self, node: str) -> str:
+        return ns_run(self.ns[node], ["ip", "route", "show", "proto", "81"]).stdout
+
+
+def node_ns(make_ns: MakeNs, suffix: str, address: str) -> str:
+    ns = make_ns(suffix)
+    ns_run(ns, ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"])
+    ns_run(ns, ["ip", "addr", "add", address, "dev", "eth0"])
+    for dev in ("eth0", "peer0"):
+        ns_run(ns, ["ip", "link", "set", dev, "up"])
+    ns_run(ns, ["ip", "link", "add", "tunl0", "type", "ifb"])
+    return ns
+
+
+def stop_birds(roots: dict[str, Path]) -> None:
+    """Stop the BIRD daemons `calicc apply` started, by the pid files under each root."""
+    for root in roots.values():
+        pidfile = root / "var/run/calicc/bird.pid"
+        if pidfile.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+
+
+@pytest.fixture
+def lab(make_ns: MakeNs, tmp_path: Path) -> Iterator[Lab]:
+    need_tool("ip", "iptables-restore", "iptables-save", "ipset", "bird", "birdc")
+    cluster = tmp_path / "cluster"
+    cluster.mkdir()
+    for name in ("cluster.yaml", "cluster.lock.yaml"):
+        shutil.copy(EXAMPLES / "minikube-ipip" / name, cluster / name)
+    inputs = load_cluster(cluster / "cluster.yaml")
+    build(inputs, cluster / "rendered")
+    ns, roots, hosts = {}, {}, {}
+    for index, node in enumerate(sorted(inputs.spec.nodes, key=lambda n: n.name)):
+        ns[node.name] = node_ns(make_ns, f"n{index}", str(node.address))
+        roots[node.name] = tmp_path / "roots" / node.name
+        hosts[node.name] = LabHost(ns[node.name], str(roots[node.name]), CALICC)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(dump_inventory(build_inventory(inputs.spec, hosts)))
+    try:
+        yield Lab(inputs, inventory, ns, roots)
+    finally:
+        stop_birds(roots)
+
+
+def blocks(lab: Lab, node: str) -> list[str]:
+    return [str(b.cidr) for b in compile_cluster(lab.inputs).plan.node(node).blocks]
+
+
+def assert_applied(lab: Lab, node: str) -> None:
+    routes = lab.blackholes(node)
+    for block in blocks(lab, node):
+        assert f"blackhole {block}" in routes, routes
+    root = lab.roots[node]
+    assert (root / "etc/cni/net.d/10-calicc.conflist").is_file()
+    assert (root / "var/lib/calicc/bundle/node.json").is_file()
+
+
+def test_push_applies_every_node_and_a_second_push_changes_nothing(lab: Lab) -> None:
+    report, lines = lab.push()
+    assert report.ok, "\n".join(lines)
+    assert [sorted(b) for b in report.batches] == [["minikube", "minikube-m02", "minikube-m03"]]
+    for node in lab.ns:
+        assert_applied(lab, node)
+        assert report.results[node].changed > 0
+    assert any(": changed: Run calicc apply" in line for line in lines)
+    again, lines = lab.push()
+    assert again.ok, "\n".join(lines)
+    assert {n: r.changed for n, r in again.results.items()} == dict.fromkeys(lab.ns, 0)
+
+
+def test_check_mode_changes_nothing_and_reports_changes(lab: Lab) -> None:
+    report, lines = lab.push(check=True, diff=True)
+    assert report.ok, "\n".join(lines)
+    assert all(r.changed > 0 for r in report.results.values())
+    for node in lab.ns:
+        assert "blackhole" not in lab.blackholes(node)
+        assert not lab.roots[node].exists()
+
+
+def test_unreachable_node_is_reported_and_the_others_are_applied(lab: Lab) -> None:
+    ns_delete(lab.ns["minikube-m03"])
+    result = CliRunner().invoke(
+        app,
+        ["push", str(lab.inputs.source.path), "-i", str(lab.inventory)],
+    )
+    assert result.exit_code == 1, result.output
+    row = next(ln for ln in result.output.splitlines() if ln.startswith("minikube-m03 "))
+    assert row.split()[4] == "1"  # the unreachable column
+    assert "UNREACHABLE" in result.output
+    for node in ("minikube", "minikube-m02"):
+        assert_applied(lab, node)
+
+
+def test_a_failed_batch_stops_the_rollout(lab: Lab) -> None:
+    ns_delete(lab.ns["minikube"])
+    report, lines = lab.push(batch_size=1)
+    assert not report.ok
+    assert report.results["minikube"].unreachable == 1
+    assert report.not_pushed == ["minikube-m02", "minikube-m03"]
+    assert set(report.results) == {"minikube"}
+    for node in ("minikube-m02", "minikube-m03"):
+        assert not lab.roots[node].exists()
+    assert "batch 2/3" not in "\n".join(lines)
