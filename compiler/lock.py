@@ -16,6 +16,13 @@ from typing import Any
 
 import yaml
 
+from compiler.load import SafeLoader
+
+try:
+    from yaml import CSafeDumper as SafeDumper
+except ImportError:  # pragma: no cover - libyaml missing
+    from yaml import SafeDumper  # type: ignore[assignment]
+
 from compiler.check import blocks_needed
 from compiler.errors import LockError
 from compiler.model.spec import ClusterSpec, Node
@@ -61,7 +68,7 @@ class Lock:
             if alloc.vtep_mac is not None:
                 entry["vtep_mac"] = alloc.vtep_mac
             data["nodes"][name] = entry
-        return HEADER + yaml.safe_dump(data, sort_keys=True, default_flow_style=False)
+        return HEADER + yaml.dump(data, Dumper=SafeDumper, sort_keys=True, default_flow_style=False)
 
 
 def read_lock(path: Path) -> Lock:
@@ -69,7 +76,7 @@ def read_lock(path: Path) -> Lock:
     if not path.exists():
         return Lock()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader) or {}  # noqa: S506
         if data.get("version") != LOCK_VERSION:
             raise LockError(f"{path}: unsupported lock version {data.get('version')!r}")
         nodes = {

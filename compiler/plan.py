@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from functools import cached_property
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, collapse_addresses
 
 from compiler.lock import Lock, allocate
 from compiler.model.spec import BirdSnippets, ClusterSpec, Node
@@ -57,6 +58,12 @@ class ClusterPlan:
     lock: Lock
     warnings: tuple[str, ...]
     policies: tuple[CompiledPolicy, ...] = ()
+
+    @cached_property
+    def host_networks(self) -> tuple[IPv4Network, ...]:
+        """Return every node address as /32s, collapsed into the fewest networks (cached)."""
+        hosts = (IPv4Network(n.address.ip) for n in self.nodes)
+        return tuple(collapse_addresses(hosts))
 
     def node(self, name: str) -> NodePlan:
         """Return the plan of the node called `name`."""

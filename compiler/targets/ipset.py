@@ -38,11 +38,11 @@ def static_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
     """
     pools = sorted(cluster.pools, key=lambda p: p.cidr)
     masq = tuple(str(p.cidr) for p in pools if p.nat_outgoing)
-    hosts = tuple(sorted({f"{n.address.ip}/32" for n in cluster.nodes}))
+    hosts = tuple(str(net) for net in cluster.host_networks)
     return (
         SetSpec(ALL_POOLS_SET, "hash:net", tuple(str(p.cidr) for p in pools), None, "all pools"),
         SetSpec(MASQ_POOLS_SET, "hash:net", masq, None, "pools with nat_outgoing"),
-        SetSpec(ALL_HOSTS_SET, "hash:net", hosts, None, "node addresses"),
+        SetSpec(ALL_HOSTS_SET, "hash:net", hosts, None, "node addresses (collapsed)"),
     )
 
 

@@ -72,7 +72,12 @@ def test_rebuild_after_change_rewrites_only_changed_files(tmp_path: Path) -> Non
     data["nodes"][0]["bird_snippets"] = {"bottom": "# marker"}
     (tmp_path / "cluster.yaml").write_text(yaml.safe_dump(data))
     report = build(load_cluster(tmp_path / "cluster.yaml"), tmp_path / "rendered")
-    assert report.written == ["index.json", "nodes/minikube/bird/bird.conf"]
+    # bird.conf, and node.json because it lists bird.conf's digest; no other node is touched
+    assert report.written == [
+        "index.json",
+        "nodes/minikube/bird/bird.conf",
+        "nodes/minikube/node.json",
+    ]
 
 
 def test_removed_node_directory_is_pruned(tmp_path: Path) -> None:
