@@ -3,7 +3,8 @@
 Prints seconds, nodes/s, the no-op rebuild as a ratio of the full build in the same run, the
 5,000-node build as a ratio of the 5 s aim, and how many node directories change when one node
 is added (every node's ipsets list node addresses, so every directory changes; the
-bird.conf column counts the BGP changes: the new node and the reflectors). Run: .venv/bin/python bench/compile.py [--sizes 100,1000,5000]
+bird.conf column counts the BGP changes: the new node and the reflectors).
+Run: .venv/bin/python bench/compile.py [--sizes 100,1000,5000]
 """
 
 from __future__ import annotations

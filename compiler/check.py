@@ -13,6 +13,7 @@ from compiler.selector import parse_selector
 
 Check = Callable[[ClusterSpec, tuple[PoolPlan, ...], Source], Iterator[Problem]]
 MIN_PREFIX_WITH_BROADCAST = 30
+SHOW_NODES = 5
 
 
 def check_pool_overlaps(
@@ -116,11 +117,12 @@ def check_mtu(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> It
         extra = max((OVERHEAD[e] for e in encaps), default=0)
         if spec.mtu + extra > link_mtu(spec, node):
             misfits[(link_mtu(spec, node), "/".join(encaps) or "no", extra)].append(node.name)
-    for (link, encaps, extra), names in sorted(misfits.items()):
-        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")  # noqa: PLR2004
+    for (link, kinds, extra), names in sorted(misfits.items()):
+        more = len(names) - SHOW_NODES
+        shown = ", ".join(names[:SHOW_NODES]) + (f" and {more} more" if more > 0 else "")
         yield src.problem(
             ("mtu",),
-            f"MTU {spec.mtu} plus {encaps} overhead ({extra}) does not fit the link MTU "
+            f"MTU {spec.mtu} plus {kinds} overhead ({extra}) does not fit the link MTU "
             f"{link} of node{'s' if len(names) > 1 else ''} {shown}; use at most {link - extra}",
         )
 

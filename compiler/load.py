@@ -21,6 +21,8 @@ except ImportError:  # pragma: no cover - libyaml missing
 
 from compiler.errors import Problem, SpecError
 
+__all__ = ["Loc", "SafeLoader", "Source", "format_loc", "parse_yaml", "read_yaml"]
+
 Loc = tuple[str | int, ...]
 
 
@@ -107,7 +109,7 @@ def parse_yaml_documents(text: str, path: Path) -> list[Source]:
     """Parse a multi-document YAML stream (policy files), one Source per non-empty document."""
     try:
         nodes = list(yaml.compose_all(text, Loader=SafeLoader))
-        docs = list(yaml.load_all(text, Loader=SafeLoader))  # noqa: S506 - a safe loader
+        docs = list(yaml.load_all(text, Loader=SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None

@@ -76,7 +76,7 @@ def read_lock(path: Path) -> Lock:
     if not path.exists():
         return Lock()
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader) or {}  # noqa: S506
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader) or {}
         if data.get("version") != LOCK_VERSION:
             raise LockError(f"{path}: unsupported lock version {data.get('version')!r}")
         nodes = {

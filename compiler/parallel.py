@@ -13,7 +13,7 @@ _PLAN: ClusterPlan | None = None
 
 
 def _render_slice(bounds: tuple[int, int]) -> list[dict[str, str]]:
-    assert _PLAN is not None  # set before the fork  # noqa: S101
+    assert _PLAN is not None  # set before the fork
     return [render_node(_PLAN, node) for node in _PLAN.nodes[bounds[0] : bounds[1]]]
 
 
