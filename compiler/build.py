@@ -22,10 +22,10 @@ from compiler.errors import LockError, SpecError
 from compiler.load import Source, read_yaml
 from compiler.lock import read_lock
 from compiler.model.spec import ClusterSpec
+from compiler.parallel import render_all
 from compiler.plan import ClusterPlan, build_plan
 from compiler.policy.load import LoadedPolicy, load_policies
 from compiler.policy.rules import compile_policies
-from compiler.parallel import render_all
 from compiler.spec_errors import problems_from
 
 LOCK_NAME = "cluster.lock.yaml"
