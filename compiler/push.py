@@ -6,6 +6,7 @@ host stops the rollout. Each batch is one `ansible_runner.run()` in its own priv
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import os
 import sys
@@ -137,27 +138,50 @@ def _seen(stats: Mapping[str, Mapping[str, int]], host: str) -> bool:
 
 
 class Progress:
-    """ansible-runner event handler printing one line per host and task result."""
+    """ansible-runner event handler printing one line per host and task result (and diffs)."""
 
-    def __init__(self, echo: Echo, batch: int) -> None:
+    def __init__(self, echo: Echo, batch: int, show_diff: bool = False) -> None:
         self.echo = echo
         self.batch = batch
+        self.show_diff = show_diff
 
     def __call__(self, event: Mapping[str, Any]) -> bool:
         """Print a result event; return True so ansible-runner keeps every event."""
         name = event.get("event", "")
         data = event.get("event_data", {})
+        res = data.get("res", {})
+        if self.show_diff and name in {"runner_on_ok", "runner_item_on_ok"} and res.get("changed"):
+            for line in diff_lines(res.get("diff")):
+                self.echo(line)
         if name == "runner_on_ok":
-            label = "changed" if data.get("res", {}).get("changed") else "ok"
+            label = "changed" if res.get("changed") else "ok"
         elif name in EVENT_LABELS:
             label = EVENT_LABELS[name]
         else:
             return True
         line = f"[{self.batch}] {data.get('host', '?')}: {label}: {data.get('task', '')}"
         if label in {"FAILED", "UNREACHABLE"}:
-            line += f" ({_message(data.get('res', {}))})"
+            line += f" ({_message(res)})"
         self.echo(line)
         return True
+
+
+def diff_lines(diff: object) -> list[str]:
+    """Return a module's --diff result (one dict or a list of them) as unified diff lines."""
+    lines: list[str] = []
+    for part in diff if isinstance(diff, list) else [diff]:
+        if not isinstance(part, Mapping):
+            continue
+        before, after = part.get("before", ""), part.get("after", "")
+        if isinstance(before, str) and isinstance(after, str):
+            lines += difflib.unified_diff(
+                before.splitlines(),
+                after.splitlines(),
+                str(part.get("before_header", "before")),
+                str(part.get("after_header", "after")),
+                lineterm="",
+            )
+    return lines
 
 
 def _message(res: Mapping[str, Any]) -> str:
@@ -210,7 +234,7 @@ def run_batch(
             extravars=extravars,
             cmdline=" ".join(flags) or None,
             envvars=runner_env(),
-            event_handler=Progress(echo, index),
+            event_handler=Progress(echo, index, settings.diff),
             quiet=True,
             suppress_env_files=True,
         )

@@ -154,3 +154,26 @@ def test_playbooks_pass_ansible_syntax_check() -> None:
             check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_site_playbook_runs_route_reflectors_first(tmp_path: Path) -> None:
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        "all:\n  children:\n    calicc_nodes:\n      hosts: {a: , rr: }\n"
+        "    calicc_route_reflectors:\n      hosts: {rr: }\n"
+    )
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ansible-playbook"),
+            "--list-hosts",
+            "-i",
+            str(inventory),
+            "site.yml",
+        ],
+        cwd=PLAYBOOKS,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    plays = [ln.split() for ln in result.stdout.splitlines() if ln.strip() in {"a", "rr"}]
+    assert plays == [["rr"], ["a"]]
