@@ -129,6 +129,7 @@ def test_vxlan_script_removes_stale_state_and_keeps_foreign_routes(
     stale = [
         "ip route add 10.244.200.0/26 via 10.244.200.0 dev vxlan.calico onlink proto 81",
         "ip route add blackhole 10.244.201.0/26 proto 81",
+        "ip route add unreachable 10.244.202.0/26 proto 81",
         "ip neigh add 10.244.200.0 lladdr 66:00:00:00:00:01 dev vxlan.calico nud permanent",
         "bridge fdb add 66:00:00:00:00:01 dev vxlan.calico dst 10.0.0.200 self permanent",
         "ip route add 192.0.2.0/24 via 10.0.0.254 proto static",
