@@ -2,7 +2,8 @@
 
 Rows: every BGP session Established; every remote block routed as its pool's mode demands and
 no own block learned back; the underlay (each node reaches the external namespace through the
-router); IPIP data-plane rows, reported as skipped when tunl0 is the ifb stand-in.
+router); IPIP data-plane rows, reported as skipped when tunl0 is the ifb stand-in; the pod rows
+of lab.podcheck (pod to pod, node to pod, pod to node, MTU, egress NAT seen from outside).
 """
 
 from __future__ import annotations
@@ -14,20 +15,12 @@ from pathlib import Path
 from compiler.build import compile_cluster, load_cluster
 from compiler.plan import ClusterPlan
 from lab.expect import expected_routes
-from lab.netns import ns_run
+from lab.matrix import Paths
+from lab.podcheck import pod_rows
+from lab.probe import ping
 from lab.state import LabState
 from lab.topology import EXTERNAL_HOST, Topology, plan_topology
 from lab.verify import FAIL, PASS, SKIP, Row, bgp_rows, route_rows
-
-
-def ping(ns: str, target: str, size: int | None = None, dont_fragment: bool = False) -> bool:
-    """Return whether one ping from namespace `ns` to `target` is answered within 2 s."""
-    args = ["ping", "-n", "-q", "-c", "1", "-W", "2"]
-    if size is not None:
-        args += ["-s", str(size)]
-    if dont_fragment:
-        args += ["-M", "do"]
-    return ns_run(ns, [*args, target], check=False).returncode == 0
 
 
 def underlay_rows(plan: ClusterPlan, topo: Topology) -> list[Row]:
@@ -79,34 +72,12 @@ def lab_context(state: LabState) -> tuple[ClusterPlan, Topology]:
     return plan, plan_topology(plan, state.name)
 
 
-def agent_rows(state: LabState) -> list[Row]:
-    """Say plainly what this lab could not prove because a part is not wired yet."""
-    if state.agent:
-        return []
-    return [
-        Row(
-            "agent",
-            "all nodes",
-            "calicc apply --root per node",
-            "agent not available: BIRD started by the lab; no pods, policy, NAT or MTU rows",
-            SKIP,
-        )
-    ]
-
-
-def pod_rows(state: LabState) -> list[Row]:
-    """Pod rows need pods made through the CNI plugin; until the lab makes them, say so."""
-    if state.pods:
-        return []
-    return [
-        Row(
-            "pods",
-            "all nodes",
-            "pods made through the CNI plugin",
-            "no pods in this lab: pod-pod, node-pod, NAT, policy and MTU rows not run",
-            SKIP,
-        )
-    ]
+def pod_check_rows(plan: ClusterPlan, topo: Topology, state: LabState) -> list[Row]:
+    """Pod rows (lab.podcheck); a lab without pods says so in one failing row."""
+    if not state.pods or not all(p.address for p in state.pods.values()):
+        return [Row("pods", "all nodes", "pods made through the CNI plugin", "none", FAIL)]
+    paths = Paths(plan, topo, state.pods, state.tunnel == "ifb")
+    return pod_rows(paths, Path(state.root) / "run" / "udp-listener.log")
 
 
 def lab_check(state: LabState) -> list[Row]:
@@ -117,8 +88,7 @@ def lab_check(state: LabState) -> list[Row]:
         + route_rows(plan, topo)
         + underlay_rows(plan, topo)
         + ipip_rows(plan, topo, state)
-        + agent_rows(state)
-        + pod_rows(state)
+        + pod_check_rows(plan, topo, state)
     )
 
 

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from lab.network import lab_namespaces, remove_namespaces
+from lab.pods import delete_pods
 from lab.procs import alive, stop_pid
 from lab.state import load_state
 
@@ -28,6 +29,7 @@ def lab_down(name: str, root: Path) -> list[str]:
     done = []
     state = load_state(root)
     if state is not None:
+        done += delete_pods(state)
         for key, proc in sorted(state.procs.items()):
             if stop_pid(proc.pid, proc.match):
                 done.append(f"stopped {key} (pid {proc.pid})")

@@ -24,6 +24,18 @@ class Proc:
     match: str
 
 
+@dataclass(frozen=True)
+class Pod:
+    """A test pod: its node, Kubernetes namespace, network namespace, container id, address."""
+
+    name: str
+    node: str
+    namespace: str
+    netns: str
+    container_id: str
+    address: str = ""  # empty until CNI ADD succeeded
+
+
 @dataclass
 class LabState:
     """A lab: its name, input, root, processes, tunnel kind, pods and timings."""
@@ -34,7 +46,7 @@ class LabState:
     procs: dict[str, Proc] = field(default_factory=dict)
     tunnel: str = "none"  # none | ipip | ifb (the stand-in: no IPIP packets flow)
     agent: bool = False
-    pods: dict[str, str] = field(default_factory=dict)  # pod name -> "node/ip"
+    pods: dict[str, Pod] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -60,4 +72,5 @@ def load_state(root: Path) -> LabState | None:
         return None
     data = json.loads(path.read_text())
     procs = {k: Proc(**v) for k, v in data.pop("procs").items()}
-    return LabState(procs=procs, **data)
+    pods = {k: Pod(**v) for k, v in data.pop("pods", {}).items()}
+    return LabState(procs=procs, pods=pods, **data)

@@ -16,15 +16,20 @@ from compiler.errors import CaliccError
 from lab.agent import AgentFailed, agent_bird, apply_node, node_root
 from lab.bird import start_bird
 from lab.expect import needs_tunnel_device
+from lab.matrix import Paths, first_probe
 from lab.network import create_topology, lab_namespaces
+from lab.pods import create_pods, plan_pods
+from lab.probe import ping
 from lab.routing import Daemons, add_tunnel_device, start_gobgp_reflectors
+from lab.runtime import CniFailed
 from lab.state import LabState, Proc, load_state
 from lab.topology import Topology, plan_topology
 from lab.tor import tor_config
 from lab.verify import wait_converged
-from lab.wait import WaitTimeout
+from lab.wait import WaitTimeout, poll
 
 Echo = Callable[[str], None]
+PING_WAIT_S = 15.0
 SOCKET_MAX = 107  # sun_path holds 108 bytes with the final NUL
 
 
@@ -118,4 +123,26 @@ def lab_up(cluster: Path, name: str, root: Path, echo: Echo) -> LabState:
     state.timings["routes_installed_s"] = round(time.monotonic() - started, 3)
     state.save()
     echo(f"all routes installed {state.timings['routes_installed_s']:.2f} s after up started")
+    start_pods(compiled, topo, state, started, echo)
     return state
+
+
+def start_pods(
+    compiled: Compiled, topo: Topology, state: LabState, started: float, echo: Echo
+) -> None:
+    """Make the test pods through the CNI plugin; time the first pod-to-pod ping."""
+    try:
+        made = create_pods(state, plan_pods(compiled.plan, state.name))
+    except CniFailed as exc:
+        raise LabError(f"{exc}\nrun `calicc lab down` for lab {state.name}") from exc
+    echo(f"pods: {len(made)} made through the CNI plugin")
+    paths = Paths(compiled.plan, topo, state.pods, state.tunnel == "ifb")
+    probe = first_probe(paths)
+    try:
+        poll(lambda: ping(probe.src_ns, probe.target), PING_WAIT_S, probe.subject)
+    except WaitTimeout as exc:
+        raise LabError(f"no pod-to-pod ping in lab {state.name}: {exc}") from exc
+    state.timings["first_pod_ping_s"] = round(time.monotonic() - started, 3)
+    state.save()
+    took = state.timings["first_pod_ping_s"]
+    echo(f"first pod-to-pod ping ({probe.subject}) {took:.2f} s after up started")

@@ -1,0 +1,149 @@
+"""Which pod connectivity probes a lab runs and what each must show (pure, no I/O).
+
+Pairs grow linearly with the cluster: each node's two pods; each node's first pod to the next
+node's (a ring), plus one pair per ordered pair of subnets; node to pod and pod to node, locally
+and to the next node; pod to the external namespace (NATed to the node address unless the pod's
+pool has nat_outgoing false); the pod MTU across nodes. A probe whose path or return path
+takes tunl0 while tunl0 is the ifb stand-in cannot carry packets: it is planned as skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+
+from compiler.plan import ClusterPlan, NodePlan
+from lab.expect import expected_routes
+from lab.state import Pod
+from lab.topology import Topology
+
+STANDIN = "tunl0 is an ifb stand-in (no ipip module): IPIP packets cannot flow"
+ICMP_IP_HEADERS = 28
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One ping: from namespace `src_ns` to `target`, expected answered or not."""
+
+    check: str
+    subject: str
+    src_ns: str
+    target: str
+    answered: bool = True
+    size: int | None = None
+    skip: str = ""  # why the probe cannot run here (then it is reported as skipped)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """What the probes need to know about a running lab."""
+
+    plan: ClusterPlan
+    topo: Topology
+    pods: dict[str, Pod]
+    standin: bool
+
+    def first_pods(self) -> list[Pod]:
+        """Return each node's `-a` pod, in node order."""
+        return [self.pods[f"{n.name}-a"] for n in self.plan.nodes if f"{n.name}-a" in self.pods]
+
+    def tunnel_dev(self, me: NodePlan, address: IPv4Address) -> str:
+        """Return the device of `me`'s BIRD route towards `address` ("" if BIRD has none)."""
+        for route in expected_routes(self.plan, me, self.topo.gateway(me.name)):
+            if address in route.dst:
+                return route.dev
+        return ""
+
+    def over_standin(self, src: str, src_addr: str, dst: str, dst_addr: str, nat: bool) -> bool:
+        """Return whether packets between the two ends would need the stand-in tunl0.
+
+        `nat` says the return traffic goes to the source node's own address (masqueraded).
+        """
+        if not self.standin or src == dst:
+            return False
+        there = self.tunnel_dev(self.plan.node(src), IPv4Address(dst_addr)) == "tunl0"
+        back = not nat and self.tunnel_dev(self.plan.node(dst), IPv4Address(src_addr)) == "tunl0"
+        return there or back
+
+    def pool_nat(self, address: str) -> bool:
+        """Return whether the pool holding `address` has nat_outgoing."""
+        ip = IPv4Address(address)
+        return next(p.nat_outgoing for p in self.plan.pools if ip in p.cidr)
+
+
+def _pod_pair(paths: Paths, check: str, a: Pod, b: Pod, **kw: object) -> Probe:
+    skip = STANDIN if paths.over_standin(a.node, a.address, b.node, b.address, False) else ""
+    subject = f"{a.name} -> {b.name} ({b.address})"
+    return Probe(check, subject, a.netns, b.address, skip=skip, **kw)  # type: ignore[arg-type]
+
+
+def pod_pod_probes(paths: Paths) -> list[Probe]:
+    """Pod to pod on one node, across nodes (ring) and across every ordered pair of subnets."""
+    probes = [
+        _pod_pair(paths, "pod-pod node", p, paths.pods[f"{p.node}-b"]) for p in paths.first_pods()
+    ]
+    firsts = paths.first_pods()
+    pairs = [(firsts[i], firsts[(i + 1) % len(firsts)]) for i in range(len(firsts))]
+    by_subnet: dict[str, Pod] = {}
+    for pod in firsts:
+        subnet = paths.plan.node(pod.node).subnet
+        by_subnet.setdefault(str(subnet), pod)
+    pairs += [(a, b) for a in by_subnet.values() for b in by_subnet.values() if a is not b]
+    seen = set()
+    for a, b in pairs:
+        if a.node == b.node or (a.name, b.name) in seen:
+            continue
+        seen.add((a.name, b.name))
+        same = paths.plan.node(a.node).subnet == paths.plan.node(b.node).subnet
+        probes.append(_pod_pair(paths, "pod-pod nodes" if same else "pod-pod subnets", a, b))
+    return probes
+
+
+def node_pod_probes(paths: Paths) -> list[Probe]:
+    """Each node to its own first pod and to the next node's; each pod to both nodes back."""
+    firsts = paths.first_pods()
+    probes = []
+    for i, pod in enumerate(firsts):
+        nxt = firsts[(i + 1) % len(firsts)]
+        for target in dict.fromkeys([pod, nxt]):
+            node = paths.plan.node(pod.node)
+            addr = str(node.address.ip)
+            skip = paths.over_standin(pod.node, addr, target.node, target.address, True)
+            subject = f"{pod.node} -> {target.name} ({target.address})"
+            ns = paths.topo.node(pod.node).ns
+            probes.append(Probe("node-pod", subject, ns, target.address, skip=STANDIN * skip))
+        for host in dict.fromkeys([pod.node, nxt.node]):
+            addr = str(paths.plan.node(host).address.ip)
+            nat = paths.pool_nat(pod.address)
+            skip = paths.over_standin(pod.node, pod.address, host, addr, nat)
+            subject = f"{pod.name} -> {host} ({addr})"
+            probes.append(Probe("pod-node", subject, pod.netns, addr, skip=STANDIN * skip))
+    return probes
+
+
+def mtu_probes(paths: Paths) -> list[Probe]:
+    """A don't-fragment ping at the pod MTU passes and one byte more fails, node to next node."""
+    firsts = paths.first_pods()
+    probes = []
+    for i, pod in enumerate(firsts):
+        nxt = firsts[(i + 1) % len(firsts)]
+        peer = nxt if nxt.node != pod.node else paths.pods[f"{pod.node}-b"]
+        mtu = paths.plan.node(pod.node).pod_mtu
+        skip = (
+            STANDIN
+            if paths.over_standin(pod.node, pod.address, peer.node, peer.address, False)
+            else ""
+        )
+        for size, ok in ((mtu, True), (mtu + 1, False)):
+            subject = f"{pod.name} -> {peer.name}: {size}-byte packet, DF"
+            probes.append(
+                Probe("mtu", subject, pod.netns, peer.address, ok, size - ICMP_IP_HEADERS, skip)
+            )
+    return probes
+
+
+def first_probe(paths: Paths) -> Probe:
+    """Return the pod-to-pod probe that times the lab's first ping: across nodes if it can run."""
+    runnable = [p for p in pod_pod_probes(paths) if not p.skip]
+    across = [p for p in runnable if p.check != "pod-pod node"]
+    return (across or runnable)[0]

@@ -1,0 +1,66 @@
+"""Run the pod probes of lab.matrix and the egress NAT probes; return check rows.
+
+Probes run several at once (each is a `ping` process); results are reported in plan order.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from lab.matrix import Paths, Probe, mtu_probes, node_pod_probes, pod_pod_probes
+from lab.probe import ping, send_udp, udp_listener
+from lab.topology import EXTERNAL_HOST
+from lab.verify import FAIL, PASS, SKIP, Row
+
+WORKERS = 8
+
+
+def _word(answered: bool) -> str:
+    return "reply" if answered else "no reply"
+
+
+def run_probe(probe: Probe) -> Row:
+    """Run one probe and compare what happened with what was expected."""
+    expected = _word(probe.answered)
+    if probe.skip:
+        return Row(probe.check, probe.subject, expected, probe.skip, SKIP)
+    tries = 1 if probe.size is not None else 2
+    seen = any(
+        ping(probe.src_ns, probe.target, probe.size, probe.size is not None) for _ in range(tries)
+    )
+    status = PASS if seen == probe.answered else FAIL
+    return Row(probe.check, probe.subject, expected, _word(seen), status)
+
+
+def run_probes(probes: list[Probe]) -> list[Row]:
+    """Run `probes` concurrently; return their rows in the same order."""
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        return list(pool.map(run_probe, probes))
+
+
+def nat_rows(paths: Paths, log: Path) -> list[Row]:
+    """Each node's first pod sends UDP to the external namespace, which reports the source.
+
+    A pod of a nat_outgoing pool must arrive as its node's address, any other as itself.
+    """
+    target = str(EXTERNAL_HOST.ip)
+    rows = []
+    with udp_listener(paths.topo.external_ns, target, log) as ear:
+        pods = paths.first_pods()
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            list(pool.map(lambda p: send_udp(p.netns, target, p.name), pods))
+        for pod in pods:
+            nat = paths.pool_nat(pod.address)
+            want = str(paths.plan.node(pod.node).address.ip) if nat else pod.address
+            seen = ear.wait_for(pod.name) or "nothing received"
+            what = "source NATed to node" if nat else "source kept (nat_outgoing false)"
+            subject = f"{pod.name} ({pod.address}) -> external: {what}"
+            rows.append(Row("egress-nat", subject, want, seen, PASS if seen == want else FAIL))
+    return rows
+
+
+def pod_rows(paths: Paths, log: Path) -> list[Row]:
+    """Return every pod row: pod-pod, node-pod, pod-node, MTU, egress NAT."""
+    probes = pod_pod_probes(paths) + node_pod_probes(paths) + mtu_probes(paths)
+    return run_probes(probes) + nat_rows(paths, log)

@@ -1,0 +1,136 @@
+"""Test pods on every lab node, made through the installed CNI plugin as a runtime makes them.
+
+Each node gets two pods: `<node>-a` in Kubernetes namespace `default` and `<node>-b` in
+`lab-walkthrough` (the namespace the policy walkthrough isolates). A pod is a network namespace
+named after the lab; `lab.runtime` runs the node's installed conflist (<root>/etc/cni/net.d)
+with the launchers in <root>/opt/cni/bin inside the node's namespace. Pods are recorded in the
+lab state before ADD, so `down` runs DEL for each (then deletes the netns) even after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from compiler.plan import ClusterPlan
+from lab.agent import node_root
+from lab.names import ns_name, short_hash
+from lab.netns import ns_add, ns_delete, ns_list
+from lab.runtime import SYSTEM_PLUGINS, Attachment, chain_add, chain_del
+from lab.state import LabState, Pod
+
+WALK_NAMESPACE = "lab-walkthrough"
+POD_NAMESPACES = (("a", "default"), ("b", WALK_NAMESPACE))
+IFNAME = "eth0"
+CONFLIST = "etc/cni/net.d/10-calicc.conflist"
+WORKERS = 8
+
+
+def plan_pods(plan: ClusterPlan, lab: str) -> tuple[Pod, ...]:
+    """Return the pods lab `lab` makes: two per node, in node order (no I/O)."""
+    pods = []
+    for node in plan.nodes:
+        for suffix, namespace in POD_NAMESPACES:
+            name = f"{node.name}-{suffix}"
+            pods.append(
+                Pod(
+                    name=name,
+                    node=node.name,
+                    namespace=namespace,
+                    netns=ns_name(lab, "pod", name),
+                    container_id=f"{lab}-{short_hash(name, 16)}",
+                )
+            )
+    return tuple(pods)
+
+
+def pod_labels(pod: Pod) -> dict[str, str]:
+    """Return the labels the runtime passes for `pod` (capability args `labels`)."""
+    return {"app": "calicc-lab", "calicc-lab/pod": short_hash(pod.name, 12)}
+
+
+def attachment(pod: Pod) -> Attachment:
+    """Return the runtime's view of `pod`'s eth0."""
+    return Attachment(
+        container_id=pod.container_id,
+        netns=f"/var/run/netns/{pod.netns}",
+        ifname=IFNAME,
+        args={"K8S_POD_NAMESPACE": pod.namespace, "K8S_POD_NAME": pod.name},
+        capability_args={"labels": pod_labels(pod), "namespaceLabels": {}},
+    )
+
+
+def cni_path(root: Path) -> tuple[Path, ...]:
+    """Return the CNI_PATH of a node whose agent root is `root`."""
+    return (root / "opt/cni/bin", SYSTEM_PLUGINS)
+
+
+def _cache(lab_root: Path, pod: Pod) -> Path:
+    return lab_root / "pods" / f"{pod.name}.json"
+
+
+def add_pod(lab_root: Path, lab: str, pod: Pod) -> Pod:
+    """Make `pod`'s netns and run CNI ADD in its node; return it with its address."""
+    if pod.netns not in ns_list():
+        ns_add(pod.netns)
+    root = node_root(lab_root, pod.node)
+    conflist = json.loads((root / CONFLIST).read_text(encoding="utf-8"))
+    node_ns = ns_name(lab, "node", pod.node)
+    result = chain_add(node_ns, conflist, attachment(pod), cni_path(root))
+    cache = _cache(lab_root, pod)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    address = str(result["ips"][0]["address"]).split("/")[0]
+    return replace(pod, address=address)
+
+
+def del_pod(lab_root: Path, lab: str, pod: Pod) -> list[str]:
+    """Run CNI DEL for `pod` (with its cached result), then delete its netns; return errors."""
+    root = node_root(lab_root, pod.node)
+    conf_path = root / CONFLIST
+    errors: list[str] = []
+    node_ns = ns_name(lab, "node", pod.node)
+    if conf_path.exists() and node_ns in ns_list():
+        conflist = json.loads(conf_path.read_text(encoding="utf-8"))
+        cache = _cache(lab_root, pod)
+        cached: Any = json.loads(cache.read_text()) if cache.exists() else None
+        errors = chain_del(node_ns, conflist, attachment(pod), cni_path(root), cached)
+        cache.unlink(missing_ok=True)
+    ns_delete(pod.netns)
+    return errors
+
+
+def create_pods(state: LabState, pods: Iterable[Pod]) -> list[Pod]:
+    """Record `pods` in the state, ADD them (several at once), record their addresses."""
+    todo = list(pods)
+    for pod in todo:
+        state.pods[pod.name] = pod
+    state.save()
+    root = Path(state.root)
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        made = list(pool.map(lambda p: add_pod(root, state.name, p), todo))
+    for pod in made:
+        state.pods[pod.name] = pod
+    state.save()
+    return made
+
+
+def delete_pods(state: LabState, names: Iterable[str] | None = None) -> list[str]:
+    """DEL the named pods (all by default) and forget them; return a line per pod."""
+    chosen = sorted(state.pods) if names is None else sorted(names)
+    root = Path(state.root)
+
+    def one(name: str) -> str:
+        errors = del_pod(root, state.name, state.pods[name])
+        return f"deleted pod {name}" + (f" ({'; '.join(errors)})" if errors else "")
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        lines = list(pool.map(one, chosen))
+    for name in chosen:
+        del state.pods[name]
+    state.save()
+    return lines
