@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from compiler.plan import ClusterPlan
-from compiler.render import render_routes
+from compiler.render import render_routes, render_sysctl
 from lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.unit.helpers import plan_of, with_
@@ -80,6 +80,12 @@ def test_ipip_script_twice_sets_tunl0_and_blackholes(tmp_path: Path, make_ns: Ma
     link = ns_run(ns, ["ip", "-o", "addr", "show", "dev", "tunl0"]).stdout
     assert f"inet {node.tunnel_address}/32" in link
     assert "mtu 1480" in ns_run(ns, ["ip", "link", "show", "tunl0"]).stdout
+    sysctl = tmp_path / "99-calicc.conf"
+    sysctl.write_text(render_sysctl(plan, node)["sysctl/99-calicc.conf"])
+    result = ns_run(ns, ["sysctl", "-p", str(sysctl)], check=False)
+    assert result.returncode == 0, result.stderr
+    assert ns_run(ns, ["sysctl", "-n", "net/ipv4/conf/tunl0/rp_filter"]).stdout.strip() == "2"
+    assert ns_run(ns, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1"
 
 
 def test_ipip_script_fails_clearly_without_ipip(tmp_path: Path, make_ns: MakeNs) -> None:

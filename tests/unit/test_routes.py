@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from compiler.lock import vtep_mac
+from compiler.lock import Lock, vtep_mac
 from compiler.model.manifest import ROUTE_PROTOCOL, Route
 from compiler.plan import ClusterPlan
 from compiler.render import render_routes
@@ -170,3 +171,16 @@ def test_routes_sh_ipip_fails_clearly_without_ipip_support(tmp_path: Path) -> No
     text = render_routes(plan, node)["routes/routes.sh"]
     assert f'ensure_ipip tunl0 1480 "{node.tunnel_address}/32"' in text
     assert "this kernel has no IPIP support" in text
+
+
+def test_bgp_only_dataplane_never_looks_at_other_nodes(tmp_path: Path) -> None:
+    """Per-node work must stay O(own blocks) without VXLAN (5,000-node reflector clusters)."""
+    plan = plan_of(tmp_path, with_())
+    node = plan.node("n2")
+    alone = replace(
+        plan,
+        spec=plan.spec.model_copy(update={"nodes": ()}),
+        lock=Lock(nodes={}),
+        nodes=(node,),
+    )
+    assert dataplane(alone, node) == dataplane(plan, node)
