@@ -4,6 +4,11 @@ sysctls, links (tunnel device, MTU, address), ipsets (create and update), iptabl
 routes, VXLAN neighbours and FDB, BIRD, then the installed files (CNI conflist, sysctl.d, the
 bundle itself under <root>/etc/calicc/bundle for the CNI plugin). Each part is atomic on its own;
 a failing part is reported and the others still run, and the whole apply then fails.
+
+The desired ipsets and iptables include the node's live endpoints (agent/endpoints.py), so
+running pods keep their chains, dispatch rules and selector-set memberships. A Reconciler kept
+by the running agent skips `iptables-save` while nothing changed (agent/drift.py) and reads
+ipsets over netlink, so its no-op reconcile runs no command at all.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from agent.autodetect import check_address
 from agent.bird import reconcile_bird
 from agent.bundle import IPTABLES_FILE, MANIFEST, Bundle
 from agent.cni.install import install_plugins
+from agent.drift import make_watch, nft_generation
+from agent.endpoints import Endpoints, Fingerprint, fingerprint, load_endpoints, state_dir
 from agent.files import under, write_if_changed
 from agent.links import ensure_link
 from agent.neigh import reconcile_l2
@@ -29,6 +36,8 @@ from agent.netlink import IPRoute as IPRouteT
 from agent.routes import reconcile_routes
 from agent.runner import Runner
 from agent.sysctl import PROC_SYS, apply_sysctls
+from compiler.targets.cni import CONFLIST
+from compiler.targets.endpoint import with_endpoints
 
 MEMO_FILE = "var/lib/calicc/agent/iptables-memo.json"
 BUNDLE_COPY = "etc/calicc/bundle"
@@ -88,6 +97,8 @@ class Reconciler:
         self.memo_path = under(options.root, MEMO_FILE)
         self.memo = load_memo(self.memo_path)
         self.stale_sets: list[str] = []
+        self.watch = make_watch()
+        self.endpoints: tuple[tuple[Fingerprint, str], Endpoints] | None = None
 
     def parts(self, ipr: IPRouteT) -> list[tuple[str, Callable[[Bundle], list[str]]]]:
         """Return the parts of a reconcile, in order."""
@@ -143,14 +154,26 @@ class Reconciler:
             changes += ensure_link(ipr, link, parent, self.options.allow_tunnel_standin)
         return changes
 
+    def endpoint_dir(self, bundle: Bundle) -> Path:
+        """Return the CNI plugin's state directory (where its endpoint records are)."""
+        return state_dir(self.options.root, bundle.text(CONFLIST) if bundle.has(CONFLIST) else None)
+
+    def live_endpoints(self, bundle: Bundle) -> Endpoints:
+        """Return the live endpoints, loaded again only when a record or the bundle changed."""
+        directory = self.endpoint_dir(bundle)
+        key = (fingerprint(directory), bundle.digest)
+        if self.endpoints is None or self.endpoints[0] != key:
+            self.endpoints = (key, load_endpoints(directory, bundle.manifest))
+        return self.endpoints[1]
+
     def ipsets(self, bundle: Bundle) -> list[str]:
         """Create and update the owned sets in one restore session (none when nothing differs)."""
-        lines, self.stale_sets = ipsets.diff_sets(
-            ipsets.desired_sets(bundle.manifest.ipsets), ipsets.read_sets(self.runner)
-        )
+        current = ipsets.read_sets(self.runner)  # before the records: see agent/endpoints.py
+        desired = ipsets.desired_sets(bundle.manifest.ipsets, self.live_endpoints(bundle).members)
+        lines, self.stale_sets = ipsets.diff_sets(desired, current)
         if lines:
             ipsets.restore(self.runner, lines)
-        return sorted({f"{line.split()[1]}: {line.split()[0]}" for line in lines})
+        return ipsets.summarize(lines)
 
     def stale_ipsets(self) -> list[str]:
         """Destroy the owned sets the bundle no longer has, once no rule refers to them."""
@@ -159,16 +182,28 @@ class Reconciler:
         free = ipsets.unreferenced(self.runner, self.stale_sets)
         if free:
             ipsets.restore(self.runner, [f"destroy {name}" for name in free])
-        return [f"{name}: destroyed (stale)" for name in free]
+        return [f"ipset {name}: destroyed (stale)" for name in free]
 
     def iptables(self, bundle: Bundle) -> list[str]:
-        """Write the owned chains and jump rules that differ, in one transaction."""
+        """Write the owned chains and jump rules that differ, in one transaction.
+
+        Skipped without running a command while the nftables generation, the bundle and the
+        endpoint records are unchanged since iptables last matched (agent/drift.py).
+        """
+        generation = nft_generation() if self.watch.enabled else None
+        key = (generation, bundle.digest, fingerprint(self.endpoint_dir(bundle)))
+        if self.watch.unchanged(key):
+            return []
+        self.watch.settled(None)
+        current = iptables.read_ruleset(self.runner)  # before the records: see agent/endpoints.py
         text = bundle.text(IPTABLES_FILE) if bundle.has(IPTABLES_FILE) else ""
+        desired = with_endpoints(text, self.live_endpoints(bundle).rules)
         changes = iptables.reconcile_iptables(
-            self.runner, text, bundle.manifest.jump_rules, self.memo
+            self.runner, desired, current, bundle.manifest.jump_rules, self.memo
         )
         if changes:
             save_memo(self.memo_path, self.memo)
+        self.watch.settled(None if changes else key)
         return changes
 
     def routes(self, ipr: IPRouteT, bundle: Bundle) -> list[str]:

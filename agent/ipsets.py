@@ -1,20 +1,32 @@
-"""ipsets: read with `ipset save`, diff, and change in one `ipset restore` session.
+"""ipsets: read through netlink, diff, and change in one `ipset restore` session.
 
-Only sets whose names start with "cali" are owned. Membership changes are deltas; a temporary
-set and `swap` are used only when a set's type or maxelem must change. Selector sets (filled by
-the CNI plugin at runtime) are created when missing but their members are left alone.
+Only sets whose names start with "cali" are owned. The kernel's sets are dumped over netlink
+(pyroute2's IPSet: no command runs, so a no-op reconcile is cheap); `ipset save` is the
+fallback when the dump fails. Membership changes are deltas; a temporary set and `swap` are
+used only when a set's type or maxelem must change. Runtime sets (pod selectors and named
+ports, which the CNI plugin fills at ADD) hold the addresses of the node's live endpoints
+(agent/endpoints.py): a re-apply keeps the running pods' memberships and removes those of pods
+that are gone.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from pyroute2.ipset import IPSet
+from pyroute2.netlink.exceptions import NetlinkError
 
 from agent.runner import Runner
 from compiler.model.manifest import Ipset
 
 OWNED_PREFIX = "cali"
+TEMP_PREFIX = "cali4t"
 MAXELEM = 1048576
 MIN_WORDS = 3  # "add NAME MEMBER"
+HOST_PREFIX = 32
+PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}
 
 
 @dataclass(frozen=True)
@@ -38,14 +50,24 @@ def member(text: str) -> str:
     return text.removesuffix("/32")
 
 
-def desired_sets(ipsets: tuple[Ipset, ...]) -> dict[str, SetState]:
-    """Return the manifest's sets; selector sets leave their membership unmanaged."""
+def desired_sets(
+    ipsets: tuple[Ipset, ...], runtime: Mapping[str, frozenset[str]]
+) -> dict[str, SetState]:
+    """Return the manifest's sets; runtime (selector) sets hold the live endpoints' members.
+
+    Args:
+        ipsets: node.json's ipsets.
+        runtime: members of each runtime set, from the live endpoints (agent/endpoints.py).
+    """
     return {
         s.name: SetState(
             s.name,
             s.type,
             MAXELEM,
-            None if s.selector is not None else frozenset(member(m) for m in s.members),
+            frozenset(
+                member(m)
+                for m in (runtime.get(s.name, ()) if s.selector is not None else s.members)
+            ),
         )
         for s in ipsets
     }
@@ -75,9 +97,9 @@ def _create(name: str, want: SetState) -> list[str]:
 
 def _temp_name(taken: set[str]) -> str:
     index = 0
-    while f"cali4t{index}" in taken:
+    while f"{TEMP_PREFIX}{index}" in taken:
         index += 1
-    return f"cali4t{index}"
+    return f"{TEMP_PREFIX}{index}"
 
 
 def _update(name: str, want: SetState, have: SetState, taken: set[str]) -> list[str]:
@@ -103,9 +125,77 @@ def diff_sets(
     return lines, sorted(set(current) - set(desired))
 
 
+def summarize(lines: list[str]) -> list[str]:
+    """Describe a restore input: one line per set created, swapped or destroyed, per member.
+
+    Examples:
+        >>> summarize(["create cali40a hash:ip", "add cali40a 10.0.0.1", "del cali40b 10.0.0.2"])
+        ['ipset cali40a: created with 1 members', 'ipset cali40b: del 10.0.0.2']
+    """
+    created = {w[1] for w in (line.split() for line in lines) if w[0] == "create"}
+    out: list[str] = []
+    for words in (line.split() for line in lines):
+        verb, name = words[0], words[1]
+        if verb == "create" and not name.startswith(TEMP_PREFIX):
+            count = sum(1 for line in lines if line.startswith(f"add {name} "))
+            out.append(f"ipset {name}: created with {count} members")
+        elif verb in ("add", "del") and name not in created:
+            out.append(f"ipset {name}: {verb} {words[2]}")
+        elif verb in ("swap", "destroy") and not name.startswith(TEMP_PREFIX):
+            out.append(f"ipset {name}: {'replaced (type or size)' if verb == 'swap' else verb}")
+    return sorted(out)
+
+
+def _member(data: Any) -> str:
+    """Return one netlink ADT entry in `ipset save`'s notation (e.g. "10.0.0.5,tcp:80")."""
+    text = str(data.get_attr("IPSET_ATTR_IP_FROM").get_attr("IPSET_ATTR_IPADDR_IPV4"))
+    cidr = data.get_attr("IPSET_ATTR_CIDR")
+    if cidr is not None and cidr != HOST_PREFIX:
+        text += f"/{cidr}"
+    port = data.get_attr("IPSET_ATTR_PORT_FROM")
+    if port is not None:
+        proto = data.get_attr("IPSET_ATTR_PROTO")
+        text += f",{PROTOCOLS.get(proto, str(proto))}:{port}"
+    return text
+
+
+@dataclass
+class Dump:
+    """The owned sets as a netlink dump returned them, with their iptables reference counts."""
+
+    sets: dict[str, SetState]
+    references: dict[str, int]
+
+
+def dump_sets(prefix: str = OWNED_PREFIX) -> Dump:
+    """Dump the owned sets over netlink (a large set arrives in several messages)."""
+    meta: dict[str, tuple[str, int]] = {}
+    refs: dict[str, int] = {}
+    members: dict[str, set[str]] = {}
+    with IPSet() as ips:
+        for msg in ips.list():
+            name = str(msg.get_attr("IPSET_ATTR_SETNAME"))
+            if not name.startswith(prefix):
+                continue
+            data = msg.get_attr("IPSET_ATTR_DATA")
+            if name not in meta and data is not None:
+                maxelem = data.get_attr("IPSET_ATTR_MAXELEM") or MAXELEM
+                meta[name] = (str(msg.get_attr("IPSET_ATTR_TYPENAME")), int(maxelem))
+                refs[name] = int(data.get_attr("IPSET_ATTR_REFERENCES") or 0)
+            found = members.setdefault(name, set())
+            adt = msg.get_attr("IPSET_ATTR_ADT")
+            if adt is not None:
+                found.update(member(_member(d)) for d in adt.get_attrs("IPSET_ATTR_DATA"))
+    sets = {n: SetState(n, t, m, frozenset(members[n])) for n, (t, m) in meta.items()}
+    return Dump(sets, refs)
+
+
 def read_sets(runner: Runner) -> dict[str, SetState]:
-    """Return the owned sets as the kernel holds them."""
-    return parse_save(runner.run(["ipset", "save"]))
+    """Return the owned sets as the kernel holds them (netlink; `ipset save` if that fails)."""
+    try:
+        return dump_sets().sets
+    except (NetlinkError, OSError, ValueError, AttributeError):
+        return parse_save(runner.run(["ipset", "save"]))
 
 
 def restore(runner: Runner, lines: list[str]) -> None:
@@ -113,12 +203,16 @@ def restore(runner: Runner, lines: list[str]) -> None:
     runner.run(["ipset", "restore"], stdin="\n".join(lines) + "\n", write=True)
 
 
+def _references(runner: Runner, name: str) -> int:
+    header = runner.run(["ipset", "list", "-t", name])
+    refs = [line for line in header.splitlines() if line.startswith("References:")]
+    return int(refs[0].split()[-1]) if refs else -1
+
+
 def unreferenced(runner: Runner, names: list[str]) -> list[str]:
     """Return the sets among `names` that no iptables rule refers to any more."""
-    free = []
-    for name in names:
-        header = runner.run(["ipset", "list", "-t", name])
-        refs = [line for line in header.splitlines() if line.startswith("References:")]
-        if refs and refs[0].split()[-1] == "0":
-            free.append(name)
-    return free
+    try:
+        counts = dump_sets().references
+    except (NetlinkError, OSError, ValueError, AttributeError):
+        counts = {name: _references(runner, name) for name in names}
+    return [name for name in names if counts.get(name, -1) == 0]

@@ -4,21 +4,30 @@ Owned chains are named "cali-". A chain is rewritten only when its desired conte
 the kernel's copy drifted. iptables-save prints rules in a canonical form that may differ from
 the rendered text, so after each write the agent records, per chain, the digest of the desired
 text and of what the kernel then held (the memo); equal digests later mean "unchanged".
+Chains also compare equal in canonical form: iptables-save drops the quotes around a one-word
+comment, and the per-interface rules of a dispatch chain may stand in any order (each matches
+its own interface; the CNI plugin inserts each new pod's rule at the top).
 Jump rules into owned chains are kept exactly once, in order, at the top or bottom of the
 built-in chains; any other rule of a built-in chain jumping to an owned chain is removed.
+The desired rules include the node's live endpoints (agent/endpoints.py), so pods' dispatch
+rules and cali-fw-/cali-tw- chains survive, and those of pods that are gone are stale.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 import shlex
 from dataclasses import dataclass, field
 
 from agent.runner import Runner
 from compiler.model.manifest import JumpRule
+from compiler.targets.endpoint import FROM_DISPATCH, TO_DISPATCH
 
 OWNED_PREFIX = "cali-"
+DISPATCH_CHAINS = (FROM_DISPATCH, TO_DISPATCH)
+QUOTED_WORD = re.compile(r'"([^"\s]*)"')
 Chains = dict[str, list[str]]
 
 
@@ -96,11 +105,27 @@ def jump_spec(rule: JumpRule) -> str:
     return rule.rule
 
 
+def canonical(chain: str, rules: list[str]) -> list[str]:
+    """Return a chain's rules in comparable form (see the module docstring).
+
+    Examples:
+        >>> canonical("cali-x", ['-m comment --comment "invalid" -j DROP'])
+        ['-m comment --comment invalid -j DROP']
+        >>> canonical("cali-to-wl-dispatch", ["-o b -g cali-tw-b", "-o a -g cali-tw-a", "-j DROP"])
+        ['-o a -g cali-tw-a', '-o b -g cali-tw-b', '-j DROP']
+    """
+    lines = [QUOTED_WORD.sub(r"\1", r) for r in rules]
+    return sorted(lines[:-1]) + lines[-1:] if chain in DISPATCH_CHAINS else lines
+
+
 def chain_unchanged(key: str, want: list[str], have: list[str] | None, memo: Memo) -> bool:
     """Return whether the kernel's chain `have` already holds the desired rules `want`."""
     if have is None:
         return False
-    return have == want or memo.chains.get(key) == [digest(want), digest(have)]
+    if have == want or memo.chains.get(key) == [digest(want), digest(have)]:
+        return True
+    chain = key.split("/", 1)[1]
+    return canonical(chain, have) == canonical(chain, want)
 
 
 @dataclass
@@ -230,15 +255,22 @@ def read_ruleset(runner: Runner) -> Ruleset:
 
 
 def reconcile_iptables(
-    runner: Runner, rules_text: str, jumps: tuple[JumpRule, ...], memo: Memo
+    runner: Runner, rules_text: str, current: Ruleset, jumps: tuple[JumpRule, ...], memo: Memo
 ) -> list[str]:
-    """Read, plan and, when anything differs, apply one iptables-restore transaction.
+    """Plan against `current` and, when anything differs, apply one iptables-restore transaction.
+
+    Args:
+        runner: runs the commands.
+        rules_text: the desired rules (iptables.rules merged with the live endpoints).
+        current: the kernel's rules, read before the endpoint records were (agent/endpoints.py).
+        jumps: node.json's jump rules.
+        memo: what the kernel made of earlier writes; updated after a write.
 
     Returns:
         One line per change; empty when nothing was written (no restore was run).
     """
     desired = parse_rules(rules_text)
-    lines = plan_ruleset(desired, read_ruleset(runner), jumps, memo)
+    lines = plan_ruleset(desired, current, jumps, memo)
     if not lines:
         return []
     text = "\n".join(lines) + "\n"

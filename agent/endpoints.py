@@ -1,0 +1,106 @@
+"""Live workload endpoints: what the CNI plugin recorded, merged into the node's desired state.
+
+The CNI plugin writes one record per wired pod under `<state_dir>/endpoints/` before it
+programs anything (agent/cni/endpoint_policy.py). The agent treats those records as the truth
+about which pods exist:
+
+- its desired iptables state is `with_endpoints(iptables.rules, live endpoint rules)`, so a
+  re-apply keeps every pod's dispatch rules and `cali-fw-`/`cali-tw-` chains, and the chains of
+  pods without a record are stale (removed with the node's other stale chains);
+- the members of the runtime (selector) ipsets are the live pods' addresses, with the pod
+  selectors evaluated against the current node.json, so a new policy's selector set also gets
+  the pods that were already running.
+
+The agent reads the kernel's state first and the records second: a pod added in between has its
+record written before its chains, so its chains are never mistaken for stale ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agent.cni.endpoint_policy import ENDPOINTS, EndpointRecord, load_records, rules_for
+from agent.files import under
+from compiler.model.manifest import NodeManifest
+from compiler.targets.cni import STATE_DIR
+from compiler.targets.endpoint import EndpointRules, selector_sets_for_pod
+
+NAMED_PORT_TYPE = "hash:ip,port"
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The live endpoints' chains and the members they put into the runtime ipsets."""
+
+    rules: tuple[EndpointRules, ...] = ()
+    members: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+def state_dir(root: Path, conflist_text: str | None) -> Path:
+    """Return the CNI plugin's state directory under `root`, as the bundle's conflist sets it.
+
+    Examples:
+        >>> state_dir(Path("/r"), '{"plugins": [{"type": "calicc", "state_dir": "/s"}]}')
+        PosixPath('/r/s')
+        >>> state_dir(Path("/r"), None)
+        PosixPath('/r/var/lib/calicc')
+    """
+    configured = STATE_DIR
+    if conflist_text:
+        plugins = json.loads(conflist_text).get("plugins", [])
+        calicc = [p for p in plugins if isinstance(p, dict) and p.get("type") == "calicc"]
+        if calicc and calicc[0].get("state_dir"):
+            configured = str(calicc[0]["state_dir"])
+    return under(root, configured)
+
+
+def fingerprint(directory: Path) -> Fingerprint:
+    """Return (name, mtime, size) of every endpoint record: changes whenever a pod comes or goes."""
+    try:
+        entries = list(os.scandir(directory / ENDPOINTS))
+    except FileNotFoundError:
+        return ()
+    found = []
+    for entry in entries:
+        try:
+            st = entry.stat()
+        except FileNotFoundError:  # removed by a concurrent DEL
+            continue
+        found.append((entry.name, st.st_mtime_ns, st.st_size))
+    return tuple(sorted(found))
+
+
+def runtime_members(
+    records: Iterable[EndpointRecord], manifest: NodeManifest
+) -> dict[str, frozenset[str]]:
+    """Return every runtime ipset's members: the live pods it selects, and their named ports.
+
+    Selector sets are evaluated again against the current manifest; named-port members are
+    taken from the record (the pod's ports are only known at ADD), for sets that still exist.
+    """
+    runtime = {s.name: s for s in manifest.ipsets if s.selector is not None}
+    members: dict[str, set[str]] = {name: set() for name in runtime}
+    for r in records:
+        for name in selector_sets_for_pod(
+            manifest.ipsets, r.namespace, r.labels, r.namespace_labels
+        ):
+            if runtime[name].type != NAMED_PORT_TYPE:
+                members[name].add(r.address)
+        for name, member in r.members:
+            if name in runtime and runtime[name].type == NAMED_PORT_TYPE:
+                members[name].add(member)
+    return {name: frozenset(found) for name, found in members.items()}
+
+
+def load_endpoints(directory: Path, manifest: NodeManifest) -> Endpoints:
+    """Return the live endpoints recorded under `directory` (none when it does not exist)."""
+    records = load_records(directory)
+    return Endpoints(
+        rules=tuple(rules_for(r, manifest) for r in records),
+        members=runtime_members(records, manifest),
+    )
