@@ -21,6 +21,7 @@ from lab.probe import ping
 from lab.state import LabState
 from lab.topology import EXTERNAL_HOST, Topology, plan_topology
 from lab.verify import FAIL, PASS, SKIP, Row, bgp_rows, route_rows
+from lab.walkthrough import policy_rows
 
 
 def underlay_rows(plan: ClusterPlan, topo: Topology) -> list[Row]:
@@ -72,23 +73,33 @@ def lab_context(state: LabState) -> tuple[ClusterPlan, Topology]:
     return plan, plan_topology(plan, state.name)
 
 
-def pod_check_rows(plan: ClusterPlan, topo: Topology, state: LabState) -> list[Row]:
-    """Pod rows (lab.podcheck); a lab without pods says so in one failing row."""
+def pod_check_rows(
+    plan: ClusterPlan, topo: Topology, state: LabState, policy: bool = True
+) -> list[Row]:
+    """Pod rows (lab.podcheck) and the policy walkthrough; no pods is one failing row."""
     if not state.pods or not all(p.address for p in state.pods.values()):
         return [Row("pods", "all nodes", "pods made through the CNI plugin", "none", FAIL)]
     paths = Paths(plan, topo, state.pods, state.tunnel == "ifb")
-    return pod_rows(paths, Path(state.root) / "run" / "udp-listener.log")
+    rows = pod_rows(paths, Path(state.root) / "run" / "udp-listener.log")
+    if not policy:
+        skipped = "not run (--skip-policy)"
+        return [*rows, Row("policy", "seed walkthrough", "deny, then allow", skipped, SKIP)]
+    return rows + policy_rows(state, paths)
 
 
-def lab_check(state: LabState) -> list[Row]:
-    """Return every row of the matrix for the running lab."""
+def lab_check(state: LabState, policy: bool = True) -> list[Row]:
+    """Return every row of the matrix for the running lab.
+
+    With `policy` the seed walkthrough runs too: it applies rebuilt bundles to every node for a
+    moment and re-applies the lab's own bundle after.
+    """
     plan, topo = lab_context(state)
     return (
         bgp_rows(state, topo)
         + route_rows(plan, topo)
         + underlay_rows(plan, topo)
         + ipip_rows(plan, topo, state)
-        + pod_check_rows(plan, topo, state)
+        + pod_check_rows(plan, topo, state, policy)
     )
 
 

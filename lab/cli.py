@@ -40,6 +40,9 @@ def check_cmd(
     name: NameOpt = None,
     base: BaseOpt = DEFAULT_BASE,
     as_json: Annotated[bool, typer.Option("--json", help="rows as JSON")] = False,
+    skip_policy: Annotated[
+        bool, typer.Option("--skip-policy", help="skip the policy walkthrough (re-applies)")
+    ] = False,
 ) -> None:
     """Print the connectivity matrix; exit 1 on any mismatch."""
     from lab.check import failed, lab_check, table, to_json
@@ -49,7 +52,7 @@ def check_cmd(
     if state is None:
         typer.echo(f"error: lab {lab} is not up (no state under {lab_root(lab, base)})", err=True)
         raise typer.Exit(1)
-    rows = lab_check(state)
+    rows = lab_check(state, policy=not skip_policy)
     typer.echo(to_json(rows) if as_json else table(rows))
     if failed(rows):
         raise typer.Exit(1)

@@ -34,7 +34,7 @@ def tor_config(plan: ClusterPlan, address: IPv4Address, as_number: int) -> str:
         "template bgp rack {",
         f"  local {address} as {as_number};",
         "  multihop; connect delay time 0; connect retry time 1; error wait time 1, 5;",
-        "  ipv4 { import filter lab_pools; export filter lab_pools; };",
+        "  ipv4 { next hop keep; import filter lab_pools; export filter lab_pools; };",
         "}",
     ]
     for ip, asn in tor_peers(plan, address):

@@ -1,0 +1,113 @@
+"""The seed walkthrough's policies, proved on a running lab through rebuilt bundles.
+
+Step 1 adds `default-deny-ingress` for namespace lab-walkthrough (where every node's `-b` pod
+lives) to a copy of the cluster, rebuilds it and runs `calicc apply` on every node: ingress to
+those pods is blocked while their egress still works. Step 2 adds `allow-all-ingress`: ingress
+is restored. The lab's own bundle is then re-applied, so the lab ends as it began.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compiler.build import compile_cluster, load_cluster
+from compiler.emit import emit
+from lab.agent import apply_node, node_root
+from lab.matrix import Paths, Probe
+from lab.podcheck import run_probes
+from lab.pods import WALK_NAMESPACE
+from lab.state import LabState
+from lab.verify import Row
+
+POLICY_FILE = "lab-walkthrough-policies.yaml"
+WORKERS = 8
+DENY = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "default-deny-ingress", "namespace": WALK_NAMESPACE},
+    "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+}
+ALLOW = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "allow-all-ingress", "namespace": WALK_NAMESPACE},
+    "spec": {"podSelector": {}, "ingress": [{}]},
+}
+
+
+def variant(cluster: Path, out: Path, policies: list[dict[str, Any]]) -> Path:
+    """Copy `cluster` (its directory, lock included) to `out` with `policies` added; return it."""
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(cluster.parent, out, ignore=shutil.ignore_patterns("rendered"))
+    (out / POLICY_FILE).write_text(yaml.safe_dump_all(policies, sort_keys=True))
+    copy = out / cluster.name
+    data = yaml.safe_load(copy.read_text())
+    data["policies"] = [*data.get("policies", []), POLICY_FILE]
+    copy.write_text(yaml.safe_dump(data, sort_keys=False))
+    return copy
+
+
+def apply_all(state: LabState, paths: Paths, rendered: Path) -> None:
+    """Run `calicc apply` with the bundles under `rendered` on every node, several at once."""
+    root = Path(state.root)
+
+    def one(node: str) -> str:
+        bundle = rendered / "nodes" / node
+        return apply_node(paths.topo.node(node).ns, bundle, node_root(root, node), paths.standin)
+
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        list(pool.map(one, [n.name for n in paths.plan.nodes]))
+
+
+@contextmanager
+def policies_applied(
+    state: LabState, paths: Paths, tag: str, policies: list[dict[str, Any]]
+) -> Iterator[None]:
+    """Apply the lab's cluster plus `policies` to every node; re-apply the lab's own after."""
+    work = Path(state.root) / "walkthrough" / tag
+    copy = variant(Path(state.cluster), work / "cluster", policies)
+    emit(compile_cluster(load_cluster(copy)).files, work / "rendered")
+    try:
+        apply_all(state, paths, work / "rendered")
+        yield
+    finally:
+        apply_all(state, paths, Path(state.root) / "rendered")
+
+
+def walk_probes(paths: Paths, isolated: bool) -> list[Probe]:
+    """Ingress to each node's `-b` pod from its `-a` pod, and the `-b` pod's own egress."""
+    probes = []
+    for pod in paths.first_pods():
+        walled = paths.pods[f"{pod.node}-b"]
+        what = "default-deny-ingress" if isolated else "default-deny + allow-all-ingress"
+        probes.append(
+            Probe(
+                "policy",
+                f"{what}: {pod.name} -> {walled.name} ({walled.address})",
+                pod.netns,
+                walled.address,
+                answered=not isolated,
+            )
+        )
+        probes.append(
+            Probe(
+                "policy", f"{what}: {walled.name} -> {pod.name} (egress)", walled.netns, pod.address
+            )
+        )
+    return probes
+
+
+def policy_rows(state: LabState, paths: Paths) -> list[Row]:
+    """Run both steps of the walkthrough; return their rows."""
+    with policies_applied(state, paths, "deny", [DENY]):
+        rows = run_probes(walk_probes(paths, isolated=True))
+    with policies_applied(state, paths, "allow", [DENY, ALLOW]):
+        rows += run_probes(walk_probes(paths, isolated=False))
+    return rows
