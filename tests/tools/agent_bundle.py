@@ -1,17 +1,21 @@
-"""Helpers of the agent's real tests: a node namespace, bundles built from the minikube example
-with extra ipsets, iptables chains and jump rules, and snapshots of foreign state."""
+"""Helpers of the agent's real tests: node namespaces, the examples' rendered bundles, bundles
+built from the minikube example with a specific (e.g. broken) input, snapshots of foreign state."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 from collections.abc import Callable
+from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
 from agent.bundle import file_digest
 from compiler.build import compile_cluster, load_cluster
 from compiler.model.manifest import FileEntry, NodeManifest
-from lab.netns import ns_run
+from lab.netns import ns_run, veth_between
 from tests.conftest import EXAMPLES
 
 MakeNs = Callable[[str], str]
@@ -157,3 +161,42 @@ def foreign_state(ns: str) -> list[str]:
         ln for ln in ns_run(ns, ["ip", "route", "show"]).stdout.splitlines() if "proto 81" not in ln
     ]
     return rules + sets + routes
+
+
+def rendered(example: str, node: str) -> Path:
+    """Return an example's rendered bundle of `node` (examples/<example>/rendered/nodes/<node>)."""
+    return EXAMPLES / example / "rendered" / "nodes" / node
+
+
+def node_address(bundle: Path) -> str:
+    """Return the node address (with prefix) a rendered bundle was compiled for."""
+    return str(json.loads((bundle / "node.json").read_text())["node"]["address"])
+
+
+def routed_node(make_ns: MakeNs, bundle: Path) -> tuple[str, str]:
+    """A node namespace for a rendered bundle, behind a client namespace that is its router.
+
+    The node holds the bundle's address on eth0 and a default route via the client (proxy ARP
+    for pods needs one, see LAB-NOTES); the client routes the pools to the node. Returns
+    (node, client).
+    """
+    node, client = make_ns("node"), make_ns("cl")
+    address = node_address(bundle)
+    gateway = str(next(IPv4Interface(address).network.hosts()))
+    veth_between(node, "eth0", client, "up0")
+    ns_run(node, ["ip", "addr", "add", address, "dev", "eth0"])
+    ns_run(node, ["ip", "route", "add", "default", "via", gateway])
+    ns_run(node, ["ip", "link", "add", "tunl0", "type", "ifb"])
+    prefix = IPv4Interface(address).network.prefixlen
+    ns_run(client, ["ip", "addr", "add", f"{gateway}/{prefix}", "dev", "up0"])
+    for pool in json.loads((bundle / "node.json").read_text())["pools"]:
+        ns_run(client, ["ip", "route", "add", pool["cidr"], "via", address.split("/")[0]])
+    return node, client
+
+
+def stop_bird(root: Path) -> None:
+    """Stop the BIRD an apply under `root` started (by the PID in its pid file), if any."""
+    path = root / "var/run/calicc/bird.pid"
+    if path.exists():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(path.read_text().split()[0]), signal.SIGTERM)
