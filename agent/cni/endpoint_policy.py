@@ -90,14 +90,19 @@ def record_path(state_dir: Path, iface: str) -> Path:
     return state_dir / ENDPOINTS / f"{iface}.json"
 
 
+def _read_record(path: Path) -> EndpointRecord | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:  # removed by a concurrent DEL
+        return None
+    data["members"] = tuple(tuple(m) for m in data["members"])
+    return EndpointRecord(**data)
+
+
 def load_records(state_dir: Path) -> list[EndpointRecord]:
     """Return every recorded endpoint, sorted by interface (for the agent and GC)."""
-    records = []
-    for path in sorted((state_dir / ENDPOINTS).glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data["members"] = tuple(tuple(m) for m in data["members"])
-        records.append(EndpointRecord(**data))
-    return records
+    found = (_read_record(p) for p in sorted((state_dir / ENDPOINTS).glob("*.json")))
+    return [r for r in found if r is not None]
 
 
 def rules_for(record: EndpointRecord, manifest: NodeManifest) -> EndpointRules:
@@ -157,8 +162,8 @@ def detach(
 ) -> None:
     """Remove the endpoint's dispatch rules, chains and ipset memberships, then its record."""
     path = record_path(state_dir, iface)
-    records = [r for r in load_records(state_dir) if r.iface == iface]
-    members = list(records[0].members) if records else _fallback_members(manifest, released)
+    record = _read_record(path)
+    members = list(record.members) if record else _fallback_members(manifest, released)
     live = _run(["iptables-save", "-t", "filter"])
     if _node_applied(live) or f":cali-fw-{iface} " in live:
         _ipset("del", members)

@@ -1,0 +1,175 @@
+"""Benchmark of CNI ADD/DEL latency: calicc (through the agent socket, and standalone) side by
+side with the reference ptp + host-local plugins, driven by cnitool (root only).
+
+Everything runs in throwaway namespaces (calicc-bench-cni-<pid>-*, removed at the end): a node
+with a default route and 100 pod namespaces. For each plugin: 100 sequential ADDs then DELs,
+then 100 ADDs and DELs 16 at a time. Prints p50/p99 per case and the ratio to ptp + host-local
+measured in the same run. Usage: sudo .venv/bin/python bench/cni.py [--pods N] [--standalone]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agent.cni.install import install_plugins
+from agent.cni.server import socket_path
+from lab.netns import ns_add, ns_delete, ns_run, veth_between
+from tests.tools.test_cni_cnitool import cnitool
+from tests.unit.test_ipam_store import write_bundle
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = f"calicc-bench-cni-{os.getpid()}"
+PTP = {
+    "cniVersion": "1.0.0",
+    "name": "ref",
+    "plugins": [
+        {
+            "type": "ptp",
+            "mtu": 1480,
+            "ipam": {"type": "host-local", "subnet": "10.250.0.0/24", "dataDir": ""},
+        }
+    ],
+}
+
+
+def calicc_conf() -> dict[str, object]:
+    return {
+        "cniVersion": "1.0.0",
+        "name": "k8s-pod-network",
+        "plugins": [{"type": "calicc", "mtu": 1480, "nodename": "minikube",
+                     "ipam": {"type": "calicc-ipam"}}],
+    }  # fmt: skip
+
+
+def setup(root: Path, pods: int) -> tuple[str, list[str]]:
+    node, router = f"{PREFIX}-node", f"{PREFIX}-rtr"
+    ns_add(node)
+    ns_add(router)
+    veth_between(node, "eth0", router, "down0")
+    ns_run(node, ["ip", "addr", "add", "192.168.49.2/24", "dev", "eth0"])
+    ns_run(router, ["ip", "addr", "add", "192.168.49.1/24", "dev", "down0"])
+    ns_run(node, ["ip", "route", "add", "default", "via", "192.168.49.1"])
+    names = [f"{PREFIX}-p{i}" for i in range(pods)]
+    for name in names:
+        ns_add(name)
+    write_bundle(root)
+    ptp = json.loads(json.dumps(PTP))
+    ptp["plugins"][0]["ipam"]["dataDir"] = str(root / "host-local")
+    for conf_dir, conf in (("calicc", calicc_conf()), ("ptp", ptp)):
+        (root / "etc/cni" / conf_dir).mkdir(parents=True)
+        (root / "etc/cni" / conf_dir / "net.conflist").write_text(json.dumps(conf))
+    install_plugins(root, str(ROOT / ".venv/bin/python"))
+    return node, names
+
+
+def one(node: str, root: Path, conf_dir: str, verb: str, pod: str) -> float:
+    env = {
+        "NETCONFPATH": str(root / "etc/cni" / conf_dir),
+        "CNI_PATH": f"{root}/opt/cni/bin:/usr/lib/cni",
+        "CNI_CACHE_DIR": str(root / "cache"),
+        "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={pod}",
+    }
+    name = json.loads((root / "etc/cni" / conf_dir / "net.conflist").read_text())["name"]
+    args = ["ip", "netns", "exec", node, "env", *(f"{k}={v}" for k, v in env.items())]
+    args += [str(cnitool()), verb, name, f"/var/run/netns/{pod}"]
+    start = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{conf_dir} {verb} {pod} failed: {done.stdout}{done.stderr}")
+    return took
+
+
+def exec_overhead(node: str) -> float:
+    """Time of `ip netns exec NODE true`, subtracted from every sample (same for both)."""
+    samples = []
+    for _ in range(20):
+        start = time.perf_counter()
+        subprocess.run(["ip", "netns", "exec", node, "true"], check=True)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def measure(
+    run: Callable[[str, str], float], pods: list[str], workers: int
+) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {}
+    for verb in ("add", "del"):
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            times[verb] = list(pool.map(lambda p, v=verb: run(v, p), pods))
+    return times
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def report(results: dict[tuple[str, int], dict[str, list[float]]], base: str) -> None:
+    print(f"{'plugin':<22}{'mode':<12}{'op':<5}{'p50 ms':>9}{'p99 ms':>9}{'p50 ratio':>11}")
+    for (plugin, workers), times in results.items():
+        for verb, values in times.items():
+            ref = pct(results[(base, workers)][verb], 0.5)
+            mode = "sequential" if workers == 1 else f"{workers}-way"
+            print(f"{plugin:<22}{mode:<12}{verb:<5}{pct(values, 0.5):9.1f}{pct(values, 0.99):9.1f}"
+                  f"{pct(values, 0.5) / ref:11.2f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--standalone", action="store_true", help="also calicc without agent")
+    options = parser.parse_args()
+    base = "ptp+host-local"
+    with tempfile.TemporaryDirectory(prefix="calicc-bench-cni-") as tmp:
+        root = Path(tmp)
+        server = None
+        try:
+            node, pods = setup(root, options.pods)
+            overhead = exec_overhead(node)
+            plugins = {base: "ptp", "calicc (agent)": "calicc"}
+            if options.standalone:
+                plugins["calicc (standalone)"] = "calicc"
+            results: dict[tuple[str, int], dict[str, list[float]]] = {}
+            for workers in (1, 16):
+                for label, conf_dir in plugins.items():
+                    if label == "calicc (agent)" and server is None:
+                        server = subprocess.Popen(
+                            ["ip", "netns", "exec", node, str(ROOT / ".venv/bin/python"),
+                             "-m", "agent.cni.server", "--root", str(root)], cwd=ROOT,
+                        )  # fmt: skip
+                        while not socket_path(root).exists():
+                            time.sleep(0.05)
+                    if label == "calicc (standalone)" and server is not None:
+                        server.terminate()
+                        server.wait(10)
+                        server = None
+
+                    def run(verb: str, pod: str, conf_dir: str = conf_dir) -> float:
+                        return one(node, root, conf_dir, verb, pod) - overhead
+
+                    results[(label, workers)] = measure(run, pods, workers)
+            print(f"{options.pods} pods; `ip netns exec` overhead {overhead * 1000:.1f} ms removed")
+            report(results, base)
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(10)
+            for name in sorted(n for n in os.listdir("/var/run/netns") if n.startswith(PREFIX)):
+                ns_delete(name)
+
+
+if __name__ == "__main__":
+    main()
