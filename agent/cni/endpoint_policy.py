@@ -95,6 +95,8 @@ def _read_record(path: Path) -> EndpointRecord | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:  # removed by a concurrent DEL
         return None
+    except ValueError:  # written without fsync and cut by a power loss: nothing to undo
+        return None
     data["members"] = tuple(tuple(m) for m in data["members"])
     return EndpointRecord(**data)
 
@@ -140,7 +142,7 @@ def attach(req: Request, manifest: NodeManifest, iface: str, address: IPv4Addres
     )  # fmt: skip
     path = record_path(req.state_dir, iface)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_atomic(path, json.dumps(asdict(record), sort_keys=True))
+    write_atomic(path, json.dumps(asdict(record), sort_keys=True), durable=False)
     live = _run(["iptables-save", "-t", "filter"])
     if not _node_applied(live):
         return

@@ -190,10 +190,11 @@ class IpamStore:
         write_atomic(self.directory / STATE_FILE, json.dumps(body, indent=1, sort_keys=True))
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, durable: bool = True) -> None:
     """Replace `path` with `text`: temp file in the same directory, fsync, rename.
 
     The caller holds the store's lock, so any other temp file is a leftover of a killed writer.
+    `durable=False` skips the fsync (still atomic against a killed process, not a power loss).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer
@@ -202,7 +203,8 @@ def write_atomic(path: Path, text: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         raise CniError(IO_FAILURE, f"cannot write {path}: {exc}") from exc
