@@ -9,6 +9,7 @@ import pytest
 from compiler.build import compile_cluster
 from compiler.toolcheck import bird_parse
 from tests.conftest import need_tool
+from tests.unit.examples import example_names, load_example
 from tests.unit.helpers import load, with_
 
 
@@ -95,3 +96,14 @@ def test_bird_parse_reports_errors(tmp_path: Path) -> None:
     error = bird_parse("router id 1.2.3.4;\nprotocol nonsense {}\n")
     assert error is not None
     assert "bird.conf:2" in error
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("name", example_names())
+def test_every_example_bird_conf_parses(name: str) -> None:
+    need_tool("bird")
+    files = compile_cluster(load_example(name)).files
+    confs = {rel: text for rel, text in files.items() if rel.endswith("bird/bird.conf")}
+    assert confs
+    failures = {rel: bird_parse(text) for rel, text in sorted(confs.items())[:40]}
+    assert not {rel: err for rel, err in failures.items() if err}
