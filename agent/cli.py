@@ -84,8 +84,28 @@ def agent_cmd(
     cni_socket: Annotated[
         bool, typer.Option(help="serve the CNI plugins' requests on <root>/var/run/calicc")
     ] = True,
+    full_read_every: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="read iptables in full every N intervals even when the nftables generation "
+            "did not change (safety net of the drift watch)",
+        ),
+    ] = 10,
 ) -> None:
-    """Reconcile this node to its bundle every interval until SIGTERM."""
+    """Reconcile this node to its bundle every interval until SIGTERM.
+
+    Each interval loads the bundle again (a changed bundle on disk is applied), repairs drift
+    (routes, chains, sets, sysctls, links, BIRD) and logs every repair with what was repaired.
+    While nothing changed, a reconcile runs no command: ipsets are read over netlink and
+    iptables-save runs only when the nftables generation id moved.
+
+    Metrics (Prometheus text, on --metrics-port and/or --metrics-file):
+    calicc_agent_reconciles_total, calicc_agent_repairs_total, calicc_agent_errors_total,
+    calicc_agent_bundles_applied_total, calicc_agent_commands_total,
+    calicc_agent_reconcile_seconds (summary), calicc_agent_last_reconcile_seconds,
+    calicc_ipam_block_addresses_used{block} and calicc_ipam_block_addresses{block} (IPAM use).
+    """
     import logging
 
     from agent.apply import Options
@@ -97,7 +117,7 @@ def agent_cmd(
     options = Options(
         root=root, allow_tunnel_standin=allow_tunnel_standin, check_address=not skip_address_check
     )
-    loop = make_loop(bundle, interval, options, metrics_file)
+    loop = make_loop(bundle, interval, options, metrics_file, full_read_every)
     handle_signals(loop.stop)
     server = serve(loop.metrics, metrics_port) if metrics_port is not None else None
     cni = CniServer(root) if cni_socket else None

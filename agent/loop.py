@@ -1,7 +1,11 @@
 """`calicc agent`: the reconcile loop.
 
 Repairs drift each interval, picks up new bundles, serves the CNI socket and metrics, and ends
-cleanly on SIGTERM or SIGINT.
+cleanly on SIGTERM or SIGINT. Every interval loads the bundle again (so a bundle changed on disk
+is applied) and runs one reconcile with the same Reconciler, whose drift watch makes the no-op
+case run no command (agent/drift.py). Each change is logged on its own line: "applied: ..." for
+a new bundle, "repaired drift: ..." otherwise, naming the part and what was done (e.g.
+"repaired drift: routes: route 10.244.1.64/26: added").
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from agent import AgentError
 from agent.apply import Options, Reconciler
 from agent.bundle import Bundle, load_bundle
+from agent.drift import FULL_EVERY
 from agent.metrics import Metrics, write_textfile
 from agent.status import block_use, node_allocations
 
@@ -42,8 +47,13 @@ class Loop:
             self.metrics.errors += 1
             return
         new = bundle.digest != self.applied
+        if new:
+            log.info("bundle %s found in %s: applying it", bundle.digest[:19], self.bundle_dir)
         result = self.reconciler.reconcile(bundle)
-        self.metrics.observe(result, repaired=not new)
+        runner = self.reconciler.runner
+        self.metrics.observe(result, repaired=not new, commands=len(runner.reads + runner.writes))
+        runner.reads.clear()  # the log is for one-shot applies; the loop only counts
+        runner.writes.clear()
         verb = "applied" if new else "repaired drift"
         for line in result.lines():
             (log.error if line.startswith("error:") else log.info)("%s: %s", verb, line)
@@ -80,8 +90,14 @@ def handle_signals(stop: threading.Event) -> None:
 
 
 def make_loop(
-    bundle_dir: Path, interval: float, options: Options, metrics_file: Path | None
+    bundle_dir: Path,
+    interval: float,
+    options: Options,
+    metrics_file: Path | None,
+    full_read_every: int = FULL_EVERY,
 ) -> Loop:
-    """Return a loop with a fresh reconciler and metrics."""
+    """Return a loop with a fresh reconciler (reading iptables in full every N intervals)."""
     stop = threading.Event()
-    return Loop(bundle_dir, interval, Reconciler(options), Metrics(), metrics_file, stop)
+    reconciler = Reconciler(options)
+    reconciler.watch.full_every = full_read_every
+    return Loop(bundle_dir, interval, reconciler, Metrics(), metrics_file, stop)

@@ -1,7 +1,19 @@
 """Prometheus metrics of the agent, in the text exposition format (no client library needed).
 
 Served on a localhost port and/or written atomically to a textfile (node_exporter's textfile
-collector reads it).
+collector reads it). The metrics:
+
+- calicc_agent_reconciles_total (counter): reconciles run, one per interval.
+- calicc_agent_repairs_total (counter): reconciles that repaired drift (changed anything while
+  the bundle was the one already applied); each repair is also logged.
+- calicc_agent_errors_total (counter): failed parts of reconciles, and unreadable bundles.
+- calicc_agent_bundles_applied_total (counter): new bundles applied successfully.
+- calicc_agent_commands_total (counter): external commands (iptables-save, ipset restore,
+  birdc...) the reconciles ran; it stays flat while nothing drifts.
+- calicc_agent_reconcile_seconds (summary: _sum, _count) and
+  calicc_agent_last_reconcile_seconds (gauge): how long reconciles take.
+- calicc_ipam_block_addresses_used{block} and calicc_ipam_block_addresses{block} (gauges):
+  IPAM use of each of the node's blocks, from the CNI plugin's state.
 """
 
 from __future__ import annotations
@@ -25,15 +37,17 @@ class Metrics:
     repairs: int = 0
     errors: int = 0
     bundles: int = 0
+    commands: int = 0
     duration_sum: float = 0.0
     last_duration: float = 0.0
     ipam: dict[IPv4Network, tuple[int, int]] = field(default_factory=dict)  # used, size
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def observe(self, result: ApplyResult, repaired: bool) -> None:
-        """Count one reconcile: its duration, errors, and whether it repaired drift."""
+    def observe(self, result: ApplyResult, repaired: bool, commands: int = 0) -> None:
+        """Count one reconcile: its duration, errors, commands, and whether it repaired drift."""
         with self.lock:
             self.reconciles += 1
+            self.commands += commands
             self.errors += len(result.errors)
             self.repairs += int(repaired and bool(result.changes))
             self.duration_sum += result.seconds
@@ -47,6 +61,7 @@ class Metrics:
                 *_metric("calicc_agent_repairs_total", "counter", self.repairs),
                 *_metric("calicc_agent_errors_total", "counter", self.errors),
                 *_metric("calicc_agent_bundles_applied_total", "counter", self.bundles),
+                *_metric("calicc_agent_commands_total", "counter", self.commands),
                 "# TYPE calicc_agent_reconcile_seconds summary",
                 f"calicc_agent_reconcile_seconds_sum {self.duration_sum:.6f}",
                 f"calicc_agent_reconcile_seconds_count {self.reconciles}",

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from agent.apply import Options, Reconciler
 from agent.bundle import load_bundle
 from agent.drift import Watch
-from tests.tools.agent_bundle import write_bundle
+from tests.tools.agent_bundle import derive_bundle, rendered
 
 POLICIES = 100
 PODS = 110
@@ -73,8 +73,16 @@ def bundle(directory: Path, change: int | None = None) -> None:
         }
         for i in range(POLICIES)
     ]
-    write_bundle(
-        directory, iptables=rules(change), ipsets=sets, jump_rules=jumps, policies=policies
+    base = rendered("minikube-ipip", "minikube")
+    bird = {**json.loads((base / "node.json").read_text())["bird"], "enabled": False}
+    derive_bundle(
+        base,
+        directory,
+        iptables=rules(change),
+        ipsets=sets,
+        jump_rules=jumps,
+        policies=policies,
+        bird=bird,
     )
 
 

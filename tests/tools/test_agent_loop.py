@@ -1,5 +1,7 @@
-"""`calicc agent` as a subprocess in a node namespace: drift repaired within an interval, a new
-bundle picked up, metrics written, SIGTERM ends it cleanly. Also BIRD control through apply."""
+"""`calicc agent` as a subprocess in a node namespace holding vxlan's rendered node-1: no-op
+intervals run no command, drift is repaired (found through the nftables generation, not a
+periodic full read) and logged, a new bundle is picked up, metrics written, SIGTERM ends it
+cleanly. Also BIRD control through apply."""
 
 from __future__ import annotations
 
@@ -14,13 +16,22 @@ from pathlib import Path
 
 import pytest
 
-from agent.bundle import file_digest
 from lab.netns import ns_run
 from tests.conftest import need_tool
-from tests.tools.agent_bundle import MakeNs, apply, node_ns, write_bundle, writes
+from tests.tools.agent_bundle import (
+    MakeNs,
+    apply,
+    derive_bundle,
+    rendered,
+    routed_node,
+    stop_bird,
+    writes,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")
+VXLAN = rendered("vxlan", "node-1")
+IPIP = rendered("minikube-ipip", "minikube")
 
 
 def wait_for(check: Callable[[], bool], what: str, limit: float = 15.0) -> None:
@@ -46,16 +57,23 @@ def routes(ns: str) -> str:
     return ns_run(ns, ["ip", "route", "show", "proto", "81"]).stdout
 
 
+def metric(path: Path, name: str) -> int:
+    text = path.read_text() if path.exists() else ""
+    found = [ln for ln in text.splitlines() if ln.startswith(f"{name} ")]
+    return int(float(found[0].split()[1])) if found else 0
+
+
 def test_agent_repairs_drift_picks_up_bundle_and_stops_on_sigterm(
     make_ns: MakeNs, tmp_path: Path, started: list[subprocess.Popen[str]]
 ) -> None:
     need_tool("ip", "iptables-save", "ipset")
-    ns = node_ns(make_ns)
+    ns, _ = routed_node(make_ns, VXLAN)
     bundle, root = tmp_path / "bundle", tmp_path / "root"
-    write_bundle(bundle)
+    derive_bundle(VXLAN, bundle)
     metrics = tmp_path / "metrics.prom"
     args = ["--bundle", str(bundle), "--root", str(root), "--interval", "0.3"]
-    extra = ["--allow-tunnel-standin", "--metrics-file", str(metrics), "--no-cni-socket"]
+    # no periodic full read: only the nftables generation can reveal the flushed chain
+    extra = ["--metrics-file", str(metrics), "--no-cni-socket", "--full-read-every", "100000"]
     proc = subprocess.Popen(
         ["ip", "netns", "exec", ns, CALICC, "agent", *args, *extra],
         stdout=subprocess.PIPE,
@@ -63,77 +81,71 @@ def test_agent_repairs_drift_picks_up_bundle_and_stops_on_sigterm(
         text=True,
     )
     started.append(proc)
-    wait_for(lambda: "10.244.0.64/26" in routes(ns), "the first apply")
-    ns_run(ns, ["ip", "route", "del", "blackhole", "10.244.0.64/26"])
-    ns_run(ns, ["iptables", "-F", "cali-pi-web"])
-    ns_run(ns, ["ipset", "del", "cali40all-hosts-net", "192.168.49.4"])
+    wait_for(lambda: metric(metrics, "calicc_agent_bundles_applied_total") == 1, "the first apply")
+    settled = metric(metrics, "calicc_agent_reconciles_total") + 1
+    wait_for(lambda: metric(metrics, "calicc_agent_reconciles_total") > settled, "a no-op")
+    commands = metric(metrics, "calicc_agent_commands_total")
+    count = metric(metrics, "calicc_agent_reconciles_total")
+    wait_for(lambda: metric(metrics, "calicc_agent_reconciles_total") >= count + 5, "no-ops")
+    assert metric(metrics, "calicc_agent_commands_total") == commands, "no-ops run no command"
+    ns_run(ns, ["ip", "route", "del", "10.244.1.64/26"])
+    ns_run(ns, ["iptables", "-t", "nat", "-F", "cali-nat-outgoing"])
+    ns_run(ns, ["ipset", "del", "cali40all-hosts-net", "10.30.0.12/31"])
     ns_run(ns, ["sysctl", "-w", "net.ipv4.ip_forward=0"])
-    wait_for(lambda: "10.244.0.64/26" in routes(ns), "the route repaired")
+    wait_for(lambda: "10.244.1.64/26" in routes(ns), "the route repaired")
     wait_for(
-        lambda: "dport 80" in ns_run(ns, ["iptables", "-S", "cali-pi-web"]).stdout, "the chain"
+        lambda: (
+            "MASQUERADE" in ns_run(ns, ["iptables", "-t", "nat", "-S", "cali-nat-outgoing"]).stdout
+        ),
+        "the chain",
     )
     wait_for(
-        lambda: "192.168.49.4" in ns_run(ns, ["ipset", "list", "cali40all-hosts-net"]).stdout,
+        lambda: "10.30.0.12/31" in ns_run(ns, ["ipset", "list", "cali40all-hosts-net"]).stdout,
         "the set member",
     )
     wait_for(
         lambda: ns_run(ns, ["sysctl", "-n", "net.ipv4.ip_forward"]).stdout.strip() == "1",
         "ip_forward",
     )
-    new = {"dst": "10.250.0.0/24", "type": "blackhole"}
-    write_bundle(
-        bundle,
-        routes=[
-            *(
-                {"dst": r.split()[1], "type": "blackhole"}
-                for r in ["blackhole 10.244.0.0/26", "blackhole 10.244.0.64/26"]
-            ),
-            new,
-        ],
+    node = json.loads((VXLAN / "node.json").read_text())
+    derive_bundle(
+        VXLAN, bundle, routes=[*node["routes"], {"dst": "10.250.0.0/24", "type": "blackhole"}]
     )
     wait_for(lambda: "10.250.0.0/24" in routes(ns), "the new bundle's route")
-    wait_for(
-        lambda: "calicc_agent_repairs_total" in metrics.read_text() if metrics.exists() else False,
-        "metrics",
-    )
+    wait_for(lambda: metric(metrics, "calicc_agent_bundles_applied_total") == 2, "metrics")
     os.kill(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=15)
     assert proc.returncode == 0, out
-    assert "repaired drift" in out
+    for repair in (
+        "repaired drift: routes: route 10.244.1.64/26: added",
+        "repaired drift: iptables: iptables nat/cali-nat-outgoing: written",
+        "repaired drift: ipsets: ipset cali40all-hosts-net: add 10.30.0.12/31",
+        "repaired drift: sysctl: net.ipv4.ip_forward = 1",
+        "applied: routes: route 10.250.0.0/24: added",
+    ):
+        assert repair in out, out
     text = metrics.read_text()
-    repairs = next(ln for ln in text.splitlines() if ln.startswith("calicc_agent_repairs_total"))
-    assert int(repairs.split()[1]) >= 1
+    assert metric(metrics, "calicc_agent_repairs_total") >= 1
+    assert metric(metrics, "calicc_agent_errors_total") == 0
     assert 'calicc_ipam_block_addresses{block="10.244.0.0/26"} 64' in text
-
-
-def bird_pid(root: Path) -> int | None:
-    path = root / "var/run/calicc/bird.pid"
-    return int(path.read_text().split()[0]) if path.exists() else None
+    assert 'calicc_ipam_block_addresses_used{block="10.244.0.0/26"} 0' in text
 
 
 def test_bird_started_then_left_alone_then_reconfigured(make_ns: MakeNs, tmp_path: Path) -> None:
     need_tool("ip", "iptables-save", "ipset", "bird", "birdc")
-    ns = node_ns(make_ns)
+    ns, _ = routed_node(make_ns, IPIP)
     bundle, root, log = tmp_path / "bundle", tmp_path / "root", tmp_path / "log.json"
-    write_bundle(bundle, bird=True)
     try:
-        assert apply(ns, bundle, root, log).returncode == 0
+        assert apply(ns, IPIP, root, log).returncode == 0
         assert [c[0] for c in writes(log)].count("bird") == 1
-        assert apply(ns, bundle, root, log).returncode == 0
+        assert apply(ns, IPIP, root, log).returncode == 0
         assert writes(log) == []
-        conf = bundle / "bird/bird.conf"
-        write_bundle(bundle, bird=True)
-        conf.write_text(conf.read_text() + "# changed\n")
-        manifest = (bundle / "node.json").read_text()
-        data = json.loads(manifest)
-        data["files"]["bird/bird.conf"]["digest"] = file_digest(conf.read_bytes())
-        (bundle / "node.json").write_text(json.dumps(data))
+        conf = (IPIP / "bird/bird.conf").read_text() + "# changed\n"
+        derive_bundle(IPIP, bundle, texts={"bird/bird.conf": conf})
         assert apply(ns, bundle, root, log).returncode == 0
         assert [[c[0], c[-1]] for c in writes(log)] == [["birdc", "configure"]]
         status = ns_run(ns, [CALICC, "status", "--root", str(root)]).stdout
         assert "Mesh_192_168_49_3" in status
         assert "10.244.0.0/26" in status
     finally:
-        pid = bird_pid(root)
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
+        stop_bird(root)
