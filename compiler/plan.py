@@ -46,9 +46,12 @@ class NodePlan:
         return self.address.network
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClusterPlan:
-    """The whole cluster, nodes sorted by name."""
+    """The whole cluster, nodes sorted by name.
+
+    Compared and hashed by identity, so per-cluster results can be cached for one build.
+    """
 
     name: str
     spec: ClusterSpec

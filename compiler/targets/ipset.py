@@ -20,6 +20,7 @@ Apply with plain `ipset restore < ipsets.restore`, before iptables.rules (rules 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from compiler.model.manifest import Ipset
 from compiler.plan import ClusterPlan, NodePlan
@@ -30,6 +31,7 @@ MAXELEM = 1048576  # Calico's MaxIpsetSize
 TEMP_PREFIX = "cali4t"
 
 
+@lru_cache(maxsize=2)
 def static_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
     """Return the cluster's own sets: pools, NAT pools and node addresses.
 
@@ -46,6 +48,7 @@ def static_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
     )
 
 
+@lru_cache(maxsize=2)
 def policy_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
     """Return every ipset the cluster's policies use, once each, sorted by name."""
     sets = {s.name: s for policy in cluster.policies for s in policy.sets}
@@ -64,6 +67,11 @@ def ipsets_for(cluster: ClusterPlan, node: NodePlan) -> tuple[Ipset, ...]:
     result today; it is part of the signature because node-local sets are expected.
     """
     del node
+    return _cluster_ipsets(cluster)
+
+
+@lru_cache(maxsize=2)
+def _cluster_ipsets(cluster: ClusterPlan) -> tuple[Ipset, ...]:
     return tuple(
         Ipset(
             name=s.name,
@@ -109,12 +117,17 @@ def _set_view(spec: SetSpec) -> SetView:
 
 IPSETS_FILE = "ipset/ipsets.restore"
 IPSETS_TEMPLATE = "ipset/ipsets.restore.j2"
+SETS_TEMPLATE = "ipset/sets.j2"
+
+
+@lru_cache(maxsize=2)
+def sets_body(cluster: ClusterPlan) -> str:
+    """Return the create/fill/swap lines of every set: the same on every node, rendered once."""
+    from compiler.render import render_template  # noqa: PLC0415 - render imports this module
+
+    return render_template(SETS_TEMPLATE, {"sets": [_set_view(s) for s in all_sets(cluster)]})
 
 
 def ipsets_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
     """Return the template context of ipset/ipsets.restore."""
-    return {
-        "cluster": cluster.name,
-        "node": node.name,
-        "sets": [_set_view(s) for s in all_sets(cluster)],
-    }
+    return {"cluster": cluster.name, "node": node.name, "body": sets_body(cluster)}

@@ -34,6 +34,14 @@ parent_of() {
   ip -o -4 addr show | awk -v a="$1" '{ split($4, p, "/"); if (p[1] == a) { print $2; exit } }'
 }
 
+# vxlan_matches NAME VNI PORT LOCAL PARENT: whether device NAME has exactly these settings.
+vxlan_matches() {
+  local details
+  details=$(ip -d link show dev "$1") || return 1
+  grep -qF "vxlan id $2 local $4 dev $5 " <<<"$details" \
+    && grep -qF " dstport $3 nolearning " <<<"$details"
+}
+
 # ensure_vxlan NAME VNI PORT LOCAL PARENT MAC MTU ADDRESS: the VXLAN device, recreated when its
 # VNI, port, local address or parent differ; no learning: every remote VTEP is listed below.
 ensure_vxlan() {
@@ -43,7 +51,7 @@ ensure_vxlan() {
   fi
   [ -n "$parent" ] || fail "no interface holds the node address $local: cannot attach $name"
   if ip link show dev "$name" >/dev/null 2>&1 \
-    && ! ip -d link show dev "$name" | grep -qE "vxlan id $vni local $local dev $parent .*dstport $port nolearning"; then
+    && ! vxlan_matches "$name" "$vni" "$port" "$local" "$parent"; then
     ip link delete dev "$name"
   fi
   if ! ip link show dev "$name" >/dev/null 2>&1; then
@@ -73,10 +81,10 @@ declare -A keep_route=(
   [10.248.51.192/26]=1
 )
 ip -4 route show proto "$PROTO" | while read -r first second _; do
-  dst=$first
-  if [ "$first" = blackhole ]; then
-    dst=$second
-  fi
+  case $first in
+    blackhole | unreachable | prohibit | throw) dst=$second ;;
+    *) dst=$first ;;
+  esac
   if [ -z "${keep_route[$dst]:-}" ]; then
     ip route del "$dst" proto "$PROTO"
   fi
@@ -89,8 +97,8 @@ if ip link show dev vxlan.calico >/dev/null 2>&1; then
       ip neigh del "$address" dev vxlan.calico
     fi
   done
-  bridge fdb show dev vxlan.calico | while read -r mac _ dst _; do
-    if [ -z "${keep_vtep[$mac/$dst]:-}" ]; then
+  bridge fdb show dev vxlan.calico | while read -r mac word dst _; do
+    if [ "$word" = dst ] && [ -z "${keep_vtep[$mac/$dst]:-}" ]; then
       bridge fdb del "$mac" dev vxlan.calico dst "$dst" self
     fi
   done
