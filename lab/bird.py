@@ -103,7 +103,7 @@ def birdc(sock: Path, *command: str) -> str:
 
 
 def parse_protocols(text: str) -> dict[str, dict[str, str]]:
-    r"""Parse `birdc show protocols` into {name: {proto, state, info}}.
+    r"""Parse `birdc show protocols` into {name: {proto, state, since, info}}.
 
     Examples:
         >>> out = "BIRD 2.0.12 ready.\nName Proto Table State Since Info\n"
@@ -117,7 +117,12 @@ def parse_protocols(text: str) -> dict[str, dict[str, str]]:
         if len(fields) < 5 or fields[0] in {"BIRD", "Name"}:  # noqa: PLR2004
             continue
         info = " ".join(fields[5:])
-        protocols[fields[0]] = {"proto": fields[1], "state": fields[3], "info": info}
+        protocols[fields[0]] = {
+            "proto": fields[1],
+            "state": fields[3],
+            "since": fields[4],
+            "info": info,
+        }
     return protocols
 
 

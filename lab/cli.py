@@ -58,6 +58,19 @@ def check_cmd(
         raise typer.Exit(1)
 
 
+@lab_app.command("apply")
+def apply_cmd(cluster: ClusterArg, name: NameOpt = None, base: BaseOpt = DEFAULT_BASE) -> None:
+    """Converge a running lab to its edited cluster file (nodes added or removed)."""
+    from lab.reapply import lab_apply
+
+    lab = _name(cluster, name)
+    state = load_state(lab_root(lab, base))
+    if state is None:
+        typer.echo(f"error: lab {lab} is not up (no state under {lab_root(lab, base)})", err=True)
+        raise typer.Exit(1)
+    lab_apply(state, typer.echo)
+
+
 @lab_app.command("down")
 def down_cmd(cluster: ClusterArg, name: NameOpt = None, base: BaseOpt = DEFAULT_BASE) -> None:
     """Remove everything the lab made, also after a crash."""

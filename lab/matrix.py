@@ -54,15 +54,19 @@ class Paths:
                 return route.dev
         return ""
 
-    def over_standin(self, src: str, src_addr: str, dst: str, dst_addr: str, nat: bool) -> bool:
+    def over_standin(
+        self, src: str, src_addr: str, dst: str, dst_addr: str, from_node: bool
+    ) -> bool:
         """Return whether packets between the two ends would need the stand-in tunl0.
 
-        `nat` says the return traffic goes to the source node's own address (masqueraded).
+        `from_node` says the source is the node itself, so replies return over the underlay.
         """
         if not self.standin or src == dst:
             return False
         there = self.tunnel_dev(self.plan.node(src), IPv4Address(dst_addr)) == "tunl0"
-        back = not nat and self.tunnel_dev(self.plan.node(dst), IPv4Address(src_addr)) == "tunl0"
+        back = (
+            not from_node and self.tunnel_dev(self.plan.node(dst), IPv4Address(src_addr)) == "tunl0"
+        )
         return there or back
 
     def pool_nat(self, address: str) -> bool:
@@ -111,13 +115,15 @@ def node_pod_probes(paths: Paths) -> list[Probe]:
             skip = paths.over_standin(pod.node, addr, target.node, target.address, True)
             subject = f"{pod.node} -> {target.name} ({target.address})"
             ns = paths.topo.node(pod.node).ns
-            probes.append(Probe("node-pod", subject, ns, target.address, skip=STANDIN * skip))
+            probes.append(
+                Probe("node-pod", subject, ns, target.address, skip=STANDIN if skip else "")
+            )
         for host in dict.fromkeys([pod.node, nxt.node]):
             addr = str(paths.plan.node(host).address.ip)
-            nat = paths.pool_nat(pod.address)
-            skip = paths.over_standin(pod.node, pod.address, host, addr, nat)
+            # pods to nodes are never NATed (cali-nat-outgoing skips all-hosts-net)
+            skip = paths.over_standin(pod.node, pod.address, host, addr, False)
             subject = f"{pod.name} -> {host} ({addr})"
-            probes.append(Probe("pod-node", subject, pod.netns, addr, skip=STANDIN * skip))
+            probes.append(Probe("pod-node", subject, pod.netns, addr, skip=STANDIN if skip else ""))
     return probes
 
 

@@ -61,10 +61,7 @@ def create_topology(topo: Topology) -> None:
         for subnet in topo.subnets:
             _make_subnet(topo, subnet)
         _make_external(topo)
-        for host in topo.nodes:
-            ns_add(host.ns)
-            _sysctl(host.ns, "net.ipv4.ip_forward", "1")
-            _attach(topo, host)
+        add_nodes(topo, topo.nodes)
         for host in topo.speakers:
             if host.ns != topo.router_ns:
                 ns_add(host.ns)
@@ -72,6 +69,14 @@ def create_topology(topo: Topology) -> None:
     except BaseException:
         remove_namespaces(topo.lab)
         raise
+
+
+def add_nodes(topo: Topology, hosts: tuple[Host, ...]) -> None:
+    """Create the namespaces of node `hosts` and attach each to its subnet's bridge."""
+    for host in hosts:
+        ns_add(host.ns)
+        _sysctl(host.ns, "net.ipv4.ip_forward", "1")
+        _attach(topo, host)
 
 
 def lab_namespaces(lab: str) -> list[str]:

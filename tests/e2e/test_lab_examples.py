@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.check import lab_check
+from lab.check import lab_check, lab_context
 from lab.verify import FAIL, PASS, SKIP
 from tests.conftest import EXAMPLES, need_root, need_tool
 from tests.e2e.labkit import running_lab, short_base
@@ -22,6 +22,7 @@ from tests.e2e.labkit import running_lab, short_base
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 
 # large-rr (200 nodes) is proved by its own test below; ICP inputs need --icp, not a lab file.
+# Each example's check runs every row, the policy walkthrough included.
 SMALL = sorted(
     p.name for p in EXAMPLES.iterdir() if (p / "cluster.yaml").exists() and p.name != "large-rr"
 )
@@ -45,6 +46,16 @@ def test_example_up_check_down(example: str) -> None:
         if state.tunnel == "ifb":
             assert ipip, "IPIP pairs exist but no skipped data-plane rows were reported"
         assert "routes_installed_s" in state.timings
+        assert state.timings["first_pod_ping_s"] >= state.timings["routes_installed_s"]
+        plan, _ = lab_context(state)
+        assert len(state.pods) == 2 * len(plan.nodes)
+        assert all(p.address for p in state.pods.values())
+        kinds = {r.check for r in rows if r.status == PASS}
+        assert {"pod-pod node", "node-pod", "pod-node", "mtu", "egress-nat", "policy"} <= kinds
+        assert any(r.check.startswith("pod-pod node") and r.status == PASS for r in rows)
+        if state.tunnel == "ifb":
+            # every pod row over a tunl0 path is skipped, and skipped rows say why
+            assert all("stand-in" in r.observed for r in rows if r.status == SKIP)
 
 
 def test_cli_check_json_and_exit_status() -> None:

@@ -1,0 +1,107 @@
+"""`calicc lab apply`: bring a running lab to its (edited) cluster file, as a rollout would.
+
+The cluster is rebuilt into the lab's rendered tree (only changed files are rewritten); nodes
+that appeared get their namespaces, tunnel device and pods; nodes that vanished lose their pods,
+BIRD and namespace; every ToR gets its new configuration through `birdc configure`; then
+`calicc apply` runs on every node. BIRD reconfigures in place, so sessions whose configuration
+did not change stay up. New subnets or new off-cluster speakers need `lab down` and `lab up`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from compiler.build import Compiled, compile_cluster, load_cluster
+from compiler.emit import emit
+from lab.agent import AgentFailed
+from lab.bird import birdc
+from lab.expect import needs_tunnel_device
+from lab.names import ns_name
+from lab.netns import ns_delete
+from lab.network import add_nodes, lab_namespaces
+from lab.pods import create_pods, delete_pods, plan_pods
+from lab.procs import stop_pid
+from lab.routing import add_tunnel_device
+from lab.state import LabState
+from lab.topology import Topology, plan_topology
+from lab.tor import tor_config
+from lab.up import Echo, LabError, apply_agents
+from lab.verify import wait_converged
+from lab.wait import WaitTimeout
+
+
+def _fixed_parts(topo: Topology, existing: set[str]) -> None:
+    """Raise LabError when the change needs namespaces other than nodes (subnets, speakers)."""
+    fixed = [s.ns for s in topo.subnets] + [h.ns for h in topo.speakers]
+    missing = sorted(ns for ns in [*fixed, topo.router_ns, topo.external_ns] if ns not in existing)
+    if missing:
+        raise LabError(
+            f"the change needs new subnets or speakers ({', '.join(missing)}): "
+            f"run `calicc lab down` and `calicc lab up` for lab {topo.lab}"
+        )
+
+
+def remove_nodes(state: LabState, gone: list[str]) -> list[str]:
+    """Delete the pods, BIRD and namespace of every node in `gone`; return what was done."""
+    done = delete_pods(state, [p for p in state.pods if state.pods[p].node in gone])
+    for node in gone:
+        proc = state.procs.pop(f"bird:{node}", None)
+        if proc is not None and stop_pid(proc.pid, proc.match):
+            done.append(f"stopped bird:{node} (pid {proc.pid})")
+    state.save()
+    return done
+
+
+def reconfigure_tors(compiled: Compiled, topo: Topology, state: LabState) -> list[str]:
+    """Rewrite each lab ToR's configuration and let BIRD reload it when it changed."""
+    done = []
+    bgp = compiled.plan.spec.bgp
+    for speaker in topo.speakers:
+        proc = state.procs.get(f"tor:{speaker.name}")
+        if proc is None:
+            continue
+        entry = next(p for p in bgp.peers if str(p.peer_ip) == speaker.name)
+        conf = Path(state.root) / "speakers" / f"tor-{speaker.name}.conf"
+        text = tor_config(compiled.plan, speaker.address.ip, entry.as_number)
+        if conf.read_text() != text:
+            conf.write_text(text)
+            birdc(Path(proc.match), "configure")
+            done.append(f"reconfigured tor:{speaker.name}")
+    return done
+
+
+def lab_apply(state: LabState, echo: Echo) -> list[str]:
+    """Converge the running lab `state` to its cluster file; return what changed.
+
+    Raises:
+        LabError: the change cannot be applied in place, an agent failed, or no convergence.
+    """
+    compiled = compile_cluster(load_cluster(Path(state.cluster)))
+    topo = plan_topology(compiled.plan, state.name)
+    existing = set(lab_namespaces(state.name))
+    _fixed_parts(topo, existing)
+    report = emit(compiled.files, Path(state.root) / "rendered")
+    done = [f"rendered {len(report.written)} changed files"]
+    wanted = {n.name for n in compiled.plan.nodes}
+    gone = sorted({p.node for p in state.pods.values()} - wanted)
+    done += remove_nodes(state, gone)
+    for node in gone:
+        ns_delete(ns_name(state.name, "node", node))
+        done.append(f"removed node {node}")
+    new = tuple(h for h in topo.nodes if h.ns not in existing)
+    add_nodes(topo, new)
+    if needs_tunnel_device(compiled.plan):
+        for host in new:
+            add_tunnel_device(host.ns)
+    done += [f"added node {h.name}" for h in new]
+    done += reconfigure_tors(compiled, topo, state)
+    try:
+        apply_agents(compiled, topo, Path(state.root), state)
+        wait_converged(compiled.plan, topo, state)
+    except (AgentFailed, WaitTimeout) as exc:
+        raise LabError(f"lab {state.name} did not converge after the change: {exc}") from exc
+    fresh = [p for p in plan_pods(compiled.plan, state.name) if p.node in {h.name for h in new}]
+    done += [f"pod {p.name} {p.address}" for p in create_pods(state, fresh)]
+    for line in done:
+        echo(line)
+    return done
