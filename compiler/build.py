@@ -22,10 +22,10 @@ from compiler.errors import LockError, SpecError
 from compiler.load import Source, read_yaml
 from compiler.lock import read_lock
 from compiler.model.spec import ClusterSpec
-from compiler.parallel import render_all
 from compiler.plan import ClusterPlan, build_plan
 from compiler.policy.load import LoadedPolicy, load_policies
 from compiler.policy.rules import compile_policies
+from compiler.render import render_node
 from compiler.spec_errors import problems_from
 
 LOCK_NAME = "cluster.lock.yaml"
@@ -98,7 +98,8 @@ def compile_cluster(inputs: Inputs) -> Compiled:
     plan = build_plan(inputs.spec, read_lock(inputs.lock_path), compile_policies(inputs.policies))
     files: dict[str, str] = {}
     index_nodes: dict[str, dict[str, str]] = {}
-    for node, rendered in zip(plan.nodes, render_all(plan), strict=True):
+    for node in plan.nodes:
+        rendered = render_node(plan, node)
         index_nodes[node.name] = {rel: digest(text) for rel, text in sorted(rendered.items())}
         files.update({f"nodes/{node.name}/{rel}": text for rel, text in rendered.items()})
     files["index.json"] = dump_json(

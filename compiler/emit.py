@@ -85,23 +85,42 @@ def ensure_rendered_tree(out: Path) -> set[str]:
     return existing
 
 
+def _write_new(path: Path, text: str, mode: int) -> None:
+    """Write a file that did not exist: nothing can be reading a half of it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
 def emit(files: dict[str, str], out: Path, check: bool = False) -> EmitReport:
-    """Make `out` hold exactly `files`; touch only what differs. `check` writes nothing."""
+    """Make `out` hold exactly `files`; touch only what differs. `check` writes nothing.
+
+    Changed files are replaced atomically (temporary file and rename); new files are
+    written in place, each directory created once.
+    """
     existing = ensure_rendered_tree(out)
     report = EmitReport()
+    made: set[Path] = set()
     for rel in sorted(files):
         path = out / rel
         if rel in existing and _same(path, files[rel]):
             continue
         report.written.append(rel)
-        if not check:
-            mode = 0o755 if rel.endswith(".sh") else 0o644
+        if check:
+            continue
+        mode = 0o755 if rel.endswith(".sh") else 0o644
+        if rel in existing:
             write_atomic(path, files[rel], mode)
+            continue
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        _write_new(path, files[rel], mode)
     for rel in sorted(existing - set(files)):
         report.removed.append(rel)
         if not check:
             (out / rel).unlink()
-    if not check:
+    if not check and report.removed:
         _prune_empty_dirs(out)
     return report
 
