@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -34,12 +35,42 @@ def bird_parse(config_text: str) -> str | None:
     return None
 
 
+def bash_parse(script: str) -> str | None:
+    """Parse a shell script with `bash -n` (no command runs); return the error or None."""
+    bash = shutil.which("bash")
+    if bash is None:
+        return None
+    result = subprocess.run([bash, "-n"], input=script, capture_output=True, text=True, check=False)
+    return result.stderr.strip() or None if result.returncode else None
+
+
+def json_parse(text: str) -> str | None:
+    """Parse a JSON document; return the error or None."""
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"invalid JSON: {exc}"
+    return None
+
+
+CHECKERS = {
+    "bird/bird.conf": bird_parse,
+    "routes/routes.sh": bash_parse,
+    ".conflist": json_parse,
+    "node.json": json_parse,
+}
+
+
 def check_with_tools(files: dict[str, str]) -> list[str]:
-    """Check every artifact whose tool exists; return one line per failure."""
+    """Check every artifact whose tool exists; return one line per failure.
+
+    Only checks that change nothing run here (`bird -p`, `bash -n`, JSON parsing); the
+    iptables and ipset files are proved in scratch namespaces by the tests.
+    """
     failures = []
     for rel in sorted(files):
-        if rel.endswith("bird/bird.conf"):
-            error = bird_parse(files[rel])
+        for suffix, checker in CHECKERS.items():
+            error = checker(files[rel]) if rel.endswith(suffix) else None
             if error:
                 failures.append(f"{rel}: {error}")
     return failures

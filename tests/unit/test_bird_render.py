@@ -107,3 +107,18 @@ def test_every_example_bird_conf_parses(name: str) -> None:
     assert confs
     failures = {rel: bird_parse(text) for rel, text in sorted(confs.items())[:40]}
     assert not {rel: err for rel, err in failures.items() if err}
+
+
+def test_validate_reports_broken_artifacts() -> None:
+    from compiler.toolcheck import check_with_tools
+
+    files = {
+        "nodes/n1/routes/routes.sh": "if then fi\n",
+        "nodes/n1/cni/10-calicc.conflist": "{not json",
+        "nodes/n1/node.json": "{}\n",
+    }
+    failures = check_with_tools(files)
+    assert [f.split(":")[0] for f in failures] == [
+        "nodes/n1/cni/10-calicc.conflist",
+        "nodes/n1/routes/routes.sh",
+    ]
