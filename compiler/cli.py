@@ -14,7 +14,10 @@ from compiler.schema import write_schemas
 from lab.cli import lab_app
 
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help=__doc__
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="calicc: Calico-style pod networking compiled from git (cluster.yaml to per-node bundles).",
 )
 state = {"debug": False}
 app.add_typer(lab_app, name="lab")
