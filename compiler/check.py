@@ -79,6 +79,21 @@ def check_encapsulation(
                 )
 
 
+def check_one_tunnel_per_node(
+    spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source
+) -> Iterator[Problem]:
+    """A node gets one tunnel address, so its pools may use IPIP or VXLAN, not both."""
+    for n, node in enumerate(spec.nodes):
+        kinds = {p.encap: p.name for p in node_pools(pools, node) if p.encap}
+        if len(kinds) > 1:
+            yield src.problem(
+                ("nodes", n),
+                f"node {node.name} is served by an IPIP pool ({kinds['ipip']}) and a VXLAN "
+                f"pool ({kinds['vxlan']}); calicc gives a node one tunnel address, so give "
+                "these pools node_selectors that do not overlap, or one encapsulation",
+            )
+
+
 def check_nodes(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> Iterator[Problem]:
     """Duplicate names or addresses; addresses that are their subnet's network or broadcast."""
     seen_names: dict[str, int] = {}
@@ -184,6 +199,7 @@ CHECKS: tuple[Check, ...] = (
     check_pool_overlaps,
     check_block_sizes,
     check_encapsulation,
+    check_one_tunnel_per_node,
     check_nodes,
     check_mtu,
     check_selectors,

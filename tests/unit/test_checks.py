@@ -120,3 +120,12 @@ def test_mesh_warning_past_100_nodes(tmp_path: Path) -> None:
     assert "route_reflector_cluster_id" in warning
     spec100 = load(tmp_path, with_(nodes=nodes[:100])).spec
     assert mesh_warning(spec100, resolve_pools(spec100)) is None
+
+
+def test_node_with_ipip_and_vxlan_pools(tmp_path: Path) -> None:
+    pools = [{"name": "vx", "cidr": "10.250.0.0/16", "vxlan_mode": "Always", "ipip_mode": "Never"}]
+    found = problems(tmp_path, with_(pools=pools))
+    assert len(found) == 3  # one per node
+    assert (
+        "nodes[0]: node n1 is served by an IPIP pool (default-ipv4-ippool) and a VXLAN" in found[0]
+    )
