@@ -82,16 +82,20 @@ def check_encapsulation(
 def check_one_tunnel_per_node(
     spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source
 ) -> Iterator[Problem]:
-    """A node gets one tunnel address, so its pools may use IPIP or VXLAN, not both."""
-    for n, node in enumerate(spec.nodes):
-        kinds = {p.encap: p.name for p in node_pools(pools, node) if p.encap}
-        if len(kinds) > 1:
-            yield src.problem(
-                ("nodes", n),
-                f"node {node.name} is served by an IPIP pool ({kinds['ipip']}) and a VXLAN "
-                f"pool ({kinds['vxlan']}); calicc gives a node one tunnel address, so give "
-                "these pools node_selectors that do not overlap, or one encapsulation",
-            )
+    """IPIP and VXLAN pools may not be mixed in one cluster.
+
+    A node has one tunnel address (from its first encapsulated block), and every node holds
+    tunl0 when any pool uses IPIP, so mixing would put one /32 on two devices.
+    """
+    kinds = {p.encap: p for p in pools if p.encap and not p.disabled}
+    if len(kinds) > 1:
+        vxlan = kinds["vxlan"]
+        yield src.problem(
+            vxlan.spec_loc,
+            f"pool {vxlan.name} uses VXLAN while pool {kinds['ipip'].name} uses IPIP; calicc "
+            "gives each node one tunnel address, so a cluster uses one encapsulation "
+            "(set the other pool's mode to Never, or disable it)",
+        )
 
 
 def check_nodes(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> Iterator[Problem]:

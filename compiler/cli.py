@@ -17,7 +17,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="calicc: Calico-style pod networking compiled from git (cluster.yaml to per-node bundles).",
+    help="calicc: Calico-style pod networking compiled from git, cluster.yaml to node bundles.",
 )
 state = {"debug": False}
 app.add_typer(lab_app, name="lab")

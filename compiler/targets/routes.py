@@ -17,9 +17,9 @@ pools serve a node, its one tunnel address is put on both devices.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Interface
+from functools import lru_cache
+from ipaddress import IPv4Interface, IPv4Network
 
-from compiler.lock import NodeAllocation
 from compiler.model.manifest import ROUTE_PROTOCOL, FdbEntry, Link, Neighbor, Route
 from compiler.model.spec import Node
 from compiler.plan import ClusterPlan, NodePlan
@@ -113,48 +113,49 @@ def blackholes(node: NodePlan) -> tuple[Route, ...]:
     )
 
 
-@dataclass
-class _Collector:
-    """Accumulates the routes to remote VXLAN-pool blocks and the VTEPs behind them."""
+@lru_cache(maxsize=2)
+def _over_vxlan(cluster: ClusterPlan) -> dict[tuple[str, str], tuple[tuple[Route, ...], Vtep]]:
+    """Per (pool, peer): the routes to the peer's blocks over VXLAN and its VTEP entries.
 
-    me: Node
-    routes: list[Route]
-    vteps: dict[str, Vtep]
-
-    def add(self, pool: PoolPlan, peer: Node, alloc: NodeAllocation) -> None:
-        blocks = alloc.blocks.get(pool.name, ())
-        if not blocks:
-            return
-        if encap_between(pool, self.me, peer) is None:
-            text = f"pool {pool.name}: node {peer.name}, same subnet (CrossSubnet): direct"
-            self.routes += [
+    The same for every node that reaches the peer through the tunnel, so built once per
+    cluster; a VXLAN node's state is O(nodes) by nature, its construction need not be.
+    """
+    entries: dict[tuple[str, str], tuple[tuple[Route, ...], Vtep]] = {}
+    for pool in _enabled(cluster, "vxlan"):
+        for peer in cluster.spec.nodes:
+            alloc = cluster.lock.nodes[peer.name]
+            blocks = alloc.blocks.get(pool.name, ())
+            if not blocks or alloc.tunnel_address is None or alloc.vtep_mac is None:
+                continue
+            text = f"pool {pool.name}: node {peer.name} over VXLAN"
+            routes = tuple(
                 Route(
-                    dst=b, type="unicast", via=peer.address.ip, dev=self.me.interface, comment=text
+                    dst=b,
+                    type="unicast",
+                    via=alloc.tunnel_address,
+                    dev=VXLAN_DEVICE,
+                    onlink=True,
+                    comment=text,
                 )
                 for b in blocks
-            ]
-            return
-        if alloc.tunnel_address is None or alloc.vtep_mac is None:
-            return  # the lock gives every node a VXLAN pool serves a VTEP; nothing to reach
-        text = f"pool {pool.name}: node {peer.name} over VXLAN"
-        self.routes += [
-            Route(
-                dst=b,
-                type="unicast",
-                via=alloc.tunnel_address,
-                dev=VXLAN_DEVICE,
-                onlink=True,
-                comment=text,
             )
-            for b in blocks
-        ]
-        self.vteps[peer.name] = Vtep(
-            node=peer.name,
-            neighbor=Neighbor(
-                dev=VXLAN_DEVICE, address=alloc.tunnel_address, lladdr=alloc.vtep_mac
-            ),
-            fdb=FdbEntry(dev=VXLAN_DEVICE, lladdr=alloc.vtep_mac, dst=peer.address.ip),
-        )
+            vtep = Vtep(
+                node=peer.name,
+                neighbor=Neighbor(
+                    dev=VXLAN_DEVICE, address=alloc.tunnel_address, lladdr=alloc.vtep_mac
+                ),
+                fdb=FdbEntry(dev=VXLAN_DEVICE, lladdr=alloc.vtep_mac, dst=peer.address.ip),
+            )
+            entries[(pool.name, peer.name)] = (routes, vtep)
+    return entries
+
+
+def _direct(pool: PoolPlan, me: Node, peer: Node, blocks: tuple[IPv4Network, ...]) -> list[Route]:
+    text = f"pool {pool.name}: node {peer.name}, same subnet (CrossSubnet): direct"
+    return [
+        Route(dst=b, type="unicast", via=peer.address.ip, dev=me.interface, comment=text)
+        for b in blocks
+    ]
 
 
 def _vxlan_state(cluster: ClusterPlan, node: NodePlan) -> tuple[list[Route], list[Vtep]]:
@@ -163,13 +164,23 @@ def _vxlan_state(cluster: ClusterPlan, node: NodePlan) -> tuple[list[Route], lis
     if not pools or not has_vtep(cluster, node):
         return [], []
     me = next(n for n in cluster.spec.nodes if n.name == node.name)
-    collector = _Collector(me=me, routes=[], vteps={})
+    tunnelled = _over_vxlan(cluster)
+    routes: list[Route] = []
+    vteps: dict[str, Vtep] = {}
     for peer in cluster.spec.nodes:
         if peer.name == node.name:
             continue
         for pool in pools:
-            collector.add(pool, peer, cluster.lock.nodes[peer.name])
-    return collector.routes, list(collector.vteps.values())
+            blocks = cluster.lock.nodes[peer.name].blocks.get(pool.name, ())
+            if not blocks:
+                continue
+            if encap_between(pool, me, peer) is None:
+                routes += _direct(pool, me, peer, blocks)
+            elif (pool.name, peer.name) in tunnelled:
+                peer_routes, vtep = tunnelled[(pool.name, peer.name)]
+                routes += peer_routes
+                vteps[peer.name] = vtep
+    return routes, list(vteps.values())
 
 
 def dataplane(cluster: ClusterPlan, node: NodePlan) -> Dataplane:

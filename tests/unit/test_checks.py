@@ -122,10 +122,9 @@ def test_mesh_warning_past_100_nodes(tmp_path: Path) -> None:
     assert mesh_warning(spec100, resolve_pools(spec100)) is None
 
 
-def test_node_with_ipip_and_vxlan_pools(tmp_path: Path) -> None:
+def test_ipip_and_vxlan_pools_in_one_cluster(tmp_path: Path) -> None:
     pools = [{"name": "vx", "cidr": "10.250.0.0/16", "vxlan_mode": "Always", "ipip_mode": "Never"}]
-    found = problems(tmp_path, with_(pools=pools))
-    assert len(found) == 3  # one per node
-    assert (
-        "nodes[0]: node n1 is served by an IPIP pool (default-ipv4-ippool) and a VXLAN" in found[0]
-    )
+    msg = one(tmp_path, with_(pools=pools))
+    assert "pools[0]: pool vx uses VXLAN while pool default-ipv4-ippool uses IPIP" in msg
+    disabled = [{**pools[0], "disabled": True}]
+    assert load(tmp_path, with_(pools=disabled)).spec.pools[0].disabled

@@ -118,16 +118,6 @@ def test_crosssubnet_direct_route_without_interface_lets_kernel_pick(tmp_path: P
     assert route_args(route) == f"{route.dst} via 10.30.1.11 proto {ROUTE_PROTOCOL}"
 
 
-def test_ipip_pool_blocks_are_left_to_bird_in_mixed_cluster(tmp_path: Path) -> None:
-    pools = [{"name": "vx", "cidr": "10.50.0.0/16", "vxlan_mode": "Always", "ipip_mode": "Never"}]
-    plan = plan_of(tmp_path, with_(pools=pools))
-    plane = dataplane(plan, plan.node("n1"))
-    assert [link.name for link in plane.links] == ["tunl0", "vxlan.calico"]
-    remote = [r for r in plane.routes if r.type == "unicast"]
-    assert remote
-    assert all(r.dst.subnet_of(IPv4Network("10.50.0.0/16")) for r in remote)
-
-
 def test_route_args() -> None:
     route = Route(
         dst=IPv4Network("10.244.1.0/26"),
