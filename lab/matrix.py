@@ -128,22 +128,24 @@ def node_pod_probes(paths: Paths) -> list[Probe]:
 
 
 def mtu_probes(paths: Paths) -> list[Probe]:
-    """A don't-fragment ping at the pod MTU passes and one byte more fails, node to next node."""
+    """A don't-fragment ping at the pod MTU passes and one byte more fails.
+
+    Towards the next node's pod; when that path needs the tunl0 stand-in, towards the other pod
+    of the same node instead (which still proves the pod interfaces' MTU).
+    """
     firsts = paths.first_pods()
     probes = []
     for i, pod in enumerate(firsts):
-        nxt = firsts[(i + 1) % len(firsts)]
-        peer = nxt if nxt.node != pod.node else paths.pods[f"{pod.node}-b"]
+        peer = firsts[(i + 1) % len(firsts)]
+        if peer.node == pod.node or paths.over_standin(
+            pod.node, pod.address, peer.node, peer.address, False
+        ):
+            peer = paths.pods[f"{pod.node}-b"]
         mtu = paths.plan.node(pod.node).pod_mtu
-        skip = (
-            STANDIN
-            if paths.over_standin(pod.node, pod.address, peer.node, peer.address, False)
-            else ""
-        )
         for size, ok in ((mtu, True), (mtu + 1, False)):
             subject = f"{pod.name} -> {peer.name}: {size}-byte packet, DF"
             probes.append(
-                Probe("mtu", subject, pod.netns, peer.address, ok, size - ICMP_IP_HEADERS, skip)
+                Probe("mtu", subject, pod.netns, peer.address, ok, size - ICMP_IP_HEADERS)
             )
     return probes
 

@@ -164,3 +164,10 @@ def test_walkthrough_variant_adds_the_policy_and_keeps_the_lock(tmp_path: Path) 
             "nodes/rack1-node1/iptables/iptables.rules"
         ]
     )
+
+
+def test_mtu_probe_stays_on_the_node_over_the_standin() -> None:
+    paths = paths_of("minikube-ipip", standin=True)
+    probes = mtu_probes(paths)
+    assert probes
+    assert all(p.target == paths.pods[p.subject.split(" ")[0][:-2] + "-b"].address for p in probes)
