@@ -18,6 +18,7 @@ from lab.state import Pod
 from lab.topology import Topology
 
 STANDIN = "tunl0 is an ifb stand-in (no ipip module): IPIP packets cannot flow"
+NO_FABRIC = "unencapsulated across subnets, and the lab router learns no pod routes (no ToR peer)"
 ICMP_IP_HEADERS = 28
 
 
@@ -54,6 +55,30 @@ class Paths:
                 return route.dev
         return ""
 
+    def via_router(self, me: str, address: str) -> bool:
+        """Return whether `me` sends pod `address` unencapsulated to the lab router, unknowing.
+
+        True when the route goes to the router (another subnet) and no ToR speaker runs on the
+        router, so it has no pod routes (ICP's second option needs one).
+        """
+        if any(s.ns == self.topo.router_ns for s in self.topo.speakers):
+            return False
+        gateway = self.topo.gateway(me)
+        node = self.plan.node(me)
+        routes = expected_routes(self.plan, node, gateway)
+        ip = IPv4Address(address)
+        return any(ip in r.dst and r.gateway == gateway and r.dev != "tunl0" for r in routes)
+
+    def skip_reason(self, src: str, src_addr: str, dst: str, dst_addr: str, from_node: bool) -> str:
+        """Return why packets between the two ends cannot flow in this lab ("" if they can)."""
+        if self.over_standin(src, src_addr, dst, dst_addr, from_node):
+            return STANDIN
+        if src != dst and (
+            self.via_router(src, dst_addr) or (not from_node and self.via_router(dst, src_addr))
+        ):
+            return NO_FABRIC
+        return ""
+
     def over_standin(
         self, src: str, src_addr: str, dst: str, dst_addr: str, from_node: bool
     ) -> bool:
@@ -76,7 +101,7 @@ class Paths:
 
 
 def _pod_pair(paths: Paths, check: str, a: Pod, b: Pod, **kw: object) -> Probe:
-    skip = STANDIN if paths.over_standin(a.node, a.address, b.node, b.address, False) else ""
+    skip = paths.skip_reason(a.node, a.address, b.node, b.address, False)
     subject = f"{a.name} -> {b.name} ({b.address})"
     return Probe(check, subject, a.netns, b.address, skip=skip, **kw)  # type: ignore[arg-type]
 
@@ -112,18 +137,16 @@ def node_pod_probes(paths: Paths) -> list[Probe]:
         for target in dict.fromkeys([pod, nxt]):
             node = paths.plan.node(pod.node)
             addr = str(node.address.ip)
-            skip = paths.over_standin(pod.node, addr, target.node, target.address, True)
+            why = paths.skip_reason(pod.node, addr, target.node, target.address, True)
             subject = f"{pod.node} -> {target.name} ({target.address})"
             ns = paths.topo.node(pod.node).ns
-            probes.append(
-                Probe("node-pod", subject, ns, target.address, skip=STANDIN if skip else "")
-            )
+            probes.append(Probe("node-pod", subject, ns, target.address, skip=why))
         for host in dict.fromkeys([pod.node, nxt.node]):
             addr = str(paths.plan.node(host).address.ip)
             # pods to nodes are never NATed (cali-nat-outgoing skips all-hosts-net)
-            skip = paths.over_standin(pod.node, pod.address, host, addr, False)
+            skip = paths.skip_reason(pod.node, pod.address, host, addr, False)
             subject = f"{pod.name} -> {host} ({addr})"
-            probes.append(Probe("pod-node", subject, pod.netns, addr, skip=STANDIN if skip else ""))
+            probes.append(Probe("pod-node", subject, pod.netns, addr, skip=skip))
     return probes
 
 
@@ -137,7 +160,7 @@ def mtu_probes(paths: Paths) -> list[Probe]:
     probes = []
     for i, pod in enumerate(firsts):
         peer = firsts[(i + 1) % len(firsts)]
-        if peer.node == pod.node or paths.over_standin(
+        if peer.node == pod.node or paths.skip_reason(
             pod.node, pod.address, peer.node, peer.address, False
         ):
             peer = paths.pods[f"{pod.node}-b"]

@@ -11,7 +11,15 @@ import yaml
 
 from compiler.build import compile_cluster, load_cluster
 from compiler.plan import ClusterPlan
-from lab.matrix import STANDIN, Paths, first_probe, mtu_probes, node_pod_probes, pod_pod_probes
+from lab.matrix import (
+    NO_FABRIC,
+    STANDIN,
+    Paths,
+    first_probe,
+    mtu_probes,
+    node_pod_probes,
+    pod_pod_probes,
+)
 from lab.names import lab_prefix
 from lab.pods import WALK_NAMESPACE, attachment, plan_pods
 from lab.runtime import Attachment, CniFailed, find_plugin, plugin_conf
@@ -171,3 +179,13 @@ def test_mtu_probe_stays_on_the_node_over_the_standin() -> None:
     probes = mtu_probes(paths)
     assert probes
     assert all(p.target == paths.pods[p.subject.split(" ")[0][:-2] + "-b"].address for p in probes)
+
+
+def test_unencapsulated_cross_subnet_without_tor_is_skipped_not_passed() -> None:
+    paths = paths_of("large-rr", standin=False)
+    probes = pod_pod_probes(paths)
+    across = [p for p in probes if p.check == "pod-pod subnets"]
+    assert across
+    assert all(p.skip == NO_FABRIC for p in across)
+    assert not any(p.skip for p in probes if p.check == "pod-pod nodes")
+    assert not any(p.skip for p in pod_pod_probes(paths_of("tor-ebgp", standin=False)))
