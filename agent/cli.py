@@ -49,6 +49,10 @@ def apply_cmd(
     allow_tunnel_standin: StandinOpt = False,
     skip_address_check: NoAddrOpt = False,
     command_log: LogOpt = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='print {"changed", "changes", "errors"} as JSON (Ansible)'),
+    ] = False,
 ) -> None:
     """Apply a node bundle once to this network namespace (idempotent)."""
     from agent.apply import Options, Reconciler
@@ -61,11 +65,17 @@ def apply_cmd(
     result = reconciler.reconcile(load_bundle(bundle))
     if command_log is not None:
         write_command_log(command_log, reconciler.runner.reads, reconciler.runner.writes)
-    for line in result.lines():
-        typer.echo(line, err=line.startswith("error:"))
+    if as_json:
+        import json
+
+        report = {"changed": bool(result.changes), "changes": result.changes}
+        typer.echo(json.dumps({**report, "errors": result.errors}, sort_keys=True))
+    else:
+        for line in result.lines():
+            typer.echo(line, err=line.startswith("error:"))
     if not result.ok:
         raise typer.Exit(1)
-    if not result.changes:
+    if not result.changes and not as_json:
         typer.echo(f"{bundle}: node already in its desired state, nothing changed")
 
 

@@ -6,6 +6,7 @@ specific input (broken rules, an emptied node)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -160,3 +161,20 @@ def test_missing_ipip_module_reported(make_ns: MakeNs, root: Path, tmp_path: Pat
         pytest.skip("this kernel has the ipip module")
     assert result.returncode == 1
     assert "no ipip module" in result.stderr
+
+
+def test_apply_json_reports_changed_then_unchanged(
+    make_ns: MakeNs, root: Path, tmp_path: Path
+) -> None:
+    """`apply --json` is the machine-readable change signal the Ansible role uses."""
+    ns, _ = routed_node(make_ns, VXLAN)
+    log = tmp_path / "log.json"
+    first = apply(ns, VXLAN, root, log, "--json")
+    ok(first)
+    report = json.loads(first.stdout)
+    assert report["changed"] is True
+    assert report["errors"] == {}
+    assert "routes" in report["changes"]
+    second = apply(ns, VXLAN, root, log, "--json")
+    ok(second)
+    assert json.loads(second.stdout) == {"changed": False, "changes": {}, "errors": {}}
