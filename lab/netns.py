@@ -52,3 +52,12 @@ def veth_between(ns_a: str, if_a: str, ns_b: str, if_b: str) -> None:
     ns_run(ns_a, ["ip", "link", "set", if_b, "netns", ns_b])
     ns_run(ns_a, ["ip", "link", "set", if_a, "up"])
     ns_run(ns_b, ["ip", "link", "set", if_b, "up"])
+
+
+def ns_ping(ns: str, address: str, count: int = 3, wait: int = 2) -> bool:
+    """Return whether `address` answers at least one of `count` pings from namespace `ns`.
+
+    Several tries, so a first ARP or a loaded machine does not read as "unreachable".
+    """
+    args = ["ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", str(wait), address]
+    return ns_run(ns, args, check=False).returncode == 0

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from agent.cni.naming import host_veth_name
-from lab.netns import ns_run
+from lab.netns import ns_ping, ns_run
 from tests.conftest import need_tool
 from tests.tools.agent_bundle import (
     MakeNs,
@@ -77,7 +77,7 @@ def cni(node: str, root: Path, verb: str, pod_ns: str, namespace: str, *, labels
 
 
 def reachable(client: str, address: str) -> bool:
-    return ns_run(client, ["ping", "-c1", "-W1", address], check=False).returncode == 0
+    return ns_ping(client, address)
 
 
 def filter_rules(node: str) -> str:

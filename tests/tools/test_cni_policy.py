@@ -17,7 +17,7 @@ from agent.cni.install import install_plugins
 from agent.cni.naming import host_veth_name
 from compiler.build import compile_cluster, load_cluster
 from compiler.targets.iptables import jump_rules
-from lab.netns import ns_run, veth_between
+from lab.netns import ns_ping, ns_run, veth_between
 from tests.conftest import EXAMPLES, ROOT, need_tool
 from tests.tools.test_cni_cnitool import NETWORK, cnitool
 
@@ -86,7 +86,7 @@ def cni(
 
 
 def reachable(client: str, address: str) -> bool:
-    return ns_run(client, ["ping", "-c1", "-W1", address], check=False).returncode == 0
+    return ns_ping(client, address)
 
 
 def test_policy_follows_namespace_and_labels(make_ns: Callable[[str], str], tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from compiler.targets.endpoint import (
     with_endpoints,
 )
 from compiler.targets.iptables import jump_rules, policy_bindings
-from lab.netns import ns_run, veth_between
+from lab.netns import ns_ping, ns_run, veth_between
 from tests.conftest import EXAMPLES, need_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
@@ -54,7 +54,7 @@ def wire(make_ns: Callable[[str], str]) -> tuple[str, str]:
 
 
 def reachable(client: str) -> bool:
-    return ns_run(client, ["ping", "-c1", "-W1", POD_IP], check=False).returncode == 0
+    return ns_ping(client, POD_IP)
 
 
 def plan_with(tmp_path: Path, seed_text: str) -> tuple[ClusterPlan, dict[str, str]]:
