@@ -24,13 +24,23 @@ def _name(cluster: Path, name: str | None) -> str:
     return load_cluster(cluster).spec.name[:24].rstrip("-")
 
 
+PodNodesOpt = Annotated[
+    int, typer.Option("--pod-nodes", help="give pods to only N nodes, spread (0: every node)")
+]
+
+
 @lab_app.command("up")
-def up_cmd(cluster: ClusterArg, name: NameOpt = None, base: BaseOpt = DEFAULT_BASE) -> None:
-    """Build the cluster and bring it up as namespaces with real daemons."""
+def up_cmd(
+    cluster: ClusterArg,
+    name: NameOpt = None,
+    base: BaseOpt = DEFAULT_BASE,
+    pod_nodes: PodNodesOpt = 0,
+) -> None:
+    """Build the cluster and bring it up as namespaces with real daemons and test pods."""
     from lab.up import lab_up
 
     lab = _name(cluster, name)
-    state = lab_up(cluster, lab, lab_root(lab, base), typer.echo)
+    state = lab_up(cluster, lab, lab_root(lab, base), typer.echo, pod_nodes)
     typer.echo(f"lab {lab} is up ({state.root}); run `calicc lab check {cluster} --name {lab}`")
 
 

@@ -30,10 +30,19 @@ CONFLIST = "etc/cni/net.d/10-calicc.conflist"
 WORKERS = 8
 
 
-def plan_pods(plan: ClusterPlan, lab: str) -> tuple[Pod, ...]:
-    """Return the pods lab `lab` makes: two per node, in node order (no I/O)."""
+def plan_pods(plan: ClusterPlan, lab: str, pod_nodes: int = 0) -> tuple[Pod, ...]:
+    """Return the pods lab `lab` makes: two per node, in node order (no I/O).
+
+    `pod_nodes` > 0 limits pods to that many nodes spread evenly over the node list: the
+    kernel's neighbour table is shared by all namespaces (gc_thresh3, 1024 by default), so a
+    200-node lab cannot give every node pods.
+    """
+    nodes = list(plan.nodes)
+    if 0 < pod_nodes < len(nodes):
+        step = len(nodes) / pod_nodes
+        nodes = [nodes[int(i * step)] for i in range(pod_nodes)]
     pods = []
-    for node in plan.nodes:
+    for node in nodes:
         for suffix, namespace in POD_NAMESPACES:
             name = f"{node.name}-{suffix}"
             pods.append(

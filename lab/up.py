@@ -89,8 +89,10 @@ def _check_socket_paths(compiled: Compiled, root: Path) -> None:
         raise LabError(f"{sock} is longer than a control socket path may be: use a shorter --base")
 
 
-def lab_up(cluster: Path, name: str, root: Path, echo: Echo) -> LabState:
+def lab_up(cluster: Path, name: str, root: Path, echo: Echo, pod_nodes: int = 0) -> LabState:
     """Bring lab `name` up from `cluster` under `root`; return its recorded state.
+
+    `pod_nodes` > 0 gives pods to only that many nodes (see lab.pods.plan_pods).
 
     Raises:
         LabError: a lab of that name is already up (namespaces or state exist).
@@ -123,16 +125,22 @@ def lab_up(cluster: Path, name: str, root: Path, echo: Echo) -> LabState:
     state.timings["routes_installed_s"] = round(time.monotonic() - started, 3)
     state.save()
     echo(f"all routes installed {state.timings['routes_installed_s']:.2f} s after up started")
-    start_pods(compiled, topo, state, started, echo)
+    start_pods(compiled, topo, state, started, echo=echo, pod_nodes=pod_nodes)
     return state
 
 
 def start_pods(
-    compiled: Compiled, topo: Topology, state: LabState, started: float, echo: Echo
+    compiled: Compiled,
+    topo: Topology,
+    state: LabState,
+    started: float,
+    *,
+    echo: Echo,
+    pod_nodes: int,
 ) -> None:
     """Make the test pods through the CNI plugin; time the first pod-to-pod ping."""
     try:
-        made = create_pods(state, plan_pods(compiled.plan, state.name))
+        made = create_pods(state, plan_pods(compiled.plan, state.name, pod_nodes))
     except CniFailed as exc:
         raise LabError(f"{exc}\nrun `calicc lab down` for lab {state.name}") from exc
     echo(f"pods: {len(made)} made through the CNI plugin")

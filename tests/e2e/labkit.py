@@ -26,13 +26,13 @@ def short_base() -> Iterator[Path]:
 
 
 @contextmanager
-def running_lab(cluster: Path) -> Iterator[LabState]:
+def running_lab(cluster: Path, pod_nodes: int = 0) -> Iterator[LabState]:
     """Bring a uniquely named lab up from `cluster`; take it down (and check it is gone) after."""
     name = f"e{uuid.uuid4().hex[:7]}"
     with short_base() as base:
         root = base / name
         try:
-            yield lab_up(cluster, name, root, lambda _line: None)
+            yield lab_up(cluster, name, root, lambda _line: None, pod_nodes)
         finally:
             lab_down(name, root)
             assert lab_namespaces(name) == []

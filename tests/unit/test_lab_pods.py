@@ -189,3 +189,12 @@ def test_unencapsulated_cross_subnet_without_tor_is_skipped_not_passed() -> None
     assert all(p.skip == NO_FABRIC for p in across)
     assert not any(p.skip for p in probes if p.check == "pod-pod nodes")
     assert not any(p.skip for p in pod_pod_probes(paths_of("tor-ebgp", standin=False)))
+
+
+def test_pod_nodes_spread_over_the_racks() -> None:
+    plan = plan_of("large-rr")
+    pods = plan_pods(plan, "big", pod_nodes=8)
+    nodes = {p.node for p in pods}
+    assert len(pods) == 16
+    assert len({str(plan.node(n).subnet) for n in nodes}) == len(plan.node_subnets)
+    assert len(plan_pods(plan, "big")) == 2 * len(plan.nodes)
