@@ -85,47 +85,53 @@ def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, tuple[int, int]]) -> None:
             _walk(item, (*loc, index), lines)
 
 
-def parse_yaml(text: str, path: Path) -> Source:
-    """Parse one YAML document; syntax errors become a SpecError with line and column."""
+def _documents(text: str, path: Path, single: bool) -> list[tuple[yaml.Node, Any]]:
+    """Compose and construct each document once; syntax errors carry line and column."""
     loader = SafeLoader(text)
+    pairs: list[tuple[yaml.Node, Any]] = []
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        if single:
+            node = loader.get_single_node()
+            if node is not None:
+                pairs.append((node, loader.construct_document(node)))
+        else:
+            while loader.check_node():
+                each = loader.get_node()
+                if each is not None:
+                    pairs.append((each, loader.construct_document(each)))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         reason = exc.problem or str(exc)
-        raise SpecError(
-            [Problem(str(path), line, column, "", f"YAML syntax error: {reason}")]
-        ) from exc
+        problem = Problem(str(path), line, column, "", f"YAML syntax error: {reason}")
+        raise SpecError([problem]) from exc
+    finally:
+        loader.dispose()
+    return pairs
+
+
+def _source(path: Path, node: yaml.Node, data: Any) -> Source:
     lines: dict[Loc, tuple[int, int]] = {}
-    if node is not None:
-        _walk(node, (), lines)
+    _walk(node, (), lines)
     return Source(path=path, data=data, lines=lines)
+
+
+def parse_yaml(text: str, path: Path) -> Source:
+    """Parse one YAML document; syntax errors become a SpecError with line and column."""
+    pairs = _documents(text, path, single=True)
+    if not pairs:
+        return Source(path=path, data=None)
+    return _source(path, *pairs[0])
 
 
 def parse_yaml_documents(text: str, path: Path) -> list[Source]:
     """Parse a multi-document YAML stream (policy files), one Source per non-empty document."""
-    try:
-        nodes = list(yaml.compose_all(text, Loader=SafeLoader))
-        docs = list(yaml.load_all(text, Loader=SafeLoader))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark else None
-        column = mark.column + 1 if mark else None
-        reason = exc.problem or str(exc)
-        raise SpecError(
-            [Problem(str(path), line, column, "", f"YAML syntax error: {reason}")]
-        ) from exc
-    sources = []
-    for node, data in zip(nodes, docs, strict=True):
-        if node is None or data is None:
-            continue
-        lines: dict[Loc, tuple[int, int]] = {}
-        _walk(node, (), lines)
-        sources.append(Source(path=path, data=data, lines=lines))
-    return sources
+    return [
+        _source(path, node, data)
+        for node, data in _documents(text, path, single=False)
+        if data is not None
+    ]
 
 
 def read_yaml(path: Path) -> Source:
