@@ -6,9 +6,11 @@ bundle itself under <root>/etc/calicc/bundle for the CNI plugin). Each part is a
 a failing part is reported and the others still run, and the whole apply then fails.
 
 The desired ipsets and iptables include the node's live endpoints (agent/endpoints.py), so
-running pods keep their chains, dispatch rules and selector-set memberships. A Reconciler kept
-by the running agent skips `iptables-save` while nothing changed (agent/drift.py) and reads
-ipsets over netlink, so its no-op reconcile runs no command at all.
+running pods keep their chains, dispatch rules and selector-set memberships; the selector and
+named-port sets also hold the other nodes' pods, read in the "remote" part just before the
+ipsets (agent/remote.py: the Kubernetes API with a kubeconfig, else peer endpoint records).
+A Reconciler kept by the running agent skips `iptables-save` while nothing changed
+(agent/drift.py) and reads ipsets over netlink, so its no-op reconcile runs no command at all.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from agent.files import under, write_if_changed
 from agent.links import ensure_link
 from agent.neigh import reconcile_l2
 from agent.netlink import IPRoute as IPRouteT
+from agent.remote import Remote, conflist_kubeconfig, runtime_sets
 from agent.routes import reconcile_routes
 from agent.runner import Runner
 from agent.sysctl import PROC_SYS, apply_sysctls
@@ -52,6 +55,7 @@ class Options:
     check_address: bool = True
     proc_sys: Path = PROC_SYS
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    kubeconfig: Path | None = None  # cluster-wide pods for the selector sets (agent/remote.py)
 
 
 @dataclass
@@ -99,6 +103,7 @@ class Reconciler:
         self.stale_sets: list[str] = []
         self.watch = make_watch()
         self.endpoints: tuple[tuple[Fingerprint, str], Endpoints] | None = None
+        self.remote = Remote(kubeconfig=options.kubeconfig)
 
     def parts(self, ipr: IPRouteT) -> list[tuple[str, Callable[[Bundle], list[str]]]]:
         """Return the parts of a reconcile, in order."""
@@ -107,6 +112,7 @@ class Reconciler:
             ("sysctl", lambda b: self.sysctls(b, skip_missing=True)),
             ("links", lambda b: self.links(ipr, b)),
             ("sysctl", lambda b: self.sysctls(b, skip_missing=False)),
+            ("remote", self.remote_endpoints),
             ("ipsets", self.ipsets),
             ("iptables", self.iptables),
             ("ipsets", lambda b: self.stale_ipsets()),
@@ -166,10 +172,23 @@ class Reconciler:
             self.endpoints = (key, load_endpoints(directory, bundle.manifest))
         return self.endpoints[1]
 
+    def remote_endpoints(self, bundle: Bundle) -> list[str]:
+        """Read the other nodes' endpoints (Kubernetes API or peer records) for the ipsets."""
+        conflist = bundle.text(CONFLIST) if bundle.has(CONFLIST) else None
+        conf = conflist_kubeconfig(self.options.root, conflist)
+        self.remote.refresh(bundle.manifest, bundle.digest, self.endpoint_dir(bundle), conf)
+        return []
+
     def ipsets(self, bundle: Bundle) -> list[str]:
-        """Create and update the owned sets in one restore session (none when nothing differs)."""
+        """Create and update the owned sets in one restore session (none when nothing differs).
+
+        Runtime sets hold the node's live endpoints and the other nodes' (agent/remote.py).
+        """
         current = ipsets.read_sets(self.runner)  # before the records: see agent/endpoints.py
-        desired = ipsets.desired_sets(bundle.manifest.ipsets, self.live_endpoints(bundle).members)
+        local = self.live_endpoints(bundle).members
+        have = {name: state.members for name, state in current.items()}
+        runtime = runtime_sets(local, self.remote.members, have)
+        desired = ipsets.desired_sets(bundle.manifest.ipsets, runtime)
         lines, self.stale_sets = ipsets.diff_sets(desired, current)
         if lines:
             ipsets.restore(self.runner, lines)

@@ -28,6 +28,16 @@ NoAddrOpt = Annotated[
     ),
 ]
 
+KubeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--kubeconfig",
+        help="list the cluster's pods and namespaces from this API server for the policy "
+        "selector ipsets (default: the conflist's kubernetes.kubeconfig; without either, "
+        "peer endpoint records under <state_dir>/peers)",
+    ),
+]
+
 LogOpt = Annotated[
     Path | None,
     typer.Option("--command-log", help="write every command run (JSON: reads, writes) here"),
@@ -49,6 +59,7 @@ def apply_cmd(
     allow_tunnel_standin: StandinOpt = False,
     skip_address_check: NoAddrOpt = False,
     command_log: LogOpt = None,
+    kubeconfig: KubeOpt = None,
     as_json: Annotated[
         bool,
         typer.Option("--json", help='print {"changed", "changes", "errors"} as JSON (Ansible)'),
@@ -59,7 +70,10 @@ def apply_cmd(
     from agent.bundle import load_bundle
 
     options = Options(
-        root=root, allow_tunnel_standin=allow_tunnel_standin, check_address=not skip_address_check
+        root=root,
+        allow_tunnel_standin=allow_tunnel_standin,
+        check_address=not skip_address_check,
+        kubeconfig=kubeconfig,
     )
     reconciler = Reconciler(options)
     result = reconciler.reconcile(load_bundle(bundle))
@@ -85,6 +99,7 @@ def agent_cmd(
     root: RootOpt = Path("/"),
     allow_tunnel_standin: StandinOpt = False,
     skip_address_check: NoAddrOpt = False,
+    kubeconfig: KubeOpt = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="serve Prometheus metrics on 127.0.0.1:PORT")
     ] = None,
@@ -110,6 +125,10 @@ def agent_cmd(
     While nothing changed, a reconcile runs no command: ipsets are read over netlink and
     iptables-save runs only when the nftables generation id moved.
 
+    Policy selector ipsets hold the matching pods of every node: listed each interval from the
+    Kubernetes API (--kubeconfig, or the conflist's kubernetes.kubeconfig), else read from the
+    peer endpoint records under <state_dir>/peers/<node>/endpoints/ (agent/peers.py).
+
     Metrics (Prometheus text, on --metrics-port and/or --metrics-file):
     calicc_agent_reconciles_total, calicc_agent_repairs_total, calicc_agent_errors_total,
     calicc_agent_bundles_applied_total, calicc_agent_commands_total,
@@ -125,7 +144,10 @@ def agent_cmd(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     options = Options(
-        root=root, allow_tunnel_standin=allow_tunnel_standin, check_address=not skip_address_check
+        root=root,
+        allow_tunnel_standin=allow_tunnel_standin,
+        check_address=not skip_address_check,
+        kubeconfig=kubeconfig,
     )
     loop = make_loop(bundle, interval, options, metrics_file, full_read_every)
     handle_signals(loop.stop)

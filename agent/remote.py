@@ -1,0 +1,103 @@
+"""Endpoints on other nodes: which source the agent reads, and what it keeps when that fails.
+
+A NetworkPolicy peer selected by podSelector/namespaceSelector must match pods on every node,
+so the runtime ipsets hold the node's own endpoints (its CNI records, agent/endpoints.py)
+united with the cluster's other pods from one source:
+
+- the Kubernetes API (agent/kube_endpoints.py) when a kubeconfig is configured: `calicc agent
+  --kubeconfig PATH` (or `calicc apply --kubeconfig PATH`), else the bundle conflist's calicc
+  plugin `kubernetes.kubeconfig` (a path under --root, as the CNI plugin reads it);
+- otherwise the peer endpoint records under `<state_dir>/peers/` (agent/peers.py documents the
+  layout and how to distribute them).
+
+The source is read in its own reconcile part ("remote") before the ipsets. When it fails, the
+error is reported and the last members read stay in force; an agent that never read the source
+yet keeps the members the kernel's sets already hold (it adds, it does not remove), so neither
+an API outage nor an agent restart drops remote pods from the sets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.files import under
+from agent.kube_endpoints import KubeSource
+from agent.membership import Members, union
+from agent.peers import PeersFingerprint, peer_members, peers_fingerprint
+from compiler.model.manifest import NodeManifest
+
+
+def conflist_kubeconfig(root: Path, conflist_text: str | None) -> Path | None:
+    """Return the calicc plugin's `kubernetes.kubeconfig` under `root`, if the conflist has one.
+
+    Examples:
+        >>> text = '{"plugins": [{"type": "calicc", "kubernetes": {"kubeconfig": "/k.conf"}}]}'
+        >>> conflist_kubeconfig(Path("/r"), text)
+        PosixPath('/r/k.conf')
+        >>> conflist_kubeconfig(Path("/r"), '{"plugins": [{"type": "calicc"}]}') is None
+        True
+    """
+    plugins = json.loads(conflist_text).get("plugins", []) if conflist_text else []
+    for plugin in plugins:
+        kube = plugin.get("kubernetes") if isinstance(plugin, dict) else None
+        if plugin.get("type") == "calicc" and isinstance(kube, dict) and kube.get("kubeconfig"):
+            return under(root, str(kube["kubeconfig"]))
+    return None
+
+
+@dataclass
+class Remote:
+    """The other nodes' endpoints: the source in use and the last members it gave."""
+
+    kubeconfig: Path | None = None  # explicit (--kubeconfig), used as given
+    kube: KubeSource | None = None
+    peers_key: tuple[PeersFingerprint, str] | None = None
+    members: dict[str, frozenset[str]] | None = None  # None: not read successfully yet
+
+    def refresh(
+        self, manifest: NodeManifest, digest: str, state_dir: Path, conf: Path | None
+    ) -> None:
+        """Read the source again (an AgentError leaves the last members in place).
+
+        Args:
+            manifest: the bundle's node.json.
+            digest: the bundle's digest.
+            state_dir: the CNI plugin's state directory under the root (holds peers/).
+            conf: the conflist's kubeconfig (conflist_kubeconfig), used without --kubeconfig.
+        """
+        path = self.kubeconfig or conf
+        if path is not None:
+            if self.kube is None or self.kube.kubeconfig != path:
+                self.kube = KubeSource(path)
+            self.members = dict(self.kube.refresh(manifest, digest))
+            return
+        key = (peers_fingerprint(state_dir, manifest.node.name), digest)
+        if self.members is None or key != self.peers_key:
+            self.members = peer_members(state_dir, manifest)
+            self.peers_key = key
+
+
+def runtime_sets(
+    local: Members, remote: Members | None, current: Mapping[str, frozenset[str] | None]
+) -> dict[str, frozenset[str]]:
+    """Return the runtime sets' desired members: local endpoints united with remote ones.
+
+    Args:
+        local: members from the node's own endpoint records (every runtime set is a key).
+        remote: members from the remote source, or None when it was never read successfully.
+        current: the kernel's members of the owned sets (read before the records).
+
+    Examples:
+        >>> local = {"s": frozenset({"10.0.0.1"})}
+        >>> sorted(runtime_sets(local, None, {"s": frozenset({"10.0.0.9"})})["s"])
+        ['10.0.0.1', '10.0.0.9']
+        >>> sorted(runtime_sets(local, {"s": frozenset()}, {"s": frozenset({"10.0.0.9"})})["s"])
+        ['10.0.0.1']
+    """
+    if remote is not None:
+        return union(local, {k: v for k, v in remote.items() if k in local})
+    kept = {name: current.get(name) or frozenset() for name in local}
+    return union(local, kept)
