@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,11 +14,12 @@ from pydantic import ValidationError
 from compiler import __version__
 from compiler.check import run_checks
 from compiler.emit import (
+    INDEX,
     EmitReport,
     digest,
     dump_json,
-    emit,
     ensure_rendered_tree,
+    prune_empty_dirs,
     write_atomic,
 )
 from compiler.errors import LockError, SpecError
@@ -27,6 +31,7 @@ from compiler.policy.load import LoadedPolicy, load_policies
 from compiler.policy.rules import compile_policies
 from compiler.render import render_node
 from compiler.spec_errors import problems_from
+from compiler.stage import Job, stage_file, stage_nodes
 
 LOCK_NAME = "cluster.lock.yaml"
 
@@ -93,23 +98,33 @@ def input_digest(inputs: Inputs) -> str:
     return "sha256:" + sha.hexdigest()
 
 
-def compile_cluster(inputs: Inputs) -> Compiled:
-    """Plan and render the whole cluster into memory."""
-    plan = build_plan(inputs.spec, read_lock(inputs.lock_path), compile_policies(inputs.policies))
-    files: dict[str, str] = {}
-    index_nodes: dict[str, dict[str, str]] = {}
-    for node in plan.nodes:
-        rendered = render_node(plan, node)
-        index_nodes[node.name] = {rel: digest(text) for rel, text in sorted(rendered.items())}
-        files.update({f"nodes/{node.name}/{rel}": text for rel, text in rendered.items()})
-    files["index.json"] = dump_json(
+def plan_cluster(inputs: Inputs) -> ClusterPlan:
+    """Return the plan of validated inputs, allocations kept from the lock file."""
+    return build_plan(inputs.spec, read_lock(inputs.lock_path), compile_policies(inputs.policies))
+
+
+def index_text(inputs: Inputs, plan: ClusterPlan, digests: dict[str, dict[str, str]]) -> str:
+    """Return index.json: calicc version, input digest and each node's file digests."""
+    return dump_json(
         {
             "calicc_version": __version__,
             "cluster": plan.name,
             "input_digest": input_digest(inputs),
-            "nodes": index_nodes,
+            "nodes": digests,
         }
     )
+
+
+def compile_cluster(inputs: Inputs) -> Compiled:
+    """Plan and render the whole cluster into memory (tests, validate, diff)."""
+    plan = plan_cluster(inputs)
+    files: dict[str, str] = {}
+    digests: dict[str, dict[str, str]] = {}
+    for node in plan.nodes:
+        rendered = render_node(plan, node)
+        digests[node.name] = {rel: digest(text) for rel, text in sorted(rendered.items())}
+        files.update({f"nodes/{node.name}/{rel}": text for rel, text in rendered.items()})
+    files[INDEX] = index_text(inputs, plan, digests)
     return Compiled(plan=plan, files=files, lock_text=plan.lock.to_yaml())
 
 
@@ -119,21 +134,56 @@ def lock_changed(inputs: Inputs, lock_text: str) -> bool:
     return not path.exists() or path.read_text(encoding="utf-8") != lock_text
 
 
+def _swap_in(out: Path, staging: Path, report: EmitReport) -> None:
+    """Move staged files into the tree (each rename atomic), then drop stale files."""
+    made: set[Path] = set()
+    for rel in report.written:
+        target = out / rel
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
+        os.replace(staging / rel, target)
+    for rel in report.removed:
+        (out / rel).unlink()
+    if report.removed:
+        prune_empty_dirs(out)
+
+
 def build(inputs: Inputs, out: Path, frozen: bool = False, check: bool = False) -> EmitReport:
-    """Compile and write the lock and the rendered tree; nothing is written on any failure."""
-    compiled = compile_cluster(inputs)
-    relock = lock_changed(inputs, compiled.lock_text)
+    """Compile and write the lock and the rendered tree; nothing is written on any failure.
+
+    Nodes render on every core into a staging directory beside `out`; only when all of
+    them succeeded are the changed files renamed into place and stale ones removed.
+    """
+    plan = plan_cluster(inputs)
+    lock_text = plan.lock.to_yaml()
+    relock = lock_changed(inputs, lock_text)
     if frozen and relock:
         raise LockError(
             f"{inputs.lock_path} would change (--frozen): run `calicc build` without --frozen "
             "and commit the lock file"
         )
-    if check:
-        report = emit(compiled.files, out, check=True)
+    existing = frozenset(ensure_rendered_tree(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = None if check else Path(tempfile.mkdtemp(prefix=".calicc-stage-", dir=out.parent))
+    try:
+        job = Job(plan=plan, out=out, existing=existing, staging=staging)
+        results = stage_nodes(job)
+        digests = {r.name: r.digests for r in results}
+        written = [rel for r in results for rel in r.changed]
+        if stage_file(job, INDEX, index_text(inputs, plan, digests)):
+            written.insert(0, INDEX)
+        expected = {INDEX} | {f"nodes/{r.name}/{rel}" for r in results for rel in r.digests}
+        report = EmitReport(written=sorted(written), removed=sorted(existing - expected))
+        if check:
+            if relock:
+                report.written.insert(0, str(inputs.lock_path))
+            return report
         if relock:
-            report.written.insert(0, str(inputs.lock_path))
+            write_atomic(inputs.lock_path, lock_text)
+        assert staging is not None
+        _swap_in(out, staging, report)
         return report
-    ensure_rendered_tree(out)
-    if relock:
-        write_atomic(inputs.lock_path, compiled.lock_text)
-    return emit(compiled.files, out)
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)

@@ -52,7 +52,8 @@ def _existing(out: Path) -> set[str]:
     return found
 
 
-def _same(path: Path, text: str) -> bool:
+def same_text(path: Path, text: str) -> bool:
+    """Return whether the file at `path` holds exactly `text` (False when unreadable)."""
     try:
         with open(path, "rb") as handle:
             return handle.read() == text.encode()
@@ -85,7 +86,7 @@ def ensure_rendered_tree(out: Path) -> set[str]:
     return existing
 
 
-def _write_new(path: Path, text: str, mode: int) -> None:
+def write_new(path: Path, text: str, mode: int) -> None:
     """Write a file that did not exist: nothing can be reading a half of it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -103,7 +104,7 @@ def emit(files: dict[str, str], out: Path, check: bool = False) -> EmitReport:
     made: set[Path] = set()
     for rel in sorted(files):
         path = out / rel
-        if rel in existing and _same(path, files[rel]):
+        if rel in existing and same_text(path, files[rel]):
             continue
         report.written.append(rel)
         if check:
@@ -115,17 +116,18 @@ def emit(files: dict[str, str], out: Path, check: bool = False) -> EmitReport:
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        _write_new(path, files[rel], mode)
+        write_new(path, files[rel], mode)
     for rel in sorted(existing - set(files)):
         report.removed.append(rel)
         if not check:
             (out / rel).unlink()
     if not check and report.removed:
-        _prune_empty_dirs(out)
+        prune_empty_dirs(out)
     return report
 
 
-def _prune_empty_dirs(out: Path) -> None:
+def prune_empty_dirs(out: Path) -> None:
+    """Remove directories left empty under `out` (after stale files were removed)."""
     if not out.exists():
         return
     for directory in sorted((p for p in out.rglob("*") if p.is_dir()), reverse=True):

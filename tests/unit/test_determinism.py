@@ -101,3 +101,42 @@ def test_refuses_to_overwrite_a_foreign_directory(tmp_path: Path) -> None:
         build(load_cluster(tmp_path / "cluster.yaml"), tmp_path / "out")
     assert (tmp_path / "out" / "important.txt").read_text() == "keep"
     assert not (tmp_path / "cluster.lock.yaml").exists()
+
+
+def test_parallel_build_equals_in_memory_compile(tmp_path: Path) -> None:
+    """The forked, staged writer produces exactly the in-memory compile's files."""
+    from compiler import stage
+    from compiler.build import compile_cluster
+    from tests.unit.examples import tree
+
+    source = EXAMPLES / "large-rr"
+    (tmp_path / "cluster.yaml").write_text((source / "cluster.yaml").read_text())
+    (tmp_path / "cluster.lock.yaml").write_text((source / "cluster.lock.yaml").read_text())
+    inputs = load_cluster(tmp_path / "cluster.yaml")
+    assert len(inputs.spec.nodes) >= stage.PARALLEL_MIN_NODES  # the forked path runs
+    report = build(inputs, tmp_path / "rendered")
+    assert len(report.written) == len(tree(tmp_path / "rendered"))
+    assert tree(tmp_path / "rendered") == compile_cluster(inputs).files
+    assert not list(tmp_path.glob(".calicc-stage-*"))  # staging removed
+
+
+def test_failed_render_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from compiler import stage
+    from compiler.errors import RenderError
+
+    (tmp_path / "cluster.yaml").write_text(
+        (EXAMPLES / "minikube-ipip" / "cluster.yaml").read_text()
+    )
+    calls = {"n": 0}
+    real = stage.render_node
+
+    def flaky(plan, node):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RenderError("boom")
+        return real(plan, node)
+
+    monkeypatch.setattr(stage, "render_node", flaky)
+    with pytest.raises(RenderError):
+        build(load_cluster(tmp_path / "cluster.yaml"), tmp_path / "rendered")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.yaml"]

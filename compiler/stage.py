@@ -1,0 +1,92 @@
+"""Render every node on every core into a staging directory; the caller swaps it into place.
+
+Workers are forked with the plan in memory and return only what changed and the digests, so
+no rendered text crosses a process boundary. Nothing under the output directory is touched
+here: if any node fails to render, the staging directory is dropped and nothing is written.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from compiler.emit import digest, same_text, write_new
+from compiler.plan import ClusterPlan
+from compiler.render import render_node
+
+PARALLEL_MIN_NODES = 200  # below this a fork costs more than it saves
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every worker needs: the plan, the live tree and where to stage changed files."""
+
+    plan: ClusterPlan
+    out: Path
+    existing: frozenset[str]
+    staging: Path | None  # None: only compare (calicc build --check)
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """One node: the digest of each of its files, and the tree paths that differ."""
+
+    name: str
+    digests: dict[str, str]
+    changed: tuple[str, ...]
+
+
+_JOB: Job | None = None
+
+
+def mode_of(rel: str) -> int:
+    """Return the file mode of a rendered file (scripts are executable)."""
+    return 0o755 if rel.endswith(".sh") else 0o644
+
+
+def stage_file(job: Job, rel: str, text: str) -> bool:
+    """Stage `text` for tree path `rel` when it differs from the live file; return whether."""
+    if rel in job.existing and same_text(job.out / rel, text):
+        return False
+    if job.staging is not None:
+        target = job.staging / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_new(target, text, mode_of(rel))
+    return True
+
+
+def _node(job: Job, index: int) -> NodeResult:
+    node = job.plan.nodes[index]
+    files = render_node(job.plan, node)
+    changed = tuple(
+        f"nodes/{node.name}/{rel}"
+        for rel, text in sorted(files.items())
+        if stage_file(job, f"nodes/{node.name}/{rel}", text)
+    )
+    return NodeResult(
+        node.name, {rel: digest(text) for rel, text in sorted(files.items())}, changed
+    )
+
+
+def _slice(bounds: tuple[int, int]) -> list[NodeResult]:
+    assert _JOB is not None  # set before the fork
+    return [_node(_JOB, i) for i in range(*bounds)]
+
+
+def stage_nodes(job: Job) -> list[NodeResult]:
+    """Render and stage every node of the plan, in plan order."""
+    count = len(job.plan.nodes)
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or count < PARALLEL_MIN_NODES:  # noqa: PLR2004
+        return [_node(job, i) for i in range(count)]
+    global _JOB  # noqa: PLW0603 - inherited by the forked workers, never pickled
+    _JOB = job
+    step = -(-count // (workers * 4))
+    try:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            parts = pool.map(_slice, [(i, min(i + step, count)) for i in range(0, count, step)])
+    finally:
+        _JOB = None
+    return [result for part in parts for result in part]
