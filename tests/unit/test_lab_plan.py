@@ -104,6 +104,7 @@ def test_parse_protocols_and_route_key() -> None:
     assert protocols["Mesh_1_2_3_4"] == {
         "proto": "BGP",
         "state": "start",
+        "since": "10:00:00.000",
         "info": "Active Socket: refused",
     }
     assert protocols["device1"]["info"] == ""
