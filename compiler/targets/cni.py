@@ -24,6 +24,9 @@ def calicc_plugin(node: NodePlan) -> dict[str, object]:
         "state_dir": STATE_DIR,
         "bundle": BUNDLE_MANIFEST,
         "ipam": {"type": "calicc-ipam"},
+        # Runtimes without a Kubernetes API (the lab, plain containerd) pass pod and namespace
+        # labels as runtimeConfig; a runtime passes only what a plugin declares here.
+        "capabilities": {"labels": True, "namespaceLabels": True},
     }
 
 

@@ -62,6 +62,7 @@ def test_conflist_meets_cni_spec_and_chains_portmap_and_bandwidth(tmp_path: Path
         "state_dir": "/var/lib/calicc",
         "bundle": "/etc/calicc/bundle/node.json",
         "ipam": {"type": "calicc-ipam"},
+        "capabilities": {"labels": True, "namespaceLabels": True},
     }
     assert plugins[1] == {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}}
     assert plugins[2] == {"type": "bandwidth", "capabilities": {"bandwidth": True}}
