@@ -1,4 +1,4 @@
-"""Pod wiring through netlink (pyroute2): the veth pair, the /32, the routes, host sysctls.
+"""Pod wiring through rtnetlink (agent/cni/rtnl.py): the veth pair, the /32, the routes, sysctls.
 
 What ADD programs is Calico's DoNetworking (CALICO-FACTS §3.2): host end `cali…` with MAC
 ee:ee:ee:ee:ee:ee, no address, the pod MTU, proxy ARP; pod end CNI_IFNAME with the /32,
@@ -15,15 +15,25 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from agent.cni.errors import CONTAINER_UNKNOWN, NETLINK_FAILURE, CniError
 from agent.cni.netns import in_netns, netns_exists, open_netns
 from agent.cni.result import GATEWAY, Interface
+from agent.cni.rtnl import (
+    RTM_NEWADDR,
+    RTM_NEWLINK,
+    RTM_NEWROUTE,
+    SCOPE_LINK,
+    SCOPE_UNIVERSE,
+    Rtnl,
+    address_body,
+    link_attrs,
+    route_body,
+    veth_body,
+)
 
 HOST_MAC = "ee:ee:ee:ee:ee:ee"
-SCOPE_LINK = 253
+HOST_MAC_RAW = bytes.fromhex("eeeeeeeeeeee")
+ANY = IPv4Address("0.0.0.0")
 HOST_SYSCTLS = (
     ("ipv4/conf/{}/route_localnet", "1"),
     ("ipv4/neigh/{}/proxy_delay", "0"),
@@ -45,17 +55,10 @@ class Wiring:
     mtu: int
 
 
-def netlink_error(action: str, exc: NetlinkError) -> CniError:
+def netlink_error(action: str, exc: OSError) -> CniError:
     """Translate a netlink failure into a CNI error naming what was being done."""
-    return CniError(NETLINK_FAILURE, f"{action}: {os.strerror(exc.code)} (errno {exc.code})")
-
-
-def _delete_link(ipr: IPRoute, name: str) -> None:
-    try:
-        ipr.link("del", ifname=name)
-    except NetlinkError as exc:
-        if exc.code != errno.ENODEV:
-            raise netlink_error(f"deleting {name}", exc) from exc
+    code = exc.errno or 0
+    return CniError(NETLINK_FAILURE, f"{action}: {os.strerror(code)} (errno {code})")
 
 
 def set_host_sysctls(name: str, root: Path = PROC_SYS_NET) -> None:
@@ -67,62 +70,79 @@ def set_host_sysctls(name: str, root: Path = PROC_SYS_NET) -> None:
         path.write_text(value)
 
 
-def _wire_pod(w: Wiring) -> str:
-    with IPRoute() as ipr:
-        found = ipr.link_lookup(ifname=w.ifname)
-        if not found:
+def pod_mac() -> bytes:
+    """Return a random unicast, locally administered MAC (what the kernel would pick)."""
+    raw = bytearray(os.urandom(6))
+    raw[0] = (raw[0] & 0xFE) | 0x02
+    return bytes(raw)
+
+
+def mac_text(raw: bytes) -> str:
+    """Return a MAC address in the usual colon notation."""
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _wire_pod(w: Wiring) -> None:
+    with in_netns(w.netns, Rtnl) as pod:
+        index = pod.link_index(w.ifname)
+        if index is None:
             raise CniError(NETLINK_FAILURE, f"{w.ifname} did not appear in {w.netns}")
-        index = found[0]
-        ipr.addr("add", index=index, address=str(w.address), prefixlen=32)
-        ipr.link("set", index=index, state="up")
-        ipr.route("add", dst=f"{GATEWAY}/32", oif=index, scope=SCOPE_LINK)
-        ipr.route("add", dst="0.0.0.0/0", gateway=str(GATEWAY), oif=index)
-        return str(ipr.get_links(index)[0].get("IFLA_ADDRESS"))
+        pod.create(RTM_NEWADDR, address_body(index, w.address, 32))
+        pod.set_up(index)
+        pod.create(RTM_NEWROUTE, route_body(GATEWAY, 32, index, SCOPE_LINK))
+        pod.create(RTM_NEWROUTE, route_body(ANY, 0, index, SCOPE_UNIVERSE, GATEWAY))
 
 
-def _host_route(ipr: IPRoute, w: Wiring, index: int) -> None:
+def _host_route(host: Rtnl, w: Wiring, index: int) -> None:
     try:
-        ipr.route("add", dst=f"{w.address}/32", oif=index, scope=SCOPE_LINK)
-    except NetlinkError as exc:
-        if exc.code != errno.EEXIST:
+        host.create(RTM_NEWROUTE, route_body(w.address, 32, index, SCOPE_LINK))
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
             raise
-        current = ipr.get_routes(dst=f"{w.address}/32", table=254)
-        if not any(r.get("RTA_OIF") == index for r in current):
-            raise CniError(
-                NETLINK_FAILURE,
-                f"a host route to {w.address}/32 already exists on another link: "
-                "another pod holds this address; check IPAM state and DEL the stale pod",
-            ) from exc
+        raise CniError(
+            NETLINK_FAILURE,
+            f"a host route to {w.address}/32 already exists on another link: "
+            "another pod holds this address; check IPAM state and DEL the stale pod",
+        ) from exc
+
+
+def _wire(host: Rtnl, w: Wiring, mac: bytes) -> None:
+    host.delete_link(w.host)  # a leftover of an earlier sandbox of the same pod
+    nsfd = open_netns(w.netns)
+    try:
+        ends = link_attrs(w.host, HOST_MAC_RAW, w.mtu), link_attrs(w.ifname, mac, w.mtu)
+        host.create(RTM_NEWLINK, veth_body(*ends, nsfd))
+    finally:
+        os.close(nsfd)
+    _wire_pod(w)
+    index = host.link_index(w.host)
+    if index is None:
+        raise CniError(NETLINK_FAILURE, f"{w.host} vanished while being configured")
+    set_host_sysctls(w.host)
+    host.set_up(index)
+    _host_route(host, w, index)
 
 
 def add_veth(w: Wiring) -> tuple[Interface, Interface]:
     """Create and configure the pair; an existing host link of the same name is replaced."""
-    with IPRoute() as ipr:
+    mac = pod_mac()
+    with Rtnl() as host:
         try:
-            _delete_link(ipr, w.host)
-            nsfd = open_netns(w.netns)
-            try:
-                peer = {"ifname": w.ifname, "net_ns_fd": nsfd, "mtu": w.mtu}
-                ipr.link("add", ifname=w.host, kind="veth", address=HOST_MAC, mtu=w.mtu, peer=peer)
-            finally:
-                os.close(nsfd)
-            pod_mac = in_netns(w.netns, lambda: _wire_pod(w))
-            index = ipr.link_lookup(ifname=w.host)[0]
-            set_host_sysctls(w.host)
-            ipr.link("set", index=index, state="up")
-            _host_route(ipr, w, index)
-        except NetlinkError as exc:
-            _delete_link(ipr, w.host)
-            raise netlink_error(f"wiring {w.host} <-> {w.netns}:{w.ifname}", exc) from exc
-        except BaseException:
-            _delete_link(ipr, w.host)
+            _wire(host, w, mac)
+        except BaseException as exc:
+            host.delete_link(w.host)
+            if isinstance(exc, OSError):
+                raise netlink_error(f"wiring {w.host} <-> {w.netns}:{w.ifname}", exc) from exc
             raise
-    return Interface(w.host, HOST_MAC), Interface(w.ifname, pod_mac, w.netns)
+    return Interface(w.host, HOST_MAC), Interface(w.ifname, mac_text(mac), w.netns)
 
 
 def _delete_pod_link(ifname: str) -> None:
-    with IPRoute() as ipr:
-        _delete_link(ipr, ifname)
+    with Rtnl() as pod:
+        try:
+            pod.delete_link(ifname)
+        except OSError as exc:
+            raise netlink_error(f"deleting {ifname}", exc) from exc
 
 
 def del_veth(netns: str, ifname: str) -> None:
