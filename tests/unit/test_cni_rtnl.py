@@ -34,7 +34,8 @@ def attrs(data: bytes) -> list[tuple[int, bytes]]:
 
 
 def message(kind: int, seq: int, body: bytes) -> bytes:
-    return struct.pack("=IHHII", 16 + len(body), kind, 0, seq, 0) + body
+    padding = b"\0" * (-len(body) % 4)
+    return struct.pack("=IHHII", 16 + len(body), kind, 0, seq, 0) + body + padding
 
 
 def test_attributes_are_padded_to_four_bytes() -> None:
