@@ -185,7 +185,7 @@ class Reconciler:
         Runtime sets hold the node's live endpoints and the other nodes' (agent/remote.py).
         """
         current = ipsets.read_sets(self.runner)  # before the records: see agent/endpoints.py
-        local = self.live_endpoints(bundle).members
+        local = self.remote.local_members(self.live_endpoints(bundle), bundle.manifest)
         have = {name: state.members for name, state in current.items()}
         runtime = runtime_sets(local, self.remote.members, have)
         desired = ipsets.desired_sets(bundle.manifest.ipsets, runtime)

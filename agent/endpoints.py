@@ -39,6 +39,7 @@ class Endpoints:
 
     rules: tuple[EndpointRules, ...] = ()
     members: dict[str, frozenset[str]] = field(default_factory=dict)
+    records: tuple[EndpointRecord, ...] = ()
 
 
 def state_dir(root: Path, conflist_text: str | None) -> Path:
@@ -103,4 +104,5 @@ def load_endpoints(directory: Path, manifest: NodeManifest) -> Endpoints:
     return Endpoints(
         rules=tuple(rules_for(r, manifest) for r in records),
         members=runtime_members(records, manifest),
+        records=tuple(records),
     )

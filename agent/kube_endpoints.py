@@ -43,6 +43,7 @@ class KubeSource:
     key: tuple[str, str, str] | None = None  # pods' and namespaces' versions, bundle digest
     pods: tuple[ClusterPod, ...] = ()
     members: dict[str, frozenset[str]] = field(default_factory=dict)
+    addresses: frozenset[str] = frozenset()  # of the pods listed (live, in a pool)
 
     def get(self, path: str) -> dict[str, Any]:
         """GET `path` from the API server, as an AgentError on failure."""
@@ -70,4 +71,5 @@ class KubeSource:
         labels = namespaces_from_list(spaces)
         self.members = cluster_members(manifest.ipsets, found, labels)
         self.pods, self.key = tuple(found), key
+        self.addresses = frozenset(p.address for p in found)
         return self.members

@@ -10,6 +10,10 @@ united with the cluster's other pods from one source:
 - otherwise the peer endpoint records under `<state_dir>/peers/` (agent/peers.py documents the
   layout and how to distribute them).
 
+With the API, the node's own pods that the API already lists are taken from the API too (so a
+relabelled pod or namespace moves between sets without a new ADD); a CNI record counts only
+until the API lists its pod.
+
 The source is read in its own reconcile part ("remote") before the ipsets. When it fails, the
 error is reported and the last members read stay in force; an agent that never read the source
 yet keeps the members the kernel's sets already hold (it adds, it does not remove), so neither
@@ -23,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.endpoints import Endpoints, runtime_members
 from agent.files import under
 from agent.kube_endpoints import KubeSource
 from agent.membership import Members, union
@@ -56,6 +61,8 @@ class Remote:
     kube: KubeSource | None = None
     peers_key: tuple[PeersFingerprint, str] | None = None
     members: dict[str, frozenset[str]] | None = None  # None: not read successfully yet
+    known: frozenset[str] | None = None  # pod addresses the API listed (None: no API)
+    _local: tuple[Endpoints, frozenset[str], dict[str, frozenset[str]]] | None = None
 
     def refresh(
         self, manifest: NodeManifest, digest: str, state_dir: Path, conf: Path | None
@@ -73,11 +80,30 @@ class Remote:
             if self.kube is None or self.kube.kubeconfig != path:
                 self.kube = KubeSource(path)
             self.members = dict(self.kube.refresh(manifest, digest))
+            self.known = self.kube.addresses
             return
+        self.known = None
         key = (peers_fingerprint(state_dir, manifest.node.name), digest)
         if self.members is None or key != self.peers_key:
             self.members = peer_members(state_dir, manifest)
             self.peers_key = key
+
+    def local_members(self, live: Endpoints, manifest: NodeManifest) -> Members:
+        """Return the node's own endpoints' members, with the API's facts where it has them.
+
+        A pod the API already lists is taken from the API (its current labels and namespace
+        labels); the CNI record counts only for a pod the API does not list yet (its address
+        joins its sets the moment ADD returns) or when no API is configured.
+        """
+        if self.known is None:
+            return live.members
+        cached = self._local
+        if cached is None or cached[0] is not live or cached[1] is not self.known:
+            known = self.known
+            records = [r for r in live.records if r.address not in known]
+            cached = (live, known, runtime_members(records, manifest))
+            self._local = cached
+        return cached[2]
 
 
 def runtime_sets(

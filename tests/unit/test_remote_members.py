@@ -12,6 +12,7 @@ import pytest
 
 from agent import AgentError
 from agent.cni.endpoint_policy import EndpointRecord
+from agent.endpoints import Endpoints, runtime_members
 from agent.kube_endpoints import NAMESPACES_PATH, PODS_PATH, KubeSource
 from agent.membership import ClusterPod, cluster_members, namespaces_from_list, pods_from_list
 from agent.peers import peer_members, peers_fingerprint
@@ -204,3 +205,20 @@ def test_kubeconfig_from_the_conflist_under_the_root() -> None:
     assert conflist_kubeconfig(Path("/r"), text) == Path("/r/etc/k")
     assert conflist_kubeconfig(Path("/r"), (DEMO / "cni/10-calicc.conflist").read_text()) is None
     assert conflist_kubeconfig(Path("/r"), None) is None
+
+
+def test_the_apis_facts_replace_a_listed_local_pods_record() -> None:
+    stale = record("caliaaaaaaaaaaa", "10.244.0.130", "shop", app="api")  # now app=web
+    fresh = record("calibbbbbbbbbbb", "10.244.0.9", "shop", app="api")  # not listed yet
+    live = Endpoints(records=(stale, fresh), members=runtime_members([stale, fresh], manifest()))
+    remote = Remote()
+    assert remote.local_members(live, manifest())[API_SET] == {"10.244.0.130", "10.244.0.9"}
+    relabelled = pod("shop", "api-1", "10.244.0.130", {"app": "web"})
+    remote.kubeconfig = Path("/nowhere")
+    remote.kube = fake(pod_list(relabelled), ns_list(SPACES))
+    remote.refresh(manifest(), "d", Path("/nowhere"), None)
+    assert remote.local_members(live, manifest())[API_SET] == {"10.244.0.9"}
+    assert remote.members is not None
+    assert remote.members[API_SET] == frozenset()
+    desired = runtime_sets(remote.local_members(live, manifest()), remote.members, {})
+    assert desired[API_SET] == {"10.244.0.9"}
