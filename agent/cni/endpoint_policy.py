@@ -23,6 +23,7 @@ from typing import Any
 from agent.cni.errors import POLICY_FAILURE, CniError
 from agent.cni.ipam import write_atomic
 from agent.cni.kube import PodFacts, pod_facts
+from agent.cni.live_filter import FilterCache
 from agent.cni.request import Request
 from compiler.model.manifest import NodeManifest
 from compiler.targets.endpoint import (
@@ -37,6 +38,12 @@ from compiler.targets.endpoint import (
 )
 
 ENDPOINTS = "endpoints"
+FILTERS = FilterCache(enabled=False)  # the agent's CNI server enables it: cache_filter_table()
+
+
+def cache_filter_table() -> None:
+    """Keep the filter table between requests of this process (agent/cni/live_filter.py)."""
+    FILTERS.enabled = FilterCache(enabled=True).enabled
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,10 @@ def _run(args: Sequence[str], stdin: str | None = None) -> str:
             POLICY_FAILURE, f"{' '.join(args)} failed: {done.stderr.strip()}; run `calicc apply`"
         )
     return done.stdout
+
+
+def _save() -> str:
+    return _run(["iptables-save", "-t", "filter"])
 
 
 def record_path(state_dir: Path, iface: str) -> Path:
@@ -143,13 +154,14 @@ def attach(req: Request, manifest: NodeManifest, iface: str, address: IPv4Addres
     path = record_path(req.state_dir, iface)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_atomic(path, json.dumps(asdict(record), sort_keys=True), durable=False)
-    live = _run(["iptables-save", "-t", "filter"])
-    if not _node_applied(live):
-        return
-    _ipset("add", members)
-    _run(
-        ["iptables-restore", "--noflush", "--wait"], add_restore(rules_for(record, manifest), live)
-    )
+    with FILTERS.lock:
+        live = FILTERS.read(_save)
+        if not _node_applied(live.text):
+            return
+        _ipset("add", members)
+        text = add_restore(rules_for(record, manifest), live.text)
+        _run(["iptables-restore", "--noflush", "--wait"], text)
+        FILTERS.restored(live, text)
 
 
 def _fallback_members(
@@ -166,12 +178,14 @@ def detach(
     path = record_path(state_dir, iface)
     record = _read_record(path)
     members = list(record.members) if record else _fallback_members(manifest, released)
-    live = _run(["iptables-save", "-t", "filter"])
-    if _node_applied(live) or f":cali-fw-{iface} " in live:
-        _ipset("del", members)
-        text = del_restore(iface, live)
-        if text is not None:
-            _run(["iptables-restore", "--noflush", "--wait"], text)
+    with FILTERS.lock:
+        live = FILTERS.read(_save)
+        if _node_applied(live.text) or f":cali-fw-{iface} " in live.text:
+            _ipset("del", members)
+            text = del_restore(iface, live.text)
+            if text is not None:
+                _run(["iptables-restore", "--noflush", "--wait"], text)
+                FILTERS.restored(live, text)
     path.unlink(missing_ok=True)
 
 

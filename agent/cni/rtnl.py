@@ -7,7 +7,8 @@ namespace), RTM_GETLINK by name, RTM_SETLINK up, RTM_DELLINK, RTM_NEWADDR and RT
 A socket belongs to the network namespace of the thread that opened it, so a socket opened
 through `agent.cni.netns.in_netns` configures the pod side from any thread. Failures raise
 `OSError` with the kernel's errno; the callers translate them into CNI errors once.
-CHECK and the agent keep using pyroute2 (they dump and compare, nothing here does).
+CHECK and the agent keep using pyroute2 (they dump and compare, nothing here does). The same
+socket reads the nftables generation id (`nft_generation`) for agent/cni/live_filter.py.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import socket
 import struct
 from ipaddress import IPv4Address
 
-NETLINK_ROUTE = 0
+NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
+NFT_MSG_GETGEN, NFTA_GEN_ID = (10 << 8) | 16, 1  # nfnetlink subsystem nf_tables
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_NEWROUTE = 20, 24
@@ -116,10 +118,11 @@ def parse_replies(data: bytes, seq: int) -> tuple[list[bytes], bool]:
 
 
 class Rtnl:
-    """A NETLINK_ROUTE socket of the namespace it was opened in (see the module docstring)."""
+    """A netlink socket (NETLINK_ROUTE unless told) of the namespace it was opened in."""
 
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC)
+    def __init__(self, protocol: int = NETLINK_ROUTE) -> None:
+        kind = socket.SOCK_RAW | socket.SOCK_CLOEXEC
+        self.sock = socket.socket(socket.AF_NETLINK, kind, protocol)
         self.sock.bind((0, 0))
         self.seq = 0
 
@@ -174,3 +177,24 @@ class Rtnl:
     def set_up(self, index: int) -> None:
         """Bring link `index` up."""
         self.request(RTM_NEWLINK, ifinfomsg(index, IFF_UP, IFF_UP))
+
+
+def nft_generation() -> int | None:
+    """Return the namespace's nftables ruleset generation id, or None when it cannot be read.
+
+    The same reading as agent.drift.nft_generation (NFT_MSG_GETGEN), in about 0.05 ms instead
+    of 1-2 ms, because ADD and DEL read it on every request.
+    """
+    try:
+        with Rtnl(NETLINK_NETFILTER) as nft:
+            replies = nft.request(NFT_MSG_GETGEN, struct.pack("=BBH", socket.AF_UNSPEC, 0, 0))
+    except OSError:
+        return None
+    for reply in replies:
+        offset = 4  # struct nfgenmsg
+        while offset + 4 <= len(reply):
+            length, kind = struct.unpack_from("=HH", reply, offset)
+            if kind & ~NLA_F_NESTED == NFTA_GEN_ID and length == 8:  # noqa: PLR2004
+                return int(struct.unpack_from(">I", reply, offset + 4)[0])
+            offset += (length + 3) & ~3
+    return None

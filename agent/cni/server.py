@@ -18,6 +18,7 @@ import struct
 import threading
 from pathlib import Path
 
+from agent.cni.endpoint_policy import cache_filter_table
 from agent.cni.main import run
 
 SOCKET = "var/run/calicc/cni.sock"
@@ -79,6 +80,7 @@ class CniServer:
         finally:
             os.umask(old)
         self._server.root = self.root
+        cache_filter_table()
 
     def start(self) -> None:
         """Bind and serve on a daemon thread."""

@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
-from collections.abc import Callable
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import pytest
 
 from agent.cni.install import install_plugins
 from agent.cni.naming import host_veth_name
+from agent.cni.server import socket_path
 from compiler.build import compile_cluster, load_cluster
 from compiler.targets.iptables import jump_rules
 from lab.netns import ns_ping, ns_run, veth_between
@@ -33,7 +37,9 @@ def compiled(tmp_path: Path) -> Any:
     return compile_cluster(load_cluster(copy / "cluster.yaml"))
 
 
-def node_with_policies(make_ns: Callable[[str], str], tmp_path: Path) -> tuple[str, str, Path]:
+def node_with_policies(
+    make_ns: Callable[[str], str], tmp_path: Path, python: str = str(ROOT / ".venv/bin/python")
+) -> tuple[str, str, Path]:
     client, node = make_ns("cl"), make_ns("nd")
     veth_between(node, "ext0", client, "up0")
     for ns, cmd in [
@@ -65,7 +71,7 @@ def node_with_policies(make_ns: Callable[[str], str], tmp_path: Path) -> tuple[s
     (root / "etc/cni/net.d/10-calicc.conflist").write_text(
         json.dumps({**conflist, "plugins": [plugin]})
     )
-    install_plugins(root, str(ROOT / ".venv/bin/python"))
+    install_plugins(root, python)
     return client, node, root
 
 
@@ -89,10 +95,36 @@ def reachable(client: str, address: str) -> bool:
     return ns_ping(client, address)
 
 
-def test_policy_follows_namespace_and_labels(make_ns: Callable[[str], str], tmp_path: Path) -> None:
+@contextmanager
+def cni_server(node: str, root: Path) -> Iterator[None]:
+    """The agent's CNI socket server for `root`, running in `node` (stopped by PID)."""
+    args = [str(ROOT / ".venv/bin/python"), "-m", "agent.cni.server", "--root", str(root)]
+    server = subprocess.Popen(["ip", "netns", "exec", node, *args], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        while not socket_path(root).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert socket_path(root).exists()
+        yield
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+@pytest.mark.parametrize("agent", [False, True], ids=["standalone", "agent"])
+def test_policy_follows_namespace_and_labels(
+    make_ns: Callable[[str], str], tmp_path: Path, agent: bool
+) -> None:
     need_tool("ping", "ipset", "iptables-restore")
     cnitool()
-    client, node, root = node_with_policies(make_ns, tmp_path)
+    # with the agent, the launchers' standalone fallback points nowhere: the agent must answer
+    python = "/nonexistent/python" if agent else str(ROOT / ".venv/bin/python")
+    client, node, root = node_with_policies(make_ns, tmp_path, python)
+    with cni_server(node, root) if agent else nullcontext():
+        check_policy(make_ns, client, node, root)
+
+
+def check_policy(make_ns: Callable[[str], str], client: str, node: str, root: Path) -> None:
     open_ns, closed_ns = make_ns("api"), make_ns("demo")
     api = cni(node, root, "add", open_ns, "shop", labels={"app": "api"})["ips"][0]["address"][:-3]
     demo = cni(node, root, "add", closed_ns, "demo", labels={"app": "x"})["ips"][0]["address"][:-3]
@@ -102,8 +134,10 @@ def test_policy_follows_namespace_and_labels(make_ns: Callable[[str], str], tmp_
     assert api in members
     assert demo not in members
     iface = host_veth_name(f"shop.{open_ns}")
+    again = cni(node, root, "add", open_ns, "shop", labels={"app": "api"})["ips"][0]["address"]
+    assert again == f"{api}/32"
     saved = ns_run(node, ["iptables-save", "-t", "filter"]).stdout
-    assert f"-A cali-from-wl-dispatch -i {iface} -g cali-fw-{iface}" in saved
+    assert saved.count(f"-A cali-from-wl-dispatch -i {iface} -g cali-fw-{iface}") == 1
     cni(node, root, "del", open_ns, "shop", labels={"app": "api"})
     saved = ns_run(node, ["iptables-save", "-t", "filter"]).stdout
     assert iface not in saved
