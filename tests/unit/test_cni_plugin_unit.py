@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -84,10 +86,19 @@ def launch(root: Path, command: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def test_launcher_uses_agent_socket_else_standalone(tmp_path: Path) -> None:
+@pytest.fixture(params=[False, True], ids=["python", "native"])
+def native(request: pytest.FixtureRequest) -> bool:
     if not Path("/usr/bin/python3").exists():
         pytest.skip("needs Debian's /usr/bin/python3")
-    install_plugins(tmp_path, "/nonexistent/python")  # standalone mode cannot work
+    if request.param and shutil.which("cc") is None:
+        pytest.skip("no C compiler for the native launcher")
+    return bool(request.param)
+
+
+def test_launcher_uses_agent_socket_else_standalone(tmp_path: Path, native: bool) -> None:
+    tmp_path = tmp_path / 'odd "root" é'  # quoted into the launcher as a string literal
+    install_plugins(tmp_path, "/nonexistent/python", native)  # standalone mode cannot work
+    assert (tmp_path / "opt/cni/bin/calicc").read_bytes().startswith(b"\x7fELF") == native
     assert launch(tmp_path, "VERSION").returncode != 0
     server = CniServer(tmp_path)
     server.start()
@@ -98,10 +109,32 @@ def test_launcher_uses_agent_socket_else_standalone(tmp_path: Path) -> None:
         assert json.loads(served.stdout)["cniVersion"] == "1.1.0"
     finally:
         server.stop()
-    install_plugins(tmp_path, str(ROOT / ".venv/bin/python"))
+    install_plugins(tmp_path, str(ROOT / ".venv/bin/python"), native)
     alone = launch(tmp_path, "VERSION")
     assert alone.returncode == 0, alone.stderr
     assert "supportedVersions" in json.loads(alone.stdout)
+    assert install_plugins(tmp_path, str(ROOT / ".venv/bin/python"), native) == []
+
+
+def test_launcher_reports_a_broken_connection_as_try_again(tmp_path: Path, native: bool) -> None:
+    install_plugins(tmp_path, "/nonexistent/python", native)
+    path = tmp_path / "var/run/calicc/cni.sock"
+    path.parent.mkdir(parents=True)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        listener.listen(1)
+
+        def hang_up() -> None:
+            conn, _ = listener.accept()
+            conn.recv(65536)
+            conn.close()
+
+        thread = threading.Thread(target=hang_up)
+        thread.start()
+        broken = launch(tmp_path, "ADD")
+        thread.join()
+    assert broken.returncode == 11
+    assert json.loads(broken.stdout)["code"] == 11
 
 
 def test_labels_from_runtime_config() -> None:
