@@ -20,6 +20,7 @@ from compiler.plan import ClusterPlan
 from lab.agent import node_root
 from lab.names import ns_name, short_hash
 from lab.netns import ns_add, ns_delete, ns_list
+from lab.peers import share_endpoints
 from lab.runtime import SYSTEM_PLUGINS, Attachment, chain_add, chain_del
 from lab.state import LabState, Pod
 
@@ -125,6 +126,7 @@ def create_pods(state: LabState, pods: Iterable[Pod]) -> list[Pod]:
     for pod in made:
         state.pods[pod.name] = pod
     state.save()
+    share_endpoints(root)
     return made
 
 
@@ -142,4 +144,5 @@ def delete_pods(state: LabState, names: Iterable[str] | None = None) -> list[str
     for name in chosen:
         del state.pods[name]
     state.save()
+    share_endpoints(root)
     return lines

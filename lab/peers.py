@@ -1,0 +1,52 @@
+"""Share every node's endpoint records with every other node, as a datastore would.
+
+The agent reads other nodes' pods from `<state_dir>/peers/<node>/endpoints/*.json`
+(agent/peers.py) when no Kubernetes API is configured; the lab has none, so after pods come
+and go it mirrors each node's `<state_dir>/endpoints/` there. Files are written to a temporary
+name and renamed, as agent/peers.py requires; records that vanished are removed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from lab.agent import node_root
+
+STATE_DIR = Path("var/lib/calicc")
+
+
+def mirror(source: Path, target: Path) -> None:
+    """Make `target` hold exactly the `*.json` files of `source` (atomic per file)."""
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = {p.name: p for p in source.glob("*.json")} if source.is_dir() else {}
+    for name, path in sorted(wanted.items()):
+        data = path.read_bytes()
+        dest = target / name
+        if dest.exists() and dest.read_bytes() == data:
+            continue
+        tmp = target / f".{name}.tmp"
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    for stale in target.glob("*.json"):
+        if stale.name not in wanted:
+            stale.unlink()
+
+
+def lab_nodes(lab_root: Path) -> list[str]:
+    """Return the nodes that have a root under the lab."""
+    base = lab_root / "nodes"
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+def share_endpoints(lab_root: Path, nodes: Iterable[str] | None = None) -> None:
+    """Mirror each node's endpoint records into every other node's peers/ directory."""
+    names = sorted(set(nodes if nodes is not None else lab_nodes(lab_root)))
+    for owner in names:
+        records = node_root(lab_root, owner) / STATE_DIR / "endpoints"
+        for reader in names:
+            if reader != owner:
+                mirror(
+                    records, node_root(lab_root, reader) / STATE_DIR / "peers" / owner / "endpoints"
+                )
