@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agent.cni.errors import POOL_EXHAUSTED, CniError
-from agent.cni.ipam import STATE_FILE, IpamStore
+from agent.cni.ipam import STATE_FILE, IpamStore, boot_time
 from compiler.build import compile_cluster, load_cluster
 from tests.conftest import EXAMPLES
 
@@ -159,3 +159,19 @@ def test_random_sigkills_never_corrupt_or_duplicate(tmp_path: Path) -> None:
     assert leftovers  # killed processes left allocations behind...
     assert store(tmp_path).gc(set()) == sorted(a.address for a in leftovers)
     assert store(tmp_path).allocations() == []  # ...and GC reclaims every one of them
+
+
+@pytest.mark.parametrize("text", ["", '{"node": "minikube", "allocations": {"10.2'])
+def test_torn_state_from_before_the_boot_starts_empty(tmp_path: Path, text: str) -> None:
+    # what a power loss can leave without fsync: every pod it describes died with that boot
+    s = store(tmp_path)
+    s.assign("net.c1", "c1", "eth0", {})
+    path = tmp_path / "ipam" / STATE_FILE
+    path.write_text(text)
+    with pytest.raises(CniError, match="not valid JSON"):  # written during this boot: no guess
+        s.assign("net.c2", "c2", "eth0", {})
+    before_boot = boot_time() - 60
+    os.utime(path, (before_boot, before_boot))
+    assert s.assign("net.c2", "c2", "eth0", {}).handle == "net.c2"
+    assert [a.handle for a in s.allocations()] == ["net.c2"]
+    assert (tmp_path / "ipam" / f"{STATE_FILE}.torn").read_text() == text
