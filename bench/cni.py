@@ -4,7 +4,9 @@ side with the reference ptp + host-local plugins, driven by cnitool (root only).
 Everything runs in throwaway namespaces (calicc-bench-cni-<pid>-*, removed at the end): a node
 with a default route and 100 pod namespaces. For each plugin: 100 sequential ADDs then DELs,
 then 100 ADDs and DELs 16 at a time. Prints p50/p99 per case and the ratio to ptp + host-local
-measured in the same run. Usage: sudo .venv/bin/python bench/cni.py [--pods N] [--standalone]
+measured in the same run. `--python-launcher` adds calicc through the agent started by the
+Python launcher (python3 -SI) instead of the native one, to show what the launcher costs.
+Usage: sudo .venv/bin/python bench/cni.py [--pods N] [--standalone] [--python-launcher]
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.cni.install import install_plugins
+from agent.cni.install import EXECUTABLES, install_plugins, launcher_text
 from agent.cni.server import socket_path
 from lab.netns import ns_add, ns_delete, ns_run, veth_between
 from tests.tools.test_cni_cnitool import cnitool
@@ -31,6 +33,7 @@ from tests.unit.test_ipam_store import write_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = f"calicc-bench-cni-{os.getpid()}"
+BASE = "ptp+host-local"
 PTP = {
     "cniVersion": "1.0.0",
     "name": "ref",
@@ -71,13 +74,19 @@ def setup(root: Path, pods: int) -> tuple[str, list[str]]:
         (root / "etc/cni" / conf_dir).mkdir(parents=True)
         (root / "etc/cni" / conf_dir / "net.conflist").write_text(json.dumps(conf))
     install_plugins(root, str(ROOT / ".venv/bin/python"))
+    pybin = root / "opt/cni/pybin"
+    pybin.mkdir(parents=True)
+    for name, kind in EXECUTABLES.items():
+        (pybin / name).write_text(launcher_text(kind, root, str(ROOT / ".venv/bin/python")))
+        (pybin / name).chmod(0o755)
     return node, names
 
 
-def one(node: str, root: Path, conf_dir: str, verb: str, pod: str) -> float:
+def one(node: str, root: Path, plugin: tuple[str, str], verb: str, pod: str) -> float:
+    conf_dir, bindir = plugin
     env = {
         "NETCONFPATH": str(root / "etc/cni" / conf_dir),
-        "CNI_PATH": f"{root}/opt/cni/bin:/usr/lib/cni",
+        "CNI_PATH": f"{root}/opt/cni/{bindir}:/usr/lib/cni",
         "CNI_CACHE_DIR": str(root / "cache"),
         "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME={pod}",
     }
@@ -127,46 +136,67 @@ def report(results: dict[tuple[str, int], dict[str, list[float]]], base: str) ->
                   f"{pct(values, 0.5) / ref:11.2f}")  # fmt: skip
 
 
+class Agent:
+    """The agent's CNI socket server in the node namespace, started and stopped by PID."""
+
+    def __init__(self, node: str, root: Path) -> None:
+        self.node, self.root = node, root
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def want(self, running: bool) -> None:
+        if running and self.proc is None:
+            args = [str(ROOT / ".venv/bin/python"), "-m", "agent.cni.server", "--root"]
+            cmd = ["ip", "netns", "exec", self.node, *args, str(self.root)]
+            self.proc = subprocess.Popen(cmd, cwd=ROOT)
+            while not socket_path(self.root).exists():
+                time.sleep(0.05)
+        if not running and self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
+
+
+def plugins_for(options: argparse.Namespace) -> dict[str, tuple[str, str]]:
+    """Label -> (conf dir, bin dir) of every plugin to measure; the baseline first."""
+    plugins = {BASE: ("ptp", "bin"), "calicc (agent)": ("calicc", "bin")}
+    if options.python_launcher:
+        plugins["calicc (agent, py)"] = ("calicc", "pybin")
+    if options.standalone:
+        plugins["calicc (standalone)"] = ("calicc", "bin")
+    return plugins
+
+
+def run_all(options: argparse.Namespace, root: Path, agent: Agent) -> None:
+    node, pods = setup(root, options.pods)
+    agent.node = node
+    overhead = exec_overhead(node)
+    results: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for workers in (1, 16):
+        for label, plugin in plugins_for(options).items():
+            agent.want(label.startswith("calicc (agent"))
+
+            def run(verb: str, pod: str, plugin: tuple[str, str] = plugin) -> float:
+                return one(node, root, plugin, verb, pod) - overhead
+
+            results[(label, workers)] = measure(run, pods, workers)
+    print(f"{options.pods} pods; `ip netns exec` overhead {overhead * 1000:.1f} ms removed")
+    report(results, BASE)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--standalone", action="store_true", help="also calicc without agent")
+    parser.add_argument(
+        "--python-launcher", action="store_true", help="also calicc (agent) via python3 -SI"
+    )
     options = parser.parse_args()
-    base = "ptp+host-local"
     with tempfile.TemporaryDirectory(prefix="calicc-bench-cni-") as tmp:
-        root = Path(tmp)
-        server = None
+        agent = Agent("", Path(tmp))
         try:
-            node, pods = setup(root, options.pods)
-            overhead = exec_overhead(node)
-            plugins = {base: "ptp", "calicc (agent)": "calicc"}
-            if options.standalone:
-                plugins["calicc (standalone)"] = "calicc"
-            results: dict[tuple[str, int], dict[str, list[float]]] = {}
-            for workers in (1, 16):
-                for label, conf_dir in plugins.items():
-                    if label == "calicc (agent)" and server is None:
-                        server = subprocess.Popen(
-                            ["ip", "netns", "exec", node, str(ROOT / ".venv/bin/python"),
-                             "-m", "agent.cni.server", "--root", str(root)], cwd=ROOT,
-                        )  # fmt: skip
-                        while not socket_path(root).exists():
-                            time.sleep(0.05)
-                    if label == "calicc (standalone)" and server is not None:
-                        server.terminate()
-                        server.wait(10)
-                        server = None
-
-                    def run(verb: str, pod: str, conf_dir: str = conf_dir) -> float:
-                        return one(node, root, conf_dir, verb, pod) - overhead
-
-                    results[(label, workers)] = measure(run, pods, workers)
-            print(f"{options.pods} pods; `ip netns exec` overhead {overhead * 1000:.1f} ms removed")
-            report(results, base)
+            run_all(options, Path(tmp), agent)
         finally:
-            if server is not None:
-                server.terminate()
-                server.wait(10)
+            agent.want(False)
             for name in sorted(n for n in os.listdir("/var/run/netns") if n.startswith(PREFIX)):
                 ns_delete(name)
 
