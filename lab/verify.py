@@ -18,6 +18,7 @@ from lab.topology import Topology
 from lab.wait import poll
 
 CONVERGE_S = 30.0
+CONVERGE_PER_NODE_S = 0.5  # BIRD on 200 nodes shares two cores: sessions come up over a minute
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"
 
 
@@ -104,4 +105,5 @@ def wait_converged(plan: ClusterPlan, topo: Topology, state: LabState) -> list[R
             f"{r.subject}: {r.expected} / {r.observed}" for r in rows() if r.status != PASS
         )
 
-    return poll(probe, CONVERGE_S, "BGP sessions and block routes", interval=0.2, last=failing)
+    timeout = CONVERGE_S + CONVERGE_PER_NODE_S * len(plan.nodes)
+    return poll(probe, timeout, "BGP sessions and block routes", interval=0.2, last=failing)
