@@ -134,8 +134,17 @@ def lock_changed(inputs: Inputs, lock_text: str) -> bool:
     return not path.exists() or path.read_text(encoding="utf-8") != lock_text
 
 
-def _swap_in(out: Path, staging: Path, report: EmitReport) -> None:
-    """Move staged files into the tree (each rename atomic), then drop stale files."""
+def _swap_in(out: Path, staging: Path, report: EmitReport, fresh: bool) -> None:
+    """Move staged files into the tree (each rename atomic), then drop stale files.
+
+    A fresh tree (no output yet) is the staging directory itself, renamed in one step.
+    """
+    if fresh:
+        if out.exists():
+            out.rmdir()  # empty: ensure_rendered_tree found no file in it
+        staging.chmod(0o755)
+        os.replace(staging, out)
+        return
     made: set[Path] = set()
     for rel in report.written:
         target = out / rel
@@ -147,6 +156,10 @@ def _swap_in(out: Path, staging: Path, report: EmitReport) -> None:
         (out / rel).unlink()
     if report.removed:
         prune_empty_dirs(out)
+
+
+def _has_subdirs(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
 
 
 def build(inputs: Inputs, out: Path, frozen: bool = False, check: bool = False) -> EmitReport:
@@ -182,8 +195,8 @@ def build(inputs: Inputs, out: Path, frozen: bool = False, check: bool = False) 
         if relock:
             write_atomic(inputs.lock_path, lock_text)
         assert staging is not None
-        _swap_in(out, staging, report)
+        _swap_in(out, staging, report, fresh=not existing and not _has_subdirs(out))
         return report
     finally:
-        if staging is not None:
+        if staging is not None and staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -39,6 +39,7 @@ class NodeResult:
 
 
 _JOB: Job | None = None
+_MADE: set[Path] = set()  # staging directories this process created (one mkdir each)
 
 
 def mode_of(rel: str) -> int:
@@ -52,7 +53,9 @@ def stage_file(job: Job, rel: str, text: str) -> bool:
         return False
     if job.staging is not None:
         target = job.staging / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent not in _MADE:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _MADE.add(target.parent)
         write_new(target, text, mode_of(rel))
     return True
 
@@ -77,6 +80,7 @@ def _slice(bounds: tuple[int, int]) -> list[NodeResult]:
 
 def stage_nodes(job: Job) -> list[NodeResult]:
     """Render and stage every node of the plan, in plan order."""
+    _MADE.clear()
     count = len(job.plan.nodes)
     workers = min(os.cpu_count() or 1, 8)
     if workers < 2 or count < PARALLEL_MIN_NODES:  # noqa: PLR2004
