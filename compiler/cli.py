@@ -106,6 +106,24 @@ def validate_cmd(cluster: ClusterArg = None, icp: IcpOpt = None, hosts: HostsOpt
     typer.echo(f"{inputs.source.path}: valid ({len(compiled.plan.nodes)} nodes)")
 
 
+@app.command("convert")
+def convert_cmd(
+    icp: Annotated[Path, typer.Option("--icp", help="IBM Cloud Private config.yaml")],
+    hosts: Annotated[Path, typer.Option("--hosts", help="ICP Ansible hosts inventory")],
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="write here, not stdout")] = None,
+) -> None:
+    """Write the cluster.yaml equivalent of an ICP config.yaml and hosts (calicc's own keys)."""
+    from compiler.emit import write_atomic
+    from compiler.icp import icp_cluster_yaml
+
+    text = icp_cluster_yaml(icp, hosts)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        write_atomic(out, text)
+        typer.echo(f"written: {out}")
+
+
 @app.command("schema")
 def schema_cmd(
     out: Annotated[Path, typer.Option("-o", "--out", help="schemas directory")] = Path("schemas"),

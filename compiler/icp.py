@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
 from compiler.build import Inputs, validate_source
@@ -204,3 +205,22 @@ def load_icp(config_path: Path, hosts_path: Path) -> Inputs:
         files[("nodes", index)] = str(hosts_path)
     source = Source(path=config_path, data=data, lines=lines, files=files)
     return validate_source(source, (config_path, hosts_path))
+
+
+def icp_cluster_yaml(config_path: Path, hosts_path: Path) -> str:
+    """Return a cluster.yaml equivalent to an ICP config.yaml and hosts, in calicc's own keys.
+
+    For moving off the ICP files, or for tools that take a cluster.yaml (calicc lab).
+    """
+    spec = load_icp(config_path, hosts_path).spec
+    data = spec.model_dump(mode="json", exclude_defaults=True, exclude={"calico_ipip_enabled"})
+    # ipip_mode also when it is the default: say what ICP said, right after the pool
+    data = {k: v for k, v in data.items() if k != "nodes"} | {
+        "ipip_mode": spec.ipip_mode.value,
+        "nodes": data["nodes"],
+    }
+    header = (
+        f"# Converted by `calicc convert` from {config_path.name} and {hosts_path.name}.\n"
+        "# Keep cluster.lock.yaml beside this file so blocks stay where they are.\n"
+    )
+    return header + yaml.safe_dump(data, sort_keys=False)

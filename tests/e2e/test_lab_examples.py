@@ -21,7 +21,7 @@ from tests.e2e.labkit import running_lab, short_base
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 
-# large-rr (200 nodes) is proved by its own test below; ICP inputs need --icp, not a lab file.
+# large-rr (200 nodes) is proved by its own test below; the ICP example runs converted (below).
 # Each example's check runs every row, the policy walkthrough included.
 SMALL = sorted(
     p.name for p in EXAMPLES.iterdir() if (p / "cluster.yaml").exists() and p.name != "large-rr"
@@ -111,3 +111,32 @@ def test_large_rr_up_check_down() -> None:
         across = [r for r in rows if r.check == "pod-pod subnets"]
         assert across
         assert all(r.status == SKIP for r in across)
+
+
+def test_icp_example_through_convert(tmp_path: Path) -> None:
+    """The ICP example (config.yaml + hosts) runs in the lab as the cluster.yaml that
+    `calicc convert` writes, with its lock so blocks stay where the ICP build put them."""
+    icp = EXAMPLES / "icp"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "compiler",
+            "convert",
+            "--icp",
+            str(icp / "config.yaml"),
+            "--hosts",
+            str(icp / "hosts"),
+            "-o",
+            str(tmp_path / "cluster.yaml"),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    (tmp_path / "cluster.lock.yaml").write_text((icp / "cluster.lock.yaml").read_text())
+    with running_lab(tmp_path / "cluster.yaml") as state:
+        rows = lab_check(state)
+        assert [r for r in rows if r.status == FAIL] == []
+        assert any(r.check == "bgp" and r.status == PASS for r in rows)
+        assert any(r.check == "egress-nat" and r.status == PASS for r in rows)

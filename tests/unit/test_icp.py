@@ -96,3 +96,18 @@ def test_hosts_parser_ignores_children_and_comments(tmp_path: Path) -> None:
     path = tmp_path / "hosts"
     path.write_text("# c\n[k8s:children]\nmaster\n[master]\n1.2.3.4 # note\n")
     assert list(parse_hosts(path).hosts) == ["1.2.3.4"]
+
+
+def test_convert_gives_the_same_bundles(tmp_path: Path) -> None:
+    from compiler.build import compile_cluster, load_cluster
+    from compiler.icp import icp_cluster_yaml
+    from tests.conftest import EXAMPLES
+
+    icp = EXAMPLES / "icp"
+    (tmp_path / "cluster.yaml").write_text(icp_cluster_yaml(icp / "config.yaml", icp / "hosts"))
+    (tmp_path / "cluster.lock.yaml").write_text((icp / "cluster.lock.yaml").read_text())
+    converted = compile_cluster(load_cluster(tmp_path / "cluster.yaml")).files
+    original = compile_cluster(load_icp(icp / "config.yaml", icp / "hosts")).files
+    converted.pop("index.json")
+    original.pop("index.json")
+    assert converted == original
