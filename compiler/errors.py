@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 
 class CaliccError(Exception):
@@ -46,8 +45,3 @@ class LockError(CaliccError):
 
 class RenderError(CaliccError):
     """A template failed to render; names the template and line."""
-
-
-def single(file: Path | str, field: str, message: str, line: int | None = None) -> SpecError:
-    """Build a SpecError holding one problem."""
-    return SpecError([Problem(str(file), line, None, field, message)])

@@ -7,7 +7,6 @@ Then the agent must remove what belongs to endpoints that no longer exist.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -30,7 +29,7 @@ from tests.tools.agent_bundle import (
     stop_bird,
     writes,
 )
-from tests.tools.test_cni_cnitool import NETWORK, cnitool
+from tests.tools.test_cni_cnitool import cnitool, labelled_pod
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")
@@ -51,29 +50,10 @@ def node(make_ns: MakeNs, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         stop_bird(root)
 
 
-def labelled_conflist(root: Path) -> Path:
-    """The installed conflist with the labels capabilities (how the lab passes pod labels)."""
-    conflist = json.loads((root / "etc/cni/net.d/10-calicc.conflist").read_text())
-    caps = {"labels": True, "namespaceLabels": True}
-    conflist["plugins"][0] = {**conflist["plugins"][0], "capabilities": caps}
-    path = root / "etc/cni/labelled.d/10-calicc.conflist"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(conflist))
-    return path.parent
-
-
 def cni(node: str, root: Path, verb: str, pod_ns: str, namespace: str, *, labels: Any) -> Any:
-    env = {
-        "NETCONFPATH": str(labelled_conflist(root)),
-        "CNI_PATH": f"{root}/opt/cni/bin:/usr/lib/cni",
-        "CNI_CACHE_DIR": str(root / "var/lib/cni"),
-        "CNI_ARGS": f"K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={pod_ns}",
-        "CAP_ARGS": json.dumps({"labels": labels, "namespaceLabels": {}}),
-    }
-    args = ["env", *(f"{k}={v}" for k, v in env.items()), str(cnitool())]
-    done = ns_run(node, [*args, verb, NETWORK, f"/var/run/netns/{pod_ns}"], check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout)["ips"][0]["address"][:-3] if verb == "add" else None
+    """ADD or DEL a labelled pod; return its address on ADD."""
+    result = labelled_pod(node, root, verb, pod_ns, namespace=namespace, labels=labels)
+    return result["ips"][0]["address"][:-3] if verb == "add" else None
 
 
 def reachable(client: str, address: str) -> bool:

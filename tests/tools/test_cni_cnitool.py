@@ -49,6 +49,39 @@ def cnitool() -> Path:
     return CNITOOL
 
 
+def run_cnitool(
+    ns: str,
+    root: Path,
+    verb: str,
+    pod_ns: str,
+    *,
+    namespace: str = "default",
+    pod: str | None = None,
+    caps: dict[str, Any] | None = None,
+    conf_dir: str = "net.d",
+) -> Any:
+    """Run cnitool in node namespace `ns` against the conflist installed under `root`."""
+    env = {
+        "NETCONFPATH": str(root / "etc/cni" / conf_dir),
+        "CNI_PATH": f"{root}/opt/cni/bin:/usr/lib/cni",
+        "CNI_CACHE_DIR": str(root / "var/lib/cni"),
+        "CNI_ARGS": f"K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={pod or pod_ns}",
+        "CAP_ARGS": json.dumps(caps or {}),
+    }
+    args = ["env", *(f"{k}={v}" for k, v in env.items()), str(cnitool())]
+    return ns_run(ns, [*args, verb, NETWORK, f"/var/run/netns/{pod_ns}"], check=False)
+
+
+def labelled_pod(
+    ns: str, root: Path, verb: str, pod_ns: str, *, namespace: str, labels: dict[str, str]
+) -> Any:
+    """ADD or DEL a pod with labels (the labels capability); return the ADD result."""
+    caps = {"labels": labels, "namespaceLabels": {}}
+    done = run_cnitool(ns, root, verb, pod_ns, namespace=namespace, caps=caps)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout) if verb == "add" else None
+
+
 @dataclass
 class Node:
     """A node namespace with an installed bundle, conflist and launchers under `root`."""
@@ -58,15 +91,7 @@ class Node:
     make_ns: Callable[[str], str]
 
     def cni(self, verb: str, pod_ns: str, pod: str, conf_dir: str = "net.d") -> Any:
-        env = {
-            "NETCONFPATH": str(self.root / "etc/cni" / conf_dir),
-            "CNI_PATH": f"{self.root}/opt/cni/bin:/usr/lib/cni",
-            "CNI_CACHE_DIR": str(self.root / "var/lib/cni"),
-            "CNI_ARGS": f"K8S_POD_NAMESPACE=default;K8S_POD_NAME={pod}",
-            "CAP_ARGS": json.dumps(CAPS),
-        }
-        args = ["env", *(f"{k}={v}" for k, v in env.items()), str(cnitool())]
-        return ns_run(self.ns, [*args, verb, NETWORK, f"/var/run/netns/{pod_ns}"], check=False)
+        return run_cnitool(self.ns, self.root, verb, pod_ns, pod=pod, caps=CAPS, conf_dir=conf_dir)
 
     def add(self, pod: str) -> tuple[str, dict[str, Any]]:
         pod_ns = self.make_ns(pod)

@@ -23,7 +23,7 @@ from compiler.build import compile_cluster, load_cluster
 from compiler.targets.iptables import jump_rules
 from lab.netns import ns_ping, ns_run, veth_between
 from tests.conftest import EXAMPLES, ROOT, need_tool
-from tests.tools.test_cni_cnitool import NETWORK, cnitool
+from tests.tools.test_cni_cnitool import cnitool, labelled_pod
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 API_SET = "cali40s:Y0wk1bBX7T49x15BqTQ05r8"  # namespace shop, app=api (policies-demo)
@@ -66,29 +66,19 @@ def node_with_policies(
     bundle.parent.mkdir(parents=True)
     bundle.write_text(files["nodes/node-1/node.json"])
     conflist = json.loads(files["nodes/node-1/cni/10-calicc.conflist"])
-    plugin = {**conflist["plugins"][0], "capabilities": {"labels": True, "namespaceLabels": True}}
     (root / "etc/cni/net.d").mkdir(parents=True)
-    (root / "etc/cni/net.d/10-calicc.conflist").write_text(
-        json.dumps({**conflist, "plugins": [plugin]})
+    (root / "etc/cni/net.d/10-calicc.conflist").write_text(  # calicc alone, labels declared
+        json.dumps({**conflist, "plugins": conflist["plugins"][:1]})
     )
     install_plugins(root, python)
     return client, node, root
 
 
-def cni(
-    node: str, root: Path, verb: str, pod_ns: str, namespace: str, *, labels: dict[str, str]
-) -> Any:
-    env = {
-        "NETCONFPATH": str(root / "etc/cni/net.d"),
-        "CNI_PATH": f"{root}/opt/cni/bin",
-        "CNI_CACHE_DIR": str(root / "var/lib/cni"),
-        "CNI_ARGS": f"K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={pod_ns}",
-        "CAP_ARGS": json.dumps({"labels": labels, "namespaceLabels": {}}),
-    }
-    args = ["env", *(f"{k}={v}" for k, v in env.items()), str(cnitool())]
-    done = ns_run(node, [*args, verb, NETWORK, f"/var/run/netns/{pod_ns}"], check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout) if verb == "add" else None
+API, X = {"app": "api"}, {"app": "x"}
+
+
+def address_of(result: Any) -> str:
+    return str(result["ips"][0]["address"][:-3])
 
 
 def reachable(client: str, address: str) -> bool:
@@ -126,19 +116,19 @@ def test_policy_follows_namespace_and_labels(
 
 def check_policy(make_ns: Callable[[str], str], client: str, node: str, root: Path) -> None:
     open_ns, closed_ns = make_ns("api"), make_ns("demo")
-    api = cni(node, root, "add", open_ns, "shop", labels={"app": "api"})["ips"][0]["address"][:-3]
-    demo = cni(node, root, "add", closed_ns, "demo", labels={"app": "x"})["ips"][0]["address"][:-3]
+    api = address_of(labelled_pod(node, root, "add", open_ns, namespace="shop", labels=API))
+    demo = address_of(labelled_pod(node, root, "add", closed_ns, namespace="demo", labels=X))
     assert reachable(client, api), "no policy selects the shop/api pod: open"
     assert not reachable(client, demo), "default-deny-ingress isolates the demo pod"
     members = ns_run(node, ["ipset", "list", API_SET]).stdout
     assert api in members
     assert demo not in members
     iface = host_veth_name(f"shop.{open_ns}")
-    again = cni(node, root, "add", open_ns, "shop", labels={"app": "api"})["ips"][0]["address"]
-    assert again == f"{api}/32"
+    again = labelled_pod(node, root, "add", open_ns, namespace="shop", labels=API)
+    assert again["ips"][0]["address"] == f"{api}/32"
     saved = ns_run(node, ["iptables-save", "-t", "filter"]).stdout
     assert saved.count(f"-A cali-from-wl-dispatch -i {iface} -g cali-fw-{iface}") == 1
-    cni(node, root, "del", open_ns, "shop", labels={"app": "api"})
+    labelled_pod(node, root, "del", open_ns, namespace="shop", labels=API)
     saved = ns_run(node, ["iptables-save", "-t", "filter"]).stdout
     assert iface not in saved
     assert api not in ns_run(node, ["ipset", "list", API_SET]).stdout
