@@ -21,7 +21,16 @@ except ImportError:  # pragma: no cover - libyaml missing
 
 from compiler.errors import Problem, SpecError
 
-__all__ = ["Loc", "SafeLoader", "Source", "format_loc", "parse_yaml", "read_yaml"]
+__all__ = [
+    "Loc",
+    "SafeLoader",
+    "Source",
+    "cut",
+    "format_loc",
+    "parse_yaml",
+    "read_input",
+    "read_yaml",
+]
 
 Loc = tuple[str | int, ...]
 
@@ -59,6 +68,17 @@ class Source:
         return Problem(self.file_of(loc), line, column, format_loc(loc), message)
 
 
+SHOWN_CHARS = 80
+
+
+def cut(value: object, limit: int = SHOWN_CHARS) -> str:
+    """Return `value` as text of at most `limit` characters, so errors never echo a huge input."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 20]}...({len(text)} characters)"
+
+
 def format_loc(loc: Sequence[str | int]) -> str:
     """Render ("nodes", 2, "as_number") as nodes[2].as_number."""
     out = ""
@@ -70,51 +90,155 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return out
 
 
-def _walk(node: yaml.Node, loc: Loc, lines: dict[Loc, tuple[int, int]]) -> None:
-    lines[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+MAX_INPUT_BYTES = 16 * 2**20  # a 5,000-node cluster.yaml is about 1 MB
+MAX_VALUES = 1_000_000  # values after alias expansion (a "billion laughs" expands to 10**9)
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def read_input(path: Path) -> str:
+    """Read an input file as UTF-8 text: bounded size, located decode errors, BOM dropped."""
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_INPUT_BYTES + 1)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise SpecError(
+            [Problem(str(path), None, None, "", f"cannot read file: {reason}")]
+        ) from exc
+    if len(raw) > MAX_INPUT_BYTES:
+        message = f"file is larger than {MAX_INPUT_BYTES // 2**20} MiB; is this the right file?"
+        raise SpecError([Problem(str(path), None, None, "", message)])
+    try:
+        return raw.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"byte 0x{raw[exc.start]:02x} is not UTF-8 text; save the file as UTF-8"
+        raise SpecError([Problem(str(path), line, column, "", message)]) from exc
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _problem_at(path: Path, node: yaml.Node, message: str) -> SpecError:
+    line, column = _mark(node)
+    return SpecError([Problem(str(path), line, column, "", message)])
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                _walk(value_node, (*loc, str(key_node.value)), lines)
-                lines[(*loc, str(key_node.value))] = (
-                    key_node.start_mark.line + 1,
-                    key_node.start_mark.column + 1,
-                )
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, (*loc, index), lines)
+        return [part for pair in node.value for part in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _check_keys(node: yaml.MappingNode, path: Path) -> None:
+    """Refuse a key written twice in one mapping (YAML says keys are unique; last-wins hides it)."""
+    seen: dict[str, yaml.Node] = {}
+    for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == MERGE_TAG:
+            continue
+        first = seen.setdefault(str(key_node.value), key_node)
+        if first is not key_node:
+            where = _mark(first)[0]
+            message = f"duplicate key {cut(key_node.value)!r} (first at line {where}); keep one"
+            raise _problem_at(path, key_node, message)
+
+
+def _check_tree(root: yaml.Node, path: Path) -> None:
+    """Refuse duplicate keys, recursive aliases and alias expansions past MAX_VALUES.
+
+    Each distinct node is visited once (aliases share nodes), so this is linear in the file.
+    """
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            if sizes[key] > MAX_VALUES:
+                message = f"aliases expand to more than {MAX_VALUES} values; write them out"
+                raise _problem_at(path, node, message)
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise _problem_at(path, node, "an alias refers to the value that contains it")
+        active.add(key)
+        if isinstance(node, yaml.MappingNode):
+            _check_keys(node, path)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+
+
+def _walk(root: yaml.Node) -> dict[Loc, tuple[int, int]]:
+    """Record the position of each value once; an alias's content keeps its anchor's positions.
+
+    Paths below an alias resolve to the alias itself (Source.position takes the deepest known
+    prefix), so the table stays linear in the file however far aliases expand.
+    """
+    lines: dict[Loc, tuple[int, int]] = {}
+    keys: dict[Loc, tuple[int, int]] = {}  # a key's position wins over its value's
+    walked: set[int] = set()
+    stack: list[tuple[yaml.Node, Loc]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        lines[loc] = _mark(node)
+        if id(node) in walked:
+            continue
+        walked.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:  # merged keys first, own keys last
+                if isinstance(key_node, yaml.ScalarNode):
+                    stack.append((value_node, (*loc, str(key_node.value))))
+                    keys[(*loc, str(key_node.value))] = _mark(key_node)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, (*loc, index)) for index, item in enumerate(node.value))
+    lines.update(keys)
+    return lines
+
+
+def _compose(loader: SafeLoader, single: bool) -> list[yaml.Node]:
+    if single:
+        node = loader.get_single_node()
+        return [] if node is None else [node]
+    nodes = []
+    while loader.check_node():
+        each = loader.get_node()
+        if each is not None:
+            nodes.append(each)
+    return nodes
 
 
 def _documents(text: str, path: Path, single: bool) -> list[tuple[yaml.Node, Any]]:
-    """Compose and construct each document once; syntax errors carry line and column."""
+    """Compose, check, then construct each document; errors carry line and column."""
     loader = SafeLoader(text)
-    pairs: list[tuple[yaml.Node, Any]] = []
     try:
-        if single:
-            node = loader.get_single_node()
-            if node is not None:
-                pairs.append((node, loader.construct_document(node)))
-        else:
-            while loader.check_node():
-                each = loader.get_node()
-                if each is not None:
-                    pairs.append((each, loader.construct_document(each)))
+        nodes = _compose(loader, single)
+        for node in nodes:
+            _check_tree(node, path)
+        return [(node, loader.construct_document(node)) for node in nodes]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
         reason = exc.problem or str(exc)
-        problem = Problem(str(path), line, column, "", f"YAML syntax error: {reason}")
+        problem = Problem(str(path), line, column, "", f"YAML syntax error: {cut(reason)}")
         raise SpecError([problem]) from exc
+    except (yaml.YAMLError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else cut(str(exc))
+        raise SpecError([Problem(str(path), None, None, "", f"YAML error: {reason}")]) from exc
     finally:
         loader.dispose()
-    return pairs
 
 
 def _source(path: Path, node: yaml.Node, data: Any) -> Source:
-    lines: dict[Loc, tuple[int, int]] = {}
-    _walk(node, (), lines)
-    return Source(path=path, data=data, lines=lines)
+    return Source(path=path, data=data, lines=_walk(node))
 
 
 def parse_yaml(text: str, path: Path) -> Source:
@@ -136,10 +260,4 @@ def parse_yaml_documents(text: str, path: Path) -> list[Source]:
 
 def read_yaml(path: Path) -> Source:
     """Read and parse a YAML file, reporting a missing or unreadable file as a SpecError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(
-            [Problem(str(path), None, None, "", f"cannot read file: {exc.strerror}")]
-        ) from exc
-    return parse_yaml(text, path)
+    return parse_yaml(read_input(path), path)

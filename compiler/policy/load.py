@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from compiler.errors import Problem, SpecError
-from compiler.load import Loc, Source, parse_yaml_documents
+from compiler.load import Loc, Source, parse_yaml_documents, read_input
 from compiler.policy.check import check_policy
 from compiler.policy.model import NetworkPolicy
 from compiler.spec_errors import problems_from
@@ -86,11 +86,7 @@ def _documents(source: Source) -> list[tuple[Loc, object]]:
 def load_policy_file(path: Path) -> tuple[list[LoadedPolicy], list[Problem]]:
     """Parse and validate every policy document of one file."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        return [], [Problem(str(path), None, None, "", f"cannot read file: {exc.strerror}")]
-    try:
-        sources = parse_yaml_documents(text, path)
+        sources = parse_yaml_documents(read_input(path), path)
     except SpecError as exc:
         return [], list(exc.problems)
     loaded: list[LoadedPolicy] = []

@@ -74,7 +74,9 @@ def test_unresolvable_group_reference(tmp_path: Path) -> None:
         load_icp(*write(tmp_path, config=config))
     [problem] = err.value.problems
     assert problem.line == 8
-    assert "inventory groups are: master, proxy, worker" in problem.message
+    assert "inventory groups are: master (1 host), proxy (1 host), worker (2 hosts)" in (
+        problem.message
+    )
 
 
 def test_bad_value_points_into_the_hosts_file(tmp_path: Path) -> None:
