@@ -11,7 +11,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from compiler.errors import Problem
-from compiler.load import Source
+from compiler.load import Source, cut
+from compiler.model.spec import SecretRef
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -56,8 +57,31 @@ def model_at(root: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel]
     return current
 
 
+def is_secret(root: type[BaseModel], loc: Sequence[str | int]) -> bool:
+    """Return whether `loc` is, or is inside, a field that holds a secret reference."""
+    current: type[BaseModel] | None = root
+    for part in loc:
+        if current is None:
+            return False
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part)
+        if field is None:
+            return False
+        current = _model_in(field.annotation)
+        if current is SecretRef:
+            return True
+    return False
+
+
+def _shown(value: Any) -> str:
+    return cut(repr(value))
+
+
 def _message(root: type[BaseModel], error: Any, loc: tuple[str | int, ...]) -> str:
     kind = error["type"]
+    if is_secret(root, loc):
+        return _secret_message(error, loc)
     if kind == "extra_forbidden":
         parent = model_at(root, loc[:-1])
         valid = sorted(_keys(parent)) if parent else []
@@ -68,10 +92,24 @@ def _message(root: type[BaseModel], error: Any, loc: tuple[str | int, ...]) -> s
         return "required field is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind in ("enum", "literal_error"):
-        return f"{message} (got {error.get('input')!r})"
-    if "input" in error and not isinstance(error["input"], dict | list):
-        return f"{message} (got {error['input']!r})"
+        return f"{message} (got {_shown(error.get('input'))})"
+    if kind != "value_error" and "input" in error and not isinstance(error["input"], dict | list):
+        return f"{message} (got {_shown(error['input'])})"
     return message
+
+
+def _secret_message(error: Any, loc: tuple[str | int, ...]) -> str:
+    """The error of a secret field, which never shows the value (it may be the secret)."""
+    if error["type"] == "extra_forbidden":
+        return "unknown key (value not shown: this is a secret field); valid keys: env, file"
+    if loc[-1] == "env":
+        return "give the name of an environment variable of the agent, e.g. BGP_PASSWORD"
+    if loc[-1] == "file":
+        return "give an absolute path of a file on the node, e.g. /etc/calicc/bgp-password"
+    return (
+        "a secret is referenced, never written here: give {env: VARIABLE} or {file: /path} "
+        "on the node (value not shown)"
+    )
 
 
 def _data_loc(loc: tuple[Any, ...]) -> tuple[str | int, ...]:

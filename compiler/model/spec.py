@@ -6,21 +6,28 @@ mean the same thing (calico_ipip_mode, calico_tunnel_mtu, calico_ip_autodetectio
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from compiler.load import cut
+from compiler.model.autodetect import autodetection_method
+from compiler.model.names import (
+    Dns1123Label,
+    Dns1123Subdomain,
+    EnvVarName,
+    InterfaceName,
+    Labels,
+    NodePath,
+)
 from compiler.selector import SelectorError, parse_selector
 
 AS_MIN, AS_MAX = 1, 4_294_967_295
 AsNumber = Annotated[
     int, Field(ge=AS_MIN, le=AS_MAX, description="BGP AS number (1-4294967295, 4-byte ASNs)")
 ]
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-AUTODETECT = re.compile(r"^(first-found|can-reach=.+|interface=.+|skip-interface=.+|cidr=.+)$")
 
 
 class Strict(BaseModel):
@@ -40,8 +47,8 @@ class EncapMode(StrEnum):
 class SecretRef(Strict):
     """Where a node finds a secret at apply time; the value never enters the rendered tree."""
 
-    env: str | None = Field(None, description="environment variable of the agent holding it")
-    file: str | None = Field(None, description="file on the node holding it (first line)")
+    env: EnvVarName | None = Field(None, description="environment variable of the agent holding it")
+    file: NodePath | None = Field(None, description="file on the node holding it (first line)")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
@@ -55,7 +62,7 @@ def _check_selector(value: str | None) -> str | None:
         try:
             parse_selector(value)
         except SelectorError as exc:
-            raise ValueError(f"invalid selector {value!r}: {exc}") from exc
+            raise ValueError(f"invalid selector {cut(value)!r}: {exc}") from exc
     return value
 
 
@@ -70,7 +77,7 @@ class BirdSnippets(Strict):
 class Pool(Strict):
     """An IPv4 pool. Unset fields take the cluster-wide values."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    name: Dns1123Subdomain
     cidr: IPv4Network
     block_size: int | None = Field(None, ge=20, le=32)
     ipip_mode: EncapMode | None = None
@@ -116,35 +123,25 @@ class Bgp(Strict):
 class Node(Strict):
     """A Kubernetes node."""
 
-    name: str = Field(max_length=253)
+    name: Dns1123Subdomain = Field(description="the Kubernetes node name (DNS-1123 subdomain)")
     address: IPv4Interface = Field(description="node IPv4 with its subnet prefix, 10.0.0.5/24")
-    interface: str | None = Field(None, max_length=15)
+    interface: InterfaceName | None = None
     as_number: AsNumber | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     route_reflector_cluster_id: str | None = None
     max_pods: int = Field(110, ge=1, le=65536)
     link_mtu: int | None = Field(None, ge=576, le=65535)
     bird_snippets: BirdSnippets | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _dns1123(cls, value: str) -> str:
-        if not DNS1123_SUBDOMAIN.match(value):
-            raise ValueError(
-                f"{value!r} is not a Kubernetes node name: use lower-case letters, digits, "
-                "'-' and '.', starting and ending with a letter or digit (DNS-1123 subdomain)"
-            )
-        return value
 
     @field_validator("route_reflector_cluster_id")
     @classmethod
     def _dotted_quad(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                IPv4Address(value)
+                return str(IPv4Address(value))
             except ValueError as exc:
                 raise ValueError(
-                    f"{value!r} is not a dotted quad; a cluster id looks like 1.0.0.1"
+                    f"{cut(value)!r} is not a dotted quad; a cluster id looks like 1.0.0.1"
                 ) from exc
         return value
 
@@ -152,7 +149,7 @@ class Node(Strict):
 class ClusterSpec(Strict):
     """One cluster: pools, BGP, nodes and NetworkPolicy files."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
+    name: Dns1123Label = Field(max_length=40)
     network_type: Literal["calico"] = Field("calico", description="ICP: only calico is compiled")
     network_cidr: IPv4Network = Field(description="the default IPv4 pool (ICP: network_cidr)")
     block_size: int = Field(26, ge=20, le=32)
@@ -185,12 +182,7 @@ class ClusterSpec(Strict):
     @field_validator("ip_autodetection_method")
     @classmethod
     def _autodetect(cls, value: str) -> str:
-        if not AUTODETECT.match(value):
-            raise ValueError(
-                f"{value!r} is not an autodetection method; valid: first-found, can-reach=HOST, "
-                "interface=REGEX, skip-interface=REGEX, cidr=CIDR[,CIDR]"
-            )
-        return value
+        return autodetection_method(value)
 
     @model_validator(mode="after")
     def _ipip_enabled(self) -> ClusterSpec:

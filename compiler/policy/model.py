@@ -7,58 +7,33 @@ wrote: `spec.ingress[0].from[1].ipBlock.cidr`. `from` and `except` are Python ke
 
 from __future__ import annotations
 
-import re
 from ipaddress import IPv4Network
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from compiler.load import cut
+from compiler.model.names import (
+    IANA_SVC_NAME,
+    Dns1123Label,
+    Dns1123Subdomain,
+    LabelKey,
+    Labels,
+    LabelValue,
+)
 from compiler.model.spec import Strict
 
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
 PORT_MAX = 65535
+PORT_NAME_MAX = 15
 Protocol = Literal["TCP", "UDP", "SCTP"]
-
-
-def _check_label_key(key: str) -> str:
-    prefix, _, name = key.rpartition("/")
-    if prefix and (len(prefix) > 253 or not DNS1123_SUBDOMAIN.match(prefix)):  # noqa: PLR2004
-        raise ValueError(f"label key {key!r}: prefix {prefix!r} is not a DNS-1123 subdomain")
-    if len(name) > 63 or not LABEL_NAME.match(name):  # noqa: PLR2004
-        raise ValueError(
-            f"label key {key!r}: name must be 1-63 letters, digits, '-', '_' or '.', "
-            "starting and ending with a letter or digit"
-        )
-    return key
-
-
-def _check_label_value(value: str) -> str:
-    if value and (len(value) > 63 or not LABEL_NAME.match(value)):  # noqa: PLR2004
-        raise ValueError(
-            f"label value {value!r}: use at most 63 letters, digits, '-', '_' or '.', "
-            "starting and ending with a letter or digit"
-        )
-    return value
 
 
 class LabelSelectorRequirement(Strict):
     """One matchExpressions entry."""
 
-    key: str
+    key: LabelKey
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
-    values: tuple[str, ...] = ()
-
-    _key = field_validator("key")(_check_label_key)
-
-    @field_validator("values")
-    @classmethod
-    def _values(cls, values: tuple[str, ...]) -> tuple[str, ...]:
-        for value in values:
-            _check_label_value(value)
-        return values
+    values: tuple[LabelValue, ...] = ()
 
     @model_validator(mode="after")
     def _values_fit_operator(self) -> LabelSelectorRequirement:
@@ -72,16 +47,8 @@ class LabelSelectorRequirement(Strict):
 class LabelSelector(Strict):
     """A Kubernetes label selector; the empty selector `{}` selects everything."""
 
-    matchLabels: dict[str, str] = Field(default_factory=dict)
+    matchLabels: Labels = Field(default_factory=dict)
     matchExpressions: tuple[LabelSelectorRequirement, ...] = ()
-
-    @field_validator("matchLabels")
-    @classmethod
-    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key, value in labels.items():
-            _check_label_key(key)
-            _check_label_value(value)
-        return labels
 
 
 class IPBlock(Strict):
@@ -120,9 +87,11 @@ class NetworkPolicyPort(Strict):
     def _port(cls, port: int | str | None) -> int | str | None:
         if isinstance(port, int) and not 1 <= port <= PORT_MAX:
             raise ValueError(f"port {port} is out of range; use 1-{PORT_MAX} or a port name")
-        if isinstance(port, str) and (len(port) > 15 or not IANA_SVC_NAME.match(port)):  # noqa: PLR2004
+        if isinstance(port, str) and (
+            len(port) > PORT_NAME_MAX or not IANA_SVC_NAME.fullmatch(port)
+        ):
             raise ValueError(
-                f"port name {port!r} is not an IANA service name (at most 15 lower-case "
+                f"port name {cut(port)!r} is not an IANA service name (at most 15 lower-case "
                 "letters, digits and '-', with at least one letter), e.g. http"
             )
         return port
@@ -164,24 +133,12 @@ class NetworkPolicySpec(Strict):
 class ObjectMeta(Strict):
     """The metadata calicc reads; namespace defaults to `default` as kubectl does."""
 
-    name: str = Field(max_length=253)
-    namespace: str = Field("default", max_length=63)
-    labels: dict[str, str] = Field(default_factory=dict)
-    annotations: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not DNS1123_SUBDOMAIN.match(value):
-            raise ValueError(f"{value!r} is not a valid name (DNS-1123 subdomain: a-z, 0-9, -, .)")
-        return value
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        if not DNS1123_LABEL.match(value):
-            raise ValueError(f"{value!r} is not a namespace name (DNS-1123 label: a-z, 0-9, -)")
-        return value
+    name: Dns1123Subdomain
+    namespace: Dns1123Label = "default"
+    labels: Labels = Field(default_factory=dict)
+    annotations: dict[LabelKey, str] = Field(
+        default_factory=dict, description="read and ignored: never written to any artifact"
+    )
 
 
 class NetworkPolicy(Strict):

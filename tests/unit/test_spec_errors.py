@@ -44,7 +44,7 @@ nodes:
     assert len(found) == 4
     joined = "\n".join(found)
     assert ":2:1: network_cidr:" in joined
-    assert ":4:5: nodes[0].name: 'Bad_Name' is not a Kubernetes node name" in joined
+    assert ":4:5: nodes[0].name: 'Bad_Name' is not a DNS-1123 subdomain" in joined
     assert ":6:5: nodes[0].as_number: Input should be greater than or equal to 1" in joined
     assert ":7:5: nodes[0].route_reflector_cluster_id: 'not-an-ip' is not a dotted quad" in joined
 
