@@ -63,7 +63,7 @@ ensure_vxlan() {
 
 # --- tunnel devices ---
 # tunl0: IPIP pools (BIRD routes remote IPIP blocks through it)
-ensure_ipip tunl0 1430 "10.1.1.128/32"
+ensure_ipip tunl0 1430 10.1.1.128/32
 # this node has no VTEP: remove a vxlan.calico left by an earlier bundle
 if ip link show dev vxlan.calico >/dev/null 2>&1; then
   ip link delete dev vxlan.calico

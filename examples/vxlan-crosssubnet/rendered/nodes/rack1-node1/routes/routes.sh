@@ -63,7 +63,7 @@ ensure_vxlan() {
 
 # --- tunnel devices ---
 # vxlan.calico: VXLAN pools (VNI 4096, UDP 4789, this node's VTEP)
-ensure_vxlan vxlan.calico 4096 4789 10.30.1.11 "" 66:a2:87:af:c3:b3 1450 10.244.0.0/32
+ensure_vxlan vxlan.calico 4096 4789 10.30.1.11 '' 66:a2:87:af:c3:b3 1450 10.244.0.0/32
 
 # --- remote VTEPs: neighbour (tunnel address -> VTEP MAC) and FDB (VTEP MAC -> node) ---
 # node rack2-node1

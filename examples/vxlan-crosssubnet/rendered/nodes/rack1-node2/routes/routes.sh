@@ -63,7 +63,7 @@ ensure_vxlan() {
 
 # --- tunnel devices ---
 # vxlan.calico: VXLAN pools (VNI 4096, UDP 4789, this node's VTEP)
-ensure_vxlan vxlan.calico 4096 4789 10.30.1.12 "" 66:f3:a1:65:1b:0f 1450 10.244.0.128/32
+ensure_vxlan vxlan.calico 4096 4789 10.30.1.12 '' 66:f3:a1:65:1b:0f 1450 10.244.0.128/32
 
 # --- remote VTEPs: neighbour (tunnel address -> VTEP MAC) and FDB (VTEP MAC -> node) ---
 # node rack2-node1

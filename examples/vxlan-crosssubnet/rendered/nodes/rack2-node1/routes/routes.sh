@@ -63,7 +63,7 @@ ensure_vxlan() {
 
 # --- tunnel devices ---
 # vxlan.calico: VXLAN pools (VNI 4096, UDP 4789, this node's VTEP)
-ensure_vxlan vxlan.calico 4096 4789 10.30.2.11 "" 66:2e:8d:51:0d:4f 1450 10.244.1.0/32
+ensure_vxlan vxlan.calico 4096 4789 10.30.2.11 '' 66:2e:8d:51:0d:4f 1450 10.244.1.0/32
 
 # --- remote VTEPs: neighbour (tunnel address -> VTEP MAC) and FDB (VTEP MAC -> node) ---
 # node rack1-node1

@@ -63,7 +63,7 @@ ensure_vxlan() {
 
 # --- tunnel devices ---
 # vxlan.calico: VXLAN pools (VNI 4096, UDP 4789, this node's VTEP)
-ensure_vxlan vxlan.calico 4096 4789 10.30.2.12 "" 66:97:c4:e8:e2:a1 1450 10.244.1.128/32
+ensure_vxlan vxlan.calico 4096 4789 10.30.2.12 '' 66:97:c4:e8:e2:a1 1450 10.244.1.128/32
 
 # --- remote VTEPs: neighbour (tunnel address -> VTEP MAC) and FDB (VTEP MAC -> node) ---
 # node rack1-node1
