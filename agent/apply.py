@@ -1,16 +1,37 @@
-"""One reconcile of the node to its bundle, in an order that never opens a gap.
+"""One reconcile of the node to its bundle: parts in dependency order, nothing on top of a failure.
 
-sysctls, links (tunnel device, MTU, address), ipsets (create and update), iptables, stale ipsets,
-routes, VXLAN neighbours and FDB, BIRD, then the installed files (CNI conflist, sysctl.d, the
-bundle itself under <root>/etc/calicc/bundle for the CNI plugin). Each part is atomic on its own;
-a failing part is reported and the others still run, and the whole apply then fails.
+Parts, in the order they run, and the parts each depends on (DEPENDS):
 
-The desired ipsets and iptables include the node's live endpoints (agent/endpoints.py), so
-running pods keep their chains, dispatch rules and selector-set memberships; the selector and
-named-port sets also hold the other nodes' pods, read in the "remote" part just before the
-ipsets (agent/remote.py: the Kubernetes API with a kubeconfig, else peer endpoint records).
-A Reconciler kept by the running agent skips `iptables-save` while nothing changed
-(agent/drift.py) and reads ipsets over netlink, so its no-op reconcile runs no command at all.
+    address       -                     the detected node address is the compiled one
+    sysctl        address               sysctls whose files exist (before the devices)
+    links         sysctl                tunnel devices: kind, MTU, state, address
+    link-sysctl   links                 the devices' own sysctls (rp_filter of tunl0, ...)
+    remote        address               other nodes' endpoints for the selector sets (reads only)
+    ipsets        address               create and update the owned sets
+    iptables      ipsets                owned chains and jump rules (the rules name the sets)
+    stale-ipsets  iptables              destroy sets no rule refers to any more
+    routes        links, link-sysctl,   owned routes, VXLAN neighbours and FDB: no traffic is
+                  iptables              routed to or through the node before its filter is in
+    bird          routes                BIRD's config; started or reconfigured (advertises blocks)
+    files         every part but remote installed files: sysctl.d, CNI conflist, plugins, copies
+    bundle        every part but remote the bundle copy under <root>/etc/calicc/bundle
+
+A failed part marks every part that depends on it, directly or not, "skipped (because X failed)".
+Parts that do not depend on the failure still run: they only prepare (devices, sysctls, sets, the
+filter), so their running adds nothing that sends traffic somewhere new, and what makes the
+bundle current (routes, BIRD, the CNI files and the bundle copy the CNI plugin reads) never runs
+on top of a failure. The bundle copy is the last part and is swapped in as one tree, so the
+installed bundle is always the last one fully applied. `remote` is the one part nothing depends
+on: it changes nothing, and when its source fails the sets keep the members it last read
+(agent/remote.py), so a Kubernetes API outage reports an error without holding back a bundle.
+
+Each part is atomic on its own (one restore transaction, one netlink call per object, files by
+rename). The desired ipsets and iptables include the node's live endpoints (agent/endpoints.py),
+so running pods keep their chains, dispatch rules and selector-set memberships; the selector and
+named-port sets also hold the other nodes' pods (agent/remote.py: the Kubernetes API with a
+kubeconfig, else peer endpoint records). A Reconciler kept by the running agent skips
+`iptables-save` while nothing changed (agent/drift.py) and reads ipsets over netlink, so its
+no-op reconcile runs no command at all.
 """
 
 from __future__ import annotations
@@ -27,11 +48,11 @@ from pyroute2 import IPRoute
 from agent import AgentError, ipsets, iptables
 from agent.autodetect import check_address
 from agent.bird import reconcile_bird
-from agent.bundle import IPTABLES_FILE, MANIFEST, Bundle
+from agent.bundle import IPTABLES_FILE, Bundle, installed_node, load_bundle
 from agent.cni.install import install_plugins
 from agent.drift import make_watch, nft_generation
 from agent.endpoints import Endpoints, Fingerprint, fingerprint, load_endpoints, state_dir
-from agent.files import under, write_if_changed
+from agent.files import replace_tree, under, write_if_changed
 from agent.links import ensure_link
 from agent.neigh import reconcile_l2
 from agent.netlink import IPRoute as IPRouteT
@@ -56,14 +77,35 @@ class Options:
     proc_sys: Path = PROC_SYS
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     kubeconfig: Path | None = None  # cluster-wide pods for the selector sets (agent/remote.py)
+    node: str | None = None  # the node name bundles must be for (None: the installed one's)
+
+
+PREPARE = ("address", "sysctl", "links", "link-sysctl", "ipsets", "iptables", "stale-ipsets")
+DEPENDS: dict[str, tuple[str, ...]] = {
+    "address": (),
+    "sysctl": ("address",),
+    "links": ("sysctl",),
+    "link-sysctl": ("links",),
+    "remote": ("address",),
+    "ipsets": ("address",),
+    "iptables": ("ipsets",),
+    "stale-ipsets": ("iptables",),
+    "routes": ("links", "link-sysctl", "iptables"),
+    "bird": ("routes",),
+    "files": (*PREPARE, "routes", "bird"),
+    "bundle": (*PREPARE, "routes", "bird", "files"),
+}
+MAX_ERROR = 1500  # characters of one part's error in the report
 
 
 @dataclass
 class ApplyResult:
-    """What one reconcile did: changes per part, errors per part, and how long it took."""
+    """What one reconcile did: parts applied, changes, failed parts' errors, skipped parts."""
 
     changes: dict[str, list[str]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # part -> the failed part it needs
+    applied: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -71,10 +113,36 @@ class ApplyResult:
         """Return whether every part succeeded."""
         return not self.errors
 
+    def blocker(self, part: str) -> str | None:
+        """Return the failed part `part` depends on (through skipped ones), if any."""
+        for dep in DEPENDS[part]:
+            if dep in self.errors:
+                return dep
+            if dep in self.skipped:
+                return self.skipped[dep]
+        return None
+
     def lines(self) -> list[str]:
-        """Return one line per change and per error."""
+        """Return one line per change, per failed part and per skipped part."""
         out = [f"{part}: {c}" for part, cs in self.changes.items() for c in cs]
-        return out + [f"error: {part}: {msg}" for part, msg in self.errors.items()]
+        out += [f"error: {part}: {msg}" for part, msg in self.errors.items()]
+        return out + [f"skipped: {p} (because {x} failed)" for p, x in self.skipped.items()]
+
+    def report(self) -> dict[str, object]:
+        """Return the machine-readable report (`calicc apply --json`)."""
+        return {
+            "changed": bool(self.changes),
+            "changes": self.changes,
+            "applied": self.applied,
+            "failed": self.errors,
+            "skipped": {p: f"because {x} failed" for p, x in self.skipped.items()},
+        }
+
+
+def describe(exc: Exception) -> str:
+    """Return a part's error as one report entry (an unexpected one names its type)."""
+    text = str(exc) if isinstance(exc, AgentError | OSError) else f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
 
 
 def load_memo(path: Path) -> iptables.Memo:
@@ -106,34 +174,38 @@ class Reconciler:
         self.remote = Remote(kubeconfig=options.kubeconfig)
 
     def parts(self, ipr: IPRouteT) -> list[tuple[str, Callable[[Bundle], list[str]]]]:
-        """Return the parts of a reconcile, in order."""
+        """Return the parts of a reconcile, in order (DEPENDS says which need which)."""
         return [
             ("address", lambda b: self.check_address(ipr, b)),
             ("sysctl", lambda b: self.sysctls(b, skip_missing=True)),
             ("links", lambda b: self.links(ipr, b)),
-            ("sysctl", lambda b: self.sysctls(b, skip_missing=False)),
+            ("link-sysctl", lambda b: self.sysctls(b, skip_missing=False)),
             ("remote", self.remote_endpoints),
             ("ipsets", self.ipsets),
             ("iptables", self.iptables),
-            ("ipsets", lambda b: self.stale_ipsets()),
+            ("stale-ipsets", lambda b: self.stale_ipsets()),
             ("routes", lambda b: self.routes(ipr, b)),
             ("bird", self.bird),
             ("files", self.files),
+            ("bundle", self.bundle_copy),
         ]
 
     def reconcile(self, bundle: Bundle) -> ApplyResult:
-        """Run every part; a failing part is recorded and the rest still run."""
+        """Run every part whose dependencies succeeded; record failures and skipped parts."""
         start = time.perf_counter()
         result = ApplyResult()
         with IPRoute() as ipr:
             for name, part in self.parts(ipr):
-                if name in result.errors:
+                blocker = result.blocker(name)
+                if blocker is not None:
+                    result.skipped[name] = blocker
                     continue
                 try:
                     done = part(bundle)
-                except AgentError as exc:
-                    result.errors[name] = str(exc)
+                except Exception as exc:  # one part's failure must not end the reconcile
+                    result.errors[name] = describe(exc)
                     continue
+                result.applied.append(name)
                 if done:
                     result.changes.setdefault(name, []).extend(done)
         result.seconds = time.perf_counter() - start
@@ -236,16 +308,29 @@ class Reconciler:
         return reconcile_bird(self.runner, bundle, self.options.root, self.options.env)
 
     def files(self, bundle: Bundle) -> list[str]:
-        """Install the bundle's files at their places and a copy of the bundle itself."""
+        """Install the bundle's files at their places (bird.conf: the bird part) and the plugins."""
         root = self.options.root
         changes = []
         for rel, entry in sorted(bundle.manifest.files.items()):
-            data = (bundle.directory / rel).read_bytes()
             target = entry.install if rel != bundle.manifest.bird.config else None
-            if target and write_if_changed(under(root, target), data):
+            if target and write_if_changed(under(root, target), bundle.data(rel)):
                 changes.append(f"{target}: installed")
-            write_if_changed(under(root, BUNDLE_COPY) / rel, data)
-        write_if_changed(
-            under(root, BUNDLE_COPY) / MANIFEST, (bundle.directory / MANIFEST).read_bytes()
-        )
         return changes + [f"{path}: installed" for path in install_plugins(root)]
+
+    def bundle_copy(self, bundle: Bundle) -> list[str]:
+        """Swap in the bundle's copy for the CNI plugin, in one rename (the last part)."""
+        if replace_tree(under(self.options.root, BUNDLE_COPY), bundle.tree()):
+            return [f"{BUNDLE_COPY}: installed bundle {bundle.digest[:19]}"]
+        return []
+
+
+def expected_node(options: Options) -> str | None:
+    """Return the node name a bundle must be for: --node, else the installed bundle's node."""
+    if options.node is not None:
+        return options.node
+    return installed_node(under(options.root, BUNDLE_COPY))
+
+
+def installed_bundle(options: Options) -> Bundle:
+    """Return the installed bundle copy (the last one fully applied), verified like any bundle."""
+    return load_bundle(under(options.root, BUNDLE_COPY), expected_node(options))

@@ -5,10 +5,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from agent import AgentError
+
+if TYPE_CHECKING:
+    from agent.apply import ApplyResult, Options
 
 BundleOpt = Annotated[Path, typer.Option("--bundle", help="the node's bundle (holds node.json)")]
 RootOpt = Annotated[
@@ -38,6 +44,16 @@ KubeOpt = Annotated[
     ),
 ]
 
+NodeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--node",
+        envvar="CALICC_NODE",
+        help="the name of this node: a bundle compiled for another node is refused "
+        "(default: the node of the installed bundle, if any)",
+    ),
+]
+
 LogOpt = Annotated[
     Path | None,
     typer.Option("--command-log", help="write every command run (JSON: reads, writes) here"),
@@ -48,9 +64,31 @@ def write_command_log(
     path: Path, reads: list[tuple[str, ...]], writes: list[tuple[str, ...]]
 ) -> None:
     """Write the commands a run executed, for tests and benchmarks."""
-    import json
-
     path.write_text(json.dumps({"reads": reads, "writes": writes}, indent=1) + "\n")
+
+
+def print_report(result: ApplyResult, options: Options, as_json: bool) -> None:
+    """Print what an apply did: JSON, or a line per change, failure and skipped part."""
+    from agent.apply import BUNDLE_COPY
+
+    if as_json:
+        typer.echo(json.dumps(result.report(), sort_keys=True))
+        return
+    for line in result.lines():
+        typer.echo(line, err=line.startswith(("error:", "skipped:")))
+    if not result.ok:
+        copy = options.root / BUNDLE_COPY
+        typer.echo(f"applied: {', '.join(result.applied) or 'nothing'}", err=True)
+        typer.echo(f"not installed: {copy} still holds the last fully applied bundle", err=True)
+
+
+def invalid_report(message: str) -> dict[str, object]:
+    """Return the --json report of a bundle that failed validation (nothing ran)."""
+    from agent.apply import DEPENDS
+
+    skipped = dict.fromkeys(DEPENDS, "because validate failed")
+    failed = {"validate": message}
+    return {"changed": False, "changes": {}, "applied": [], "failed": failed, "skipped": skipped}
 
 
 def apply_cmd(
@@ -60,13 +98,22 @@ def apply_cmd(
     skip_address_check: NoAddrOpt = False,
     command_log: LogOpt = None,
     kubeconfig: KubeOpt = None,
+    node: NodeOpt = None,
     as_json: Annotated[
         bool,
-        typer.Option("--json", help='print {"changed", "changes", "errors"} as JSON (Ansible)'),
+        typer.Option(
+            "--json",
+            help='print {"changed", "changes", "applied", "failed", "skipped"} as JSON (Ansible)',
+        ),
     ] = False,
 ) -> None:
-    """Apply a node bundle once to this network namespace (idempotent)."""
-    from agent.apply import Options, Reconciler
+    """Apply a node bundle once to this network namespace (idempotent).
+
+    The bundle is validated first (nothing changes when it is invalid). A failed part skips
+    the parts that depend on it and the bundle is then not installed as current; the exit code
+    is 1 and the report lists the parts applied, failed (with the error) and skipped.
+    """
+    from agent.apply import Options, Reconciler, expected_node
     from agent.bundle import load_bundle
 
     options = Options(
@@ -74,19 +121,19 @@ def apply_cmd(
         allow_tunnel_standin=allow_tunnel_standin,
         check_address=not skip_address_check,
         kubeconfig=kubeconfig,
+        node=node,
     )
+    try:
+        verified = load_bundle(bundle, expected_node(options))
+    except AgentError as exc:
+        if as_json:
+            typer.echo(json.dumps(invalid_report(str(exc)), sort_keys=True))
+        raise
     reconciler = Reconciler(options)
-    result = reconciler.reconcile(load_bundle(bundle))
+    result = reconciler.reconcile(verified)
     if command_log is not None:
         write_command_log(command_log, reconciler.runner.reads, reconciler.runner.writes)
-    if as_json:
-        import json
-
-        report = {"changed": bool(result.changes), "changes": result.changes}
-        typer.echo(json.dumps({**report, "errors": result.errors}, sort_keys=True))
-    else:
-        for line in result.lines():
-            typer.echo(line, err=line.startswith("error:"))
+    print_report(result, options, as_json)
     if not result.ok:
         raise typer.Exit(1)
     if not result.changes and not as_json:
@@ -100,6 +147,7 @@ def agent_cmd(
     allow_tunnel_standin: StandinOpt = False,
     skip_address_check: NoAddrOpt = False,
     kubeconfig: KubeOpt = None,
+    node: NodeOpt = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="serve Prometheus metrics on 127.0.0.1:PORT")
     ] = None,
@@ -148,6 +196,7 @@ def agent_cmd(
         allow_tunnel_standin=allow_tunnel_standin,
         check_address=not skip_address_check,
         kubeconfig=kubeconfig,
+        node=node,
     )
     loop = make_loop(bundle, interval, options, metrics_file, full_read_every)
     handle_signals(loop.stop)

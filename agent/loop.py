@@ -6,6 +6,12 @@ is applied) and runs one reconcile with the same Reconciler, whose drift watch m
 case run no command (agent/drift.py). Each change is logged on its own line: "applied: ..." for
 a new bundle, "repaired drift: ..." otherwise, naming the part and what was done (e.g.
 "repaired drift: routes: route 10.244.1.64/26: added").
+
+The last good state is kept: a bundle with a failed part is not recorded as applied, its
+dependent parts are skipped (agent/apply.py), the installed bundle copy stays the last one fully
+applied, and the bundle is retried the next interval. A bundle that does not even validate (a
+push copying it, a corrupt file) changes nothing; the loop then keeps reconciling the installed
+copy, so drift of the last good state is still repaired.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent import AgentError
-from agent.apply import Options, Reconciler
+from agent.apply import ApplyResult, Options, Reconciler, expected_node, installed_bundle
 from agent.bundle import Bundle, load_bundle
 from agent.drift import FULL_EVERY
 from agent.metrics import Metrics, write_textfile
@@ -41,31 +47,59 @@ class Loop:
     def once(self) -> None:
         """Run one reconcile (loading the bundle again, so a new one is picked up)."""
         try:
-            bundle = load_bundle(self.bundle_dir)
+            bundle = load_bundle(self.bundle_dir, expected_node(self.reconciler.options))
         except AgentError as exc:
-            log.error("bundle: %s (keeping the node as it is)", exc)
+            log.error("bundle: %s (nothing of it applied)", exc)
             self.metrics.errors += 1
+            self.keep_last_good()
             return
         new = bundle.digest != self.applied
         if new:
             log.info("bundle %s found in %s: applying it", bundle.digest[:19], self.bundle_dir)
-        result = self.reconciler.reconcile(bundle)
-        runner = self.reconciler.runner
-        self.metrics.observe(result, repaired=not new, commands=len(runner.reads + runner.writes))
-        runner.reads.clear()  # the log is for one-shot applies; the loop only counts
-        runner.writes.clear()
-        verb = "applied" if new else "repaired drift"
-        for line in result.lines():
-            (log.error if line.startswith("error:") else log.info)("%s: %s", verb, line)
+        result = self.reconcile(bundle, "applied" if new else "repaired drift", repaired=not new)
         if result.ok and new:
             self.applied = bundle.digest
             self.metrics.bundles += 1
             log.info("bundle %s applied in %.3fs", bundle.digest[:19], result.seconds)
+        elif not result.ok:
+            log.error(
+                "bundle %s not fully applied (failed: %s); the installed bundle stays the last "
+                "one fully applied; retrying in %gs",
+                bundle.digest[:19],
+                ", ".join(result.errors),
+                self.interval,
+            )
         self.update_ipam(bundle)
+
+    def keep_last_good(self) -> None:
+        """Reconcile the installed bundle copy (the last one fully applied), if there is one."""
+        try:
+            bundle = installed_bundle(self.reconciler.options)
+        except AgentError as exc:
+            log.warning("no installed bundle to keep the node at: %s", exc)
+            return
+        self.reconcile(bundle, "repaired drift (last good bundle)", repaired=True)
+        self.update_ipam(bundle)
+
+    def reconcile(self, bundle: Bundle, verb: str, repaired: bool) -> ApplyResult:
+        """Run one reconcile of `bundle`, log its lines and count it."""
+        result = self.reconciler.reconcile(bundle)
+        runner = self.reconciler.runner
+        self.metrics.observe(result, repaired=repaired, commands=len(runner.reads + runner.writes))
+        runner.reads.clear()  # the log is for one-shot applies; the loop only counts
+        runner.writes.clear()
+        for line in result.lines():
+            failed = line.startswith(("error:", "skipped:"))
+            (log.error if failed else log.info)("%s: %s", verb, line)
+        return result
+
+    def update_ipam(self, bundle: Bundle) -> None:
+        """Refresh the IPAM gauges from the CNI plugin's state, then write the metrics file."""
+        self.update_gauges(bundle)
         if self.metrics_file is not None:
             write_textfile(self.metrics_file, self.metrics)
 
-    def update_ipam(self, bundle: Bundle) -> None:
+    def update_gauges(self, bundle: Bundle) -> None:
         """Refresh the IPAM gauges from the CNI plugin's state."""
         try:
             allocs = node_allocations(self.reconciler.options.root, bundle.manifest)

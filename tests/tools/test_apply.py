@@ -132,6 +132,7 @@ def test_failed_iptables_keeps_previous_chains(make_ns: MakeNs, root: Path, tmp_
     result = apply(ns, broken, root, tmp_path / "log.json")
     assert result.returncode == 1
     assert "error: iptables:" in result.stderr
+    assert "skipped: routes (because iptables failed)" in result.stderr
     after = ns_run(ns, ["iptables-save", "-t", "filter"]).stdout
     strip = [ln for ln in before.splitlines() if not ln.startswith("#")]
     assert [ln for ln in after.splitlines() if not ln.startswith("#")] == strip
@@ -173,8 +174,12 @@ def test_apply_json_reports_changed_then_unchanged(
     ok(first)
     report = json.loads(first.stdout)
     assert report["changed"] is True
-    assert report["errors"] == {}
+    assert (report["failed"], report["skipped"]) == ({}, {})
+    assert report["applied"][0] == "address"
+    assert report["applied"][-1] == "bundle"
     assert "routes" in report["changes"]
     second = apply(ns, VXLAN, root, log, "--json")
     ok(second)
-    assert json.loads(second.stdout) == {"changed": False, "changes": {}, "errors": {}}
+    again = json.loads(second.stdout)
+    assert again.pop("applied") == report["applied"]
+    assert again == {"changed": False, "changes": {}, "failed": {}, "skipped": {}}
