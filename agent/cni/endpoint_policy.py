@@ -189,9 +189,26 @@ def detach(
     path.unlink(missing_ok=True)
 
 
-def collect(state_dir: Path, manifest: NodeManifest, keep: set[tuple[str, str]]) -> list[str]:
+def undo_attach(state_dir: Path, manifest: NodeManifest, iface: str) -> None:
+    """Roll back `attach` of a failed ADD: what its record lists, then the record itself.
+
+    Without a record attach failed before it wrote one and added nothing. The record goes
+    even when the rules cannot be read, so a failed ADD never leaves one behind.
+    """
+    path = record_path(state_dir, iface)
+    if _read_record(path) is None:
+        return
+    try:
+        detach(state_dir, manifest, iface, [])
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def collect(
+    state_dir: Path, manifest: NodeManifest, keep: set[tuple[str, str]]
+) -> list[EndpointRecord]:
     """GC: detach every recorded endpoint whose (container id, ifname) is not in `keep`."""
     gone = [r for r in load_records(state_dir) if (r.container_id, r.ifname) not in keep]
     for record in gone:
         detach(state_dir, manifest, record.iface, [IPv4Address(record.address)])
-    return [r.iface for r in gone]
+    return gone

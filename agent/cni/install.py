@@ -57,6 +57,7 @@ def native_source(kind: str, root: Path, python: str) -> str:
         "ROOT": str(root),
     }
     defines = "".join(f"#define CALICC_{k} {c_string(v)}\n" for k, v in values.items())
+    defines += f"#define CALICC_MAX_STDIN {thin.MAX_STDIN}u\n"
     body = defines + NATIVE_SOURCE.read_text(encoding="utf-8")
     digest = hashlib.sha256(body.encode()).hexdigest()
     return f"#define CALICC_SOURCE_ID {c_string(digest)}\n{body}"

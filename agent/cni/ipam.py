@@ -27,7 +27,7 @@ import bisect
 import fcntl
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -70,6 +70,15 @@ def _from_json(address: str, item: dict[str, Any]) -> Allocation:
     )
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What IpamStore.claim did: the allocation, whether it is new, the cursor before it."""
+
+    allocation: Allocation
+    new: bool
+    cursor: IPv4Address | None
+
+
 @dataclass
 class _State:
     allocations: dict[IPv4Address, Allocation]
@@ -108,38 +117,67 @@ class IpamStore:
         Raises:
             CniError: POOL_EXHAUSTED naming the node and its blocks when nothing is free.
         """
+        return self.claim(handle, container_id, ifname, attrs).allocation
+
+    def claim(self, handle: str, container_id: str, ifname: str, attrs: dict[str, str]) -> Claim:
+        """Like assign, also saying whether the address is new and where the cursor was."""
         with self._locked() as state:
             for alloc in state.allocations.values():
                 if alloc.handle == handle:
-                    return alloc
+                    return Claim(alloc, False, state.cursor)
             address = self._next_free(state)
             alloc = Allocation(address, handle, container_id, ifname, attrs)
+            claim = Claim(alloc, True, state.cursor)
             state.allocations[address] = alloc
             state.cursor = address
             self._write(state)
-            return alloc
+            return claim
+
+    def unclaim(self, claim: Claim) -> None:
+        """Undo a claim of a failed ADD: the state is as before it (the cursor too).
+
+        Only a new address is released (an ADD repeated for a running pod keeps its address),
+        and the cursor goes back only while nothing was allocated since: an address handed out
+        and taken back before the pod ever sent a packet leaves no conntrack entries behind.
+        """
+        alloc = claim.allocation
+        if not claim.new:
+            return
+        with self._locked() as state:
+            if state.allocations.get(alloc.address) != alloc:
+                return
+            del state.allocations[alloc.address]
+            if state.cursor == alloc.address:
+                state.cursor = claim.cursor
+            self._write(state)
 
     def release(self, handle: str) -> list[IPv4Address]:
         """Release every address held by `handle`; an unknown handle is not an error."""
-        return self._release_where(lambda a: a.handle == handle)
+        return [a.address for a in self._release_where(lambda a: a.handle == handle)]
 
-    def gc(self, keep: set[tuple[str, str]]) -> list[IPv4Address]:
+    def gc(self, keep: set[tuple[str, str]], network: str = "") -> list[IPv4Address]:
         """Release every allocation whose (container id, ifname) is not in `keep`."""
-        return self._release_where(lambda a: (a.container_id, a.ifname) not in keep)
+        return [a.address for a in self.reclaim(keep, network)]
+
+    def reclaim(self, keep: set[tuple[str, str]], network: str = "") -> list[Allocation]:
+        """GC: release and return the allocations of `network` (all when "") not in `keep`."""
+        prefix = f"{network}." if network else ""
+        return self._release_where(
+            lambda a: a.handle.startswith(prefix) and (a.container_id, a.ifname) not in keep
+        )
 
     def allocations(self) -> list[Allocation]:
         """Return the current allocations, sorted by address (reads under the lock)."""
         with self._locked() as state:
             return [state.allocations[a] for a in sorted(state.allocations)]
 
-    def _release_where(self, doomed: Any) -> list[IPv4Address]:
+    def _release_where(self, doomed: Callable[[Allocation], bool]) -> list[Allocation]:
         with self._locked() as state:
             gone = sorted(a for a, alloc in state.allocations.items() if doomed(alloc))
-            for address in gone:
-                del state.allocations[address]
+            released = [state.allocations.pop(address) for address in gone]
             if gone:
                 self._write(state)
-            return gone
+            return released
 
     def _next_free(self, state: _State) -> IPv4Address:
         pool = self.candidates()

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import replace
 from ipaddress import IPv4Address
 
-from agent.cni.errors import CHECK_FAILED, INVALID_CONFIG, PLUGIN_NOT_AVAILABLE, CniError
-from agent.cni.ipam import Allocation, IpamStore
+from agent.cni.errors import CHECK_FAILED, PLUGIN_NOT_AVAILABLE, CniError
+from agent.cni.ipam import Allocation, Claim, IpamStore
 from agent.cni.naming import pod_identity
+from agent.cni.netconf import GC_KEYS
 from agent.cni.node import ipam_store, load_manifest
 from agent.cni.request import Request
 from agent.cni.result import dump, ipam_result, require_version
@@ -35,14 +36,19 @@ def store_for(req: Request) -> IpamStore:
     return ipam_store(req.state_dir, load_manifest(req.bundle), str(nodename))
 
 
-def ipam_add(req: Request) -> Allocation:
-    """Allocate (or return the existing) address of the request's handle."""
+def ipam_claim(req: Request) -> Claim:
+    """Allocate (or return the existing) address of the request's handle, saying which."""
     attrs = {
         "identity": pod_identity(req.args, req.container_id),
         "namespace": req.args.get("K8S_POD_NAMESPACE", ""),
         "pod": req.args.get("K8S_POD_NAME", ""),
     }
-    return store_for(req).assign(req.handle, req.container_id, req.ifname, attrs)
+    return store_for(req).claim(req.handle, req.container_id, req.ifname, attrs)
+
+
+def ipam_add(req: Request) -> Allocation:
+    """Allocate (or return the existing) address of the request's handle."""
+    return ipam_claim(req).allocation
 
 
 def ipam_del(req: Request) -> list[IPv4Address]:
@@ -51,16 +57,13 @@ def ipam_del(req: Request) -> list[IPv4Address]:
 
 
 def gc_attachments(req: Request) -> set[tuple[str, str]]:
-    """Return the (container id, ifname) pairs the runtime says are still valid (GC, spec 1.1)."""
-    items = req.conf.get("cni.dev/valid-attachments", req.conf.get("cni.dev/attachments", []))
-    if not isinstance(items, list):
-        raise CniError(INVALID_CONFIG, "cni.dev/valid-attachments must be a list")
-    keep: set[tuple[str, str]] = set()
-    for item in items:
-        if not isinstance(item, dict) or "containerID" not in item:
-            raise CniError(INVALID_CONFIG, f"GC attachment {item!r} needs containerID and ifname")
-        keep.add((str(item["containerID"]), str(item.get("ifname", ""))))
-    return keep
+    """Return the (container id, ifname) pairs the runtime says are still valid (GC, spec 1.1).
+
+    The list's shape was checked with the netconf (agent/cni/netconf.py check_gc).
+    """
+    key = next((k for k in GC_KEYS if k in req.conf), GC_KEYS[0])
+    items = req.conf.get(key) or []
+    return {(str(i["containerID"]), str(i.get("ifname", ""))) for i in items}
 
 
 def ipam_check(req: Request) -> None:
@@ -91,7 +94,7 @@ def handle_ipam(req: Request) -> str:
     elif req.command == "CHECK":
         ipam_check(req)
     elif req.command == "GC":
-        store_for(req).gc(gc_attachments(req))
+        store_for(req).gc(gc_attachments(req), req.network)
     elif req.command == "STATUS":
         ipam_status(req)
     return ""

@@ -12,27 +12,27 @@ from agent.cni.ipam_plugin import handle_ipam
 from agent.cni.plugin import handle_plugin
 from agent.cni.request import Request, parse_conf, parse_request
 from agent.cni.result import SUPPORTED_VERSIONS
+from agent.cni.thin import MAX_STDIN
 
 INTERNAL_ERROR = 999
+MAX_DETAIL = 200  # characters of an unexpected exception's text in the error
 Handler = Callable[[Request], str]
 HANDLERS: dict[str, Handler] = {"plugin": handle_plugin, "ipam": handle_ipam}
 
 
-def version_text(stdin: bytes) -> str:
-    """Return the VERSION answer in the requested cniVersion (default 1.0.0)."""
+def _asked_version(stdin: bytes) -> str:
+    """Return the request's cniVersion when calicc speaks it, else 1.0.0 (never echo garbage)."""
     try:
-        asked = str(parse_conf(stdin).get("cniVersion") or "1.0.0")
-    except CniError:
-        asked = "1.0.0"
-    body = {"cniVersion": asked, "supportedVersions": list(SUPPORTED_VERSIONS)}
-    return json.dumps(body, sort_keys=True) + "\n"
-
-
-def _error_version(stdin: bytes) -> str:
-    try:
-        return str(parse_conf(stdin).get("cniVersion") or "1.0.0")
+        asked = parse_conf(stdin).get("cniVersion")
     except CniError:
         return "1.0.0"
+    return asked if asked in SUPPORTED_VERSIONS else "1.0.0"
+
+
+def version_text(stdin: bytes) -> str:
+    """Return the VERSION answer in the requested cniVersion (default 1.0.0)."""
+    body = {"cniVersion": _asked_version(stdin), "supportedVersions": list(SUPPORTED_VERSIONS)}
+    return json.dumps(body, sort_keys=True) + "\n"
 
 
 def run(kind: str, env: Mapping[str, str], stdin: bytes, root: str = "") -> tuple[int, str]:
@@ -42,14 +42,15 @@ def run(kind: str, env: Mapping[str, str], stdin: bytes, root: str = "") -> tupl
             return 0, version_text(stdin)
         return 0, HANDLERS[kind](parse_request(env, stdin, root))
     except CniError as exc:
-        return exc.exit_code(), exc.to_json(_error_version(stdin))
+        return exc.exit_code(), exc.to_json(_asked_version(stdin))
     except Exception as exc:  # the runtime needs an error object, not a traceback
-        error = CniError(INTERNAL_ERROR, f"calicc {kind} failed unexpectedly: {exc!r}")
-        return 1, error.to_json(_error_version(stdin))
+        what = f"{type(exc).__name__}: {str(exc)[:MAX_DETAIL]}"
+        error = CniError(INTERNAL_ERROR, f"calicc {kind} failed unexpectedly ({what})")
+        return 1, error.to_json(_asked_version(stdin))
 
 
 def _main(kind: str) -> None:
-    code, out = run(kind, os.environ, sys.stdin.buffer.read())
+    code, out = run(kind, os.environ, sys.stdin.buffer.read(MAX_STDIN + 1))
     sys.stdout.write(out)
     sys.stdout.flush()
     sys.exit(code)

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+from ipaddress import IPv4Address
 from typing import Any
 
 from agent.cni import endpoint_policy
 from agent.cni.check import check_wiring
-from agent.cni.errors import CHECK_FAILED, INVALID_CONFIG, CniError
+from agent.cni.errors import INVALID_CONFIG, CniError
+from agent.cni.ipam import Allocation
 from agent.cni.ipam_plugin import (
     gc_attachments,
-    ipam_add,
     ipam_check,
+    ipam_claim,
     ipam_del,
     ipam_request,
     ipam_status,
     store_for,
 )
 from agent.cni.naming import host_veth_name, pod_identity
+from agent.cni.netconf import check_prev_result
+from agent.cni.netns import require_netns
 from agent.cni.node import load_manifest
 from agent.cni.request import Request
-from agent.cni.result import dump, plugin_result, prev_address, require_version
-from agent.cni.veth import Wiring, add_veth, del_veth
+from agent.cni.result import dump, plugin_result, require_version
+from agent.cni.veth import Wiring, add_veth, del_veth, remove_host_ends, remove_pair
+from compiler.model.manifest import NodeManifest
 
 IPAM_TYPE = "calicc-ipam"
 MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
@@ -37,14 +44,9 @@ def _ipam_section(req: Request) -> dict[str, Any]:
     return section
 
 
-def pod_mtu(req: Request) -> int:
-    """Return the netconf's MTU, else the manifest's pod MTU."""
-    mtu = req.conf.get("mtu")
-    if mtu in (None, 0):
-        return load_manifest(req.bundle).pod_mtu
-    if not isinstance(mtu, int) or not 68 <= mtu <= 65535:  # noqa: PLR2004
-        raise CniError(INVALID_CONFIG, f"netconf mtu {mtu!r} must be an integer 68-65535")
-    return mtu
+def pod_mtu(req: Request, manifest: NodeManifest) -> int:
+    """Return the netconf's MTU (checked by agent/cni/netconf.py), else the node's pod MTU."""
+    return int(req.conf.get("mtu") or manifest.pod_mtu)
 
 
 def host_name(req: Request) -> str:
@@ -52,21 +54,48 @@ def host_name(req: Request) -> str:
     return host_veth_name(pod_identity(req.args, req.container_id))
 
 
+def host_of(alloc: Allocation) -> str:
+    """Return the host veth name of an IPAM allocation's pod (ADD records its identity)."""
+    return host_veth_name(alloc.attrs.get("identity") or alloc.container_id)
+
+
+def undo(failure: BaseException, *steps: Callable[[], object]) -> None:
+    """Run every undo step of a failed ADD; what fails is noted in the error's details."""
+    notes = []
+    for step in steps:
+        try:
+            step()
+        except (CniError, OSError) as exc:
+            notes.append(f"rollback: {exc}")
+    if notes and isinstance(failure, CniError):
+        failure.details = "; ".join(filter(None, [failure.details, *notes]))
+
+
 def cmd_add(req: Request) -> str:
-    """Allocate, wire and apply policy; on any failure undo the wiring and release the address."""
+    """Allocate, wire and apply policy; a failure takes back exactly what this ADD took.
+
+    Nothing is touched until the netconf, the manifest and the pod's namespace check out.
+    """
     _ipam_section(req)
-    mtu = pod_mtu(req)
+    manifest = load_manifest(req.bundle)
+    require_netns(req.netns)
     ipreq = ipam_request(req)
-    alloc = ipam_add(ipreq)
-    wiring = Wiring(host_name(req), req.ifname, req.netns, alloc.address, mtu)
+    claim = ipam_claim(ipreq)
+    address = claim.allocation.address
+    wiring = Wiring(host_name(req), req.ifname, req.netns, address, pod_mtu(req, manifest))
+    release = partial(store_for(ipreq).unclaim, claim)
     try:
-        host, pod = add_veth(wiring)
-        endpoint_policy.attach(req, load_manifest(req.bundle), wiring.host, alloc.address)
-    except BaseException:
-        del_veth(req.netns, req.ifname)
-        ipam_del(ipreq)
+        host, pod = add_veth(wiring)  # removes its own half-made pair
+    except BaseException as exc:
+        undo(exc, release)
         raise
-    return dump(plugin_result(req.cni_version, alloc.address, host, pod))
+    try:
+        endpoint_policy.attach(req, manifest, wiring.host, address)
+    except BaseException as exc:
+        forget = partial(endpoint_policy.undo_attach, req.state_dir, manifest, wiring.host)
+        undo(exc, forget, partial(remove_pair, wiring.host), release)
+        raise
+    return dump(plugin_result(req.cni_version, address, host, pod))
 
 
 def cmd_del(req: Request) -> str:
@@ -91,20 +120,28 @@ def cmd_del(req: Request) -> str:
 
 def cmd_check(req: Request) -> str:
     """Fail with every difference between the pod and what ADD programmed."""
-    address = prev_address(req.conf)
-    if address is None:
-        raise CniError(CHECK_FAILED, "CHECK needs prevResult with the pod's address")
-    check_wiring(Wiring(host_name(req), req.ifname, req.netns, address, pod_mtu(req)))
+    address = check_prev_result(req.conf).ip
+    manifest = load_manifest(req.bundle)
+    check_wiring(Wiring(host_name(req), req.ifname, req.netns, address, pod_mtu(req, manifest)))
     ipam_check(ipam_request(req))
     return ""
 
 
 def cmd_gc(req: Request) -> str:
-    """Release IPAM allocations and policy state of attachments the runtime no longer has."""
+    """Reclaim attachments the runtime no longer has: IPAM, policy, host routes and veths.
+
+    Only attachments of this network go; a host veth that a live attachment also names stays.
+    """
     ipreq = ipam_request(req)
     keep = gc_attachments(req)
-    store_for(ipreq).gc(keep)
-    endpoint_policy.collect(req.state_dir, load_manifest(req.bundle), keep)
+    manifest = load_manifest(req.bundle)
+    store = store_for(ipreq)
+    reclaimed = [(host_of(a), a.address) for a in store.reclaim(keep, req.network)]
+    gone = endpoint_policy.collect(req.state_dir, manifest, keep)
+    reclaimed += [(r.iface, IPv4Address(r.address)) for r in gone]
+    live = {host_of(a) for a in store.allocations()}
+    live |= {r.iface for r in endpoint_policy.load_records(req.state_dir)}
+    remove_host_ends(sorted(set(reclaimed)), live)
     return ""
 
 

@@ -16,16 +16,16 @@ The netconf keys calicc reads (all optional except `cniVersion`, `name`, `type`)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.cni.errors import DECODE_FAILURE, INVALID_CONFIG, INVALID_ENV, CniError
+from agent.cni.errors import INVALID_ENV, CniError
+from agent.cni.netconf import check_conf
+from agent.cni.validate import NEEDS_CONTAINER, check_env, decode_conf, parse_cni_args, shown
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
-NEEDS_CONTAINER = ("ADD", "DEL", "CHECK")
 
 
 @dataclass(frozen=True)
@@ -77,64 +77,35 @@ class Request:
         return path if path.suffix == ".json" else path / "node.json"
 
 
-def parse_cni_args(text: str) -> dict[str, str]:
-    """Parse CNI_ARGS (`K=V;K=V`).
-
-    Examples:
-        >>> parse_cni_args("IgnoreUnknown=1;K8S_POD_NAME=web-0")
-        {'IgnoreUnknown': '1', 'K8S_POD_NAME': 'web-0'}
-    """
-    pairs: dict[str, str] = {}
-    for item in filter(None, text.split(";")):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CniError(INVALID_ENV, f"CNI_ARGS item {item!r} is not KEY=VALUE")
-        pairs[key] = value
-    return pairs
-
-
 def parse_conf(stdin: bytes) -> dict[str, Any]:
-    """Decode the netconf JSON object from stdin."""
-    try:
-        conf = json.loads(stdin or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CniError(
-            DECODE_FAILURE, f"network configuration on stdin is not JSON: {exc}"
-        ) from exc
-    if not isinstance(conf, dict):
-        raise CniError(DECODE_FAILURE, "network configuration on stdin must be a JSON object")
-    return conf
-
-
-def _need(env: Mapping[str, str], key: str, command: str) -> str:
-    value = env.get(key, "")
-    if not value:
-        raise CniError(INVALID_ENV, f"{key} is not set; the runtime must set it for {command}")
-    return value
+    """Decode the netconf JSON object from stdin (agent/cni/validate.py bounds it)."""
+    return decode_conf(stdin)
 
 
 def parse_request(env: Mapping[str, str], stdin: bytes, root: str = "") -> Request:
-    """Build a Request from the environment and stdin, validating what the command needs.
+    """Build a Request from the environment and stdin, every value validated before any use.
 
+    agent/cni/validate.py checks the CNI_* variables (error 4 naming the variable), stdin's size
+    and JSON (6), agent/cni/netconf.py the fields calicc reads (7 naming the field): every path
+    (standalone, the agent's socket, the launchers) comes through here first.
     `root` (else the CALICC_ROOT variable the launcher sets, else "/") prefixes the paths.
     """
     command = env.get("CNI_COMMAND", "")
     if command not in COMMANDS:
         raise CniError(
-            INVALID_ENV, f"CNI_COMMAND={command!r}: expected one of {', '.join(COMMANDS)}"
+            INVALID_ENV, f"CNI_COMMAND={shown(command)}: expected one of {', '.join(COMMANDS)}"
         )
-    conf = parse_conf(stdin) if command != "VERSION" or stdin.strip() else {}
+    check_env(env, command)
+    args = parse_cni_args(env.get("CNI_ARGS", ""))
+    conf = decode_conf(stdin) if command != "VERSION" or stdin.strip() else {}
     if command != "VERSION":
-        for key in ("cniVersion", "name"):
-            if not isinstance(conf.get(key), str) or not conf[key]:
-                raise CniError(INVALID_CONFIG, f"network configuration needs a string {key!r}")
-    needs = command in NEEDS_CONTAINER
+        check_conf(conf, command)
     return Request(
         command=command,
-        container_id=_need(env, "CNI_CONTAINERID", command) if needs else "",
-        netns=_need(env, "CNI_NETNS", command) if command == "ADD" else env.get("CNI_NETNS", ""),
-        ifname=_need(env, "CNI_IFNAME", command) if needs else env.get("CNI_IFNAME", ""),
-        args=parse_cni_args(env.get("CNI_ARGS", "")),
+        container_id=env.get("CNI_CONTAINERID", "") if command in NEEDS_CONTAINER else "",
+        netns=env.get("CNI_NETNS", ""),
+        ifname=env.get("CNI_IFNAME", ""),
+        args=args,
         conf=conf,
         env={k: v for k, v in env.items() if k.startswith("CNI_")},
         default_root=root or env.get("CALICC_ROOT", "") or "/",

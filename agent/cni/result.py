@@ -8,6 +8,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from agent.cni.errors import INCOMPATIBLE_VERSION, CniError
+from agent.cni.validate import shown
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 GATEWAY = IPv4Address("169.254.1.1")
@@ -18,7 +19,9 @@ def version_tuple(version: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in version.split("."))
     except ValueError as exc:
-        raise CniError(INCOMPATIBLE_VERSION, f"cniVersion {version!r} is not a version") from exc
+        raise CniError(
+            INCOMPATIBLE_VERSION, f"cniVersion {shown(version)} is not a version"
+        ) from exc
 
 
 def require_version(version: str, command: str, minimum: str = "0.3.0") -> None:
@@ -26,7 +29,8 @@ def require_version(version: str, command: str, minimum: str = "0.3.0") -> None:
     if version not in SUPPORTED_VERSIONS:
         raise CniError(
             INCOMPATIBLE_VERSION,
-            f"cniVersion {version} is not supported; use one of {', '.join(SUPPORTED_VERSIONS)}",
+            f"netconf cniVersion {shown(version)} is not supported; use one of "
+            + ", ".join(SUPPORTED_VERSIONS),
         )
     if version_tuple(version) < version_tuple(minimum):
         raise CniError(
@@ -86,14 +90,3 @@ def plugin_result(
 def dump(result: dict[str, Any]) -> str:
     """Return the JSON text printed on stdout."""
     return json.dumps(result, indent=2, sort_keys=True) + "\n"
-
-
-def prev_address(conf: dict[str, Any]) -> IPv4Address | None:
-    """Return the pod address recorded in the netconf's prevResult (CHECK), if any."""
-    prev = conf.get("prevResult")
-    if not isinstance(prev, dict):
-        return None
-    for entry in prev.get("ips", []):
-        if isinstance(entry, dict) and isinstance(entry.get("address"), str):
-            return IPv4Address(entry["address"].split("/")[0])
-    return None

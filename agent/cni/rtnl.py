@@ -3,7 +3,8 @@
 pyroute2 0.9 runs an asyncio loop per call (about 0.25 ms each, 1 ms for a socket opened on a
 netns thread); ADD needs ten calls on two sockets, so the plugin speaks the few rtnetlink
 messages it needs itself: RTM_NEWLINK (a veth pair whose peer is created inside the pod's
-namespace), RTM_GETLINK by name, RTM_SETLINK up, RTM_DELLINK, RTM_NEWADDR and RTM_NEWROUTE.
+namespace), RTM_GETLINK by name, RTM_SETLINK up, RTM_DELLINK, RTM_NEWADDR, RTM_NEWROUTE and
+RTM_DELROUTE.
 A socket belongs to the network namespace of the thread that opened it, so a socket opened
 through `agent.cni.netns.in_netns` configures the pod side from any thread. Failures raise
 `OSError` with the kernel's errno; the callers translate them into CNI errors once.
@@ -23,7 +24,7 @@ NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
 NFT_MSG_GETGEN, NFTA_GEN_ID = (10 << 8) | 16, 1  # nfnetlink subsystem nf_tables
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
-RTM_NEWADDR, RTM_NEWROUTE = 20, 24
+RTM_NEWADDR, RTM_NEWROUTE, RTM_DELROUTE = 20, 24, 25
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 4, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1

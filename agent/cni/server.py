@@ -11,17 +11,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import socket
 import socketserver
 import struct
 import threading
+from io import BufferedIOBase
 from pathlib import Path
 
 from agent.cni.endpoint_policy import cache_filter_table
+from agent.cni.errors import INVALID_ENV, CniError
 from agent.cni.main import run
+from agent.cni.thin import MAX_STDIN
 
 SOCKET = "var/run/calicc/cni.sock"
+MAX_HEADER = 1 << 20  # the CNI_* variables of one request (bytes)
+MAX_REQUEST = MAX_HEADER + MAX_STDIN + 1  # the launchers forward at most MAX_STDIN + 1 of stdin
+TOO_LARGE = CniError(
+    INVALID_ENV, f"the CNI_* variables of this request exceed {MAX_HEADER} bytes; refused unread"
+)
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
 
 
 def socket_path(root: Path) -> Path:
@@ -29,12 +39,32 @@ def socket_path(root: Path) -> Path:
     return root / SOCKET
 
 
+def unescape(text: str) -> str:
+    """Undo thin.escape: backslash-n is a newline, a backslash before anything else is dropped."""
+    return _ESCAPED.sub(lambda m: "\n" if m[1] == "n" else m[1], text)
+
+
 def decode_request(data: bytes) -> tuple[str, dict[str, str], bytes]:
-    """Split a request into (kind, CNI_* environment, stdin); see agent/cni/thin.py."""
+    """Split a request into (kind, CNI_* environment, stdin); see agent/cni/thin.py.
+
+    The variables decode like os.environ does (UTF-8, other bytes as surrogates), so the
+    plugin validates exactly what it would see when run standalone.
+    """
     head, _, stdin = data.partition(b"\n\n")
-    kind, *lines = head.decode().split("\n")
-    env = dict(line.split("=", 1) for line in lines if "=" in line)
+    kind, *lines = head.decode("utf-8", "surrogateescape").split("\n")
+    pairs = (line.split("=", 1) for line in lines if "=" in line)
+    env = {unescape(k): unescape(v) for k, v in pairs}
     return kind, {k: v for k, v in env.items() if k.startswith("CNI_")}, stdin
+
+
+def read_request(stream: BufferedIOBase) -> bytes | None:
+    """Return the request, or None when it exceeds MAX_REQUEST (the rest is read and dropped)."""
+    data = stream.read(MAX_REQUEST + 1)
+    if len(data) <= MAX_REQUEST:
+        return data
+    while stream.read(65536):
+        pass
+    return None
 
 
 def peer_uid(sock: socket.socket) -> int:
@@ -48,10 +78,14 @@ class _Handler(socketserver.StreamRequestHandler):
         server: _Server = self.server  # type: ignore[assignment]
         if peer_uid(self.connection) not in (0, os.geteuid()):
             return
-        kind, env, stdin = decode_request(self.rfile.read())
-        if kind not in ("plugin", "ipam"):
-            return
-        code, out = run(kind, env, stdin, root=str(server.root))
+        data = read_request(self.rfile)
+        if data is None:
+            code, out = TOO_LARGE.exit_code(), TOO_LARGE.to_json("1.0.0")
+        else:
+            kind, env, stdin = decode_request(data)
+            if kind not in ("plugin", "ipam"):
+                return
+            code, out = run(kind, env, stdin, root=str(server.root))
         self.wfile.write(f"{code}\n{out}".encode())
 
 

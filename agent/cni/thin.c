@@ -4,8 +4,9 @@
  * agent/cni/install.py prepends the #defines CALICC_KIND, CALICC_SOCKET, CALICC_PYTHON,
  * CALICC_ROOT and CALICC_SOURCE_ID and compiles it with the node's C compiler when there is one.
  *
- * Wire format (see thin.py): request = kind NL, KEY=VALUE NL per CNI_* variable, NL, stdin;
- * then the sending side is shut down. Answer = exit status NL, then stdout bytes.
+ * Wire format (see thin.py): request = kind NL, KEY=VALUE NL per CNI_* variable (backslash and
+ * newline escaped as \\ and \n), NL, stdin (at most CALICC_MAX_STDIN + 1 bytes of it); then the
+ * sending side is shut down. Answer = exit status NL, then stdout bytes.
  * No agent listening: exec the full plugin in the project's Python with stdin untouched.
  * A connection that breaks mid-request is not retried: error 11, try again later.
  */
@@ -65,23 +66,38 @@ static int connect_agent(void) {
     return fd;
 }
 
+/* One header line: the variable with its backslashes and newlines escaped. */
+static int write_variable(int fd, const char *entry) {
+    const char *run = entry;
+    for (const char *c = entry; *c; c++) {
+        if (*c != '\\' && *c != '\n')
+            continue;
+        if (write_all(fd, run, (size_t)(c - run)) != 0 ||
+            write_all(fd, *c == '\n' ? "\\n" : "\\\\", 2) != 0)
+            return -1;
+        run = c + 1;
+    }
+    return write_all(fd, run, strlen(run)) != 0 ? -1 : write_all(fd, "\n", 1);
+}
+
 static int send_request(int fd) {
     char buf[65536];
     ssize_t got;
+    size_t left = CALICC_MAX_STDIN + 1;
     if (write_all(fd, CALICC_KIND "\n", sizeof(CALICC_KIND)) != 0)
         return -1;
     for (char **env = environ; *env; env++) {
-        if (strncmp(*env, "CNI_", 4) == 0 &&
-            (write_all(fd, *env, strlen(*env)) != 0 || write_all(fd, "\n", 1) != 0))
+        if (strncmp(*env, "CNI_", 4) == 0 && write_variable(fd, *env) != 0)
             return -1;
     }
     if (write_all(fd, "\n", 1) != 0)
         return -1;
-    while ((got = read(0, buf, sizeof(buf))) != 0) {
+    while (left > 0 && (got = read(0, buf, left < sizeof(buf) ? left : sizeof(buf))) != 0) {
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0 || write_all(fd, buf, (size_t)got) != 0)
             return -1;
+        left -= (size_t)got;
     }
     return shutdown(fd, SHUT_WR);
 }

@@ -9,29 +9,43 @@ gets error 11, try again later.
 
 Wire format: request = kind NL, then `KEY=VALUE` NL per CNI_* variable, NL, then stdin bytes;
 the client then shuts down its sending side. Answer = exit status NL, then stdout bytes.
+Backslashes and newlines in names and values travel as two backslashes and backslash-n, so a
+newline in a variable cannot end its line early and smuggle in another variable. At most
+MAX_STDIN + 1 bytes of stdin are read and forwarded: enough for the plugin to refuse a larger
+one (agent/cni/validate.py).
 """
 
 import _socket
 import os
 import sys
 
+MAX_STDIN = 1 << 20  # the largest network configuration the plugin accepts (bytes)
 TRY_AGAIN = b'{"cniVersion": "1.0.0", "code": 11, "msg": "the calicc agent closed the connection mid-request; try again"}\n'  # noqa: E501
 
 
-def read_stdin() -> bytes:
-    """Return all of stdin."""
+def read_stdin(limit: int = MAX_STDIN + 1) -> bytes:
+    """Return stdin, at most `limit` bytes of it."""
     chunks: list[bytes] = []
-    while True:
-        chunk = os.read(0, 65536)
+    left = limit
+    while left > 0:
+        chunk = os.read(0, min(left, 65536))
         if not chunk:
-            return b"".join(chunks)
+            break
         chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def escape(value: str) -> str:
+    """Return `value` with backslashes and newlines escaped for one line of the header."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def encode_request(kind: str, environ: dict[str, str], stdin: bytes) -> bytes:
     """Return the request bytes: kind, the CNI_* variables, a blank line, stdin."""
-    lines = [kind, *sorted(k + "=" + v for k, v in environ.items() if k.startswith("CNI_"))]
-    return ("\n".join(lines) + "\n\n").encode() + stdin
+    pairs = sorted(escape(k) + "=" + escape(v) for k, v in environ.items() if k.startswith("CNI_"))
+    head = "\n".join([kind, *pairs]) + "\n\n"
+    return head.encode("utf-8", "surrogateescape") + stdin
 
 
 def ask_agent(sock_path: str, request: bytes) -> bytes | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -19,6 +20,7 @@ from agent.cni.errors import CONTAINER_UNKNOWN, NETLINK_FAILURE, CniError
 from agent.cni.netns import in_netns, netns_exists, open_netns
 from agent.cni.result import GATEWAY, Interface
 from agent.cni.rtnl import (
+    RTM_DELROUTE,
     RTM_NEWADDR,
     RTM_NEWLINK,
     RTM_NEWROUTE,
@@ -159,3 +161,39 @@ def del_veth(netns: str, ifname: str) -> None:
     except CniError as exc:
         if exc.code != CONTAINER_UNKNOWN:  # a stale file that is no longer a namespace
             raise
+
+
+def remove_pair(host: str) -> None:
+    """Delete the host end `host` of a pair this ADD created (its pod end and routes go too)."""
+    with Rtnl() as rtnl:
+        try:
+            rtnl.delete_link(host)
+        except OSError as exc:
+            raise netlink_error(f"deleting {host}", exc) from exc
+
+
+def _remove_host_end(rtnl: Rtnl, name: str, address: IPv4Address, keep_link: bool) -> None:
+    index = rtnl.link_index(name)
+    if index is None:
+        return
+    try:
+        rtnl.request(RTM_DELROUTE, route_body(address, 32, index, SCOPE_LINK))
+    except OSError as exc:
+        if exc.errno != errno.ESRCH:
+            raise
+    if not keep_link:
+        rtnl.delete_link(name)
+
+
+def remove_host_ends(ends: Iterable[tuple[str, IPv4Address]], live: Set[str]) -> None:
+    """GC: delete each reclaimed attachment's host route and host veth (its pod end goes too).
+
+    A veth whose name a live attachment also has (the same pod re-created with another
+    container id) stays; only the reclaimed address's route on it goes.
+    """
+    with Rtnl() as rtnl:
+        for name, address in ends:
+            try:
+                _remove_host_end(rtnl, name, address, name in live)
+            except OSError as exc:
+                raise netlink_error(f"removing {name} and {address}/32", exc) from exc
