@@ -94,11 +94,11 @@ def compile_warnings(inputs: Inputs) -> tuple[str, ...]:
 @app.command("validate")
 def validate_cmd(cluster: ClusterArg = None, icp: IcpOpt = None, hosts: HostsOpt = None) -> None:
     """Run every check and the real tools' syntax checks, writing nothing."""
-    from compiler.toolcheck import check_with_tools
+    from compiler.snippets import tool_problems
 
     inputs = load_inputs(cluster, icp, hosts)
     compiled = compile_cluster(inputs)
-    failures = check_with_tools(compiled.files)
+    failures = tool_problems(inputs.source, compiled.plan, compiled.files)
     for line in failures:
         typer.echo(line, err=True)
     if failures:

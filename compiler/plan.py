@@ -22,6 +22,19 @@ class Block:
 
 
 @dataclass(frozen=True)
+class SnippetSource:
+    """BIRD snippets and whose they are: a node's name, or None for the cluster-wide ones."""
+
+    owner: str | None
+    text: BirdSnippets
+
+    @property
+    def origin(self) -> str:
+        """Return what bird.conf's snippet marker adds after `bird_snippets.top`: the owner."""
+        return "" if self.owner is None else f" of node {self.owner}"
+
+
+@dataclass(frozen=True)
 class NodePlan:
     """Per-node facts: identity, blocks, MTUs and BGP sessions."""
 
@@ -38,7 +51,7 @@ class NodePlan:
     link_mtu: int
     pod_mtu: int
     sessions: tuple[Session, ...]
-    snippets: tuple[BirdSnippets, ...]
+    snippets: tuple[SnippetSource, ...]
 
     @property
     def subnet(self) -> IPv4Network:
@@ -91,7 +104,11 @@ def _node_plan(
             key=lambda b: b.cidr,
         )
     )
-    snippets = tuple(s for s in (spec.bird_snippets, node.bird_snippets) if s is not None)
+    snippets = tuple(
+        SnippetSource(owner, text)
+        for owner, text in ((None, spec.bird_snippets), (node.name, node.bird_snippets))
+        if text is not None
+    )
     return NodePlan(
         name=node.name,
         address=node.address,

@@ -11,6 +11,7 @@ import jinja2
 import templates
 from compiler.emit import dump_json
 from compiler.errors import RenderError
+from compiler.filters import FILTERS, one_line
 from compiler.plan import ClusterPlan, NodePlan
 from compiler.targets.bird import bird_view
 from compiler.targets.cni import CONFLIST, conflist
@@ -27,14 +28,17 @@ Renderer = Callable[[ClusterPlan, NodePlan], dict[str, str]]
 @cache
 def make_env() -> jinja2.Environment:
     """Return the only template environment: strict, whitespace-disciplined, no autoescape."""
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        finalize=one_line,
     )
+    env.filters.update(FILTERS)
+    return env
 
 
 def render_template(name: str, context: dict[str, object]) -> str:
@@ -45,6 +49,8 @@ def render_template(name: str, context: dict[str, object]) -> str:
         raise RenderError(f"{name}:{exc.lineno}: {exc.message}") from exc
     except jinja2.UndefinedError as exc:
         raise RenderError(f"{name}: {exc.message}") from exc
+    except RenderError as exc:
+        raise RenderError(f"{name}: {exc}") from exc
 
 
 def render_bird(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:

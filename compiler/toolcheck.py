@@ -10,12 +10,15 @@ import tempfile
 from pathlib import Path
 
 INCLUDE = re.compile(r'^\s*include "([^"]+)";', re.MULTILINE)
+SECRET_INCLUDE = re.compile(r"secrets/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf")  # compiler/peering.py
 
 
 def bird_parse(config_text: str) -> str | None:
     """Parse a bird.conf with `bird -p`; return the error text or None when it parses.
 
-    Secret includes are satisfied with a placeholder password, as the agent writes them.
+    The compiler's own secret includes (`secrets/NAME.conf`) are satisfied with a placeholder
+    password inside the scratch directory, as the agent writes them; any other include is left
+    for BIRD to report, so nothing is ever written outside the scratch directory.
     """
     bird = shutil.which("bird")
     if bird is None:
@@ -24,6 +27,8 @@ def bird_parse(config_text: str) -> str | None:
         conf = Path(tmp) / "bird.conf"
         conf.write_text(config_text, encoding="utf-8")
         for include in INCLUDE.findall(config_text):
+            if not SECRET_INCLUDE.fullmatch(include):
+                continue
             target = Path(tmp) / include
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text('password "placeholder-for-syntax-check";\n', encoding="utf-8")
@@ -61,8 +66,8 @@ CHECKERS = {
 }
 
 
-def check_with_tools(files: dict[str, str]) -> list[str]:
-    """Check every artifact whose tool exists; return one line per failure.
+def check_with_tools(files: dict[str, str]) -> list[tuple[str, str]]:
+    """Check every artifact whose tool exists; return (file, error) per failure.
 
     Only checks that change nothing run here (`bird -p`, `bash -n`, JSON parsing); the
     iptables and ipset files are proved in scratch namespaces by the tests.
@@ -72,5 +77,5 @@ def check_with_tools(files: dict[str, str]) -> list[str]:
         for suffix, checker in CHECKERS.items():
             error = checker(files[rel]) if rel.endswith(suffix) else None
             if error:
-                failures.append(f"{rel}: {error}")
+                failures.append((rel, error))
     return failures

@@ -6,6 +6,7 @@ mean the same thing (calico_ipip_mode, calico_tunnel_mtu, calico_ip_autodetectio
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Annotated, Literal
@@ -66,12 +67,35 @@ def _check_selector(value: str | None) -> str | None:
     return value
 
 
+SNIPPET_MAX = 64 * 1024
+SNIPPET_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+BIRD_INCLUDE = re.compile(r"(^|[;{}\s])include\s*\"")
+
+
+def _check_snippet(text: str | None) -> str | None:
+    """A snippet is BIRD text: bounded, no control characters, no include of other files."""
+    if text is None:
+        return None
+    if len(text) > SNIPPET_MAX:
+        raise ValueError(f"a snippet holds at most {SNIPPET_MAX} characters, not {len(text)}")
+    if SNIPPET_CONTROL.search(text):
+        raise ValueError("a snippet holds BIRD text: no control characters but tab and newline")
+    if BIRD_INCLUDE.search(text):
+        raise ValueError(
+            "a snippet may not include files (the node's bundle holds only calicc's files): "
+            "write the configuration into the snippet itself"
+        )
+    return text
+
+
 class BirdSnippets(Strict):
     """Verbatim BIRD configuration included at documented points of bird.conf."""
 
     top: str | None = Field(None, description="after router id and logging, before any protocol")
     filters: str | None = Field(None, description="after calicc's functions and filters")
     bottom: str | None = Field(None, description="at the end of the file, after all protocols")
+
+    _text = field_validator("top", "filters", "bottom")(_check_snippet)
 
 
 class Pool(Strict):

@@ -201,6 +201,11 @@ def route_args(route: Route) -> str:
         >>> route_args(Route(dst=IPv4Network("10.244.0.0/26"), type="blackhole"))
         'blackhole 10.244.0.0/26 proto 81'
     """
+    return " ".join(route_words(route))
+
+
+def route_words(route: Route) -> tuple[str, ...]:
+    """Return the `ip route replace` arguments of `route` as words (the template quotes them)."""
     words = ["blackhole", str(route.dst)] if route.type == "blackhole" else [str(route.dst)]
     if route.via is not None:
         words += ["via", str(route.via)]
@@ -208,7 +213,7 @@ def route_args(route: Route) -> str:
         words += ["dev", route.dev]
     if route.onlink:
         words.append("onlink")
-    return " ".join([*words, "proto", str(ROUTE_PROTOCOL)])
+    return (*words, "proto", str(ROUTE_PROTOCOL))
 
 
 def routes_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
@@ -221,7 +226,7 @@ def routes_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
         "ipip_links": [link for link in plane.links if link.kind == "ipip"],
         "vxlan_links": [link for link in plane.links if link.kind == "vxlan"],
         "vxlan_device": VXLAN_DEVICE,
-        "routes": [(route.comment, route_args(route)) for route in plane.routes],
+        "routes": [(route.comment, route_words(route)) for route in plane.routes],
         "keep_routes": [str(route.dst) for route in plane.routes],
         "vteps": plane.vteps,
     }

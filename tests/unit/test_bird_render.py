@@ -118,7 +118,7 @@ def test_validate_reports_broken_artifacts() -> None:
         "nodes/n1/node.json": "{}\n",
     }
     failures = check_with_tools(files)
-    assert [f.split(":")[0] for f in failures] == [
+    assert [rel for rel, _ in failures] == [
         "nodes/n1/cni/10-calicc.conflist",
         "nodes/n1/routes/routes.sh",
     ]

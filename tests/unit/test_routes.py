@@ -148,7 +148,7 @@ def test_routes_sh_lists_each_route_with_proto_and_comment(tmp_path: Path) -> No
         "self permanent" in text
     )
     assert (
-        f'ensure_vxlan vxlan.calico 4096 4789 10.0.0.1 "" {node.vtep_mac} 1450 '
+        f"ensure_vxlan vxlan.calico 4096 4789 10.0.0.1 '' {node.vtep_mac} 1450 "
         f"{node.tunnel_address}/32" in text
     )
     assert "ip route add" not in text
@@ -159,7 +159,7 @@ def test_routes_sh_ipip_fails_clearly_without_ipip_support(tmp_path: Path) -> No
     plan = plan_of(tmp_path, with_())
     node = plan.node("n1")
     text = render_routes(plan, node)["routes/routes.sh"]
-    assert f'ensure_ipip tunl0 1480 "{node.tunnel_address}/32"' in text
+    assert f"ensure_ipip tunl0 1480 {node.tunnel_address}/32\n" in text
     assert "this kernel has no IPIP support" in text
 
 

@@ -1,0 +1,93 @@
+"""BIRD snippets checked by stock BIRD, with errors pointing at the cluster file's lines.
+
+bird_snippets is the one text in bird.conf that calicc does not generate, so `calicc build`
+parses every bird.conf that holds a snippet with `bird -p` (when BIRD is installed) and
+refuses the build when BIRD does. An error inside a snippet is reported at the snippet's line
+in the cluster file; one elsewhere at the rendered file.
+"""
+
+from __future__ import annotations
+
+import re
+
+from compiler.errors import Problem
+from compiler.load import Loc, Source, cut, format_loc
+from compiler.model.spec import ClusterSpec
+from compiler.plan import ClusterPlan
+from compiler.render import render_bird
+from compiler.toolcheck import bird_parse, check_with_tools
+
+BIRD_FILE = "bird/bird.conf"
+MARKER = re.compile(
+    r"# --- bird_snippets\.(?P<part>top|filters|bottom)(?: of node (?P<node>\S+))? \(verbatim"
+)
+END = "# --- end of snippet ---"
+POSITION = re.compile(r"bird\.conf:(?P<line>\d+):(?P<column>\d+):? ?(?P<reason>.*)")
+
+
+def snippet_at(text: str, line: int) -> tuple[str, str | None, int] | None:
+    """Return (part, owner node or None, line within the snippet from 0) of a bird.conf line."""
+    lines = text.splitlines()
+    for index in range(min(line, len(lines)) - 1, -1, -1):
+        if lines[index] == END and index != line - 1:
+            return None
+        found = MARKER.match(lines[index])
+        if found:
+            return found["part"], found["node"], line - index - 2
+    return None
+
+
+def _snippet_loc(spec: ClusterSpec, part: str, owner: str | None) -> Loc:
+    if owner is None:
+        return ("bird_snippets", part)
+    index = next(i for i, node in enumerate(spec.nodes) if node.name == owner)
+    return ("nodes", index, "bird_snippets", part)
+
+
+def _first_line(spec: ClusterSpec, loc: Loc) -> int:
+    """Lines of the cluster file before the snippet's first trimmed line (block scalars)."""
+    owner = spec if loc[0] == "bird_snippets" else spec.nodes[int(loc[1])]
+    text = str(getattr(owner.bird_snippets, str(loc[-1]), None) or "")
+    leading = len(text) - len(text.lstrip("\n"))
+    return leading + (1 if "\n" in text.strip("\n") or text.endswith("\n") else 0)
+
+
+def locate(source: Source, spec: ClusterSpec, node: str, text: str, error: str) -> Problem:
+    """Turn a `bird -p` error on node `node`'s bird.conf into a Problem at its origin."""
+    found = POSITION.search(error)
+    where = snippet_at(text, int(found["line"])) if found else None
+    if found is None or where is None:
+        message = f"BIRD rejects nodes/{node}/{BIRD_FILE}: {cut(error, 300)}"
+        return Problem(str(source.path), None, None, "", message)
+    part, owner, offset = where
+    loc = _snippet_loc(spec, part, owner)
+    line, _ = source.position(loc)
+    at = None if line is None else line + _first_line(spec, loc) + offset
+    message = f"BIRD rejects this snippet (line {offset + 1} of it): {cut(found['reason'], 300)}"
+    return Problem(source.file_of(loc), at, None, format_loc(loc), message)
+
+
+def check_snippets(source: Source, plan: ClusterPlan) -> list[Problem]:
+    """Parse with `bird -p` each bird.conf that holds a snippet; return located problems."""
+    problems = []
+    for node in plan.nodes:
+        if not node.snippets:
+            continue
+        text = render_bird(plan, node)[BIRD_FILE]
+        error = bird_parse(text)
+        if error:
+            problems.append(locate(source, plan.spec, node.name, text, error))
+    return problems
+
+
+def tool_problems(source: Source, plan: ClusterPlan, files: dict[str, str]) -> list[str]:
+    """Run the stock tools over rendered files; a BIRD error is located in the cluster file."""
+    lines = []
+    for rel, error in check_with_tools(files):
+        node = rel.split("/")[1] if rel.endswith(BIRD_FILE) else None
+        if node is None:
+            lines.append(f"{rel}: {error}")
+            continue
+        problem = locate(source, plan.spec, node, files[rel], error)
+        lines.append(f"{problem}\n  ({rel}: {cut(error, 300)})")
+    return lines
