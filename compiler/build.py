@@ -3,35 +3,27 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from compiler import __version__
 from compiler.check import run_checks
-from compiler.emit import (
-    INDEX,
-    EmitReport,
-    digest,
-    dump_json,
-    ensure_rendered_tree,
-    prune_empty_dirs,
-    write_atomic,
-)
-from compiler.errors import LockError, SpecError
+from compiler.emit import INDEX, EmitReport, digest, dump_json
+from compiler.errors import SpecError
 from compiler.load import Source, read_yaml
-from compiler.lock import read_lock
+from compiler.lock_check import check_lock, moved_blocks
+from compiler.lock_read import LockFile, LockProblems, read_lock
 from compiler.model.spec import ClusterSpec
+from compiler.outdir import check_output_dir, scan_tree, writing
 from compiler.plan import ClusterPlan, build_plan
 from compiler.policy.load import LoadedPolicy, load_policies
 from compiler.policy.rules import compile_policies
 from compiler.render import render_node
 from compiler.spec_errors import problems_from
-from compiler.stage import Job, stage_file, stage_nodes
+from compiler.write import check_frozen, write_build
 
 LOCK_NAME = "cluster.lock.yaml"
 
@@ -98,105 +90,82 @@ def input_digest(inputs: Inputs) -> str:
     return "sha256:" + sha.hexdigest()
 
 
-def plan_cluster(inputs: Inputs) -> ClusterPlan:
+def plan_locked(inputs: Inputs, reallocate: bool = False) -> tuple[ClusterPlan, LockFile]:
+    """Return the plan of validated inputs and the lock it kept its allocations from.
+
+    The lock is checked against the cluster first (shared blocks, tunnel addresses, MACs);
+    then, unless `reallocate`, a remaining node that would lose a block is refused.
+    """
+    lock_file = read_lock(inputs.lock_path)
+    problems = check_lock(lock_file, inputs.spec)
+    if problems:
+        raise LockProblems(problems)
+    plan = build_plan(inputs.spec, lock_file.lock, compile_policies(inputs.policies))
+    if not reallocate:
+        moved = moved_blocks(lock_file, plan.lock, inputs.spec, plan.pools)
+        if moved:
+            raise LockProblems(moved)
+    return plan, lock_file
+
+
+def plan_cluster(inputs: Inputs, reallocate: bool = False) -> ClusterPlan:
     """Return the plan of validated inputs, allocations kept from the lock file."""
-    return build_plan(inputs.spec, read_lock(inputs.lock_path), compile_policies(inputs.policies))
+    return plan_locked(inputs, reallocate)[0]
 
 
-def index_text(inputs: Inputs, plan: ClusterPlan, digests: dict[str, dict[str, str]]) -> str:
-    """Return index.json: calicc version, input digest and each node's file digests."""
+def index_text(
+    inputs: Inputs, plan: ClusterPlan, digests: dict[str, dict[str, str]], lock_text: str
+) -> str:
+    """Return index.json: version, input and lock digests, and each node's file digests.
+
+    The node file digests are also the list of files calicc owns in the tree: a rebuild
+    prunes only what the previous index.json lists.
+    """
     return dump_json(
         {
             "calicc_version": __version__,
             "cluster": plan.name,
             "input_digest": input_digest(inputs),
+            "lock_digest": digest(lock_text),
             "nodes": digests,
         }
     )
 
 
-def compile_cluster(inputs: Inputs) -> Compiled:
+def compile_cluster(inputs: Inputs, reallocate: bool = False) -> Compiled:
     """Plan and render the whole cluster into memory (tests, validate, diff)."""
-    plan = plan_cluster(inputs)
+    plan = plan_cluster(inputs, reallocate)
+    lock_text = plan.lock.to_yaml()
     files: dict[str, str] = {}
     digests: dict[str, dict[str, str]] = {}
     for node in plan.nodes:
         rendered = render_node(plan, node)
         digests[node.name] = {rel: digest(text) for rel, text in sorted(rendered.items())}
         files.update({f"nodes/{node.name}/{rel}": text for rel, text in rendered.items()})
-    files[INDEX] = index_text(inputs, plan, digests)
-    return Compiled(plan=plan, files=files, lock_text=plan.lock.to_yaml())
+    files[INDEX] = index_text(inputs, plan, digests, lock_text)
+    return Compiled(plan=plan, files=files, lock_text=lock_text)
 
 
-def lock_changed(inputs: Inputs, lock_text: str) -> bool:
-    """Return whether the lock file on disk differs from `lock_text`."""
-    path = inputs.lock_path
-    return not path.exists() or path.read_text(encoding="utf-8") != lock_text
-
-
-def _swap_in(out: Path, staging: Path, report: EmitReport, fresh: bool) -> None:
-    """Move staged files into the tree (each rename atomic), then drop stale files.
-
-    A fresh tree (no output yet) is the staging directory itself, renamed in one step.
-    """
-    if fresh:
-        if out.exists():
-            out.rmdir()  # empty: ensure_rendered_tree found no file in it
-        staging.chmod(0o755)
-        os.replace(staging, out)
-        return
-    made: set[Path] = set()
-    for rel in report.written:
-        target = out / rel
-        if target.parent not in made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made.add(target.parent)
-        os.replace(staging / rel, target)
-    for rel in report.removed:
-        (out / rel).unlink()
-    if report.removed:
-        prune_empty_dirs(out)
-
-
-def _has_subdirs(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
-
-
-def build(inputs: Inputs, out: Path, frozen: bool = False, check: bool = False) -> EmitReport:
+def build(
+    inputs: Inputs,
+    out: Path,
+    frozen: bool = False,
+    check: bool = False,
+    reallocate: bool = False,
+) -> EmitReport:
     """Compile and write the lock and the rendered tree; nothing is written on any failure.
 
-    Nodes render on every core into a staging directory beside `out`; only when all of
-    them succeeded are the changed files renamed into place and stale ones removed.
+    `frozen` refuses a lock that would change or that is not the one the tree was built
+    from; `reallocate` lets blocks that no longer fit their pool move (see lock_check.py).
     """
-    plan = plan_cluster(inputs)
+    plan, lock_file = plan_locked(inputs, reallocate)
     lock_text = plan.lock.to_yaml()
-    relock = lock_changed(inputs, lock_text)
-    if frozen and relock:
-        raise LockError(
-            f"{inputs.lock_path} would change (--frozen): run `calicc build` without --frozen "
-            "and commit the lock file"
+    check_output_dir(out)
+    state = scan_tree(out)
+    if frozen:
+        check_frozen(lock_file, plan.lock, lock_text, state, out)
+    index = partial(index_text, inputs, plan, lock_text=lock_text)
+    with writing(out):  # any OSError not named closer to its path
+        return write_build(
+            plan, out, state, lock_file=lock_file, lock_text=lock_text, index=index, check=check
         )
-    existing = frozenset(ensure_rendered_tree(out))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = None if check else Path(tempfile.mkdtemp(prefix=".calicc-stage-", dir=out.parent))
-    try:
-        job = Job(plan=plan, out=out, existing=existing, staging=staging)
-        results = stage_nodes(job)
-        digests = {r.name: r.digests for r in results}
-        written = [rel for r in results for rel in r.changed]
-        if stage_file(job, INDEX, index_text(inputs, plan, digests)):
-            written.insert(0, INDEX)
-        expected = {INDEX} | {f"nodes/{r.name}/{rel}" for r in results for rel in r.digests}
-        report = EmitReport(written=sorted(written), removed=sorted(existing - expected))
-        if check:
-            if relock:
-                report.written.insert(0, str(inputs.lock_path))
-            return report
-        if relock:
-            write_atomic(inputs.lock_path, lock_text)
-        assert staging is not None
-        _swap_in(out, staging, report, fresh=not existing and not _has_subdirs(out))
-        return report
-    finally:
-        if staging is not None and staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)

@@ -64,11 +64,18 @@ def build_cmd(
     out: Annotated[Path | None, typer.Option("-o", "--out", help="output dir")] = None,
     frozen: Annotated[bool, typer.Option(help="fail if the lock file would change")] = False,
     check: Annotated[bool, typer.Option(help="write nothing; exit 1 if anything differs")] = False,
+    reallocate: Annotated[
+        bool,
+        typer.Option(
+            help="let blocks that no longer fit their pool move to new blocks (pods on those "
+            "nodes hold the old addresses: drain them first)"
+        ),
+    ] = False,
 ) -> None:
     """Compile the cluster into per-node artifacts (rendered/ beside the cluster file)."""
     inputs = load_inputs(cluster, icp, hosts)
     target = out if out is not None else inputs.base_dir / "rendered"
-    report = build(inputs, target, frozen=frozen, check=check)
+    report = build(inputs, target, frozen=frozen, check=check, reallocate=reallocate)
     for warning in compile_warnings(inputs):
         typer.echo(f"warning: {warning}", err=True)
     verb = "would change" if check else "changed"

@@ -1,19 +1,38 @@
-"""Write a rendered tree: only files whose content changed, pruning what vanished."""
+"""Write a rendered tree: only files whose content changed, pruning what calicc wrote before.
+
+The output directory's rules (what calicc owns, links never followed) live in outdir.py.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-from compiler.errors import CaliccError
+from compiler.outdir import (
+    INDEX,
+    check_output_dir,
+    prune,
+    refuse_links,
+    scan_tree,
+    writing,
+)
 
-INDEX = "index.json"
+__all__ = [
+    "INDEX",
+    "EmitReport",
+    "digest",
+    "dump_json",
+    "emit",
+    "same_text",
+    "stage_beside",
+    "write_atomic",
+    "write_new",
+]
 
 
 @dataclass
@@ -43,15 +62,6 @@ def dump_json(data: object) -> str:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
 
 
-def _existing(out: Path) -> set[str]:
-    found: set[str] = set()
-    for directory, _, names in os.walk(out):
-        rel = os.path.relpath(directory, out)
-        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        found.update(prefix + name for name in names)
-    return found
-
-
 def same_text(path: Path, text: str) -> bool:
     """Return whether the file at `path` holds exactly `text` (False when unreadable)."""
     try:
@@ -63,73 +73,67 @@ def same_text(path: Path, text: str) -> bool:
 
 def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     """Write a file through a temporary file and rename, so readers never see half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = stage_beside(path, text, mode)
+    with writing(path):
+        os.replace(tmp, path)
+
+
+def stage_beside(path: Path, text: str, mode: int = 0o644) -> Path:
+    """Write `text` to a new temporary file beside `path` and return it (nothing half-left)."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with writing(path), os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+    return tmp
 
 
-def ensure_rendered_tree(out: Path) -> set[str]:
-    """Return the files under `out`, refusing a non-empty directory calicc did not render."""
-    existing = _existing(out)
-    if existing and INDEX not in existing:
-        raise CaliccError(
-            f"{out} exists and is not a calicc rendered tree (no {INDEX}); "
-            "choose another output directory with -o"
-        )
-    return existing
+def write_new(path: Path, text: str, mode: int, shown: Path | str | None = None) -> None:
+    """Write a file that did not exist: nothing can be reading a half of it.
 
-
-def write_new(path: Path, text: str, mode: int) -> None:
-    """Write a file that did not exist: nothing can be reading a half of it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    `shown` is the path an error names (the tree path of a staged file).
+    """
+    with writing(shown or path):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
 
 
 def emit(files: dict[str, str], out: Path, check: bool = False) -> EmitReport:
-    """Make `out` hold exactly `files`; touch only what differs. `check` writes nothing.
+    """Make `out` hold `files`; touch only what differs. `check` writes nothing.
 
     Changed files are replaced atomically (temporary file and rename); new files are
-    written in place, each directory created once.
+    written in place, each directory created once. Files the previous index.json lists and
+    `files` lacks are pruned; any other file in `out` is left alone.
     """
-    existing = ensure_rendered_tree(out)
-    report = EmitReport()
+    check_output_dir(out)
+    state = scan_tree(out)
+    stale = state.listed - set(files)
+    refuse_links(state, out, set(files) | stale)
+    report = EmitReport(removed=sorted(stale & state.existing))
     made: set[Path] = set()
     for rel in sorted(files):
         path = out / rel
-        if rel in existing and same_text(path, files[rel]):
+        if rel in state.existing and same_text(path, files[rel]):
             continue
         report.written.append(rel)
         if check:
             continue
         mode = 0o755 if rel.endswith(".sh") else 0o644
-        if rel in existing:
+        if rel in state.existing:
             write_atomic(path, files[rel], mode)
             continue
         if path.parent not in made:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            with writing(path.parent):
+                path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
         write_new(path, files[rel], mode)
-    for rel in sorted(existing - set(files)):
-        report.removed.append(rel)
-        if not check:
-            (out / rel).unlink()
-    if not check and report.removed:
-        prune_empty_dirs(out)
+    if not check:
+        prune(out, report.removed)
     return report
-
-
-def prune_empty_dirs(out: Path) -> None:
-    """Remove directories left empty under `out` (after stale files were removed)."""
-    if not out.exists():
-        return
-    for directory in sorted((p for p in out.rglob("*") if p.is_dir()), reverse=True):
-        if not any(directory.iterdir()):
-            shutil.rmtree(directory)

@@ -1,8 +1,10 @@
 """Block, tunnel-address and VTEP allocations, recorded in cluster.lock.yaml beside the cluster.
 
 Allocations never move: a node keeps every block it holds while the pool still exists with
-the same block size and still serves the node. New needs take the lowest free block. A
-removed node's blocks are freed. The lock is plain data; reading and writing are separate.
+the same block size and still serves the node (a block listed under a pool name the cluster no
+longer has is kept by the pool it fits: a renamed pool moves nothing). New needs take the lowest
+free block. A removed node's blocks are freed. This module allocates and writes; reading
+(lock_read.py) and the refusal of moves and collisions (lock_check.py) are separate.
 """
 
 from __future__ import annotations
@@ -11,12 +13,9 @@ import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from pathlib import Path
 from typing import Any
 
 import yaml
-
-from compiler.load import SafeLoader
 
 try:
     from yaml import CSafeDumper as SafeDumper
@@ -71,32 +70,6 @@ class Lock:
         return HEADER + yaml.dump(data, Dumper=SafeDumper, sort_keys=True, default_flow_style=False)
 
 
-def read_lock(path: Path) -> Lock:
-    """Read a lock file; a missing file is an empty lock."""
-    if not path.exists():
-        return Lock()
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SafeLoader) or {}
-        if data.get("version") != LOCK_VERSION:
-            raise LockError(f"{path}: unsupported lock version {data.get('version')!r}")
-        nodes = {
-            name: NodeAllocation(
-                blocks={
-                    pool: tuple(IPv4Network(b) for b in blocks)
-                    for pool, blocks in (entry.get("blocks") or {}).items()
-                },
-                tunnel_address=IPv4Address(entry["tunnel_address"])
-                if entry.get("tunnel_address")
-                else None,
-                vtep_mac=entry.get("vtep_mac"),
-            )
-            for name, entry in (data.get("nodes") or {}).items()
-        }
-    except (yaml.YAMLError, ValueError, KeyError, AttributeError, TypeError) as exc:
-        raise LockError(f"{path}: cannot read lock file: {exc}; delete it to reallocate") from exc
-    return Lock(nodes=nodes)
-
-
 def vtep_mac(node_name: str) -> str:
     """Return the VXLAN VTEP MAC as Calico derives it: 0x66 then sha1(name)[:5]."""
     digest = hashlib.sha1(node_name.encode(), usedforsecurity=False).digest()
@@ -122,13 +95,17 @@ class _Allocator:
         raise LockError("pool exhausted")  # the capacity check reports this first
 
 
-def _kept(pool: PoolPlan, old: NodeAllocation | None) -> tuple[IPv4Network, ...]:
+def _kept(
+    pool: PoolPlan, old: NodeAllocation | None, names: frozenset[str]
+) -> tuple[IPv4Network, ...]:
+    """Return the node's old blocks that fit `pool`: its own, and those of vanished pools."""
     if old is None:
         return ()
+    listed = (
+        b for name, bs in old.blocks.items() if name == pool.name or name not in names for b in bs
+    )
     return tuple(
-        b
-        for b in old.blocks.get(pool.name, ())
-        if b.prefixlen == pool.block_size and b.subnet_of(pool.cidr)
+        sorted({b for b in listed if b.prefixlen == pool.block_size and b.subnet_of(pool.cidr)})
     )
 
 
@@ -150,8 +127,9 @@ def _tunnel_address(
 def allocate(spec: ClusterSpec, pools: tuple[PoolPlan, ...], old: Lock) -> Lock:
     """Return the lock for `spec`, keeping every still-valid allocation of `old`."""
     nodes = sorted(spec.nodes, key=lambda n: n.name)
+    names = frozenset(p.name for p in pools)
     kept = {
-        (node.name, pool.name): _kept(pool, old.nodes.get(node.name))
+        (node.name, pool.name): _kept(pool, old.nodes.get(node.name), names)
         for node in nodes
         for pool in node_pools(pools, node)
     }

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from compiler.emit import digest, same_text, write_new
+from compiler.outdir import writing
 from compiler.plan import ClusterPlan
 from compiler.render import render_node
 
@@ -54,9 +55,10 @@ def stage_file(job: Job, rel: str, text: str) -> bool:
     if job.staging is not None:
         target = job.staging / rel
         if target.parent not in _MADE:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            with writing(job.out / rel):
+                target.parent.mkdir(parents=True, exist_ok=True)
             _MADE.add(target.parent)
-        write_new(target, text, mode_of(rel))
+        write_new(target, text, mode_of(rel), shown=job.out / rel)
     return True
 
 

@@ -1,0 +1,139 @@
+"""Write a compiled build: stage everything, then rename into place, then the lock.
+
+Order matters for "nothing half-written". Every byte is written first: the nodes' changed
+files into a staging directory beside the tree, and the lock into a temporary file beside
+the lock. Those are the writes that can fail (disk full, a file-size limit, permissions);
+when one does, the staging directory and the temporary lock are removed and nothing else was
+touched. Only then are files renamed into the tree, stale ones pruned, and the lock renamed
+over the old one, last, so a tree is never newer than a lock that says otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from compiler.emit import INDEX, EmitReport, digest, stage_beside
+from compiler.errors import LockError
+from compiler.lock import Lock
+from compiler.lock_check import lock_changes
+from compiler.lock_read import LockFile
+from compiler.outdir import TreeState, missing_dirs, prune, refuse_links, writing
+from compiler.plan import ClusterPlan
+from compiler.stage import Job, stage_file, stage_nodes
+
+IndexText = Callable[[dict[str, dict[str, str]]], str]
+
+
+def check_frozen(
+    lock_file: LockFile, new: Lock, lock_text: str, state: TreeState, out: Path
+) -> None:
+    """Refuse (--frozen) a lock that would change, or that the tree was not built from."""
+    path = lock_file.path
+    if lock_file.digest != digest(lock_text):
+        changes = lock_changes(lock_file.lock, new) or "its text is not what calicc writes"
+        raise LockError(
+            f"{path} would change (--frozen): {changes}. Run `calicc build` without --frozen "
+            "and commit the lock file with the rendered tree"
+        )
+    built_from = state.index.get("lock_digest")
+    if built_from is not None and built_from != lock_file.digest:
+        raise LockError(
+            f"{path} is not the lock {out / INDEX} was built from (--frozen): it was edited "
+            "after the last build. Restore it from git, or run `calicc build` without "
+            "--frozen and review the change"
+        )
+
+
+def _swap_in(out: Path, staging: Path, report: EmitReport, fresh: bool) -> None:
+    """Move staged files into the tree (each rename atomic), then drop stale files.
+
+    A fresh tree (no output yet) is the staging directory itself, renamed in one step.
+    """
+    if fresh:
+        with writing(out):
+            if out.exists():
+                out.rmdir()  # empty: scan_tree found nothing in it
+            staging.chmod(0o755)
+            os.replace(staging, out)
+        return
+    made: set[Path] = set()
+    for rel in report.written:
+        target = out / rel
+        with writing(target):
+            if target.parent not in made:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made.add(target.parent)
+            os.replace(staging / rel, target)
+    prune(out, report.removed)
+
+
+def _stage(job: Job, state: TreeState, index: IndexText) -> EmitReport:
+    """Render and stage every node and the index; return what changes."""
+    results = stage_nodes(job)
+    digests = {r.name: r.digests for r in results}
+    written = [rel for r in results for rel in r.changed]
+    if stage_file(job, INDEX, index(digests)):
+        written.insert(0, INDEX)
+    expected = {INDEX} | {f"nodes/{r.name}/{rel}" for r in results for rel in r.digests}
+    stale = state.listed - expected
+    refuse_links(state, job.out, expected | stale)
+    return EmitReport(written=sorted(written), removed=sorted(stale & state.existing))
+
+
+def _cleanup(made: list[Path], staging: Path | None, lock_tmp: Path | None) -> None:
+    if staging is not None and staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+    if lock_tmp is not None:
+        lock_tmp.unlink(missing_ok=True)
+    for directory in reversed(made):
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
+def write_build(
+    plan: ClusterPlan,
+    out: Path,
+    state: TreeState,
+    *,
+    lock_file: LockFile,
+    lock_text: str,
+    index: IndexText,
+    check: bool = False,
+) -> EmitReport:
+    """Stage, then swap in the tree and the lock; `check` only compares."""
+    relock = lock_file.digest != digest(lock_text)
+    if check:
+        report = _stage(
+            Job(plan=plan, out=out, existing=state.existing, staging=None), state, index
+        )
+        if relock:
+            report.written.insert(0, str(lock_file.path))
+        return report
+    made = missing_dirs(out.parent)
+    staging = lock_tmp = None
+    done = False
+    try:
+        with writing(out.parent):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".calicc-stage-", dir=out.parent))
+        job = Job(plan=plan, out=out, existing=state.existing, staging=staging)
+        report = _stage(job, state, index)
+        lock_tmp = stage_beside(lock_file.path, lock_text) if relock else None
+        fresh = not state.existing and not state.links and not _has_subdirs(out)
+        _swap_in(out, staging, report, fresh)
+        if lock_tmp is not None:
+            with writing(lock_file.path):
+                os.replace(lock_tmp, lock_file.path)
+        done = True
+        return report
+    finally:
+        _cleanup([] if done else made, staging, None if done else lock_tmp)
+
+
+def _has_subdirs(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
