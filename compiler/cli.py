@@ -75,6 +75,7 @@ def build_cmd(
     """Compile the cluster into per-node artifacts (rendered/ beside the cluster file)."""
     inputs = load_inputs(cluster, icp, hosts)
     target = out if out is not None else inputs.base_dir / "rendered"
+    check_bird_snippets(inputs, reallocate)
     report = build(inputs, target, frozen=frozen, check=check, reallocate=reallocate)
     for warning in compile_warnings(inputs):
         typer.echo(f"warning: {warning}", err=True)
@@ -87,6 +88,20 @@ def build_cmd(
         typer.echo(f"{target}: up to date, nothing written")
     if check and report.changed:
         raise typer.Exit(1)
+
+
+def check_bird_snippets(inputs: Inputs, reallocate: bool) -> None:
+    """Refuse, before anything is written, a bird_snippet that stock BIRD rejects."""
+    from compiler.build import plan_cluster
+    from compiler.errors import SpecError
+    from compiler.snippets import check_snippets
+
+    spec = inputs.spec
+    if spec.bird_snippets is None and all(n.bird_snippets is None for n in spec.nodes):
+        return
+    problems = check_snippets(inputs.source, plan_cluster(inputs, reallocate))
+    if problems:
+        raise SpecError(problems)
 
 
 def compile_warnings(inputs: Inputs) -> tuple[str, ...]:

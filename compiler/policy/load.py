@@ -14,7 +14,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from compiler.errors import Problem, SpecError
-from compiler.load import Loc, Source, parse_yaml_documents, read_input
+from compiler.filters import CONTROL
+from compiler.load import Loc, Source, cut, parse_yaml_documents, read_input
 from compiler.policy.check import check_policy
 from compiler.policy.model import NetworkPolicy
 from compiler.spec_errors import problems_from
@@ -39,23 +40,53 @@ class LoadedPolicy:
         return f"{self.source.path.name}:{line}"
 
 
+MAX_POLICY_FILES = 10_000
+
+
+def _pattern_problem(pattern: str) -> str | None:
+    """Why a policy path or glob is refused: policies live beside the cluster file."""
+    parts = pattern.replace("\\", "/").split("/")
+    if not pattern.strip() or pattern.startswith("/") or ".." in parts:
+        return (
+            f"{cut(pattern)!r} is not a path or glob inside the cluster file's directory; "
+            "write it relative to the cluster file without '..', e.g. policies/*.yaml"
+        )
+    if CONTROL.search(pattern):
+        return "a policy path holds no control characters"
+    return None
+
+
+def _inside(path: Path, base_dir: Path) -> bool:
+    return path.resolve().is_relative_to(base_dir.resolve())
+
+
 def expand_globs(
     patterns: Sequence[str], base_dir: Path, cluster: Source
 ) -> tuple[tuple[Path, ...], list[Problem]]:
-    """Return the files matching `patterns` (relative to `base_dir`), sorted and unique."""
+    """Return the files matching `patterns` (relative to `base_dir`), sorted and unique.
+
+    A pattern may not leave `base_dir` (absolute, '..', or a symbolic link pointing out), so a
+    cluster file under review cannot make the compiler read, and echo, files elsewhere.
+    """
     files: set[Path] = set()
     problems = []
     for index, pattern in enumerate(patterns):
-        found = sorted(p for p in base_dir.glob(pattern) if p.is_file())
-        if not found:
-            problems.append(
-                cluster.problem(
-                    ("policies", index),
-                    f"{pattern!r} matches no file under {base_dir}; give a path or glob "
-                    "relative to the cluster file, e.g. policies/*.yaml",
-                )
+        refused = _pattern_problem(pattern)
+        found = [] if refused else sorted(p for p in base_dir.glob(pattern) if p.is_file())
+        outside = [p for p in found if not _inside(p, base_dir)]
+        if outside:
+            refused = f"{outside[0]} links outside the cluster file's directory"
+        elif not refused and not found:
+            refused = (
+                f"{cut(pattern)!r} matches no file under {base_dir}; give a path or glob "
+                "relative to the cluster file, e.g. policies/*.yaml"
             )
+        if refused:
+            problems.append(cluster.problem(("policies", index), refused))
         files.update(found)
+    if len(files) > MAX_POLICY_FILES:
+        message = f"the patterns match {len(files)} files; at most {MAX_POLICY_FILES} are read"
+        return (), [*problems, cluster.problem(("policies",), message)]
     return tuple(sorted(files)), problems
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from compiler.filters import CONTROL
+
 if TYPE_CHECKING:
     from compiler.policy.rules import Allow, PeerMatch, PolicyChain, PortMatch
 
@@ -24,7 +26,7 @@ COMMENT_MAX = 255
 
 def comment(text: str) -> str:
     """Return a comment match (quotes made safe, cut to the kernel's 255 characters)."""
-    safe = text.replace('"', "'").replace("\\", "/")[:COMMENT_MAX]
+    safe = CONTROL.sub(" ", text.replace('"', "'").replace("\\", "/"))[:COMMENT_MAX]
     return f'-m comment --comment "{safe}"'
 
 
