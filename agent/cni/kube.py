@@ -23,6 +23,7 @@ from urllib.parse import quote
 import yaml
 
 from agent.cni.errors import KUBERNETES_FAILURE, CniError
+from agent.cni.validate import shown
 
 TIMEOUT = 10.0
 
@@ -37,18 +38,33 @@ class PodFacts:
 
 
 def _named(items: Any, name: str, kind: str, path: Path) -> dict[str, Any]:
-    for item in items or []:
-        if item.get("name") == name:
-            return dict(item.get(kind) or {})
-    raise CniError(KUBERNETES_FAILURE, f"{path}: no {kind} named {name!r}; fix current-context")
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and item.get("name") == name:
+            found = item.get(kind) or {}
+            if isinstance(found, dict):
+                return found
+            raise CniError(KUBERNETES_FAILURE, f"{path}: {kind} {shown(name)} is not a mapping")
+    raise CniError(
+        KUBERNETES_FAILURE, f"{path}: no {kind} named {shown(name)}; fix current-context"
+    )
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """Return where and what a YAML error is, without the snippet of the line (a secret's)."""
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}" if mark is not None else str(problem)
 
 
 def load_kubeconfig(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (cluster, user) of the kubeconfig's current context."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise CniError(KUBERNETES_FAILURE, f"cannot read kubeconfig {path}: {exc}") from exc
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        reason = yaml_problem(exc) if isinstance(exc, yaml.YAMLError) else str(exc)
+        raise CniError(KUBERNETES_FAILURE, f"cannot read kubeconfig {path}: {reason}") from exc
+    if not isinstance(data, dict):
+        raise CniError(KUBERNETES_FAILURE, f"kubeconfig {path} is not a YAML mapping")
     context = _named(data.get("contexts"), str(data.get("current-context", "")), "context", path)
     cluster = _named(data.get("clusters"), str(context.get("cluster", "")), "cluster", path)
     user = _named(data.get("users"), str(context.get("user", "")), "user", path)

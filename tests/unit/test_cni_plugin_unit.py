@@ -74,6 +74,17 @@ def test_wire_format_round_trip() -> None:
     assert got == {"CNI_COMMAND": "ADD", "CNI_ARGS": "A=1;B=2"}
 
 
+def test_wire_format_carries_newlines_without_smuggling() -> None:
+    env = {
+        "CNI_CONTAINERID": "c1\nCNI_IFNAME=eth9",
+        "CNI_IFNAME": "eth0",
+        "CNI_NETNS": "a\\nb\\\n\n\n{",
+        "CNI_\nCNI_PATH": "x",
+    }
+    kind, got, stdin = decode_request(encode_request("plugin", env, b"{}"))
+    assert (kind, stdin, got) == ("plugin", b"{}", env)
+
+
 def launch(root: Path, command: str) -> subprocess.CompletedProcess[bytes]:
     env = {"CNI_COMMAND": command, "PATH": os.environ["PATH"]}
     return subprocess.run(
