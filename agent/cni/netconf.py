@@ -31,9 +31,13 @@ def field_error(path: str, expected: str, value: object) -> CniError:
 
 def _string(conf: Mapping[str, Any], key: str, prefix: str = "") -> str | None:
     value = conf.get(key)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return None
+    if not isinstance(value, str):
         raise field_error(prefix + key, "a string", value)
-    if value is not None and (len(value) > MAX_PATH or CONTROL.search(value)):
+    if len(value) > MAX_PATH:
+        raise field_error(prefix + key, f"a string of {MAX_PATH} characters at most", value)
+    if CONTROL.search(value):
         raise field_error(prefix + key, "a string without control characters", value)
     return value
 

@@ -38,7 +38,8 @@ def open_netns(path: str) -> int:
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else str(exc)
         raise CniError(
-            CONTAINER_UNKNOWN, f"network namespace {shown(path)} cannot be opened ({reason})"
+            CONTAINER_UNKNOWN,
+            f"network namespace CNI_NETNS={shown(path)} cannot be opened ({reason})",
         ) from exc
 
 
