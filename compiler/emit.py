@@ -17,7 +17,7 @@ from compiler.outdir import (
     INDEX,
     check_output_dir,
     prune,
-    refuse_links,
+    refuse_unsafe,
     scan_tree,
     writing,
 )
@@ -115,7 +115,7 @@ def emit(files: dict[str, str], out: Path, check: bool = False) -> EmitReport:
     check_output_dir(out)
     state = scan_tree(out)
     stale = state.listed - set(files)
-    refuse_links(state, out, set(files) | stale)
+    refuse_unsafe(state, out, set(files) | stale)
     report = EmitReport(removed=sorted(stale & state.existing))
     made: set[Path] = set()
     for rel in sorted(files):

@@ -47,6 +47,7 @@ class TreeState:
     links: frozenset[str] = frozenset()  # symbolic links, to files or directories
     listed: frozenset[str] = frozenset()  # files the previous index.json says calicc wrote
     index: Mapping[str, Any] = field(default_factory=dict)  # the previous index.json
+    dirs: frozenset[str] = frozenset()  # real directories
 
 
 def check_output_dir(out: Path) -> None:
@@ -66,18 +67,20 @@ def check_output_dir(out: Path) -> None:
             return
 
 
-def _walk(out: Path) -> tuple[set[str], set[str]]:
+def _walk(out: Path) -> tuple[set[str], set[str], set[str]]:
+    """Return the files, links and directories under `out` (links are not followed)."""
     files: set[str] = set()
     links: set[str] = set()
-    for directory, dirs, names in os.walk(out):
+    dirs: set[str] = set()
+    for directory, subdirs, names in os.walk(out):
         rel = os.path.relpath(directory, out)
         prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        for name in dirs + names:
+        for name in subdirs + names:
             if os.path.islink(os.path.join(directory, name)):
                 links.add(prefix + name)
-            elif name in names:
-                files.add(prefix + name)
-    return files, links
+            else:
+                (files if name in names else dirs).add(prefix + name)
+    return files, links, dirs
 
 
 def _safe(rel: str) -> bool:
@@ -117,7 +120,7 @@ def _read_index(path: Path) -> dict[str, Any]:
 
 def scan_tree(out: Path) -> TreeState:
     """Return what `out` holds, refusing a non-empty directory calicc did not render."""
-    files, links = _walk(out) if out.is_dir() else (set(), set())
+    files, links, dirs = _walk(out) if out.is_dir() else (set(), set(), set())
     if INDEX in links:
         raise OutputError(f"{out / INDEX} is a symbolic link; calicc does not follow links")
     if (files or links) and INDEX not in files:
@@ -126,10 +129,10 @@ def scan_tree(out: Path) -> TreeState:
             "choose another output directory with -o"
         )
     if not files:
-        return TreeState(links=frozenset(links))
+        return TreeState(links=frozenset(links), dirs=frozenset(dirs))
     index = _read_index(out / INDEX)
     listed = index_files(index, out / INDEX)
-    return TreeState(frozenset(files), frozenset(links), frozenset(listed), index)
+    return TreeState(frozenset(files), frozenset(links), frozenset(listed), index, frozenset(dirs))
 
 
 def _dirs_of(paths: Iterable[str]) -> set[str]:
@@ -140,16 +143,27 @@ def _dirs_of(paths: Iterable[str]) -> set[str]:
     return dirs
 
 
-def refuse_links(state: TreeState, out: Path, paths: Iterable[str]) -> None:
-    """Refuse when a link sits at one of `paths` or at a directory above one."""
+def refuse_unsafe(state: TreeState, out: Path, paths: Iterable[str]) -> None:
+    """Refuse, before anything moves, paths that a rename or removal could not handle.
+
+    A link at one of `paths` or at a directory above one would be followed; a directory
+    where a file goes, or a file where a directory goes, would fail halfway through a swap.
+    """
     wanted = set(paths)
-    hit = sorted(state.links & (wanted | _dirs_of(wanted)))
+    above = _dirs_of(wanted)
+    hit = sorted(state.links & (wanted | above))
     if hit:
         link = out / hit[0]
         raise OutputError(
             f"{link} is a symbolic link (to {os.readlink(link)}); calicc never writes through "
             "links in the output tree: replace it with a real directory or file"
         )
+    clash = sorted(state.dirs & wanted)
+    if clash:
+        raise OutputError(f"{out / clash[0]} is a directory where calicc writes a file")
+    clash = sorted(state.existing & above)
+    if clash:
+        raise OutputError(f"{out / clash[0]} is a file where calicc needs a directory")
 
 
 def prune(out: Path, removed: Iterable[str]) -> None:

@@ -22,7 +22,7 @@ from compiler.errors import LockError
 from compiler.lock import Lock
 from compiler.lock_check import lock_changes
 from compiler.lock_read import LockFile
-from compiler.outdir import TreeState, missing_dirs, prune, refuse_links, writing
+from compiler.outdir import TreeState, missing_dirs, prune, refuse_unsafe, writing
 from compiler.plan import ClusterPlan
 from compiler.stage import Job, stage_file, stage_nodes
 
@@ -52,7 +52,8 @@ def check_frozen(
 def _swap_in(out: Path, staging: Path, report: EmitReport, fresh: bool) -> None:
     """Move staged files into the tree (each rename atomic), then drop stale files.
 
-    A fresh tree (no output yet) is the staging directory itself, renamed in one step.
+    index.json moves last: should a rename fail halfway, the index still describes the old
+    tree. A fresh tree (no output yet) is the staging directory itself, renamed in one step.
     """
     if fresh:
         with writing(out):
@@ -62,7 +63,7 @@ def _swap_in(out: Path, staging: Path, report: EmitReport, fresh: bool) -> None:
             os.replace(staging, out)
         return
     made: set[Path] = set()
-    for rel in report.written:
+    for rel in sorted(report.written, key=lambda rel: rel == INDEX):  # the index last
         target = out / rel
         with writing(target):
             if target.parent not in made:
@@ -81,7 +82,7 @@ def _stage(job: Job, state: TreeState, index: IndexText) -> EmitReport:
         written.insert(0, INDEX)
     expected = {INDEX} | {f"nodes/{r.name}/{rel}" for r in results for rel in r.digests}
     stale = state.listed - expected
-    refuse_links(state, job.out, expected | stale)
+    refuse_unsafe(state, job.out, expected | stale)
     return EmitReport(written=sorted(written), removed=sorted(stale & state.existing))
 
 

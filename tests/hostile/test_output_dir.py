@@ -116,6 +116,22 @@ def test_stale_file_linked_out_of_the_tree_is_not_removed_through(root: Path) ->
     refused(root, where="rendered/nodes/n2/node.json is a symbolic link")
 
 
+def test_directory_where_a_file_goes(root: Path) -> None:
+    conf = root / "rendered" / "nodes" / "n1" / "bird" / "bird.conf"
+    conf.unlink()
+    conf.mkdir()
+    (conf / "mine").write_text("x\n")
+    refused(root, where="rendered/nodes/n1/bird/bird.conf is a directory where calicc writes")
+
+
+def test_file_where_a_directory_goes(root: Path) -> None:
+    drop_node(root, "n2")
+    with (root / "cluster.yaml").open("a") as cluster:
+        cluster.write("  - {name: n3, address: 10.0.0.3/24}\n")
+    (root / "rendered" / "nodes" / "n3").write_text("a file\n")
+    refused(root, where="rendered/nodes/n3 is a file where calicc needs a directory")
+
+
 def test_index_listing_a_path_outside_the_tree(root: Path) -> None:
     index = root / "rendered" / "index.json"
     index.write_text(index.read_text().replace('"n2": {', '"../../outside": {"precious": "x",'))
