@@ -38,6 +38,7 @@ from compiler.targets.endpoint import (
 )
 
 ENDPOINTS = "endpoints"
+MAX_STDERR = 500  # characters of a failed tool's complaint quoted in the error
 FILTERS = FilterCache(enabled=False)  # the agent's CNI server enables it: cache_filter_table()
 
 
@@ -87,7 +88,8 @@ def _run(args: Sequence[str], stdin: str | None = None) -> str:
         raise CniError(POLICY_FAILURE, f"{args[0]} is not installed") from exc
     if done.returncode != 0:
         raise CniError(
-            POLICY_FAILURE, f"{' '.join(args)} failed: {done.stderr.strip()}; run `calicc apply`"
+            POLICY_FAILURE,
+            f"{' '.join(args)} failed: {done.stderr.strip()[:MAX_STDERR]}; run `calicc apply`",
         )
     return done.stdout
 

@@ -3,6 +3,7 @@ socket (served vs standalone), labels from runtimeConfig and from a stub Kuberne
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -22,7 +23,7 @@ from agent.cni.install import install_plugins
 from agent.cni.kube import pod_facts
 from agent.cni.main import run
 from agent.cni.request import parse_request
-from agent.cni.server import CniServer, decode_request
+from agent.cni.server import MAX_REQUEST, CniServer, decode_request, read_request
 from agent.cni.thin import encode_request
 from tests.conftest import ROOT
 
@@ -83,6 +84,11 @@ def test_wire_format_carries_newlines_without_smuggling() -> None:
     }
     kind, got, stdin = decode_request(encode_request("plugin", env, b"{}"))
     assert (kind, stdin, got) == ("plugin", b"{}", env)
+
+
+def test_socket_server_reads_a_bounded_request() -> None:
+    assert read_request(io.BytesIO(b"plugin\n\n{}")) == b"plugin\n\n{}"
+    assert read_request(io.BytesIO(b"x" * (MAX_REQUEST + 1))) is None
 
 
 def launch(root: Path, command: str) -> subprocess.CompletedProcess[bytes]:
