@@ -61,8 +61,8 @@ class _Shape:
         for key in value:
             if key not in valid:
                 close = difflib.get_close_matches(key, valid, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                self.fail((*loc, key), f"unknown key{hint} Valid keys here: {', '.join(valid)}")
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.fail((*loc, key), f"unknown key{hint}; valid keys here: {', '.join(valid)}")
 
     def version(self, data: dict[str, Any]) -> None:
         if "version" not in data:
