@@ -52,18 +52,39 @@ def _first_line(spec: ClusterSpec, loc: Loc) -> int:
     return leading + (1 if "\n" in text.strip("\n") or text.endswith("\n") else 0)
 
 
+def _any_snippet(text: str, line: int) -> tuple[str, str | None] | None:
+    """Return the snippet to blame for an error outside every snippet.
+
+    BIRD reports an unterminated statement where it gave up, so the blame goes to the last
+    snippet before the error line, else to the last snippet of the file.
+    """
+    markers = [
+        (index + 1, found)
+        for index, row in enumerate(text.splitlines())
+        if (found := MARKER.match(row)) is not None
+    ]
+    before = [m for at, m in markers if at < line] or [m for _, m in markers]
+    return (before[-1]["part"], before[-1]["node"]) if before else None
+
+
 def locate(source: Source, spec: ClusterSpec, node: str, text: str, error: str) -> Problem:
     """Turn a `bird -p` error on node `node`'s bird.conf into a Problem at its origin."""
     found = POSITION.search(error)
-    where = snippet_at(text, int(found["line"])) if found else None
-    if found is None or where is None:
+    line = int(found["line"]) if found else 0
+    reason = cut(found["reason"] if found else error, 300)
+    inside = snippet_at(text, line) if found else None
+    if inside is not None:
+        part, owner, offset = inside
+        message = f"BIRD rejects this snippet (line {offset + 1} of it): {reason}"
+    elif (blamed := _any_snippet(text, line)) is not None:
+        (part, owner), offset = blamed, None
+        message = f"BIRD rejects bird.conf with this snippet (at bird.conf:{line}): {reason}"
+    else:
         message = f"BIRD rejects nodes/{node}/{BIRD_FILE}: {cut(error, 300)}"
         return Problem(str(source.path), None, None, "", message)
-    part, owner, offset = where
     loc = _snippet_loc(spec, part, owner)
-    line, _ = source.position(loc)
-    at = None if line is None else line + _first_line(spec, loc) + offset
-    message = f"BIRD rejects this snippet (line {offset + 1} of it): {cut(found['reason'], 300)}"
+    start, _ = source.position(loc)
+    at = start if start is None or offset is None else start + _first_line(spec, loc) + offset
     return Problem(source.file_of(loc), at, None, format_loc(loc), message)
 
 
