@@ -227,7 +227,7 @@ def diff_cmd(
 
 
 def main() -> None:
-    """Entry point: run the app, turning CaliccError into its message and exit code 1."""
+    """Entry point: run the app; a CaliccError or an OSError is one message and exit code 1."""
     try:
         app()
     except CaliccError as exc:
@@ -235,6 +235,12 @@ def main() -> None:
             raise
         text = str(exc)
         typer.echo(text if "\n" in text else f"error: {text}", err=True)
+        sys.exit(1)
+    except OSError as exc:  # a disk, permission or device error outside calicc's own checks
+        if state["debug"]:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
         sys.exit(1)
 
 
