@@ -7,6 +7,7 @@ so strict models never see marker keys.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,8 +91,11 @@ def format_loc(loc: Sequence[str | int]) -> str:
     return out
 
 
-MAX_INPUT_BYTES = 16 * 2**20  # a 5,000-node cluster.yaml is about 1 MB
+MAX_INPUT_BYTES = 8 * 2**20  # a 5,000-node cluster.yaml is about 1 MB
+MAX_NODES = 200_000  # YAML values in a file (~400 bytes of memory each while composed)
+COUNT_NODES_FROM = 256 * 1024  # a smaller file cannot hold MAX_NODES values
 MAX_VALUES = 1_000_000  # values after alias expansion (a "billion laughs" expands to 10**9)
+NODE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.AliasEvent)
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -99,13 +103,14 @@ def read_input(path: Path) -> str:
     """Read an input file as UTF-8 text: bounded size, located decode errors, BOM dropped."""
     try:
         with open(path, "rb") as handle:
-            raw = handle.read(MAX_INPUT_BYTES + 1)
+            size = os.fstat(handle.fileno()).st_size
+            raw = b"" if size > MAX_INPUT_BYTES else handle.read(MAX_INPUT_BYTES + 1)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise SpecError(
             [Problem(str(path), None, None, "", f"cannot read file: {reason}")]
         ) from exc
-    if len(raw) > MAX_INPUT_BYTES:
+    if size > MAX_INPUT_BYTES or len(raw) > MAX_INPUT_BYTES:
         message = f"file is larger than {MAX_INPUT_BYTES // 2**20} MiB; is this the right file?"
         raise SpecError([Problem(str(path), None, None, "", message)])
     try:
@@ -147,10 +152,15 @@ def _check_keys(node: yaml.MappingNode, path: Path) -> None:
             raise _problem_at(path, key_node, message)
 
 
+def _size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    return 1 if isinstance(node, yaml.ScalarNode) else sizes[id(node)]
+
+
 def _check_tree(root: yaml.Node, path: Path) -> None:
     """Refuse duplicate keys, recursive aliases and alias expansions past MAX_VALUES.
 
-    Each distinct node is visited once (aliases share nodes), so this is linear in the file.
+    Each distinct collection is visited once (aliases share nodes) and scalars are counted
+    where they stand, so this is linear in the file.
     """
     sizes: dict[int, int] = {}
     active: set[int] = set()
@@ -160,12 +170,12 @@ def _check_tree(root: yaml.Node, path: Path) -> None:
         key = id(node)
         if done:
             active.discard(key)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
+            sizes[key] = 1 + sum(_size(child, sizes) for child in _children(node))
             if sizes[key] > MAX_VALUES:
                 message = f"aliases expand to more than {MAX_VALUES} values; write them out"
                 raise _problem_at(path, node, message)
             continue
-        if key in sizes:
+        if key in sizes or isinstance(node, yaml.ScalarNode):
             continue
         if key in active:
             raise _problem_at(path, node, "an alias refers to the value that contains it")
@@ -173,7 +183,11 @@ def _check_tree(root: yaml.Node, path: Path) -> None:
         if isinstance(node, yaml.MappingNode):
             _check_keys(node, path)
         stack.append((node, True))
-        stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+        stack.extend(
+            (child, False)
+            for child in _children(node)
+            if not isinstance(child, yaml.ScalarNode) and id(child) not in sizes
+        )
 
 
 def _walk(root: yaml.Node) -> dict[Loc, tuple[int, int]]:
@@ -195,10 +209,16 @@ def _walk(root: yaml.Node) -> dict[Loc, tuple[int, int]]:
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:  # merged keys first, own keys last
                 if isinstance(key_node, yaml.ScalarNode):
-                    stack.append((value_node, (*loc, str(key_node.value))))
-                    keys[(*loc, str(key_node.value))] = _mark(key_node)
+                    here = (*loc, str(key_node.value))
+                    keys[here] = _mark(key_node)
+                    if not isinstance(value_node, yaml.ScalarNode):
+                        stack.append((value_node, here))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, (*loc, index)) for index, item in enumerate(node.value))
+            for index, item in enumerate(node.value):
+                if isinstance(item, yaml.ScalarNode):
+                    lines[(*loc, index)] = _mark(item)
+                else:
+                    stack.append((item, (*loc, index)))
     lines.update(keys)
     return lines
 
@@ -215,10 +235,24 @@ def _compose(loader: SafeLoader, single: bool) -> list[yaml.Node]:
     return nodes
 
 
+def _count_nodes(text: str, path: Path) -> None:
+    """Refuse a file with more than MAX_NODES values before composing it (bounded memory)."""
+    if len(text) < COUNT_NODES_FROM:
+        return
+    count = 0
+    for event in yaml.parse(text, Loader=SafeLoader):
+        count += isinstance(event, NODE_EVENTS)
+        if count > MAX_NODES:
+            line, column = event.start_mark.line + 1, event.start_mark.column + 1
+            message = f"more than {MAX_NODES} values in one file; split it or write less"
+            raise SpecError([Problem(str(path), line, column, "", message)])
+
+
 def _documents(text: str, path: Path, single: bool) -> list[tuple[yaml.Node, Any]]:
-    """Compose, check, then construct each document; errors carry line and column."""
+    """Count, compose, check, then construct each document; errors carry line and column."""
     loader = SafeLoader(text)
     try:
+        _count_nodes(text, path)
         nodes = _compose(loader, single)
         for node in nodes:
             _check_tree(node, path)

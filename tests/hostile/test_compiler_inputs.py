@@ -192,17 +192,24 @@ CASES = [
     ),
     Case(
         "huge-scalar-cut",
-        {"cluster.yaml": HEAD.replace("name: n1", "name: " + "x" * 10_000_000)},
+        {"cluster.yaml": HEAD.replace("name: n1", "name: " + "x" * 5_000_000)},
         ":4:5",
         "nodes[0].name",
-        ("characters)",),
+        ("(5000000 characters)",),
     ),
     Case(
         "file-too-large",
-        {"cluster.yaml": HEAD + "# " + "x" * (17 * 2**20) + "\n"},
+        {"cluster.yaml": HEAD + "# " + "x" * (9 * 2**20) + "\n"},
         "cluster.yaml",
         None,
-        ("larger than 16 MiB",),
+        ("larger than 8 MiB",),
+    ),
+    Case(
+        "too-many-values",
+        {"cluster.yaml": HEAD + "x: [" + "1," * 250_000 + "1]\n"},
+        "cluster.yaml:6:",
+        None,
+        ("more than 200000 values",),
     ),
     Case("syntax-error", {"cluster.yaml": HEAD + "x: [1, 2\n"}, ":7:", None, ("YAML syntax",)),
     Case(
