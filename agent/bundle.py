@@ -43,6 +43,7 @@ MAX_MANIFEST_BYTES = 16 * 2**20
 MAX_FILE_BYTES = 16 * 2**20
 MAX_BUNDLE_BYTES = 48 * 2**20
 MAX_SHOWN = 20  # problems listed in one error (the count says how many more)
+MAX_LINE = 1000  # characters of one problem (hostile keys and values are cut before this)
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ MTU = range(68, 65536)
 
 def quote_field(key: str) -> str:
     """Return a field name as a path segment: bare when plain, else JSON-quoted (cut to 80)."""
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+    if len(key) <= 80 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):  # noqa: PLR2004
         return key
     shown = json.dumps(key[:80])
     return shown if len(key) <= 80 else shown[:-1] + '..."'  # noqa: PLR2004
@@ -221,8 +222,8 @@ def check_manifest(m: NodeManifest, node: str | None = None) -> list[str]:
 
 
 def problems_error(where: Path, problems: list[str]) -> AgentError:
-    """Return one error listing `problems` (at most MAX_SHOWN, each line cut to 300 chars)."""
-    shown = [p if len(p) <= 300 else p[:297] + "..." for p in problems[:MAX_SHOWN]]  # noqa: PLR2004
+    """Return one error listing `problems` (at most MAX_SHOWN, each cut to MAX_LINE)."""
+    shown = [p if len(p) <= MAX_LINE else p[: MAX_LINE - 3] + "..." for p in problems[:MAX_SHOWN]]
     if len(problems) == 1:
         return AgentError(shown[0])
     more = [f"  ... and {len(problems) - MAX_SHOWN} more"] if len(problems) > MAX_SHOWN else []

@@ -1,0 +1,450 @@
+"""Hostile and sloppy node bundles against `calicc apply`, run in throwaway namespaces.
+
+Refused bundles: exit 1, a message naming node.json (or the listed file) and the field, no
+traceback, under the corpus's memory limit, and nothing changed: the bundle, the --root tree and
+the namespace's links, routes, rules and sets are the same before and after.
+
+Bundles with a part the tools reject: the part fails, the parts depending on it are skipped (the
+new routes and links are not programmed), the installed bundle copy stays the previous one, the
+--root tree is unchanged, the report names failed and skipped parts, exit 1, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.bundle import file_digest
+from lab.netns import ns_run
+from tests.conftest import need_tool
+from tests.hostile.agent_inputs import (
+    MANIFEST,
+    copy_bundle,
+    json_report,
+    net_state,
+    run_apply,
+    set_file,
+    snapshot_all,
+    write_manifest,
+)
+from tests.hostile.harness import assert_clean_error, assert_unchanged, snapshot
+from tests.tools.agent_bundle import MakeNs, rendered, routed_node
+
+pytestmark = [pytest.mark.root, pytest.mark.tools]
+VXLAN = rendered("vxlan", "node-1")
+RULES = "iptables/iptables.rules"
+RULES_FIELD = 'files."iptables/iptables.rules"'
+GiB = 2**30
+Case = Callable[[Path, dict[str, Any]], tuple[str | None, list[str]]]
+
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
+    need_tool("ip", "iptables-restore", "iptables-save", "ipset")
+
+
+def _raw(bundle: Path, data: bytes) -> None:
+    (bundle / MANIFEST).write_bytes(data)
+
+
+def truncated(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    text = (bundle / MANIFEST).read_text()
+    cut = text[: len(text) // 2]
+    _raw(bundle, cut.encode())
+    try:
+        json.loads(cut)
+    except json.JSONDecodeError as exc:
+        return None, [f"{MANIFEST}:{exc.lineno}:{exc.colno}: not valid JSON"]
+    raise AssertionError("half a manifest parsed")
+
+
+def not_json(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    _raw(bundle, b"<html><body>502 Bad Gateway</body></html>\n")
+    return None, [f"{MANIFEST}:1:1: not valid JSON"]
+
+
+def not_utf8(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    _raw(bundle, (bundle / MANIFEST).read_bytes().replace(b'"node-1"', b'"node-\xff"', 1))
+    return None, ["not UTF-8 text (byte 0xff"]
+
+
+def not_an_object(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    _raw(bundle, b"[1, 2, 3]\n")
+    return None, ["must be a JSON object, not list"]
+
+
+def nested_too_deep(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    _raw(bundle, b"[" * 200_000 + b"]" * 200_000)
+    return None, ["nested too deeply"]
+
+
+def duplicate_key(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    text = (bundle / MANIFEST).read_text()
+    _raw(bundle, text.replace('"files": {', '"files": {}, "files": {', 1).encode())
+    return "files", ["appears twice"]
+
+
+def unknown_version(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    write_manifest(bundle, {**data, "bundle_version": 99})
+    return "bundle_version", ["99 is not one this agent knows"]
+
+
+def wrong_types(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    write_manifest(bundle, {**data, "link_mtu": "big", "routes": {"a": 1}, "extra": True})
+    return "link_mtu", ["routes", "extra", "3 problems in the bundle"]
+
+
+def many_errors(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    routes = [{"dst": f"300.0.0.{i}/32", "type": "unicast"} for i in range(500)]
+    write_manifest(bundle, {**data, "routes": routes})
+    return "routes[0].dst", ["500 problems", "... and 480 more"]
+
+
+def missing_digest(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    del data["files"][RULES]["digest"]
+    write_manifest(bundle, data)
+    return f"{RULES_FIELD}.digest", ["Field required"]
+
+
+def malformed_digest(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    data["files"][RULES]["digest"] = "md5:d41d8cd98f00b204e9800998ecf8427e"
+    write_manifest(bundle, data)
+    return f"{RULES_FIELD}.digest", ['is not "sha256:" + 64 hex digits']
+
+
+def digest_mismatch(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    with (bundle / RULES).open("a") as rules:
+        rules.write("# edited on the node\n")
+    return f"{RULES_FIELD}.digest", [str(bundle / RULES), "rebuild or recopy"]
+
+
+def missing_file(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    (bundle / "routes/routes.sh").unlink()
+    return 'files."routes/routes.sh"', ["is missing"]
+
+
+def _listed(data: dict[str, Any], rel: str, install: str = "etc/calicc/x") -> None:
+    digest = file_digest(Path("/etc/passwd").read_bytes())
+    data["files"][rel] = {"digest": digest, "install": install}
+
+
+def path_traversal(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    _listed(data, "../../../../../../etc/passwd")
+    write_manifest(bundle, data)
+    return 'files."../../../../../../etc/passwd"', ['must not hold ".."']
+
+
+def absolute_path(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    _listed(data, "/etc/passwd")
+    write_manifest(bundle, data)
+    return 'files."/etc/passwd"', ["must be relative, not absolute"]
+
+
+def install_outside_root(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    data["files"][RULES]["install"] = "../../../etc/cron.d/calicc"
+    write_manifest(bundle, data)
+    return f"{RULES_FIELD}.install", ['must not hold ".."', "under --root"]
+
+
+def symlink_out(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    (bundle / RULES).unlink()
+    (bundle / RULES).symlink_to("/etc/passwd")
+    data["files"][RULES]["digest"] = file_digest(Path("/etc/passwd").read_bytes())
+    write_manifest(bundle, data)
+    return RULES_FIELD, ["resolves outside the bundle"]
+
+
+def manifest_symlink_out(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    outside = bundle.parent / "outside.json"
+    outside.write_bytes((bundle / MANIFEST).read_bytes())
+    (bundle / MANIFEST).unlink()
+    (bundle / MANIFEST).symlink_to(outside)
+    return None, ["resolves outside the bundle"]
+
+
+def fifo_file(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    (bundle / "routes/routes.sh").unlink()
+    os.mkfifo(bundle / "routes/routes.sh")
+    return 'files."routes/routes.sh"', ["is not a regular file"]
+
+
+def huge_file(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    os.truncate(bundle / RULES, GiB)  # sparse: costs no disk
+    return RULES_FIELD, [f"holds {GiB} bytes, more than the 16777216 allowed"]
+
+
+def huge_manifest(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    os.truncate(bundle / MANIFEST, GiB)
+    return None, [f"holds {GiB} bytes", "(the bundle manifest)"]
+
+
+def long_key(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    _listed(data, "x" * 100_000)
+    write_manifest(bundle, data)
+    return 'files."xxxxxxxx', ["is longer than 1024 characters"]
+
+
+def bad_node_name(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    data["node"]["name"] = "../../node-1"
+    write_manifest(bundle, data)
+    return "node.name", ["is not a DNS-1123 node name"]
+
+
+def set_member_injection(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    data["ipsets"][0]["members"] = ["10.0.0.1\ndestroy KUBE-CLUSTER-IP"]
+    write_manifest(bundle, data)
+    return "ipsets[0].members[0]", ["is not a set member"]
+
+
+def foreign_set_name(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    data["ipsets"][0]["name"] = "KUBE-CLUSTER-IP"
+    write_manifest(bundle, data)
+    return "ipsets[0].name", ["is not an owned set"]
+
+
+def foreign_jump(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    data["jump_rules"][0]["rule"] = "-j DROP"
+    write_manifest(bundle, data)
+    return "jump_rules[0].rule", ["is not one line jumping to cali-"]
+
+
+def sysctl_traversal(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    data["sysctls"]["net/../../../../etc/passwd"] = "root::0:0::/:/bin/sh"
+    write_manifest(bundle, data)
+    return 'sysctls."net/../../../../etc/passwd"', ["is not a sysctl under /proc/sys"]
+
+
+def kernel_route_protocol(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    write_manifest(bundle, {**data, "route_protocol": 2})
+    return "route_protocol", ["is not a protocol 5-255 of its own"]
+
+
+def secret_include_outside(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    data["bird"]["secrets"] = {"../../../../etc/profile.d/x.sh": {"env": "BGP_PASSWORD"}}
+    write_manifest(bundle, data)
+    return 'bird.secrets."../../../../etc/profile.d/x.sh"', ['must not hold ".."']
+
+
+def device_name(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    data["links"][0]["name"] = "vxlan calico/../x"
+    write_manifest(bundle, data)
+    return "links[0].name", ["is not an interface name"]
+
+
+CASES: list[Case] = [
+    truncated,
+    not_json,
+    not_utf8,
+    not_an_object,
+    nested_too_deep,
+    duplicate_key,
+    unknown_version,
+    wrong_types,
+    many_errors,
+    missing_digest,
+    malformed_digest,
+    digest_mismatch,
+    missing_file,
+    path_traversal,
+    absolute_path,
+    install_outside_root,
+    symlink_out,
+    manifest_symlink_out,
+    fifo_file,
+    huge_file,
+    huge_manifest,
+    long_key,
+    bad_node_name,
+    set_member_injection,
+    foreign_set_name,
+    foreign_jump,
+    sysctl_traversal,
+    kernel_route_protocol,
+    secret_include_outside,
+    device_name,
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
+def test_refused_bundle_changes_nothing(make_ns: MakeNs, tmp_path: Path, case: Case) -> None:
+    ns = make_ns("h")
+    bundle, root = tmp_path / "bundle", tmp_path / "root"
+    field, says = case(bundle, copy_bundle(VXLAN, bundle))
+    (root / "etc").mkdir(parents=True)
+    before, net = snapshot_all(bundle, root), net_state(ns)
+    outcome = run_apply(ns, bundle, root)
+    assert_clean_error(outcome, code=1, where=str(bundle / MANIFEST), field=field, says=says)
+    assert_unchanged(before, snapshot_all(bundle, root))
+    assert net_state(ns) == net
+
+
+def test_missing_bundle_directory(make_ns: MakeNs, tmp_path: Path) -> None:
+    ns, root = make_ns("h"), tmp_path / "root"
+    outcome = run_apply(ns, tmp_path / "nope", root)
+    assert_clean_error(outcome, where=str(tmp_path / "nope"), says=["not a bundle directory"])
+    assert not root.exists()
+
+
+def test_invalid_bundle_json_report(make_ns: MakeNs, tmp_path: Path) -> None:
+    """--json still prints a report (the Ansible role parses it) when nothing ran."""
+    ns, bundle, root = make_ns("h"), tmp_path / "bundle", tmp_path / "root"
+    missing_file(bundle, copy_bundle(VXLAN, bundle))
+    outcome = run_apply(ns, bundle, root, "--json")
+    assert_clean_error(outcome, field='files."routes/routes.sh"', says=["is missing"])
+    report = json.loads(outcome.stdout)
+    assert (report["changed"], report["applied"]) == (False, [])
+    assert "is missing" in report["failed"]["validate"]
+    assert report["skipped"]["bundle"] == "because validate failed"
+
+
+def test_bundle_of_another_node(make_ns: MakeNs, tmp_path: Path) -> None:
+    ns, bundle, root = make_ns("h"), tmp_path / "bundle", tmp_path / "root"
+    copy_bundle(VXLAN, bundle)
+    outcome = run_apply(ns, bundle, root, "--node", "node-2")
+    assert_clean_error(outcome, field="node.name", says=["is not this node (node-2)"])
+    assert not root.exists()
+
+
+# --- a part the tools reject: its dependents skipped, the installed bundle kept -------------
+
+NEW_ROUTE = {"dst": "10.99.9.0/24", "type": "blackhole", "comment": "added by the new bundle"}
+
+
+@pytest.fixture
+def node(make_ns: MakeNs, tmp_path: Path) -> tuple[str, Path]:
+    """A node namespace with vxlan's node-1 applied under tmp_path/root."""
+    ns, _ = routed_node(make_ns, VXLAN)
+    root = tmp_path / "root"
+    first = run_apply(ns, VXLAN, root)
+    assert first.code == 0, first.stderr
+    return ns, root
+
+
+def new_bundle(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A copy of node-1's bundle with one more route (which a failure must hold back)."""
+    bundle = tmp_path / "new"
+    data = copy_bundle(VXLAN, bundle)
+    data["routes"].append(NEW_ROUTE)
+    write_manifest(bundle, data)
+    return bundle, data
+
+
+def failed_apply(ns: str, root: Path, bundle: Path) -> dict[str, Any]:
+    """Apply `bundle` expecting a failed part: nothing under --root changes, no new route."""
+    before = snapshot(root)
+    outcome = run_apply(ns, bundle, root, "--json")
+    assert_clean_error(outcome, code=1)
+    assert_unchanged(before, snapshot(root))
+    assert (root / "etc/calicc/bundle" / MANIFEST).read_bytes() == (VXLAN / MANIFEST).read_bytes()
+    assert "10.99.9.0/24" not in ns_run(ns, ["ip", "route", "show", "proto", "81"]).stdout
+    return json_report(outcome)
+
+
+def skipped(*parts: str, because: str) -> dict[str, str]:
+    return dict.fromkeys(parts, f"because {because} failed")
+
+
+def test_rejected_rules_hold_back_routes_and_bundle(node: tuple[str, Path], tmp_path: Path) -> None:
+    ns, root = node
+    bundle, data = new_bundle(tmp_path)
+    set_file(bundle, data, RULES, "*filter\n:cali-INPUT - [0:0]\n-A cali-INPUT --bogus\nCOMMIT\n")
+    rules = net_state(ns)["iptables"]
+    report = failed_apply(ns, root, bundle)
+    assert list(report["failed"]) == ["iptables"]
+    assert "iptables-restore" in report["failed"]["iptables"]
+    later = ("stale-ipsets", "routes", "bird", "files", "bundle")
+    assert report["skipped"] == skipped(*later, because="iptables")
+    assert report["applied"] == ["address", "sysctl", "links", "link-sysctl", "remote", "ipsets"]
+    assert net_state(ns)["iptables"] == rules
+    set_file(bundle, data, RULES, (VXLAN / RULES).read_text())  # fixed: the retry applies all
+    assert run_apply(ns, bundle, root).code == 0
+    assert "10.99.9.0/24" in ns_run(ns, ["ip", "route", "show", "proto", "81"]).stdout
+    assert (root / "etc/calicc/bundle" / MANIFEST).read_bytes() == (bundle / MANIFEST).read_bytes()
+
+
+def test_rejected_set_member_holds_back_rules_and_routes(
+    node: tuple[str, Path], tmp_path: Path
+) -> None:
+    ns, root = node
+    bundle, data = new_bundle(tmp_path)
+    data["ipsets"][0]["members"] = [*data["ipsets"][0]["members"], "10.0.0.300"]
+    set_file(bundle, data, RULES, (VXLAN / RULES).read_text() + "# a new rules file\n")
+    sets, rules = net_state(ns)["ipsets"], net_state(ns)["iptables"]
+    report = failed_apply(ns, root, bundle)
+    assert list(report["failed"]) == ["ipsets"]
+    assert "ipset restore" in report["failed"]["ipsets"]
+    later = ("iptables", "stale-ipsets", "routes", "bird", "files", "bundle")
+    assert report["skipped"] == skipped(*later, because="ipsets")
+    assert (net_state(ns)["ipsets"], net_state(ns)["iptables"]) == (sets, rules)
+
+
+def test_failed_route_holds_back_bird_cni_files_and_bundle(
+    node: tuple[str, Path], tmp_path: Path
+) -> None:
+    """A route the kernel refuses (its device is missing): the routes part fails (the agent
+    programs routes.sh's routes over netlink); the new conflist is not installed."""
+    ns, root = node
+    bundle, data = new_bundle(tmp_path)
+    data["routes"].append({"dst": "10.99.8.0/24", "type": "unicast", "dev": "nosuch0"})
+    conflist = "cni/10-calicc.conflist"
+    set_file(bundle, data, conflist, (VXLAN / conflist).read_text().replace("1450", "1400"))
+    report = failed_apply(ns, root, bundle)
+    assert list(report["failed"]) == ["routes"]
+    assert "nosuch0" in report["failed"]["routes"]
+    assert report["skipped"] == skipped("bird", "files", "bundle", because="routes")
+    assert "stale-ipsets" in report["applied"]
+
+
+def test_failed_sysctl_holds_back_links(node: tuple[str, Path], tmp_path: Path) -> None:
+    """The new bundle changes the VXLAN device's MTU; its sysctl is refused, so the device
+    keeps its MTU and nothing that needs the devices runs."""
+    ns, root = node
+    bundle, data = new_bundle(tmp_path)
+    data["sysctls"]["net.ipv4.ip_forward"] = "banana"
+    data["links"][0]["mtu"] = 1300
+    write_manifest(bundle, data)
+    link = ns_run(ns, ["ip", "link", "show", "vxlan.calico"]).stdout
+    report = failed_apply(ns, root, bundle)
+    assert list(report["failed"]) == ["sysctl"]
+    assert "net.ipv4.ip_forward" in report["failed"]["sysctl"]
+    held = ("links", "link-sysctl", "routes", "bird", "files", "bundle")
+    assert report["skipped"] == skipped(*held, because="sysctl")
+    assert ns_run(ns, ["ip", "link", "show", "vxlan.calico"]).stdout == link
+    assert "mtu 1300" not in link
+
+
+def test_text_report_names_failed_skipped_and_applied(
+    node: tuple[str, Path], tmp_path: Path
+) -> None:
+    ns, root = node
+    bundle, data = new_bundle(tmp_path)
+    data["routes"].append({"dst": "10.99.8.0/24", "type": "unicast", "dev": "nosuch0"})
+    write_manifest(bundle, data)
+    outcome = run_apply(ns, bundle, root)
+    assert_clean_error(
+        outcome,
+        says=[
+            "error: routes:",
+            "skipped: bundle (because routes failed)",
+            "applied: address, sysctl, links",
+            f"not installed: {root}/etc/calicc/bundle still holds the last fully applied bundle",
+        ],
+    )
+
+
+def test_bundle_of_another_node_than_installed(node: tuple[str, Path], tmp_path: Path) -> None:
+    ns, root = node
+    bundle, data = new_bundle(tmp_path)
+    data["node"]["name"] = "node-2"
+    write_manifest(bundle, data)
+    before, net = snapshot(root, bundle), net_state(ns)
+    outcome = run_apply(ns, bundle, root)
+    assert_clean_error(outcome, where=str(bundle / MANIFEST), field="node.name")
+    assert "is not this node (node-1)" in outcome.stderr
+    assert_unchanged(before, snapshot(root, bundle))
+    assert net_state(ns) == net
