@@ -149,3 +149,57 @@ def test_bird_started_then_left_alone_then_reconfigured(make_ns: MakeNs, tmp_pat
         assert "10.244.0.0/26" in status
     finally:
         stop_bird(root)
+
+
+BAD_RULES = "*filter\n:cali-INPUT - [0:0]\n-A cali-INPUT -j ACCEPT\n-A cali-INPUT --bogus\nCOMMIT\n"
+
+
+def test_agent_keeps_last_good_bundle_and_retries(
+    make_ns: MakeNs, tmp_path: Path, started: list[subprocess.Popen[str]]
+) -> None:
+    """A bundle with a failed part is retried each interval without its routes or installation;
+    an unreadable one changes nothing while the installed (last good) bundle's drift is still
+    repaired; the fixed bundle is then applied."""
+    need_tool("ip", "iptables-save", "ipset")
+    ns, _ = routed_node(make_ns, VXLAN)
+    bundle, root = tmp_path / "bundle", tmp_path / "root"
+    derive_bundle(VXLAN, bundle)
+    metrics = tmp_path / "metrics.prom"
+    args = ["--bundle", str(bundle), "--root", str(root), "--interval", "0.3"]
+    proc = subprocess.Popen(
+        ["ip", "netns", "exec", ns, CALICC, "agent", *args, "--metrics-file", str(metrics)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    started.append(proc)
+    wait_for(lambda: metric(metrics, "calicc_agent_bundles_applied_total") == 1, "the first apply")
+    installed = (root / "etc/calicc/bundle/node.json").read_bytes()
+    new_routes = [*json.loads((VXLAN / "node.json").read_text())["routes"]]
+    new_routes.append({"dst": "10.250.0.0/24", "type": "blackhole"})
+    derive_bundle(VXLAN, bundle, iptables=BAD_RULES, routes=new_routes)
+    errors = metric(metrics, "calicc_agent_errors_total")
+    wait_for(lambda: metric(metrics, "calicc_agent_errors_total") >= errors + 3, "three retries")
+    assert "10.250.0.0/24" not in routes(ns)
+    assert (root / "etc/calicc/bundle/node.json").read_bytes() == installed
+    (bundle / "node.json").write_text("{")  # a push cut short
+    ns_run(ns, ["ip", "route", "del", "10.244.1.64/26"])
+    wait_for(lambda: "10.244.1.64/26" in routes(ns), "the last good bundle's route repaired")
+    derive_bundle(VXLAN, bundle, routes=new_routes)
+    wait_for(lambda: "10.250.0.0/24" in routes(ns), "the fixed bundle's route")
+    wait_for(lambda: metric(metrics, "calicc_agent_bundles_applied_total") == 2, "metrics")
+    assert (root / "etc/calicc/bundle/node.json").read_bytes() == (
+        bundle / "node.json"
+    ).read_bytes()
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out
+    for line in (
+        "applied: skipped: routes (because iptables failed)",
+        "not fully applied (failed: iptables); the installed bundle stays the last one fully "
+        "applied; retrying in 0.3s",
+        "node.json:1:2: not valid JSON",
+        "repaired drift (last good bundle): routes: route 10.244.1.64/26: added",
+        "applied: routes: route 10.250.0.0/24: added",
+    ):
+        assert line in out, out
