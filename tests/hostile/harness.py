@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
@@ -49,12 +50,16 @@ def snapshot(*roots: Path) -> Snapshot:
 
 
 def _entry(path: Path) -> tuple[int, bytes]:
-    stat = path.lstat()
-    if path.is_symlink():
-        return stat.st_mode, os.readlink(path).encode()
-    if path.is_dir():
-        return stat.st_mode, b""
-    return stat.st_mode, path.read_bytes()
+    """Mode and content of a regular file; a link's target; nothing more of anything else.
+
+    FIFOs, sockets and devices are never opened (opening a FIFO blocks).
+    """
+    mode = path.lstat().st_mode
+    if stat.S_ISLNK(mode):
+        return mode, os.readlink(path).encode()
+    if not stat.S_ISREG(mode):
+        return mode, b""
+    return mode, path.read_bytes()
 
 
 def _limit_memory() -> None:  # pragma: no cover - runs in the child
