@@ -175,12 +175,23 @@ def fifo_file(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]
 
 def huge_file(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
     os.truncate(bundle / RULES, GiB)  # sparse: costs no disk
-    return RULES_FIELD, [f"holds {GiB} bytes, more than the 16777216 allowed"]
+    return RULES_FIELD, [f"holds {GiB} bytes, more than the 4194304 allowed"]
 
 
 def huge_manifest(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
     os.truncate(bundle / MANIFEST, GiB)
     return None, [f"holds {GiB} bytes", "(the bundle manifest)"]
+
+
+def biggest_manifest(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """Just under the size limit, all tiny objects: validated in full within the memory limit."""
+    routes = [
+        {"dst": f"10.{i >> 8 & 255}.{i & 255}.0/24", "type": "blackhole"} for i in range(85000)
+    ]
+    data["node"]["name"] = "Node_1"
+    _raw(bundle, json.dumps({**data, "routes": routes}).encode())  # compact, as a hostile one
+    assert 4 * 2**20 - 200_000 < (bundle / MANIFEST).stat().st_size < 4 * 2**20
+    return "node.name", ["is not a DNS-1123 node name"]
 
 
 def long_key(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -258,6 +269,7 @@ CASES: list[Case] = [
     fifo_file,
     huge_file,
     huge_manifest,
+    biggest_manifest,
     long_key,
     bad_node_name,
     set_member_injection,
