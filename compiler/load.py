@@ -243,7 +243,8 @@ def _count_nodes(text: str, path: Path) -> None:
     for event in yaml.parse(text, Loader=SafeLoader):
         count += isinstance(event, NODE_EVENTS)
         if count > MAX_NODES:
-            line, column = event.start_mark.line + 1, event.start_mark.column + 1
+            mark = event.start_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
             message = f"more than {MAX_NODES} values in one file; split it or write less"
             raise SpecError([Problem(str(path), line, column, "", message)])
 
