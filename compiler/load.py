@@ -92,7 +92,7 @@ def format_loc(loc: Sequence[str | int]) -> str:
 
 
 MAX_INPUT_BYTES = 8 * 2**20  # a 5,000-node cluster.yaml is about 1 MB
-MAX_NODES = 200_000  # YAML values in a file (~400 bytes of memory each while composed)
+MAX_NODES = 320_000  # YAML values in a file (~400 bytes of memory each while composed)
 COUNT_NODES_FROM = 256 * 1024  # a smaller file cannot hold MAX_NODES values
 MAX_VALUES = 1_000_000  # values after alias expansion (a "billion laughs" expands to 10**9)
 NODE_EVENTS = (yaml.ScalarEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent, yaml.AliasEvent)
