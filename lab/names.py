@@ -12,7 +12,7 @@ import re
 PREFIX = "calicc-"
 MAX_NS = 60  # well under NAME_MAX; keeps `ip netns list` readable
 IFNAMSIZ = 15
-LAB_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,22}[a-z0-9])?$")
+LAB_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,22}[a-z0-9])?")
 
 
 def short_hash(text: str, length: int = 8) -> str:
@@ -22,7 +22,7 @@ def short_hash(text: str, length: int = 8) -> str:
 
 def check_lab_name(name: str) -> str:
     """Return `name` if it is a valid lab name, else raise ValueError saying what is valid."""
-    if not LAB_NAME.match(name):
+    if not LAB_NAME.fullmatch(name):
         raise ValueError(
             f"lab name {name!r} is not valid: use 1-24 lower-case letters, digits and '-', "
             "starting and ending with a letter or digit"
