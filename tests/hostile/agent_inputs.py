@@ -11,17 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import resource
 import shutil
 import stat
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from agent.bundle import file_digest
 from lab.netns import ns_run
-from tests.hostile.harness import MEMORY_LIMIT, ROOT, TIME_LIMIT, Outcome, Snapshot
+from tests.hostile.harness import Outcome, Snapshot, run_calicc
 
 MANIFEST = "node.json"
 
@@ -71,27 +68,10 @@ def _content(path: Path) -> bytes:
     return digest.hexdigest().encode()
 
 
-def _limit_memory() -> None:  # pragma: no cover - runs in the child
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-
-
 def run_apply(ns: str, bundle: Path, root: Path, *extra: str) -> Outcome:
     """Run `calicc apply` in namespace `ns` as a user would, under the corpus's limits."""
     args = ["apply", "--bundle", str(bundle), "--root", str(root), "--allow-tunnel-standin"]
-    result = subprocess.run(
-        ["ip", "netns", "exec", ns, sys.executable, "-m", "compiler", *args, *extra],
-        cwd=root.parent,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        timeout=TIME_LIMIT,
-        preexec_fn=_limit_memory,
-        check=False,
-    )
-    return Outcome(
-        result.returncode,
-        result.stdout.decode("utf-8", "replace"),
-        result.stderr.decode("utf-8", "replace"),
-    )
+    return run_calicc([*args, *extra], cwd=root.parent, inside=("ip", "netns", "exec", ns))
 
 
 def net_state(ns: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ import resource
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,10 +71,14 @@ def run_calicc(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
+    inside: Sequence[str] = (),
 ) -> Outcome:
-    """Run `python -m compiler ARGS` in `cwd` under the memory and time limits."""
+    """Run `python -m compiler ARGS` in `cwd` under the memory and time limits.
+
+    `inside` prefixes the command, e.g. ("ip", "netns", "exec", NS) to run it in a namespace.
+    """
     result = subprocess.run(
-        [sys.executable, "-m", "compiler", *map(str, args)],
+        [*inside, sys.executable, "-m", "compiler", *map(str, args)],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
         input=stdin,
