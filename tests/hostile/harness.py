@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import stat
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,29 +63,38 @@ def _entry(path: Path) -> tuple[int, bytes]:
     return mode, path.read_bytes()
 
 
-def _limit_memory() -> None:  # pragma: no cover - runs in the child
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+def _limits(file_limit: int | None) -> Callable[[], None]:
+    def apply() -> None:  # pragma: no cover - runs in the child
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+        if file_limit is not None:  # a full disk, without root: writes fail with EFBIG
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    return apply
 
 
 def run_calicc(
     args: Iterable[str | Path],
     cwd: Path,
+    *,
     env: Mapping[str, str] | None = None,
     stdin: bytes | None = None,
     inside: Sequence[str] = (),
+    file_limit: int | None = None,
 ) -> Outcome:
     """Run `python -m compiler ARGS` in `cwd` under the memory and time limits.
 
-    `inside` prefixes the command, e.g. ("ip", "netns", "exec", NS) to run it in a namespace.
+    `inside` prefixes the command, e.g. ("ip", "netns", "exec", NS) to run it in a namespace;
+    `file_limit` caps the size of any file it writes (a full disk).
     """
     result = subprocess.run(
         [*inside, sys.executable, "-m", "compiler", *map(str, args)],
         cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
         input=stdin,
         capture_output=True,
         timeout=TIME_LIMIT,
-        preexec_fn=_limit_memory,
+        preexec_fn=_limits(file_limit),
         check=False,
     )
     return Outcome(

@@ -4,20 +4,12 @@ write (disk full) is one located line with nothing half-written: no staging left
 
 from __future__ import annotations
 
-import os
-import resource
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from compiler.build import build, load_cluster
 from tests.hostile.harness import (
-    MEMORY_LIMIT,
-    ROOT,
-    TIME_LIMIT,
     Outcome,
     assert_clean_error,
     assert_unchanged,
@@ -160,24 +152,9 @@ def test_foreign_directory(root: Path) -> None:
     refused(root, "-o", "docs", where="docs exists and is not a calicc rendered tree")
 
 
-def _small_files() -> None:  # pragma: no cover - runs in the child
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes fail with EFBIG instead
-
-
 def run_disk_full(cwd: Path, *args: str) -> Outcome:
     """Run calicc where no file can grow past FILE_LIMIT bytes (a full disk, without root)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "compiler", *args],
-        cwd=cwd,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1"},
-        capture_output=True,
-        timeout=TIME_LIMIT,
-        preexec_fn=_small_files,
-        check=False,
-    )
-    return Outcome(result.returncode, result.stdout.decode(), result.stderr.decode())
+    return run_calicc(args, cwd=cwd, file_limit=FILE_LIMIT)
 
 
 def _assert_one_line(outcome: Outcome) -> None:
