@@ -6,7 +6,7 @@ network namespace (the one the agent runs in) to the bundle's node.json.
 
 from __future__ import annotations
 
-from compiler.errors import CaliccError
+from calicc.compiler.errors import CaliccError
 
 
 class AgentError(CaliccError):

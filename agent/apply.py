@@ -45,23 +45,23 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
-from agent import AgentError, ipsets, iptables
-from agent.autodetect import check_address
-from agent.bird import reconcile_bird
-from agent.bundle import IPTABLES_FILE, Bundle, installed_node, load_bundle
-from agent.cni.install import install_plugins
-from agent.drift import make_watch, nft_generation
-from agent.endpoints import Endpoints, Fingerprint, fingerprint, load_endpoints, state_dir
-from agent.files import replace_tree, under, write_if_changed
-from agent.links import ensure_link
-from agent.neigh import reconcile_l2
-from agent.netlink import IPRoute as IPRouteT
-from agent.remote import Remote, conflist_kubeconfig, runtime_sets
-from agent.routes import reconcile_routes
-from agent.runner import Runner
-from agent.sysctl import PROC_SYS, apply_sysctls
-from compiler.targets.cni import CONFLIST
-from compiler.targets.endpoint import with_endpoints
+from calicc.agent import AgentError, ipsets, iptables
+from calicc.agent.autodetect import check_address
+from calicc.agent.bird import reconcile_bird
+from calicc.agent.bundle import IPTABLES_FILE, Bundle, installed_node, load_bundle
+from calicc.agent.cni.install import install_plugins
+from calicc.agent.drift import make_watch, nft_generation
+from calicc.agent.endpoints import Endpoints, Fingerprint, fingerprint, load_endpoints, state_dir
+from calicc.agent.files import replace_tree, under, write_if_changed
+from calicc.agent.links import ensure_link
+from calicc.agent.neigh import reconcile_l2
+from calicc.agent.netlink import IPRoute as IPRouteT
+from calicc.agent.remote import Remote, conflist_kubeconfig, runtime_sets
+from calicc.agent.routes import reconcile_routes
+from calicc.agent.runner import Runner
+from calicc.agent.sysctl import PROC_SYS, apply_sysctls
+from calicc.compiler.targets.cni import CONFLIST
+from calicc.compiler.targets.endpoint import with_endpoints
 
 MEMO_FILE = "var/lib/calicc/agent/iptables-memo.json"
 BUNDLE_COPY = "etc/calicc/bundle"

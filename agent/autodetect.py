@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from agent import AgentError
-from agent.netlink import IPRoute
+from calicc.agent import AgentError
+from calicc.agent.netlink import IPRoute
 
 DEFAULT_EXCLUDES = (
     r"^docker.*",

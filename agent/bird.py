@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent import AgentError
-from agent.bundle import Bundle
-from agent.files import under, write_if_changed
-from agent.runner import Runner
-from compiler.model.spec import SecretRef
+from calicc.agent import AgentError
+from calicc.agent.bundle import Bundle
+from calicc.agent.files import under, write_if_changed
+from calicc.agent.runner import Runner
+from calicc.compiler.model.spec import SecretRef
 
 DEFAULT_CONF = "etc/calicc/bird/bird.conf"
 

@@ -31,11 +31,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from agent import AgentError
-from agent.files import ReadProblem, is_inside, path_problem, read_bounded
-from agent.ipsets import OWNED_PREFIX as SET_PREFIX
-from agent.iptables import is_owned_jump
-from compiler.model.manifest import BUNDLE_VERSION, NodeManifest
+from calicc.agent import AgentError
+from calicc.agent.files import ReadProblem, is_inside, path_problem, read_bounded
+from calicc.agent.ipsets import OWNED_PREFIX as SET_PREFIX
+from calicc.agent.iptables import is_owned_jump
+from calicc.compiler.model.manifest import BUNDLE_VERSION, NodeManifest
 
 MANIFEST = "node.json"
 IPTABLES_FILE = "iptables/iptables.rules"

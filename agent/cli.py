@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agent import AgentError
+from calicc.agent import AgentError
 
 if TYPE_CHECKING:
-    from agent.apply import ApplyResult, Options
+    from calicc.agent.apply import ApplyResult, Options
 
 BundleOpt = Annotated[Path, typer.Option("--bundle", help="the node's bundle (holds node.json)")]
 RootOpt = Annotated[
@@ -69,7 +69,7 @@ def write_command_log(
 
 def print_report(result: ApplyResult, options: Options, as_json: bool) -> None:
     """Print what an apply did: JSON, or a line per change, failure and skipped part."""
-    from agent.apply import BUNDLE_COPY
+    from calicc.agent.apply import BUNDLE_COPY
 
     if as_json:
         typer.echo(json.dumps(result.report(), sort_keys=True))
@@ -84,7 +84,7 @@ def print_report(result: ApplyResult, options: Options, as_json: bool) -> None:
 
 def invalid_report(message: str) -> dict[str, object]:
     """Return the --json report of a bundle that failed validation (nothing ran)."""
-    from agent.apply import DEPENDS
+    from calicc.agent.apply import DEPENDS
 
     skipped = dict.fromkeys(DEPENDS, "because validate failed")
     failed = {"validate": message}
@@ -113,8 +113,8 @@ def apply_cmd(
     the parts that depend on it and the bundle is then not installed as current; the exit code
     is 1 and the report lists the parts applied, failed (with the error) and skipped.
     """
-    from agent.apply import Options, Reconciler, expected_node
-    from agent.bundle import load_bundle
+    from calicc.agent.apply import Options, Reconciler, expected_node
+    from calicc.agent.bundle import load_bundle
 
     options = Options(
         root=root,
@@ -185,10 +185,10 @@ def agent_cmd(
     """
     import logging
 
-    from agent.apply import Options
-    from agent.cni.server import CniServer
-    from agent.loop import handle_signals, make_loop
-    from agent.metrics import serve
+    from calicc.agent.apply import Options
+    from calicc.agent.cni.server import CniServer
+    from calicc.agent.loop import handle_signals, make_loop
+    from calicc.agent.metrics import serve
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     options = Options(
@@ -215,8 +215,8 @@ def agent_cmd(
 
 def status_cmd(root: RootOpt = Path("/")) -> None:
     """Show BGP sessions, the node's blocks and their use, and the endpoints on this node."""
-    from agent.runner import Runner
-    from agent.status import status_lines
+    from calicc.agent.runner import Runner
+    from calicc.agent.status import status_lines
 
     for line in status_lines(root, Runner()):
         typer.echo(line)

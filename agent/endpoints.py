@@ -23,11 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.cni.endpoint_policy import ENDPOINTS, EndpointRecord, load_records, rules_for
-from agent.files import under
-from compiler.model.manifest import NodeManifest
-from compiler.targets.cni import STATE_DIR
-from compiler.targets.endpoint import EndpointRules, selector_sets_for_pod
+from calicc.agent.cni.endpoint_policy import ENDPOINTS, EndpointRecord, load_records, rules_for
+from calicc.agent.files import under
+from calicc.compiler.model.manifest import NodeManifest
+from calicc.compiler.targets.cni import STATE_DIR
+from calicc.compiler.targets.endpoint import EndpointRules, selector_sets_for_pod
 
 NAMED_PORT_TYPE = "hash:ip,port"
 Fingerprint = tuple[tuple[str, int, int], ...]

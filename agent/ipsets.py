@@ -18,8 +18,8 @@ from typing import Any
 from pyroute2.ipset import IPSet
 from pyroute2.netlink.exceptions import NetlinkError
 
-from agent.runner import Runner
-from compiler.model.manifest import Ipset
+from calicc.agent.runner import Runner
+from calicc.compiler.model.manifest import Ipset
 
 OWNED_PREFIX = "cali"
 TEMP_PREFIX = "cali4t"

@@ -21,9 +21,9 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
-from agent.runner import Runner
-from compiler.model.manifest import JumpRule
-from compiler.targets.endpoint import FROM_DISPATCH, TO_DISPATCH
+from calicc.agent.runner import Runner
+from calicc.compiler.model.manifest import JumpRule
+from calicc.compiler.targets.endpoint import FROM_DISPATCH, TO_DISPATCH
 
 OWNED_PREFIX = "cali-"
 DISPATCH_CHAINS = (FROM_DISPATCH, TO_DISPATCH)

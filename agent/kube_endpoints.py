@@ -20,11 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent import AgentError
-from agent.cni.errors import CniError
-from agent.cni.kube import api_get
-from agent.membership import ClusterPod, cluster_members, namespaces_from_list, pods_from_list
-from compiler.model.manifest import NodeManifest
+from calicc.agent import AgentError
+from calicc.agent.cni.errors import CniError
+from calicc.agent.cni.kube import api_get
+from calicc.agent.membership import (
+    ClusterPod,
+    cluster_members,
+    namespaces_from_list,
+    pods_from_list,
+)
+from calicc.compiler.model.manifest import NodeManifest
 
 PHASES = "status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed"
 PODS_PATH = f"/api/v1/pods?resourceVersion=0&fieldSelector={PHASES}"

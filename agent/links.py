@@ -8,9 +8,9 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from agent import AgentError
-from agent.netlink import IPRoute, call, link_index, link_kind, need_index
-from compiler.model.manifest import Link
+from calicc.agent import AgentError
+from calicc.agent.netlink import IPRoute, call, link_index, link_kind, need_index
+from calicc.compiler.model.manifest import Link
 
 IFF_UP = 1
 

@@ -22,12 +22,12 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent import AgentError
-from agent.apply import ApplyResult, Options, Reconciler, expected_node, installed_bundle
-from agent.bundle import Bundle, load_bundle
-from agent.drift import FULL_EVERY
-from agent.metrics import Metrics, write_textfile
-from agent.status import block_use, node_allocations
+from calicc.agent import AgentError
+from calicc.agent.apply import ApplyResult, Options, Reconciler, expected_node, installed_bundle
+from calicc.agent.bundle import Bundle, load_bundle
+from calicc.agent.drift import FULL_EVERY
+from calicc.agent.metrics import Metrics, write_textfile
+from calicc.agent.status import block_use, node_allocations
 
 log = logging.getLogger("calicc.agent")
 

@@ -25,8 +25,8 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-from agent.apply import ApplyResult
-from agent.files import write_if_changed
+from calicc.agent.apply import ApplyResult
+from calicc.agent.files import write_if_changed
 
 
 @dataclass

@@ -9,8 +9,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from agent.netlink import IPRoute, call, link_index
-from compiler.model.manifest import FdbEntry, Link, Neighbor
+from calicc.agent.netlink import IPRoute, call, link_index
+from calicc.compiler.model.manifest import FdbEntry, Link, Neighbor
 
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02

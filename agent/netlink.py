@@ -7,7 +7,7 @@ from typing import Any
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from agent import AgentError
+from calicc.agent import AgentError
 
 IPRoute = Any  # pyroute2.IPRoute (untyped)
 

@@ -26,10 +26,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from agent import AgentError
-from agent.cni.endpoint_policy import load_records
-from agent.endpoints import Fingerprint, fingerprint, runtime_members
-from compiler.model.manifest import NodeManifest
+from calicc.agent import AgentError
+from calicc.agent.cni.endpoint_policy import load_records
+from calicc.agent.endpoints import Fingerprint, fingerprint, runtime_members
+from calicc.compiler.model.manifest import NodeManifest
 
 PEERS = "peers"
 PeersFingerprint = tuple[tuple[str, Fingerprint], ...]

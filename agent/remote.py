@@ -27,12 +27,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.endpoints import Endpoints, runtime_members
-from agent.files import under
-from agent.kube_endpoints import KubeSource
-from agent.membership import Members, union
-from agent.peers import PeersFingerprint, peer_members, peers_fingerprint
-from compiler.model.manifest import NodeManifest
+from calicc.agent.endpoints import Endpoints, runtime_members
+from calicc.agent.files import under
+from calicc.agent.kube_endpoints import KubeSource
+from calicc.agent.membership import Members, union
+from calicc.agent.peers import PeersFingerprint, peer_members, peers_fingerprint
+from calicc.compiler.model.manifest import NodeManifest
 
 
 def conflist_kubeconfig(root: Path, conflist_text: str | None) -> Path | None:

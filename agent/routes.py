@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Network
 from typing import Any
 
-from agent.netlink import IPRoute, call, need_index
-from compiler.model.manifest import Route
+from calicc.agent.netlink import IPRoute, call, need_index
+from calicc.compiler.model.manifest import Route
 
 MAIN_TABLE = 254
 RTN_UNICAST = 1

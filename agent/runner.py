@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from agent import AgentError
+from calicc.agent import AgentError
 
 
 @dataclass

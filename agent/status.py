@@ -6,15 +6,15 @@ from collections import Counter
 from ipaddress import IPv4Network
 from pathlib import Path
 
-from agent import AgentError
-from agent.apply import BUNDLE_COPY
-from agent.bird import BirdPaths
-from agent.bundle import MANIFEST
-from agent.cni.ipam import Allocation
-from agent.cni.node import ipam_store
-from agent.files import under
-from agent.runner import Runner
-from compiler.model.manifest import NodeManifest
+from calicc.agent import AgentError
+from calicc.agent.apply import BUNDLE_COPY
+from calicc.agent.bird import BirdPaths
+from calicc.agent.bundle import MANIFEST
+from calicc.agent.cni.ipam import Allocation
+from calicc.agent.cni.node import ipam_store
+from calicc.agent.files import under
+from calicc.agent.runner import Runner
+from calicc.compiler.model.manifest import NodeManifest
 
 STATE_DIR = "var/lib/calicc"
 BGP_FIELDS = 6  # name proto table state since info

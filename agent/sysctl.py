@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from agent import AgentError
+from calicc.agent import AgentError
 
 PROC_SYS = Path("/proc/sys")
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.apply import Options, Reconciler
-from agent.bundle import load_bundle
-from agent.drift import Watch
+from calicc.agent.apply import Options, Reconciler
+from calicc.agent.bundle import load_bundle
+from calicc.agent.drift import Watch
 from tests.tools.agent_bundle import derive_bundle, rendered
 
 POLICIES = 100

@@ -25,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.cni.install import EXECUTABLES, install_plugins, launcher_text
-from agent.cni.server import socket_path
-from lab.netns import ns_add, ns_delete, ns_run, veth_between
+from calicc.agent.cni.install import EXECUTABLES, install_plugins, launcher_text
+from calicc.agent.cni.server import socket_path
+from calicc.lab.netns import ns_add, ns_delete, ns_run, veth_between
 from tests.tools.test_cni_cnitool import cnitool
 from tests.unit.test_ipam_store import write_bundle
 
@@ -73,11 +73,11 @@ def setup(root: Path, pods: int) -> tuple[str, list[str]]:
     for conf_dir, conf in (("calicc", calicc_conf()), ("ptp", ptp)):
         (root / "etc/cni" / conf_dir).mkdir(parents=True)
         (root / "etc/cni" / conf_dir / "net.conflist").write_text(json.dumps(conf))
-    install_plugins(root, str(ROOT / ".venv/bin/python"))
+    install_plugins(root, sys.executable)
     pybin = root / "opt/cni/pybin"
     pybin.mkdir(parents=True)
     for name, kind in EXECUTABLES.items():
-        (pybin / name).write_text(launcher_text(kind, root, str(ROOT / ".venv/bin/python")))
+        (pybin / name).write_text(launcher_text(kind, root, sys.executable))
         (pybin / name).chmod(0o755)
     return node, names
 
@@ -145,7 +145,7 @@ class Agent:
 
     def want(self, running: bool) -> None:
         if running and self.proc is None:
-            args = [str(ROOT / ".venv/bin/python"), "-m", "agent.cni.server", "--root"]
+            args = [sys.executable, "-I", "-m", "calicc.agent.cni.server", "--root"]
             cmd = ["ip", "netns", "exec", self.node, *args, str(self.root)]
             self.proc = subprocess.Popen(cmd, cwd=ROOT)
             while not socket_path(self.root).exists():

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from compiler.build import build, load_cluster
+from calicc.compiler.build import build, load_cluster
 
 AIM_SECONDS = 5.0
 

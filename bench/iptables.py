@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from compiler.build import compile_cluster, load_cluster
-from lab.netns import ns_add, ns_delete, ns_run
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.lab.netns import ns_add, ns_delete, ns_run
 
 SIZES = (10, 100, 1000)
 REPEAT = 5

@@ -9,21 +9,21 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from compiler import __version__
-from compiler.check import run_checks
-from compiler.emit import INDEX, EmitReport, digest, dump_json
-from compiler.errors import SpecError
-from compiler.load import Source, read_yaml
-from compiler.lock_check import check_lock, moved_blocks
-from compiler.lock_read import LockFile, LockProblems, read_lock
-from compiler.model.spec import ClusterSpec
-from compiler.outdir import check_output_dir, scan_tree, writing
-from compiler.plan import ClusterPlan, build_plan
-from compiler.policy.load import LoadedPolicy, load_policies
-from compiler.policy.rules import compile_policies
-from compiler.render import render_node
-from compiler.spec_errors import problems_from
-from compiler.write import check_frozen, write_build
+from calicc import __version__
+from calicc.compiler.check import run_checks
+from calicc.compiler.emit import INDEX, EmitReport, digest, dump_json
+from calicc.compiler.errors import SpecError
+from calicc.compiler.load import Source, read_yaml
+from calicc.compiler.lock_check import check_lock, moved_blocks
+from calicc.compiler.lock_read import LockFile, LockProblems, read_lock
+from calicc.compiler.model.spec import ClusterSpec
+from calicc.compiler.outdir import check_output_dir, scan_tree, writing
+from calicc.compiler.plan import ClusterPlan, build_plan
+from calicc.compiler.policy.load import LoadedPolicy, load_policies
+from calicc.compiler.policy.rules import compile_policies
+from calicc.compiler.render import render_node
+from calicc.compiler.spec_errors import problems_from
+from calicc.compiler.write import check_frozen, write_build
 
 LOCK_NAME = "cluster.lock.yaml"
 

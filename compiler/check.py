@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
-from compiler.errors import Problem
-from compiler.load import Source
-from compiler.model.spec import ClusterSpec, EncapMode
-from compiler.pools import OVERHEAD, PoolPlan, link_mtu, node_pools, resolve_pools
-from compiler.selector import parse_selector
+from calicc.compiler.errors import Problem
+from calicc.compiler.load import Source
+from calicc.compiler.model.spec import ClusterSpec, EncapMode
+from calicc.compiler.pools import OVERHEAD, PoolPlan, link_mtu, node_pools, resolve_pools
+from calicc.compiler.selector import parse_selector
 
 Check = Callable[[ClusterSpec, tuple[PoolPlan, ...], Source], Iterator[Problem]]
 MIN_PREFIX_WITH_BROADCAST = 30

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from compiler.build import Inputs, build, compile_cluster, load_cluster
-from compiler.errors import CaliccError
-from compiler.schema import write_schemas
-from lab.cli import lab_app
+from calicc.compiler.build import Inputs, build, compile_cluster, load_cluster
+from calicc.compiler.schema import write_schemas
 
 app = typer.Typer(
     add_completion=False,
@@ -20,7 +17,6 @@ app = typer.Typer(
     help="calicc: Calico-style pod networking compiled from git, cluster.yaml to node bundles.",
 )
 state = {"debug": False}
-app.add_typer(lab_app, name="lab")
 
 ClusterArg = Annotated[
     Path | None, typer.Argument(help="cluster.yaml (or use --icp/--hosts)", show_default=False)
@@ -37,7 +33,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def load_inputs(cluster: Path | None, icp: Path | None, hosts: Path | None) -> Inputs:
     """Load either a cluster.yaml or an ICP config.yaml with its hosts file."""
-    from compiler.icp import load_icp
+    from calicc.compiler.icp import load_icp
 
     if icp is not None:
         if hosts is None:
@@ -92,9 +88,9 @@ def build_cmd(
 
 def check_bird_snippets(inputs: Inputs, reallocate: bool) -> None:
     """Refuse, before anything is written, a bird_snippet that stock BIRD rejects."""
-    from compiler.build import plan_cluster
-    from compiler.errors import SpecError
-    from compiler.snippets import check_snippets
+    from calicc.compiler.build import plan_cluster
+    from calicc.compiler.errors import SpecError
+    from calicc.compiler.snippets import check_snippets
 
     spec = inputs.spec
     if spec.bird_snippets is None and all(n.bird_snippets is None for n in spec.nodes):
@@ -106,8 +102,8 @@ def check_bird_snippets(inputs: Inputs, reallocate: bool) -> None:
 
 def compile_warnings(inputs: Inputs) -> tuple[str, ...]:
     """Return the plan's warnings (a large full mesh)."""
-    from compiler.peering import mesh_warning
-    from compiler.pools import resolve_pools
+    from calicc.compiler.peering import mesh_warning
+    from calicc.compiler.pools import resolve_pools
 
     warning = mesh_warning(inputs.spec, resolve_pools(inputs.spec))
     return (warning,) if warning else ()
@@ -116,7 +112,7 @@ def compile_warnings(inputs: Inputs) -> tuple[str, ...]:
 @app.command("validate")
 def validate_cmd(cluster: ClusterArg = None, icp: IcpOpt = None, hosts: HostsOpt = None) -> None:
     """Run every check and the real tools' syntax checks, writing nothing."""
-    from compiler.snippets import tool_problems
+    from calicc.compiler.snippets import tool_problems
 
     inputs = load_inputs(cluster, icp, hosts)
     compiled = compile_cluster(inputs)
@@ -135,8 +131,8 @@ def convert_cmd(
     out: Annotated[Path | None, typer.Option("-o", "--out", help="write here, not stdout")] = None,
 ) -> None:
     """Write the cluster.yaml equivalent of an ICP config.yaml and hosts (calicc's own keys)."""
-    from compiler.emit import write_atomic
-    from compiler.icp import icp_cluster_yaml
+    from calicc.compiler.emit import write_atomic
+    from calicc.compiler.icp import icp_cluster_yaml
 
     text = icp_cluster_yaml(icp, hosts)
     if out is None:
@@ -165,8 +161,8 @@ def inventory_cmd(
     out: Annotated[Path | None, typer.Option("-o", "--out", help="file (default stdout)")] = None,
 ) -> None:
     """Write an Ansible inventory (YAML) of the cluster's nodes, grouped by role and label."""
-    from compiler.emit import write_atomic
-    from compiler.inventory import build_inventory, dump_inventory
+    from calicc.compiler.emit import write_atomic
+    from calicc.compiler.inventory import build_inventory, dump_inventory
 
     text = dump_inventory(build_inventory(load_cluster(cluster).spec))
     if out is None:
@@ -189,7 +185,7 @@ def push_cmd(
     rendered: Annotated[Path | None, typer.Option(help="default: rendered/ beside it")] = None,
 ) -> None:
     """Push the rendered bundles with Ansible: route reflectors first, then batches."""
-    from compiler.push import PushSettings, format_summary, run_push
+    from calicc.compiler.push import PushSettings, format_summary, run_push
 
     inputs = load_cluster(cluster)
     settings = PushSettings(
@@ -216,38 +212,11 @@ def diff_cmd(
     out: Annotated[Path | None, typer.Option("-o", "--out", help="file (default stdout)")] = None,
 ) -> None:
     """Summarise, per node, what a change does to the rendered trees (Markdown for a PR)."""
-    from compiler.diff import diff_command
-    from compiler.emit import write_atomic
+    from calicc.compiler.diff import diff_command
+    from calicc.compiler.emit import write_atomic
 
     text = diff_command(repo, from_rev, to_rev, path.strip("/"))
     if out is None:
         typer.echo(text, nl=False)
     else:
         write_atomic(out, text)
-
-
-def main() -> None:
-    """Entry point: run the app; a CaliccError or an OSError is one message and exit code 1."""
-    try:
-        app()
-    except CaliccError as exc:
-        if state["debug"]:
-            raise
-        text = str(exc)
-        typer.echo(text if "\n" in text else f"error: {text}", err=True)
-        sys.exit(1)
-    except OSError as exc:  # a disk, permission or device error outside calicc's own checks
-        if state["debug"]:
-            raise
-        where = f"{exc.filename}: " if exc.filename else ""
-        typer.echo(f"error: {where}{exc.strerror or exc}", err=True)
-        sys.exit(1)
-
-
-def _register_agent() -> None:
-    from agent.cli import register
-
-    register(app)
-
-
-_register_agent()

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler.gitdiff import Snapshot, rendered_trees, repo_top, tree_nodes
+from calicc.compiler.gitdiff import Snapshot, rendered_trees, repo_top, tree_nodes
 
 BIRD = "bird/bird.conf"
 MANIFEST = "node.json"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from compiler.outdir import (
+from calicc.compiler.outdir import (
     INDEX,
     check_output_dir,
     prune,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 
-from compiler.errors import RenderError
+from calicc.compiler.errors import RenderError
 
 CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # every control character but tab
 BIRD_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f]')

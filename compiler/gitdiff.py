@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.errors import CaliccError
+from calicc.compiler.errors import CaliccError
 
 INDEX = "index.json"
 

@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
-from compiler.build import Inputs, validate_source
-from compiler.errors import Problem, SpecError
-from compiler.load import Loc, Source, cut, read_input, read_yaml
+from calicc.compiler.build import Inputs, validate_source
+from calicc.compiler.errors import Problem, SpecError
+from calicc.compiler.load import Loc, Source, cut, read_input, read_yaml
 
 # ICP key -> cluster model key (aliases the model also accepts as written).
 NETWORK_KEYS = {

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from compiler.errors import CaliccError
-from compiler.model.spec import ClusterSpec, Node
+from calicc.compiler.errors import CaliccError
+from calicc.compiler.model.spec import ClusterSpec, Node
 
 NODES_GROUP = "calicc_nodes"
 RR_GROUP = "calicc_route_reflectors"

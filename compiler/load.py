@@ -20,7 +20,7 @@ try:  # libyaml is ~10x faster; positions (marks) are the same
 except ImportError:  # pragma: no cover - libyaml missing
     from yaml import SafeLoader  # type: ignore[assignment]
 
-from compiler.errors import Problem, SpecError
+from calicc.compiler.errors import Problem, SpecError
 
 __all__ = [
     "Loc",

@@ -22,10 +22,10 @@ try:
 except ImportError:  # pragma: no cover - libyaml missing
     from yaml import SafeDumper  # type: ignore[assignment]
 
-from compiler.check import blocks_needed
-from compiler.errors import LockError
-from compiler.model.spec import ClusterSpec, Node
-from compiler.pools import PoolPlan, node_pools
+from calicc.compiler.check import blocks_needed
+from calicc.compiler.errors import LockError
+from calicc.compiler.model.spec import ClusterSpec, Node
+from calicc.compiler.pools import PoolPlan, node_pools
 
 LOCK_VERSION = 1
 HEADER = (

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from ipaddress import IPv4Network
 
-from compiler.errors import Problem
-from compiler.lock import Lock, NodeAllocation
-from compiler.lock_read import LockFile
-from compiler.model.spec import ClusterSpec, Node
-from compiler.pools import PoolPlan, node_pools
+from calicc.compiler.errors import Problem
+from calicc.compiler.lock import Lock, NodeAllocation
+from calicc.compiler.lock_read import LockFile
+from calicc.compiler.model.spec import ClusterSpec, Node
+from calicc.compiler.pools import PoolPlan, node_pools
 
 Placed = tuple[IPv4Network, str, str, int]  # block, node, pool, index in the node's list
 

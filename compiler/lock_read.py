@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.emit import digest
-from compiler.errors import LockError, Problem, SpecError
-from compiler.load import Source, parse_yaml, read_input
-from compiler.lock import Lock
-from compiler.lock_shape import shape_lock
+from calicc.compiler.emit import digest
+from calicc.compiler.errors import LockError, Problem, SpecError
+from calicc.compiler.load import Source, parse_yaml, read_input
+from calicc.compiler.lock import Lock
+from calicc.compiler.lock_shape import shape_lock
 
 MAX_LOCK_BYTES = 2 * 2**20  # about 20,000 nodes
 MAX_SHOWN = 40  # problems printed; the rest are counted

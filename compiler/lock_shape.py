@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from compiler.errors import Problem
-from compiler.load import Source, cut
-from compiler.lock import LOCK_VERSION, Lock, NodeAllocation
+from calicc.compiler.errors import Problem
+from calicc.compiler.load import Source, cut
+from calicc.compiler.lock import LOCK_VERSION, Lock, NodeAllocation
 
 Loc = tuple[str | int, ...]
 TOP_KEYS = ("nodes", "version")

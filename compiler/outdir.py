@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from compiler.errors import CaliccError
+from calicc.compiler.errors import CaliccError
 
 INDEX = "index.json"
 MAX_INDEX_BYTES = 64 * 2**20

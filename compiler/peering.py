@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
 
-from compiler.model.spec import BgpPeer, ClusterSpec, Node, SecretRef
-from compiler.pools import PoolPlan
-from compiler.selector import parse_selector
+from calicc.compiler.model.spec import BgpPeer, ClusterSpec, Node, SecretRef
+from calicc.compiler.pools import PoolPlan
+from calicc.compiler.selector import parse_selector
 
 MESH_WARN_NODES = 100
 

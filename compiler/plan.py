@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, collapse_addresses
 
-from compiler.lock import Lock, allocate
-from compiler.model.spec import BirdSnippets, ClusterSpec, Node
-from compiler.peering import Session, mesh_warning, node_as, reflectors_of, sessions_for
-from compiler.policy.rules import CompiledPolicy
-from compiler.pools import PoolPlan, link_mtu, node_pools, pod_mtu, resolve_pools
+from calicc.compiler.lock import Lock, allocate
+from calicc.compiler.model.spec import BirdSnippets, ClusterSpec, Node
+from calicc.compiler.peering import Session, mesh_warning, node_as, reflectors_of, sessions_for
+from calicc.compiler.policy.rules import CompiledPolicy
+from calicc.compiler.pools import PoolPlan, link_mtu, node_pools, pod_mtu, resolve_pools
 
 
 @dataclass(frozen=True)

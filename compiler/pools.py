@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
-from compiler.model.spec import ClusterSpec, EncapMode, Node
-from compiler.selector import parse_selector
+from calicc.compiler.model.spec import ClusterSpec, EncapMode, Node
+from calicc.compiler.selector import parse_selector
 
 DEFAULT_POOL = "default-ipv4-ippool"
 OVERHEAD = {"ipip": 20, "vxlan": 50}

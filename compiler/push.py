@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib.resources
 import os
 import sys
 import tempfile
@@ -18,11 +19,11 @@ from typing import Any
 
 import ansible_runner
 
-from compiler.build import Inputs, build
-from compiler.errors import CaliccError
-from compiler.inventory import build_inventory, dump_inventory, route_reflectors
+from calicc.compiler.build import Inputs, build
+from calicc.compiler.errors import CaliccError
+from calicc.compiler.inventory import build_inventory, dump_inventory, route_reflectors
 
-PLAYBOOKS = Path(__file__).resolve().parent.parent / "playbooks"
+PLAYBOOKS = Path(str(importlib.resources.files("calicc.playbooks")))  # package data
 PLAYBOOK = "node.yml"
 Echo = Callable[[str], None]
 EVENT_LABELS = {

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 
 import jinja2
 
-import templates
-from compiler.emit import dump_json
-from compiler.errors import RenderError
-from compiler.filters import FILTERS, one_line
-from compiler.plan import ClusterPlan, NodePlan
-from compiler.targets.bird import bird_view
-from compiler.targets.cni import CONFLIST, conflist
-from compiler.targets.ipset import IPSETS_FILE, IPSETS_TEMPLATE, ipsets_view
-from compiler.targets.iptables import IPTABLES_FILE, IPTABLES_TEMPLATE, iptables_view
-from compiler.targets.manifest import MANIFEST, manifest_text
-from compiler.targets.routes import routes_view
-from compiler.targets.sysctl import sysctl_view
+from calicc.compiler.emit import dump_json
+from calicc.compiler.errors import RenderError
+from calicc.compiler.filters import FILTERS, one_line
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.targets.bird import bird_view
+from calicc.compiler.targets.cni import CONFLIST, conflist
+from calicc.compiler.targets.ipset import IPSETS_FILE, IPSETS_TEMPLATE, ipsets_view
+from calicc.compiler.targets.iptables import IPTABLES_FILE, IPTABLES_TEMPLATE, iptables_view
+from calicc.compiler.targets.manifest import MANIFEST, manifest_text
+from calicc.compiler.targets.routes import routes_view
+from calicc.compiler.targets.sysctl import sysctl_view
 
-TEMPLATE_DIR = Path(templates.__file__).parent
 Renderer = Callable[[ClusterPlan, NodePlan], dict[str, str]]
 
 
@@ -29,7 +26,7 @@ Renderer = Callable[[ClusterPlan, NodePlan], dict[str, str]]
 def make_env() -> jinja2.Environment:
     """Return the only template environment: strict, whitespace-disciplined, no autoescape."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        loader=jinja2.PackageLoader("calicc", "templates"),  # package data in the wheel
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from compiler.emit import dump_json, write_atomic
-from compiler.model.manifest import NodeManifest
-from compiler.model.spec import ClusterSpec
+from calicc.compiler.emit import dump_json, write_atomic
+from calicc.compiler.model.manifest import NodeManifest
+from calicc.compiler.model.spec import ClusterSpec
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "cluster.schema.json": ClusterSpec,

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 
-from compiler.errors import Problem
-from compiler.load import Loc, Source, cut, format_loc
-from compiler.model.spec import ClusterSpec
-from compiler.plan import ClusterPlan
-from compiler.render import render_bird
-from compiler.toolcheck import bird_parse, check_with_tools
+from calicc.compiler.errors import Problem
+from calicc.compiler.load import Loc, Source, cut, format_loc
+from calicc.compiler.model.spec import ClusterSpec
+from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.render import render_bird
+from calicc.compiler.toolcheck import bird_parse, check_with_tools
 
 BIRD_FILE = "bird/bird.conf"
 MARKER = re.compile(

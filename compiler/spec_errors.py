@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from compiler.errors import Problem
-from compiler.load import Source, cut
-from compiler.model.spec import SecretRef
+from calicc.compiler.errors import Problem
+from calicc.compiler.load import Source, cut
+from calicc.compiler.model.spec import SecretRef
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

@@ -12,10 +12,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.emit import digest, same_text, write_new
-from compiler.outdir import writing
-from compiler.plan import ClusterPlan
-from compiler.render import render_node
+from calicc.compiler.emit import digest, same_text, write_new
+from calicc.compiler.outdir import writing
+from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.render import render_node
 
 PARALLEL_MIN_NODES = 200  # below this a fork costs more than it saves
 

@@ -17,14 +17,14 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from compiler.emit import INDEX, EmitReport, digest, stage_beside
-from compiler.errors import LockError
-from compiler.lock import Lock
-from compiler.lock_check import lock_changes
-from compiler.lock_read import LockFile
-from compiler.outdir import TreeState, missing_dirs, prune, refuse_unsafe, writing
-from compiler.plan import ClusterPlan
-from compiler.stage import Job, stage_file, stage_nodes
+from calicc.compiler.emit import INDEX, EmitReport, digest, stage_beside
+from calicc.compiler.errors import LockError
+from calicc.compiler.lock import Lock
+from calicc.compiler.lock_check import lock_changes
+from calicc.compiler.lock_read import LockFile
+from calicc.compiler.outdir import TreeState, missing_dirs, prune, refuse_unsafe, writing
+from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.stage import Job, stage_file, stage_nodes
 
 IndexText = Callable[[dict[str, dict[str, str]]], str]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lab.netns import ns_run
-from lab.state import Proc
-from lab.wait import poll
+from calicc.lab.netns import ns_run
+from calicc.lab.state import Proc
+from calicc.lab.wait import poll
 
 WAIT_S = 15.0
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lab.netns import ns_run
-from lab.procs import alive, spawn_detached, stop_pid
-from lab.wait import poll
+from calicc.lab.netns import ns_run
+from calicc.lab.procs import alive, spawn_detached, stop_pid
+from calicc.lab.wait import poll
 
 WAIT_S = 15.0
 

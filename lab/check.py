@@ -12,16 +12,16 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from compiler.build import compile_cluster, load_cluster
-from compiler.plan import ClusterPlan
-from lab.expect import expected_routes
-from lab.matrix import Paths
-from lab.podcheck import pod_rows
-from lab.probe import ping
-from lab.state import LabState
-from lab.topology import EXTERNAL_HOST, Topology, plan_topology
-from lab.verify import FAIL, PASS, SKIP, Row, bgp_rows, route_rows
-from lab.walkthrough import policy_rows
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.compiler.plan import ClusterPlan
+from calicc.lab.expect import expected_routes
+from calicc.lab.matrix import Paths
+from calicc.lab.podcheck import pod_rows
+from calicc.lab.probe import ping
+from calicc.lab.state import LabState
+from calicc.lab.topology import EXTERNAL_HOST, Topology, plan_topology
+from calicc.lab.verify import FAIL, PASS, SKIP, Row, bgp_rows, route_rows
+from calicc.lab.walkthrough import policy_rows
 
 
 def underlay_rows(plan: ClusterPlan, topo: Topology) -> list[Row]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from lab.state import DEFAULT_BASE, lab_root, load_state
+from calicc.lab.state import DEFAULT_BASE, lab_root, load_state
 
 lab_app = typer.Typer(no_args_is_help=True, help="Run a compiled cluster as network namespaces.")
 
@@ -19,7 +19,7 @@ BaseOpt = Annotated[Path, typer.Option("--base", help="directory holding labs' f
 def _name(cluster: Path, name: str | None) -> str:
     if name is not None:
         return name
-    from compiler.build import load_cluster
+    from calicc.compiler.build import load_cluster
 
     return load_cluster(cluster).spec.name[:24].rstrip("-")
 
@@ -37,7 +37,7 @@ def up_cmd(
     pod_nodes: PodNodesOpt = 0,
 ) -> None:
     """Build the cluster and bring it up as namespaces with real daemons and test pods."""
-    from lab.up import lab_up
+    from calicc.lab.up import lab_up
 
     lab = _name(cluster, name)
     state = lab_up(cluster, lab, lab_root(lab, base), typer.echo, pod_nodes)
@@ -55,7 +55,7 @@ def check_cmd(
     ] = False,
 ) -> None:
     """Print the connectivity matrix; exit 1 on any mismatch."""
-    from lab.check import failed, lab_check, table, to_json
+    from calicc.lab.check import failed, lab_check, table, to_json
 
     lab = _name(cluster, name)
     state = load_state(lab_root(lab, base))
@@ -71,7 +71,7 @@ def check_cmd(
 @lab_app.command("apply")
 def apply_cmd(cluster: ClusterArg, name: NameOpt = None, base: BaseOpt = DEFAULT_BASE) -> None:
     """Converge a running lab to its edited cluster file (nodes added or removed)."""
-    from lab.reapply import lab_apply
+    from calicc.lab.reapply import lab_apply
 
     lab = _name(cluster, name)
     state = load_state(lab_root(lab, base))
@@ -84,7 +84,7 @@ def apply_cmd(cluster: ClusterArg, name: NameOpt = None, base: BaseOpt = DEFAULT
 @lab_app.command("down")
 def down_cmd(cluster: ClusterArg, name: NameOpt = None, base: BaseOpt = DEFAULT_BASE) -> None:
     """Remove everything the lab made, also after a crash."""
-    from lab.down import lab_down
+    from calicc.lab.down import lab_down
 
     lab = _name(cluster, name)
     for line in lab_down(lab, lab_root(lab, base)) or [f"lab {lab}: nothing to remove"]:

@@ -10,10 +10,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from lab.network import lab_namespaces, remove_namespaces
-from lab.pods import delete_pods
-from lab.procs import alive, stop_pid
-from lab.state import load_state
+from calicc.lab.network import lab_namespaces, remove_namespaces
+from calicc.lab.pods import delete_pods
+from calicc.lab.procs import alive, stop_pid
+from calicc.lab.state import load_state
 
 
 def namespace_pids(ns: str) -> list[int]:

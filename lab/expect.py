@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
-from compiler.model.spec import EncapMode
-from compiler.plan import ClusterPlan, NodePlan
-from compiler.pools import PoolPlan
-from compiler.targets.bird import TUNNEL_DEVICE
+from calicc.compiler.model.spec import EncapMode
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.pools import PoolPlan
+from calicc.compiler.targets.bird import TUNNEL_DEVICE
 
 LINK_DEVICE = "eth0"
 

@@ -14,9 +14,9 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from lab.netns import ns_run
-from lab.procs import alive, spawn_detached, stop_pid
-from lab.wait import poll
+from calicc.lab.netns import ns_run
+from calicc.lab.procs import alive, spawn_detached, stop_pid
+from calicc.lab.wait import poll
 
 API_HOST = "127.0.0.1"
 API_PORT = 50051

@@ -11,18 +11,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.build import compile_cluster, load_cluster
-from compiler.plan import ClusterPlan
-from lab.bird import kernel_routes, wait_established, wait_routes
-from lab.expect import expected_routes, needs_tunnel_device, own_block_leaks
-from lab.network import create_topology, remove_namespaces
-from lab.routing import (
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.compiler.plan import ClusterPlan
+from calicc.lab.bird import kernel_routes, wait_established, wait_routes
+from calicc.lab.expect import expected_routes, needs_tunnel_device, own_block_leaks
+from calicc.lab.network import create_topology, remove_namespaces
+from calicc.lab.routing import (
     Daemons,
     add_tunnel_device,
     start_gobgp_reflectors,
     start_node_birds,
 )
-from lab.topology import Topology, plan_topology
+from calicc.lab.topology import Topology, plan_topology
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
-from compiler.plan import ClusterPlan, NodePlan
-from lab.expect import expected_routes
-from lab.state import Pod
-from lab.topology import Topology
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.lab.expect import expected_routes
+from calicc.lab.state import Pod
+from calicc.lab.topology import Topology
 
 STANDIN = "tunl0 is an ifb stand-in (no ipip module): IPIP packets cannot flow"
 NO_FABRIC = "unencapsulated across subnets, and the lab router learns no pod routes (no ToR peer)"

@@ -5,9 +5,9 @@ Only namespaces named after the lab are touched; the root namespace is never cha
 
 from __future__ import annotations
 
-from lab.names import lab_prefix
-from lab.netns import ns_add, ns_delete, ns_list, ns_run, veth_between
-from lab.topology import EXTERNAL_HOST, EXTERNAL_ROUTER, Host, Subnet, Topology
+from calicc.lab.names import lab_prefix
+from calicc.lab.netns import ns_add, ns_delete, ns_list, ns_run, veth_between
+from calicc.lab.topology import EXTERNAL_HOST, EXTERNAL_ROUTER, Host, Subnet, Topology
 
 BRIDGE = "br0"
 

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from lab.agent import node_root
+from calicc.lab.agent import node_root
 
 STATE_DIR = Path("var/lib/calicc")
 

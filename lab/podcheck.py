@@ -8,10 +8,10 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from lab.matrix import Paths, Probe, mtu_probes, node_pod_probes, pod_pod_probes
-from lab.probe import ping, send_udp, udp_listener
-from lab.topology import EXTERNAL_HOST
-from lab.verify import FAIL, PASS, SKIP, Row
+from calicc.lab.matrix import Paths, Probe, mtu_probes, node_pod_probes, pod_pod_probes
+from calicc.lab.probe import ping, send_udp, udp_listener
+from calicc.lab.topology import EXTERNAL_HOST
+from calicc.lab.verify import FAIL, PASS, SKIP, Row
 
 WORKERS = 8
 

@@ -16,13 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from compiler.plan import ClusterPlan
-from lab.agent import node_root
-from lab.names import ns_name, short_hash
-from lab.netns import ns_add, ns_delete, ns_list
-from lab.peers import share_endpoints
-from lab.runtime import SYSTEM_PLUGINS, Attachment, chain_add, chain_del
-from lab.state import LabState, Pod
+from calicc.compiler.plan import ClusterPlan
+from calicc.lab.agent import node_root
+from calicc.lab.names import ns_name, short_hash
+from calicc.lab.netns import ns_add, ns_delete, ns_list
+from calicc.lab.peers import share_endpoints
+from calicc.lab.runtime import SYSTEM_PLUGINS, Attachment, chain_add, chain_del
+from calicc.lab.state import LabState, Pod
 
 WALK_NAMESPACE = "lab-walkthrough"
 POD_NAMESPACES = (("a", "default"), ("b", WALK_NAMESPACE))

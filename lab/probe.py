@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab.netns import ns_run
-from lab.procs import stop_pid
-from lab.wait import WaitTimeout, poll
+from calicc.lab.netns import ns_run
+from calicc.lab.procs import stop_pid
+from calicc.lab.wait import WaitTimeout, poll
 
 LISTEN_PORT = 50053
 WAIT_S = 5.0

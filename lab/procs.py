@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from lab.wait import WaitTimeout, poll
+from calicc.lab.wait import WaitTimeout, poll
 
 STOP_WAIT_S = 5.0
 

@@ -11,23 +11,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.build import Compiled, compile_cluster, load_cluster
-from compiler.emit import emit
-from lab.agent import AgentFailed
-from lab.bird import birdc
-from lab.expect import needs_tunnel_device
-from lab.names import ns_name
-from lab.netns import ns_delete
-from lab.network import add_nodes, lab_namespaces
-from lab.pods import create_pods, delete_pods, plan_pods
-from lab.procs import stop_pid
-from lab.routing import add_tunnel_device
-from lab.state import LabState
-from lab.topology import Topology, plan_topology
-from lab.tor import tor_config
-from lab.up import Echo, LabError, apply_agents
-from lab.verify import wait_converged
-from lab.wait import WaitTimeout
+from calicc.compiler.build import Compiled, compile_cluster, load_cluster
+from calicc.compiler.emit import emit
+from calicc.lab.agent import AgentFailed
+from calicc.lab.bird import birdc
+from calicc.lab.expect import needs_tunnel_device
+from calicc.lab.names import ns_name
+from calicc.lab.netns import ns_delete
+from calicc.lab.network import add_nodes, lab_namespaces
+from calicc.lab.pods import create_pods, delete_pods, plan_pods
+from calicc.lab.procs import stop_pid
+from calicc.lab.routing import add_tunnel_device
+from calicc.lab.state import LabState
+from calicc.lab.topology import Topology, plan_topology
+from calicc.lab.tor import tor_config
+from calicc.lab.up import Echo, LabError, apply_agents
+from calicc.lab.verify import wait_converged
+from calicc.lab.wait import WaitTimeout
 
 
 def _fixed_parts(topo: Topology, existing: set[str]) -> None:

@@ -8,12 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from compiler.plan import ClusterPlan
-from compiler.targets.bird import TUNNEL_DEVICE
-from lab.bird import BirdDaemon, start_bird, stop_bird
-from lab.gobgp import GobgpDaemon, Neighbor, gobgp_config, start_gobgpd, stop_gobgpd
-from lab.netns import ns_run
-from lab.topology import Host, Topology
+from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.targets.bird import TUNNEL_DEVICE
+from calicc.lab.bird import BirdDaemon, start_bird, stop_bird
+from calicc.lab.gobgp import GobgpDaemon, Neighbor, gobgp_config, start_gobgpd, stop_gobgpd
+from calicc.lab.netns import ns_run
+from calicc.lab.topology import Host, Topology
 
 
 @dataclass

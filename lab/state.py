@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lab.names import check_lab_name
+from calicc.lab.names import check_lab_name
 
 DEFAULT_BASE = Path("/run/calicc-lab")
 STATE_FILE = "state.json"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from compiler.plan import ClusterPlan
-from lab.names import ns_name, port_name
+from calicc.compiler.plan import ClusterPlan
+from calicc.lab.names import ns_name, port_name
 
 EXTERNAL_NET = IPv4Network("203.0.113.0/24")
 EXTERNAL_ROUTER = IPv4Interface("203.0.113.1/24")

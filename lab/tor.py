@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from compiler.plan import ClusterPlan
+from calicc.compiler.plan import ClusterPlan
 
 
 def tor_peers(plan: ClusterPlan, address: IPv4Address) -> tuple[tuple[IPv4Address, int], ...]:

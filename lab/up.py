@@ -10,23 +10,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from compiler.build import Compiled, compile_cluster, load_cluster
-from compiler.emit import emit
-from compiler.errors import CaliccError
-from lab.agent import AgentFailed, agent_bird, apply_node, node_root
-from lab.bird import start_bird
-from lab.expect import needs_tunnel_device
-from lab.matrix import Paths, first_probe
-from lab.network import create_topology, lab_namespaces
-from lab.pods import create_pods, plan_pods
-from lab.probe import ping
-from lab.routing import Daemons, add_tunnel_device, start_gobgp_reflectors
-from lab.runtime import CniFailed
-from lab.state import LabState, Proc, load_state
-from lab.topology import Topology, plan_topology
-from lab.tor import tor_config
-from lab.verify import wait_converged
-from lab.wait import WaitTimeout, poll
+from calicc.compiler.build import Compiled, compile_cluster, load_cluster
+from calicc.compiler.emit import emit
+from calicc.compiler.errors import CaliccError
+from calicc.lab.agent import AgentFailed, agent_bird, apply_node, node_root
+from calicc.lab.bird import start_bird
+from calicc.lab.expect import needs_tunnel_device
+from calicc.lab.matrix import Paths, first_probe
+from calicc.lab.network import create_topology, lab_namespaces
+from calicc.lab.pods import create_pods, plan_pods
+from calicc.lab.probe import ping
+from calicc.lab.routing import Daemons, add_tunnel_device, start_gobgp_reflectors
+from calicc.lab.runtime import CniFailed
+from calicc.lab.state import LabState, Proc, load_state
+from calicc.lab.topology import Topology, plan_topology
+from calicc.lab.tor import tor_config
+from calicc.lab.verify import wait_converged
+from calicc.lab.wait import WaitTimeout, poll
 
 Echo = Callable[[str], None]
 PING_WAIT_S = 15.0

@@ -9,13 +9,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from compiler.plan import ClusterPlan
-from lab.bird import bgp_sessions, kernel_routes, route_key
-from lab.expect import expected_routes, own_block_leaks
-from lab.gobgp import neighbor_states
-from lab.state import LabState
-from lab.topology import Topology
-from lab.wait import poll
+from calicc.compiler.plan import ClusterPlan
+from calicc.lab.bird import bgp_sessions, kernel_routes, route_key
+from calicc.lab.expect import expected_routes, own_block_leaks
+from calicc.lab.gobgp import neighbor_states
+from calicc.lab.state import LabState
+from calicc.lab.topology import Topology
+from calicc.lab.wait import poll
 
 CONVERGE_S = 30.0
 CONVERGE_PER_NODE_S = 0.5  # BIRD on 200 nodes shares two cores: sessions come up over a minute

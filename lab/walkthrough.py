@@ -17,14 +17,14 @@ from typing import Any
 
 import yaml
 
-from compiler.build import compile_cluster, load_cluster
-from compiler.emit import emit
-from lab.agent import apply_node, node_root
-from lab.matrix import Paths, Probe
-from lab.podcheck import run_probes
-from lab.pods import WALK_NAMESPACE
-from lab.state import LabState
-from lab.verify import Row
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.compiler.emit import emit
+from calicc.lab.agent import apply_node, node_root
+from calicc.lab.matrix import Paths, Probe
+from calicc.lab.podcheck import run_probes
+from calicc.lab.pods import WALK_NAMESPACE
+from calicc.lab.state import LabState
+from calicc.lab.verify import Row
 
 POLICY_FILE = "lab-walkthrough-policies.yaml"
 WORKERS = 8

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.netns import ns_add, ns_delete
+from calicc.lab.netns import ns_add, ns_delete
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -6,10 +6,10 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from agent.cni.errors import CHECK_FAILED, CniError
-from agent.cni.netns import in_netns, netns_exists
-from agent.cni.result import GATEWAY
-from agent.cni.veth import HOST_MAC, Wiring
+from calicc.agent.cni.errors import CHECK_FAILED, CniError
+from calicc.agent.cni.netns import in_netns, netns_exists
+from calicc.agent.cni.result import GATEWAY
+from calicc.agent.cni.veth import HOST_MAC, Wiring
 
 
 def _routes(ipr: IPRoute, index: int) -> list[tuple[str, str | None]]:

@@ -20,13 +20,13 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from agent.cni.errors import POLICY_FAILURE, CniError
-from agent.cni.ipam import write_atomic
-from agent.cni.kube import PodFacts, pod_facts
-from agent.cni.live_filter import FilterCache
-from agent.cni.request import Request
-from compiler.model.manifest import NodeManifest
-from compiler.targets.endpoint import (
+from calicc.agent.cni.errors import POLICY_FAILURE, CniError
+from calicc.agent.cni.ipam import write_atomic
+from calicc.agent.cni.kube import PodFacts, pod_facts
+from calicc.agent.cni.live_filter import FilterCache
+from calicc.agent.cni.request import Request
+from calicc.compiler.model.manifest import NodeManifest
+from calicc.compiler.targets.endpoint import (
     FROM_DISPATCH,
     EndpointRules,
     add_restore,

@@ -19,9 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.cni import thin
-from agent.cni.ipam import write_atomic
-from agent.cni.server import socket_path
+from calicc.agent.cni import thin
+from calicc.agent.cni.ipam import write_atomic
+from calicc.agent.cni.server import socket_path
 
 LAUNCHER_PYTHON = "/usr/bin/python3"
 EXECUTABLES = {"calicc": "plugin", "calicc-ipam": "ipam"}

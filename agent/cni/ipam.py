@@ -34,7 +34,7 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from agent.cni.errors import IO_FAILURE, POOL_EXHAUSTED, CniError
+from calicc.agent.cni.errors import IO_FAILURE, POOL_EXHAUSTED, CniError
 
 STATE_FILE = "allocations.json"
 LOCK_FILE = "lock"

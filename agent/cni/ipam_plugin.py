@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import replace
 from ipaddress import IPv4Address
 
-from agent.cni.errors import CHECK_FAILED, PLUGIN_NOT_AVAILABLE, CniError
-from agent.cni.ipam import Allocation, Claim, IpamStore
-from agent.cni.naming import pod_identity
-from agent.cni.netconf import GC_KEYS
-from agent.cni.node import ipam_store, load_manifest
-from agent.cni.request import Request
-from agent.cni.result import dump, ipam_result, require_version
+from calicc.agent.cni.errors import CHECK_FAILED, PLUGIN_NOT_AVAILABLE, CniError
+from calicc.agent.cni.ipam import Allocation, Claim, IpamStore
+from calicc.agent.cni.naming import pod_identity
+from calicc.agent.cni.netconf import GC_KEYS
+from calicc.agent.cni.node import ipam_store, load_manifest
+from calicc.agent.cni.request import Request
+from calicc.agent.cni.result import dump, ipam_result, require_version
 
 IPAM_KEYS = ("root", "state_dir", "bundle", "nodename")
 

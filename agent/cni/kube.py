@@ -22,8 +22,8 @@ from urllib.parse import quote
 
 import yaml
 
-from agent.cni.errors import KUBERNETES_FAILURE, CniError
-from agent.cni.validate import shown
+from calicc.agent.cni.errors import KUBERNETES_FAILURE, CniError
+from calicc.agent.cni.validate import shown
 
 TIMEOUT = 10.0
 

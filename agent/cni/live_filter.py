@@ -19,8 +19,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.cni.rtnl import nft_generation
-from agent.drift import iptables_backend
+from calicc.agent.cni.rtnl import nft_generation
+from calicc.agent.drift import iptables_backend
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 
-from agent.cni.errors import CniError
-from agent.cni.ipam_plugin import handle_ipam
-from agent.cni.plugin import handle_plugin
-from agent.cni.request import Request, parse_conf, parse_request
-from agent.cni.result import SUPPORTED_VERSIONS
-from agent.cni.thin import MAX_STDIN
+from calicc.agent.cni.errors import CniError
+from calicc.agent.cni.ipam_plugin import handle_ipam
+from calicc.agent.cni.plugin import handle_plugin
+from calicc.agent.cni.request import Request, parse_conf, parse_request
+from calicc.agent.cni.result import SUPPORTED_VERSIONS
+from calicc.agent.cni.thin import MAX_STDIN
 
 INTERNAL_ERROR = 999
 MAX_DETAIL = 200  # characters of an unexpected exception's text in the error

@@ -13,8 +13,8 @@ from ipaddress import IPv4Interface, ip_interface
 from pathlib import PurePosixPath
 from typing import Any
 
-from agent.cni.errors import INVALID_CONFIG, CniError
-from agent.cni.validate import CONTAINER_ID, CONTROL, ID_RULE, MAX_ID, MAX_PATH, shown
+from calicc.agent.cni.errors import INVALID_CONFIG, CniError
+from calicc.agent.cni.validate import CONTAINER_ID, CONTROL, ID_RULE, MAX_ID, MAX_PATH, shown
 
 LOCATIONS = ("root", "state_dir", "bundle", "nodename")
 MAX_LABELS = 1024

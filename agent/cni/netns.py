@@ -16,8 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from agent.cni.errors import CONTAINER_UNKNOWN, CniError
-from agent.cni.validate import shown
+from calicc.agent.cni.errors import CONTAINER_UNKNOWN, CniError
+from calicc.agent.cni.validate import shown
 
 CLONE_NEWNET = 0x40000000
 NS_GET_NSTYPE = 0xB703  # _IO(0xb7, 0x3): the CLONE_NEW* type of a namespace file

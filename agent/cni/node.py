@@ -8,9 +8,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from agent.cni.errors import INVALID_CONFIG, IO_FAILURE, CniError
-from agent.cni.ipam import IpamStore
-from compiler.model.manifest import NodeManifest
+from calicc.agent.cni.errors import INVALID_CONFIG, IO_FAILURE, CniError
+from calicc.agent.cni.ipam import IpamStore
+from calicc.compiler.model.manifest import NodeManifest
 
 _CACHE: dict[Path, tuple[tuple[int, int], NodeManifest]] = {}
 _LOCK = threading.Lock()

@@ -7,11 +7,11 @@ from functools import partial
 from ipaddress import IPv4Address
 from typing import Any
 
-from agent.cni import endpoint_policy
-from agent.cni.check import check_wiring
-from agent.cni.errors import INVALID_CONFIG, CniError
-from agent.cni.ipam import Allocation
-from agent.cni.ipam_plugin import (
+from calicc.agent.cni import endpoint_policy
+from calicc.agent.cni.check import check_wiring
+from calicc.agent.cni.errors import INVALID_CONFIG, CniError
+from calicc.agent.cni.ipam import Allocation
+from calicc.agent.cni.ipam_plugin import (
     gc_attachments,
     ipam_check,
     ipam_claim,
@@ -20,14 +20,14 @@ from agent.cni.ipam_plugin import (
     ipam_status,
     store_for,
 )
-from agent.cni.naming import host_veth_name, pod_identity
-from agent.cni.netconf import check_prev_result
-from agent.cni.netns import require_netns
-from agent.cni.node import load_manifest
-from agent.cni.request import Request
-from agent.cni.result import dump, plugin_result, require_version
-from agent.cni.veth import Wiring, add_veth, del_veth, remove_host_ends, remove_pair
-from compiler.model.manifest import NodeManifest
+from calicc.agent.cni.naming import host_veth_name, pod_identity
+from calicc.agent.cni.netconf import check_prev_result
+from calicc.agent.cni.netns import require_netns
+from calicc.agent.cni.node import load_manifest
+from calicc.agent.cni.request import Request
+from calicc.agent.cni.result import dump, plugin_result, require_version
+from calicc.agent.cni.veth import Wiring, add_veth, del_veth, remove_host_ends, remove_pair
+from calicc.compiler.model.manifest import NodeManifest
 
 IPAM_TYPE = "calicc-ipam"
 MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.cni.errors import INVALID_ENV, CniError
-from agent.cni.netconf import check_conf
-from agent.cni.validate import NEEDS_CONTAINER, check_env, decode_conf, parse_cni_args, shown
+from calicc.agent.cni.errors import INVALID_ENV, CniError
+from calicc.agent.cni.netconf import check_conf
+from calicc.agent.cni.validate import NEEDS_CONTAINER, check_env, decode_conf, parse_cni_args, shown
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
 

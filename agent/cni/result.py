@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Any
 
-from agent.cni.errors import INCOMPATIBLE_VERSION, CniError
-from agent.cni.validate import shown
+from calicc.agent.cni.errors import INCOMPATIBLE_VERSION, CniError
+from calicc.agent.cni.validate import shown
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 GATEWAY = IPv4Address("169.254.1.1")

@@ -4,7 +4,7 @@ The agent starts it once (`CniServer(root).start()` from its loop, `.stop()` on 
 ADD costs a ~9 ms stdlib launcher plus the work itself, with pyroute2, pydantic and node.json
 already loaded. Requests run concurrently on threads; IPAM serialises through its flock exactly
 as separate processes do, so launchers that fall back to standalone mode can run alongside.
-`python -m agent.cni.server --root DIR` runs it in the foreground (lab, bench).
+`python -I -m calicc.agent.cni.server --root DIR` runs it in the foreground (lab, bench).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import threading
 from io import BufferedIOBase
 from pathlib import Path
 
-from agent.cni.endpoint_policy import cache_filter_table
-from agent.cni.errors import INVALID_ENV, CniError
-from agent.cni.main import run
-from agent.cni.thin import MAX_STDIN
+from calicc.agent.cni.endpoint_policy import cache_filter_table
+from calicc.agent.cni.errors import INVALID_ENV, CniError
+from calicc.agent.cni.main import run
+from calicc.agent.cni.thin import MAX_STDIN
 
 SOCKET = "var/run/calicc/cni.sock"
 MAX_HEADER = 1 << 20  # the CNI_* variables of one request (bytes)

@@ -45,7 +45,7 @@ static int write_all(int fd, const char *data, size_t len) {
 
 static void standalone(void) {
     setenv("CALICC_ROOT", CALICC_ROOT, 1);
-    execl(CALICC_PYTHON, CALICC_PYTHON, "-m", "agent.cni.main", CALICC_KIND, (char *)NULL);
+    execl(CALICC_PYTHON, CALICC_PYTHON, "-I", "-m", "calicc.agent.cni.main", CALICC_KIND, (char *)NULL);
     fail(11, "no calicc agent answers on " CALICC_SOCKET " and " CALICC_PYTHON
              " cannot run the plugin standalone; start the agent or reinstall the plugins");
 }

@@ -82,7 +82,7 @@ def run_standalone(kind: str, python: str, root: str, stdin: bytes) -> None:
     os.close(fd)
     env = dict(os.environ)
     env["CALICC_ROOT"] = root
-    os.execve(python, [python, "-m", "agent.cni.main", kind], env)
+    os.execve(python, [python, "-I", "-m", "calicc.agent.cni.main", kind], env)
 
 
 def main(kind: str, sock_path: str, python: str, root: str) -> None:

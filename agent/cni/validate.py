@@ -26,8 +26,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from agent.cni.errors import DECODE_FAILURE, INVALID_ENV, CniError
-from agent.cni.thin import MAX_STDIN
+from calicc.agent.cni.errors import DECODE_FAILURE, INVALID_ENV, CniError
+from calicc.agent.cni.thin import MAX_STDIN
 
 NEEDS_CONTAINER = ("ADD", "DEL", "CHECK")
 MAX_SHOWN = 80

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from agent.cni.errors import CONTAINER_UNKNOWN, NETLINK_FAILURE, CniError
-from agent.cni.netns import in_netns, netns_exists, open_netns
-from agent.cni.result import GATEWAY, Interface
-from agent.cni.rtnl import (
+from calicc.agent.cni.errors import CONTAINER_UNKNOWN, NETLINK_FAILURE, CniError
+from calicc.agent.cni.netns import in_netns, netns_exists, open_netns
+from calicc.agent.cni.result import GATEWAY, Interface
+from calicc.agent.cni.rtnl import (
     RTM_DELROUTE,
     RTM_NEWADDR,
     RTM_NEWLINK,

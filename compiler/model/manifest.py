@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from compiler.model.spec import SecretRef, Strict
+from calicc.compiler.model.spec import SecretRef, Strict
 
 BUNDLE_VERSION = 1
 ROUTE_PROTOCOL = 81  # rtnetlink protocol number of routes calicc installs (BIRD uses 12)

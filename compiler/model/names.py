@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, WithJsonSchema
 
-from compiler.load import cut
+from calicc.compiler.load import cut
 
 DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 DNS1123_SUBDOMAIN = re.compile(rf"{DNS1123_LABEL.pattern}(\.{DNS1123_LABEL.pattern})*")
@@ -101,11 +101,45 @@ def node_path(value: str) -> str:
     return value
 
 
-Dns1123Subdomain = Annotated[str, AfterValidator(dns1123_subdomain)]
-Dns1123Label = Annotated[str, AfterValidator(dns1123_label)]
-InterfaceName = Annotated[str, AfterValidator(interface_name)]
-LabelKey = Annotated[str, AfterValidator(label_key)]
-LabelValue = Annotated[str, AfterValidator(label_value)]
-EnvVarName = Annotated[str, AfterValidator(env_var)]
-NodePath = Annotated[str, AfterValidator(node_path)]
+def _schema(pattern: re.Pattern[str], limit: int | None, description: str) -> WithJsonSchema:
+    """What editors and the JSON Schema see; validation itself is the functions above."""
+    schema: dict[str, object] = {
+        "type": "string",
+        "pattern": f"^(?:{pattern.pattern})$",
+        "description": description,
+    }
+    if limit is not None:
+        schema["maxLength"] = limit
+    return WithJsonSchema(schema)
+
+
+LABEL_KEY = re.compile(rf"({DNS1123_SUBDOMAIN.pattern}/)?{LABEL_NAME.pattern}")
+
+Dns1123Subdomain = Annotated[
+    str,
+    AfterValidator(dns1123_subdomain),
+    _schema(DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MAX, "a DNS-1123 subdomain"),
+]
+Dns1123Label = Annotated[
+    str,
+    AfterValidator(dns1123_label),
+    _schema(DNS1123_LABEL, DNS1123_LABEL_MAX, "a DNS-1123 label"),
+]
+InterfaceName = Annotated[
+    str, AfterValidator(interface_name), _schema(INTERFACE, 15, "a Linux interface name")
+]
+LabelKey = Annotated[
+    str, AfterValidator(label_key), _schema(LABEL_KEY, 317, "a Kubernetes label key")
+]
+LabelValue = Annotated[
+    str,
+    AfterValidator(label_value),
+    _schema(re.compile(f"({LABEL_NAME.pattern})?"), LABEL_NAME_MAX, "a Kubernetes label value"),
+]
+EnvVarName = Annotated[
+    str, AfterValidator(env_var), _schema(ENV_VAR, None, "an environment variable name")
+]
+NodePath = Annotated[
+    str, AfterValidator(node_path), _schema(NODE_PATH, 4096, "an absolute path on the node")
+]
 Labels = dict[LabelKey, LabelValue]

@@ -13,9 +13,9 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from compiler.load import cut
-from compiler.model.autodetect import autodetection_method
-from compiler.model.names import (
+from calicc.compiler.load import cut
+from calicc.compiler.model.autodetect import autodetection_method
+from calicc.compiler.model.names import (
     Dns1123Label,
     Dns1123Subdomain,
     EnvVarName,
@@ -23,7 +23,7 @@ from compiler.model.names import (
     Labels,
     NodePath,
 )
-from compiler.selector import SelectorError, parse_selector
+from calicc.compiler.selector import SelectorError, parse_selector
 
 AS_MIN, AS_MAX = 1, 4_294_967_295
 AsNumber = Annotated[
@@ -173,7 +173,9 @@ class Node(Strict):
 class ClusterSpec(Strict):
     """One cluster: pools, BGP, nodes and NetworkPolicy files."""
 
-    name: Dns1123Label = Field(max_length=40)
+    name: Dns1123Label = Field(
+        max_length=40, json_schema_extra={"maxLength": 40}, description="the cluster's name"
+    )
     network_type: Literal["calico"] = Field("calico", description="ICP: only calico is compiled")
     network_cidr: IPv4Network = Field(description="the default IPv4 pool (ICP: network_cidr)")
     block_size: int = Field(26, ge=20, le=32)

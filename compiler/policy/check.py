@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from compiler.errors import Problem
-from compiler.load import Loc
-from compiler.policy.model import IPBlock, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort
+from calicc.compiler.errors import Problem
+from calicc.compiler.load import Loc
+from calicc.compiler.policy.model import (
+    IPBlock,
+    NetworkPolicy,
+    NetworkPolicyPeer,
+    NetworkPolicyPort,
+)
 
 Locate = Callable[[Loc, str], Problem]
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from compiler.errors import Problem, SpecError
-from compiler.filters import CONTROL
-from compiler.load import Loc, Source, cut, parse_yaml_documents, read_input
-from compiler.policy.check import check_policy
-from compiler.policy.model import NetworkPolicy
-from compiler.spec_errors import problems_from
+from calicc.compiler.errors import Problem, SpecError
+from calicc.compiler.filters import CONTROL
+from calicc.compiler.load import Loc, Source, cut, parse_yaml_documents, read_input
+from calicc.compiler.policy.check import check_policy
+from calicc.compiler.policy.model import NetworkPolicy
+from calicc.compiler.spec_errors import problems_from
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from compiler.load import cut
-from compiler.model.names import (
+from calicc.compiler.load import cut
+from calicc.compiler.model.names import (
     IANA_SVC_NAME,
     Dns1123Label,
     Dns1123Subdomain,
@@ -21,7 +21,7 @@ from compiler.model.names import (
     Labels,
     LabelValue,
 )
-from compiler.model.spec import Strict
+from calicc.compiler.model.spec import Strict
 
 PORT_MAX = 65535
 PORT_NAME_MAX = 15

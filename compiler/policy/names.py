@@ -7,7 +7,7 @@ policy keeps its chain name for as long as its namespace/name stays the same.
 
 from __future__ import annotations
 
-from compiler.policy.selectors import stable_id
+from calicc.compiler.policy.selectors import stable_id
 
 CHAIN_MAX = 28
 IPSET_MAX = 31

@@ -19,9 +19,14 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network, collapse_addresses
 from typing import Literal
 
-from compiler.policy.load import LoadedPolicy
-from compiler.policy.model import IPBlock, LabelSelector, NetworkPolicyPeer, NetworkPolicyPort
-from compiler.policy.names import (
+from calicc.compiler.policy.load import LoadedPolicy
+from calicc.compiler.policy.model import (
+    IPBlock,
+    LabelSelector,
+    NetworkPolicyPeer,
+    NetworkPolicyPort,
+)
+from calicc.compiler.policy.names import (
     EGRESS_PREFIX,
     INGRESS_PREFIX,
     IPBLOCK_SET_PREFIX,
@@ -30,7 +35,7 @@ from compiler.policy.names import (
     policy_chain,
     set_name,
 )
-from compiler.policy.selectors import SelectorDict, canonical, describe
+from calicc.compiler.policy.selectors import SelectorDict, canonical, describe
 
 Direction = Literal["ingress", "egress"]
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from compiler.policy.model import LabelSelector
+    from calicc.compiler.policy.model import LabelSelector
 
 SelectorDict = dict[str, Any]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from compiler.filters import CONTROL
+from calicc.compiler.filters import CONTROL
 
 if TYPE_CHECKING:
-    from compiler.policy.rules import Allow, PeerMatch, PolicyChain, PortMatch
+    from calicc.compiler.policy.rules import Allow, PeerMatch, PolicyChain, PortMatch
 
 MARK_ACCEPT = 0x10000
 MARK_PASS = 0x20000

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Network
 
-from compiler.model.spec import EncapMode
-from compiler.peering import Role, Session
-from compiler.plan import ClusterPlan, NodePlan
-from compiler.pools import PoolPlan
+from calicc.compiler.model.spec import EncapMode
+from calicc.compiler.peering import Role, Session
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.pools import PoolPlan
 
 TUNNEL_DEVICE = "tunl0"
 VXLAN_DEVICE = "vxlan.calico"

@@ -7,7 +7,7 @@ own 10-calico.conflist (CALICO-FACTS 3.6).
 
 from __future__ import annotations
 
-from compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.plan import ClusterPlan, NodePlan
 
 NETWORK_NAME = "k8s-pod-network"
 STATE_DIR = "/var/lib/calicc"

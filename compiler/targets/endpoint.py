@@ -33,11 +33,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from compiler.policy.selectors import matches
-from compiler.policy.syntax import ACCEPT_MATCH, CLEAR_MARKS, SET_ACCEPT, comment, rule
+from calicc.compiler.policy.selectors import matches
+from calicc.compiler.policy.syntax import ACCEPT_MATCH, CLEAR_MARKS, SET_ACCEPT, comment, rule
 
 if TYPE_CHECKING:
-    from compiler.model.manifest import Ipset, PolicyBinding
+    from calicc.compiler.model.manifest import Ipset, PolicyBinding
 
 FROM_DISPATCH = "cali-from-wl-dispatch"
 TO_DISPATCH = "cali-to-wl-dispatch"

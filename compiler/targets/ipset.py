@@ -22,10 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from compiler.model.manifest import Ipset
-from compiler.plan import ClusterPlan, NodePlan
-from compiler.policy.names import ALL_HOSTS_SET, ALL_POOLS_SET, MASQ_POOLS_SET, set_name
-from compiler.policy.rules import SetSpec
+from calicc.compiler.model.manifest import Ipset
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.policy.names import ALL_HOSTS_SET, ALL_POOLS_SET, MASQ_POOLS_SET, set_name
+from calicc.compiler.policy.rules import SetSpec
 
 MAXELEM = 1048576  # Calico's MaxIpsetSize
 TEMP_PREFIX = "cali4t"
@@ -123,7 +123,7 @@ SETS_TEMPLATE = "ipset/sets.j2"
 @lru_cache(maxsize=2)
 def sets_body(cluster: ClusterPlan) -> str:
     """Return the create/fill/swap lines of every set: the same on every node, rendered once."""
-    from compiler.render import render_template  # noqa: PLC0415 - render imports this module
+    from calicc.compiler.render import render_template  # noqa: PLC0415 - render imports this module
 
     return render_template(SETS_TEMPLATE, {"sets": [_set_view(s) for s in all_sets(cluster)]})
 

@@ -30,11 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from compiler.model.manifest import JumpRule, PolicyBinding
-from compiler.plan import ClusterPlan, NodePlan
-from compiler.policy.names import ALL_HOSTS_SET, ALL_POOLS_SET, CHAIN_MAX, MASQ_POOLS_SET
-from compiler.policy.syntax import ACCEPT_MATCH, CLEAR_MARKS, comment, policy_rules, rule
-from compiler.targets.bird import TUNNEL_DEVICE, VXLAN_DEVICE
+from calicc.compiler.model.manifest import JumpRule, PolicyBinding
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.policy.names import ALL_HOSTS_SET, ALL_POOLS_SET, CHAIN_MAX, MASQ_POOLS_SET
+from calicc.compiler.policy.syntax import ACCEPT_MATCH, CLEAR_MARKS, comment, policy_rules, rule
+from calicc.compiler.targets.bird import TUNNEL_DEVICE, VXLAN_DEVICE
 
 IPTABLES_FILE = "iptables/iptables.rules"
 IPTABLES_TEMPLATE = "iptables/iptables.rules.j2"

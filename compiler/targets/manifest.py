@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from compiler import __version__
-from compiler.emit import digest, dump_json
-from compiler.model.manifest import (
+from calicc import __version__
+from calicc.compiler.emit import digest, dump_json
+from calicc.compiler.model.manifest import (
     BirdSection,
     BlockEntry,
     FileEntry,
@@ -18,12 +18,12 @@ from compiler.model.manifest import (
     NodeManifest,
     PoolEntry,
 )
-from compiler.model.spec import EncapMode, SecretRef
-from compiler.plan import ClusterPlan, NodePlan
-from compiler.targets.ipset import ipsets_for
-from compiler.targets.iptables import jump_rules, policy_bindings
-from compiler.targets.routes import dataplane
-from compiler.targets.sysctl import sysctl_data
+from calicc.compiler.model.spec import EncapMode, SecretRef
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.targets.ipset import ipsets_for
+from calicc.compiler.targets.iptables import jump_rules, policy_bindings
+from calicc.compiler.targets.routes import dataplane
+from calicc.compiler.targets.sysctl import sysctl_data
 
 MANIFEST = "node.json"
 BIRD_CONFIG = "bird/bird.conf"

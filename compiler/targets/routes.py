@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Interface, IPv4Network
 
-from compiler.model.manifest import ROUTE_PROTOCOL, FdbEntry, Link, Neighbor, Route
-from compiler.model.spec import Node
-from compiler.plan import ClusterPlan, NodePlan
-from compiler.pools import PoolPlan, encap_between
-from compiler.targets.bird import TUNNEL_DEVICE, VXLAN_DEVICE
+from calicc.compiler.model.manifest import ROUTE_PROTOCOL, FdbEntry, Link, Neighbor, Route
+from calicc.compiler.model.spec import Node
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.pools import PoolPlan, encap_between
+from calicc.compiler.targets.bird import TUNNEL_DEVICE, VXLAN_DEVICE
 
 VXLAN_VNI = 4096
 VXLAN_PORT = 4789

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.plan import ClusterPlan, NodePlan
-from compiler.targets.routes import tunnel_links
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.targets.routes import tunnel_links
 
 LOOSE_RP_FILTER = "2"
 

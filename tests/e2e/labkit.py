@@ -9,10 +9,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lab.down import lab_down
-from lab.network import lab_namespaces
-from lab.state import LabState
-from lab.up import lab_up
+from calicc.lab.down import lab_down
+from calicc.lab.network import lab_namespaces
+from calicc.lab.state import LabState
+from calicc.lab.up import lab_up
 
 
 @contextmanager

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from lab.agent import calicc_exe, node_root
-from lab.check import lab_context
-from lab.netns import ns_run
-from lab.procs import alive
-from lab.state import LabState
-from lab.wait import poll
+from calicc.lab.agent import calicc_exe, node_root
+from calicc.lab.check import lab_context
+from calicc.lab.netns import ns_run
+from calicc.lab.procs import alive
+from calicc.lab.state import LabState
+from calicc.lab.wait import poll
 from tests.conftest import EXAMPLES, need_root, need_tool
 from tests.e2e.labkit import running_lab
 

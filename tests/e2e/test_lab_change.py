@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab.bird import birdc, parse_protocols
-from lab.check import lab_check
-from lab.reapply import lab_apply
-from lab.state import LabState
-from lab.verify import FAIL, PASS
+from calicc.lab.bird import birdc, parse_protocols
+from calicc.lab.check import lab_check
+from calicc.lab.reapply import lab_apply
+from calicc.lab.state import LabState
+from calicc.lab.verify import FAIL, PASS
 from tests.conftest import need_root, need_tool
 from tests.e2e.labkit import running_lab
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from lab.down import lab_down
-from lab.network import lab_namespaces
-from lab.procs import alive
-from lab.state import STATE_FILE
-from lab.up import lab_up
+from calicc.lab.down import lab_down
+from calicc.lab.network import lab_namespaces
+from calicc.lab.procs import alive
+from calicc.lab.state import STATE_FILE
+from calicc.lab.up import lab_up
 from tests.conftest import EXAMPLES, need_root, need_tool
 from tests.e2e.labkit import short_base
 

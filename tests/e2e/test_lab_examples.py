@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.check import lab_check, lab_context
-from lab.verify import FAIL, PASS, SKIP
+from calicc.lab.check import lab_check, lab_context
+from calicc.lab.verify import FAIL, PASS, SKIP
 from tests.conftest import EXAMPLES, need_root, need_tool
 from tests.e2e.labkit import running_lab, short_base
 
@@ -121,7 +121,7 @@ def test_icp_example_through_convert(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "compiler",
+            "calicc",
             "convert",
             "--icp",
             str(icp / "config.yaml"),

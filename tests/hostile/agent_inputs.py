@@ -16,8 +16,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from agent.bundle import file_digest
-from lab.netns import ns_run
+from calicc.agent.bundle import file_digest
+from calicc.lab.netns import ns_run
 from tests.hostile.harness import Outcome, Snapshot, run_calicc
 
 MANIFEST = "node.json"

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.cni.node import ipam_store, load_manifest
-from compiler.build import compile_cluster, load_cluster
-from lab.netns import ns_run
+from calicc.agent.cni.node import ipam_store, load_manifest
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.lab.netns import ns_run
 from tests.conftest import EXAMPLES
 from tests.hostile.harness import (
     MEMORY_LIMIT,
@@ -100,11 +100,11 @@ class Node:
     def run(
         self, env: Env, stdin: bytes, args: Iterable[str] = (), path: str | None = None
     ) -> Outcome:
-        """Run the plugin (`python -m agent.cni.main plugin`, else `args`) in the node namespace.
+        """Run the plugin (`python -I -m calicc.agent.cni.main plugin`, else `args`) in the node.
 
         `path` replaces PATH inside (the plugin then finds no iptables-save, for instance).
         """
-        command = list(args) or [sys.executable, "-m", "agent.cni.main", "plugin"]
+        command = list(args) or [sys.executable, "-I", "-m", "calicc.agent.cni.main", "plugin"]
         full = {
             "PATH": path or os.environ["PATH"],
             "PYTHONPATH": str(ROOT),

@@ -82,13 +82,13 @@ def run_calicc(
     inside: Sequence[str] = (),
     file_limit: int | None = None,
 ) -> Outcome:
-    """Run `python -m compiler ARGS` in `cwd` under the memory and time limits.
+    """Run `python -m calicc ARGS` in `cwd` under the memory and time limits.
 
     `inside` prefixes the command, e.g. ("ip", "netns", "exec", NS) to run it in a namespace;
     `file_limit` caps the size of any file it writes (a full disk).
     """
     result = subprocess.run(
-        [*inside, sys.executable, "-m", "compiler", *map(str, args)],
+        [*inside, sys.executable, "-m", "calicc", *map(str, args)],
         cwd=cwd,
         env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", **(env or {})},
         input=stdin,

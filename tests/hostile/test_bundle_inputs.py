@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agent.bundle import file_digest
+from calicc.agent.bundle import file_digest
 from tests.conftest import need_tool
 from tests.hostile.agent_inputs import (
     MANIFEST,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lab.netns import ns_run
+from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.hostile.agent_inputs import (
     MANIFEST,

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from agent.cni.install import LAUNCHER_PYTHON, install_plugins
-from lab.netns import ns_run
+from calicc.agent.cni.install import LAUNCHER_PYTHON, install_plugins
+from calicc.lab.netns import ns_run
 from tests.hostile.cni_harness import (
     Node,
     assert_cni_error,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.build import build, load_cluster
+from calicc.compiler.build import build, load_cluster
 from tests.hostile.harness import (
     Outcome,
     assert_clean_error,

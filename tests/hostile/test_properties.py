@@ -20,13 +20,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from compiler.build import compile_cluster, load_cluster
-from compiler.errors import SpecError
-from compiler.load import parse_yaml, read_input
-from compiler.model.names import DNS1123_LABEL, DNS1123_SUBDOMAIN, INTERFACE, LABEL_NAME
-from compiler.snippets import check_snippets
-from compiler.toolcheck import bash_parse, bird_parse
-from lab.netns import ns_add, ns_delete, ns_run
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.compiler.errors import SpecError
+from calicc.compiler.load import parse_yaml, read_input
+from calicc.compiler.model.names import DNS1123_LABEL, DNS1123_SUBDOMAIN, INTERFACE, LABEL_NAME
+from calicc.compiler.snippets import check_snippets
+from calicc.compiler.toolcheck import bash_parse, bird_parse
+from calicc.lab.netns import ns_add, ns_delete, ns_run
 from tests.conftest import is_root
 
 BASE: dict[str, Any] = {

@@ -12,9 +12,9 @@ from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
-from agent.bundle import file_digest
-from compiler.model.manifest import NodeManifest
-from lab.netns import ns_run, veth_between
+from calicc.agent.bundle import file_digest
+from calicc.compiler.model.manifest import NodeManifest
+from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import EXAMPLES
 
 MakeNs = Callable[[str], str]

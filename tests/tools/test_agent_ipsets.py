@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lab.netns import ns_run
+from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.tools.agent_bundle import MakeNs, rendered
 
@@ -22,8 +22,8 @@ add cali40all-hosts-net 10.30.9.9
 """
 COMPARE = """
 import json
-from agent.ipsets import dump_sets, parse_save
-from agent.runner import Runner
+from calicc.agent.ipsets import dump_sets, parse_save
+from calicc.agent.runner import Runner
 dump = dump_sets()
 saved = parse_save(Runner().run(["ipset", "save"]))
 print(json.dumps({"same": dump.sets == saved, "n": len(saved), "refs": dump.references}))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.netns import ns_run
+from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.tools.agent_bundle import (
     MakeNs,

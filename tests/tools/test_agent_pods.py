@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from agent.cni.naming import host_veth_name
-from lab.netns import ns_ping, ns_run
+from calicc.agent.cni.naming import host_veth_name
+from calicc.lab.netns import ns_ping, ns_run
 from tests.conftest import need_tool
 from tests.tools.agent_bundle import (
     MakeNs,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.harness import bgp_lab
+from calicc.lab.harness import bgp_lab
 from tests.conftest import need_root, need_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]

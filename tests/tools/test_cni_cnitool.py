@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from agent.cni.install import install_plugins
-from agent.cni.naming import host_veth_name
-from agent.cni.server import socket_path
-from compiler.build import compile_cluster, load_cluster
-from lab.netns import ns_delete, ns_run, veth_between
+from calicc.agent.cni.install import install_plugins
+from calicc.agent.cni.naming import host_veth_name
+from calicc.agent.cni.server import socket_path
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.lab.netns import ns_delete, ns_run, veth_between
 from tests.conftest import EXAMPLES, ROOT, need_root, need_tool
 from tests.unit.test_ipam_store import write_bundle
 
@@ -128,7 +129,7 @@ def node(request: pytest.FixtureRequest, make_ns: Any, tmp_path: Path) -> Iterat
     root = tmp_path / "root"
     # with the agent, the launchers' standalone fallback points nowhere: the agent must answer
     agent = request.param == "agent"
-    install(root, ns, "/nonexistent/python" if agent else str(ROOT / ".venv/bin/python"))
+    install(root, ns, "/nonexistent/python" if agent else sys.executable)
     server = None
     if request.param == "agent":
         server = subprocess.Popen(
@@ -137,9 +138,9 @@ def node(request: pytest.FixtureRequest, make_ns: Any, tmp_path: Path) -> Iterat
                 "netns",
                 "exec",
                 ns,
-                str(ROOT / ".venv/bin/python"),
+                sys.executable,
                 "-m",
-                "agent.cni.server",
+                "calicc.agent.cni.server",
                 "--root",
                 str(root),
             ],

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from agent.cni.naming import host_veth_name
-from agent.cni.node import ipam_store, load_manifest
-from lab.netns import ns_run
+from calicc.agent.cni.naming import host_veth_name
+from calicc.agent.cni.node import ipam_store, load_manifest
+from calicc.lab.netns import ns_run
 from tests.hostile.cni_harness import SEED, Node, make_node
 
 pytestmark = [pytest.mark.root]

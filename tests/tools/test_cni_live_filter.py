@@ -9,13 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from agent import drift
-from agent.cni.live_filter import FilterCache, Snapshot
-from agent.cni.netns import in_netns
-from agent.cni.rtnl import nft_generation
-from agent.drift import iptables_backend
-from compiler.targets.endpoint import add_restore, del_restore, endpoint_rules, policies_for_pod
-from lab.netns import ns_run
+from calicc.agent import drift
+from calicc.agent.cni.live_filter import FilterCache, Snapshot
+from calicc.agent.cni.netns import in_netns
+from calicc.agent.cni.rtnl import nft_generation
+from calicc.agent.drift import iptables_backend
+from calicc.compiler.targets.endpoint import (
+    add_restore,
+    del_restore,
+    endpoint_rules,
+    policies_for_pod,
+)
+from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.tools.test_cni_policy import compiled
 

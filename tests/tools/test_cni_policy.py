@@ -8,6 +8,7 @@ import json
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -16,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from agent.cni.install import install_plugins
-from agent.cni.naming import host_veth_name
-from agent.cni.server import socket_path
-from compiler.build import compile_cluster, load_cluster
-from compiler.targets.iptables import jump_rules
-from lab.netns import ns_ping, ns_run, veth_between
+from calicc.agent.cni.install import install_plugins
+from calicc.agent.cni.naming import host_veth_name
+from calicc.agent.cni.server import socket_path
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.compiler.targets.iptables import jump_rules
+from calicc.lab.netns import ns_ping, ns_run, veth_between
 from tests.conftest import EXAMPLES, ROOT, need_tool
 from tests.tools.test_cni_cnitool import cnitool, labelled_pod
 
@@ -38,7 +39,7 @@ def compiled(tmp_path: Path) -> Any:
 
 
 def node_with_policies(
-    make_ns: Callable[[str], str], tmp_path: Path, python: str = str(ROOT / ".venv/bin/python")
+    make_ns: Callable[[str], str], tmp_path: Path, python: str = sys.executable
 ) -> tuple[str, str, Path]:
     client, node = make_ns("cl"), make_ns("nd")
     veth_between(node, "ext0", client, "up0")
@@ -88,7 +89,14 @@ def reachable(client: str, address: str) -> bool:
 @contextmanager
 def cni_server(node: str, root: Path) -> Iterator[None]:
     """The agent's CNI socket server for `root`, running in `node` (stopped by PID)."""
-    args = [str(ROOT / ".venv/bin/python"), "-m", "agent.cni.server", "--root", str(root)]
+    args = [
+        sys.executable,
+        "-I",
+        "-m",
+        "calicc.agent.cni.server",
+        "--root",
+        str(root),
+    ]
     server = subprocess.Popen(["ip", "netns", "exec", node, *args], cwd=ROOT)
     try:
         deadline = time.monotonic() + 20
@@ -108,7 +116,7 @@ def test_policy_follows_namespace_and_labels(
     need_tool("ping", "ipset", "iptables-restore")
     cnitool()
     # with the agent, the launchers' standalone fallback points nowhere: the agent must answer
-    python = "/nonexistent/python" if agent else str(ROOT / ".venv/bin/python")
+    python = "/nonexistent/python" if agent else sys.executable
     client, node, root = node_with_policies(make_ns, tmp_path, python)
     with cni_server(node, root) if agent else nullcontext():
         check_policy(make_ns, client, node, root)

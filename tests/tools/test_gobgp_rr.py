@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.gobgp import rib, wait_neighbors
-from lab.harness import bgp_lab
+from calicc.lab.gobgp import rib, wait_neighbors
+from calicc.lab.harness import bgp_lab
 from tests.conftest import need_root, need_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]

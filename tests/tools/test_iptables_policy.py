@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from compiler.build import compile_cluster, load_cluster
-from compiler.plan import ClusterPlan
-from compiler.targets.endpoint import (
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.targets.endpoint import (
     add_restore,
     del_restore,
     endpoint_rules,
     policies_for_pod,
     with_endpoints,
 )
-from compiler.targets.iptables import jump_rules, policy_bindings
-from lab.netns import ns_ping, ns_run, veth_between
+from calicc.compiler.targets.iptables import jump_rules, policy_bindings
+from calicc.lab.netns import ns_ping, ns_run, veth_between
 from tests.conftest import EXAMPLES, need_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.build import compile_cluster, load_cluster
-from lab.netns import ns_run
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.lab.netns import ns_run
 from tests.conftest import EXAMPLES, need_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from compiler.build import Inputs, build, compile_cluster, load_cluster
-from compiler.cli import app
-from compiler.inventory import LabHost, build_inventory, dump_inventory
-from compiler.push import PushReport, PushSettings, run_push
-from lab.netns import ns_delete, ns_run
+from calicc.compiler.build import Inputs, build, compile_cluster, load_cluster
+from calicc.compiler.cli import app
+from calicc.compiler.inventory import LabHost, build_inventory, dump_inventory
+from calicc.compiler.push import PushReport, PushSettings, run_push
+from calicc.lab.netns import ns_delete, ns_run
 from tests.conftest import EXAMPLES, need_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from compiler.build import load_cluster
-from compiler.inventory import LabHost, build_inventory, dump_inventory
-from compiler.push import PushSettings, run_push
-from lab.agent import node_root
-from lab.check import lab_check, lab_context
-from lab.netns import ns_run
-from lab.state import LabState
-from lab.verify import FAIL
+from calicc.compiler.build import load_cluster
+from calicc.compiler.inventory import LabHost, build_inventory, dump_inventory
+from calicc.compiler.push import PushSettings, run_push
+from calicc.lab.agent import node_root
+from calicc.lab.check import lab_check, lab_context
+from calicc.lab.netns import ns_run
+from calicc.lab.state import LabState
+from calicc.lab.verify import FAIL
 from tests.conftest import EXAMPLES, need_root, need_tool
 from tests.e2e.labkit import running_lab
 

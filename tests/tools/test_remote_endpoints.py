@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from lab.netns import ns_run, veth_between
+from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
 from tests.tools.agent_bundle import MakeNs, apply, rendered, stop_bird
 from tests.tools.test_agent_pods import cni, wait_for

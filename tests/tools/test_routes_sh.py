@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler.plan import ClusterPlan
-from compiler.render import render_routes, render_sysctl
-from lab.netns import ns_run
+from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.render import render_routes, render_sysctl
+from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.unit.helpers import plan_of, with_
 

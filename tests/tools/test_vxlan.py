@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from compiler.plan import ClusterPlan
-from compiler.render import render_node
-from lab.netns import ns_run, veth_between
+from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.render import render_node
+from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
 from tests.unit.helpers import plan_of, with_
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.build import Inputs, load_cluster
-from compiler.icp import load_icp
+from calicc.compiler.build import Inputs, load_cluster
+from calicc.compiler.icp import load_icp
 from tests.conftest import EXAMPLES, ROOT
 
 GOLDEN = ROOT / "tests" / "golden"

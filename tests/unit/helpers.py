@@ -7,10 +7,10 @@ from typing import Any
 
 import yaml
 
-from compiler.build import Inputs, load_cluster
-from compiler.errors import SpecError
-from compiler.lock import Lock
-from compiler.plan import ClusterPlan, build_plan
+from calicc.compiler.build import Inputs, load_cluster
+from calicc.compiler.errors import SpecError
+from calicc.compiler.lock import Lock
+from calicc.compiler.plan import ClusterPlan, build_plan
 
 BASE: dict[str, Any] = {
     "name": "t",

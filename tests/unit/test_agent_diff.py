@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network
 
-from agent import iptables
-from agent.ipsets import SetState, diff_sets, parse_save
-from agent.iptables import Memo, parse_rules, plan_ruleset
-from agent.routes import RouteState, diff_routes
-from agent.sysctl import diff_sysctls, sysctl_path
-from compiler.model.manifest import JumpRule
+from calicc.agent import iptables
+from calicc.agent.ipsets import SetState, diff_sets, parse_save
+from calicc.agent.iptables import Memo, parse_rules, plan_ruleset
+from calicc.agent.routes import RouteState, diff_routes
+from calicc.agent.sysctl import diff_sysctls, sysctl_path
+from calicc.compiler.model.manifest import JumpRule
 
 BH = RouteState(IPv4Network("10.244.0.0/26"), "blackhole")
 VIA = RouteState(IPv4Network("10.244.1.0/26"), "unicast", "192.168.49.3", 4, True)

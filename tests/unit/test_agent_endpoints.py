@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.cni.endpoint_policy import EndpointRecord
-from agent.drift import Watch
-from agent.endpoints import fingerprint, load_endpoints, runtime_members, state_dir
-from agent.ipsets import SetState, desired_sets, diff_sets, summarize
-from agent.iptables import Memo, canonical, parse_rules, plan_ruleset
-from compiler.model.manifest import NodeManifest
-from compiler.targets.endpoint import PodPolicies, endpoint_rules, with_endpoints
+from calicc.agent.cni.endpoint_policy import EndpointRecord
+from calicc.agent.drift import Watch
+from calicc.agent.endpoints import fingerprint, load_endpoints, runtime_members, state_dir
+from calicc.agent.ipsets import SetState, desired_sets, diff_sets, summarize
+from calicc.agent.iptables import Memo, canonical, parse_rules, plan_ruleset
+from calicc.compiler.model.manifest import NodeManifest
+from calicc.compiler.targets.endpoint import PodPolicies, endpoint_rules, with_endpoints
 from tests.conftest import EXAMPLES
 
 DEMO = EXAMPLES / "policies-demo" / "rendered" / "nodes" / "node-1"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.build import compile_cluster
-from compiler.toolcheck import bird_parse
+from calicc.compiler.build import compile_cluster
+from calicc.compiler.toolcheck import bird_parse
 from tests.conftest import need_tool
 from tests.unit.examples import example_names, load_example
 from tests.unit.helpers import load, with_
@@ -110,7 +110,7 @@ def test_every_example_bird_conf_parses(name: str) -> None:
 
 
 def test_validate_reports_broken_artifacts() -> None:
-    from compiler.toolcheck import check_with_tools
+    from calicc.compiler.toolcheck import check_with_tools
 
     files = {
         "nodes/n1/routes/routes.sh": "if then fi\n",

@@ -109,8 +109,8 @@ def test_icp_ipip_enabled_false_means_never(tmp_path: Path) -> None:
 
 
 def test_mesh_warning_past_100_nodes(tmp_path: Path) -> None:
-    from compiler.peering import mesh_warning
-    from compiler.pools import resolve_pools
+    from calicc.compiler.peering import mesh_warning
+    from calicc.compiler.pools import resolve_pools
 
     nodes = [{"name": f"n{i}", "address": f"10.0.{i // 200}.{i % 200 + 1}/16"} for i in range(101)]
     spec = load(tmp_path, with_(nodes=nodes)).spec

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.render import render_cni
+from calicc.compiler.render import render_cni
 from tests.unit.helpers import plan_of, with_
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -17,15 +18,14 @@ from typing import ClassVar
 
 import pytest
 
-from agent.cni.endpoint_policy import pod_facts_for
-from agent.cni.errors import INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV, CniError
-from agent.cni.install import install_plugins
-from agent.cni.kube import pod_facts
-from agent.cni.main import run
-from agent.cni.request import parse_request
-from agent.cni.server import MAX_REQUEST, CniServer, decode_request, read_request
-from agent.cni.thin import encode_request
-from tests.conftest import ROOT
+from calicc.agent.cni.endpoint_policy import pod_facts_for
+from calicc.agent.cni.errors import INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV, CniError
+from calicc.agent.cni.install import install_plugins
+from calicc.agent.cni.kube import pod_facts
+from calicc.agent.cni.main import run
+from calicc.agent.cni.request import parse_request
+from calicc.agent.cni.server import MAX_REQUEST, CniServer, decode_request, read_request
+from calicc.agent.cni.thin import encode_request
 
 CONF = {"cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "calicc"}
 
@@ -126,11 +126,11 @@ def test_launcher_uses_agent_socket_else_standalone(tmp_path: Path, native: bool
         assert json.loads(served.stdout)["cniVersion"] == "1.1.0"
     finally:
         server.stop()
-    install_plugins(tmp_path, str(ROOT / ".venv/bin/python"), native)
+    install_plugins(tmp_path, sys.executable, native)
     alone = launch(tmp_path, "VERSION")
     assert alone.returncode == 0, alone.stderr
     assert "supportedVersions" in json.loads(alone.stdout)
-    assert install_plugins(tmp_path, str(ROOT / ".venv/bin/python"), native) == []
+    assert install_plugins(tmp_path, sys.executable, native) == []
 
 
 def test_launcher_reports_a_broken_connection_as_try_again(tmp_path: Path, native: bool) -> None:

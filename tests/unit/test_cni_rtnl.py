@@ -8,7 +8,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from agent.cni.rtnl import (
+from calicc.agent.cni.rtnl import (
     IFLA_IFNAME,
     IFLA_LINKINFO,
     IFLA_NET_NS_FD,

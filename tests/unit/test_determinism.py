@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compiler.build import build, load_cluster
-from compiler.errors import CaliccError
+from calicc.compiler.build import build, load_cluster
+from calicc.compiler.errors import CaliccError
 from tests.conftest import EXAMPLES, ROOT
 
 DUMP = """
 import json, sys
 from pathlib import Path
-from compiler.build import compile_cluster, load_cluster
+from calicc.compiler.build import compile_cluster, load_cluster
 files = compile_cluster(load_cluster(Path(sys.argv[1]))).files
 print(json.dumps(files, sort_keys=True))
 """
@@ -105,8 +105,8 @@ def test_refuses_to_overwrite_a_foreign_directory(tmp_path: Path) -> None:
 
 def test_parallel_build_equals_in_memory_compile(tmp_path: Path) -> None:
     """The forked, staged writer produces exactly the in-memory compile's files."""
-    from compiler import stage
-    from compiler.build import compile_cluster
+    from calicc.compiler import stage
+    from calicc.compiler.build import compile_cluster
     from tests.unit.examples import tree
 
     source = EXAMPLES / "large-rr"
@@ -121,8 +121,8 @@ def test_parallel_build_equals_in_memory_compile(tmp_path: Path) -> None:
 
 
 def test_failed_render_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from compiler import stage
-    from compiler.errors import RenderError
+    from calicc.compiler import stage
+    from calicc.compiler.errors import RenderError
 
     (tmp_path / "cluster.yaml").write_text(
         (EXAMPLES / "minikube-ipip" / "cluster.yaml").read_text()

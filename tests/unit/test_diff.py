@@ -11,10 +11,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from compiler.build import build, load_cluster
-from compiler.cli import app
-from compiler.diff import bird_peers, compare_facts, diff_command, iptables_chains, node_facts
-from compiler.gitdiff import GitError, Snapshot, blob_id, rendered_trees
+from calicc.compiler.build import build, load_cluster
+from calicc.compiler.cli import app
+from calicc.compiler.diff import (
+    bird_peers,
+    compare_facts,
+    diff_command,
+    iptables_chains,
+    node_facts,
+)
+from calicc.compiler.gitdiff import GitError, Snapshot, blob_id, rendered_trees
 from tests.conftest import EXAMPLES
 
 

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from compiler.errors import RenderError
-from compiler.filters import Verbatim, bird_string, one_line, sh, sh_words
-from compiler.render import make_env
+from calicc.compiler.errors import RenderError
+from calicc.compiler.filters import Verbatim, bird_string, one_line, sh, sh_words
+from calicc.compiler.render import make_env
 
 HOSTILE = ['e0";id;"', "$(id)", "`id`", "a b", "x'y", "", "-n", "*", "a\\b"]
 

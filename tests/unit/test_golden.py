@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from compiler.build import build, compile_cluster
+from calicc.compiler.build import build, compile_cluster
 from tests.unit.examples import GOLDEN, example_names, load_example, tree
 
 HINT = (

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.errors import SpecError
-from compiler.icp import load_icp, parse_hosts
+from calicc.compiler.errors import SpecError
+from calicc.compiler.icp import load_icp, parse_hosts
 
 CONFIG = """\
 cluster_name: icp
@@ -101,8 +101,8 @@ def test_hosts_parser_ignores_children_and_comments(tmp_path: Path) -> None:
 
 
 def test_convert_gives_the_same_bundles(tmp_path: Path) -> None:
-    from compiler.build import compile_cluster, load_cluster
-    from compiler.icp import icp_cluster_yaml
+    from calicc.compiler.build import compile_cluster, load_cluster
+    from calicc.compiler.icp import icp_cluster_yaml
     from tests.conftest import EXAMPLES
 
     icp = EXAMPLES / "icp"

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from compiler.cli import app
-from compiler.inventory import (
+from calicc.compiler.cli import app
+from calicc.compiler.inventory import (
     InventoryError,
     LabHost,
     build_inventory,
@@ -21,7 +21,7 @@ from compiler.inventory import (
     label_group,
     route_reflectors,
 )
-from compiler.model.spec import ClusterSpec
+from calicc.compiler.model.spec import ClusterSpec
 from tests.conftest import EXAMPLES
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from agent.cni.errors import POOL_EXHAUSTED, CniError
-from agent.cni.ipam import STATE_FILE, IpamStore, boot_time
-from compiler.build import compile_cluster, load_cluster
+from calicc.agent.cni.errors import POOL_EXHAUSTED, CniError
+from calicc.agent.cni.ipam import STATE_FILE, IpamStore, boot_time
+from calicc.compiler.build import compile_cluster, load_cluster
 from tests.conftest import EXAMPLES
 
 BLOCKS = (IPv4Network("10.244.0.0/26"), IPv4Network("10.244.0.64/26"))

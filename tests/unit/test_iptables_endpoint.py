@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.model.manifest import Ipset, PolicyBinding
-from compiler.targets.endpoint import (
+from calicc.compiler.model.manifest import Ipset, PolicyBinding
+from calicc.compiler.targets.endpoint import (
     PodPolicies,
     add_restore,
     del_restore,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.build import compile_cluster, load_cluster
-from compiler.targets.iptables import HOOKS, jump_rules, policy_bindings
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.compiler.targets.iptables import HOOKS, jump_rules, policy_bindings
 from tests.conftest import EXAMPLES
 
 DEMO = EXAMPLES / "policies-demo"

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab.agent import node_root
-from lab.peers import STATE_DIR, mirror, share_endpoints
+from calicc.lab.agent import node_root
+from calicc.lab.peers import STATE_DIR, mirror, share_endpoints
 
 
 def records(root: Path, node: str) -> Path:

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from compiler.build import compile_cluster, load_cluster
-from compiler.plan import ClusterPlan
-from lab.bird import parse_protocols, route_key
-from lab.expect import expected_routes
-from lab.gobgp import Neighbor, gobgp_config
-from lab.names import check_lab_name, ns_name, port_name
-from lab.topology import plan_topology
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.compiler.plan import ClusterPlan
+from calicc.lab.bird import parse_protocols, route_key
+from calicc.lab.expect import expected_routes
+from calicc.lab.gobgp import Neighbor, gobgp_config
+from calicc.lab.names import check_lab_name, ns_name, port_name
+from calicc.lab.topology import plan_topology
 
 CROSS = """\
 name: cross

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from compiler.build import compile_cluster, load_cluster
-from compiler.plan import ClusterPlan
-from lab.matrix import (
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.compiler.plan import ClusterPlan
+from calicc.lab.matrix import (
     NO_FABRIC,
     STANDIN,
     Paths,
@@ -20,12 +20,12 @@ from lab.matrix import (
     node_pod_probes,
     pod_pod_probes,
 )
-from lab.names import lab_prefix
-from lab.pods import WALK_NAMESPACE, attachment, plan_pods
-from lab.runtime import Attachment, CniFailed, find_plugin, plugin_conf
-from lab.state import LabState, Pod, load_state
-from lab.topology import plan_topology
-from lab.walkthrough import DENY, POLICY_FILE, variant
+from calicc.lab.names import lab_prefix
+from calicc.lab.pods import WALK_NAMESPACE, attachment, plan_pods
+from calicc.lab.runtime import Attachment, CniFailed, find_plugin, plugin_conf
+from calicc.lab.state import LabState, Pod, load_state
+from calicc.lab.topology import plan_topology
+from calicc.lab.walkthrough import DENY, POLICY_FILE, variant
 from tests.conftest import EXAMPLES
 
 CONFLIST = {

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from compiler.build import build, load_cluster
-from compiler.errors import LockError
-from compiler.lock import Lock, vtep_mac
-from compiler.lock_read import LockProblems, read_lock
+from calicc.compiler.build import build, load_cluster
+from calicc.compiler.errors import LockError
+from calicc.compiler.lock import Lock, vtep_mac
+from calicc.compiler.lock_read import LockProblems, read_lock
 from tests.unit.helpers import BASE, plan_of, with_, write_cluster
 
 

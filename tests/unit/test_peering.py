@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.peering import Role
+from calicc.compiler.peering import Role
 from tests.unit.helpers import plan_of, with_
 
 

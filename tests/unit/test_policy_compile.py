@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from compiler.load import Source
-from compiler.policy.load import LoadedPolicy
-from compiler.policy.model import IPBlock, LabelSelector, NetworkPolicy
-from compiler.policy.names import CHAIN_MAX, IPSET_MAX
-from compiler.policy.rules import block_members, compile_policy
-from compiler.policy.selectors import canonical, matches
+from calicc.compiler.load import Source
+from calicc.compiler.policy.load import LoadedPolicy
+from calicc.compiler.policy.model import IPBlock, LabelSelector, NetworkPolicy
+from calicc.compiler.policy.names import CHAIN_MAX, IPSET_MAX
+from calicc.compiler.policy.rules import block_members, compile_policy
+from calicc.compiler.policy.selectors import canonical, matches
 
 
 def policy(name: str = "p", namespace: str = "ns", **spec: object) -> LoadedPolicy:

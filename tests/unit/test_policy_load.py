@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from compiler.build import load_cluster
-from compiler.errors import SpecError
-from compiler.load import parse_yaml
-from compiler.policy.load import load_policies, load_policy_file
+from calicc.compiler.build import load_cluster
+from calicc.compiler.errors import SpecError
+from calicc.compiler.load import parse_yaml
+from calicc.compiler.policy.load import load_policies, load_policy_file
 
 HEAD = """apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from compiler.build import Inputs, build, load_cluster
-from compiler.push import (
+from calicc.compiler.build import Inputs, build, load_cluster
+from calicc.compiler.push import (
     PLAYBOOKS,
     HostResult,
     Progress,

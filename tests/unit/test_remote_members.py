@@ -10,14 +10,19 @@ from typing import Any
 
 import pytest
 
-from agent import AgentError
-from agent.cni.endpoint_policy import EndpointRecord
-from agent.endpoints import Endpoints, runtime_members
-from agent.kube_endpoints import NAMESPACES_PATH, PODS_PATH, KubeSource
-from agent.membership import ClusterPod, cluster_members, namespaces_from_list, pods_from_list
-from agent.peers import peer_members, peers_fingerprint
-from agent.remote import Remote, conflist_kubeconfig, runtime_sets
-from compiler.model.manifest import NodeManifest
+from calicc.agent import AgentError
+from calicc.agent.cni.endpoint_policy import EndpointRecord
+from calicc.agent.endpoints import Endpoints, runtime_members
+from calicc.agent.kube_endpoints import NAMESPACES_PATH, PODS_PATH, KubeSource
+from calicc.agent.membership import (
+    ClusterPod,
+    cluster_members,
+    namespaces_from_list,
+    pods_from_list,
+)
+from calicc.agent.peers import peer_members, peers_fingerprint
+from calicc.agent.remote import Remote, conflist_kubeconfig, runtime_sets
+from calicc.compiler.model.manifest import NodeManifest
 from tests.conftest import EXAMPLES
 
 DEMO = EXAMPLES / "policies-demo" / "rendered" / "nodes" / "node-1"

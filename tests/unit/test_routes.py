@@ -7,11 +7,11 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from compiler.lock import Lock, vtep_mac
-from compiler.model.manifest import ROUTE_PROTOCOL, Route
-from compiler.plan import ClusterPlan
-from compiler.render import render_routes
-from compiler.targets.routes import dataplane, route_args
+from calicc.compiler.lock import Lock, vtep_mac
+from calicc.compiler.model.manifest import ROUTE_PROTOCOL, Route
+from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.render import render_routes
+from calicc.compiler.targets.routes import dataplane, route_args
 from tests.unit.helpers import plan_of, with_
 
 TWO_SUBNETS = [

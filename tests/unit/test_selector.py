@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.selector import SelectorError, parse_selector
+from calicc.compiler.selector import SelectorError, parse_selector
 
 LABELS = {"rack": "r1", "zone": "a", "gpu": ""}
 

@@ -78,7 +78,7 @@ def test_bad_selector_is_reported(tmp_path: Path) -> None:
 def test_cli_exit_code_and_nothing_written(tmp_path: Path) -> None:
     path = write_cluster(tmp_path, GOOD + "ipip_mod: Always\n")
     result = subprocess.run(
-        [sys.executable, "-m", "compiler", "build", str(path)],
+        [sys.executable, "-m", "calicc", "build", str(path)],
         capture_output=True,
         text=True,
         check=False,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from compiler.render import render_sysctl
-from compiler.targets.sysctl import sysctl_data
+from calicc.compiler.render import render_sysctl
+from calicc.compiler.targets.sysctl import sysctl_data
 from tests.unit.helpers import plan_of, with_
 
 

@@ -1,5 +1,0 @@
-"""`python -m compiler` runs the calicc CLI."""
-
-from compiler.cli import main
-
-main()
