@@ -1,6 +1,7 @@
-"""Write a rendered tree: only files whose content changed, pruning what calicc wrote before.
+"""File-writing primitives and digests for the rendered tree (write.py is the one writer).
 
-The output directory's rules (what calicc owns, links never followed) live in outdir.py.
+Atomic replacement, exclusive creation without following links, deterministic JSON. The
+output directory's rules (what calicc owns, links never followed) live in outdir.py.
 """
 
 from __future__ import annotations
@@ -15,10 +16,6 @@ import orjson
 
 from calicc.compiler.outdir import (
     INDEX,
-    check_output_dir,
-    prune,
-    refuse_unsafe,
-    scan_tree,
     writing,
 )
 
@@ -27,7 +24,6 @@ __all__ = [
     "EmitReport",
     "digest",
     "dump_json",
-    "emit",
     "same_text",
     "stage_beside",
     "write_atomic",
@@ -103,37 +99,3 @@ def write_new(path: Path, text: str, mode: int, shown: Path | str | None = None)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
-
-
-def emit(files: dict[str, str], out: Path, check: bool = False) -> EmitReport:
-    """Make `out` hold `files`; touch only what differs. `check` writes nothing.
-
-    Changed files are replaced atomically (temporary file and rename); new files are
-    written in place, each directory created once. Files the previous index.json lists and
-    `files` lacks are pruned; any other file in `out` is left alone.
-    """
-    check_output_dir(out)
-    state = scan_tree(out)
-    stale = state.listed - set(files)
-    refuse_unsafe(state, out, set(files) | stale)
-    report = EmitReport(removed=sorted(stale & state.existing))
-    made: set[Path] = set()
-    for rel in sorted(files):
-        path = out / rel
-        if rel in state.existing and same_text(path, files[rel]):
-            continue
-        report.written.append(rel)
-        if check:
-            continue
-        mode = 0o755 if rel.endswith(".sh") else 0o644
-        if rel in state.existing:
-            write_atomic(path, files[rel], mode)
-            continue
-        if path.parent not in made:
-            with writing(path.parent):
-                path.parent.mkdir(parents=True, exist_ok=True)
-            made.add(path.parent)
-        write_new(path, files[rel], mode)
-    if not check:
-        prune(out, report.removed)
-    return report

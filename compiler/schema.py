@@ -1,7 +1,11 @@
-"""JSON Schemas generated from the pydantic models (never written by hand)."""
+"""JSON Schemas generated from the pydantic models, and reference pages from the schemas.
+
+Neither is written by hand; `calicc schema --check` (CI) fails when either is stale.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -9,6 +13,7 @@ from pydantic import BaseModel
 from calicc.compiler.emit import dump_json, write_atomic
 from calicc.compiler.model.manifest import NodeManifest
 from calicc.compiler.model.spec import ClusterSpec
+from calicc.compiler.reference import markdown_reference
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "cluster.schema.json": ClusterSpec,
@@ -27,11 +32,42 @@ def schema_texts() -> dict[str, str]:
     return texts
 
 
+REFERENCES = {
+    "cluster.schema.json": (
+        "cluster-yaml.md",
+        "cluster.yaml reference",
+        "Every key of `cluster.yaml`: what `calicc build` reads. Unknown keys are errors. ICP "
+        "config.yaml keys are accepted where they mean the same (`calico_ipip_mode`, "
+        "`calico_tunnel_mtu`, `calico_ip_autodetection_method`); see ../cluster-yaml.md.",
+    ),
+    "node.schema.json": (
+        "node-json.md",
+        "node.json reference",
+        "The node manifest a bundle holds (`rendered/nodes/<node>/node.json`): what the agent "
+        "and the CNI plugin read. See ../rendered-tree.md for the tree around it.",
+    ),
+}
+
+
+def reference_texts(schemas: dict[str, str]) -> dict[str, str]:
+    """Return {file name: Markdown} of the reference page of each schema."""
+    return {
+        page: markdown_reference(json.loads(schemas[name]), title, intro)
+        for name, (page, title, intro) in REFERENCES.items()
+    }
+
+
 def write_schemas(out: Path, check: bool = False) -> list[Path]:
-    """Write stale schema files (or, with check, only report them); return their paths."""
+    """Write stale schema files and their reference pages (or, with check, only report them).
+
+    The pages go to docs/reference/ beside `out` (the project's docs/); return stale paths.
+    """
+    schemas = schema_texts()
+    wanted = {out / name: text for name, text in schemas.items()}
+    docs = out.parent / "docs" / "reference"
+    wanted |= {docs / name: text for name, text in reference_texts(schemas).items()}
     stale = []
-    for name, text in sorted(schema_texts().items()):
-        path = out / name
+    for path, text in sorted(wanted.items()):
         if path.exists() and path.read_text(encoding="utf-8") == text:
             continue
         stale.append(path)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from calicc.compiler.build import Compiled, compile_cluster, load_cluster
-from calicc.compiler.emit import emit
+from calicc.compiler.build import build, load_cluster, plan_cluster
+from calicc.compiler.plan import ClusterPlan
 from calicc.lab.agent import AgentFailed
 from calicc.lab.bird import birdc
 from calicc.lab.expect import needs_tunnel_device
@@ -52,17 +52,17 @@ def remove_nodes(state: LabState, gone: list[str]) -> list[str]:
     return done
 
 
-def reconfigure_tors(compiled: Compiled, topo: Topology, state: LabState) -> list[str]:
+def reconfigure_tors(plan: ClusterPlan, topo: Topology, state: LabState) -> list[str]:
     """Rewrite each lab ToR's configuration and let BIRD reload it when it changed."""
     done = []
-    bgp = compiled.plan.spec.bgp
+    bgp = plan.spec.bgp
     for speaker in topo.speakers:
         proc = state.procs.get(f"tor:{speaker.name}")
         if proc is None:
             continue
         entry = next(p for p in bgp.peers if str(p.peer_ip) == speaker.name)
         conf = Path(state.root) / "speakers" / f"tor-{speaker.name}.conf"
-        text = tor_config(compiled.plan, speaker.address.ip, entry.as_number)
+        text = tor_config(plan, speaker.address.ip, entry.as_number)
         if conf.read_text() != text:
             conf.write_text(text)
             birdc(Path(proc.match), "configure")
@@ -76,13 +76,14 @@ def lab_apply(state: LabState, echo: Echo) -> list[str]:
     Raises:
         LabError: the change cannot be applied in place, an agent failed, or no convergence.
     """
-    compiled = compile_cluster(load_cluster(Path(state.cluster)))
-    topo = plan_topology(compiled.plan, state.name)
+    inputs = load_cluster(Path(state.cluster))
+    plan = plan_cluster(inputs)
+    topo = plan_topology(plan, state.name)
     existing = set(lab_namespaces(state.name))
     _fixed_parts(topo, existing)
-    report = emit(compiled.files, Path(state.root) / "rendered")
+    report = build(inputs, Path(state.root) / "rendered")  # the one writer, lock included
     done = [f"rendered {len(report.written)} changed files"]
-    wanted = {n.name for n in compiled.plan.nodes}
+    wanted = {n.name for n in plan.nodes}
     gone = sorted({p.node for p in state.pods.values()} - wanted)
     done += remove_nodes(state, gone)
     for node in gone:
@@ -90,17 +91,17 @@ def lab_apply(state: LabState, echo: Echo) -> list[str]:
         done.append(f"removed node {node}")
     new = tuple(h for h in topo.nodes if h.ns not in existing)
     add_nodes(topo, new)
-    if needs_tunnel_device(compiled.plan):
+    if needs_tunnel_device(plan):
         for host in new:
             add_tunnel_device(host.ns)
     done += [f"added node {h.name}" for h in new]
-    done += reconfigure_tors(compiled, topo, state)
+    done += reconfigure_tors(plan, topo, state)
     try:
-        apply_agents(compiled, topo, Path(state.root), state)
-        wait_converged(compiled.plan, topo, state)
+        apply_agents(plan, topo, Path(state.root), state)
+        wait_converged(plan, topo, state)
     except (AgentFailed, WaitTimeout) as exc:
         raise LabError(f"lab {state.name} did not converge after the change: {exc}") from exc
-    fresh = [p for p in plan_pods(compiled.plan, state.name) if p.node in {h.name for h in new}]
+    fresh = [p for p in plan_pods(plan, state.name) if p.node in {h.name for h in new}]
     done += [f"pod {p.name} {p.address}" for p in create_pods(state, fresh)]
     for line in done:
         echo(line)

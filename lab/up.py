@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from calicc.compiler.build import Compiled, compile_cluster, load_cluster
-from calicc.compiler.emit import emit
+from calicc.compiler.build import build, load_cluster, plan_cluster
 from calicc.compiler.errors import CaliccError
+from calicc.compiler.plan import ClusterPlan
 from calicc.lab.agent import AgentFailed, agent_bird, apply_node, node_root
 from calicc.lab.bird import start_bird
 from calicc.lab.expect import needs_tunnel_device
@@ -45,25 +45,25 @@ def _record(state: LabState, daemons: Daemons) -> None:
     state.save()
 
 
-def start_tors(compiled: Compiled, topo: Topology, root: Path, state: LabState) -> None:
+def start_tors(plan: ClusterPlan, topo: Topology, root: Path, state: LabState) -> None:
     """Start a BIRD ToR for every external peer in another AS than the cluster's."""
-    bgp = compiled.plan.spec.bgp
+    bgp = plan.spec.bgp
     for speaker in topo.speakers:
         entry = next(p for p in bgp.peers if str(p.peer_ip) == speaker.name)
         if entry.as_number == bgp.as_number:
             continue
         conf = root / "speakers" / f"tor-{speaker.name}.conf"
         conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(tor_config(compiled.plan, speaker.address.ip, entry.as_number))
+        conf.write_text(tor_config(plan, speaker.address.ip, entry.as_number))
         daemon = start_bird(speaker.ns, conf, root / "run", f"tor-{speaker.name}", detach=True)
         state.procs[f"tor:{speaker.name}"] = Proc(daemon.pid, str(daemon.sock))
         state.save()
 
 
-def apply_agents(compiled: Compiled, topo: Topology, root: Path, state: LabState) -> None:
+def apply_agents(plan: ClusterPlan, topo: Topology, root: Path, state: LabState) -> None:
     """Run `calicc apply --root` in every node namespace and record the BIRD it starts."""
     state.agent = True
-    for node in compiled.plan.nodes:
+    for node in plan.nodes:
         nroot = node_root(root, node.name)
         bundle = root / "rendered" / "nodes" / node.name
         try:
@@ -75,15 +75,15 @@ def apply_agents(compiled: Compiled, topo: Topology, root: Path, state: LabState
             state.save()
 
 
-def _tunnels(compiled: Compiled, topo: Topology, state: LabState) -> None:
-    if needs_tunnel_device(compiled.plan):
+def _tunnels(plan: ClusterPlan, topo: Topology, state: LabState) -> None:
+    if needs_tunnel_device(plan):
         kinds = {add_tunnel_device(host.ns) for host in topo.nodes}
         state.tunnel = "ipip" if kinds == {"ipip"} else "ifb"
         state.save()
 
 
-def _check_socket_paths(compiled: Compiled, root: Path) -> None:
-    longest = max((node_root(root, n.name) for n in compiled.plan.nodes), key=lambda p: len(str(p)))
+def _check_socket_paths(plan: ClusterPlan, root: Path) -> None:
+    longest = max((node_root(root, n.name) for n in plan.nodes), key=lambda p: len(str(p)))
     sock = longest / "var/run/calicc/bird.ctl"
     if len(str(sock)) > SOCKET_MAX:
         raise LabError(f"{sock} is longer than a control socket path may be: use a shorter --base")
@@ -100,24 +100,25 @@ def lab_up(cluster: Path, name: str, root: Path, echo: Echo, pod_nodes: int = 0)
     if load_state(root) is not None or lab_namespaces(name):
         raise LabError(f"lab {name} is already up: run `calicc lab down {cluster} --name {name}`")
     started = time.monotonic()
-    compiled = compile_cluster(load_cluster(cluster))
-    _check_socket_paths(compiled, root)
-    emit(compiled.files, root / "rendered")
+    inputs = load_cluster(cluster)
+    plan = plan_cluster(inputs)
+    _check_socket_paths(plan, root)
+    build(inputs, root / "rendered")  # the one writer: lock beside the cluster, then the tree
     state = LabState(name=name, cluster=str(cluster.resolve()), root=str(root))
     state.save()
-    topo = plan_topology(compiled.plan, name)
+    topo = plan_topology(plan, name)
     create_topology(topo)
     echo(f"namespaces: {len(lab_namespaces(name))} (prefix calicc-{name}.)")
-    _tunnels(compiled, topo, state)
+    _tunnels(plan, topo, state)
     daemons = Daemons()
     try:
-        start_gobgp_reflectors(compiled.plan, topo, root, daemons, detach=True)
-        start_tors(compiled, topo, root, state)
+        start_gobgp_reflectors(plan, topo, root, daemons, detach=True)
+        start_tors(plan, topo, root, state)
     finally:
         _record(state, daemons)
     try:
-        apply_agents(compiled, topo, root, state)
-        wait_converged(compiled.plan, topo, state)
+        apply_agents(plan, topo, root, state)
+        wait_converged(plan, topo, state)
     except AgentFailed as exc:
         raise LabError(f"{exc}\nrun `calicc lab down {cluster} --name {name}`") from exc
     except WaitTimeout as exc:
@@ -125,12 +126,12 @@ def lab_up(cluster: Path, name: str, root: Path, echo: Echo, pod_nodes: int = 0)
     state.timings["routes_installed_s"] = round(time.monotonic() - started, 3)
     state.save()
     echo(f"all routes installed {state.timings['routes_installed_s']:.2f} s after up started")
-    start_pods(compiled, topo, state, started, echo=echo, pod_nodes=pod_nodes)
+    start_pods(plan, topo, state, started, echo=echo, pod_nodes=pod_nodes)
     return state
 
 
 def start_pods(
-    compiled: Compiled,
+    plan: ClusterPlan,
     topo: Topology,
     state: LabState,
     started: float,
@@ -140,11 +141,11 @@ def start_pods(
 ) -> None:
     """Make the test pods through the CNI plugin; time the first pod-to-pod ping."""
     try:
-        made = create_pods(state, plan_pods(compiled.plan, state.name, pod_nodes))
+        made = create_pods(state, plan_pods(plan, state.name, pod_nodes))
     except CniFailed as exc:
         raise LabError(f"{exc}\nrun `calicc lab down` for lab {state.name}") from exc
     echo(f"pods: {len(made)} made through the CNI plugin")
-    paths = Paths(compiled.plan, topo, state.pods, state.tunnel == "ifb")
+    paths = Paths(plan, topo, state.pods, state.tunnel == "ifb")
     probe = first_probe(paths)
     try:
         poll(lambda: ping(probe.src_ns, probe.target), PING_WAIT_S, probe.subject)

@@ -17,8 +17,7 @@ from typing import Any
 
 import yaml
 
-from calicc.compiler.build import compile_cluster, load_cluster
-from calicc.compiler.emit import emit
+from calicc.compiler.build import build, load_cluster
 from calicc.lab.agent import apply_node, node_root
 from calicc.lab.matrix import Paths, Probe
 from calicc.lab.podcheck import run_probes
@@ -73,7 +72,7 @@ def policies_applied(
     """Apply the lab's cluster plus `policies` to every node; re-apply the lab's own after."""
     work = Path(state.root) / "walkthrough" / tag
     copy = variant(Path(state.cluster), work / "cluster", policies)
-    emit(compile_cluster(load_cluster(copy)).files, work / "rendered")
+    build(load_cluster(copy), work / "rendered")  # the one writer (the copy keeps the lock)
     try:
         apply_all(state, paths, work / "rendered")
         yield

@@ -103,12 +103,12 @@ class Pool(Strict):
 
     name: Dns1123Subdomain
     cidr: IPv4Network
-    block_size: int | None = Field(None, ge=20, le=32)
-    ipip_mode: EncapMode | None = None
-    vxlan_mode: EncapMode | None = None
-    nat_outgoing: bool | None = None
+    block_size: int | None = Field(None, ge=20, le=32, description="Calico blockSize of this pool")
+    ipip_mode: EncapMode | None = Field(None, description="IPIP between nodes of this pool")
+    vxlan_mode: EncapMode | None = Field(None, description="VXLAN between nodes of this pool")
+    nat_outgoing: bool | None = Field(None, description="SNAT pod traffic leaving the pools")
     node_selector: str | None = Field(None, description="Calico selector over node labels")
-    disabled: bool = False
+    disabled: bool = Field(False, description="keep the pool, allocate no new blocks from it")
 
     _selector = field_validator("node_selector")(_check_selector)
 
@@ -118,9 +118,9 @@ class BgpPeer(Strict):
 
     peer_ip: IPv4Address
     as_number: AsNumber
-    port: int | None = Field(None, ge=1, le=65535)
+    port: int | None = Field(None, ge=1, le=65535, description="the peer's BGP port (179)")
     node_selector: str | None = Field(None, description="nodes that peer; all nodes when unset")
-    password: SecretRef | None = None
+    password: SecretRef | None = Field(None, description="TCP MD5 password, by reference")
     keep_next_hop: bool = Field(False, description="eBGP: keep the original next hop")
     next_hop_self: bool = Field(False, description="advertise this node as next hop")
     export: tuple[IPv4Network, ...] = Field(
@@ -135,10 +135,10 @@ class Bgp(Strict):
     """Cluster-wide BGP settings."""
 
     as_number: AsNumber = 64512
-    node_to_node_mesh: bool = True
-    listen_port: int = Field(179, ge=1, le=65535)
-    mesh_password: SecretRef | None = None
-    peers: tuple[BgpPeer, ...] = ()
+    node_to_node_mesh: bool = Field(True, description="every node peers with every other node")
+    listen_port: int = Field(179, ge=1, le=65535, description="BIRD's BGP port on every node")
+    mesh_password: SecretRef | None = Field(None, description="password of the mesh sessions")
+    peers: tuple[BgpPeer, ...] = Field((), description="external peers (ToR, reflectors)")
     fast_timers: bool = Field(
         False, description="connect delay 0 / retry 1 s: quick convergence for labs and tests"
     )
@@ -149,13 +149,15 @@ class Node(Strict):
 
     name: Dns1123Subdomain = Field(description="the Kubernetes node name (DNS-1123 subdomain)")
     address: IPv4Interface = Field(description="node IPv4 with its subnet prefix, 10.0.0.5/24")
-    interface: InterfaceName | None = None
-    as_number: AsNumber | None = None
-    labels: Labels = Field(default_factory=dict)
-    route_reflector_cluster_id: str | None = None
-    max_pods: int = Field(110, ge=1, le=65536)
-    link_mtu: int | None = Field(None, ge=576, le=65535)
-    bird_snippets: BirdSnippets | None = None
+    interface: InterfaceName | None = Field(None, description="the node's uplink interface")
+    as_number: AsNumber | None = Field(None, description="the node's own AS (eBGP)")
+    labels: Labels = Field(default_factory=dict, description="for pool and peer selectors")
+    route_reflector_cluster_id: str | None = Field(
+        None, description="make this node a route reflector with this cluster id"
+    )
+    max_pods: int = Field(110, ge=1, le=65536, description="pods the node's blocks must hold")
+    link_mtu: int | None = Field(None, ge=576, le=65535, description="this node's link MTU")
+    bird_snippets: BirdSnippets | None = Field(None, description="this node's BIRD snippets")
 
     @field_validator("route_reflector_cluster_id")
     @classmethod
@@ -178,29 +180,39 @@ class ClusterSpec(Strict):
     )
     network_type: Literal["calico"] = Field("calico", description="ICP: only calico is compiled")
     network_cidr: IPv4Network = Field(description="the default IPv4 pool (ICP: network_cidr)")
-    block_size: int = Field(26, ge=20, le=32)
+    block_size: int = Field(26, ge=20, le=32, description="Calico blockSize of the default pool")
     ipip_mode: EncapMode = Field(
-        EncapMode.ALWAYS, validation_alias=AliasChoices("ipip_mode", "calico_ipip_mode")
+        EncapMode.ALWAYS,
+        validation_alias=AliasChoices("ipip_mode", "calico_ipip_mode"),
+        description="IPIP between nodes (ICP: calico_ipip_mode)",
     )
     calico_ipip_enabled: bool | None = Field(
         None, description="ICP before 3.1.1: true means Always, false means Never"
     )
-    vxlan_mode: EncapMode = EncapMode.NEVER
-    nat_outgoing: bool = True
+    vxlan_mode: EncapMode = Field(EncapMode.NEVER, description="VXLAN between nodes")
+    nat_outgoing: bool = Field(True, description="SNAT pod traffic leaving the pools")
     mtu: int | None = Field(
-        None, ge=576, le=65535, validation_alias=AliasChoices("mtu", "calico_tunnel_mtu")
+        None,
+        ge=576,
+        le=65535,
+        validation_alias=AliasChoices("mtu", "calico_tunnel_mtu"),
+        description="pod MTU; default: link MTU minus the encapsulation (ICP: calico_tunnel_mtu)",
     )
     link_mtu: int = Field(1500, ge=576, le=65535, description="nodes' link MTU unless set per node")
     ip_autodetection_method: str = Field(
         "first-found",
         validation_alias=AliasChoices("ip_autodetection_method", "calico_ip_autodetection_method"),
+        description="how the agent checks the node's address: first-found, can-reach=HOST, "
+        "interface=RE, skip-interface=RE, cidr=CIDR (ICP: calico_ip_autodetection_method)",
     )
-    service_cluster_ip_range: IPv4Network = IPv4Network("10.96.0.0/12")
-    pools: tuple[Pool, ...] = ()
-    bgp: Bgp = Field(default_factory=Bgp)
-    nodes: tuple[Node, ...] = Field(min_length=1)
+    service_cluster_ip_range: IPv4Network = Field(
+        IPv4Network("10.96.0.0/12"), description="Kubernetes Service range (no pool overlaps it)"
+    )
+    pools: tuple[Pool, ...] = Field((), description="more IPv4 pools beside network_cidr")
+    bgp: Bgp = Field(default_factory=Bgp, description="BGP settings")
+    nodes: tuple[Node, ...] = Field(min_length=1, description="the cluster's nodes")
     policies: tuple[str, ...] = Field((), description="NetworkPolicy files, globs allowed")
-    bird_snippets: BirdSnippets | None = None
+    bird_snippets: BirdSnippets | None = Field(None, description="BIRD snippets of every node")
     cni_version: Literal["1.0.0", "0.4.0", "0.3.1"] = Field(
         "1.0.0", description="cniVersion of the CNI conflist (0.3.1/0.4.0 for older runtimes)"
     )
