@@ -6,40 +6,39 @@ host stops the rollout. Each batch is one `ansible_runner.run()` in its own priv
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import importlib.resources
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import ansible_runner
+from ansible_runner.exceptions import AnsibleRunnerException
 
 from calicc.compiler.build import Inputs, build
 from calicc.compiler.errors import CaliccError
 from calicc.compiler.inventory import build_inventory, dump_inventory, route_reflectors
+from calicc.compiler.push_events import Echo, Progress, run_error
 
 PLAYBOOKS = Path(str(importlib.resources.files("calicc.playbooks")))  # package data
 PLAYBOOK = "node.yml"
-Echo = Callable[[str], None]
-EVENT_LABELS = {
-    "runner_on_failed": "FAILED",
-    "runner_on_unreachable": "UNREACHABLE",
-    "runner_on_skipped": "skipped",
-}
 
 
 class PushError(CaliccError):
-    """A push cannot start (stale rendered tree, unknown hosts, bad options)."""
+    """A push cannot start (stale rendered tree, unknown hosts, bad options) or run at all."""
+
+
+class RunnerError(PushError):
+    """ansible-runner could not run the playbook, or its run reached no host."""
 
 
 @dataclass(frozen=True)
 class HostResult:
-    """One host's task counts, as in Ansible's play recap."""
+    """One host's task counts, as in Ansible's play recap, and why it failed or was unreachable."""
 
     host: str
     ok: int = 0
@@ -47,6 +46,7 @@ class HostResult:
     failed: int = 0
     unreachable: int = 0
     skipped: int = 0
+    reason: str = ""
 
     @property
     def good(self) -> bool:
@@ -113,84 +113,41 @@ def plan_batches(nodes: Sequence[str], reflectors: Sequence[str], size: int) -> 
 
 
 def host_results(
-    stats: Mapping[str, Mapping[str, int]] | None, hosts: Sequence[str]
+    stats: Mapping[str, Mapping[str, int]] | None,
+    hosts: Sequence[str],
+    reasons: Mapping[str, str] | None = None,
+    unreached: str = "the run never reached it",
 ) -> dict[str, HostResult]:
-    """Turn ansible-runner's `stats` into per-host results; a host with no stats failed."""
-    stats = stats or {}
+    """Turn ansible-runner's `stats` into per-host results; a host with no stats failed.
+
+    A failed or unreachable host's reason is its entry in `reasons` (from the task events), or
+    `unreached` when the run never reached it.
+    """
+    stats, reasons = stats or {}, reasons or {}
 
     def count(key: str, host: str) -> int:
         return int(stats.get(key, {}).get(host, 0))
 
-    return {
-        host: HostResult(
+    results = {}
+    for host in hosts:
+        seen = _seen(stats, host)
+        result = HostResult(
             host=host,
             ok=count("ok", host),
             changed=count("changed", host),
-            failed=count("failures", host) + (0 if _seen(stats, host) else 1),
+            failed=count("failures", host) + (0 if seen else 1),
             unreachable=count("dark", host),
             skipped=count("skipped", host),
         )
-        for host in hosts
-    }
+        if not result.good:
+            why = reasons.get(host) or (unreached if not seen else "Ansible gave no message")
+            result = replace(result, reason=why)
+        results[host] = result
+    return results
 
 
 def _seen(stats: Mapping[str, Mapping[str, int]], host: str) -> bool:
     return any(host in per_host for per_host in stats.values())
-
-
-class Progress:
-    """ansible-runner event handler printing one line per host and task result (and diffs)."""
-
-    def __init__(self, echo: Echo, batch: int, show_diff: bool = False) -> None:
-        self.echo = echo
-        self.batch = batch
-        self.show_diff = show_diff
-
-    def __call__(self, event: Mapping[str, Any]) -> bool:
-        """Print a result event; return True so ansible-runner keeps every event."""
-        name = event.get("event", "")
-        data = event.get("event_data", {})
-        res = data.get("res", {})
-        if self.show_diff and name in {"runner_on_ok", "runner_item_on_ok"} and res.get("changed"):
-            for line in diff_lines(res.get("diff")):
-                self.echo(line)
-        if name == "runner_on_ok":
-            label = "changed" if res.get("changed") else "ok"
-        elif name in EVENT_LABELS:
-            label = EVENT_LABELS[name]
-        else:
-            return True
-        line = f"[{self.batch}] {data.get('host', '?')}: {label}: {data.get('task', '')}"
-        if label in {"FAILED", "UNREACHABLE"}:
-            line += f" ({_message(res)})"
-        self.echo(line)
-        return True
-
-
-def diff_lines(diff: object) -> list[str]:
-    """Return a module's --diff result (one dict or a list of them) as unified diff lines."""
-    lines: list[str] = []
-    for part in diff if isinstance(diff, list) else [diff]:
-        if not isinstance(part, Mapping):
-            continue
-        before, after = part.get("before", ""), part.get("after", "")
-        if isinstance(before, str) and isinstance(after, str):
-            lines += difflib.unified_diff(
-                before.splitlines(),
-                after.splitlines(),
-                str(part.get("before_header", "before")),
-                str(part.get("after_header", "after")),
-                lineterm="",
-            )
-    return lines
-
-
-def _message(res: Mapping[str, Any]) -> str:
-    bad = [r for r in res.get("results", []) if r.get("failed") or r.get("unreachable")]
-    if bad:
-        res = bad[0]
-    text = res.get("msg") or res.get("stderr") or ""
-    return " ".join(str(text).split())[:300]
 
 
 def ensure_ansible_on_path() -> None:
@@ -216,38 +173,74 @@ def runner_env() -> dict[str, str]:
     }
 
 
+@contextmanager
+def private_data_dir() -> Iterator[Path]:
+    """Yield a fresh private data dir for one ansible-runner run; it is removed after."""
+    with tempfile.TemporaryDirectory(prefix="calicc-push-") as private:
+        yield Path(private)
+
+
 def run_batch(
     settings: PushSettings, hosts: Sequence[str], index: int, echo: Echo
 ) -> dict[str, HostResult]:
-    """Run the playbook on one batch of hosts in a fresh private data dir."""
+    """Run the playbook on one batch of hosts in a fresh private data dir.
+
+    Raises:
+        RunnerError: ansible-runner could not start the run, or the run reached no host of the
+            batch (playbook missing, inventory unreadable, ansible-playbook not found).
+    """
     extravars = {
         **settings.extravars,
         "calicc_rendered_dir": str(settings.rendered.resolve()),
         "calicc_targets": ",".join(hosts),
     }
     flags = [f for f, on in (("--check", settings.check), ("--diff", settings.diff)) if on]
-    with tempfile.TemporaryDirectory(prefix="calicc-push-") as private:
-        runner = ansible_runner.run(
-            private_data_dir=private,
-            project_dir=str(settings.playbooks.resolve()),
-            playbook=PLAYBOOK,
-            inventory=str(inventory_path(settings).resolve()),
-            extravars=extravars,
-            cmdline=" ".join(flags) or None,
-            envvars=runner_env(),
-            event_handler=Progress(echo, index, settings.diff),
-            quiet=True,
-            suppress_env_files=True,
-        )
-        return host_results(runner.stats, hosts)
+    progress = Progress(echo, index, settings.diff)
+    try:
+        with private_data_dir() as private:
+            runner = ansible_runner.run(
+                private_data_dir=str(private),
+                project_dir=str(settings.playbooks.resolve()),
+                playbook=PLAYBOOK,
+                inventory=str(inventory_path(settings).resolve()),
+                extravars=extravars,
+                cmdline=" ".join(flags) or None,
+                envvars=runner_env(),
+                event_handler=progress,
+                quiet=True,
+                suppress_env_files=True,
+            )
+            stats = runner.stats  # read from the run's artifacts, inside the private data dir
+    except (AnsibleRunnerException, OSError, ValueError) as exc:
+        raise RunnerError(
+            f"ansible-runner could not run {PLAYBOOK} ({type(exc).__name__}): {exc}"
+        ) from exc
+    said = run_error(progress.output, runner.status, runner.rc)
+    if not any(_seen(stats or {}, host) for host in hosts):
+        raise RunnerError(f"ansible-runner reached no host: {said}")
+    unreached = f"the run never reached it: no play matched it in {settings.inventory}"
+    if progress.output:
+        unreached += f"; ansible-playbook said: {said}"
+    return host_results(stats, hosts, progress.reasons, unreached)
 
 
 def push(settings: PushSettings, batches: list[list[str]], echo: Echo) -> PushReport:
-    """Run the batches in order, stopping after the first batch with a bad host."""
+    """Run the batches in order, stopping after the first batch with a bad host.
+
+    Raises:
+        RunnerError: a batch's run reached none of its hosts; the message names the batch and
+            the hosts earlier batches pushed.
+    """
     report = PushReport(batches=batches)
     for index, batch in enumerate(batches, start=1):
         echo(f"batch {index}/{len(batches)}: {', '.join(batch)}")
-        report.results.update(run_batch(settings, batch, index, echo))
+        try:
+            report.results.update(run_batch(settings, batch, index, echo))
+        except RunnerError as exc:
+            done = f" (pushed before it: {', '.join(sorted(report.results))})"
+            raise RunnerError(
+                f"batch {index}/{len(batches)}: {exc}{done if report.results else ''}"
+            ) from exc
         if not all(report.results[h].good for h in batch):
             report.not_pushed = [h for later in batches[index:] for h in later]
             break
@@ -255,13 +248,16 @@ def push(settings: PushSettings, batches: list[list[str]], echo: Echo) -> PushRe
 
 
 def format_summary(report: PushReport) -> str:
-    """Return the per-host summary table, and which hosts a stopped rollout left out."""
+    """Return the per-host summary table, and which hosts a stopped rollout left out.
+
+    A failed or unreachable host's row ends with why: its failing task and Ansible's message.
+    """
     rows = ["host                      ok  changed  failed  unreachable  skipped"]
     for host in sorted(report.results):
         r = report.results[host]
-        rows.append(
-            f"{host:<24} {r.ok:>3} {r.changed:>8} {r.failed:>7} {r.unreachable:>12} {r.skipped:>8}"
-        )
+        counts = f"{r.ok:>3} {r.changed:>8} {r.failed:>7} {r.unreachable:>12} {r.skipped:>8}"
+        row = f"{host:<24} {counts}"
+        rows.append(f"{row}  {r.reason}" if r.reason else row)
     if report.not_pushed:
         rows.append(f"rollout stopped: not pushed: {', '.join(report.not_pushed)}")
     return "\n".join(rows)

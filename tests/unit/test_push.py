@@ -1,5 +1,6 @@
-"""calicc push without a network: rollout order, limits, result parsing, progress and the
-checks made before anything runs (stale rendered tree, hosts missing from the inventory)."""
+"""calicc push without a network: rollout order, limits, result parsing, progress, the reasons
+given for bad hosts and the checks made before anything runs (stale rendered tree, hosts
+missing from the inventory). Runs of the playbook that fail: test_push_runs.py."""
 
 from __future__ import annotations
 
@@ -14,11 +15,9 @@ from calicc.compiler.build import Inputs, build, load_cluster
 from calicc.compiler.push import (
     PLAYBOOKS,
     HostResult,
-    Progress,
     PushError,
     PushReport,
     PushSettings,
-    diff_lines,
     format_summary,
     host_results,
     inventory_names,
@@ -26,6 +25,7 @@ from calicc.compiler.push import (
     plan_push,
     select_nodes,
 )
+from calicc.compiler.push_events import Progress, diff_lines, failure_reason, run_error
 from tests.conftest import EXAMPLES
 
 
@@ -60,6 +60,51 @@ def test_host_results_from_runner_stats() -> None:
     assert not results["b"].good
     assert results["c"].failed == 1  # never seen by Ansible: not pushed, so a failure
     assert host_results(None, ["x"])["x"].failed == 1
+
+
+def test_every_bad_host_has_a_reason() -> None:
+    stats = {"ok": {"a": 1}, "failures": {"b": 1}, "dark": {"c": 1}}
+    reasons = {"b": "Run calicc apply: non-zero return code", "a": "ignored"}
+    results = host_results(stats, ["a", "b", "c", "d"], reasons, "not reached: no match")
+    assert results["a"].reason == ""  # a good host has none, whatever was recorded
+    assert results["b"].reason == "Run calicc apply: non-zero return code"
+    assert results["c"].reason == "Ansible gave no message"
+    assert results["d"].reason == "not reached: no match"
+    text = format_summary(PushReport(batches=[["a", "b", "c", "d"]], results=results))
+    rows = {ln.split()[0]: ln for ln in text.splitlines()[1:]}
+    assert rows["a"].split() == ["a", "1", "0", "0", "0", "0"]
+    assert rows["b"].endswith("  Run calicc apply: non-zero return code")
+    assert rows["b"].split()[:6] == ["b", "0", "0", "1", "0", "0"]
+    assert rows["d"].endswith("  not reached: no match")
+
+
+def test_failure_reason_prefers_msg_then_apply_report_then_stderr() -> None:
+    report = '{"failed": {"routes": "RTNETLINK answers: No such device"}, "changed": false}'
+    res = {"msg": "non-zero return code", "stdout": report, "stderr": "error: shadowed"}
+    assert failure_reason(res) == "non-zero return code; routes: RTNETLINK answers: No such device"
+    assert failure_reason({"msg": "x", "stdout": "{not json", "stderr": "boom\n"}) == "x; boom"
+    assert failure_reason({"module_stderr": "Traceback: ..."}) == "Traceback: ..."
+    assert failure_reason({}) == "Ansible gave no message"
+    long = failure_reason({"msg": "y" * 1000})
+    assert len(long) == 300
+    assert long.endswith("...")
+
+
+def test_run_error_picks_errors_then_warnings() -> None:
+    said = run_error(
+        ["PLAY", "[WARNING]: a", "[ERROR]: the playbook: x could not be found"], "failed", 1
+    )
+    assert (
+        said == "[ERROR]: the playbook: x could not be found (ansible-runner: status failed, rc 1)"
+    )
+    warnings = [f"[WARNING]: w{i}" for i in range(5)]
+    assert run_error(warnings, "successful", 0).startswith(
+        "[WARNING]: w0 | [WARNING]: w2 | [WARNING]: w3 | [WARNING]: w4 ("
+    )
+    assert run_error(["command not found"], "failed", 127).startswith("command not found (")
+    assert run_error([], "failed", None) == (
+        "ansible-playbook said nothing (ansible-runner: status failed, rc None)"
+    )
 
 
 def test_summary_and_stopped_rollout() -> None:
@@ -97,6 +142,15 @@ def test_progress_lines_for_results_and_failures() -> None:
             "event": "runner_on_unreachable",
             "event_data": {"host": "c", "task": "T1", "res": {"msg": "gone"}},
         },
+        {
+            "event": "runner_on_failed",
+            "event_data": {"host": "a", "task": "T4", "ignore_errors": True, "res": {"msg": "m"}},
+        },
+        {"event": "verbose", "stdout": "[WARNING]: one\r\n\r\nmore", "event_data": {}},
+        {
+            "event": "runner_on_failed",
+            "event_data": {"host": "b", "task": "T5", "res": {"msg": "second"}},
+        },
     ]
     assert all(progress(e) for e in events)
     assert lines == [
@@ -104,7 +158,11 @@ def test_progress_lines_for_results_and_failures() -> None:
         "[2] a: changed: T2",
         "[2] b: FAILED: T3 (no space)",
         "[2] c: UNREACHABLE: T1 (gone)",
+        "[2] a: FAILED: T4 (m) [ignored]",
+        "[2] b: FAILED: T5 (second)",
     ]
+    assert progress.reasons == {"b": "T3: no space", "c": "T1: gone"}  # first failures only
+    assert progress.output == ["[WARNING]: one", "more"]
 
 
 def test_diff_mode_prints_unified_diffs() -> None:
