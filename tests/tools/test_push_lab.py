@@ -10,7 +10,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from calicc.compiler.build import Inputs, build, compile_cluster, load_cluster
 from calicc.compiler.cli import app
 from calicc.compiler.inventory import LabHost, build_inventory, dump_inventory
-from calicc.compiler.push import PushReport, PushSettings, run_push
+from calicc.compiler.push import PushReport, PushSettings, format_summary, run_push
 from calicc.lab.netns import ns_delete, ns_run
 from tests.conftest import EXAMPLES, need_tool
 
@@ -34,6 +34,7 @@ class Lab:
     inventory: Path
     ns: dict[str, str]
     roots: dict[str, Path]
+    hosts: dict[str, LabHost]
 
     def push(self, **options: object) -> tuple[PushReport, list[str]]:
         lines: list[str] = []
@@ -82,7 +83,7 @@ def lab(make_ns: MakeNs, tmp_path: Path) -> Iterator[Lab]:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(dump_inventory(build_inventory(inputs.spec, hosts)))
     try:
-        yield Lab(inputs, inventory, ns, roots)
+        yield Lab(inputs, inventory, ns, roots, hosts)
     finally:
         stop_birds(roots)
 
@@ -131,6 +132,7 @@ def test_unreachable_node_is_reported_and_the_others_are_applied(lab: Lab) -> No
     assert result.exit_code == 1, result.output
     row = next(ln for ln in result.output.splitlines() if ln.startswith("minikube-m03 "))
     assert row.split()[4] == "1"  # the unreachable column
+    assert f"network namespace '{lab.ns['minikube-m03']}' does not exist" in row
     assert "UNREACHABLE" in result.output
     for node in ("minikube", "minikube-m02"):
         assert_applied(lab, node)
@@ -146,3 +148,17 @@ def test_a_failed_batch_stops_the_rollout(lab: Lab) -> None:
     for node in ("minikube-m02", "minikube-m03"):
         assert not lab.roots[node].exists()
     assert "batch 2/3" not in "\n".join(lines)
+
+
+def test_a_failed_apply_says_why_in_its_summary_row(lab: Lab) -> None:
+    """Without --allow-tunnel-standin, `calicc apply` refuses minikube's ifb tunl0: its links
+    part fails, and the host's row quotes that failure, not only 'non-zero return code'."""
+    hosts = dict(lab.hosts, minikube=replace(lab.hosts["minikube"], apply_args=()))
+    lab.inventory.write_text(dump_inventory(build_inventory(lab.inputs.spec, hosts)))
+    report, _ = lab.push()
+    bad = [r for r in report.results.values() if not r.good]
+    assert [r.host for r in bad] == ["minikube"]
+    assert bad[0].reason.startswith("Run calicc apply: non-zero return code; links: ")
+    assert "--allow-tunnel-standin" in bad[0].reason
+    row = next(ln for ln in format_summary(report).splitlines() if ln.startswith("minikube "))
+    assert row.endswith(f"  {bad[0].reason}")
