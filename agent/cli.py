@@ -1,6 +1,7 @@
 """The agent's commands: `calicc apply`, `calicc agent` and `calicc status`.
 
-`register` adds them to the compiler's typer app, so compiler/cli.py stays thin.
+calicc/cli.py composes `app` with the compiler's and the lab's commands, importing this
+module only when one of these commands runs.
 """
 
 from __future__ import annotations
@@ -222,8 +223,7 @@ def status_cmd(root: RootOpt = Path("/")) -> None:
         typer.echo(line)
 
 
-def register(app: typer.Typer) -> None:
-    """Register the agent's commands on the calicc app."""
-    app.command("apply")(apply_cmd)
-    app.command("agent")(agent_cmd)
-    app.command("status")(status_cmd)
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command("apply")(apply_cmd)
+app.command("agent")(agent_cmd)
+app.command("status")(status_cmd)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -23,6 +22,7 @@ from calicc.compiler.policy.load import LoadedPolicy, load_policies
 from calicc.compiler.policy.rules import compile_policies
 from calicc.compiler.render import render_node
 from calicc.compiler.spec_errors import problems_from
+from calicc.compiler.uptodate import input_digest as files_digest
 from calicc.compiler.write import check_frozen, write_build
 
 LOCK_NAME = "cluster.lock.yaml"
@@ -84,10 +84,7 @@ class Compiled:
 
 def input_digest(inputs: Inputs) -> str:
     """Return a digest of every input file's bytes, in a stable order."""
-    sha = hashlib.sha256()
-    for path in inputs.files:
-        sha.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return "sha256:" + sha.hexdigest()
+    return files_digest(inputs.files)
 
 
 def plan_locked(inputs: Inputs, reallocate: bool = False) -> tuple[ClusterPlan, LockFile]:
@@ -159,6 +156,23 @@ def build(
     from; `reallocate` lets blocks that no longer fit their pool move (see lock_check.py).
     """
     plan, lock_file = plan_locked(inputs, reallocate)
+    return write_planned(inputs, out, plan, lock_file, frozen=frozen, check=check)
+
+
+def write_planned(
+    inputs: Inputs,
+    out: Path,
+    plan: ClusterPlan,
+    lock_file: LockFile,
+    *,
+    frozen: bool = False,
+    check: bool = False,
+) -> EmitReport:
+    """Render and write a plan from plan_locked(), as build() does.
+
+    For a caller that needs the plan too: the CLI checks bird_snippets against it before
+    anything is written, and prints its warnings after.
+    """
     lock_text = plan.lock.to_yaml()
     check_output_dir(out)
     state = scan_tree(out)

@@ -1,22 +1,27 @@
-"""The `calicc` command line: a thin typer app over importable functions."""
+"""The compiler's commands: build, validate, convert, schema, inventory, push and diff.
+
+A thin typer app over importable functions. calicc/cli.py composes it with the agent's and
+the lab's commands; every import of the compiler's machinery sits inside a command body, so
+loading this module (for `calicc build`, say) costs no more than typer.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from calicc.compiler.build import Inputs, build, compile_cluster, load_cluster
-from calicc.compiler.schema import write_schemas
+if TYPE_CHECKING:
+    from calicc.compiler.build import Inputs
+    from calicc.compiler.emit import EmitReport
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    help="calicc: Calico-style pod networking compiled from git, cluster.yaml to node bundles.",
+    help="calicc's compiler: cluster.yaml to node bundles.",
 )
-state = {"debug": False}
 
 ClusterArg = Annotated[
     Path | None, typer.Argument(help="cluster.yaml (or use --icp/--hosts)", show_default=False)
@@ -33,6 +38,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def load_inputs(cluster: Path | None, icp: Path | None, hosts: Path | None) -> Inputs:
     """Load either a cluster.yaml or an ICP config.yaml with its hosts file."""
+    from calicc.compiler.build import load_cluster
     from calicc.compiler.icp import load_icp
 
     if icp is not None:
@@ -42,14 +48,6 @@ def load_inputs(cluster: Path | None, icp: Path | None, hosts: Path | None) -> I
     if cluster is None:
         raise fail("give a cluster.yaml, or --icp config.yaml --hosts hosts", 2)
     return load_cluster(cluster)
-
-
-@app.callback()
-def main_options(
-    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
-) -> None:
-    """calicc: compile Calico-style pod networking from git."""
-    state["debug"] = debug
 
 
 @app.command("build")
@@ -68,12 +66,53 @@ def build_cmd(
         ),
     ] = False,
 ) -> None:
-    """Compile the cluster into per-node artifacts (rendered/ beside the cluster file)."""
+    """Compile the cluster into per-node artifacts (rendered/ beside the cluster file).
+
+    A build with nothing to do (same inputs, lock, tree and calicc as the last build of this
+    command) is recognised without loading the models; see compiler/uptodate.py.
+    """
+    from calicc.compiler.emit import EmitReport
+    from calicc.compiler.uptodate import Command, find_noop, record
+
+    command = Command(cluster, out) if cluster is not None and icp is None else None
+    noop = find_noop(command) if command is not None else None
+    if command is not None and noop is not None:
+        show_build(command.target, EmitReport(), noop, check)
+        return
     inputs = load_inputs(cluster, icp, hosts)
     target = out if out is not None else inputs.base_dir / "rendered"
-    check_bird_snippets(inputs, reallocate)
-    report = build(inputs, target, frozen=frozen, check=check, reallocate=reallocate)
-    for warning in compile_warnings(inputs):
+    report, warnings = run_build(inputs, target, frozen=frozen, check=check, reallocate=reallocate)
+    if command is not None and not has_snippets(inputs) and not (check and report.changed):
+        record(command, inputs.files, inputs.spec.policies, inputs.lock_path, warnings)
+    show_build(target, report, warnings, check)
+
+
+def run_build(
+    inputs: Inputs, target: Path, *, frozen: bool, check: bool, reallocate: bool
+) -> tuple[EmitReport, tuple[str, ...]]:
+    """Plan once, refuse bad bird_snippets, write; return the report and the plan's warnings."""
+    from calicc.compiler.build import plan_locked, write_planned
+    from calicc.compiler.errors import SpecError
+    from calicc.compiler.snippets import check_snippets
+
+    plan, lock_file = plan_locked(inputs, reallocate)
+    if has_snippets(inputs):  # stock BIRD must accept them before anything is written
+        problems = check_snippets(inputs.source, plan)
+        if problems:
+            raise SpecError(problems)
+    report = write_planned(inputs, target, plan, lock_file, frozen=frozen, check=check)
+    return report, plan.warnings
+
+
+def has_snippets(inputs: Inputs) -> bool:
+    """Return whether the cluster holds bird_snippets (checked by a real BIRD when present)."""
+    spec = inputs.spec
+    return spec.bird_snippets is not None or any(n.bird_snippets is not None for n in spec.nodes)
+
+
+def show_build(target: Path, report: EmitReport, warnings: tuple[str, ...], check: bool) -> None:
+    """Print the warnings and what changed; exit 1 when `check` found a difference."""
+    for warning in warnings:
         typer.echo(f"warning: {warning}", err=True)
     verb = "would change" if check else "changed"
     for rel in report.written:
@@ -86,32 +125,10 @@ def build_cmd(
         raise typer.Exit(1)
 
 
-def check_bird_snippets(inputs: Inputs, reallocate: bool) -> None:
-    """Refuse, before anything is written, a bird_snippet that stock BIRD rejects."""
-    from calicc.compiler.build import plan_cluster
-    from calicc.compiler.errors import SpecError
-    from calicc.compiler.snippets import check_snippets
-
-    spec = inputs.spec
-    if spec.bird_snippets is None and all(n.bird_snippets is None for n in spec.nodes):
-        return
-    problems = check_snippets(inputs.source, plan_cluster(inputs, reallocate))
-    if problems:
-        raise SpecError(problems)
-
-
-def compile_warnings(inputs: Inputs) -> tuple[str, ...]:
-    """Return the plan's warnings (a large full mesh)."""
-    from calicc.compiler.peering import mesh_warning
-    from calicc.compiler.pools import resolve_pools
-
-    warning = mesh_warning(inputs.spec, resolve_pools(inputs.spec))
-    return (warning,) if warning else ()
-
-
 @app.command("validate")
 def validate_cmd(cluster: ClusterArg = None, icp: IcpOpt = None, hosts: HostsOpt = None) -> None:
     """Run every check and the real tools' syntax checks, writing nothing."""
+    from calicc.compiler.build import compile_cluster
     from calicc.compiler.snippets import tool_problems
 
     inputs = load_inputs(cluster, icp, hosts)
@@ -148,6 +165,8 @@ def schema_cmd(
     check: Annotated[bool, typer.Option(help="exit 1 if the files are not current")] = False,
 ) -> None:
     """Write the JSON Schemas generated from the models."""
+    from calicc.compiler.schema import write_schemas
+
     stale = write_schemas(out, check=check)
     for path in stale:
         typer.echo(f"{'stale' if check else 'written'}: {path}")
@@ -161,6 +180,7 @@ def inventory_cmd(
     out: Annotated[Path | None, typer.Option("-o", "--out", help="file (default stdout)")] = None,
 ) -> None:
     """Write an Ansible inventory (YAML) of the cluster's nodes, grouped by role and label."""
+    from calicc.compiler.build import load_cluster
     from calicc.compiler.emit import write_atomic
     from calicc.compiler.inventory import build_inventory, dump_inventory
 
@@ -185,6 +205,7 @@ def push_cmd(
     rendered: Annotated[Path | None, typer.Option(help="default: rendered/ beside it")] = None,
 ) -> None:
     """Push the rendered bundles with Ansible: route reflectors first, then batches."""
+    from calicc.compiler.build import load_cluster
     from calicc.compiler.push import PushSettings, format_summary, run_push
 
     inputs = load_cluster(cluster)
