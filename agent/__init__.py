@@ -6,7 +6,7 @@ network namespace (the one the agent runs in) to the bundle's node.json.
 
 from __future__ import annotations
 
-from calicc.compiler.errors import CaliccError
+from calicc.contract.errors import CaliccError
 
 
 class AgentError(CaliccError):

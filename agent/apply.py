@@ -48,7 +48,7 @@ from pyroute2 import IPRoute
 from calicc.agent import AgentError, ipsets, iptables
 from calicc.agent.autodetect import check_address
 from calicc.agent.bird import reconcile_bird
-from calicc.agent.bundle import IPTABLES_FILE, Bundle, installed_node, load_bundle
+from calicc.agent.bundle import Bundle, installed_node, load_bundle
 from calicc.agent.cni.install import install_plugins
 from calicc.agent.drift import make_watch, nft_generation
 from calicc.agent.endpoints import Endpoints, Fingerprint, fingerprint, load_endpoints, state_dir
@@ -60,11 +60,11 @@ from calicc.agent.remote import Remote, conflist_kubeconfig, runtime_sets
 from calicc.agent.routes import reconcile_routes
 from calicc.agent.runner import Runner
 from calicc.agent.sysctl import PROC_SYS, apply_sysctls
-from calicc.compiler.targets.cni import CONFLIST
-from calicc.compiler.targets.endpoint import with_endpoints
+from calicc.contract.endpoint import with_endpoints
+from calicc.contract.names import BUNDLE_DIR, CONFLIST, IPTABLES_FILE, STATE_DIR
 
-MEMO_FILE = "var/lib/calicc/agent/iptables-memo.json"
-BUNDLE_COPY = "etc/calicc/bundle"
+MEMO_FILE = f"{STATE_DIR}/agent/iptables-memo.json"
+BUNDLE_COPY = BUNDLE_DIR.lstrip("/")  # relative to --root, as reports show it
 
 
 @dataclass(frozen=True)

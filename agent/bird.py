@@ -16,9 +16,10 @@ from calicc.agent import AgentError
 from calicc.agent.bundle import Bundle
 from calicc.agent.files import under, write_if_changed
 from calicc.agent.runner import Runner
-from calicc.compiler.model.spec import SecretRef
+from calicc.contract.manifest import SecretRef
+from calicc.contract.names import BIRD_CONFIG, install_path
 
-DEFAULT_CONF = "etc/calicc/bird/bird.conf"
+DEFAULT_CONF = install_path(BIRD_CONFIG)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ the first stage that finds a problem (reporting every problem of that stage at o
 
 1. node.json: a regular file inside the bundle, at most MAX_MANIFEST_BYTES, UTF-8, JSON without
    duplicate keys, of a bundle_version this agent reads, valid against the manifest model
-   (compiler/model/manifest.py, the shared contract).
+   (contract/manifest.py, the shared contract).
 2. What the model cannot say (`check_manifest`): the node name (a DNS-1123 name, and the one
    expected on this node), every path relative and without ".." (bundle files, install targets,
    BIRD includes and secret files, sysctl keys), names that end up in restore input or netlink
@@ -33,12 +33,11 @@ from pydantic import ValidationError
 
 from calicc.agent import AgentError
 from calicc.agent.files import ReadProblem, is_inside, path_problem, read_bounded
-from calicc.agent.ipsets import OWNED_PREFIX as SET_PREFIX
 from calicc.agent.iptables import is_owned_jump
-from calicc.compiler.model.manifest import BUNDLE_VERSION, NodeManifest
+from calicc.contract.manifest import NodeManifest
+from calicc.contract.names import BUNDLE_VERSION, CHAIN_MAX, IFNAMSIZ, IPSET_MAX, MANIFEST
+from calicc.contract.names import OWNED_SET_PREFIX as SET_PREFIX
 
-MANIFEST = "node.json"
-IPTABLES_FILE = "iptables/iptables.rules"
 # Within a 256 MB address space: a 4 MiB node.json of tiny objects peaks at ~175 MB RSS while
 # validated; a node of a 1,000-node VXLAN cluster needs well under 1 MiB.
 MAX_MANIFEST_BYTES = 4 * 2**20
@@ -82,10 +81,12 @@ def file_digest(data: bytes) -> str:
 
 
 NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-IFNAME = re.compile(r"[^\s/:\x00-\x1f\x7f]{1,15}")  # the kernel's dev_valid_name
-SET_NAME = re.compile(re.escape(SET_PREFIX) + r"[A-Za-z0-9_.:-]{0,27}")
+IFNAME = re.compile(rf"[^\s/:\x00-\x1f\x7f]{{1,{IFNAMSIZ}}}")  # the kernel's dev_valid_name
+SET_NAME = re.compile(
+    re.escape(SET_PREFIX) + rf"[A-Za-z0-9_.:-]{{0,{IPSET_MAX - len(SET_PREFIX)}}}"
+)
 MEMBER = re.compile(r"[0-9A-Za-z.:/,_-]{1,128}")
-CHAIN = re.compile(r"[A-Za-z0-9_.-]{1,28}")
+CHAIN = re.compile(rf"[A-Za-z0-9_.-]{{1,{CHAIN_MAX}}}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")

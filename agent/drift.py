@@ -12,8 +12,6 @@ generation id; its `iptables-save` is cheap, about 2 ms).
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -21,17 +19,9 @@ from pyroute2.netlink import NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.nfnetlink.nftsocket import NFT_MSG_GETGEN, NFTSocket, nft_gen_msg
 
+from calicc.agent.cni.live_filter import iptables_backend
+
 FULL_EVERY = 10
-
-
-def iptables_backend() -> str:
-    """Return "nft" or "legacy": the backend the `iptables` on PATH uses (no command is run).
-
-    Debian's alternatives point iptables at xtables-nft-multi or xtables-legacy-multi.
-    """
-    found = shutil.which("iptables")
-    target = os.path.basename(os.path.realpath(found)) if found else ""
-    return "nft" if "nft" in target else "legacy"
 
 
 def nft_generation() -> int | None:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 from calicc.agent.cni.endpoint_policy import ENDPOINTS, EndpointRecord, load_records, rules_for
 from calicc.agent.files import under
-from calicc.compiler.model.manifest import NodeManifest
-from calicc.compiler.targets.cni import STATE_DIR
-from calicc.compiler.targets.endpoint import EndpointRules, selector_sets_for_pod
+from calicc.contract.endpoint import EndpointRules, selector_sets_for_pod
+from calicc.contract.manifest import NodeManifest
+from calicc.contract.names import STATE_DIR
 
 NAMED_PORT_TYPE = "hash:ip,port"
 Fingerprint = tuple[tuple[str, int, int], ...]

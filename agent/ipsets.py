@@ -19,11 +19,11 @@ from pyroute2.ipset import IPSet
 from pyroute2.netlink.exceptions import NetlinkError
 
 from calicc.agent.runner import Runner
-from calicc.compiler.model.manifest import Ipset
+from calicc.contract.manifest import Ipset
+from calicc.contract.names import IPSET_MAXELEM as MAXELEM
+from calicc.contract.names import OWNED_SET_PREFIX as OWNED_PREFIX
+from calicc.contract.names import TEMP_SET_PREFIX as TEMP_PREFIX
 
-OWNED_PREFIX = "cali"
-TEMP_PREFIX = "cali4t"
-MAXELEM = 1048576
 MIN_WORDS = 3  # "add NAME MEMBER"
 HOST_PREFIX = 32
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}

@@ -22,10 +22,10 @@ import shlex
 from dataclasses import dataclass, field
 
 from calicc.agent.runner import Runner
-from calicc.compiler.model.manifest import JumpRule
-from calicc.compiler.targets.endpoint import FROM_DISPATCH, TO_DISPATCH
+from calicc.contract.manifest import JumpRule
+from calicc.contract.names import FROM_DISPATCH, TO_DISPATCH
+from calicc.contract.names import OWNED_CHAIN_PREFIX as OWNED_PREFIX
 
-OWNED_PREFIX = "cali-"
 DISPATCH_CHAINS = (FROM_DISPATCH, TO_DISPATCH)
 QUOTED_WORD = re.compile(r'"([^"\s]*)"')
 Chains = dict[str, list[str]]

@@ -29,7 +29,7 @@ from calicc.agent.membership import (
     namespaces_from_list,
     pods_from_list,
 )
-from calicc.compiler.model.manifest import NodeManifest
+from calicc.contract.manifest import NodeManifest
 
 PHASES = "status.phase%21%3DSucceeded%2Cstatus.phase%21%3DFailed"
 PODS_PATH = f"/api/v1/pods?resourceVersion=0&fieldSelector={PHASES}"

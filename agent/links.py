@@ -10,7 +10,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from calicc.agent import AgentError
 from calicc.agent.netlink import IPRoute, call, link_index, link_kind, need_index
-from calicc.compiler.model.manifest import Link
+from calicc.contract.manifest import Link
 
 IFF_UP = 1
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network, ip_address
 from typing import Any
 
-from calicc.compiler.model.manifest import Ipset
-from calicc.compiler.targets.endpoint import named_port_members, selector_sets_for_pod
+from calicc.contract.endpoint import named_port_members, selector_sets_for_pod
+from calicc.contract.manifest import Ipset
 
 NAMED_PORT_TYPE = "hash:ip,port"
 LIVE_PHASES = frozenset({"Running", "Pending"})

@@ -10,7 +10,7 @@ import socket
 from typing import Any
 
 from calicc.agent.netlink import IPRoute, call, link_index
-from calicc.compiler.model.manifest import FdbEntry, Link, Neighbor
+from calicc.contract.manifest import FdbEntry, Link, Neighbor
 
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02

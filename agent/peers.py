@@ -29,7 +29,7 @@ from pathlib import Path
 from calicc.agent import AgentError
 from calicc.agent.cni.endpoint_policy import load_records
 from calicc.agent.endpoints import Fingerprint, fingerprint, runtime_members
-from calicc.compiler.model.manifest import NodeManifest
+from calicc.contract.manifest import NodeManifest
 
 PEERS = "peers"
 PeersFingerprint = tuple[tuple[str, Fingerprint], ...]

@@ -32,7 +32,7 @@ from calicc.agent.files import under
 from calicc.agent.kube_endpoints import KubeSource
 from calicc.agent.membership import Members, union
 from calicc.agent.peers import PeersFingerprint, peer_members, peers_fingerprint
-from calicc.compiler.model.manifest import NodeManifest
+from calicc.contract.manifest import NodeManifest
 
 
 def conflist_kubeconfig(root: Path, conflist_text: str | None) -> Path | None:

@@ -12,7 +12,7 @@ from ipaddress import IPv4Network
 from typing import Any
 
 from calicc.agent.netlink import IPRoute, call, need_index
-from calicc.compiler.model.manifest import Route
+from calicc.contract.manifest import Route
 
 MAIN_TABLE = 254
 RTN_UNICAST = 1

@@ -9,14 +9,13 @@ from pathlib import Path
 from calicc.agent import AgentError
 from calicc.agent.apply import BUNDLE_COPY
 from calicc.agent.bird import BirdPaths
-from calicc.agent.bundle import MANIFEST
 from calicc.agent.cni.ipam import Allocation
 from calicc.agent.cni.node import ipam_store
 from calicc.agent.files import under
 from calicc.agent.runner import Runner
-from calicc.compiler.model.manifest import NodeManifest
+from calicc.contract.manifest import NodeManifest
+from calicc.contract.names import MANIFEST, STATE_DIR
 
-STATE_DIR = "var/lib/calicc"
 BGP_FIELDS = 6  # name proto table state since info
 
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calicc.compiler.gitdiff import Snapshot, rendered_trees, repo_top, tree_nodes
+from calicc.contract.names import BIRD_CONFIG as BIRD
+from calicc.contract.names import IPTABLES_FILE as IPTABLES
+from calicc.contract.names import MANIFEST
 
-BIRD = "bird/bird.conf"
-MANIFEST = "node.json"
-IPTABLES = "iptables/iptables.rules"
 SEMANTIC = (BIRD, MANIFEST, IPTABLES)
 BGP_PROTOCOL = re.compile(r"^protocol bgp (\S+)[^{\n]*\{\n(.*?)^\}", re.M | re.S)
 NEIGHBOR = re.compile(r"^\s*neighbor (\S+)(?: port \d+)? as (\d+);", re.M)

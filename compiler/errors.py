@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from calicc.contract.errors import CaliccError
 
-class CaliccError(Exception):
-    """Base of every error calicc reports to a user (never a traceback without --debug)."""
+__all__ = ["CaliccError", "LockError", "Problem", "RenderError", "SpecError"]
 
 
 @dataclass(frozen=True, order=True)

@@ -1,6 +1,6 @@
 """The template filters, one registry: each quotes a value for the language it lands in.
 
-Values reaching templates are validated first (compiler/model/names.py); these filters are the
+Values reaching templates are validated first (contract/fields.py); these filters are the
 second line of defence. Every interpolation also passes `one_line` (the environment's finalize):
 a value cannot start a new line of a script, a config or a rule unless the view marks it
 `Verbatim` (BIRD snippets, blocks rendered from other templates).
@@ -12,8 +12,8 @@ import re
 import shlex
 
 from calicc.compiler.errors import RenderError
+from calicc.contract.text import CONTROL
 
-CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # every control character but tab
 BIRD_UNSAFE = re.compile(r'["\\\x00-\x1f\x7f]')
 
 

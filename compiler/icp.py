@@ -25,7 +25,8 @@ import yaml
 
 from calicc.compiler.build import Inputs, validate_source
 from calicc.compiler.errors import Problem, SpecError
-from calicc.compiler.load import Loc, Source, cut, read_input, read_yaml
+from calicc.compiler.load import Loc, Source, read_input, read_yaml
+from calicc.contract.text import cut
 
 # ICP key -> cluster model key (aliases the model also accepts as written).
 NETWORK_KEYS = {

@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - libyaml missing
     from yaml import SafeLoader  # type: ignore[assignment]
 
 from calicc.compiler.errors import Problem, SpecError
+from calicc.contract.text import cut
 
 __all__ = [
     "Loc",
@@ -67,17 +68,6 @@ class Source:
         """Build a Problem at `loc`, in the file the value came from."""
         line, column = self.position(loc)
         return Problem(self.file_of(loc), line, column, format_loc(loc), message)
-
-
-SHOWN_CHARS = 80
-
-
-def cut(value: object, limit: int = SHOWN_CHARS) -> str:
-    """Return `value` as text of at most `limit` characters, so errors never echo a huge input."""
-    text = value if isinstance(value, str) else str(value)
-    if len(text) <= limit:
-        return text
-    return f"{text[: limit - 20]}...({len(text)} characters)"
 
 
 def format_loc(loc: Sequence[str | int]) -> str:

@@ -14,8 +14,9 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from calicc.compiler.errors import Problem
-from calicc.compiler.load import Source, cut
+from calicc.compiler.load import Source
 from calicc.compiler.lock import LOCK_VERSION, Lock, NodeAllocation
+from calicc.contract.text import cut
 
 Loc = tuple[str | int, ...]
 TOP_KEYS = ("nodes", "version")

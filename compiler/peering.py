@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network
 
-from calicc.compiler.model.spec import BgpPeer, ClusterSpec, Node, SecretRef
+from calicc.compiler.model.spec import BgpPeer, ClusterSpec, Node
 from calicc.compiler.pools import PoolPlan
 from calicc.compiler.selector import parse_selector
+from calicc.contract.manifest import SecretRef
 
 MESH_WARN_NODES = 100
 

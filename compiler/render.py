@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 
 import jinja2
 
@@ -12,12 +12,21 @@ from calicc.compiler.errors import RenderError
 from calicc.compiler.filters import FILTERS, one_line
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.targets.bird import bird_view
-from calicc.compiler.targets.cni import CONFLIST, conflist
-from calicc.compiler.targets.ipset import IPSETS_FILE, IPSETS_TEMPLATE, ipsets_view
-from calicc.compiler.targets.iptables import IPTABLES_FILE, IPTABLES_TEMPLATE, iptables_view
-from calicc.compiler.targets.manifest import MANIFEST, manifest_text
+from calicc.compiler.targets.cni import conflist
+from calicc.compiler.targets.ipset import IPSETS_TEMPLATE, SETS_TEMPLATE, ipsets_view, sets_view
+from calicc.compiler.targets.iptables import IPTABLES_TEMPLATE, iptables_view
+from calicc.compiler.targets.manifest import manifest_text
 from calicc.compiler.targets.routes import routes_view
 from calicc.compiler.targets.sysctl import sysctl_view
+from calicc.contract.names import (
+    BIRD_CONFIG,
+    CONFLIST,
+    IPSETS_FILE,
+    IPTABLES_FILE,
+    MANIFEST,
+    ROUTES_FILE,
+    SYSCTL_FILE,
+)
 
 Renderer = Callable[[ClusterPlan, NodePlan], dict[str, str]]
 
@@ -52,18 +61,18 @@ def render_template(name: str, context: dict[str, object]) -> str:
 
 def render_bird(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     """Render bird/bird.conf."""
-    return {"bird/bird.conf": render_template("bird/bird.conf.j2", bird_view(cluster, node))}
+    return {BIRD_CONFIG: render_template("bird/bird.conf.j2", bird_view(cluster, node))}
 
 
 def render_routes(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     """Render routes/routes.sh."""
-    return {"routes/routes.sh": render_template("routes/routes.sh.j2", routes_view(cluster, node))}
+    return {ROUTES_FILE: render_template("routes/routes.sh.j2", routes_view(cluster, node))}
 
 
 def render_sysctl(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     """Render sysctl/99-calicc.conf."""
     text = render_template("sysctl/99-calicc.conf.j2", sysctl_view(cluster, node))
-    return {"sysctl/99-calicc.conf": text}
+    return {SYSCTL_FILE: text}
 
 
 def render_cni(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
@@ -71,9 +80,16 @@ def render_cni(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     return {CONFLIST: dump_json(conflist(cluster, node))}
 
 
+@lru_cache(maxsize=2)
+def render_sets(cluster: ClusterPlan) -> str:
+    """Render the create/fill/swap lines of every set: the same on every node, rendered once."""
+    return render_template(SETS_TEMPLATE, sets_view(cluster))
+
+
 def render_ipsets(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     """Render ipset/ipsets.restore."""
-    return {IPSETS_FILE: render_template(IPSETS_TEMPLATE, ipsets_view(cluster, node))}
+    view = ipsets_view(cluster, node, render_sets(cluster))
+    return {IPSETS_FILE: render_template(IPSETS_TEMPLATE, view)}
 
 
 def render_iptables(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:

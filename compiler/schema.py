@@ -11,9 +11,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from calicc.compiler.emit import dump_json, write_atomic
-from calicc.compiler.model.manifest import NodeManifest
 from calicc.compiler.model.spec import ClusterSpec
 from calicc.compiler.reference import markdown_reference
+from calicc.contract.manifest import NodeManifest
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "cluster.schema.json": ClusterSpec,

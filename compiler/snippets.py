@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 
 from calicc.compiler.errors import Problem
-from calicc.compiler.load import Loc, Source, cut, format_loc
+from calicc.compiler.load import Loc, Source, format_loc
 from calicc.compiler.model.spec import ClusterSpec
 from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.render import render_bird
 from calicc.compiler.toolcheck import bird_parse, check_with_tools
+from calicc.contract.text import cut
 
 BIRD_FILE = "bird/bird.conf"
 MARKER = re.compile(

@@ -11,8 +11,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from calicc.compiler.errors import Problem
-from calicc.compiler.load import Source, cut
-from calicc.compiler.model.spec import SecretRef
+from calicc.compiler.load import Source
+from calicc.contract.manifest import SecretRef
+from calicc.contract.text import cut
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:

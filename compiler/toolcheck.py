@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from calicc.contract.names import BIRD_CONFIG, MANIFEST, ROUTES_FILE
+
 INCLUDE = re.compile(r'^\s*include "([^"]+)";', re.MULTILINE)
 SECRET_INCLUDE = re.compile(r"secrets/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf")  # compiler/peering.py
 
@@ -59,10 +61,10 @@ def json_parse(text: str) -> str | None:
 
 
 CHECKERS = {
-    "bird/bird.conf": bird_parse,
-    "routes/routes.sh": bash_parse,
+    BIRD_CONFIG: bird_parse,
+    ROUTES_FILE: bash_parse,
     ".conflist": json_parse,
-    "node.json": json_parse,
+    MANIFEST: json_parse,
 }
 
 

@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv4Network
 from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
-from calicc.compiler.targets.bird import TUNNEL_DEVICE
+from calicc.contract.names import TUNNEL_DEVICE
 
 LINK_DEVICE = "eth0"
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import re
 
+from calicc.contract.names import IFNAMSIZ
+
 PREFIX = "calicc-"
 MAX_NS = 60  # well under NAME_MAX; keeps `ip netns list` readable
-IFNAMSIZ = 15
 LAB_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,22}[a-z0-9])?")
 
 

@@ -12,9 +12,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from calicc.contract.names import STATE_DIR as NODE_STATE_DIR
 from calicc.lab.agent import node_root
 
-STATE_DIR = Path("var/lib/calicc")
+STATE_DIR = Path(NODE_STATE_DIR.lstrip("/"))  # below a node's root
 
 
 def mirror(source: Path, target: Path) -> None:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from calicc.compiler.plan import ClusterPlan
+from calicc.contract.names import CONFLIST as BUNDLE_CONFLIST
+from calicc.contract.names import install_path
 from calicc.lab.agent import node_root
 from calicc.lab.names import ns_name, short_hash
 from calicc.lab.netns import ns_add, ns_delete, ns_list
@@ -27,7 +29,7 @@ from calicc.lab.state import LabState, Pod
 WALK_NAMESPACE = "lab-walkthrough"
 POD_NAMESPACES = (("a", "default"), ("b", WALK_NAMESPACE))
 IFNAME = "eth0"
-CONFLIST = "etc/cni/net.d/10-calicc.conflist"
+CONFLIST = install_path(BUNDLE_CONFLIST)  # relative to the node root
 WORKERS = 8
 
 

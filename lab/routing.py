@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calicc.compiler.plan import ClusterPlan
-from calicc.compiler.targets.bird import TUNNEL_DEVICE
+from calicc.contract.names import TUNNEL_DEVICE
 from calicc.lab.bird import BirdDaemon, start_bird, stop_bird
 from calicc.lab.gobgp import GobgpDaemon, Neighbor, gobgp_config, start_gobgpd, stop_gobgpd
 from calicc.lab.netns import ns_run

@@ -1,4 +1,4 @@
-"""Endpoint policy at ADD/DEL: per-pod chains (compiler/targets/endpoint.py) and selector ipsets.
+"""Endpoint policy at ADD/DEL: per-pod chains (contract/endpoint.py) and selector ipsets.
 
 ADD decides from the pod's namespace and labels (Kubernetes API when the netconf has
 `kubernetes.kubeconfig`, else `runtimeConfig.labels` / `runtimeConfig.namespaceLabels`) which
@@ -6,7 +6,7 @@ compiled policy chains its cali-fw-/cali-tw- chains jump to, restores them with
 `iptables-restore --noflush`, and adds its address to the selector ipsets it matches. Each
 endpoint is recorded in `<state_dir>/endpoints/<iface>.json` first, so DEL and GC remove exactly
 what ADD added, and the agent can merge every live endpoint into the node's rules
-(`live_endpoint_rules` with `compiler.targets.endpoint.with_endpoints`). Until the agent has
+(`live_endpoint_rules` with `contract.endpoint.with_endpoints`). Until the agent has
 applied the node's iptables.rules (no dispatch chain yet) only the record is written.
 """
 
@@ -22,12 +22,10 @@ from typing import Any
 
 from calicc.agent.cni.errors import POLICY_FAILURE, CniError
 from calicc.agent.cni.ipam import write_atomic
-from calicc.agent.cni.kube import PodFacts, pod_facts
 from calicc.agent.cni.live_filter import FilterCache
+from calicc.agent.cni.pod import PodFacts
 from calicc.agent.cni.request import Request
-from calicc.compiler.model.manifest import NodeManifest
-from calicc.compiler.targets.endpoint import (
-    FROM_DISPATCH,
+from calicc.contract.endpoint import (
     EndpointRules,
     add_restore,
     del_restore,
@@ -36,6 +34,8 @@ from calicc.compiler.targets.endpoint import (
     policies_for_pod,
     selector_sets_for_pod,
 )
+from calicc.contract.names import FROM_DISPATCH, FW_PREFIX
+from calicc.contract.node import NodeFacts
 
 ENDPOINTS = "endpoints"
 MAX_STDERR = 500  # characters of a failed tool's complaint quoted in the error
@@ -74,6 +74,10 @@ def pod_facts_for(req: Request) -> tuple[str, PodFacts]:
     namespace = req.args.get("K8S_POD_NAMESPACE") or "default"
     kube = req.conf.get("kubernetes")
     if isinstance(kube, dict) and kube.get("kubeconfig") and req.args.get("K8S_POD_NAME"):
+        # The API client (ssl, http.client, yaml) costs more to import than the rest of an ADD:
+        # a netconf without a kubeconfig never loads it.
+        from calicc.agent.cni.kube import pod_facts  # noqa: PLC0415
+
         path = req.root / str(kube["kubeconfig"]).lstrip("/")
         return namespace, pod_facts(path, namespace, req.args["K8S_POD_NAME"])
     runtime = req.conf.get("runtimeConfig") or {}
@@ -120,7 +124,7 @@ def load_records(state_dir: Path) -> list[EndpointRecord]:
     return [r for r in found if r is not None]
 
 
-def rules_for(record: EndpointRecord, manifest: NodeManifest) -> EndpointRules:
+def rules_for(record: EndpointRecord, manifest: NodeFacts) -> EndpointRules:
     """Return the endpoint's chains under the manifest's current policies."""
     pod = policies_for_pod(
         manifest.policies, record.namespace, record.labels, record.namespace_labels
@@ -128,7 +132,7 @@ def rules_for(record: EndpointRecord, manifest: NodeManifest) -> EndpointRules:
     return endpoint_rules(record.iface, pod)
 
 
-def live_endpoint_rules(state_dir: Path, manifest: NodeManifest) -> list[EndpointRules]:
+def live_endpoint_rules(state_dir: Path, manifest: NodeFacts) -> list[EndpointRules]:
     """Return the rules of every recorded endpoint: what the agent merges with with_endpoints."""
     return [rules_for(r, manifest) for r in load_records(state_dir)]
 
@@ -143,7 +147,7 @@ def _node_applied(live: str) -> bool:
     return f":{FROM_DISPATCH} " in live
 
 
-def attach(req: Request, manifest: NodeManifest, iface: str, address: IPv4Address) -> None:
+def attach(req: Request, manifest: NodeFacts, iface: str, address: IPv4Address) -> None:
     """Record the endpoint, then program its chains, dispatch rules and ipset memberships."""
     namespace, facts = pod_facts_for(req)
     sets = selector_sets_for_pod(manifest.ipsets, namespace, facts.labels, facts.namespace_labels)
@@ -167,14 +171,14 @@ def attach(req: Request, manifest: NodeManifest, iface: str, address: IPv4Addres
 
 
 def _fallback_members(
-    manifest: NodeManifest, addresses: Iterable[IPv4Address]
+    manifest: NodeFacts, addresses: Iterable[IPv4Address]
 ) -> list[tuple[str, str]]:
     sets = [s.name for s in manifest.ipsets if s.selector is not None and s.type != "hash:ip,port"]
     return [(s, str(a)) for s in sets for a in addresses]
 
 
 def detach(
-    state_dir: Path, manifest: NodeManifest, iface: str, released: Iterable[IPv4Address]
+    state_dir: Path, manifest: NodeFacts, iface: str, released: Iterable[IPv4Address]
 ) -> None:
     """Remove the endpoint's dispatch rules, chains and ipset memberships, then its record."""
     path = record_path(state_dir, iface)
@@ -182,7 +186,7 @@ def detach(
     members = list(record.members) if record else _fallback_members(manifest, released)
     with FILTERS.lock:
         live = FILTERS.read(_save)
-        if _node_applied(live.text) or f":cali-fw-{iface} " in live.text:
+        if _node_applied(live.text) or f":{FW_PREFIX}{iface} " in live.text:
             _ipset("del", members)
             text = del_restore(iface, live.text)
             if text is not None:
@@ -191,7 +195,7 @@ def detach(
     path.unlink(missing_ok=True)
 
 
-def undo_attach(state_dir: Path, manifest: NodeManifest, iface: str) -> None:
+def undo_attach(state_dir: Path, manifest: NodeFacts, iface: str) -> None:
     """Roll back `attach` of a failed ADD: what its record lists, then the record itself.
 
     Without a record attach failed before it wrote one and added nothing. The record goes
@@ -207,7 +211,7 @@ def undo_attach(state_dir: Path, manifest: NodeManifest, iface: str) -> None:
 
 
 def collect(
-    state_dir: Path, manifest: NodeManifest, keep: set[tuple[str, str]]
+    state_dir: Path, manifest: NodeFacts, keep: set[tuple[str, str]]
 ) -> list[EndpointRecord]:
     """GC: detach every recorded endpoint whose (container id, ifname) is not in `keep`."""
     gone = [r for r in load_records(state_dir) if (r.container_id, r.ifname) not in keep]

@@ -22,6 +22,8 @@ from pathlib import Path
 from calicc.agent.cni import thin
 from calicc.agent.cni.ipam import write_atomic
 from calicc.agent.cni.server import socket_path
+from calicc.agent.files import under
+from calicc.contract.names import CNI_BIN_DIR
 
 LAUNCHER_PYTHON = "/usr/bin/python3"
 EXECUTABLES = {"calicc": "plugin", "calicc-ipam": "ipam"}
@@ -110,7 +112,7 @@ def install_plugins(root: Path, python: str | None = None, native: bool = True) 
     """
     interpreter = python or sys.executable
     compiler = shutil.which("cc") if native else None
-    bindir = root / "opt/cni/bin"
+    bindir = under(root, CNI_BIN_DIR)
     bindir.mkdir(parents=True, exist_ok=True)
     return [
         bindir / name

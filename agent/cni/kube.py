@@ -15,7 +15,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -23,18 +22,10 @@ from urllib.parse import quote
 import yaml
 
 from calicc.agent.cni.errors import KUBERNETES_FAILURE, CniError
+from calicc.agent.cni.pod import PodFacts
 from calicc.agent.cni.validate import shown
 
 TIMEOUT = 10.0
-
-
-@dataclass(frozen=True)
-class PodFacts:
-    """What policy needs to know about a pod."""
-
-    labels: dict[str, str]
-    namespace_labels: dict[str, str]
-    ports: tuple[tuple[str, str, int], ...] = ()
 
 
 def _named(items: Any, name: str, kind: str, path: Path) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 ADD and DEL need the live filter table (is the node's dispatch chain there, is this endpoint's
 dispatch rule already in place). `iptables-save` costs 2-20 ms per request, so the agent's CNI
 server keeps the text it last read or wrote, keyed by the network namespace and the nftables
-ruleset generation (agent/drift.py: any change by anyone bumps it). A read with an unchanged
-generation reuses the text; after one of our own `iptables-restore --noflush` transactions the
+ruleset generation (any change by anyone bumps it). A read with an unchanged generation reuses
+the text; after one of our own `iptables-restore --noflush` transactions the
 text is updated with what that transaction did (`apply_restore`) when the generation moved by
 exactly one, i.e. nothing else changed the ruleset in between; otherwise the next read runs
 `iptables-save` again. Without a readable generation (legacy backend) every read runs it.
@@ -15,12 +15,12 @@ process program endpoints one at a time (iptables-restore serialises on the xtab
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from calicc.agent.cni.rtnl import nft_generation
-from calicc.agent.drift import iptables_backend
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def _apply_line(lines: list[str], line: str) -> None:
 def apply_restore(live: str, restore: str) -> str:
     r"""Return `live` (iptables-save text of the filter table) after a `--noflush` restore.
 
-    Understands what compiler.targets.endpoint's add_restore and del_restore emit: chain
+    Understands what contract.endpoint's add_restore and del_restore emit: chain
     declarations, -A, -I CHAIN 1, -D, -F, -X. Rules are kept in the form they were restored in,
     which for dispatch rules is iptables-save's own form (add_restore relies on that).
 
@@ -76,6 +76,16 @@ def apply_restore(live: str, restore: str) -> str:
         if line and line not in ("*filter", "COMMIT") and not line.startswith("#"):
             _apply_line(lines, line)
     return "\n".join([*lines, *tail]) + "\n"
+
+
+def iptables_backend() -> str:
+    """Return "nft" or "legacy": the backend the `iptables` on PATH uses (no command is run).
+
+    Debian's alternatives point iptables at xtables-nft-multi or xtables-legacy-multi.
+    """
+    found = shutil.which("iptables")
+    target = os.path.basename(os.path.realpath(found)) if found else ""
+    return "nft" if "nft" in target else "legacy"
 
 
 def current_netns() -> int:

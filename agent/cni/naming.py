@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-VETH_PREFIX = "cali"
-IFNAMSIZ = 15
+from calicc.contract.names import IFNAMSIZ, VETH_PREFIX
 
 
 def pod_identity(args: Mapping[str, str], container_id: str) -> str:

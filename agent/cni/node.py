@@ -1,4 +1,8 @@
-"""The node's manifest as the CNI plugin needs it: node.json from the bundle, cached by mtime."""
+"""The node's facts as the CNI plugin needs them: node.json from the bundle, cached by mtime.
+
+node.json is read with the contract's light reader (contract/node.py: no pydantic, about 0.1 ms
+for a small node), so a standalone plugin process imports only what its command needs.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,16 @@ import os
 import threading
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from calicc.agent.cni.errors import INVALID_CONFIG, IO_FAILURE, CniError
 from calicc.agent.cni.ipam import IpamStore
-from calicc.compiler.model.manifest import NodeManifest
+from calicc.contract.node import CniNode, NodeFacts, NodeFileError, read_node
 
-_CACHE: dict[Path, tuple[tuple[int, int], NodeManifest]] = {}
+_CACHE: dict[Path, tuple[tuple[int, int], CniNode]] = {}
 _LOCK = threading.Lock()
 
 
-def load_manifest(path: Path) -> NodeManifest:
-    """Return the node.json at `path`, re-read only when its size or mtime changed."""
+def load_manifest(path: Path) -> CniNode:
+    """Return the CNI's facts of the node.json at `path`, re-read only when size or mtime change."""
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -32,15 +34,15 @@ def load_manifest(path: Path) -> NodeManifest:
         if cached is not None and cached[0] == key:
             return cached[1]
     try:
-        manifest = NodeManifest.model_validate_json(path.read_bytes())
-    except (OSError, ValidationError) as exc:
+        manifest = read_node(path.read_bytes())
+    except (OSError, NodeFileError) as exc:
         raise CniError(INVALID_CONFIG, f"{path} is not a valid node manifest: {exc}") from exc
     with _LOCK:
         _CACHE[path] = (key, manifest)
     return manifest
 
 
-def ipam_store(state_dir: Path, manifest: NodeManifest, nodename: str = "") -> IpamStore:
+def ipam_store(state_dir: Path, manifest: NodeFacts, nodename: str = "") -> IpamStore:
     """Return the IPAM store of the node: blocks of the pools serving it, tunnel address reserved.
 
     Raises:

@@ -8,7 +8,6 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from calicc.agent.cni import endpoint_policy
-from calicc.agent.cni.check import check_wiring
 from calicc.agent.cni.errors import INVALID_CONFIG, CniError
 from calicc.agent.cni.ipam import Allocation
 from calicc.agent.cni.ipam_plugin import (
@@ -27,7 +26,7 @@ from calicc.agent.cni.node import load_manifest
 from calicc.agent.cni.request import Request
 from calicc.agent.cni.result import dump, plugin_result, require_version
 from calicc.agent.cni.veth import Wiring, add_veth, del_veth, remove_host_ends, remove_pair
-from calicc.compiler.model.manifest import NodeManifest
+from calicc.contract.node import NodeFacts
 
 IPAM_TYPE = "calicc-ipam"
 MIN_VERSION = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}
@@ -44,7 +43,7 @@ def _ipam_section(req: Request) -> dict[str, Any]:
     return section
 
 
-def pod_mtu(req: Request, manifest: NodeManifest) -> int:
+def pod_mtu(req: Request, manifest: NodeFacts) -> int:
     """Return the netconf's MTU (checked by agent/cni/netconf.py), else the node's pod MTU."""
     return int(req.conf.get("mtu") or manifest.pod_mtu)
 
@@ -120,6 +119,10 @@ def cmd_del(req: Request) -> str:
 
 def cmd_check(req: Request) -> str:
     """Fail with every difference between the pod and what ADD programmed."""
+    # CHECK dumps and compares links, addresses and routes through pyroute2; ADD and DEL use
+    # agent/cni/rtnl.py. Imported here so that a standalone ADD does not load pyroute2.
+    from calicc.agent.cni.check import check_wiring  # noqa: PLC0415
+
     address = check_prev_result(req.conf).ip
     manifest = load_manifest(req.bundle)
     check_wiring(Wiring(host_name(req), req.ifname, req.netns, address, pod_mtu(req, manifest)))

@@ -24,6 +24,7 @@ from typing import Any
 from calicc.agent.cni.errors import INVALID_ENV, CniError
 from calicc.agent.cni.netconf import check_conf
 from calicc.agent.cni.validate import NEEDS_CONTAINER, check_env, decode_conf, parse_cni_args, shown
+from calicc.contract.names import BUNDLE_MANIFEST, MANIFEST, STATE_DIR
 
 COMMANDS = ("ADD", "DEL", "CHECK", "VERSION", "GC", "STATUS")
 
@@ -68,13 +69,13 @@ class Request:
     @property
     def state_dir(self) -> Path:
         """Return the directory of calicc's runtime state (IPAM)."""
-        return self._under_root("state_dir", "/var/lib/calicc")
+        return self._under_root("state_dir", STATE_DIR)
 
     @property
     def bundle(self) -> Path:
         """Return the installed node.json (a directory means its node.json)."""
-        path = self._under_root("bundle", "/etc/calicc/bundle/node.json")
-        return path if path.suffix == ".json" else path / "node.json"
+        path = self._under_root("bundle", BUNDLE_MANIFEST)
+        return path if path.suffix == ".json" else path / MANIFEST
 
 
 def parse_conf(stdin: bytes) -> dict[str, Any]:

@@ -28,11 +28,11 @@ from typing import Any
 
 from calicc.agent.cni.errors import DECODE_FAILURE, INVALID_ENV, CniError
 from calicc.agent.cni.thin import MAX_STDIN
+from calicc.contract.names import IFNAMSIZ
 
 NEEDS_CONTAINER = ("ADD", "DEL", "CHECK")
 MAX_SHOWN = 80
 MAX_ID = 256
-MAX_IFNAME = 15  # IFNAMSIZ - 1 bytes
 MAX_PATH = 4096
 MAX_CNI_ARGS = 4096
 MAX_DEPTH = 32
@@ -83,8 +83,8 @@ def ifname_problem(name: str) -> str | None:
     """
     if not name:
         return "is empty"
-    if len(name.encode("utf-8", "surrogateescape")) > MAX_IFNAME:
-        return f"is longer than {MAX_IFNAME} bytes (IFNAMSIZ - 1)"
+    if len(name.encode("utf-8", "surrogateescape")) > IFNAMSIZ:
+        return f"is longer than {IFNAMSIZ} bytes (IFNAMSIZ - 1)"
     if name in (".", ".."):
         return "is . or .."
     if any(c in "/:" or c.isspace() for c in name):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Address, IPv4Network
 
-from calicc.compiler.load import cut
+from calicc.contract.text import cut
 
 LABEL = r"[A-Za-z0-9]([-A-Za-z0-9]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"{LABEL}(\.{LABEL})*")

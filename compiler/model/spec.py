@@ -11,30 +11,18 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from calicc.compiler.load import cut
 from calicc.compiler.model.autodetect import autodetection_method
-from calicc.compiler.model.names import (
-    Dns1123Label,
-    Dns1123Subdomain,
-    EnvVarName,
-    InterfaceName,
-    Labels,
-    NodePath,
-)
 from calicc.compiler.selector import SelectorError, parse_selector
+from calicc.contract.fields import Dns1123Label, Dns1123Subdomain, InterfaceName, Labels
+from calicc.contract.manifest import SecretRef, Strict
+from calicc.contract.text import cut
 
 AS_MIN, AS_MAX = 1, 4_294_967_295
 AsNumber = Annotated[
     int, Field(ge=AS_MIN, le=AS_MAX, description="BGP AS number (1-4294967295, 4-byte ASNs)")
 ]
-
-
-class Strict(BaseModel):
-    """Base: unknown keys are errors, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class EncapMode(StrEnum):
@@ -43,19 +31,6 @@ class EncapMode(StrEnum):
     ALWAYS = "Always"
     CROSS_SUBNET = "CrossSubnet"
     NEVER = "Never"
-
-
-class SecretRef(Strict):
-    """Where a node finds a secret at apply time; the value never enters the rendered tree."""
-
-    env: EnvVarName | None = Field(None, description="environment variable of the agent holding it")
-    file: NodePath | None = Field(None, description="file on the node holding it (first line)")
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of env or file, e.g. {env: BGP_PASSWORD}")
-        return self
 
 
 def _check_selector(value: str | None) -> str | None:

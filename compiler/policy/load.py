@@ -14,11 +14,11 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from calicc.compiler.errors import Problem, SpecError
-from calicc.compiler.filters import CONTROL
-from calicc.compiler.load import Loc, Source, cut, parse_yaml_documents, read_input
+from calicc.compiler.load import Loc, Source, parse_yaml_documents, read_input
 from calicc.compiler.policy.check import check_policy
 from calicc.compiler.policy.model import NetworkPolicy
 from calicc.compiler.spec_errors import problems_from
+from calicc.contract.text import CONTROL, cut
 
 
 @dataclass(frozen=True)

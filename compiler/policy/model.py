@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from calicc.compiler.load import cut
-from calicc.compiler.model.names import (
+from calicc.contract.fields import (
     IANA_SVC_NAME,
     Dns1123Label,
     Dns1123Subdomain,
@@ -21,7 +20,8 @@ from calicc.compiler.model.names import (
     Labels,
     LabelValue,
 )
-from calicc.compiler.model.spec import Strict
+from calicc.contract.manifest import Strict
+from calicc.contract.text import cut
 
 PORT_MAX = 65535
 PORT_NAME_MAX = 15

@@ -26,16 +26,15 @@ from calicc.compiler.policy.model import (
     NetworkPolicyPeer,
     NetworkPolicyPort,
 )
-from calicc.compiler.policy.names import (
+from calicc.compiler.policy.names import policy_chain, set_name
+from calicc.compiler.policy.selectors import SelectorDict, canonical, describe
+from calicc.contract.names import (
     EGRESS_PREFIX,
     INGRESS_PREFIX,
     IPBLOCK_SET_PREFIX,
     NAMED_PORT_SET_PREFIX,
     SELECTOR_SET_PREFIX,
-    policy_chain,
-    set_name,
 )
-from calicc.compiler.policy.selectors import SelectorDict, canonical, describe
 
 Direction = Literal["ingress", "egress"]
 

@@ -1,7 +1,8 @@
 """Kubernetes label selectors in canonical plain-data form, and their evaluation.
 
 The canonical form is what node.json carries (`PolicyBinding.pod_selector`, `Ipset.selector`),
-so the node side (CNI plugin, agent) evaluates exactly what the compiler hashed:
+so the node side (CNI plugin, agent) evaluates exactly what the compiler hashed
+(contract/selectors.py):
 `{"matchLabels": {k: v, ...}, "matchExpressions": [{"key", "operator", "values"}, ...]}` with
 keys sorted, values sorted and expressions sorted. `{}` parts are kept, so `{}` selects all.
 """
@@ -39,39 +40,6 @@ def canonical(selector: LabelSelector) -> SelectorDict:
         "matchExpressions": expressions,
         "matchLabels": dict(sorted(selector.matchLabels.items())),
     }
-
-
-def _expression_matches(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    key, operator = expression["key"], expression["operator"]
-    values = expression.get("values", [])
-    if operator == "In":
-        return key in labels and labels[key] in values
-    if operator == "NotIn":
-        return key not in labels or labels[key] not in values
-    if operator == "Exists":
-        return key in labels
-    if operator == "DoesNotExist":
-        return key not in labels
-    raise ValueError(f"unknown selector operator {operator!r}")
-
-
-def matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """Return whether `labels` satisfy a canonical selector (Kubernetes semantics).
-
-    Every matchLabels pair and every expression must hold; NotIn and DoesNotExist also match
-    when the key is absent. The empty selector matches every label set.
-
-    Examples:
-        >>> matches({"matchLabels": {"app": "web"}}, {"app": "web", "tier": "1"})
-        True
-        >>> matches({"matchExpressions": [{"key": "app", "operator": "NotIn",
-        ...          "values": ["web"]}]}, {})
-        True
-    """
-    for key, value in selector.get("matchLabels", {}).items():
-        if labels.get(key) != value:
-            return False
-    return all(_expression_matches(e, labels) for e in selector.get("matchExpressions", []))
 
 
 def stable_id(data: object, length: int) -> str:

@@ -17,9 +17,7 @@ from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.peering import Role, Session
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
-
-TUNNEL_DEVICE = "tunl0"
-VXLAN_DEVICE = "vxlan.calico"
+from calicc.contract.names import TUNNEL_DEVICE, VXLAN_DEVICE
 
 
 @dataclass(frozen=True)

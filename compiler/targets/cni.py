@@ -8,11 +8,9 @@ own 10-calico.conflist (CALICO-FACTS 3.6).
 from __future__ import annotations
 
 from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.contract.names import BUNDLE_MANIFEST, STATE_DIR
 
 NETWORK_NAME = "k8s-pod-network"
-STATE_DIR = "/var/lib/calicc"
-BUNDLE_MANIFEST = "/etc/calicc/bundle/node.json"
-CONFLIST = "cni/10-calicc.conflist"
 
 
 def calicc_plugin(node: NodePlan) -> dict[str, object]:

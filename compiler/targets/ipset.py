@@ -12,9 +12,11 @@ Two kinds of sets:
 - runtime sets (pod selectors and named ports of policies), whose members only the node knows.
   The file creates them if missing and never touches their members: the CNI plugin adds a pod's
   IP at ADD and removes it at DEL (`selector_sets_for_pod`, `named_port_members` in
-  compiler/targets/endpoint.py). Their `selector` in node.json says what belongs in them.
+  contract/endpoint.py). Their `selector` in node.json says what belongs in them.
 
 Apply with plain `ipset restore < ipsets.restore`, before iptables.rules (rules name the sets).
+The create/fill/swap lines are the same on every node: compiler/render.py renders them once per
+cluster from `sets_view` and puts them into each node's file (`ipsets_view`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from calicc.compiler.model.manifest import Ipset
 from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.compiler.policy.names import ALL_HOSTS_SET, ALL_POOLS_SET, MASQ_POOLS_SET, set_name
+from calicc.compiler.policy.names import set_name
 from calicc.compiler.policy.rules import SetSpec
-
-MAXELEM = 1048576  # Calico's MaxIpsetSize
-TEMP_PREFIX = "cali4t"
+from calicc.contract.manifest import Ipset
+from calicc.contract.names import (
+    ALL_HOSTS_SET,
+    ALL_POOLS_SET,
+    IPSET_MAXELEM,
+    MASQ_POOLS_SET,
+    TEMP_SET_PREFIX,
+)
 
 
 @lru_cache(maxsize=2)
@@ -98,11 +104,11 @@ class SetView:
 
 def temp_name(live: str) -> str:
     """Return the temporary set used to replace `live` (stable, 31 characters at most)."""
-    return set_name(TEMP_PREFIX, live)
+    return set_name(TEMP_SET_PREFIX, live)
 
 
 def _set_view(spec: SetSpec) -> SetView:
-    options = f"{spec.type} family inet maxelem {MAXELEM}"
+    options = f"{spec.type} family inet maxelem {IPSET_MAXELEM}"
     runtime = spec.selector is not None
     temp = None if runtime else temp_name(spec.name)
     return SetView(
@@ -115,19 +121,15 @@ def _set_view(spec: SetSpec) -> SetView:
     )
 
 
-IPSETS_FILE = "ipset/ipsets.restore"
 IPSETS_TEMPLATE = "ipset/ipsets.restore.j2"
 SETS_TEMPLATE = "ipset/sets.j2"
 
 
-@lru_cache(maxsize=2)
-def sets_body(cluster: ClusterPlan) -> str:
-    """Return the create/fill/swap lines of every set: the same on every node, rendered once."""
-    from calicc.compiler.render import render_template  # noqa: PLC0415 - render imports this module
-
-    return render_template(SETS_TEMPLATE, {"sets": [_set_view(s) for s in all_sets(cluster)]})
+def sets_view(cluster: ClusterPlan) -> dict[str, object]:
+    """Return the template context of the create/fill/swap lines of every set."""
+    return {"sets": [_set_view(s) for s in all_sets(cluster)]}
 
 
-def ipsets_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
-    """Return the template context of ipset/ipsets.restore."""
-    return {"cluster": cluster.name, "node": node.name, "body": sets_body(cluster)}
+def ipsets_view(cluster: ClusterPlan, node: NodePlan, body: str) -> dict[str, object]:
+    """Return the template context of ipset/ipsets.restore; `body` is the rendered sets_view."""
+    return {"cluster": cluster.name, "node": node.name, "body": body}

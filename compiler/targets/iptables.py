@@ -21,7 +21,7 @@ failsafe chains have no calicc feature behind them and are not rendered.
 Workload traffic: cali-FORWARD (and cali-INPUT for traffic to the host) jumps to
 cali-from-wl-dispatch / cali-to-wl-dispatch. The rendered dispatch chains hold only their final
 "Unknown interface" drop; the per-interface `-g cali-fw-IFACE` / `-g cali-tw-IFACE` rules and the
-endpoint chains belong to the CNI plugin (compiler/targets/endpoint.py), see there for how they
+endpoint chains belong to the CNI plugin (contract/endpoint.py), see there for how they
 survive a re-apply of this file.
 """
 
@@ -30,19 +30,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from calicc.compiler.model.manifest import JumpRule, PolicyBinding
 from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.compiler.policy.names import ALL_HOSTS_SET, ALL_POOLS_SET, CHAIN_MAX, MASQ_POOLS_SET
-from calicc.compiler.policy.syntax import ACCEPT_MATCH, CLEAR_MARKS, comment, policy_rules, rule
-from calicc.compiler.targets.bird import TUNNEL_DEVICE, VXLAN_DEVICE
+from calicc.compiler.policy.syntax import policy_rules
+from calicc.contract.manifest import JumpRule, PolicyBinding
+from calicc.contract.names import (
+    ALL_HOSTS_SET,
+    ALL_POOLS_SET,
+    CHAIN_MAX,
+    FROM_DISPATCH,
+    MASQ_POOLS_SET,
+    OWNED_CHAIN_PREFIX,
+    TO_DISPATCH,
+    TUNNEL_DEVICE,
+    VXLAN_DEVICE,
+    VXLAN_PORT,
+)
+from calicc.contract.syntax import ACCEPT_MATCH, CLEAR_MARKS, comment, rule
 
-IPTABLES_FILE = "iptables/iptables.rules"
 IPTABLES_TEMPLATE = "iptables/iptables.rules.j2"
-FROM_DISPATCH = "cali-from-wl-dispatch"
-TO_DISPATCH = "cali-to-wl-dispatch"
 WL_TO_HOST = "cali-wl-to-host"
 NAT_OUTGOING = "cali-nat-outgoing"
-VXLAN_PORT = 4789
 Table = Literal["raw", "mangle", "nat", "filter"]
 Position = Literal["top", "bottom"]
 HOOKS: tuple[tuple[Table, str, Position], ...] = (
@@ -308,7 +315,7 @@ def iptables_tables(cluster: ClusterPlan, node: NodePlan) -> tuple[TableView, ..
     )
     for table in tables:
         for chain in table.chains:
-            if len(chain.name) > CHAIN_MAX or not chain.name.startswith("cali-"):
+            if len(chain.name) > CHAIN_MAX or not chain.name.startswith(OWNED_CHAIN_PREFIX):
                 raise ValueError(f"chain name {chain.name!r} breaks the cali-/28 rule")
     return tables
 

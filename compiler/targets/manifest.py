@@ -1,4 +1,4 @@
-"""node.json: the agent's manifest of one node's bundle (compiler.model.manifest.NodeManifest).
+"""node.json: the agent's manifest of one node's bundle (contract.manifest.NodeManifest).
 
 It is built after every other file of the bundle, because it lists each file's digest and where
 the agent installs it (relative to the agent's --root).
@@ -10,28 +10,23 @@ from typing import Literal
 
 from calicc import __version__
 from calicc.compiler.emit import digest, dump_json
-from calicc.compiler.model.manifest import (
+from calicc.compiler.model.spec import EncapMode
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.targets.ipset import ipsets_for
+from calicc.compiler.targets.iptables import jump_rules, policy_bindings
+from calicc.compiler.targets.routes import dataplane
+from calicc.compiler.targets.sysctl import sysctl_data
+from calicc.contract.manifest import (
     BirdSection,
     BlockEntry,
     FileEntry,
     NodeIdentity,
     NodeManifest,
     PoolEntry,
+    SecretRef,
 )
-from calicc.compiler.model.spec import EncapMode, SecretRef
-from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.compiler.targets.ipset import ipsets_for
-from calicc.compiler.targets.iptables import jump_rules, policy_bindings
-from calicc.compiler.targets.routes import dataplane
-from calicc.compiler.targets.sysctl import sysctl_data
+from calicc.contract.names import BIRD_CONFIG, MANIFEST, install_path
 
-MANIFEST = "node.json"
-BIRD_CONFIG = "bird/bird.conf"
-INSTALL_PREFIX = "etc/calicc/"
-INSTALL_OVERRIDES = {
-    "cni/10-calicc.conflist": "etc/cni/net.d/10-calicc.conflist",
-    "sysctl/99-calicc.conf": "etc/sysctl.d/99-calicc.conf",
-}
 _ENCAP: dict[str | None, Literal["ipip", "vxlan", "none"]] = {
     "ipip": "ipip",
     "vxlan": "vxlan",
@@ -42,18 +37,6 @@ _MODE: dict[EncapMode, Literal["Always", "CrossSubnet", "Never"]] = {
     EncapMode.CROSS_SUBNET: "CrossSubnet",
     EncapMode.NEVER: "Never",
 }
-
-
-def install_path(rel: str) -> str:
-    """Return where the agent installs bundle file `rel`, relative to its --root.
-
-    Examples:
-        >>> install_path("bird/bird.conf")
-        'etc/calicc/bird/bird.conf'
-        >>> install_path("sysctl/99-calicc.conf")
-        'etc/sysctl.d/99-calicc.conf'
-    """
-    return INSTALL_OVERRIDES.get(rel, INSTALL_PREFIX + rel)
 
 
 def file_entries(files: dict[str, str]) -> dict[str, FileEntry]:

@@ -20,14 +20,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 from ipaddress import IPv4Interface, IPv4Network
 
-from calicc.compiler.model.manifest import ROUTE_PROTOCOL, FdbEntry, Link, Neighbor, Route
 from calicc.compiler.model.spec import Node
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan, encap_between
-from calicc.compiler.targets.bird import TUNNEL_DEVICE, VXLAN_DEVICE
-
-VXLAN_VNI = 4096
-VXLAN_PORT = 4789
+from calicc.contract.manifest import FdbEntry, Link, Neighbor, Route
+from calicc.contract.names import (
+    ROUTE_PROTOCOL,
+    TUNNEL_DEVICE,
+    VXLAN_DEVICE,
+    VXLAN_PORT,
+    VXLAN_VNI,
+)
 
 
 @dataclass(frozen=True)

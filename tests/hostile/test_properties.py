@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.compiler.errors import SpecError
 from calicc.compiler.load import parse_yaml, read_input
-from calicc.compiler.model.names import DNS1123_LABEL, DNS1123_SUBDOMAIN, INTERFACE, LABEL_NAME
 from calicc.compiler.snippets import check_snippets
 from calicc.compiler.toolcheck import bash_parse, bird_parse
+from calicc.contract.fields import DNS1123_LABEL, DNS1123_SUBDOMAIN, INTERFACE, LABEL_NAME
 from calicc.lab.netns import ns_add, ns_delete, ns_run
 from tests.conftest import is_root
 

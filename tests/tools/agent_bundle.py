@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from calicc.agent.bundle import file_digest
-from calicc.compiler.model.manifest import NodeManifest
+from calicc.contract.manifest import NodeManifest
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import EXAMPLES
 

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from calicc.agent import drift
-from calicc.agent.cni.live_filter import FilterCache, Snapshot
+from calicc.agent.cni.live_filter import FilterCache, Snapshot, iptables_backend
 from calicc.agent.cni.netns import in_netns
 from calicc.agent.cni.rtnl import nft_generation
-from calicc.agent.drift import iptables_backend
-from calicc.compiler.targets.endpoint import (
+from calicc.contract.endpoint import (
     add_restore,
     del_restore,
     endpoint_rules,

@@ -2,7 +2,7 @@
 
 Namespaces: a client, a node (forwarding, calicc's ipsets and iptables) and a pod wired like
 the CNI plugin does (host veth cali..., proxy ARP, /32 route; pod default via 169.254.1.1).
-The endpoint chains are programmed from compiler/targets/endpoint.py, as the CNI plugin will.
+The endpoint chains are programmed from contract/endpoint.py, as the CNI plugin will.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import pytest
 
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.compiler.plan import ClusterPlan
-from calicc.compiler.targets.endpoint import (
+from calicc.compiler.targets.iptables import jump_rules, policy_bindings
+from calicc.contract.endpoint import (
     add_restore,
     del_restore,
     endpoint_rules,
     policies_for_pod,
     with_endpoints,
 )
-from calicc.compiler.targets.iptables import jump_rules, policy_bindings
 from calicc.lab.netns import ns_ping, ns_run, veth_between
 from tests.conftest import EXAMPLES, need_tool
 

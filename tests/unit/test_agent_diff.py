@@ -9,7 +9,7 @@ from calicc.agent.ipsets import SetState, diff_sets, parse_save
 from calicc.agent.iptables import Memo, parse_rules, plan_ruleset
 from calicc.agent.routes import RouteState, diff_routes
 from calicc.agent.sysctl import diff_sysctls, sysctl_path
-from calicc.compiler.model.manifest import JumpRule
+from calicc.contract.manifest import JumpRule
 
 BH = RouteState(IPv4Network("10.244.0.0/26"), "blackhole")
 VIA = RouteState(IPv4Network("10.244.1.0/26"), "unicast", "192.168.49.3", 4, True)

@@ -10,8 +10,8 @@ from calicc.agent.drift import Watch
 from calicc.agent.endpoints import fingerprint, load_endpoints, runtime_members, state_dir
 from calicc.agent.ipsets import SetState, desired_sets, diff_sets, summarize
 from calicc.agent.iptables import Memo, canonical, parse_rules, plan_ruleset
-from calicc.compiler.model.manifest import NodeManifest
-from calicc.compiler.targets.endpoint import PodPolicies, endpoint_rules, with_endpoints
+from calicc.contract.endpoint import PodPolicies, endpoint_rules, with_endpoints
+from calicc.contract.manifest import NodeManifest
 from tests.conftest import EXAMPLES
 
 DEMO = EXAMPLES / "policies-demo" / "rendered" / "nodes" / "node-1"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from calicc.compiler.model.manifest import Ipset, PolicyBinding
-from calicc.compiler.targets.endpoint import (
+from calicc.contract.endpoint import (
     PodPolicies,
     add_restore,
     del_restore,
@@ -15,6 +14,7 @@ from calicc.compiler.targets.endpoint import (
     selector_sets_for_pod,
     with_endpoints,
 )
+from calicc.contract.manifest import Ipset, PolicyBinding
 
 EMPTY: dict[str, object] = {"matchExpressions": [], "matchLabels": {}}
 WEB: dict[str, object] = {"matchExpressions": [], "matchLabels": {"app": "web"}}

@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 from calicc.compiler.build import compile_cluster
-from calicc.compiler.model.manifest import NodeManifest, SecretRef
 from calicc.compiler.render import render_node
 from calicc.compiler.targets.ipset import ipsets_for
 from calicc.compiler.targets.iptables import jump_rules, policy_bindings
 from calicc.compiler.targets.routes import dataplane
 from calicc.compiler.targets.sysctl import sysctl_data
+from calicc.contract.manifest import NodeManifest, SecretRef
 from tests.unit.helpers import load, plan_of, with_
 
 

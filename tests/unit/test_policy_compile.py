@@ -11,9 +11,10 @@ import pytest
 from calicc.compiler.load import Source
 from calicc.compiler.policy.load import LoadedPolicy
 from calicc.compiler.policy.model import IPBlock, LabelSelector, NetworkPolicy
-from calicc.compiler.policy.names import CHAIN_MAX, IPSET_MAX
 from calicc.compiler.policy.rules import block_members, compile_policy
-from calicc.compiler.policy.selectors import canonical, matches
+from calicc.compiler.policy.selectors import canonical
+from calicc.contract.names import CHAIN_MAX, IPSET_MAX
+from calicc.contract.selectors import matches
 
 
 def policy(name: str = "p", namespace: str = "ns", **spec: object) -> LoadedPolicy:

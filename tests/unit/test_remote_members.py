@@ -22,7 +22,7 @@ from calicc.agent.membership import (
 )
 from calicc.agent.peers import peer_members, peers_fingerprint
 from calicc.agent.remote import Remote, conflist_kubeconfig, runtime_sets
-from calicc.compiler.model.manifest import NodeManifest
+from calicc.contract.manifest import NodeManifest
 from tests.conftest import EXAMPLES
 
 DEMO = EXAMPLES / "policies-demo" / "rendered" / "nodes" / "node-1"

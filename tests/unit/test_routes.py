@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from calicc.compiler.lock import Lock, vtep_mac
-from calicc.compiler.model.manifest import ROUTE_PROTOCOL, Route
 from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.render import render_routes
 from calicc.compiler.targets.routes import dataplane, route_args
+from calicc.contract.manifest import Route
+from calicc.contract.names import ROUTE_PROTOCOL
 from tests.unit.helpers import plan_of, with_
 
 TWO_SUBNETS = [

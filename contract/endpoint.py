@@ -1,6 +1,8 @@
 """Per-workload endpoint chains: what the CNI plugin programs at pod ADD and removes at DEL.
 
-Pure functions only (no I/O, no pydantic), cheap enough to import once per pod.
+Pure functions only (no I/O, no pydantic), cheap enough to import once per pod. They read
+node.json's ipsets and policies through `IpsetFacts` and `BindingFacts`, which both the
+pydantic model (the agent) and the light reader (the CNI plugin, contract/node.py) satisfy.
 
 For a host interface `caliXXXXXXXXXXX` (15 characters at most) an endpoint owns:
 
@@ -31,21 +33,58 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from calicc.compiler.policy.selectors import matches
-from calicc.compiler.policy.syntax import ACCEPT_MATCH, CLEAR_MARKS, SET_ACCEPT, comment, rule
+from calicc.contract.names import (
+    FROM_DISPATCH,
+    FW_PREFIX,
+    IFNAMSIZ,
+    TO_DISPATCH,
+    TW_PREFIX,
+    VXLAN_PORT,
+)
+from calicc.contract.selectors import matches
+from calicc.contract.syntax import ACCEPT_MATCH, CLEAR_MARKS, SET_ACCEPT, comment, rule
 
-if TYPE_CHECKING:
-    from calicc.compiler.model.manifest import Ipset, PolicyBinding
 
-FROM_DISPATCH = "cali-from-wl-dispatch"
-TO_DISPATCH = "cali-to-wl-dispatch"
-FW_PREFIX = "cali-fw-"
-TW_PREFIX = "cali-tw-"
-RUNTIME_CHAIN_PREFIXES = (FW_PREFIX, TW_PREFIX)
-IFNAMSIZ = 15
-VXLAN_PORT = 4789
+class IpsetFacts(Protocol):
+    """What endpoint policy reads of an ipset (node.json's `ipsets`, pydantic or light)."""
+
+    @property
+    def name(self) -> str:
+        """The set's name."""
+
+    @property
+    def type(self) -> str:
+        """hash:net, hash:ip or hash:ip,port."""
+
+    @property
+    def selector(self) -> Mapping[str, object] | None:
+        """Runtime sets: which pods (or named ports) belong; None for static sets."""
+
+
+class BindingFacts(Protocol):
+    """What endpoint policy reads of a compiled NetworkPolicy (node.json's `policies`)."""
+
+    @property
+    def namespace(self) -> str:
+        """The policy's namespace (it selects pods of that namespace only)."""
+
+    @property
+    def name(self) -> str:
+        """The policy's name."""
+
+    @property
+    def pod_selector(self) -> Mapping[str, object]:
+        """The canonical selector of the pods the policy applies to."""
+
+    @property
+    def ingress_chain(self) -> str | None:
+        """The chain enforcing its ingress rules, if it has any."""
+
+    @property
+    def egress_chain(self) -> str | None:
+        """The chain enforcing its egress rules, if it has any."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +106,7 @@ class EndpointRules:
 
 
 def policies_for_pod(
-    bindings: Iterable[PolicyBinding],
+    bindings: Iterable[BindingFacts],
     namespace: str,
     pod_labels: Mapping[str, str],
     namespace_labels: Mapping[str, str] | None = None,
@@ -109,7 +148,7 @@ def _selector_holds(
 
 
 def selector_sets_for_pod(
-    ipsets: Iterable[Ipset],
+    ipsets: Iterable[IpsetFacts],
     namespace: str,
     pod_labels: Mapping[str, str],
     namespace_labels: Mapping[str, str],
@@ -126,7 +165,7 @@ def selector_sets_for_pod(
 
 
 def named_port_members(
-    ipsets: Iterable[Ipset], pod_ip: str, ports: Iterable[tuple[str, str, int]]
+    ipsets: Iterable[IpsetFacts], pod_ip: str, ports: Iterable[tuple[str, str, int]]
 ) -> tuple[tuple[str, str], ...]:
     """Return (set, member) pairs for a pod's named container ports.
 

@@ -10,12 +10,29 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from calicc.compiler.model.spec import SecretRef, Strict
+from calicc.contract.fields import EnvVarName, NodePath
+from calicc.contract.names import BIRD_CONFIG, BUNDLE_VERSION, IPSET_MAX, ROUTE_PROTOCOL
 
-BUNDLE_VERSION = 1
-ROUTE_PROTOCOL = 81  # rtnetlink protocol number of routes calicc installs (BIRD uses 12)
+
+class Strict(BaseModel):
+    """Base: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SecretRef(Strict):
+    """Where a node finds a secret at apply time; the value never enters the rendered tree."""
+
+    env: EnvVarName | None = Field(None, description="environment variable of the agent holding it")
+    file: NodePath | None = Field(None, description="file on the node holding it (first line)")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file, e.g. {env: BGP_PASSWORD}")
+        return self
 
 
 class NodeIdentity(Strict):
@@ -97,7 +114,7 @@ class Ipset(Strict):
     plugin at runtime from the endpoints that match `selector`.
     """
 
-    name: str = Field(max_length=31)
+    name: str = Field(max_length=IPSET_MAX)
     type: Literal["hash:net", "hash:ip", "hash:ip,port"]
     members: tuple[str, ...] = ()
     selector: dict[str, object] | None = None
@@ -126,7 +143,7 @@ class PolicyBinding(Strict):
 class BirdSection(Strict):
     """How BIRD runs on the node."""
 
-    config: str = "bird/bird.conf"
+    config: str = BIRD_CONFIG
     enabled: bool = True
     secrets: dict[str, SecretRef] = Field(
         default_factory=dict, description="include path (relative to bird.conf) -> secret"

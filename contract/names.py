@@ -1,0 +1,79 @@
+"""The names and numbers the compiler writes and the node side reads: each defined once, here.
+
+Devices, the VXLAN port and VNI, the route protocol, chain and ipset prefixes and the kernel's
+length limits, the files inside a bundle and where the agent installs them, the state directory.
+Paths on the node are absolute; the agent puts them under its --root (`agent.files.under`).
+"""
+
+from __future__ import annotations
+
+# Devices. IFNAMSIZ counts the name's bytes without the kernel's trailing NUL (16 - 1).
+IFNAMSIZ = 15
+TUNNEL_DEVICE = "tunl0"
+VXLAN_DEVICE = "vxlan.calico"
+VETH_PREFIX = "cali"  # host end of a pod's veth: VETH_PREFIX + 11 hex characters
+
+# VXLAN, as Calico: the IANA port and Calico's VNI.
+VXLAN_PORT = 4789
+VXLAN_VNI = 4096
+
+# Routes calicc installs carry this rtnetlink protocol number (BIRD's are 12).
+ROUTE_PROTOCOL = 81
+
+# iptables: every chain calicc owns starts with OWNED_CHAIN_PREFIX and has at most CHAIN_MAX
+# characters (the kernel's XT_EXTENSION_MAXNAMELEN less the NUL, as iptables enforces).
+OWNED_CHAIN_PREFIX = "cali-"
+CHAIN_MAX = 28
+FROM_DISPATCH = "cali-from-wl-dispatch"
+TO_DISPATCH = "cali-to-wl-dispatch"
+FW_PREFIX = "cali-fw-"  # from a workload: egress policy of one endpoint
+TW_PREFIX = "cali-tw-"  # to a workload: ingress policy of one endpoint
+RUNTIME_CHAIN_PREFIXES = (FW_PREFIX, TW_PREFIX)  # chains the CNI plugin owns, not the bundle
+INGRESS_PREFIX = "cali-pi-"
+EGRESS_PREFIX = "cali-po-"
+
+# ipsets: names start with OWNED_SET_PREFIX and have at most IPSET_MAX characters.
+OWNED_SET_PREFIX = "cali"
+IPSET_MAX = 31
+IPSET_MAXELEM = 1048576  # Calico's MaxIpsetSize
+TEMP_SET_PREFIX = "cali4t"  # temporary twins of static sets while they are swapped in
+SELECTOR_SET_PREFIX = "cali40s:"
+NAMED_PORT_SET_PREFIX = "cali40n:"
+IPBLOCK_SET_PREFIX = "cali40b:"
+ALL_POOLS_SET = "cali40all-ipam-pools"
+MASQ_POOLS_SET = "cali40masq-ipam-pools"
+ALL_HOSTS_SET = "cali40all-hosts-net"
+
+# The files of a node's bundle (relative to nodes/<node>/).
+BUNDLE_VERSION = 1
+MANIFEST = "node.json"
+BIRD_CONFIG = "bird/bird.conf"
+ROUTES_FILE = "routes/routes.sh"
+SYSCTL_FILE = "sysctl/99-calicc.conf"
+CONFLIST = "cni/10-calicc.conflist"
+IPSETS_FILE = "ipset/ipsets.restore"
+IPTABLES_FILE = "iptables/iptables.rules"
+
+# Where things live on a node.
+INSTALL_PREFIX = "/etc/calicc/"
+BUNDLE_DIR = f"{INSTALL_PREFIX}bundle"  # the last fully applied bundle, node.json included
+BUNDLE_MANIFEST = f"{BUNDLE_DIR}/{MANIFEST}"
+STATE_DIR = "/var/lib/calicc"  # runtime state: IPAM, endpoint records, the agent's memo
+CNI_BIN_DIR = "/opt/cni/bin"
+CNI_CONF_DIR = "/etc/cni/net.d"
+INSTALL_OVERRIDES = {
+    CONFLIST: f"{CNI_CONF_DIR}/10-calicc.conflist",
+    SYSCTL_FILE: "/etc/sysctl.d/99-calicc.conf",
+}
+
+
+def install_path(rel: str) -> str:
+    """Return where the agent installs bundle file `rel`, relative to its --root.
+
+    Examples:
+        >>> install_path("bird/bird.conf")
+        'etc/calicc/bird/bird.conf'
+        >>> install_path("sysctl/99-calicc.conf")
+        'etc/sysctl.d/99-calicc.conf'
+    """
+    return INSTALL_OVERRIDES.get(rel, INSTALL_PREFIX + rel).lstrip("/")

@@ -1,0 +1,40 @@
+"""iptables rule text both sides write, spelled the way `iptables-save` prints it.
+
+Rules are spelled in iptables-save's canonical form (`-p tcp -m tcp --dport 80`, quoted
+comments, `--set-xmark`), so a node can compare its live chains with the rendered ones as text.
+
+Mark bits are Calico's: accept 0x10000, pass 0x20000 (inside Calico's 0xffff0000 mask); calicc
+only ever sets or clears these two bits, never another tool's.
+"""
+
+from __future__ import annotations
+
+from calicc.contract.text import CONTROL
+
+MARK_ACCEPT = 0x10000
+MARK_PASS = 0x20000
+ACCEPT_MATCH = f"-m mark --mark {MARK_ACCEPT:#x}/{MARK_ACCEPT:#x}"
+SET_ACCEPT = f"-j MARK --set-xmark {MARK_ACCEPT:#x}/{MARK_ACCEPT:#x}"
+CLEAR_MARKS = f"-j MARK --set-xmark 0x0/{MARK_ACCEPT | MARK_PASS:#x}"
+COMMENT_MAX = 255
+
+
+def comment(text: str) -> str:
+    """Return a comment match (quotes made safe, cut to the kernel's 255 characters).
+
+    Examples:
+        >>> print(comment('say "hi"'))
+        -m comment --comment "say 'hi'"
+    """
+    safe = CONTROL.sub(" ", text.replace('"', "'").replace("\\", "/"))[:COMMENT_MAX]
+    return f'-m comment --comment "{safe}"'
+
+
+def rule(chain: str, *parts: str) -> str:
+    """Join an `-A chain` rule from its non-empty parts.
+
+    Examples:
+        >>> rule("cali-x", "", "-j DROP")
+        '-A cali-x -j DROP'
+    """
+    return " ".join(["-A", chain, *(p for p in parts if p)])
