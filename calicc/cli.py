@@ -121,8 +121,16 @@ def command() -> TyperGroup:
 
 
 def main() -> None:
-    """Entry point: run the app; a CaliccError or an OSError is one message and exit code 1."""
+    """Entry point: run the app; a CaliccError or an OSError is one message and exit code 1.
+
+    A `calicc build` with nothing to do is answered before click runs (see noop_build).
+    """
     try:
+        if sys.argv[1:2] == ["build"]:
+            from calicc.compiler.cli import noop_build
+
+            if noop_build(sys.argv[2:]):
+                return
         command()()
     except CaliccError as exc:
         if state["debug"]:

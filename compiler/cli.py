@@ -87,6 +87,32 @@ def build_cmd(
     show_build(target, report, warnings, check)
 
 
+def noop_build(args: list[str]) -> bool:
+    """Finish `calicc build ARGS` when the build has nothing to do; return whether it did.
+
+    click's parser reads ARGS as build_cmd declares them, but the values skip typer's
+    conversion, which loads pydantic (most of a no-op's time). Anything but a cluster file,
+    -o and the flags (--icp, --help, a usage error) is left to build_cmd, as is every miss.
+    """
+    from calicc.compiler.emit import EmitReport
+    from calicc.compiler.uptodate import Command, find_noop
+
+    command = typer.main.get_group(app).commands["build"]
+    try:
+        opts, rest, _ = command.make_parser(command.context_class(command)).parse_args(args)
+    except typer.TyperException:  # click's usage errors: build_cmd reports them
+        return False
+    if rest or not opts.get("cluster") or any(opts.get(k) for k in ("icp", "hosts", "help")):
+        return False
+    out = Path(opts["out"]) if opts.get("out") is not None else None
+    build = Command(Path(opts["cluster"]), out)
+    warnings = find_noop(build)
+    if warnings is None:
+        return False
+    show_build(build.target, EmitReport(), warnings, check=bool(opts.get("check")))
+    return True
+
+
 def run_build(
     inputs: Inputs, target: Path, *, frozen: bool, check: bool, reallocate: bool
 ) -> tuple[EmitReport, tuple[str, ...]]:

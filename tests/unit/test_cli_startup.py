@@ -22,7 +22,7 @@ from calicc.compiler.cli import app as compiler_app
 from tests.conftest import EXAMPLES
 
 NEVER_AT_START = ("calicc.agent", "calicc.lab", "pyroute2", "ansible", "ansible_runner")
-HEAVY = ("calicc.compiler.model.spec", "calicc.compiler.render", "jinja2")
+HEAVY = ("calicc.compiler.model", "calicc.compiler.render", "jinja2", "pydantic", "yaml")
 
 
 WRAPPER = """

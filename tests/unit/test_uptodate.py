@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from calicc.compiler import build as build_module
 from calicc.compiler import uptodate
-from calicc.compiler.cli import app
+from calicc.compiler.cli import app, noop_build
 from calicc.compiler.uptodate import Command, cache_file, find_noop, record
 from tests.conftest import EXAMPLES
 
@@ -60,6 +60,43 @@ def test_second_build_skips_the_models_and_says_up_to_date(
         f"{cluster.parent / 'rendered'}: {UP_TO_DATE}\n",
     )
     assert len(full_builds) == 1
+
+
+def test_noop_build_answers_a_plain_build_before_click_runs(
+    tmp_path: Path, full_builds: list[Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    cluster = copy_example(tmp_path)
+    out = tmp_path / "out"
+    build(cluster)
+    build(cluster, "-o", str(out))
+    capsys.readouterr()
+    assert noop_build([str(cluster), "--check", "--frozen", "--no-reallocate"])
+    assert noop_build([f"--out={out}", str(cluster)])
+    expected = f"{cluster.parent / 'rendered'}: {UP_TO_DATE}\n{out}: {UP_TO_DATE}\n"
+    assert capsys.readouterr() == (expected, "")
+    assert len(full_builds) == 2
+    assert not noop_build([str(cluster), "-o", str(tmp_path / "other")])  # never built there
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],  # no cluster file: the command's usage error
+        ["--check"],
+        ["CLUSTER", "--help"],
+        ["CLUSTER", "extra"],
+        ["CLUSTER", "--bogus"],
+        ["CLUSTER", "--check=1"],
+        ["CLUSTER", "--icp", "config.yaml"],
+        ["CLUSTER", "-o"],
+    ],
+)
+def test_noop_build_leaves_anything_else_to_the_command(
+    tmp_path: Path, full_builds: list[Path], args: list[str]
+) -> None:
+    cluster = copy_example(tmp_path)
+    build(cluster)
+    assert not noop_build([str(cluster) if arg == "CLUSTER" else arg for arg in args])
 
 
 def edit_cluster(cluster: Path) -> None:
