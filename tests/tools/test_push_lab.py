@@ -4,12 +4,9 @@ real `calicc apply`. tunl0 is an ifb stand-in (this kernel has no ipip module)."
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,13 +15,13 @@ from typer.testing import CliRunner
 
 from calicc.compiler.build import Inputs, build, compile_cluster, load_cluster
 from calicc.compiler.cli import app
-from calicc.compiler.inventory import LabHost, build_inventory, dump_inventory
+from calicc.compiler.inventory import LabHost
 from calicc.compiler.push import PushReport, PushSettings, format_summary, run_push
-from calicc.lab.netns import ns_delete, ns_run
+from calicc.lab.netns import ns_delete
 from tests.conftest import EXAMPLES, need_tool
+from tests.tools.pushlab import MakeNs, blackholes, lab_hosts, stop_birds, write_inventory
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
-MakeNs = Callable[[str], str]
 CALICC = str(Path(sys.executable).parent / "calicc")
 
 
@@ -44,26 +41,7 @@ class Lab:
         return run_push(self.inputs, settings, None, lines.append), lines
 
     def blackholes(self, node: str) -> str:
-        return ns_run(self.ns[node], ["ip", "route", "show", "proto", "81"]).stdout
-
-
-def node_ns(make_ns: MakeNs, suffix: str, address: str) -> str:
-    ns = make_ns(suffix)
-    ns_run(ns, ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"])
-    ns_run(ns, ["ip", "addr", "add", address, "dev", "eth0"])
-    for dev in ("eth0", "peer0"):
-        ns_run(ns, ["ip", "link", "set", dev, "up"])
-    ns_run(ns, ["ip", "link", "add", "tunl0", "type", "ifb"])
-    return ns
-
-
-def stop_birds(roots: dict[str, Path]) -> None:
-    """Stop the BIRD daemons `calicc apply` started, by the pid files under each root."""
-    for root in roots.values():
-        pidfile = root / "var/run/calicc/bird.pid"
-        if pidfile.exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.kill(int(pidfile.read_text().split()[0]), signal.SIGTERM)
+        return blackholes(self.ns[node])
 
 
 @pytest.fixture
@@ -75,17 +53,14 @@ def lab(make_ns: MakeNs, tmp_path: Path) -> Iterator[Lab]:
         shutil.copy(EXAMPLES / "minikube-ipip" / name, cluster / name)
     inputs = load_cluster(cluster / "cluster.yaml")
     build(inputs, cluster / "rendered")
-    ns, roots, hosts = {}, {}, {}
-    for index, node in enumerate(sorted(inputs.spec.nodes, key=lambda n: n.name)):
-        ns[node.name] = node_ns(make_ns, f"n{index}", str(node.address))
-        roots[node.name] = tmp_path / "roots" / node.name
-        hosts[node.name] = LabHost(ns[node.name], str(roots[node.name]), CALICC)
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text(dump_inventory(build_inventory(inputs.spec, hosts)))
+    hosts = lab_hosts(inputs, make_ns, tmp_path / "roots", CALICC)
+    inventory = write_inventory(inputs, hosts, tmp_path / "inventory.yaml")
+    ns = {name: host.netns for name, host in hosts.items()}
+    roots = {name: Path(host.root) for name, host in hosts.items()}
     try:
         yield Lab(inputs, inventory, ns, roots, hosts)
     finally:
-        stop_birds(roots)
+        stop_birds(list(roots.values()))
 
 
 def blocks(lab: Lab, node: str) -> list[str]:
@@ -154,7 +129,7 @@ def test_a_failed_apply_says_why_in_its_summary_row(lab: Lab) -> None:
     """Without --allow-tunnel-standin, `calicc apply` refuses minikube's ifb tunl0: its links
     part fails, and the host's row quotes that failure, not only 'non-zero return code'."""
     hosts = dict(lab.hosts, minikube=replace(lab.hosts["minikube"], apply_args=()))
-    lab.inventory.write_text(dump_inventory(build_inventory(lab.inputs.spec, hosts)))
+    write_inventory(lab.inputs, hosts, lab.inventory)
     report, _ = lab.push()
     bad = [r for r in report.results.values() if not r.good]
     assert [r.host for r in bad] == ["minikube"]
