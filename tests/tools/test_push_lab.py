@@ -16,7 +16,14 @@ from typer.testing import CliRunner
 from calicc.compiler.build import Inputs, build, compile_cluster, load_cluster
 from calicc.compiler.cli import app
 from calicc.compiler.inventory import LabHost
-from calicc.compiler.push import PushReport, PushSettings, format_summary, run_push
+from calicc.compiler.push import (
+    PLAYBOOKS,
+    PushReport,
+    PushSettings,
+    RunnerError,
+    format_summary,
+    run_push,
+)
 from calicc.lab.netns import ns_delete
 from tests.conftest import EXAMPLES, need_tool
 from tests.tools.pushlab import MakeNs, blackholes, lab_hosts, stop_birds, write_inventory
@@ -137,3 +144,29 @@ def test_a_failed_apply_says_why_in_its_summary_row(lab: Lab) -> None:
     assert "--allow-tunnel-standin" in bad[0].reason
     row = next(ln for ln in format_summary(report).splitlines() if ln.startswith("minikube "))
     assert row.endswith(f"  {bad[0].reason}")
+
+
+def test_a_later_batch_that_reaches_no_host_names_what_was_pushed(lab: Lab, tmp_path: Path) -> None:
+    """The playbook vanishes once batch 1 is done: the push stops with ansible-playbook's
+    error, naming the batch and the host already pushed."""
+    playbooks = tmp_path / "playbooks"
+    shutil.copytree(PLAYBOOKS, playbooks)
+
+    def echo(line: str) -> None:
+        if line.startswith("batch 2/"):
+            (playbooks / "node.yml").unlink()
+
+    settings = PushSettings(
+        rendered=lab.inputs.base_dir / "rendered",
+        inventory=lab.inventory,
+        playbooks=playbooks,
+        batch_size=1,
+    )
+    with pytest.raises(RunnerError) as caught:
+        run_push(lab.inputs, settings, None, echo)
+    assert str(caught.value) == (
+        "batch 2/3: ansible-runner reached no host: [ERROR]: the playbook: node.yml could not "
+        "be found (ansible-runner: status failed, rc 1) (pushed before it: minikube)"
+    )
+    assert_applied(lab, "minikube")
+    assert not lab.roots["minikube-m02"].exists()
