@@ -45,7 +45,9 @@ COMMANDS = {
         _COMPILER,
         "Write the cluster.yaml equivalent of an ICP config.yaml and hosts (calicc's own keys).",
     ),
-    "schema": Entry(_COMPILER, "Write the JSON Schemas generated from the models."),
+    "schema": Entry(
+        _COMPILER, "Write the JSON Schemas generated from the models, and their reference pages."
+    ),
     "inventory": Entry(
         _COMPILER,
         "Write an Ansible inventory (YAML) of the cluster's nodes, grouped by role and label.",

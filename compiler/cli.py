@@ -188,12 +188,15 @@ def convert_cmd(
 @app.command("schema")
 def schema_cmd(
     out: Annotated[Path, typer.Option("-o", "--out", help="schemas directory")] = Path("schemas"),
+    docs: Annotated[Path, typer.Option("--docs", help="reference pages directory")] = Path(
+        "docs/reference"
+    ),
     check: Annotated[bool, typer.Option(help="exit 1 if the files are not current")] = False,
 ) -> None:
-    """Write the JSON Schemas generated from the models."""
+    """Write the JSON Schemas generated from the models, and their reference pages."""
     from calicc.compiler.schema import write_schemas
 
-    stale = write_schemas(out, check=check)
+    stale = write_schemas(out, docs, check=check)
     for path in stale:
         typer.echo(f"{'stale' if check else 'written'}: {path}")
     if check and stale:

@@ -57,14 +57,13 @@ def reference_texts(schemas: dict[str, str]) -> dict[str, str]:
     }
 
 
-def write_schemas(out: Path, check: bool = False) -> list[Path]:
-    """Write stale schema files and their reference pages (or, with check, only report them).
+def write_schemas(out: Path, docs: Path, check: bool = False) -> list[Path]:
+    """Write stale schema files to `out` and their reference pages to `docs`.
 
-    The pages go to docs/reference/ beside `out` (the project's docs/); return stale paths.
+    With `check`, only report them. Return the stale paths.
     """
     schemas = schema_texts()
     wanted = {out / name: text for name, text in schemas.items()}
-    docs = out.parent / "docs" / "reference"
     wanted |= {docs / name: text for name, text in reference_texts(schemas).items()}
     stale = []
     for path, text in sorted(wanted.items()):
