@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from calicc.contract.names import BIRD_CONFIG, install_path
 from calicc.lab.netns import ns_run
 from calicc.lab.state import Proc
 from calicc.lab.wait import poll
@@ -54,7 +55,7 @@ def agent_bird(root: Path) -> Proc | None:
         text = pidfile.read_text().strip() if pidfile.exists() else ""
         return int(text) if text.isdigit() else None
 
-    if not (root / "etc/calicc/bird/bird.conf").exists():
+    if not (root / install_path(BIRD_CONFIG)).exists():
         return None
     pid = poll(read, WAIT_S, f"BIRD pid file {pidfile}")
     return Proc(pid, str(sock))

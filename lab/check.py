@@ -14,6 +14,7 @@ from pathlib import Path
 
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.compiler.plan import ClusterPlan
+from calicc.contract.names import TUNNEL_DEVICE
 from calicc.lab.expect import expected_routes
 from calicc.lab.matrix import Paths
 from calicc.lab.podcheck import pod_rows
@@ -51,7 +52,7 @@ def ipip_rows(plan: ClusterPlan, topo: Topology, state: LabState) -> list[Row]:
             {
                 r.owner
                 for r in expected_routes(plan, node, topo.gateway(node.name))
-                if r.dev == "tunl0"
+                if r.dev == TUNNEL_DEVICE
             }
         )
         for owner in owners:

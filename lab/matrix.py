@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 
 from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.contract.names import TUNNEL_DEVICE
 from calicc.lab.expect import expected_routes
 from calicc.lab.state import Pod
 from calicc.lab.topology import Topology
@@ -67,7 +68,7 @@ class Paths:
         node = self.plan.node(me)
         routes = expected_routes(self.plan, node, gateway)
         ip = IPv4Address(address)
-        return any(ip in r.dst and r.gateway == gateway and r.dev != "tunl0" for r in routes)
+        return any(ip in r.dst and r.gateway == gateway and r.dev != TUNNEL_DEVICE for r in routes)
 
     def skip_reason(self, src: str, src_addr: str, dst: str, dst_addr: str, from_node: bool) -> str:
         """Return why packets between the two ends cannot flow in this lab ("" if they can)."""
@@ -88,9 +89,10 @@ class Paths:
         """
         if not self.standin or src == dst:
             return False
-        there = self.tunnel_dev(self.plan.node(src), IPv4Address(dst_addr)) == "tunl0"
+        there = self.tunnel_dev(self.plan.node(src), IPv4Address(dst_addr)) == TUNNEL_DEVICE
         back = (
-            not from_node and self.tunnel_dev(self.plan.node(dst), IPv4Address(src_addr)) == "tunl0"
+            not from_node
+            and self.tunnel_dev(self.plan.node(dst), IPv4Address(src_addr)) == TUNNEL_DEVICE
         )
         return there or back
 

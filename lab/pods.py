@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from calicc.compiler.plan import ClusterPlan
+from calicc.contract.names import CNI_BIN_DIR, install_path
 from calicc.contract.names import CONFLIST as BUNDLE_CONFLIST
-from calicc.contract.names import install_path
 from calicc.lab.agent import node_root
 from calicc.lab.names import ns_name, short_hash
 from calicc.lab.netns import ns_add, ns_delete, ns_list
@@ -78,7 +78,7 @@ def attachment(pod: Pod) -> Attachment:
 
 def cni_path(root: Path) -> tuple[Path, ...]:
     """Return the CNI_PATH of a node whose agent root is `root`."""
-    return (root / "opt/cni/bin", SYSTEM_PLUGINS)
+    return (root / CNI_BIN_DIR.lstrip("/"), SYSTEM_PLUGINS)
 
 
 def _cache(lab_root: Path, pod: Pod) -> Path:
