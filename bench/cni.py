@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from calicc.agent.cni.install import EXECUTABLES, install_plugins, launcher_text
 from calicc.agent.cni.server import socket_path
 from calicc.lab.netns import ns_add, ns_delete, ns_run, veth_between
+from tests.support.cni import write_bundle
 from tests.tools.test_cni_cnitool import cnitool
-from tests.unit.test_ipam_store import write_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = f"calicc-bench-cni-{os.getpid()}"

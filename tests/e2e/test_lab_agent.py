@@ -23,7 +23,7 @@ from calicc.lab.procs import alive
 from calicc.lab.state import LabState
 from calicc.lab.wait import poll
 from tests.conftest import EXAMPLES, need_root, need_tool
-from tests.e2e.labkit import running_lab
+from tests.support.labkit import running_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 WAIT_S = 20.0

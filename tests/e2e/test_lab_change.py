@@ -18,7 +18,7 @@ from calicc.lab.reapply import lab_apply
 from calicc.lab.state import LabState
 from calicc.lab.verify import FAIL, PASS
 from tests.conftest import need_root, need_tool
-from tests.e2e.labkit import running_lab
+from tests.support.labkit import running_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 

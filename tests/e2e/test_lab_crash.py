@@ -10,7 +10,7 @@ from calicc.lab.procs import alive
 from calicc.lab.state import STATE_FILE
 from calicc.lab.up import lab_up
 from tests.conftest import EXAMPLES, need_root, need_tool
-from tests.e2e.labkit import short_base
+from tests.support.labkit import short_base
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 

@@ -17,7 +17,7 @@ import pytest
 from calicc.lab.check import lab_check, lab_context
 from calicc.lab.verify import FAIL, PASS, SKIP
 from tests.conftest import EXAMPLES, need_root, need_tool
-from tests.e2e.labkit import running_lab, short_base
+from tests.support.labkit import running_lab, short_base
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 

@@ -19,7 +19,7 @@ import pytest
 
 from calicc.agent.bundle import file_digest
 from tests.conftest import need_tool
-from tests.hostile.agent_inputs import (
+from tests.support.agent_inputs import (
     MANIFEST,
     copy_bundle,
     net_state,
@@ -27,8 +27,8 @@ from tests.hostile.agent_inputs import (
     snapshot_all,
     write_manifest,
 )
-from tests.hostile.harness import assert_clean_error, assert_unchanged
-from tests.tools.agent_bundle import MakeNs, rendered
+from tests.support.bundles import MakeNs, rendered
+from tests.support.hostile import assert_clean_error, assert_unchanged
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 VXLAN = rendered("vxlan", "node-1")

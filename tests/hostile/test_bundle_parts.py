@@ -14,7 +14,7 @@ import pytest
 
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
-from tests.hostile.agent_inputs import (
+from tests.support.agent_inputs import (
     MANIFEST,
     copy_bundle,
     json_report,
@@ -23,8 +23,8 @@ from tests.hostile.agent_inputs import (
     set_file,
     write_manifest,
 )
-from tests.hostile.harness import assert_clean_error, assert_unchanged, snapshot
-from tests.tools.agent_bundle import MakeNs, rendered, routed_node
+from tests.support.bundles import MakeNs, rendered, routed_node
+from tests.support.hostile import assert_clean_error, assert_unchanged, snapshot
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 VXLAN = rendered("vxlan", "node-1")

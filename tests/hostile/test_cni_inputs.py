@@ -22,15 +22,15 @@ import pytest
 
 from calicc.agent.cni.install import LAUNCHER_PYTHON, install_plugins
 from calicc.lab.netns import ns_run
-from tests.hostile.cni_harness import (
+from tests.support.cni import cni_server
+from tests.support.cni_inputs import (
     Node,
     assert_cni_error,
     assert_refused_cleanly,
     make_node,
     merged,
 )
-from tests.hostile.harness import assert_unchanged
-from tests.tools.test_cni_policy import cni_server
+from tests.support.hostile import assert_unchanged
 
 pytestmark = [pytest.mark.root]
 LONG = "a" * 100_000

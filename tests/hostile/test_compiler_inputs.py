@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import need_tool
-from tests.hostile.harness import assert_clean_error, assert_unchanged, run_calicc, snapshot
+from tests.support.hostile import assert_clean_error, assert_unchanged, run_calicc, snapshot
 
 HEAD = "name: t\nnetwork_cidr: 10.244.0.0/16\nnodes:\n  - name: n1\n    address: 10.0.0.1/24\n"
 NODE_LINE = 6  # the first line a case appends to HEAD (inside nodes[0])

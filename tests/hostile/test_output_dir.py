@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from calicc.compiler.build import build, load_cluster
-from tests.hostile.harness import (
+from tests.support.hostile import (
     Outcome,
     assert_clean_error,
     assert_unchanged,

@@ -10,7 +10,7 @@ import pytest
 
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
-from tests.tools.agent_bundle import MakeNs, rendered
+from tests.support.bundles import MakeNs, rendered
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 DEMO = rendered("policies-demo", "node-1")

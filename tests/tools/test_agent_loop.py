@@ -18,7 +18,7 @@ import pytest
 
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
-from tests.tools.agent_bundle import (
+from tests.support.bundles import (
     MakeNs,
     apply,
     derive_bundle,

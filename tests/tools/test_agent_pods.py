@@ -11,17 +11,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from calicc.agent.cni.naming import host_veth_name
 from calicc.lab.netns import ns_ping, ns_run
 from tests.conftest import need_tool
-from tests.tools.agent_bundle import (
+from tests.support.bundles import (
     MakeNs,
     apply,
     rendered,
@@ -29,7 +27,7 @@ from tests.tools.agent_bundle import (
     stop_bird,
     writes,
 )
-from tests.tools.test_cni_cnitool import cnitool, labelled_pod
+from tests.support.cni import cni, cnitool, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")
@@ -48,12 +46,6 @@ def node(make_ns: MakeNs, tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         yield node, client, root
     finally:
         stop_bird(root)
-
-
-def cni(node: str, root: Path, verb: str, pod_ns: str, namespace: str, *, labels: Any) -> Any:
-    """ADD or DEL a labelled pod; return its address on ADD."""
-    result = labelled_pod(node, root, verb, pod_ns, namespace=namespace, labels=labels)
-    return result["ips"][0]["address"][:-3] if verb == "add" else None
 
 
 def reachable(client: str, address: str) -> bool:
@@ -80,15 +72,6 @@ def assert_no_trace(node: str, root: Path, iface: str, address: str) -> None:
     assert iface not in filter_rules(node)
     assert address not in ns_run(node, ["ipset", "save"]).stdout
     assert not (root / f"var/lib/calicc/endpoints/{iface}.json").exists()
-
-
-def wait_for(check: Callable[[], bool], what: str, limit: float = 15.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def test_pods_survive_reapply(node: tuple[str, str, Path], make_ns: MakeNs, tmp_path: Path) -> None:

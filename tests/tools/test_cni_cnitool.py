@@ -5,7 +5,6 @@ standalone (no agent) and through the agent's socket server."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,11 +22,9 @@ from calicc.agent.cni.server import socket_path
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.lab.netns import ns_delete, ns_run, veth_between
 from tests.conftest import EXAMPLES, ROOT, need_root, need_tool
-from tests.unit.test_ipam_store import write_bundle
+from tests.support.cni import cnitool, run_cnitool, write_bundle
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
-CNITOOL = Path(os.environ.get("CALICC_CACHE", Path.home() / ".cache/calicc")) / "bin/cnitool"
-NETWORK = "k8s-pod-network"
 BLOCKS = (IPv4Network("10.244.0.0/26"), IPv4Network("10.244.0.64/26"))
 CAPS = {
     "portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}],
@@ -38,49 +35,6 @@ CAPS = {
         "egressBurst": 100000,
     },
 }
-
-
-def cnitool() -> Path:
-    if not CNITOOL.exists():
-        built = subprocess.run(
-            [str(ROOT / "scripts/build-cnitool")], capture_output=True, text=True, check=False
-        )
-        if built.returncode != 0:
-            pytest.skip(f"cnitool could not be built: {built.stderr[-300:]}")
-    return CNITOOL
-
-
-def run_cnitool(
-    ns: str,
-    root: Path,
-    verb: str,
-    pod_ns: str,
-    *,
-    namespace: str = "default",
-    pod: str | None = None,
-    caps: dict[str, Any] | None = None,
-    conf_dir: str = "net.d",
-) -> Any:
-    """Run cnitool in node namespace `ns` against the conflist installed under `root`."""
-    env = {
-        "NETCONFPATH": str(root / "etc/cni" / conf_dir),
-        "CNI_PATH": f"{root}/opt/cni/bin:/usr/lib/cni",
-        "CNI_CACHE_DIR": str(root / "var/lib/cni"),
-        "CNI_ARGS": f"K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={pod or pod_ns}",
-        "CAP_ARGS": json.dumps(caps or {}),
-    }
-    args = ["env", *(f"{k}={v}" for k, v in env.items()), str(cnitool())]
-    return ns_run(ns, [*args, verb, NETWORK, f"/var/run/netns/{pod_ns}"], check=False)
-
-
-def labelled_pod(
-    ns: str, root: Path, verb: str, pod_ns: str, *, namespace: str, labels: dict[str, str]
-) -> Any:
-    """ADD or DEL a pod with labels (the labels capability); return the ADD result."""
-    caps = {"labels": labels, "namespaceLabels": {}}
-    done = run_cnitool(ns, root, verb, pod_ns, namespace=namespace, caps=caps)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout) if verb == "add" else None
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 from calicc.agent.cni.naming import host_veth_name
 from calicc.agent.cni.node import ipam_store, load_manifest
 from calicc.lab.netns import ns_run
-from tests.hostile.cni_harness import SEED, Node, make_node
+from tests.support.cni_inputs import SEED, Node, make_node
 
 pytestmark = [pytest.mark.root]
 

@@ -21,7 +21,7 @@ from calicc.contract.endpoint import (
 )
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
-from tests.tools.test_cni_policy import compiled
+from tests.support.cni import compiled
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 IFACE = "cali0123456789a"

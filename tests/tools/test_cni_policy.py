@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,23 +16,13 @@ import pytest
 
 from calicc.agent.cni.install import install_plugins
 from calicc.agent.cni.naming import host_veth_name
-from calicc.agent.cni.server import socket_path
-from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.compiler.targets.iptables import jump_rules
 from calicc.lab.netns import ns_ping, ns_run, veth_between
-from tests.conftest import EXAMPLES, ROOT, need_tool
-from tests.tools.test_cni_cnitool import cnitool, labelled_pod
+from tests.conftest import need_tool
+from tests.support.cni import cni_server, cnitool, compiled, labelled_pod
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 API_SET = "cali40s:Y0wk1bBX7T49x15BqTQ05r8"  # namespace shop, app=api (policies-demo)
-
-
-def compiled(tmp_path: Path) -> Any:
-    copy = tmp_path / "demo"
-    shutil.copytree(EXAMPLES / "policies-demo", copy, ignore=shutil.ignore_patterns("rendered"))
-    seed = copy / "policies" / "seed.yaml"
-    seed.write_text(seed.read_text().split("---")[0])  # default-deny-ingress only
-    return compile_cluster(load_cluster(copy / "cluster.yaml"))
 
 
 def node_with_policies(
@@ -84,29 +71,6 @@ def address_of(result: Any) -> str:
 
 def reachable(client: str, address: str) -> bool:
     return ns_ping(client, address)
-
-
-@contextmanager
-def cni_server(node: str, root: Path) -> Iterator[None]:
-    """The agent's CNI socket server for `root`, running in `node` (stopped by PID)."""
-    args = [
-        sys.executable,
-        "-I",
-        "-m",
-        "calicc.agent.cni.server",
-        "--root",
-        str(root),
-    ]
-    server = subprocess.Popen(["ip", "netns", "exec", node, *args], cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 20
-        while not socket_path(root).exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert socket_path(root).exists()
-        yield
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 @pytest.mark.parametrize("agent", [False, True], ids=["standalone", "agent"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.cni_harness import Node, make_node
+from tests.support.cni_inputs import Node, make_node
 
 HEAVY = ("pydantic", "pyroute2", "yaml", "jinja2", "calicc.compiler", "calicc.lab")
 IMPORTTIME = [sys.executable, "-I", "-X", "importtime", "-m", "calicc.agent.cni.main", "plugin"]

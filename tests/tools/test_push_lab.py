@@ -26,7 +26,7 @@ from calicc.compiler.push import (
 )
 from calicc.lab.netns import ns_delete
 from tests.conftest import EXAMPLES, need_tool
-from tests.tools.pushlab import MakeNs, blackholes, lab_hosts, stop_birds, write_inventory
+from tests.support.pushlab import MakeNs, blackholes, lab_hosts, stop_birds, write_inventory
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")

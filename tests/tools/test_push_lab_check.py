@@ -19,7 +19,7 @@ from calicc.lab.netns import ns_run
 from calicc.lab.state import LabState
 from calicc.lab.verify import FAIL
 from tests.conftest import EXAMPLES, need_root, need_tool
-from tests.e2e.labkit import running_lab
+from tests.support.labkit import running_lab
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")

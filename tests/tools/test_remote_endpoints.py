@@ -27,9 +27,8 @@ import pytest
 
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
-from tests.tools.agent_bundle import MakeNs, apply, rendered, stop_bird
-from tests.tools.test_agent_pods import cni, wait_for
-from tests.tools.test_cni_cnitool import cnitool
+from tests.support.bundles import MakeNs, apply, rendered, stop_bird
+from tests.support.cni import cni, cnitool, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")

@@ -21,7 +21,7 @@ from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.render import render_node
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
-from tests.unit.helpers import plan_of, with_
+from tests.support.clusters import plan_of, with_
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 

@@ -25,9 +25,9 @@ from calicc.compiler.build import build, load_cluster
 from calicc.lab.down import lab_down
 from calicc.lab.network import lab_namespaces
 from tests.conftest import EXAMPLES, ROOT, need_root, need_tool
-from tests.e2e.labkit import short_base
-from tests.tools.pushlab import MakeNs, blackholes, lab_hosts, stop_birds, write_inventory
-from tests.tools.wheelkit import VENV_PYTHON, Installed, build_wheel, install
+from tests.support.labkit import short_base
+from tests.support.pushlab import MakeNs, blackholes, lab_hosts, stop_birds, write_inventory
+from tests.support.wheelkit import VENV_PYTHON, Installed, build_wheel, install
 
 pytestmark = [pytest.mark.tools]
 EXAMPLE = EXAMPLES / "minikube-ipip"

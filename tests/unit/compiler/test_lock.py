@@ -14,7 +14,7 @@ from calicc.compiler.build import build, load_cluster
 from calicc.compiler.errors import LockError
 from calicc.compiler.lock import Lock, vtep_mac
 from calicc.compiler.lock_read import LockProblems, read_lock
-from tests.unit.helpers import BASE, plan_of, with_, write_cluster
+from tests.support.clusters import BASE, plan_of, with_, write_cluster
 
 
 def blocks(plan_lock: Lock, node: str) -> list[str]:

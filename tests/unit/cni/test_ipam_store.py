@@ -10,34 +10,14 @@ import signal
 import time
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from calicc.agent.cni.errors import POOL_EXHAUSTED, CniError
 from calicc.agent.cni.ipam import STATE_FILE, IpamStore, boot_time
-from calicc.compiler.build import compile_cluster, load_cluster
-from tests.conftest import EXAMPLES
 
 BLOCKS = (IPv4Network("10.244.0.0/26"), IPv4Network("10.244.0.64/26"))
 TUNNEL = IPv4Address("10.244.0.0")
-
-
-def example_node_json(node: str = "minikube") -> dict[str, Any]:
-    """Return node.json of `node` compiled from examples/minikube-ipip (nothing written)."""
-    compiled = compile_cluster(load_cluster(EXAMPLES / "minikube-ipip" / "cluster.yaml"))
-    data: dict[str, Any] = json.loads(compiled.files[f"nodes/{node}/node.json"])
-    return data
-
-
-def write_bundle(root: Path, **changes: Any) -> Path:
-    """Install the example node.json under `root` where the compiled conflist points."""
-    data = example_node_json()
-    data.update(changes)
-    path = root / "etc/calicc/bundle/node.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data), encoding="utf-8")
-    return path
 
 
 def store(tmp_path: Path, blocks: tuple[IPv4Network, ...] = BLOCKS) -> IpamStore:

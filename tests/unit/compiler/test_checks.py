@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.unit.helpers import BASE, load, problems, with_
+from tests.support.clusters import BASE, load, problems, with_
 
 
 def one(tmp_path: Path, data: dict[str, object]) -> str:

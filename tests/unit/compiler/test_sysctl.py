@@ -6,7 +6,7 @@ from pathlib import Path
 
 from calicc.compiler.render import render_sysctl
 from calicc.compiler.targets.sysctl import sysctl_data
-from tests.unit.helpers import plan_of, with_
+from tests.support.clusters import plan_of, with_
 
 
 def _lines(text: str) -> list[str]:

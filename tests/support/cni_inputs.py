@@ -20,7 +20,8 @@ from calicc.agent.cni.node import ipam_store, load_manifest
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.lab.netns import ns_run
 from tests.conftest import EXAMPLES
-from tests.hostile.harness import (
+from tests.support.cni import write_bundle
+from tests.support.hostile import (
     MEMORY_LIMIT,
     TIME_LIMIT,
     Outcome,
@@ -29,7 +30,6 @@ from tests.hostile.harness import (
     assert_unchanged,
     snapshot,
 )
-from tests.unit.test_ipam_store import write_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 NETWORK = "k8s-pod-network"

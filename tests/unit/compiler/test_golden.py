@@ -2,7 +2,7 @@
 
 The committed trees are examples/<name>/rendered (with cluster.lock.yaml beside the input);
 tests/golden/<name> links to each. Regenerate with
-`pytest tests/unit/test_golden.py --update-goldens`, then review `git diff`.
+`pytest tests/unit/compiler/test_golden.py --update-goldens`, then review `git diff`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import os
 import pytest
 
 from calicc.compiler.build import build, compile_cluster
-from tests.unit.examples import GOLDEN, example_names, load_example, tree
+from tests.support.examples import GOLDEN, example_names, load_example, tree
 
 HINT = (
-    "if this output change is intended, run `pytest tests/unit/test_golden.py "
+    "if this output change is intended, run `pytest tests/unit/compiler/test_golden.py "
     "--update-goldens` and review `git diff examples tests/golden` before committing"
 )
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.unit.helpers import problems, write_cluster
+from tests.support.clusters import problems, write_cluster
 
 GOOD = """\
 name: t

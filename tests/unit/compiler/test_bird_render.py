@@ -9,8 +9,8 @@ import pytest
 from calicc.compiler.build import compile_cluster
 from calicc.compiler.toolcheck import bird_parse
 from tests.conftest import need_tool
-from tests.unit.examples import example_names, load_example
-from tests.unit.helpers import load, with_
+from tests.support.clusters import load, with_
+from tests.support.examples import example_names, load_example
 
 
 def bird_conf(tmp_path: Path, data: dict[str, object], node: str = "n1") -> str:

@@ -13,7 +13,7 @@ from calicc.compiler.targets.iptables import jump_rules, policy_bindings
 from calicc.compiler.targets.routes import dataplane
 from calicc.compiler.targets.sysctl import sysctl_data
 from calicc.contract.manifest import NodeManifest, SecretRef
-from tests.unit.helpers import load, plan_of, with_
+from tests.support.clusters import load, plan_of, with_
 
 
 def _manifest(tmp_path: Path, node: str = "n1", **changes: object) -> tuple[NodeManifest, dict]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from calicc.compiler.render import render_cni
-from tests.unit.helpers import plan_of, with_
+from tests.support.clusters import plan_of, with_
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
 VERSIONS = {"0.3.1", "0.4.0", "1.0.0"}

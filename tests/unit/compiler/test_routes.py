@@ -13,7 +13,7 @@ from calicc.compiler.render import render_routes
 from calicc.compiler.targets.routes import dataplane, route_args
 from calicc.contract.manifest import Route
 from calicc.contract.names import ROUTE_PROTOCOL
-from tests.unit.helpers import plan_of, with_
+from tests.support.clusters import plan_of, with_
 
 TWO_SUBNETS = [
     {"name": "a1", "address": "10.30.1.11/24", "interface": "ens3"},

@@ -18,7 +18,7 @@ from typing import Any
 
 from calicc.agent.bundle import file_digest
 from calicc.lab.netns import ns_run
-from tests.hostile.harness import Outcome, Snapshot, run_calicc
+from tests.support.hostile import Outcome, Snapshot, run_calicc
 
 MANIFEST = "node.json"
 

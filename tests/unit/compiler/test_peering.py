@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from calicc.compiler.peering import Role
-from tests.unit.helpers import plan_of, with_
+from tests.support.clusters import plan_of, with_
 
 
 def names(plan, node: str) -> list[str]:  # type: ignore[no-untyped-def]

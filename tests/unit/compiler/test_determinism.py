@@ -107,7 +107,7 @@ def test_parallel_build_equals_in_memory_compile(tmp_path: Path) -> None:
     """The forked, staged writer produces exactly the in-memory compile's files."""
     from calicc.compiler import stage
     from calicc.compiler.build import compile_cluster
-    from tests.unit.examples import tree
+    from tests.support.examples import tree
 
     source = EXAMPLES / "large-rr"
     (tmp_path / "cluster.yaml").write_text((source / "cluster.yaml").read_text())

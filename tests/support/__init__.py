@@ -1,0 +1,1 @@
+"""Helpers the tests share: one support package; no test module imports another."""

@@ -1,0 +1,133 @@
+"""CNI test helpers: an installed node bundle, cnitool, the agent's CNI socket server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calicc.agent.cni.server import socket_path
+from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.lab.netns import ns_run
+from tests.conftest import EXAMPLES, ROOT
+
+
+def example_node_json(node: str = "minikube") -> dict[str, Any]:
+    """Return node.json of `node` compiled from examples/minikube-ipip (nothing written)."""
+    compiled = compile_cluster(load_cluster(EXAMPLES / "minikube-ipip" / "cluster.yaml"))
+    data: dict[str, Any] = json.loads(compiled.files[f"nodes/{node}/node.json"])
+    return data
+
+
+def write_bundle(root: Path, **changes: Any) -> Path:
+    """Install the example node.json under `root` where the compiled conflist points."""
+    data = example_node_json()
+    data.update(changes)
+    path = root / "etc/calicc/bundle/node.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+CNITOOL = Path(os.environ.get("CALICC_CACHE", Path.home() / ".cache/calicc")) / "bin/cnitool"
+
+
+NETWORK = "k8s-pod-network"
+
+
+def cnitool() -> Path:
+    if not CNITOOL.exists():
+        built = subprocess.run(
+            [str(ROOT / "scripts/build-cnitool")], capture_output=True, text=True, check=False
+        )
+        if built.returncode != 0:
+            pytest.skip(f"cnitool could not be built: {built.stderr[-300:]}")
+    return CNITOOL
+
+
+def run_cnitool(
+    ns: str,
+    root: Path,
+    verb: str,
+    pod_ns: str,
+    *,
+    namespace: str = "default",
+    pod: str | None = None,
+    caps: dict[str, Any] | None = None,
+    conf_dir: str = "net.d",
+) -> Any:
+    """Run cnitool in node namespace `ns` against the conflist installed under `root`."""
+    env = {
+        "NETCONFPATH": str(root / "etc/cni" / conf_dir),
+        "CNI_PATH": f"{root}/opt/cni/bin:/usr/lib/cni",
+        "CNI_CACHE_DIR": str(root / "var/lib/cni"),
+        "CNI_ARGS": f"K8S_POD_NAMESPACE={namespace};K8S_POD_NAME={pod or pod_ns}",
+        "CAP_ARGS": json.dumps(caps or {}),
+    }
+    args = ["env", *(f"{k}={v}" for k, v in env.items()), str(cnitool())]
+    return ns_run(ns, [*args, verb, NETWORK, f"/var/run/netns/{pod_ns}"], check=False)
+
+
+def labelled_pod(
+    ns: str, root: Path, verb: str, pod_ns: str, *, namespace: str, labels: dict[str, str]
+) -> Any:
+    """ADD or DEL a pod with labels (the labels capability); return the ADD result."""
+    caps = {"labels": labels, "namespaceLabels": {}}
+    done = run_cnitool(ns, root, verb, pod_ns, namespace=namespace, caps=caps)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout) if verb == "add" else None
+
+
+def cni(node: str, root: Path, verb: str, pod_ns: str, namespace: str, *, labels: Any) -> Any:
+    """ADD or DEL a labelled pod; return its address on ADD."""
+    result = labelled_pod(node, root, verb, pod_ns, namespace=namespace, labels=labels)
+    return result["ips"][0]["address"][:-3] if verb == "add" else None
+
+
+def wait_for(check: Callable[[], bool], what: str, limit: float = 15.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def compiled(tmp_path: Path) -> Any:
+    copy = tmp_path / "demo"
+    shutil.copytree(EXAMPLES / "policies-demo", copy, ignore=shutil.ignore_patterns("rendered"))
+    seed = copy / "policies" / "seed.yaml"
+    seed.write_text(seed.read_text().split("---")[0])  # default-deny-ingress only
+    return compile_cluster(load_cluster(copy / "cluster.yaml"))
+
+
+@contextmanager
+def cni_server(node: str, root: Path) -> Iterator[None]:
+    """The agent's CNI socket server for `root`, running in `node` (stopped by PID)."""
+    args = [
+        sys.executable,
+        "-I",
+        "-m",
+        "calicc.agent.cni.server",
+        "--root",
+        str(root),
+    ]
+    server = subprocess.Popen(["ip", "netns", "exec", node, *args], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        while not socket_path(root).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert socket_path(root).exists()
+        yield
+    finally:
+        server.terminate()
+        server.wait(10)
