@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from calicc.agent.apply import Options, Reconciler
 from calicc.agent.bundle import load_bundle
 from calicc.agent.drift import Watch
-from tests.tools.agent_bundle import derive_bundle, rendered
+from tests.support.bundles import derive_bundle, rendered
 
 POLICIES = 100
 PODS = 110
