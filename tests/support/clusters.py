@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from calicc.compiler.build import Inputs, load_cluster
+from calicc.compiler.build import Inputs, build, load_cluster
 from calicc.compiler.errors import SpecError
 from calicc.compiler.lock import Lock
 from calicc.compiler.plan import ClusterPlan, build_plan
+from tests.conftest import EXAMPLES
 
 BASE: dict[str, Any] = {
     "name": "t",
@@ -50,3 +52,12 @@ def with_(**changes: Any) -> dict[str, Any]:
     data = {**BASE, "nodes": [dict(n) for n in BASE["nodes"]]}
     data.update(changes)
     return data
+
+
+def built_example(tmp_path: Path, name: str = "minikube-ipip") -> Inputs:
+    """Copy example `name`'s cluster and lock into `tmp_path` and build it there."""
+    for each in ("cluster.yaml", "cluster.lock.yaml"):
+        shutil.copy(EXAMPLES / name / each, tmp_path / each)
+    inputs = load_cluster(tmp_path / "cluster.yaml")
+    build(inputs, tmp_path / "rendered")
+    return inputs

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,15 +91,6 @@ def cni(node: str, root: Path, verb: str, pod_ns: str, namespace: str, *, labels
     """ADD or DEL a labelled pod; return its address on ADD."""
     result = labelled_pod(node, root, verb, pod_ns, namespace=namespace, labels=labels)
     return result["ips"][0]["address"][:-3] if verb == "add" else None
-
-
-def wait_for(check: Callable[[], bool], what: str, limit: float = 15.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def compiled(tmp_path: Path) -> Any:

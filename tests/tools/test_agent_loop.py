@@ -10,8 +10,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,20 +26,12 @@ from tests.support.bundles import (
     stop_bird,
     writes,
 )
+from tests.support.poll import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")
 VXLAN = rendered("vxlan", "node-1")
 IPIP = rendered("minikube-ipip", "minikube")
-
-
-def wait_for(check: Callable[[], bool], what: str, limit: float = 15.0) -> None:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 @pytest.fixture

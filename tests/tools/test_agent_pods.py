@@ -27,7 +27,8 @@ from tests.support.bundles import (
     stop_bird,
     writes,
 )
-from tests.support.cni import cni, cnitool, wait_for
+from tests.support.cni import cni, cnitool
+from tests.support.poll import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")

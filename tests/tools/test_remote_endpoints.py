@@ -28,7 +28,8 @@ import pytest
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
 from tests.support.bundles import MakeNs, apply, rendered, stop_bird
-from tests.support.cni import cni, cnitool, wait_for
+from tests.support.cni import cni, cnitool
+from tests.support.poll import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")

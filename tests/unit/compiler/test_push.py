@@ -4,14 +4,13 @@ missing from the inventory). Runs of the playbook that fail: test_push_runs.py."
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from calicc.compiler.build import Inputs, build, load_cluster
+from calicc.compiler.build import Inputs
 from calicc.compiler.push import (
     PLAYBOOKS,
     HostResult,
@@ -26,7 +25,7 @@ from calicc.compiler.push import (
     select_nodes,
 )
 from calicc.compiler.push_events import Progress, diff_lines, failure_reason, run_error
-from tests.conftest import EXAMPLES
+from tests.support.clusters import built_example
 
 
 def test_route_reflectors_first_then_batches() -> None:
@@ -176,11 +175,7 @@ def test_diff_mode_prints_unified_diffs() -> None:
 
 @pytest.fixture
 def example(tmp_path: Path) -> Inputs:
-    for name in ("cluster.yaml", "cluster.lock.yaml"):
-        shutil.copy(EXAMPLES / "minikube-ipip" / name, tmp_path / name)
-    inputs = load_cluster(tmp_path / "cluster.yaml")
-    build(inputs, tmp_path / "rendered")
-    return inputs
+    return built_example(tmp_path)
 
 
 def test_a_stale_rendered_tree_is_refused(example: Inputs, tmp_path: Path) -> None:

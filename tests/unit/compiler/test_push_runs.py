@@ -7,7 +7,6 @@ so no command can run anywhere: a task that needs the host fails to connect.
 
 from __future__ import annotations
 
-import shutil
 import sys
 import uuid
 from collections.abc import Iterator
@@ -17,21 +16,17 @@ from pathlib import Path
 import pytest
 
 from calicc.compiler import push as push_module
-from calicc.compiler.build import Inputs, build, load_cluster
+from calicc.compiler.build import Inputs
 from calicc.compiler.inventory import LabHost, build_inventory, dump_inventory
 from calicc.compiler.push import PushSettings, RunnerError, format_summary, push
-from tests.conftest import EXAMPLES
+from tests.support.clusters import built_example
 
 ABSENT_NS = f"calicc-t-absent-{uuid.uuid4().hex[:8]}"  # never created: every host unreachable
 
 
 @pytest.fixture
 def example(tmp_path: Path) -> Inputs:
-    for name in ("cluster.yaml", "cluster.lock.yaml"):
-        shutil.copy(EXAMPLES / "minikube-ipip" / name, tmp_path / name)
-    inputs = load_cluster(tmp_path / "cluster.yaml")
-    build(inputs, tmp_path / "rendered")
-    return inputs
+    return built_example(tmp_path)
 
 
 def absent_inventory(inputs: Inputs, path: Path, extra_host: str = "") -> Path:
