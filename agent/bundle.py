@@ -37,6 +37,7 @@ from calicc.agent.iptables import is_owned_jump
 from calicc.contract.manifest import NodeManifest
 from calicc.contract.names import BUNDLE_VERSION, CHAIN_MAX, IFNAMSIZ, IPSET_MAX, MANIFEST
 from calicc.contract.names import OWNED_SET_PREFIX as SET_PREFIX
+from calicc.contract.patterns import ANY_CONTROL, DNS1123_SUBDOMAIN
 
 # Within a 256 MB address space: a 4 MiB node.json of tiny objects peaks at ~175 MB RSS while
 # validated; a node of a 1,000-node VXLAN cluster needs well under 1 MiB.
@@ -80,7 +81,7 @@ def file_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+NODE_NAME = DNS1123_SUBDOMAIN
 IFNAME = re.compile(rf"[^\s/:\x00-\x1f\x7f]{{1,{IFNAMSIZ}}}")  # the kernel's dev_valid_name
 SET_NAME = re.compile(
     re.escape(SET_PREFIX) + rf"[A-Za-z0-9_.:-]{{0,{IPSET_MAX - len(SET_PREFIX)}}}"
@@ -89,7 +90,7 @@ MEMBER = re.compile(r"[0-9A-Za-z.:/,_-]{1,128}")
 CHAIN = re.compile(rf"[A-Za-z0-9_.-]{{1,{CHAIN_MAX}}}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL = ANY_CONTROL
 RESERVED_PROTOCOLS = range(5)  # rtnetlink unspec, redirect, kernel, boot, static: not ours
 MTU = range(68, 65536)
 

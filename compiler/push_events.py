@@ -25,13 +25,13 @@ EVENT_LABELS = {
 }
 
 
-def cut(text: str, limit: int) -> str:
+def flatten(text: str, limit: int) -> str:
     r"""Return `text` on one line, whitespace runs collapsed, at most `limit` characters.
 
     Examples:
-        >>> cut("no\n  space", 20)
+        >>> flatten("no\n  space", 20)
         'no space'
-        >>> cut("abcdefgh", 7)
+        >>> flatten("abcdefgh", 7)
         'abcd...'
     """
     flat = " ".join(text.split())
@@ -76,7 +76,7 @@ def failure_reason(res: Mapping[str, Any]) -> str:
         str(res.get("stderr") or res.get("module_stderr") or "")
     ]
     text = "; ".join(str(part) for part in [res.get("msg"), *details] if part)
-    return cut(text, REASON_CHARS) or "Ansible gave no message"
+    return flatten(text, REASON_CHARS) or "Ansible gave no message"
 
 
 def run_error(output: Sequence[str], status: str, rc: int | None) -> str:
@@ -93,7 +93,9 @@ def run_error(output: Sequence[str], status: str, rc: int | None) -> str:
     errors = [line for line in output if line.startswith(("[ERROR]", "ERROR!"))]
     chosen = errors or [line for line in output if line.startswith("[WARNING]")] or list(output)
     picked = list(dict.fromkeys(chosen[:1] + chosen[-3:]))
-    said = cut(" | ".join(picked), RUN_ERROR_CHARS) if picked else "ansible-playbook said nothing"
+    said = (
+        flatten(" | ".join(picked), RUN_ERROR_CHARS) if picked else "ansible-playbook said nothing"
+    )
     return f"{said} (ansible-runner: status {status}, rc {rc})"
 
 

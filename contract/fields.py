@@ -13,17 +13,19 @@ from typing import Annotated
 
 from pydantic import AfterValidator, WithJsonSchema
 
+from calicc.contract.patterns import (
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+    ENV_VAR,
+    IANA_SVC_NAME,
+    INTERFACE,
+    LABEL_NAME,
+    NODE_PATH,
+)
 from calicc.contract.text import cut
 
-DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-DNS1123_SUBDOMAIN = re.compile(rf"{DNS1123_LABEL.pattern}(\.{DNS1123_LABEL.pattern})*")
-LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
-IANA_SVC_NAME = re.compile(r"(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-# Linux accepts any bytes but '/', ':', whitespace and NUL (dev_valid_name); calicc accepts the
-# names people use (eth0, ens3f0, bond0.100, br-ex, vlan_10) and nothing a shell or BIRD reads.
-INTERFACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
-ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-NODE_PATH = re.compile(r"(/[A-Za-z0-9_.@+-]+)+")
+__all__ = ["DNS1123_LABEL", "DNS1123_SUBDOMAIN", "IANA_SVC_NAME", "INTERFACE", "LABEL_NAME"]
+
 DNS1123_LABEL_MAX, DNS1123_SUBDOMAIN_MAX, LABEL_NAME_MAX = 63, 253, 63
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from calicc.agent.cni.errors import DECODE_FAILURE, INVALID_ENV, CniError
 from calicc.agent.cni.thin import MAX_STDIN
 from calicc.contract.names import IFNAMSIZ
+from calicc.contract.patterns import ANY_CONTROL, DNS1123_LABEL, DNS1123_SUBDOMAIN
 
 NEEDS_CONTAINER = ("ADD", "DEL", "CHECK")
 MAX_SHOWN = 80
@@ -38,9 +39,7 @@ MAX_CNI_ARGS = 4096
 MAX_DEPTH = 32
 CONTAINER_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
 ARG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL = ANY_CONTROL
 ID_RULE = "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$, at most 256 characters"
 
 
@@ -124,8 +123,8 @@ def check_env(env: Mapping[str, str], command: str) -> None:
 
 def _check_k8s_args(pairs: Mapping[str, str]) -> None:
     rules = (
-        ("K8S_POD_NAMESPACE", DNS_LABEL, 63, "a DNS-1123 label (a-z, 0-9, '-'; 63 at most)"),
-        ("K8S_POD_NAME", DNS_SUBDOMAIN, 253, "a DNS-1123 subdomain (a-z, 0-9, '-', '.')"),
+        ("K8S_POD_NAMESPACE", DNS1123_LABEL, 63, "a DNS-1123 label (a-z, 0-9, '-'; 63 at most)"),
+        ("K8S_POD_NAME", DNS1123_SUBDOMAIN, 253, "a DNS-1123 subdomain (a-z, 0-9, '-', '.')"),
         ("K8S_POD_INFRA_CONTAINER_ID", CONTAINER_ID, MAX_ID, f"a container id that {ID_RULE}"),
         ("K8S_POD_UID", CONTAINER_ID, MAX_ID, f"a uid that {ID_RULE}"),
     )
