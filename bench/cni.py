@@ -3,9 +3,13 @@ side with the reference ptp + host-local plugins, driven by cnitool (root only).
 
 Everything runs in throwaway namespaces (calicc-bench-cni-<pid>-*, removed at the end): a node
 with a default route and 100 pod namespaces. For each plugin: 100 sequential ADDs then DELs,
-then 100 ADDs and DELs 16 at a time. Prints p50/p99 per case and the ratio to ptp + host-local
-measured in the same run. `--python-launcher` adds calicc through the agent started by the
-Python launcher (python3 -SI) instead of the native one, to show what the launcher costs.
+then 100 ADDs and DELs 16 at a time. Prints p50/p99 per case, the ratio to ptp + host-local
+and the ratio to calicc through the agent, measured in the same run.
+`--standalone` adds calicc without an agent: the launchers as installed (the first call starts
+the CNI server on demand, later calls reach it; the first ADD's time is printed apart) and
+launchers installed with idle 0 (every call runs the plugin in a new interpreter).
+`--python-launcher` adds calicc through the agent started by the Python launcher (python3 -SI)
+instead of the native one, to show what the launcher costs.
 Usage: sudo .venv/bin/python bench/cni.py [--pods N] [--standalone] [--python-launcher]
 """
 
@@ -25,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from calicc.agent.cni.install import EXECUTABLES, install_plugins, launcher_text
-from calicc.agent.cni.server import socket_path
+from calicc.agent.cni.install import install_plugins
+from calicc.agent.cni.server import socket_path, stop_on_demand
 from calicc.lab.netns import ns_add, ns_delete, ns_run, veth_between
 from tests.support.cni import write_bundle
 from tests.tools.test_cni_cnitool import cnitool
@@ -34,6 +38,8 @@ from tests.tools.test_cni_cnitool import cnitool
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = f"calicc-bench-cni-{os.getpid()}"
 BASE = "ptp+host-local"
+AGENT = "calicc (agent)"
+ON_DEMAND = "calicc (standalone)"
 PTP = {
     "cniVersion": "1.0.0",
     "name": "ref",
@@ -74,11 +80,8 @@ def setup(root: Path, pods: int) -> tuple[str, list[str]]:
         (root / "etc/cni" / conf_dir).mkdir(parents=True)
         (root / "etc/cni" / conf_dir / "net.conflist").write_text(json.dumps(conf))
     install_plugins(root, sys.executable)
-    pybin = root / "opt/cni/pybin"
-    pybin.mkdir(parents=True)
-    for name, kind in EXECUTABLES.items():
-        (pybin / name).write_text(launcher_text(kind, root, sys.executable))
-        (pybin / name).chmod(0o755)
+    install_plugins(root, sys.executable, native=False, bindir=root / "opt/cni/pybin")
+    install_plugins(root, sys.executable, idle=0, bindir=root / "opt/cni/direct")
     return node, names
 
 
@@ -126,14 +129,17 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def report(results: dict[tuple[str, int], dict[str, list[float]]], base: str) -> None:
-    print(f"{'plugin':<22}{'mode':<12}{'op':<5}{'p50 ms':>9}{'p99 ms':>9}{'p50 ratio':>11}")
+def report(results: dict[tuple[str, int], dict[str, list[float]]]) -> None:
+    print(f"{'plugin':<30}{'mode':<12}{'op':<5}{'p50 ms':>9}{'p99 ms':>9}"
+          f"{'/ ' + BASE:>18}{'/ agent':>9}")  # fmt: skip
     for (plugin, workers), times in results.items():
         for verb, values in times.items():
-            ref = pct(results[(base, workers)][verb], 0.5)
+            p50 = pct(values, 0.5)
+            base = p50 / pct(results[(BASE, workers)][verb], 0.5)
+            agent = p50 / pct(results[(AGENT, workers)][verb], 0.5)
             mode = "sequential" if workers == 1 else f"{workers}-way"
-            print(f"{plugin:<22}{mode:<12}{verb:<5}{pct(values, 0.5):9.1f}{pct(values, 0.99):9.1f}"
-                  f"{pct(values, 0.5) / ref:11.2f}")  # fmt: skip
+            print(f"{plugin:<30}{mode:<12}{verb:<5}{p50:9.1f}{pct(values, 0.99):9.1f}"
+                  f"{base:18.2f}{agent:9.2f}")  # fmt: skip
 
 
 class Agent:
@@ -158,11 +164,12 @@ class Agent:
 
 def plugins_for(options: argparse.Namespace) -> dict[str, tuple[str, str]]:
     """Label -> (conf dir, bin dir) of every plugin to measure; the baseline first."""
-    plugins = {BASE: ("ptp", "bin"), "calicc (agent)": ("calicc", "bin")}
+    plugins = {BASE: ("ptp", "bin"), AGENT: ("calicc", "bin")}
     if options.python_launcher:
         plugins["calicc (agent, py)"] = ("calicc", "pybin")
     if options.standalone:
-        plugins["calicc (standalone)"] = ("calicc", "bin")
+        plugins[ON_DEMAND] = ("calicc", "bin")
+        plugins["calicc (standalone, idle 0)"] = ("calicc", "direct")
     return plugins
 
 
@@ -171,16 +178,23 @@ def run_all(options: argparse.Namespace, root: Path, agent: Agent) -> None:
     agent.node = node
     overhead = exec_overhead(node)
     results: dict[tuple[str, int], dict[str, list[float]]] = {}
+    first: dict[int, float] = {}
     for workers in (1, 16):
         for label, plugin in plugins_for(options).items():
+            stop_on_demand(root)  # each standalone case starts cold: no server yet
             agent.want(label.startswith("calicc (agent"))
 
             def run(verb: str, pod: str, plugin: tuple[str, str] = plugin) -> float:
                 return one(node, root, plugin, verb, pod) - overhead
 
             results[(label, workers)] = measure(run, pods, workers)
+            if label == ON_DEMAND:
+                first[workers] = results[(label, workers)]["add"][0] * 1000
+    stop_on_demand(root)
     print(f"{options.pods} pods; `ip netns exec` overhead {overhead * 1000:.1f} ms removed")
-    report(results, BASE)
+    report(results)
+    for workers, took in first.items():
+        print(f"{ON_DEMAND}: the first ADD ({workers}-way), which starts the server: {took:.1f} ms")
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from calicc.lab.netns import ns_add, ns_delete
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+SERVER_LOCK = "var/run/calicc/cni-server.lock"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,6 +40,22 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         del os.environ["XDG_CACHE_HOME"]
     else:
         os.environ["XDG_CACHE_HOME"] = before
+
+
+@pytest.fixture(autouse=True)
+def no_cni_server_left(tmp_path: Path) -> Iterator[None]:
+    """Stop the on-demand CNI servers that a test's launchers started under its tmp_path.
+
+    A launcher that finds no agent starts one (agent/cni/server.py) that would otherwise stay
+    for its idle time; removing its socket makes it answer what is queued and exit.
+    """
+    yield
+    locks = [p for depth in range(4) for p in tmp_path.glob("*/" * depth + SERVER_LOCK)]
+    if locks:
+        from calicc.agent.cni.server import stop_on_demand
+
+        for lock in locks:
+            assert stop_on_demand(lock.parents[3]), f"CNI server under {lock.parents[3]} stayed"
 
 
 @pytest.fixture

@@ -1,25 +1,35 @@
 /*
  * The native CNI launcher: the same client as agent/cni/thin.py, in C, because a Python
  * interpreter alone takes about 8 ms to start, half of the reference plugins' whole ADD.
- * agent/cni/install.py prepends the #defines CALICC_KIND, CALICC_SOCKET, CALICC_PYTHON,
- * CALICC_ROOT and CALICC_SOURCE_ID and compiles it with the node's C compiler when there is one.
+ * agent/cni/install.py prepends the #defines CALICC_KIND, CALICC_SOCKET, CALICC_START_LOCK,
+ * CALICC_PYTHON, CALICC_ROOT, CALICC_IDLE and CALICC_SOURCE_ID and compiles it with the node's C
+ * compiler when there is one.
  *
  * Wire format (see thin.py): request = kind NL, KEY=VALUE NL per CNI_* variable (backslash and
  * newline escaped as \\ and \n), NL, stdin (at most CALICC_MAX_STDIN + 1 bytes of it); then the
  * sending side is shut down. Answer = exit status NL, then stdout bytes.
- * No agent listening: exec the full plugin in the project's Python with stdin untouched.
+ * No agent listening: start the CNI server on demand (agent/cni/server.py, exits after CALICC_IDLE
+ * idle seconds) unless CALICC_IDLE is "0", and send the request to it once it answers. Only the
+ * launcher that takes the flock on CALICC_START_LOCK starts one; the server inherits that lock
+ * as descriptor 3 and holds it for life, so the others wait for its socket. When no server
+ * comes up, exec the full plugin in the project's Python with stdin untouched.
  * A connection that breaks mid-request is not retried: error 11, try again later.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -48,6 +58,70 @@ static void standalone(void) {
     execl(CALICC_PYTHON, CALICC_PYTHON, "-I", "-m", "calicc.agent.cni.main", CALICC_KIND, (char *)NULL);
     fail(11, "no calicc agent answers on " CALICC_SOCKET " and " CALICC_PYTHON
              " cannot run the plugin standalone; start the agent or reinstall the plugins");
+}
+
+static int connect_agent(void);
+
+/* Fork the on-demand server holding `lock` (as descriptor 3), detached from the runtime's
+ * session and stdio; return its pid, or -1. */
+static pid_t spawn_server(int lock) {
+    const char *path = getenv("PATH");
+    char *env[2] = {NULL, NULL};
+    pid_t pid;
+    if (asprintf(&env[0], "PATH=%s", path ? path : "/usr/sbin:/usr/bin:/sbin:/bin") < 0)
+        return -1;
+    pid = fork();
+    if (pid != 0) {
+        free(env[0]);
+        return pid;
+    }
+    int null = open("/dev/null", O_RDWR);
+    /* dup2 onto itself (lock == 3) keeps close-on-exec: clear it either way */
+    if (null < 0 || setsid() < 0 || chdir("/") != 0 || dup2(lock, 3) < 0 ||
+        fcntl(3, F_SETFD, 0) < 0)
+        _exit(127);
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+    close_range(4, ~0U, 0);
+    execle(CALICC_PYTHON, CALICC_PYTHON, "-I", "-m", "calicc.agent.cni.server", "--root",
+           CALICC_ROOT, "--idle", CALICC_IDLE, (char *)NULL, env);
+    _exit(127);
+}
+
+/* Connect to a server started on demand (by this launcher or a concurrent one); -1 when none
+ * answers within 10 s or the one this launcher started failed. */
+static int connect_on_demand(void) {
+    struct timespec pause = {.tv_nsec = 2000000};
+    pid_t child = -1;
+    int status, fd = -1;
+    char dir[sizeof(CALICC_SOCKET)];
+    memcpy(dir, CALICC_SOCKET, sizeof(dir));
+    char *below_root = dir + strlen(CALICC_ROOT) + 1;
+    for (char *slash = strchr(below_root, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
+        *slash = '\0'; /* mkdir -p below the root; the server fixes the mode */
+        mkdir(dir, 0700);
+        *slash = '/';
+    }
+    signal(SIGCHLD, SIG_DFL); /* an inherited SIG_IGN would reap the child before waitpid */
+    for (int waited = 0; waited < 5000; waited++) {
+        if ((fd = connect_agent()) >= 0)
+            return fd;
+        if (child < 0) {
+            int lock = open(CALICC_START_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            if (lock < 0)
+                return -1;
+            if (flock(lock, LOCK_EX | LOCK_NB) == 0)
+                child = spawn_server(lock);
+            close(lock);
+        } else if (waitpid(child, &status, WNOHANG) == child) {
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                return -1;
+            child = -1; /* it found another server answering: connect to that one */
+        }
+        nanosleep(&pause, NULL);
+    }
+    return -1;
 }
 
 static int connect_agent(void) {
@@ -128,6 +202,8 @@ int main(void) {
     size_t len = 0, head = 0;
     int fd = connect_agent();
     char *answer;
+    if (fd < 0 && strcmp(CALICC_IDLE, "0") != 0)
+        fd = connect_on_demand();
     if (fd < 0)
         standalone();
     signal(SIGPIPE, SIG_IGN); /* an agent gone mid-request is error 11, not a killed runtime */

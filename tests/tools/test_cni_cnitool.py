@@ -55,7 +55,7 @@ class Node:
         return pod_ns, json.loads(done.stdout)
 
 
-def install(root: Path, ns: str, python: str) -> None:
+def install(root: Path, ns: str, python: str, idle: int) -> None:
     compiled = compile_cluster(load_cluster(EXAMPLES / "minikube-ipip" / "cluster.yaml"))
     conflist = json.loads(compiled.files["nodes/minikube/cni/10-calicc.conflist"])
     write_bundle(root)
@@ -66,11 +66,13 @@ def install(root: Path, ns: str, python: str) -> None:
         path = root / "etc/cni" / conf_dir / "10-calicc.conflist"
         path.parent.mkdir(parents=True)
         path.write_text(json.dumps({**conflist, "plugins": plugins}))
-    install_plugins(root, python)
+    install_plugins(root, python, idle=idle)
     ns_run(ns, ["sysctl", "-qw", "net.ipv4.ip_forward=1"])
 
 
-@pytest.fixture(params=["standalone", "agent"])
+# standalone: each call runs the plugin in a new interpreter (launchers installed with idle 0);
+# on-demand: the first call starts the CNI server that the later ones reach (no agent)
+@pytest.fixture(params=["standalone", "on-demand", "agent"])
 def node(request: pytest.FixtureRequest, make_ns: Any, tmp_path: Path) -> Iterator[Node]:
     need_root()
     need_tool("ping", "iptables", "tc")
@@ -83,7 +85,7 @@ def node(request: pytest.FixtureRequest, make_ns: Any, tmp_path: Path) -> Iterat
     root = tmp_path / "root"
     # with the agent, the launchers' standalone fallback points nowhere: the agent must answer
     agent = request.param == "agent"
-    install(root, ns, "/nonexistent/python" if agent else sys.executable)
+    install(root, ns, "/nonexistent/python" if agent else sys.executable, IDLE[request.param])
     server = None
     if request.param == "agent":
         server = subprocess.Popen(
@@ -111,6 +113,9 @@ def node(request: pytest.FixtureRequest, make_ns: Any, tmp_path: Path) -> Iterat
             server.terminate()
             server.wait(10)
         ns_delete(ns)  # pods' cali veths go with it
+
+
+IDLE = {"standalone": 0, "on-demand": 60, "agent": 60}
 
 
 def allocations(root: Path) -> dict[str, Any]:

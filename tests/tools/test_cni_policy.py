@@ -58,7 +58,7 @@ def node_with_policies(
     (root / "etc/cni/net.d/10-calicc.conflist").write_text(  # calicc alone, labels declared
         json.dumps({**conflist, "plugins": conflist["plugins"][:1]})
     )
-    install_plugins(root, python)
+    install_plugins(root, python, idle=0)  # standalone: the plugin runs in the launcher's stead
     return client, node, root
 
 

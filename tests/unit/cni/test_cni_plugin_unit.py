@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -20,11 +15,10 @@ import pytest
 
 from calicc.agent.cni.endpoint_policy import pod_facts_for
 from calicc.agent.cni.errors import INCOMPATIBLE_VERSION, INVALID_CONFIG, INVALID_ENV, CniError
-from calicc.agent.cni.install import install_plugins
 from calicc.agent.cni.kube import pod_facts
 from calicc.agent.cni.main import run
 from calicc.agent.cni.request import parse_request
-from calicc.agent.cni.server import MAX_REQUEST, CniServer, decode_request, read_request
+from calicc.agent.cni.server import MAX_REQUEST, decode_request, read_request
 from calicc.agent.cni.thin import encode_request
 
 CONF = {"cniVersion": "1.0.0", "name": "k8s-pod-network", "type": "calicc"}
@@ -89,69 +83,6 @@ def test_wire_format_carries_newlines_without_smuggling() -> None:
 def test_socket_server_reads_a_bounded_request() -> None:
     assert read_request(io.BytesIO(b"plugin\n\n{}")) == b"plugin\n\n{}"
     assert read_request(io.BytesIO(b"x" * (MAX_REQUEST + 1))) is None
-
-
-def launch(root: Path, command: str) -> subprocess.CompletedProcess[bytes]:
-    env = {"CNI_COMMAND": command, "PATH": os.environ["PATH"]}
-    return subprocess.run(
-        [str(root / "opt/cni/bin/calicc")],
-        input=b'{"cniVersion": "1.1.0"}',
-        env=env,
-        capture_output=True,
-        check=False,
-        cwd="/",
-    )
-
-
-@pytest.fixture(params=[False, True], ids=["python", "native"])
-def native(request: pytest.FixtureRequest) -> bool:
-    if not Path("/usr/bin/python3").exists():
-        pytest.skip("needs Debian's /usr/bin/python3")
-    if request.param and shutil.which("cc") is None:
-        pytest.skip("no C compiler for the native launcher")
-    return bool(request.param)
-
-
-def test_launcher_uses_agent_socket_else_standalone(tmp_path: Path, native: bool) -> None:
-    tmp_path = tmp_path / 'odd "root" é'  # quoted into the launcher as a string literal
-    install_plugins(tmp_path, "/nonexistent/python", native)  # standalone mode cannot work
-    assert (tmp_path / "opt/cni/bin/calicc").read_bytes().startswith(b"\x7fELF") == native
-    assert launch(tmp_path, "VERSION").returncode != 0
-    server = CniServer(tmp_path)
-    server.start()
-    try:
-        assert oct(server.path.stat().st_mode & 0o777) == "0o600"
-        served = launch(tmp_path, "VERSION")
-        assert served.returncode == 0, served.stderr
-        assert json.loads(served.stdout)["cniVersion"] == "1.1.0"
-    finally:
-        server.stop()
-    install_plugins(tmp_path, sys.executable, native)
-    alone = launch(tmp_path, "VERSION")
-    assert alone.returncode == 0, alone.stderr
-    assert "supportedVersions" in json.loads(alone.stdout)
-    assert install_plugins(tmp_path, sys.executable, native) == []
-
-
-def test_launcher_reports_a_broken_connection_as_try_again(tmp_path: Path, native: bool) -> None:
-    install_plugins(tmp_path, "/nonexistent/python", native)
-    path = tmp_path / "var/run/calicc/cni.sock"
-    path.parent.mkdir(parents=True)
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(str(path))
-        listener.listen(1)
-
-        def hang_up() -> None:
-            conn, _ = listener.accept()
-            conn.recv(65536)
-            conn.close()
-
-        thread = threading.Thread(target=hang_up)
-        thread.start()
-        broken = launch(tmp_path, "ADD")
-        thread.join()
-    assert broken.returncode == 11
-    assert json.loads(broken.stdout)["code"] == 11
 
 
 def test_labels_from_runtime_config() -> None:
