@@ -1,7 +1,8 @@
 """`calicc lab down`: end the lab's processes by PID and delete its namespaces and files.
 
 Works without the state file too (after a crash): processes are found as those living in the
-lab's namespaces (`ip netns pids`), namespaces by the lab's name prefix.
+lab's namespaces (`ip netns pids`), namespaces by the lab's name prefix. The CNI servers that
+the pods' launchers started on demand are asked to leave first (their socket removed).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from calicc.agent.cni.server import server_running, stop_on_demand
+from calicc.lab.agent import node_root
 from calicc.lab.network import lab_namespaces, remove_namespaces
 from calicc.lab.pods import delete_pods
 from calicc.lab.procs import alive, stop_pid
@@ -30,6 +33,10 @@ def lab_down(name: str, root: Path) -> list[str]:
     state = load_state(root)
     if state is not None:
         done += delete_pods(state)
+        nodes = sorted(p.name for p in (root / "nodes").glob("*") if p.is_dir())
+        for node in nodes:
+            if server_running(node_root(root, node)) and stop_on_demand(node_root(root, node)):
+                done.append(f"stopped the CNI server of {node}")
         for key, proc in sorted(state.procs.items()):
             if stop_pid(proc.pid, proc.match):
                 done.append(f"stopped {key} (pid {proc.pid})")
