@@ -20,7 +20,7 @@ from calicc.compiler.outdir import check_output_dir, scan_tree, writing
 from calicc.compiler.plan import ClusterPlan, build_plan
 from calicc.compiler.policy.load import LoadedPolicy, load_policies
 from calicc.compiler.policy.rules import compile_policies
-from calicc.compiler.render import render_node
+from calicc.compiler.render import render_cluster, render_node
 from calicc.compiler.spec_errors import problems_from
 from calicc.compiler.uptodate import input_digest as files_digest
 from calicc.compiler.write import check_frozen, write_build
@@ -111,17 +111,22 @@ def plan_cluster(inputs: Inputs, reallocate: bool = False) -> ClusterPlan:
 
 
 def index_text(
-    inputs: Inputs, plan: ClusterPlan, digests: dict[str, dict[str, str]], lock_text: str
+    inputs: Inputs,
+    plan: ClusterPlan,
+    digests: dict[str, dict[str, str]],
+    cluster_digests: dict[str, str],
+    lock_text: str,
 ) -> str:
-    """Return index.json: version, input and lock digests, and each node's file digests.
+    """Return index.json: version, input and lock digests, and every file's digest.
 
-    The node file digests are also the list of files calicc owns in the tree: a rebuild
-    prunes only what the previous index.json lists.
+    The cluster part's files and each node's; these are also the list of files calicc owns in
+    the tree: a rebuild prunes only what the previous index.json lists.
     """
     return dump_json(
         {
             "calicc_version": __version__,
             "cluster": plan.name,
+            "cluster_files": cluster_digests,
             "input_digest": input_digest(inputs),
             "lock_digest": digest(lock_text),
             "nodes": digests,
@@ -133,13 +138,14 @@ def compile_cluster(inputs: Inputs, reallocate: bool = False) -> Compiled:
     """Plan and render the whole cluster into memory (tests, validate, diff)."""
     plan = plan_cluster(inputs, reallocate)
     lock_text = plan.lock.to_yaml()
-    files: dict[str, str] = {}
+    files = dict(render_cluster(plan))
+    cluster_digests = {rel: digest(text) for rel, text in sorted(files.items())}
     digests: dict[str, dict[str, str]] = {}
     for node in plan.nodes:
         rendered = render_node(plan, node)
         digests[node.name] = {rel: digest(text) for rel, text in sorted(rendered.items())}
         files.update({f"nodes/{node.name}/{rel}": text for rel, text in rendered.items()})
-    files[INDEX] = index_text(inputs, plan, digests, lock_text)
+    files[INDEX] = index_text(inputs, plan, digests, cluster_digests, lock_text)
     return Compiled(plan=plan, files=files, lock_text=lock_text)
 
 

@@ -91,11 +91,17 @@ def _safe(rel: str) -> bool:
 
 
 def index_files(index: Mapping[str, Any], where: Path) -> set[str]:
-    """Return the tree paths an index.json lists: itself and each node's files."""
+    """Return the tree paths an index.json lists: itself, the cluster part and each node's."""
     nodes = index.get("nodes")
     if not isinstance(nodes, dict) or not all(isinstance(v, dict) for v in nodes.values()):
         raise OutputError(f"{where}: `nodes` is not a mapping of node to files; {_RESTORE}")
-    listed = {INDEX} | {f"nodes/{name}/{rel}" for name, files in nodes.items() for rel in files}
+    shared = index.get("cluster_files", {})
+    if not isinstance(shared, dict):
+        raise OutputError(
+            f"{where}: `cluster_files` is not a mapping of file to digest; {_RESTORE}"
+        )
+    listed = {INDEX, *shared}
+    listed |= {f"nodes/{name}/{rel}" for name, files in nodes.items() for rel in files}
     unsafe = sorted(rel for rel in listed if not _safe(rel))
     if unsafe:
         raise OutputError(

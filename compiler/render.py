@@ -12,18 +12,23 @@ from calicc.compiler.errors import RenderError
 from calicc.compiler.filters import FILTERS, one_line
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.targets.bird import bird_view
+from calicc.compiler.targets.cluster import cluster_json, nodes_text, routes_library_view
 from calicc.compiler.targets.cni import conflist
-from calicc.compiler.targets.ipset import IPSETS_TEMPLATE, SETS_TEMPLATE, ipsets_view, sets_view
+from calicc.compiler.targets.ipset import IPSETS_TEMPLATE, ipsets_view
 from calicc.compiler.targets.iptables import IPTABLES_TEMPLATE, iptables_view
-from calicc.compiler.targets.manifest import manifest_text
+from calicc.compiler.targets.manifest import file_entries, manifest_text
 from calicc.compiler.targets.routes import routes_view
 from calicc.compiler.targets.sysctl import sysctl_view
+from calicc.contract.manifest import FileEntry
 from calicc.contract.names import (
     BIRD_CONFIG,
+    CLUSTER_IPSETS,
+    CLUSTER_MANIFEST,
+    CLUSTER_ROUTES,
     CONFLIST,
-    IPSETS_FILE,
     IPTABLES_FILE,
     MANIFEST,
+    NODES_TABLE,
     ROUTES_FILE,
     SYSCTL_FILE,
 )
@@ -80,18 +85,6 @@ def render_cni(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     return {CONFLIST: dump_json(conflist(cluster, node))}
 
 
-@lru_cache(maxsize=2)
-def render_sets(cluster: ClusterPlan) -> str:
-    """Render the create/fill/swap lines of every set: the same on every node, rendered once."""
-    return render_template(SETS_TEMPLATE, sets_view(cluster))
-
-
-def render_ipsets(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
-    """Render ipset/ipsets.restore."""
-    view = ipsets_view(cluster, node, render_sets(cluster))
-    return {IPSETS_FILE: render_template(IPSETS_TEMPLATE, view)}
-
-
 def render_iptables(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     """Render iptables/iptables.rules."""
     return {IPTABLES_FILE: render_template(IPTABLES_TEMPLATE, iptables_view(cluster, node))}
@@ -102,18 +95,35 @@ RENDERERS: list[Renderer] = [
     render_routes,
     render_sysctl,
     render_cni,
-    render_ipsets,
     render_iptables,
 ]
+
+
+@lru_cache(maxsize=2)
+def render_cluster(cluster: ClusterPlan) -> dict[str, str]:
+    """Render the cluster part, once per build: {path relative to the tree: text}."""
+    return {
+        CLUSTER_MANIFEST: cluster_json(cluster),
+        NODES_TABLE: nodes_text(cluster),
+        CLUSTER_IPSETS: render_template(IPSETS_TEMPLATE, ipsets_view(cluster)),
+        CLUSTER_ROUTES: render_template("cluster/routes.sh.j2", routes_library_view(cluster)),
+    }
+
+
+@lru_cache(maxsize=2)
+def cluster_entries(cluster: ClusterPlan) -> dict[str, FileEntry]:
+    """Return the node.json entries (digest, install path) of the cluster part's files."""
+    return file_entries(render_cluster(cluster))
 
 
 def render_node(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     """Render every artifact of one node: {path relative to nodes/<node>/: text}.
 
-    node.json comes last, outside RENDERERS: it lists the digest of every other file.
+    node.json comes last, outside RENDERERS: it lists the digest of every other file, the
+    cluster part's included.
     """
     files: dict[str, str] = {}
     for renderer in RENDERERS:
         files.update(renderer(cluster, node))
-    files[MANIFEST] = manifest_text(cluster, node, files)
+    files[MANIFEST] = manifest_text(cluster, node, files, cluster_entries(cluster))
     return files

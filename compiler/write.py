@@ -24,9 +24,10 @@ from calicc.compiler.lock_check import lock_changes
 from calicc.compiler.lock_read import LockFile
 from calicc.compiler.outdir import TreeState, missing_dirs, prune, refuse_unsafe, writing
 from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.render import render_cluster
 from calicc.compiler.stage import Job, stage_file, stage_nodes
 
-IndexText = Callable[[dict[str, dict[str, str]]], str]
+IndexText = Callable[[dict[str, dict[str, str]], dict[str, str]], str]
 
 
 def check_frozen(
@@ -74,13 +75,17 @@ def _swap_in(out: Path, staging: Path, report: EmitReport, fresh: bool) -> None:
 
 
 def _stage(job: Job, state: TreeState, index: IndexText) -> EmitReport:
-    """Render and stage every node and the index; return what changes."""
+    """Render and stage the cluster part, every node and the index; return what changes."""
+    shared = render_cluster(job.plan)
+    written = [rel for rel, text in sorted(shared.items()) if stage_file(job, rel, text)]
     results = stage_nodes(job)
     digests = {r.name: r.digests for r in results}
-    written = [rel for r in results for rel in r.changed]
-    if stage_file(job, INDEX, index(digests)):
+    written += [rel for r in results for rel in r.changed]
+    if stage_file(
+        job, INDEX, index(digests, {rel: digest(t) for rel, t in sorted(shared.items())})
+    ):
         written.insert(0, INDEX)
-    expected = {INDEX} | {f"nodes/{r.name}/{rel}" for r in results for rel in r.digests}
+    expected = {INDEX, *shared} | {f"nodes/{r.name}/{rel}" for r in results for rel in r.digests}
     stale = state.listed - expected
     refuse_unsafe(state, job.out, expected | stale)
     return EmitReport(written=sorted(written), removed=sorted(stale & state.existing))

@@ -1,8 +1,14 @@
-"""node.json: the agent's manifest, the machine contract between compiler and node agent.
+"""The machine contract between compiler and node agent: node.json, cluster.json, assembled.
 
-The agent reads only this file and the files it lists (with their digests). Every section is
-plain data; the agent never re-derives what the compiler decided. schemas/node.schema.json is
-generated from these models.
+A rendered tree writes each fact once: what every node shares lives in `cluster/` (cluster.json:
+pools, ipsets, policy bindings; nodes.tsv: the node table, contract/nodes_table.py), and each
+node's node.json (`NodeFile`) holds that node's own facts and lists every file it uses, its own
+and the cluster's, with their digests. The agent reads node.json, checks every listed file's
+digest (a cluster file from another build is refused, naming the file), and assembles
+`NodeManifest` (contract/assemble.py): the node's complete picture, with the routes, neighbours
+and FDB entries to the other nodes derived from the node table by contract/vxlan.py, the one
+place that decides them. schemas/node.schema.json and schemas/cluster.schema.json are generated
+from `NodeFile` and `ClusterManifest`.
 """
 
 from __future__ import annotations
@@ -53,15 +59,31 @@ class BlockEntry(Strict):
     pool: str
 
 
+Encapsulation = Literal["ipip", "vxlan", "none"]
+EncapMode = Literal["Always", "CrossSubnet", "Never"]
+
+
+class ClusterPool(Strict):
+    """A pool of the cluster, as cluster.json lists it."""
+
+    name: str
+    cidr: IPv4Network
+    encapsulation: Encapsulation
+    mode: EncapMode
+    nat_outgoing: bool
+    disabled: bool = False
+
+
 class PoolEntry(Strict):
     """A pool the node knows about (for IPAM and NAT decisions)."""
 
     name: str
     cidr: IPv4Network
-    encapsulation: Literal["ipip", "vxlan", "none"]
-    mode: Literal["Always", "CrossSubnet", "Never"]
+    encapsulation: Encapsulation
+    mode: EncapMode
     nat_outgoing: bool
     serves_node: bool
+    disabled: bool = False
 
 
 class Link(Strict):
@@ -157,8 +179,53 @@ class FileEntry(Strict):
     install: str | None = None
 
 
+class ClusterManifest(Strict):
+    """cluster/cluster.json: what every node shares, written once for the cluster."""
+
+    bundle_version: int = BUNDLE_VERSION
+    calicc_version: str
+    cluster: str
+    pools: tuple[ClusterPool, ...]
+    ipsets: tuple[Ipset, ...] = ()
+    policies: tuple[PolicyBinding, ...] = ()
+
+
+class NodeFile(Strict):
+    """node.json as written: the node's own facts and every file it uses, with digests.
+
+    `files` lists the node's files (paths relative to its directory) and the cluster files it
+    uses (paths starting with `cluster/`, relative to the rendered tree); `routes` are the
+    node's own (the blackholes of its blocks); `pools` names the pools that serve the node.
+    """
+
+    bundle_version: int = BUNDLE_VERSION
+    calicc_version: str
+    cluster: str
+    node: NodeIdentity
+    link_mtu: int
+    pod_mtu: int
+    pools: tuple[str, ...] = ()
+    blocks: tuple[BlockEntry, ...]
+    tunnel_address: IPv4Address | None = None
+    vtep_mac: str | None = None
+    route_protocol: int = ROUTE_PROTOCOL
+    links: tuple[Link, ...] = ()
+    routes: tuple[Route, ...] = ()
+    jump_rules: tuple[JumpRule, ...] = ()
+    sysctls: dict[str, str] = Field(
+        default_factory=dict,
+        description='key -> value; a key holding "/" is a path under /proc/sys (device names '
+        'may hold dots), any other uses "." as the separator',
+    )
+    bird: BirdSection
+    files: dict[str, FileEntry] = Field(default_factory=dict)
+
+
 class NodeManifest(Strict):
-    """The whole manifest of one node's bundle."""
+    """The node's complete picture, assembled from node.json and the cluster files it names.
+
+    What the agent and the CNI plugin work from; never written as such (contract/assemble.py).
+    """
 
     bundle_version: int = BUNDLE_VERSION
     calicc_version: str

@@ -54,6 +54,20 @@ CONFLIST = "cni/10-calicc.conflist"
 IPSETS_FILE = "ipset/ipsets.restore"
 IPTABLES_FILE = "iptables/iptables.rules"
 
+# The cluster part of a rendered tree: written once, named with its digests by every node.json
+# (paths relative to the rendered tree; in a node's installed bundle, relative to the bundle).
+CLUSTER_DIR = "cluster"
+CLUSTER_MANIFEST = f"{CLUSTER_DIR}/cluster.json"
+NODES_TABLE = f"{CLUSTER_DIR}/nodes.tsv"
+CLUSTER_IPSETS = f"{CLUSTER_DIR}/ipsets.restore"
+CLUSTER_ROUTES = f"{CLUSTER_DIR}/routes.sh"  # the functions every node's routes.sh sources
+
+
+def is_cluster_file(rel: str) -> bool:
+    """Return whether bundle path `rel` names a file of the cluster part."""
+    return rel.startswith(CLUSTER_DIR + "/")
+
+
 # Where things live on a node.
 INSTALL_PREFIX = "/etc/calicc/"
 BUNDLE_DIR = f"{INSTALL_PREFIX}bundle"  # the last fully applied bundle, node.json included

@@ -15,8 +15,8 @@ Two kinds of sets:
   contract/endpoint.py). Their `selector` in node.json says what belongs in them.
 
 Apply with plain `ipset restore < ipsets.restore`, before iptables.rules (rules name the sets).
-The create/fill/swap lines are the same on every node: compiler/render.py renders them once per
-cluster from `sets_view` and puts them into each node's file (`ipsets_view`).
+Every node holds every set (any pod may land on any node), so the file is written once, in the
+cluster part (cluster/ipsets.restore), and cluster.json lists the sets for the agent.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.policy.names import set_name
 from calicc.compiler.policy.rules import SetSpec
 from calicc.contract.manifest import Ipset
@@ -66,18 +66,9 @@ def all_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
     return static_sets(cluster) + policy_sets(cluster)
 
 
-def ipsets_for(cluster: ClusterPlan, node: NodePlan) -> tuple[Ipset, ...]:
-    """Return node.json's ipsets: every set the node's files use, sorted by name.
-
-    Every node holds every set (any pod may land on any node), so `node` does not change the
-    result today; it is part of the signature because node-local sets are expected.
-    """
-    del node
-    return _cluster_ipsets(cluster)
-
-
 @lru_cache(maxsize=2)
-def _cluster_ipsets(cluster: ClusterPlan) -> tuple[Ipset, ...]:
+def cluster_ipsets(cluster: ClusterPlan) -> tuple[Ipset, ...]:
+    """Return cluster.json's ipsets: every set, sorted by name."""
     return tuple(
         Ipset(
             name=s.name,
@@ -122,14 +113,8 @@ def _set_view(spec: SetSpec) -> SetView:
 
 
 IPSETS_TEMPLATE = "ipset/ipsets.restore.j2"
-SETS_TEMPLATE = "ipset/sets.j2"
 
 
-def sets_view(cluster: ClusterPlan) -> dict[str, object]:
-    """Return the template context of the create/fill/swap lines of every set."""
-    return {"sets": [_set_view(s) for s in all_sets(cluster)]}
-
-
-def ipsets_view(cluster: ClusterPlan, node: NodePlan, body: str) -> dict[str, object]:
-    """Return the template context of ipset/ipsets.restore; `body` is the rendered sets_view."""
-    return {"cluster": cluster.name, "node": node.name, "body": body}
+def ipsets_view(cluster: ClusterPlan) -> dict[str, object]:
+    """Return the template context of cluster/ipsets.restore."""
+    return {"cluster": cluster.name, "sets": [_set_view(s) for s in all_sets(cluster)]}

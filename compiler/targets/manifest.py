@@ -1,42 +1,27 @@
-"""node.json: the agent's manifest of one node's bundle (contract.manifest.NodeManifest).
+"""node.json: the node's own facts and every file it uses (contract.manifest.NodeFile).
 
-It is built after every other file of the bundle, because it lists each file's digest and where
-the agent installs it (relative to the agent's --root).
+It is built after every other file of the node, and after the cluster part, because it lists
+each file's digest and where the agent installs it (relative to the agent's --root): the node's
+own files (paths relative to its directory) and the cluster files it uses (`cluster/...`).
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 from calicc import __version__
 from calicc.compiler.emit import digest, dump_json
-from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.compiler.targets.ipset import ipsets_for
-from calicc.compiler.targets.iptables import jump_rules, policy_bindings
-from calicc.compiler.targets.routes import dataplane
+from calicc.compiler.targets.iptables import jump_rules
+from calicc.compiler.targets.routes import blackholes, tunnel_links
 from calicc.compiler.targets.sysctl import sysctl_data
 from calicc.contract.manifest import (
     BirdSection,
     BlockEntry,
     FileEntry,
+    NodeFile,
     NodeIdentity,
-    NodeManifest,
-    PoolEntry,
     SecretRef,
 )
 from calicc.contract.names import BIRD_CONFIG, MANIFEST, install_path
-
-_ENCAP: dict[str | None, Literal["ipip", "vxlan", "none"]] = {
-    "ipip": "ipip",
-    "vxlan": "vxlan",
-    None: "none",
-}
-_MODE: dict[EncapMode, Literal["Always", "CrossSubnet", "Never"]] = {
-    EncapMode.ALWAYS: "Always",
-    EncapMode.CROSS_SUBNET: "CrossSubnet",
-    EncapMode.NEVER: "Never",
-}
 
 
 def file_entries(files: dict[str, str]) -> dict[str, FileEntry]:
@@ -60,22 +45,6 @@ def identity(cluster: ClusterPlan, node: NodePlan) -> NodeIdentity:
     )
 
 
-def pool_entries(cluster: ClusterPlan, node: NodePlan) -> tuple[PoolEntry, ...]:
-    """Return every pool of the cluster (NAT needs them all), marking those serving the node."""
-    serving = {pool.name for pool in node.pools}
-    return tuple(
-        PoolEntry(
-            name=pool.name,
-            cidr=pool.cidr,
-            encapsulation=_ENCAP[pool.encap],
-            mode=_MODE[pool.encap_mode],
-            nat_outgoing=pool.nat_outgoing,
-            serves_node=pool.name in serving,
-        )
-        for pool in sorted(cluster.pools, key=lambda p: p.cidr)
-    )
-
-
 def bird_section(node: NodePlan) -> BirdSection:
     """Return how BIRD runs: off without sessions; secret includes the agent must write."""
     secrets: dict[str, SecretRef] = {
@@ -86,31 +55,43 @@ def bird_section(node: NodePlan) -> BirdSection:
     return BirdSection(config=BIRD_CONFIG, enabled=bool(node.sessions), secrets=secrets)
 
 
-def build_manifest(cluster: ClusterPlan, node: NodePlan, files: dict[str, str]) -> NodeManifest:
-    """Return the node's manifest; `files` are the bundle's other files {path: text}."""
-    plane = dataplane(cluster, node)
-    return NodeManifest(
+def build_manifest(
+    cluster: ClusterPlan,
+    node: NodePlan,
+    files: dict[str, str],
+    cluster_files: dict[str, FileEntry],
+) -> NodeFile:
+    """Return node.json's model.
+
+    `files` are the node's other files ({path: text}); `cluster_files` the entries of the
+    cluster part's files (file_entries of them, computed once per build), all of which every
+    node uses.
+    """
+    return NodeFile(
         calicc_version=__version__,
         cluster=cluster.name,
         node=identity(cluster, node),
         link_mtu=node.link_mtu,
         pod_mtu=node.pod_mtu,
-        pools=pool_entries(cluster, node),
+        pools=tuple(sorted(pool.name for pool in node.pools)),
         blocks=tuple(BlockEntry(cidr=b.cidr, pool=b.pool) for b in node.blocks),
         tunnel_address=node.tunnel_address,
-        links=plane.links,
-        routes=plane.routes,
-        neighbors=plane.neighbors,
-        fdb=plane.fdb,
-        ipsets=ipsets_for(cluster, node),
+        vtep_mac=node.vtep_mac,
+        links=tunnel_links(cluster, node),
+        routes=blackholes(node),
         jump_rules=jump_rules(cluster, node),
-        policies=policy_bindings(cluster),
         sysctls=sysctl_data(cluster, node),
         bird=bird_section(node),
-        files=file_entries(files),
+        files={**file_entries(files), **cluster_files},
     )
 
 
-def manifest_text(cluster: ClusterPlan, node: NodePlan, files: dict[str, str]) -> str:
+def manifest_text(
+    cluster: ClusterPlan,
+    node: NodePlan,
+    files: dict[str, str],
+    cluster_files: dict[str, FileEntry],
+) -> str:
     """Return node.json's text: sorted keys, 2-space indent, final newline."""
-    return dump_json(build_manifest(cluster, node, files).model_dump(mode="json"))
+    model = build_manifest(cluster, node, files, cluster_files)
+    return dump_json(model.model_dump(mode="json"))

@@ -4,7 +4,9 @@ Route ownership (DESIGN: one owner per kernel route; see compiler/targets/bird.p
 - the blackhole of each of the node's own blocks: routes.sh / the agent;
 - VXLAN pools: the route to every remote block, plus the permanent neighbour entry (remote
   tunnel address -> remote VTEP MAC) and FDB entry (remote VTEP MAC -> remote node address)
-  behind it: routes.sh / the agent. The compiler knows every node, so no control plane is needed;
+  behind it: routes.sh / the agent, derived on the node from the cluster's node table
+  (cluster/nodes.tsv, contract/vxlan.py), so no control plane is needed and no node's files
+  list the others;
 - IPIP and unencapsulated pools: block routes of remote nodes are learned over BGP and are
   BIRD's; this module never lists them.
 Every route carries protocol ROUTE_PROTOCOL, so the agent can tell its routes from anyone else's.
@@ -17,12 +19,11 @@ pools serve a node, its one tunnel address is put on both devices.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Interface
 
-from calicc.compiler.model.spec import Node
 from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.compiler.pools import PoolPlan, encap_between
+from calicc.compiler.pools import PoolPlan
+from calicc.compiler.targets.cluster import cluster_pools, node_rows
 from calicc.contract.manifest import FdbEntry, Link, Neighbor, Route
 from calicc.contract.names import (
     ROUTE_PROTOCOL,
@@ -31,34 +32,17 @@ from calicc.contract.names import (
     VXLAN_PORT,
     VXLAN_VNI,
 )
+from calicc.contract.vxlan import vxlan_plane
 
 
 @dataclass(frozen=True)
 class Dataplane:
-    """Everything routes.sh programs on one node, as manifest data (each tuple sorted)."""
+    """Everything one node programs for pod traffic, as manifest data (each tuple sorted)."""
 
     links: tuple[Link, ...]
     routes: tuple[Route, ...]
-    vteps: tuple[Vtep, ...]
-
-    @property
-    def neighbors(self) -> tuple[Neighbor, ...]:
-        """Return the permanent neighbour entries, sorted by address."""
-        return tuple(sorted((v.neighbor for v in self.vteps), key=lambda n: n.address))
-
-    @property
-    def fdb(self) -> tuple[FdbEntry, ...]:
-        """Return the permanent FDB entries, sorted by remote node address."""
-        return tuple(sorted((v.fdb for v in self.vteps), key=lambda f: f.dst))
-
-
-@dataclass(frozen=True)
-class Vtep:
-    """A remote node's VXLAN endpoint, as this node's neighbour and FDB entries."""
-
-    node: str
-    neighbor: Neighbor
-    fdb: FdbEntry
+    neighbors: tuple[Neighbor, ...]
+    fdb: tuple[FdbEntry, ...]
 
 
 def _tunnel_interface(node: NodePlan) -> IPv4Interface | None:
@@ -116,83 +100,21 @@ def blackholes(node: NodePlan) -> tuple[Route, ...]:
     )
 
 
-@lru_cache(maxsize=2)
-def _over_vxlan(cluster: ClusterPlan) -> dict[tuple[str, str], tuple[tuple[Route, ...], Vtep]]:
-    """Per (pool, peer): the routes to the peer's blocks over VXLAN and its VTEP entries.
-
-    The same for every node that reaches the peer through the tunnel, so built once per
-    cluster; a VXLAN node's state is O(nodes) by nature, its construction need not be.
-    """
-    entries: dict[tuple[str, str], tuple[tuple[Route, ...], Vtep]] = {}
-    for pool in _enabled(cluster, "vxlan"):
-        for peer in cluster.spec.nodes:
-            alloc = cluster.lock.nodes[peer.name]
-            blocks = alloc.blocks.get(pool.name, ())
-            if not blocks or alloc.tunnel_address is None or alloc.vtep_mac is None:
-                continue
-            text = f"pool {pool.name}: node {peer.name} over VXLAN"
-            routes = tuple(
-                Route(
-                    dst=b,
-                    type="unicast",
-                    via=alloc.tunnel_address,
-                    dev=VXLAN_DEVICE,
-                    onlink=True,
-                    comment=text,
-                )
-                for b in blocks
-            )
-            vtep = Vtep(
-                node=peer.name,
-                neighbor=Neighbor(
-                    dev=VXLAN_DEVICE, address=alloc.tunnel_address, lladdr=alloc.vtep_mac
-                ),
-                fdb=FdbEntry(dev=VXLAN_DEVICE, lladdr=alloc.vtep_mac, dst=peer.address.ip),
-            )
-            entries[(pool.name, peer.name)] = (routes, vtep)
-    return entries
-
-
-def _direct(pool: PoolPlan, me: Node, peer: Node, blocks: tuple[IPv4Network, ...]) -> list[Route]:
-    text = f"pool {pool.name}: node {peer.name}, same subnet (CrossSubnet): direct"
-    return [
-        Route(dst=b, type="unicast", via=peer.address.ip, dev=me.interface, comment=text)
-        for b in blocks
-    ]
-
-
-def _vxlan_state(cluster: ClusterPlan, node: NodePlan) -> tuple[list[Route], list[Vtep]]:
-    """Routes to remote blocks of VXLAN pools; O(nodes), so only computed for VXLAN clusters."""
-    pools = _enabled(cluster, "vxlan")
-    if not pools or not has_vtep(cluster, node):
-        return [], []
-    me = next(n for n in cluster.spec.nodes if n.name == node.name)
-    tunnelled = _over_vxlan(cluster)
-    routes: list[Route] = []
-    vteps: dict[str, Vtep] = {}
-    for peer in cluster.spec.nodes:
-        if peer.name == node.name:
-            continue
-        for pool in pools:
-            blocks = cluster.lock.nodes[peer.name].blocks.get(pool.name, ())
-            if not blocks:
-                continue
-            if encap_between(pool, me, peer) is None:
-                routes += _direct(pool, me, peer, blocks)
-            elif (pool.name, peer.name) in tunnelled:
-                peer_routes, vtep = tunnelled[(pool.name, peer.name)]
-                routes += peer_routes
-                vteps[peer.name] = vtep
-    return routes, list(vteps.values())
-
-
 def dataplane(cluster: ClusterPlan, node: NodePlan) -> Dataplane:
-    """Return the links, routes and remote VTEPs of `node`, each sorted."""
-    remote, vteps = _vxlan_state(cluster, node)
+    """Return the links, routes and remote VTEPs of `node`, each sorted.
+
+    The node's own routes (its blackholes) are in its node.json; the routes to the other
+    nodes' VXLAN blocks derive from the node table (contract/vxlan.py), as the agent derives
+    them. For the tests, the lab and `calicc trace`: rendering never needs them.
+    """
+    rows = node_rows(cluster)
+    me = next(row for row in rows if row.name == node.name)
+    plane = vxlan_plane(me, node.interface, cluster_pools(cluster), rows)
     return Dataplane(
         links=tunnel_links(cluster, node),
-        routes=tuple(sorted([*blackholes(node), *remote], key=lambda r: r.dst)),
-        vteps=tuple(sorted(vteps, key=lambda v: v.node)),
+        routes=tuple(sorted([*blackholes(node), *plane.routes], key=lambda r: r.dst)),
+        neighbors=plane.neighbors,
+        fdb=plane.fdb,
     )
 
 
@@ -219,17 +141,24 @@ def route_words(route: Route) -> tuple[str, ...]:
     return (*words, "proto", str(ROUTE_PROTOCOL))
 
 
+def state_words(route: Route) -> tuple[str, ...]:
+    """Return `route` as a line of routes.sh's state (cluster/routes.sh, apply_state)."""
+    if route.type == "blackhole":
+        return ("blackhole", str(route.dst))
+    return ("route", *route_words(route)[:-2])  # apply_state adds the protocol
+
+
 def routes_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
-    """Return the template context of routes/routes.sh."""
-    plane = dataplane(cluster, node)
+    """Return the template context of routes/routes.sh: the node's own devices and routes."""
+    links = tunnel_links(cluster, node)
     return {
         "cluster": cluster.name,
         "node": node.name,
+        "address": str(node.address),
+        "interface": node.interface,
         "proto": ROUTE_PROTOCOL,
-        "ipip_links": [link for link in plane.links if link.kind == "ipip"],
-        "vxlan_links": [link for link in plane.links if link.kind == "vxlan"],
+        "ipip_links": [link for link in links if link.kind == "ipip"],
+        "vxlan_links": [link for link in links if link.kind == "vxlan"],
         "vxlan_device": VXLAN_DEVICE,
-        "routes": [(route.comment, route_words(route)) for route in plane.routes],
-        "keep_routes": [str(route.dst) for route in plane.routes],
-        "vteps": plane.vteps,
+        "routes": [(route.comment, state_words(route)) for route in blackholes(node)],
     }

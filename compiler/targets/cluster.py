@@ -1,0 +1,93 @@
+"""The cluster part of the rendered tree: what every node shares, rendered once.
+
+- cluster/cluster.json: pools, ipsets (members and selectors), policy bindings
+  (contract.manifest.ClusterManifest);
+- cluster/nodes.tsv: the node table (contract/nodes_table.py): every node's address, tunnel
+  address, VTEP MAC and blocks; the other nodes' VXLAN routes derive from it;
+- cluster/ipsets.restore: every set, for `ipset restore` (compiler/targets/ipset.py);
+- cluster/routes.sh: the functions every node's routes.sh sources, the VXLAN rule among them.
+"""
+
+from __future__ import annotations
+
+from calicc import __version__
+from calicc.compiler.emit import dump_json
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.pools import PoolPlan
+from calicc.compiler.targets.ipset import cluster_ipsets
+from calicc.compiler.targets.iptables import policy_bindings
+from calicc.contract.manifest import ClusterManifest, ClusterPool, EncapMode, Encapsulation
+from calicc.contract.names import ROUTE_PROTOCOL, VXLAN_DEVICE
+from calicc.contract.nodes_table import NodeRow, table_text
+
+ENCAPSULATION: dict[str | None, Encapsulation] = {"ipip": "ipip", "vxlan": "vxlan", None: "none"}
+
+
+def encap_mode(pool: PoolPlan) -> EncapMode:
+    """Return the pool's mode as the contract spells it."""
+    mode: EncapMode = pool.encap_mode.value
+    return mode
+
+
+def cluster_pools(cluster: ClusterPlan) -> tuple[ClusterPool, ...]:
+    """Return every pool of the cluster (NAT needs them all), sorted by CIDR."""
+    return tuple(
+        ClusterPool(
+            name=pool.name,
+            cidr=pool.cidr,
+            encapsulation=ENCAPSULATION[pool.encap],
+            mode=encap_mode(pool),
+            nat_outgoing=pool.nat_outgoing,
+            disabled=pool.disabled,
+        )
+        for pool in sorted(cluster.pools, key=lambda p: p.cidr)
+    )
+
+
+def cluster_manifest(cluster: ClusterPlan) -> ClusterManifest:
+    """Return cluster.json's model."""
+    return ClusterManifest(
+        calicc_version=__version__,
+        cluster=cluster.name,
+        pools=cluster_pools(cluster),
+        ipsets=cluster_ipsets(cluster),
+        policies=policy_bindings(cluster),
+    )
+
+
+def cluster_json(cluster: ClusterPlan) -> str:
+    """Return cluster.json's text: sorted keys, 2-space indent, final newline."""
+    return dump_json(cluster_manifest(cluster).model_dump(mode="json"))
+
+
+def node_row(node: NodePlan) -> NodeRow:
+    """Return the node table's row of `node`."""
+    return NodeRow(
+        name=node.name,
+        address=node.address,
+        tunnel_address=node.tunnel_address,
+        vtep_mac=node.vtep_mac,
+        blocks=tuple(sorted(((b.pool, b.cidr) for b in node.blocks), key=lambda b: (b[1], b[0]))),
+    )
+
+
+def node_rows(cluster: ClusterPlan) -> tuple[NodeRow, ...]:
+    """Return the node table, sorted by name."""
+    return tuple(node_row(node) for node in cluster.nodes)
+
+
+def nodes_text(cluster: ClusterPlan) -> str:
+    """Return nodes.tsv."""
+    return table_text(cluster.name, node_rows(cluster))
+
+
+def routes_library_view(cluster: ClusterPlan) -> dict[str, object]:
+    """Return the template context of cluster/routes.sh."""
+    pools = cluster_pools(cluster)
+    vxlan = [f"{p.name}={p.mode}" for p in pools if p.encapsulation == "vxlan" and not p.disabled]
+    return {
+        "cluster": cluster.name,
+        "proto": ROUTE_PROTOCOL,
+        "vxlan_device": VXLAN_DEVICE,
+        "vxlan_pools": vxlan,
+    }
