@@ -17,6 +17,7 @@ from calicc.compiler.plan import ClusterPlan
 from calicc.contract.names import TUNNEL_DEVICE
 from calicc.lab.expect import expected_routes
 from calicc.lab.matrix import Paths
+from calicc.lab.parallel import run_each
 from calicc.lab.podcheck import pod_rows
 from calicc.lab.probe import ping
 from calicc.lab.state import LabState
@@ -26,20 +27,21 @@ from calicc.lab.walkthrough import policy_rows
 
 
 def underlay_rows(plan: ClusterPlan, topo: Topology) -> list[Row]:
-    """Each node reaches the external namespace via its default router."""
-    rows = []
-    for node in plan.nodes:
-        ok = ping(topo.node(node.name).ns, str(EXTERNAL_HOST.ip))
-        rows.append(
-            Row(
-                "underlay",
-                f"{node.name} -> external",
-                "reply",
-                "reply" if ok else "no reply",
-                PASS if ok else FAIL,
-            )
+    """Each node reaches the external namespace via its default router (pinged at once)."""
+    names = [node.name for node in plan.nodes]
+    replies = run_each(
+        names, lambda node: ping(topo.node(node).ns, str(EXTERNAL_HOST.ip)), what="underlay"
+    )
+    return [
+        Row(
+            "underlay",
+            f"{node} -> external",
+            "reply",
+            "reply" if ok else "no reply",
+            PASS if ok else FAIL,
         )
-    return rows
+        for node, ok in zip(names, replies, strict=True)
+    ]
 
 
 def ipip_rows(plan: ClusterPlan, topo: Topology, state: LabState) -> list[Row]:
@@ -91,8 +93,8 @@ def pod_check_rows(
 def lab_check(state: LabState, policy: bool = True) -> list[Row]:
     """Return every row of the matrix for the running lab.
 
-    With `policy` the seed walkthrough runs too: it applies rebuilt bundles to every node for a
-    moment and re-applies the lab's own bundle after.
+    With `policy` the seed walkthrough runs too: it applies rebuilt bundles to the nodes with
+    pods for a moment and re-applies the lab's own bundle after.
     """
     plan, topo = lab_context(state)
     return (

@@ -16,6 +16,11 @@ NameOpt = Annotated[str | None, typer.Option("--name", help="lab name (default: 
 BaseOpt = Annotated[Path, typer.Option("--base", help="directory holding labs' files")]
 
 
+def _progress(line: str) -> None:
+    """Print a phase's progress line on stderr (stdout holds the results)."""
+    typer.echo(line, err=True)
+
+
 def _name(cluster: Path, name: str | None) -> str:
     if name is not None:
         return name
@@ -40,7 +45,7 @@ def up_cmd(
     from calicc.lab.up import lab_up
 
     lab = _name(cluster, name)
-    state = lab_up(cluster, lab, lab_root(lab, base), typer.echo, pod_nodes)
+    state = lab_up(cluster, lab, lab_root(lab, base), typer.echo, pod_nodes, progress=_progress)
     typer.echo(f"lab {lab} is up ({state.root}); run `calicc lab check {cluster} --name {lab}`")
 
 

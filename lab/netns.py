@@ -9,6 +9,8 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Sequence
 
+NETNS_DIR = "/var/run/netns"  # where `ip netns add` mounts a namespace under its name
+
 
 def ns_run(
     ns: str, args: Sequence[str], check: bool = True, input_text: str | None = None

@@ -1,71 +1,44 @@
 """Create and remove a lab topology's namespaces, bridges, veths, addresses and routes.
 
-Only namespaces named after the lab are touched; the root namespace is never changed.
+Only namespaces named after the lab are touched; the root namespace is never changed. The
+namespaces are made in one `ip -batch`, the wiring is one `ip -n NS -batch` per namespace
+(lab.wiring plans the scripts), and the forwarding sysctls run several at once.
 """
 
 from __future__ import annotations
 
+from calicc.lab.ipbatch import add_namespaces, delete_namespaces, run_stages
 from calicc.lab.names import lab_prefix
-from calicc.lab.netns import ns_add, ns_delete, ns_list, ns_run, veth_between
-from calicc.lab.topology import EXTERNAL_HOST, EXTERNAL_ROUTER, Host, Subnet, Topology
+from calicc.lab.netns import ns_list, ns_run
+from calicc.lab.parallel import run_each
+from calicc.lab.topology import Host, Topology
+from calicc.lab.wiring import Script, base_scripts, host_scripts, merged
 
-BRIDGE = "br0"
-
-
-def _sysctl(ns: str, key: str, value: str) -> None:
-    ns_run(ns, ["sysctl", "-qw", f"{key}={value}"])
+FORWARD = "net.ipv4.ip_forward=1"
 
 
-def _make_subnet(topo: Topology, subnet: Subnet) -> None:
-    ns_add(subnet.ns)
-    ns_run(subnet.ns, ["ip", "link", "add", BRIDGE, "type", "bridge"])
-    ns_run(subnet.ns, ["ip", "link", "set", BRIDGE, "up"])
-    veth_between(topo.router_ns, subnet.router_port, subnet.ns, "router")
-    ns_run(subnet.ns, ["ip", "link", "set", "router", "master", BRIDGE])
-    gateway = f"{subnet.gateway}/{subnet.cidr.prefixlen}"
-    ns_run(topo.router_ns, ["ip", "addr", "add", gateway, "dev", subnet.router_port])
+def _forward(ns: str) -> None:
+    ns_run(ns, ["sysctl", "-qw", FORWARD])
 
 
-def _attach(topo: Topology, host: Host) -> None:
-    """Give `host` an eth0 on its subnet's bridge (or straight on the router) and a default."""
-    subnet = topo.subnet_of(host.address.ip)
-    if subnet is None:
-        veth_between(topo.router_ns, host.bridge_port, host.ns, "eth0")
-        gateway = topo.subnets[0].gateway
-        ns_run(
-            topo.router_ns, ["ip", "route", "add", f"{host.address.ip}/32", "dev", host.bridge_port]
-        )
-        ns_run(host.ns, ["ip", "addr", "add", str(host.address), "dev", "eth0"])
-        ns_run(host.ns, ["ip", "route", "add", f"{gateway}/32", "dev", "eth0"])
-    else:
-        veth_between(subnet.ns, host.bridge_port, host.ns, "eth0")
-        ns_run(subnet.ns, ["ip", "link", "set", host.bridge_port, "master", BRIDGE])
-        ns_run(host.ns, ["ip", "addr", "add", str(host.address), "dev", "eth0"])
-        gateway = subnet.gateway
-    ns_run(host.ns, ["ip", "route", "add", "default", "via", str(gateway)])
-
-
-def _make_external(topo: Topology) -> None:
-    ns_add(topo.external_ns)
-    veth_between(topo.router_ns, "external", topo.external_ns, "eth0")
-    ns_run(topo.router_ns, ["ip", "addr", "add", str(EXTERNAL_ROUTER), "dev", "external"])
-    ns_run(topo.external_ns, ["ip", "addr", "add", str(EXTERNAL_HOST), "dev", "eth0"])
-    ns_run(topo.external_ns, ["ip", "route", "add", "default", "via", str(EXTERNAL_ROUTER.ip)])
+def _attached(topo: Topology) -> tuple[Host, ...]:
+    """Return the speakers that get a namespace of their own (not the router's)."""
+    return tuple(h for h in topo.speakers if h.ns != topo.router_ns)
 
 
 def create_topology(topo: Topology) -> None:
     """Create every namespace and link of `topo`; on failure, remove what was made."""
+    hosts = (*topo.nodes, *_attached(topo))
     try:
-        ns_add(topo.router_ns)
-        _sysctl(topo.router_ns, "net.ipv4.ip_forward", "1")
-        for subnet in topo.subnets:
-            _make_subnet(topo, subnet)
-        _make_external(topo)
-        add_nodes(topo, topo.nodes)
-        for host in topo.speakers:
-            if host.ns != topo.router_ns:
-                ns_add(host.ns)
-                _attach(topo, host)
+        add_namespaces(
+            [topo.router_ns, *(s.ns for s in topo.subnets), topo.external_ns]
+            + [h.ns for h in hosts]
+        )
+        scripts: list[Script] = base_scripts(topo)
+        for host in hosts:
+            scripts += host_scripts(topo, host)
+        run_stages(merged(scripts))
+        run_each([topo.router_ns, *(h.ns for h in topo.nodes)], _forward, what="sysctl")
     except BaseException:
         remove_namespaces(topo.lab)
         raise
@@ -73,10 +46,12 @@ def create_topology(topo: Topology) -> None:
 
 def add_nodes(topo: Topology, hosts: tuple[Host, ...]) -> None:
     """Create the namespaces of node `hosts` and attach each to its subnet's bridge."""
+    add_namespaces([h.ns for h in hosts])
+    scripts: list[Script] = []
     for host in hosts:
-        ns_add(host.ns)
-        _sysctl(host.ns, "net.ipv4.ip_forward", "1")
-        _attach(topo, host)
+        scripts += host_scripts(topo, host)
+    run_stages(merged(scripts))
+    run_each([h.ns for h in hosts], _forward, what="sysctl")
 
 
 def lab_namespaces(lab: str) -> list[str]:
@@ -87,6 +62,5 @@ def lab_namespaces(lab: str) -> list[str]:
 def remove_namespaces(lab: str) -> list[str]:
     """Delete every namespace of lab `lab` (their links go with them); return their names."""
     names = lab_namespaces(lab)
-    for ns in names:
-        ns_delete(ns)
+    delete_namespaces(names)
     return names

@@ -19,9 +19,14 @@ STATE_DIR = Path(NODE_STATE_DIR.lstrip("/"))  # below a node's root
 
 
 def mirror(source: Path, target: Path) -> None:
-    """Make `target` hold exactly the `*.json` files of `source` (atomic per file)."""
-    target.mkdir(parents=True, exist_ok=True)
+    """Make `target` hold exactly the `*.json` files of `source` (atomic per file).
+
+    Nothing is made for a source without records (most nodes of a large lab have no pods).
+    """
     wanted = {p.name: p for p in source.glob("*.json")} if source.is_dir() else {}
+    if not wanted and not target.is_dir():
+        return
+    target.mkdir(parents=True, exist_ok=True)
     for name, path in sorted(wanted.items()):
         data = path.read_bytes()
         dest = target / name

@@ -15,18 +15,19 @@ from calicc.compiler.build import build, load_cluster, plan_cluster
 from calicc.compiler.plan import ClusterPlan
 from calicc.lab.agent import AgentFailed
 from calicc.lab.bird import birdc
+from calicc.lab.converge import wait_converged
 from calicc.lab.expect import needs_tunnel_device
 from calicc.lab.names import ns_name
 from calicc.lab.netns import ns_delete
 from calicc.lab.network import add_nodes, lab_namespaces
 from calicc.lab.pods import create_pods, delete_pods, plan_pods
 from calicc.lab.procs import stop_pid
+from calicc.lab.progress import Echo
 from calicc.lab.routing import add_tunnel_device
 from calicc.lab.state import LabState
 from calicc.lab.topology import Topology, plan_topology
 from calicc.lab.tor import tor_config
-from calicc.lab.up import Echo, LabError, apply_agents
-from calicc.lab.verify import wait_converged
+from calicc.lab.up import LabError, apply_agents
 from calicc.lab.wait import WaitTimeout
 
 

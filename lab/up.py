@@ -7,28 +7,28 @@ Every step records what it made in the lab's state file before the next starts, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from calicc.compiler.build import build, load_cluster, plan_cluster
 from calicc.compiler.errors import CaliccError
 from calicc.compiler.plan import ClusterPlan
-from calicc.lab.agent import AgentFailed, agent_bird, apply_node, node_root
+from calicc.lab.agent import AgentFailed, ApplyJob, agent_bird, apply_nodes, node_root
 from calicc.lab.bird import start_bird
+from calicc.lab.converge import wait_converged
 from calicc.lab.expect import needs_tunnel_device
 from calicc.lab.matrix import Paths, first_probe
 from calicc.lab.network import create_topology, lab_namespaces
+from calicc.lab.parallel import JobsFailed, run_each
 from calicc.lab.pods import create_pods, plan_pods
 from calicc.lab.probe import ping
+from calicc.lab.progress import Echo, Progress, quiet
 from calicc.lab.routing import Daemons, add_tunnel_device, start_gobgp_reflectors
 from calicc.lab.runtime import CniFailed
 from calicc.lab.state import LabState, Proc, load_state
 from calicc.lab.topology import Topology, plan_topology
 from calicc.lab.tor import tor_config
-from calicc.lab.verify import wait_converged
 from calicc.lab.wait import WaitTimeout, poll
 
-Echo = Callable[[str], None]
 PING_WAIT_S = 15.0
 SOCKET_MAX = 107  # sun_path holds 108 bytes with the final NUL
 
@@ -60,24 +60,53 @@ def start_tors(plan: ClusterPlan, topo: Topology, root: Path, state: LabState) -
         state.save()
 
 
-def apply_agents(plan: ClusterPlan, topo: Topology, root: Path, state: LabState) -> None:
-    """Run `calicc apply --root` in every node namespace and record the BIRD it starts."""
+def apply_agents(
+    plan: ClusterPlan, topo: Topology, root: Path, state: LabState, progress: Echo = quiet
+) -> None:
+    """Run `calicc apply --root` in every node namespace and record the BIRD each starts.
+
+    Every node is applied (several at once) even when one fails; the BIRDs that started are
+    recorded either way, so `down` stops them.
+
+    Raises:
+        AgentFailed: naming every node whose apply failed.
+    """
     state.agent = True
-    for node in plan.nodes:
-        nroot = node_root(root, node.name)
-        bundle = root / "rendered" / "nodes" / node.name
+    jobs = [
+        ApplyJob(
+            node.name,
+            topo.node(node.name).ns,
+            root / "rendered" / "nodes" / node.name,
+            node_root(root, node.name),
+            state.tunnel == "ifb",
+        )
+        for node in plan.nodes
+    ]
+    try:
+        apply_nodes(jobs, Progress("nodes", len(jobs), "applied", progress))
+    finally:
+        record_birds(state, [j.node for j in jobs])
+
+
+def record_birds(state: LabState, nodes: list[str]) -> None:
+    """Record the BIRD the agent started on each of `nodes` (those without one are skipped)."""
+
+    def find(node: str) -> Proc | None:
         try:
-            apply_node(topo.node(node.name).ns, bundle, nroot, state.tunnel == "ifb")
-        finally:
-            bird = agent_bird(nroot)
-            if bird is not None:
-                state.procs[f"bird:{node.name}"] = bird
-            state.save()
+            return agent_bird(node_root(Path(state.root), node))
+        except WaitTimeout:
+            return None  # its apply failed before BIRD started
+
+    for node, bird in zip(nodes, run_each(nodes, find, what="BIRD pid files"), strict=True):
+        if bird is not None:
+            state.procs[f"bird:{node}"] = bird
+    state.save()
 
 
 def _tunnels(plan: ClusterPlan, topo: Topology, state: LabState) -> None:
     if needs_tunnel_device(plan):
-        kinds = {add_tunnel_device(host.ns) for host in topo.nodes}
+        namespaces = [host.ns for host in topo.nodes]
+        kinds = set(run_each(namespaces, add_tunnel_device, what="tunnel devices"))
         state.tunnel = "ipip" if kinds == {"ipip"} else "ifb"
         state.save()
 
@@ -89,13 +118,23 @@ def _check_socket_paths(plan: ClusterPlan, root: Path) -> None:
         raise LabError(f"{sock} is longer than a control socket path may be: use a shorter --base")
 
 
-def lab_up(cluster: Path, name: str, root: Path, echo: Echo, pod_nodes: int = 0) -> LabState:
+def lab_up(
+    cluster: Path,
+    name: str,
+    root: Path,
+    echo: Echo,
+    pod_nodes: int = 0,
+    *,
+    progress: Echo = quiet,
+) -> LabState:
     """Bring lab `name` up from `cluster` under `root`; return its recorded state.
 
-    `pod_nodes` > 0 gives pods to only that many nodes (see lab.pods.plan_pods).
+    `pod_nodes` > 0 gives pods to only that many nodes (see lab.pods.plan_pods). `echo` gets
+    the result lines, `progress` the phase lines of long phases (the CLI sends them to stderr).
 
     Raises:
-        LabError: a lab of that name is already up (namespaces or state exist).
+        LabError: a lab of that name is already up (namespaces or state exist), or a phase
+            failed (the message names the nodes and says how to remove the half-made lab).
     """
     if load_state(root) is not None or lab_namespaces(name):
         raise LabError(f"lab {name} is already up: run `calicc lab down {cluster} --name {name}`")
@@ -107,19 +146,9 @@ def lab_up(cluster: Path, name: str, root: Path, echo: Echo, pod_nodes: int = 0)
     state = LabState(name=name, cluster=str(cluster.resolve()), root=str(root))
     state.save()
     topo = plan_topology(plan, name)
-    create_topology(topo)
-    echo(f"namespaces: {len(lab_namespaces(name))} (prefix calicc-{name}.)")
-    _tunnels(plan, topo, state)
-    daemons = Daemons()
     try:
-        start_gobgp_reflectors(plan, topo, root, daemons, detach=True)
-        start_tors(plan, topo, root, state)
-    finally:
-        _record(state, daemons)
-    try:
-        apply_agents(plan, topo, root, state)
-        wait_converged(plan, topo, state)
-    except AgentFailed as exc:
+        _bring_up(plan, topo, state, echo, progress)
+    except (AgentFailed, JobsFailed) as exc:
         raise LabError(f"{exc}\nrun `calicc lab down {cluster} --name {name}`") from exc
     except WaitTimeout as exc:
         raise LabError(f"lab {name} did not converge: {exc}; `calicc lab check` shows all") from exc
@@ -128,6 +157,27 @@ def lab_up(cluster: Path, name: str, root: Path, echo: Echo, pod_nodes: int = 0)
     echo(f"all routes installed {state.timings['routes_installed_s']:.2f} s after up started")
     start_pods(plan, topo, state, started, echo=echo, pod_nodes=pod_nodes)
     return state
+
+
+def _bring_up(
+    plan: ClusterPlan, topo: Topology, state: LabState, echo: Echo, progress: Echo
+) -> None:
+    """Wire the namespaces, start the speakers, apply every node and wait for convergence."""
+    root = Path(state.root)
+    phase = time.monotonic()
+    create_topology(topo)
+    made = len(lab_namespaces(topo.lab))
+    progress(f"namespaces: {made} made ({time.monotonic() - phase:.0f} s)")
+    echo(f"namespaces: {made} (prefix calicc-{topo.lab}.)")
+    _tunnels(plan, topo, state)
+    daemons = Daemons()
+    try:
+        start_gobgp_reflectors(plan, topo, root, daemons, detach=True)
+        start_tors(plan, topo, root, state)
+    finally:
+        _record(state, daemons)
+    apply_agents(plan, topo, root, state, progress)
+    wait_converged(plan, topo, state, progress)
 
 
 def start_pods(
