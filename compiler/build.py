@@ -24,6 +24,22 @@ from calicc.compiler.render import render_cluster, render_node
 from calicc.compiler.spec_errors import problems_from
 from calicc.compiler.uptodate import input_digest as files_digest
 from calicc.compiler.write import check_frozen, write_build
+from calicc.contract.assemble import assemble
+from calicc.contract.manifest import (
+    ClusterIndex,
+    ClusterPolicy,
+    ClusterSettings,
+    NodeFile,
+    NodeManifest,
+)
+from calicc.contract.names import (
+    CLUSTER_INDEX,
+    CLUSTER_POLICY,
+    CLUSTER_SETTINGS,
+    MANIFEST,
+    NODES_TABLE,
+)
+from calicc.contract.nodes_table import parse_table
 
 LOCK_NAME = "cluster.lock.yaml"
 
@@ -80,6 +96,16 @@ class Compiled:
     plan: ClusterPlan
     files: dict[str, str]
     lock_text: str
+
+    def node_manifest(self, node: str) -> NodeManifest:
+        """Return node `node`'s complete manifest, assembled as the agent assembles it."""
+        return assemble(
+            NodeFile.model_validate_json(self.files[f"nodes/{node}/{MANIFEST}"]),
+            ClusterIndex.model_validate_json(self.files[CLUSTER_INDEX]),
+            ClusterSettings.model_validate_json(self.files[CLUSTER_SETTINGS]),
+            ClusterPolicy.model_validate_json(self.files[CLUSTER_POLICY]),
+            parse_table(self.files[NODES_TABLE]),
+        )
 
 
 def input_digest(inputs: Inputs) -> str:

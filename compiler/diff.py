@@ -1,7 +1,10 @@
-"""calicc diff: what a change does to the rendered trees, per node, as Markdown for a PR comment.
+"""calicc diff: what a change does to the rendered trees, as Markdown for a PR comment.
 
-Each node's bundle is read into facts (BGP peers from bird.conf, blocks, routes, NAT and MTU
-from node.json, chains from iptables.rules) and the facts of two snapshots are compared.
+A cluster-level change is reported once, from the cluster part: nodes and VXLAN peers (from
+nodes.tsv), pools and NAT outgoing (cluster.json), policies (policy.json) and ipsets
+(ipsets.restore). Then each node whose files changed: its bundle is read into facts (BGP peers
+from bird.conf, blocks, routes and MTU from node.json, chains from iptables.rules) and the facts
+of two snapshots are compared.
 """
 
 from __future__ import annotations
@@ -14,8 +17,15 @@ from pathlib import Path
 
 from calicc.compiler.gitdiff import Snapshot, rendered_trees, repo_top, tree_nodes
 from calicc.contract.names import BIRD_CONFIG as BIRD
+from calicc.contract.names import (
+    CLUSTER_IPSETS,
+    CLUSTER_POLICY,
+    CLUSTER_SETTINGS,
+    MANIFEST,
+    NODES_TABLE,
+)
 from calicc.contract.names import IPTABLES_FILE as IPTABLES
-from calicc.contract.names import MANIFEST
+from calicc.contract.nodes_table import NodesTableError, parse_table
 
 SEMANTIC = (BIRD, MANIFEST, IPTABLES)
 BGP_PROTOCOL = re.compile(r"^protocol bgp (\S+)[^{\n]*\{\n(.*?)^\}", re.M | re.S)
@@ -60,19 +70,99 @@ def iptables_chains(text: str) -> dict[str, str]:
 
 
 def manifest_facts(text: str) -> Facts:
-    """Return blocks, routes, NAT and MTU facts of a node.json."""
+    """Return blocks, routes and MTU facts of a node.json."""
     data = json.loads(text)
     mtu = {"link": str(data.get("link_mtu")), "pod": str(data.get("pod_mtu"))}
     mtu |= {f"device {link['name']}": str(link.get("mtu")) for link in data.get("links", [])}
     return {
         "blocks": {b["cidr"]: f"pool {b['pool']}" for b in data.get("blocks", [])},
         "routes": {r["dst"]: _route_text(r) for r in data.get("routes", [])},
-        "NAT outgoing": {
-            f"pool {p['name']}": "on" if p.get("nat_outgoing") else "off"
-            for p in data.get("pools", [])
-        },
         "MTU": mtu,
     }
+
+
+def table_facts(text: str) -> Facts:
+    """Return the nodes and VXLAN peers of a nodes.tsv (an unreadable one is one fact)."""
+    try:
+        rows = parse_table(text)
+    except NodesTableError as exc:
+        return {"nodes": {"nodes.tsv": f"unreadable: {exc}"}}
+    return {
+        "nodes": {
+            r.name: f"{r.address}, {len(r.blocks)} block{'s' if len(r.blocks) != 1 else ''}"
+            + "\0"
+            + r.line()
+            for r in rows
+        },
+        "VXLAN peers": {
+            r.name: f"VTEP {r.vtep_mac} at {r.address.ip}" for r in rows if r.vtep_mac is not None
+        },
+    }
+
+
+def settings_facts(text: str) -> Facts:
+    """Return the pools and their NAT outgoing of a cluster.json."""
+    pools = json.loads(text).get("pools", [])
+    return {
+        "pools": {
+            p["name"]: f"{p['cidr']} {p['encapsulation']} {p['mode']}"
+            + (" (disabled)" if p.get("disabled") else "")
+            for p in pools
+        },
+        "NAT outgoing": {
+            f"pool {p['name']}": "on" if p.get("nat_outgoing") else "off" for p in pools
+        },
+    }
+
+
+def policy_facts(text: str) -> Facts:
+    """Return the policies of a policy.json."""
+    return {
+        "policies": {
+            f"{b['namespace']}/{b['name']}": "\0" + json.dumps(b, sort_keys=True)
+            for b in json.loads(text).get("policies", [])
+        }
+    }
+
+
+def ipset_facts(text: str) -> Facts:
+    """Return {set: "(n members)"} of an ipsets.restore (static sets' members, as filled)."""
+    sets: dict[str, list[str]] = {}
+    temps: dict[str, str] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if line.startswith("create ") and not words[1].startswith("cali4t"):
+            sets.setdefault(words[1], [])
+        elif line.startswith("swap "):
+            temps[words[1]] = words[2]
+        elif line.startswith("add "):
+            sets.setdefault(words[1], []).append(" ".join(words[2:]))
+    members: dict[str, list[str]] = {name: [] for name in sets if not name.startswith("cali4t")}
+    for temp, live in temps.items():
+        members[live] = sets.get(temp, [])
+    return {
+        "ipsets": {
+            name: f"({len(m)} member{'s' if len(m) != 1 else ''})\0" + "\n".join(m)
+            for name, m in sorted(members.items())
+        }
+    }
+
+
+CLUSTER_FACTS = {
+    NODES_TABLE: table_facts,
+    CLUSTER_SETTINGS: settings_facts,
+    CLUSTER_POLICY: policy_facts,
+    CLUSTER_IPSETS: ipset_facts,
+}
+
+
+def cluster_facts(texts: Mapping[str, str]) -> Facts:
+    """Return every cluster-level fact from the texts of the cluster part's files."""
+    facts: Facts = {}
+    for rel, read in CLUSTER_FACTS.items():
+        if rel in texts:
+            facts |= read(texts[rel])
+    return facts
 
 
 def _route_text(route: Mapping[str, object]) -> str:
@@ -128,7 +218,19 @@ def compare_facts(old: Facts, new: Facts) -> list[str]:
 
 
 def _fact_order(kind: str) -> tuple[int, str]:
-    order = ["BGP peers", "blocks", "routes", "policy chains", "NAT outgoing", "MTU"]
+    order = [
+        "nodes",
+        "VXLAN peers",
+        "pools",
+        "BGP peers",
+        "blocks",
+        "routes",
+        "policies",
+        "policy chains",
+        "ipsets",
+        "NAT outgoing",
+        "MTU",
+    ]
     return (order.index(kind) if kind in order else len(order), kind)
 
 
@@ -140,10 +242,14 @@ def _change(key: str, before: str, after: str) -> str:
 
 @dataclass
 class TreeDiff:
-    """The node changes of one rendered tree (its directory relative to the repository)."""
+    """The changes of one rendered tree (its directory relative to the repository).
+
+    The cluster part's, once, and each node's.
+    """
 
     tree: str
     changes: list[NodeChange]
+    cluster: list[str] = field(default_factory=list)
 
 
 def _texts(snap: Snapshot, tree: str, node: str, files: Mapping[str, str]) -> dict[str, str]:
@@ -167,8 +273,27 @@ def node_change(
     return NodeChange(node, status, lines)
 
 
+def _cluster_texts(snap: Snapshot, tree: str, blobs: Mapping[str, str]) -> dict[str, str]:
+    base = f"{tree}/" if tree else ""
+    read = snap.read(base + rel for rel in CLUSTER_FACTS if base + rel in blobs)
+    return {path.removeprefix(base): text for path, text in read.items()}
+
+
+def cluster_change(
+    snaps: tuple[Snapshot, Snapshot], tree: str, blobs: tuple[Mapping[str, str], ...]
+) -> list[str]:
+    """Compare the cluster part of one tree in two snapshots; bullets, empty when the same."""
+    base = f"{tree}/" if tree else ""
+    paths = [base + rel for rel in CLUSTER_FACTS]
+    if all(blobs[0].get(p) == blobs[1].get(p) for p in paths):
+        return []
+    old = cluster_facts(_cluster_texts(snaps[0], tree, blobs[0]))
+    new = cluster_facts(_cluster_texts(snaps[1], tree, blobs[1]))
+    return compare_facts(old, new)
+
+
 def diff_snapshots(old: Snapshot, new: Snapshot, prefix: str = "") -> list[TreeDiff]:
-    """Return the per-node changes of every rendered tree that differs between two snapshots."""
+    """Return the changes of every rendered tree that differs between two snapshots."""
     trees = sorted(
         set(rendered_trees(old.paths(), prefix)) | set(rendered_trees(new.paths(), prefix))
     )
@@ -181,8 +306,9 @@ def diff_snapshots(old: Snapshot, new: Snapshot, prefix: str = "") -> list[TreeD
             for node in sorted(before.keys() | after.keys())
             if before.get(node) != after.get(node)
         ]
-        if changes:
-            result.append(TreeDiff(tree, changes))
+        shared = cluster_change((old, new), tree, (old_blobs, new_blobs))
+        if changes or shared:
+            result.append(TreeDiff(tree, changes, shared))
     return result
 
 
@@ -192,7 +318,13 @@ def to_markdown(diffs: list[TreeDiff], old_label: str, new_label: str) -> str:
     if not diffs:
         return "\n".join([*lines, "No change to any rendered tree.", ""])
     for diff in diffs:
-        lines += [f"### `{diff.tree or '.'}`", "", "| node | change |", "| --- | --- |"]
+        lines += [f"### `{diff.tree or '.'}`", ""]
+        if diff.cluster:
+            lines += ["#### cluster (every node)", *diff.cluster, ""]
+        if not diff.changes:
+            lines += ["No node's own files changed.", ""]
+            continue
+        lines += ["| node | change |", "| --- | --- |"]
         lines += [f"| `{c.node}` | {c.status} |" for c in diff.changes]
         for change in diff.changes:
             lines += ["", f"#### `{change.node}` ({change.status})", *change.lines]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, collapse_addresses
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from calicc.compiler.lock import Lock, allocate
 from calicc.compiler.model.spec import BirdSnippets, ClusterSpec, Node
 from calicc.compiler.peering import Session, mesh_warning, node_as, reflectors_of, sessions_for
 from calicc.compiler.policy.rules import CompiledPolicy
 from calicc.compiler.pools import PoolPlan, link_mtu, node_pools, pod_mtu, resolve_pools
+from calicc.contract.nodes_table import host_networks
 
 
 @dataclass(frozen=True)
@@ -78,8 +79,7 @@ class ClusterPlan:
     @cached_property
     def host_networks(self) -> tuple[IPv4Network, ...]:
         """Return every node address as /32s, collapsed into the fewest networks (cached)."""
-        hosts = (IPv4Network(n.address.ip) for n in self.nodes)
-        return tuple(collapse_addresses(hosts))
+        return host_networks(n.address for n in self.nodes)
 
     def node(self, name: str) -> NodePlan:
         """Return the plan of the node called `name`."""

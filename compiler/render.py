@@ -12,7 +12,13 @@ from calicc.compiler.errors import RenderError
 from calicc.compiler.filters import FILTERS, one_line
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.targets.bird import bird_view
-from calicc.compiler.targets.cluster import cluster_json, nodes_text, routes_library_view
+from calicc.compiler.targets.cluster import (
+    index_json,
+    nodes_text,
+    policy_json,
+    routes_library_view,
+    settings_json,
+)
 from calicc.compiler.targets.cni import conflist
 from calicc.compiler.targets.ipset import IPSETS_TEMPLATE, ipsets_view
 from calicc.compiler.targets.iptables import IPTABLES_TEMPLATE, iptables_view
@@ -22,12 +28,15 @@ from calicc.compiler.targets.sysctl import sysctl_view
 from calicc.contract.manifest import FileEntry
 from calicc.contract.names import (
     BIRD_CONFIG,
+    CLUSTER_INDEX,
     CLUSTER_IPSETS,
-    CLUSTER_MANIFEST,
+    CLUSTER_POLICY,
     CLUSTER_ROUTES,
+    CLUSTER_SETTINGS,
     CONFLIST,
     IPTABLES_FILE,
     MANIFEST,
+    NODE_BUILT_FROM,
     NODES_TABLE,
     ROUTES_FILE,
     SYSCTL_FILE,
@@ -102,18 +111,21 @@ RENDERERS: list[Renderer] = [
 @lru_cache(maxsize=2)
 def render_cluster(cluster: ClusterPlan) -> dict[str, str]:
     """Render the cluster part, once per build: {path relative to the tree: text}."""
-    return {
-        CLUSTER_MANIFEST: cluster_json(cluster),
-        NODES_TABLE: nodes_text(cluster),
-        CLUSTER_IPSETS: render_template(IPSETS_TEMPLATE, ipsets_view(cluster)),
+    files = {
+        CLUSTER_SETTINGS: settings_json(cluster),
         CLUSTER_ROUTES: render_template("cluster/routes.sh.j2", routes_library_view(cluster)),
+        NODES_TABLE: nodes_text(cluster),
+        CLUSTER_POLICY: policy_json(cluster),
+        CLUSTER_IPSETS: render_template(IPSETS_TEMPLATE, ipsets_view(cluster)),
     }
+    return {**files, CLUSTER_INDEX: index_json(cluster, files)}
 
 
 @lru_cache(maxsize=2)
 def cluster_entries(cluster: ClusterPlan) -> dict[str, FileEntry]:
-    """Return the node.json entries (digest, install path) of the cluster part's files."""
-    return file_entries(render_cluster(cluster))
+    """Return node.json's entries (digest, install path) of the cluster settings it names."""
+    shared = render_cluster(cluster)
+    return file_entries({rel: shared[rel] for rel in NODE_BUILT_FROM})
 
 
 def render_node(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:

@@ -1,25 +1,51 @@
 """Assemble a node's complete picture (`NodeManifest`) from its node.json and the cluster files.
 
-The agent does this after checking every file's digest; the compiler does it for `calicc
-validate`, the lab and the tests, so both sides see the same node. The node's own row of the
-node table must agree with its node.json (address, tunnel address, VTEP MAC, blocks): a table
-from another build is refused by digest first, this is the second line of defence.
+The agent does this after checking every file's digest (`built_from_problems` says whether
+node.json and the cluster part agree on the cluster settings); the compiler does it for `calicc
+validate`, the lab and the tests, so both sides see the same node. The node table's row of the
+node must say what node.json says (address, tunnel address, VTEP MAC, blocks): a node.json
+newer or older than the node table is refused here, naming what differs.
 """
 
 from __future__ import annotations
 
 from calicc.contract.manifest import (
-    ClusterManifest,
+    ClusterIndex,
+    ClusterPolicy,
+    ClusterSettings,
+    Ipset,
     NodeFile,
     NodeManifest,
     PoolEntry,
 )
-from calicc.contract.nodes_table import NodeRow
+from calicc.contract.names import ALL_HOSTS_SET, NODE_BUILT_FROM
+from calicc.contract.nodes_table import NodeRow, host_networks
 from calicc.contract.vxlan import vxlan_plane
 
 
 class AssemblyError(ValueError):
     """node.json and the cluster files do not describe the same cluster (the fact is named)."""
+
+
+def built_from_problems(node: NodeFile, index: ClusterIndex) -> list[str]:
+    """Return why node.json was not built from this cluster part (empty when it was).
+
+    node.json names the cluster settings it was built from (NODE_BUILT_FROM) with their
+    digests; the cluster part's index lists the digests of the files it holds.
+    """
+    problems = []
+    for rel in NODE_BUILT_FROM:
+        named = node.files.get(rel)
+        held = index.files.get(rel)
+        if named is None or held is None:
+            where = "node.json" if named is None else "cluster/index.json"
+            problems.append(f"{rel}: {where} does not list it")
+        elif named.digest != held.digest:
+            problems.append(
+                f"{rel}: node.json was built from {named.digest}, the cluster files hold "
+                f"{held.digest}: node.json and the cluster files come from different builds"
+            )
+    return problems
 
 
 def own_row(node: NodeFile) -> NodeRow:
@@ -33,31 +59,47 @@ def own_row(node: NodeFile) -> NodeRow:
     )
 
 
-def _check(node: NodeFile, cluster: ClusterManifest, rows: tuple[NodeRow, ...]) -> NodeRow:
-    if cluster.cluster != node.cluster:
+def _check(node: NodeFile, settings: ClusterSettings, rows: tuple[NodeRow, ...]) -> NodeRow:
+    if settings.cluster != node.cluster:
         raise AssemblyError(
-            f"cluster.json is of cluster {cluster.cluster!r}, node.json of {node.cluster!r}"
+            f"cluster.json is of cluster {settings.cluster!r}, node.json of {node.cluster!r}"
         )
     mine = own_row(node)
     found = [row for row in rows if row.name == mine.name]
     if found != [mine]:
         what = "has no line" if not found else f"says {found[0].line()!r}"
-        raise AssemblyError(f"nodes.tsv {what} for node {mine.name} (node.json: {mine.line()!r})")
-    known = {pool.name for pool in cluster.pools}
-    unknown = sorted(set(node.pools) - known)
+        raise AssemblyError(
+            f"nodes.tsv {what} for node {mine.name}, node.json says {mine.line()!r}: "
+            "node.json and the node table come from different builds"
+        )
+    unknown = sorted(set(node.pools) - {pool.name for pool in settings.pools})
     if unknown:
         raise AssemblyError(f"node.json names pools cluster.json lacks: {', '.join(unknown)}")
     return mine
 
 
-def assemble(node: NodeFile, cluster: ClusterManifest, rows: tuple[NodeRow, ...]) -> NodeManifest:
-    """Return the node's complete manifest.
+def _ipsets(policy: ClusterPolicy, rows: tuple[NodeRow, ...]) -> tuple[Ipset, ...]:
+    hosts = tuple(str(net) for net in host_networks(row.address for row in rows))
+    return tuple(
+        s.model_copy(update={"members": hosts}) if s.name == ALL_HOSTS_SET else s
+        for s in policy.ipsets
+    )
+
+
+def assemble(
+    node: NodeFile,
+    index: ClusterIndex,
+    settings: ClusterSettings,
+    policy: ClusterPolicy,
+    rows: tuple[NodeRow, ...],
+) -> NodeManifest:
+    """Return the node's complete manifest; its `files` are the node's and the cluster part's.
 
     Raises:
         AssemblyError: the files disagree about the node or the cluster.
     """
-    me = _check(node, cluster, rows)
-    plane = vxlan_plane(me, node.node.interface, cluster.pools, rows)
+    me = _check(node, settings, rows)
+    plane = vxlan_plane(me, node.node.interface, settings.pools, rows)
     serving = set(node.pools)
     pools = tuple(
         PoolEntry(
@@ -69,7 +111,7 @@ def assemble(node: NodeFile, cluster: ClusterManifest, rows: tuple[NodeRow, ...]
             serves_node=p.name in serving,
             disabled=p.disabled,
         )
-        for p in cluster.pools
+        for p in settings.pools
     )
     return NodeManifest(
         bundle_version=node.bundle_version,
@@ -86,10 +128,10 @@ def assemble(node: NodeFile, cluster: ClusterManifest, rows: tuple[NodeRow, ...]
         routes=tuple(sorted((*node.routes, *plane.routes), key=lambda r: r.dst)),
         neighbors=plane.neighbors,
         fdb=plane.fdb,
-        ipsets=cluster.ipsets,
+        ipsets=_ipsets(policy, rows),
         jump_rules=node.jump_rules,
-        policies=cluster.policies,
+        policies=policy.policies,
         sysctls=node.sysctls,
         bird=node.bird,
-        files=node.files,
+        files={**index.files, **node.files},
     )

@@ -1,14 +1,21 @@
-"""The machine contract between compiler and node agent: node.json, cluster.json, assembled.
+"""The machine contract between compiler and node agent: node.json, cluster files, assembled.
 
-A rendered tree writes each fact once: what every node shares lives in `cluster/` (cluster.json:
-pools, ipsets, policy bindings; nodes.tsv: the node table, contract/nodes_table.py), and each
-node's node.json (`NodeFile`) holds that node's own facts and lists every file it uses, its own
-and the cluster's, with their digests. The agent reads node.json, checks every listed file's
-digest (a cluster file from another build is refused, naming the file), and assembles
-`NodeManifest` (contract/assemble.py): the node's complete picture, with the routes, neighbours
-and FDB entries to the other nodes derived from the node table by contract/vxlan.py, the one
-place that decides them. schemas/node.schema.json and schemas/cluster.schema.json are generated
-from `NodeFile` and `ClusterManifest`.
+A rendered tree writes each fact once. What every node shares lives in `cluster/`:
+- cluster.json (`ClusterSettings`): the pools; with cluster/routes.sh, the cluster facts every
+  node's own files were built from, so node.json names both with their digests;
+- nodes.tsv (contract/nodes_table.py): the node table; policy.json (`ClusterPolicy`): policy
+  bindings and ipsets; ipsets.restore: the sets for `ipset restore`. These change when a node
+  joins or leaves or a policy changes, which changes no other node's files, so node.json does
+  not name their digests: cluster/index.json (`ClusterIndex`) lists every cluster file's digest,
+  and the agent checks each one against it (a torn copy of the cluster part is refused).
+Each node's node.json (`NodeFile`) holds that node's own facts and lists its files. The agent
+checks every digest, that node.json's cluster files are the ones cluster/index.json lists (else
+the two come from builds whose cluster settings differ: refused, naming the file), and that the
+node table's row of the node says what node.json says; then it assembles `NodeManifest`
+(contract/assemble.py): the node's complete picture, with the routes, neighbours and FDB entries
+to the other nodes derived from the node table by contract/vxlan.py, the one place that decides
+them. schemas/ holds the JSON Schemas of `NodeFile`, `ClusterSettings`, `ClusterPolicy` and
+`ClusterIndex`.
 """
 
 from __future__ import annotations
@@ -179,23 +186,41 @@ class FileEntry(Strict):
     install: str | None = None
 
 
-class ClusterManifest(Strict):
-    """cluster/cluster.json: what every node shares, written once for the cluster."""
+class ClusterSettings(Strict):
+    """cluster/cluster.json: the cluster's settings every node's files were built from."""
 
     bundle_version: int = BUNDLE_VERSION
     calicc_version: str
     cluster: str
     pools: tuple[ClusterPool, ...]
+
+
+class ClusterPolicy(Strict):
+    """cluster/policy.json: policy bindings and every ipset.
+
+    The node-address set's members come from the node table (contract.nodes_table.host_networks).
+    """
+
+    cluster: str
     ipsets: tuple[Ipset, ...] = ()
     policies: tuple[PolicyBinding, ...] = ()
 
 
-class NodeFile(Strict):
-    """node.json as written: the node's own facts and every file it uses, with digests.
+class ClusterIndex(Strict):
+    """cluster/index.json: every other file of the cluster part, its digest and install path."""
 
-    `files` lists the node's files (paths relative to its directory) and the cluster files it
-    uses (paths starting with `cluster/`, relative to the rendered tree); `routes` are the
-    node's own (the blackholes of its blocks); `pools` names the pools that serve the node.
+    bundle_version: int = BUNDLE_VERSION
+    cluster: str
+    files: dict[str, FileEntry]
+
+
+class NodeFile(Strict):
+    """node.json as written: the node's own facts and the files it was built with, with digests.
+
+    `files` lists the node's files (paths relative to its directory) and the cluster settings
+    it was built from (cluster/cluster.json and cluster/routes.sh, relative to the rendered
+    tree); `routes` are the node's own (the blackholes of its blocks); `pools` names the pools
+    that serve the node.
     """
 
     bundle_version: int = BUNDLE_VERSION

@@ -54,13 +54,16 @@ CONFLIST = "cni/10-calicc.conflist"
 IPSETS_FILE = "ipset/ipsets.restore"
 IPTABLES_FILE = "iptables/iptables.rules"
 
-# The cluster part of a rendered tree: written once, named with its digests by every node.json
-# (paths relative to the rendered tree; in a node's installed bundle, relative to the bundle).
+# The cluster part of a rendered tree, written once (paths relative to the rendered tree; in a
+# node's installed bundle, relative to the bundle). contract/manifest.py says who names what.
 CLUSTER_DIR = "cluster"
-CLUSTER_MANIFEST = f"{CLUSTER_DIR}/cluster.json"
-NODES_TABLE = f"{CLUSTER_DIR}/nodes.tsv"
-CLUSTER_IPSETS = f"{CLUSTER_DIR}/ipsets.restore"
+CLUSTER_INDEX = f"{CLUSTER_DIR}/index.json"  # every other cluster file's digest
+CLUSTER_SETTINGS = f"{CLUSTER_DIR}/cluster.json"  # pools
 CLUSTER_ROUTES = f"{CLUSTER_DIR}/routes.sh"  # the functions every node's routes.sh sources
+NODES_TABLE = f"{CLUSTER_DIR}/nodes.tsv"  # the node table
+CLUSTER_POLICY = f"{CLUSTER_DIR}/policy.json"  # policy bindings and ipsets
+CLUSTER_IPSETS = f"{CLUSTER_DIR}/ipsets.restore"
+NODE_BUILT_FROM = (CLUSTER_SETTINGS, CLUSTER_ROUTES)  # named with their digests by node.json
 
 
 def is_cluster_file(rel: str) -> bool:

@@ -16,8 +16,9 @@ Parsing checks every field and names the line and the column of the first bad on
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, collapse_addresses
 
 from calicc.contract.names import NODES_TABLE
 from calicc.contract.patterns import DNS1123_SUBDOMAIN
@@ -126,3 +127,8 @@ def parse_table(text: str) -> tuple[NodeRow, ...]:
     if names != sorted(set(names)):
         raise NodesTableError(f"{NODES_TABLE}: node names must be unique and sorted")
     return tuple(rows)
+
+
+def host_networks(addresses: Iterable[IPv4Interface]) -> tuple[IPv4Network, ...]:
+    """Return node addresses as /32s collapsed into the fewest networks (the node-address set)."""
+    return tuple(collapse_addresses(IPv4Network(address.ip) for address in addresses))

@@ -1,23 +1,35 @@
 """The cluster part of the rendered tree: what every node shares, rendered once.
 
-- cluster/cluster.json: pools, ipsets (members and selectors), policy bindings
-  (contract.manifest.ClusterManifest);
+- cluster/cluster.json: the pools (contract.manifest.ClusterSettings);
+- cluster/routes.sh: the functions every node's routes.sh sources, the VXLAN rule among them;
 - cluster/nodes.tsv: the node table (contract/nodes_table.py): every node's address, tunnel
   address, VTEP MAC and blocks; the other nodes' VXLAN routes derive from it;
+- cluster/policy.json: policy bindings and every ipset's definition (ClusterPolicy);
 - cluster/ipsets.restore: every set, for `ipset restore` (compiler/targets/ipset.py);
-- cluster/routes.sh: the functions every node's routes.sh sources, the VXLAN rule among them.
+- cluster/index.json: the digest and install path of each of the above (ClusterIndex).
+node.json names cluster.json and routes.sh with their digests (its own files follow from
+them); the others change when a node joins or leaves or a policy changes, and no node's files
+change with them.
 """
 
 from __future__ import annotations
 
 from calicc import __version__
-from calicc.compiler.emit import dump_json
+from calicc.compiler.emit import digest, dump_json
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
 from calicc.compiler.targets.ipset import cluster_ipsets
 from calicc.compiler.targets.iptables import policy_bindings
-from calicc.contract.manifest import ClusterManifest, ClusterPool, EncapMode, Encapsulation
-from calicc.contract.names import ROUTE_PROTOCOL, VXLAN_DEVICE
+from calicc.contract.manifest import (
+    ClusterIndex,
+    ClusterPolicy,
+    ClusterPool,
+    ClusterSettings,
+    EncapMode,
+    Encapsulation,
+    FileEntry,
+)
+from calicc.contract.names import ALL_HOSTS_SET, ROUTE_PROTOCOL, VXLAN_DEVICE, install_path
 from calicc.contract.nodes_table import NodeRow, table_text
 
 ENCAPSULATION: dict[str | None, Encapsulation] = {"ipip": "ipip", "vxlan": "vxlan", None: "none"}
@@ -44,20 +56,35 @@ def cluster_pools(cluster: ClusterPlan) -> tuple[ClusterPool, ...]:
     )
 
 
-def cluster_manifest(cluster: ClusterPlan) -> ClusterManifest:
-    """Return cluster.json's model."""
-    return ClusterManifest(
-        calicc_version=__version__,
-        cluster=cluster.name,
-        pools=cluster_pools(cluster),
-        ipsets=cluster_ipsets(cluster),
-        policies=policy_bindings(cluster),
+def settings_json(cluster: ClusterPlan) -> str:
+    """Return cluster.json: the pools (sorted keys, 2-space indent, final newline)."""
+    settings = ClusterSettings(
+        calicc_version=__version__, cluster=cluster.name, pools=cluster_pools(cluster)
     )
+    return dump_json(settings.model_dump(mode="json"))
 
 
-def cluster_json(cluster: ClusterPlan) -> str:
-    """Return cluster.json's text: sorted keys, 2-space indent, final newline."""
-    return dump_json(cluster_manifest(cluster).model_dump(mode="json"))
+def policy_json(cluster: ClusterPlan) -> str:
+    """Return policy.json: policy bindings and ipsets.
+
+    The node-address set is listed without members: the agent takes them from nodes.tsv, so a
+    node joining changes nodes.tsv and ipsets.restore alone.
+    """
+    ipsets = tuple(
+        s.model_copy(update={"members": ()}) if s.name == ALL_HOSTS_SET else s
+        for s in cluster_ipsets(cluster)
+    )
+    policy = ClusterPolicy(cluster=cluster.name, ipsets=ipsets, policies=policy_bindings(cluster))
+    return dump_json(policy.model_dump(mode="json"))
+
+
+def index_json(cluster: ClusterPlan, files: dict[str, str]) -> str:
+    """Return cluster/index.json: the digest and install path of each of `files`."""
+    entries = {
+        rel: FileEntry(digest=digest(text), install=install_path(rel))
+        for rel, text in sorted(files.items())
+    }
+    return dump_json(ClusterIndex(cluster=cluster.name, files=entries).model_dump(mode="json"))
 
 
 def node_row(node: NodePlan) -> NodeRow:

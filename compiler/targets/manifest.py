@@ -1,8 +1,10 @@
-"""node.json: the node's own facts and every file it uses (contract.manifest.NodeFile).
+"""node.json: the node's own facts and the files it was built with (contract.manifest.NodeFile).
 
 It is built after every other file of the node, and after the cluster part, because it lists
 each file's digest and where the agent installs it (relative to the agent's --root): the node's
-own files (paths relative to its directory) and the cluster files it uses (`cluster/...`).
+own files (paths relative to its directory) and the cluster settings its files follow from
+(cluster/cluster.json and cluster/routes.sh). The rest of the cluster part (node table,
+policy, ipsets) changes without changing any node's files, so node.json does not name it.
 """
 
 from __future__ import annotations
@@ -64,8 +66,7 @@ def build_manifest(
     """Return node.json's model.
 
     `files` are the node's other files ({path: text}); `cluster_files` the entries of the
-    cluster part's files (file_entries of them, computed once per build), all of which every
-    node uses.
+    cluster settings node.json names (computed once per build).
     """
     return NodeFile(
         calicc_version=__version__,

@@ -78,9 +78,16 @@ def test_node_added_and_peers_nat_mtu_changes_between_revisions(repo: Path) -> N
     assert text.startswith("## calicc diff: `HEAD~1` → `HEAD`\n")
     assert "### `net/rendered`" in text
     assert "| `minikube-m04` | added |" in text
+    cluster = text.split("#### cluster (every node)\n", 1)[1].split("\n\n", 1)[0]
+    assert "- nodes\n  - added: `minikube-m04` 192.168.49.5/24, 2 blocks" in cluster
+    assert "- NAT outgoing\n  - changed: `pool default-ipv4-ippool` on → off" in cluster
+    assert (
+        "- ipsets\n  - changed: `cali40all-hosts-net`, `cali40masq-ipam-pools` (1 member) → (0"
+        in cluster
+    )
+    assert text.count("NAT outgoing") == 1  # once for the cluster, not once per node
     section = text.split("#### `minikube` (changed)\n", 1)[1].split("\n\n", 1)[0]
     assert "- BGP peers\n  - added: `Mesh_192_168_49_5` 192.168.49.5 AS 64512" in section
-    assert "- NAT outgoing\n  - changed: `pool default-ipv4-ippool` on → off" in section
     assert "`pod` 1480 → 1400" in section
     assert "removed" not in section
     assert "- files changed: " in section
@@ -100,6 +107,24 @@ def test_node_removed_and_blocks_in_the_working_tree(repo: Path) -> None:
     )
     minikube = text.split("#### `minikube` (changed)\n", 1)[1].split("\n\n", 1)[0]
     assert "- BGP peers\n  - removed: `Mesh_192_168_49_4` 192.168.49.4 AS 64512" in minikube
+
+
+def test_a_vxlan_node_joining_is_one_cluster_line_and_one_node(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    cluster = tmp_path / "net"
+    cluster.mkdir()
+    for name in ("cluster.yaml", "cluster.lock.yaml"):
+        shutil.copy(EXAMPLES / "vxlan" / name, cluster / name)
+    render(cluster)
+    commit(tmp_path, "first render")
+    data = yaml.safe_load((cluster / "cluster.yaml").read_text())
+    address = "10.30.0.19/24"
+    render(cluster, {"nodes": [*data["nodes"], {"name": "worker-4", "address": address}]})
+    commit(tmp_path, "add worker-4")
+    text = diff_command(tmp_path, "HEAD~1", "HEAD")
+    assert "- VXLAN peers\n  - added: `worker-4` VTEP " in text
+    table = text.split("| node | change |\n| --- | --- |\n", 1)[1].split("\n\n", 1)[0]
+    assert table == "| `worker-4` | added |"
 
 
 def test_no_change_says_so(repo: Path) -> None:

@@ -73,7 +73,7 @@ def test_nat_outgoing_excludes_pools_and_nodes(demo: dict[str, str]) -> None:
     assert "! --match-set cali40all-ipam-pools dst" in masq
     assert "! --match-set cali40all-hosts-net dst" in masq
     assert masq.endswith("-j MASQUERADE --random-fully")
-    sets = demo["nodes/node-1/ipset/ipsets.restore"]
+    sets = demo["cluster/ipsets.restore"]
     masq_block = sets.split("# cali40masq-ipam-pools")[1].split("\n# ")[0]
     assert "10.244.0.0/16" in masq_block
     assert "10.250.0.0/16" not in masq_block
@@ -93,7 +93,7 @@ def test_no_nat_pool_only_means_empty_nat_chain(tmp_path: Path) -> None:
 
 
 def test_static_sets_swap_and_runtime_sets_keep_members(demo: dict[str, str]) -> None:
-    text = demo["nodes/node-1/ipset/ipsets.restore"]
+    text = demo["cluster/ipsets.restore"]
     lines = text.splitlines()
     creates = [line.split()[1] for line in lines if line.startswith("create ")]
     live = [n for n in creates if not n.startswith("cali4t")]
@@ -141,5 +141,5 @@ def test_policy_bindings_and_seed_policies(demo: dict[str, str]) -> None:
 
 def test_rendering_is_deterministic(demo: dict[str, str]) -> None:
     again = render(DEMO / "cluster.yaml")
-    for name in ("iptables/iptables.rules", "ipset/ipsets.restore"):
-        assert again[f"nodes/node-2/{name}"] == demo[f"nodes/node-2/{name}"]
+    for name in ("nodes/node-2/iptables/iptables.rules", "cluster/ipsets.restore"):
+        assert again[name] == demo[name]

@@ -1,4 +1,5 @@
-"""node.json: built from the plan, lists every other bundle file with its digest."""
+"""node.json: the node's own facts, every file it uses (its own and the cluster part's) with its
+digest; assembled with the cluster files, the node's complete picture."""
 
 from __future__ import annotations
 
@@ -7,46 +8,84 @@ import json
 from pathlib import Path
 
 from calicc.compiler.build import compile_cluster
-from calicc.compiler.render import render_node
-from calicc.compiler.targets.ipset import ipsets_for
+from calicc.compiler.render import render_cluster, render_node
+from calicc.compiler.targets.ipset import cluster_ipsets
 from calicc.compiler.targets.iptables import jump_rules, policy_bindings
 from calicc.compiler.targets.routes import dataplane
 from calicc.compiler.targets.sysctl import sysctl_data
-from calicc.contract.manifest import NodeManifest, SecretRef
+from calicc.contract.manifest import NodeFile, NodeManifest, SecretRef
 from tests.support.clusters import load, plan_of, with_
 
+BUILT_FROM = {"cluster/cluster.json", "cluster/routes.sh"}
 
-def _manifest(tmp_path: Path, node: str = "n1", **changes: object) -> tuple[NodeManifest, dict]:
+
+def _node_file(tmp_path: Path, node: str = "n1", **changes: object) -> tuple[NodeFile, dict]:
     plan = plan_of(tmp_path, with_(**changes))
     files = render_node(plan, plan.node(node))
-    return NodeManifest.model_validate_json(files["node.json"]), files
+    return NodeFile.model_validate_json(files["node.json"]), files
 
 
-def test_every_other_file_is_listed_with_its_sha256(tmp_path: Path) -> None:
-    manifest, files = _manifest(tmp_path)
+def _manifest(tmp_path: Path, node: str = "n1", **changes: object) -> NodeManifest:
+    return compile_cluster(load(tmp_path, with_(**changes))).node_manifest(node)
+
+
+def test_every_file_is_listed_with_its_sha256(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, with_())
+    files = render_node(plan, plan.node("n1"))
+    node_file = NodeFile.model_validate_json(files["node.json"])
     others = {rel: text for rel, text in files.items() if rel != "node.json"}
-    assert set(manifest.files) == set(others)
+    shared = {rel: render_cluster(plan)[rel] for rel in BUILT_FROM}
+    assert set(node_file.files) == set(others) | BUILT_FROM
     assert {"bird/bird.conf", "routes/routes.sh", "sysctl/99-calicc.conf"} <= set(others)
-    for rel, text in others.items():
+    for rel, text in {**others, **shared}.items():
         want = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-        assert manifest.files[rel].digest == want, rel
+        assert node_file.files[rel].digest == want, rel
 
 
 def test_install_paths_are_relative_to_the_agent_root(tmp_path: Path) -> None:
-    manifest, _ = _manifest(tmp_path)
-    install = {rel: entry.install for rel, entry in manifest.files.items()}
+    install = {rel: entry.install for rel, entry in _manifest(tmp_path).files.items()}
     assert install["bird/bird.conf"] == "etc/calicc/bird/bird.conf"
     assert install["cni/10-calicc.conflist"] == "etc/cni/net.d/10-calicc.conflist"
     assert install["sysctl/99-calicc.conf"] == "etc/sysctl.d/99-calicc.conf"
     assert install["routes/routes.sh"] == "etc/calicc/routes/routes.sh"
+    assert install["cluster/nodes.tsv"] == "etc/calicc/cluster/nodes.tsv"
+    assert install["cluster/routes.sh"] == "etc/calicc/cluster/routes.sh"
+    assert install["cluster/ipsets.restore"] == "etc/calicc/cluster/ipsets.restore"
     assert all(path and not path.startswith("/") for path in install.values())
 
 
-def test_manifest_carries_the_plan(tmp_path: Path) -> None:
+def test_node_json_holds_only_the_node_s_own_facts(tmp_path: Path) -> None:
+    text = render_node(*_plan_and_node(tmp_path))["node.json"]
+    for other in ("10.0.0.3", "n2"):  # the other node's address and name
+        assert other not in text
+    data = json.loads(text)
+    assert "ipsets" not in data
+    assert "policies" not in data
+    assert "neighbors" not in data
+
+
+def test_a_node_joining_changes_no_other_node_s_files(tmp_path: Path) -> None:
+    three = compile_cluster(load(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always")))
+    nodes = [*with_()["nodes"], {"name": "n4", "address": "10.0.0.5/24"}]
+    four = compile_cluster(
+        load(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always", nodes=nodes))
+    )
+    changed = sorted(rel for rel, text in four.files.items() if three.files.get(rel) != text)
+    assert [rel for rel in changed if rel.startswith("nodes/") and "/n4/" not in rel] == []
+    assert {"cluster/nodes.tsv", "cluster/ipsets.restore", "cluster/index.json"} <= set(changed)
+    peer = four.node_manifest("n1")  # the others learn of n4 from the node table
+    assert any(f.dst == four.plan.node("n4").address.ip for f in peer.fdb)
+
+
+def _plan_and_node(tmp_path: Path) -> tuple:
+    plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always"))
+    return plan, plan.node("n1")
+
+
+def test_assembled_manifest_carries_the_plan(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always"))
     node = plan.node("n2")
-    files = render_node(plan, node)
-    manifest = NodeManifest.model_validate_json(files["node.json"])
+    manifest = _manifest(tmp_path, "n2", ipip_mode="Never", vxlan_mode="Always")
     plane = dataplane(plan, node)
     assert manifest.node.name == "n2"
     assert manifest.node.address == node.address
@@ -70,13 +109,14 @@ def test_pools_mark_those_serving_the_node(tmp_path: Path) -> None:
         {"name": "old", "cidr": "10.60.0.0/16", "disabled": True, "ipip_mode": "Never"},
     ]
     nodes = [{"name": "n1", "address": "10.0.0.1/24", "labels": {"rack": "r1"}}]
-    manifest, _ = _manifest(tmp_path, pools=pools, nodes=nodes, nat_outgoing=False)
+    manifest = _manifest(tmp_path, pools=pools, nodes=nodes, nat_outgoing=False)
     got = {p.name: (p.encapsulation, p.mode, p.nat_outgoing, p.serves_node) for p in manifest.pools}
     assert got == {
         "default-ipv4-ippool": ("ipip", "Always", False, True),
         "rack": ("ipip", "Always", False, True),
         "old": ("none", "Never", False, False),
     }
+    assert {p.name for p in manifest.pools if p.disabled} == {"old"}
 
 
 def test_bgp_passwords_become_secret_refs_never_values(tmp_path: Path) -> None:
@@ -84,20 +124,20 @@ def test_bgp_passwords_become_secret_refs_never_values(tmp_path: Path) -> None:
         "mesh_password": {"env": "MESH_PW"},
         "peers": [{"peer_ip": "10.0.0.254", "as_number": 65000, "password": {"file": "/s/tor"}}],
     }
-    manifest, files = _manifest(tmp_path, bgp=bgp)
-    assert manifest.bird.enabled
-    assert manifest.bird.config == "bird/bird.conf"
-    assert manifest.bird.secrets == {
+    node_file, files = _node_file(tmp_path, bgp=bgp)
+    assert node_file.bird.enabled
+    assert node_file.bird.config == "bird/bird.conf"
+    assert node_file.bird.secrets == {
         "secrets/Global_10_0_0_254.conf": SecretRef(file="/s/tor"),
         "secrets/Mesh_10_0_0_2.conf": SecretRef(env="MESH_PW"),
         "secrets/Mesh_10_0_0_3.conf": SecretRef(env="MESH_PW"),
     }
-    for include in manifest.bird.secrets:
+    for include in node_file.bird.secrets:
         assert f'include "{include}";' in files["bird/bird.conf"]
 
 
 def test_node_json_is_deterministic_json(tmp_path: Path) -> None:
-    _, files = _manifest(tmp_path)
+    _, files = _node_file(tmp_path)
     text = files["node.json"]
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
     assert list(files)[-1] == "node.json"
@@ -106,8 +146,8 @@ def test_node_json_is_deterministic_json(tmp_path: Path) -> None:
 def test_ipsets_jump_rules_and_policies_come_from_the_policy_targets(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_())
     node = plan.node("n1")
-    manifest = NodeManifest.model_validate_json(render_node(plan, node)["node.json"])
-    assert manifest.ipsets == ipsets_for(plan, node)
+    manifest = _manifest(tmp_path)
+    assert manifest.ipsets == cluster_ipsets(plan)
     assert manifest.ipsets  # at least the all-pools and masq-pools sets
     assert manifest.jump_rules == jump_rules(plan, node)
     assert manifest.jump_rules
@@ -123,8 +163,7 @@ def test_policy_bindings_name_each_policy_chain(tmp_path: Path) -> None:
         "spec: {podSelector: {}, policyTypes: [Ingress]}\n"
     )
     compiled = compile_cluster(load(tmp_path, with_(policies=["policies/*.yaml"])))
-    manifest = NodeManifest.model_validate_json(compiled.files["nodes/n1/node.json"])
-    (binding,) = manifest.policies
+    (binding,) = compiled.node_manifest("n1").policies
     assert (binding.namespace, binding.name) == ("web", "default-deny-ingress")
     assert binding.ingress_chain is not None
     assert binding.ingress_chain.startswith("cali-pi-")

@@ -9,7 +9,7 @@ from typing import Any
 
 from calicc.compiler.lock import Lock, vtep_mac
 from calicc.compiler.plan import ClusterPlan
-from calicc.compiler.render import render_routes
+from calicc.compiler.render import render_cluster, render_routes
 from calicc.compiler.targets.routes import dataplane, route_args
 from calicc.contract.manifest import Route
 from calicc.contract.names import ROUTE_PROTOCOL
@@ -38,7 +38,8 @@ def test_ipip_node_has_tunl0_and_blackholes_but_no_remote_routes(tmp_path: Path)
     assert plane.links[0].address == IPv4Interface(f"{node.tunnel_address}/32")
     assert [r.type for r in plane.routes] == ["blackhole"] * len(node.blocks)
     assert [r.dst for r in plane.routes] == [b.cidr for b in node.blocks]
-    assert plane.vteps == ()
+    assert plane.neighbors == ()
+    assert plane.fdb == ()
 
 
 def test_never_pool_has_no_tunnel_device(tmp_path: Path) -> None:
@@ -108,8 +109,9 @@ def test_crosssubnet_same_subnet_is_direct_other_subnet_is_vxlan(tmp_path: Path)
     for block in b1.blocks:
         route = routes[str(block.cidr)]
         assert (route.via, route.dev, route.onlink) == (b1.tunnel_address, "vxlan.calico", True)
-    vteps = dataplane(plan, plan.node("a1")).vteps
-    assert [v.node for v in vteps] == ["b1"]  # no L2 entries for the direct peer
+    plane = dataplane(plan, plan.node("a1"))
+    assert [n.address for n in plane.neighbors] == [b1.tunnel_address]  # none for the direct peer
+    assert [f.dst for f in plane.fdb] == [b1.address.ip]
 
 
 def test_crosssubnet_direct_route_without_interface_lets_kernel_pick(tmp_path: Path) -> None:
@@ -130,30 +132,32 @@ def test_route_args() -> None:
     assert route_args(route) == "10.244.1.0/26 via 10.244.1.0 dev vxlan.calico onlink proto 81"
 
 
-def test_routes_sh_lists_each_route_with_proto_and_comment(tmp_path: Path) -> None:
+def test_routes_sh_holds_only_the_node_s_own_routes_and_devices(tmp_path: Path) -> None:
     plan = _vxlan(tmp_path)
     node = plan.node("n1")
     text = render_routes(plan, node)["routes/routes.sh"]
     assert text.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in text
-    for route in dataplane(plan, node).routes:
-        assert f"# {route.comment}\nip route replace {route_args(route)}\n" in text
-        assert f"  [{route.dst}]=1\n" in text
-    peer = plan.node("n2")
-    assert (
-        f"ip neigh replace {peer.tunnel_address} lladdr {peer.vtep_mac} dev vxlan.calico "
-        "nud permanent" in text
-    )
-    assert (
-        f"bridge fdb replace {peer.vtep_mac} dev vxlan.calico dst {peer.address.ip} "
-        "self permanent" in text
-    )
+    assert '. "$CLUSTER_DIR/routes.sh"' in text
+    for block in node.blocks:
+        assert (
+            f"# pool {block.pool}: block of this node (n1)\n  echo blackhole {block.cidr}\n" in text
+        )
+    for peer in (plan.node("n2"), plan.node("n3")):  # derived on the node from the node table
+        assert str(peer.address.ip) not in text
+        assert str(peer.tunnel_address) not in text
+    assert "vxlan_state \"$CLUSTER_DIR/nodes.tsv\" n1 10.0.0.1/24 ''\n" in text
     assert (
         f"ensure_vxlan vxlan.calico 4096 4789 10.0.0.1 '' {node.vtep_mac} 1450 "
         f"{node.tunnel_address}/32" in text
     )
-    assert "ip route add" not in text
-    assert "ip neigh add" not in text
+    assert 'apply_state "$state"' in text
+
+
+def test_routes_sh_of_a_node_without_vtep_removes_the_device(tmp_path: Path) -> None:
+    text = render_routes(plan := plan_of(tmp_path, with_()), plan.node("n1"))["routes/routes.sh"]
+    assert "\nremove_vxlan\n" in text
+    assert "vxlan_state" not in text
 
 
 def test_routes_sh_ipip_fails_clearly_without_ipip_support(tmp_path: Path) -> None:
@@ -161,7 +165,14 @@ def test_routes_sh_ipip_fails_clearly_without_ipip_support(tmp_path: Path) -> No
     node = plan.node("n1")
     text = render_routes(plan, node)["routes/routes.sh"]
     assert f"ensure_ipip tunl0 1480 {node.tunnel_address}/32\n" in text
-    assert "this kernel has no IPIP support" in text
+    assert "this kernel has no IPIP support" in render_cluster(plan)["cluster/routes.sh"]
+
+
+def test_cluster_routes_library_names_the_enabled_vxlan_pools(tmp_path: Path) -> None:
+    plan = _vxlan(tmp_path, "CrossSubnet")
+    text = render_cluster(plan)["cluster/routes.sh"]
+    assert "\nVXLAN_POOLS=default-ipv4-ippool=CrossSubnet\n" in text
+    assert "\nPROTO=81\n" in text
 
 
 def test_bgp_only_dataplane_never_looks_at_other_nodes(tmp_path: Path) -> None:
