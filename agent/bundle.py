@@ -1,18 +1,32 @@
 """Read a node bundle and prove it safe before the agent touches anything.
 
-A bundle is node.json plus the files it lists. `load_bundle` checks, in this order, and stops at
-the first stage that finds a problem (reporting every problem of that stage at once):
+A bundle is node.json and the files it lists, plus the cluster part: cluster/index.json and the
+files it lists (`cluster/...`: in the bundle's cluster/ directory, or in rendered/cluster/ for a
+node directory of a rendered tree; agent/bundle_files.py). `load_bundle` checks, in this order,
+and stops at the first stage that finds a problem (reporting every problem of that stage at once):
 
 1. node.json: a regular file inside the bundle, at most MAX_MANIFEST_BYTES, UTF-8, JSON without
-   duplicate keys, of a bundle_version this agent reads, valid against the manifest model
+   duplicate keys, of a bundle_version this agent reads, valid against `NodeFile`
    (contract/manifest.py, the shared contract).
-2. What the model cannot say (`check_manifest`): the node name (a DNS-1123 name, and the one
-   expected on this node), every path relative and without ".." (bundle files, install targets,
-   BIRD includes and secret files, sysctl keys), names that end up in restore input or netlink
-   (ipsets, members, jump rules, devices) free of whitespace and control characters, owned
-   prefixes for sets and jump targets, numbers in their kernel ranges.
-3. Every listed file: inside the bundle once symlinks are resolved, a regular file, at most
-   MAX_FILE_BYTES (MAX_BUNDLE_BYTES in all), UTF-8, and of the listed digest.
+2. What reading the files depends on (`check_node_file`): the node name (a DNS-1123 name, and
+   the one expected on this node), every listed path, install target, BIRD include and secret
+   file relative and without "..", digests well formed, the cluster settings it was built from
+   listed.
+3. cluster/index.json: read and validated like node.json (`ClusterIndex`), of node.json's
+   cluster, its paths checked the same way; and the cluster settings node.json was built from
+   (cluster.json, routes.sh) are the ones it lists: else node.json and the cluster files come
+   from different builds and the bundle is refused, naming the file and both digests.
+4. Every listed file, the cluster's included: inside its base once symlinks are resolved, a
+   regular file, at most MAX_FILE_BYTES (MAX_BUNDLE_BYTES in all), UTF-8, and of the digest
+   node.json (node files) or cluster/index.json (cluster files) lists.
+5. cluster.json (`ClusterSettings`), policy.json (`ClusterPolicy`) and nodes.tsv
+   (contract/nodes_table.py) parse, and assemble with node.json into the node's `NodeManifest`
+   (contract/assemble.py): the same cluster, and the node table's row of the node the one
+   node.json states (a table of a build that moved this node is refused).
+6. What the model cannot say (`check_manifest`, on the assembled manifest): names that end up in
+   restore input or netlink (ipsets, members, jump rules, devices, MACs) free of whitespace and
+   control characters, owned prefixes for sets and jump targets, numbers in their kernel ranges,
+   sysctl keys.
 
 The files are read once, here, and kept: the agent applies exactly the bytes it verified, even
 if the bundle directory changes while it runs (a push copying the next bundle).
@@ -21,36 +35,59 @@ Every message names the file and the field; nothing is written.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from pydantic import ValidationError
 
 from calicc.agent import AgentError
-from calicc.agent.files import ReadProblem, is_inside, path_problem, read_bounded
-from calicc.agent.iptables import is_owned_jump
-from calicc.contract.manifest import NodeManifest
-from calicc.contract.names import BUNDLE_VERSION, CHAIN_MAX, IFNAMSIZ, IPSET_MAX, MANIFEST
-from calicc.contract.names import OWNED_SET_PREFIX as SET_PREFIX
-from calicc.contract.patterns import ANY_CONTROL, DNS1123_SUBDOMAIN
+from calicc.agent.bundle_checks import (
+    check_cluster_index,
+    check_manifest,
+    check_node_file,
+    policy_field,
+    problems_error,
+)
+from calicc.agent.bundle_files import (
+    cluster_base,
+    file_digest,
+    read_files,
+    read_one,
+    where_missing,
+)
+from calicc.agent.bundle_json import earlier_layout, parse_model
+from calicc.agent.files import ReadProblem, is_inside, read_bounded
+from calicc.contract.assemble import AssemblyError, assemble, built_from_problems
+from calicc.contract.manifest import (
+    ClusterIndex,
+    ClusterPolicy,
+    ClusterSettings,
+    NodeFile,
+    NodeManifest,
+)
+from calicc.contract.names import (
+    CLUSTER_INDEX,
+    CLUSTER_POLICY,
+    CLUSTER_SETTINGS,
+    MANIFEST,
+    NODES_TABLE,
+)
+from calicc.contract.nodes_table import NodesTableError, parse_table
+
+__all__ = ["Bundle", "file_digest", "installed_node", "load_bundle"]
 
 # Within a 256 MB address space: a 4 MiB node.json of tiny objects peaks at ~175 MB RSS while
-# validated; a node of a 1,000-node VXLAN cluster needs well under 1 MiB.
+# validated; a node's own node.json stays small however many nodes the cluster has.
 MAX_MANIFEST_BYTES = 4 * 2**20
-MAX_FILE_BYTES = 4 * 2**20
-MAX_BUNDLE_BYTES = 16 * 2**20
-MAX_SHOWN = 20  # problems listed in one error (the count says how many more)
-MAX_LINE = 1000  # characters of one problem (hostile keys and values are cut before this)
 
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle: its directory, manifest, node.json's digest and the verified bytes."""
+    """A verified bundle: its directory, assembled manifest, node.json's digest, verified bytes.
+
+    `contents` holds every listed file, the cluster part's (cluster/index.json included)
+    under their `cluster/...` paths.
+    """
 
     directory: Path
     manifest: NodeManifest
@@ -71,266 +108,13 @@ class Bundle:
         return rel in self.manifest.files
 
     def tree(self) -> dict[str, bytes]:
-        """Return every file of the bundle, node.json included (relative path -> bytes)."""
-        files = {rel: self.data(rel) for rel in self.manifest.files}
-        return {**files, MANIFEST: self.raw}
+        """Return the bundle as one self-contained tree (relative path -> bytes).
 
-
-def file_digest(data: bytes) -> str:
-    """Return the digest in the compiler's format ("sha256:<hex>")."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-NODE_NAME = DNS1123_SUBDOMAIN
-IFNAME = re.compile(rf"[^\s/:\x00-\x1f\x7f]{{1,{IFNAMSIZ}}}")  # the kernel's dev_valid_name
-SET_NAME = re.compile(
-    re.escape(SET_PREFIX) + rf"[A-Za-z0-9_.:-]{{0,{IPSET_MAX - len(SET_PREFIX)}}}"
-)
-MEMBER = re.compile(r"[0-9A-Za-z.:/,_-]{1,128}")
-CHAIN = re.compile(rf"[A-Za-z0-9_.-]{{1,{CHAIN_MAX}}}")
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
-CONTROL = ANY_CONTROL
-RESERVED_PROTOCOLS = range(5)  # rtnetlink unspec, redirect, kernel, boot, static: not ours
-MTU = range(68, 65536)
-
-
-def quote_field(key: str) -> str:
-    """Return a field name as a path segment: bare when plain, else JSON-quoted (cut to 80)."""
-    if len(key) <= 80 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):  # noqa: PLR2004
-        return key
-    shown = json.dumps(key[:80])
-    return shown if len(key) <= 80 else shown[:-1] + '..."'  # noqa: PLR2004
-
-
-def _bad(field: str, value: object, why: str) -> str:
-    return f"{field}: {json.dumps(value)[:80]} {why}"
-
-
-def _check_node(m: NodeManifest, node: str | None) -> list[str]:
-    name = m.node.name
-    out = []
-    if len(name) > 253 or not NODE_NAME.fullmatch(name):  # noqa: PLR2004
-        out.append(_bad("node.name", name, "is not a DNS-1123 node name"))
-    elif node is not None and name != node:
-        out.append(_bad("node.name", name, f"is not this node ({node}): wrong node's bundle"))
-    if m.node.interface is not None and not IFNAME.fullmatch(m.node.interface):
-        out.append(_bad("node.interface", m.node.interface, "is not an interface name"))
-    return out
-
-
-def _check_paths(m: NodeManifest) -> list[str]:
-    out = []
-    for rel, entry in sorted(m.files.items()):
-        field = f"files.{quote_field(rel)}"
-        if not DIGEST.fullmatch(entry.digest):
-            out.append(_bad(f"{field}.digest", entry.digest, 'is not "sha256:" + 64 hex digits'))
-        if entry.install is not None and (why := path_problem(entry.install)):
-            out.append(_bad(f"{field}.install", entry.install, f"{why} (it is under --root)"))
-    if why := path_problem(m.bird.config):
-        out.append(_bad("bird.config", m.bird.config, why))
-    elif m.bird.enabled and m.bird.config not in m.files:
-        out.append(_bad("bird.config", m.bird.config, "is not one of the listed files"))
-    for rel, ref in sorted(m.bird.secrets.items()):
-        if why := path_problem(rel):
-            out.append(_bad(f"bird.secrets.{quote_field(rel)}", rel, why))
-        if ref.file is not None and (why := path_problem(str(ref.file).lstrip("/"))):
-            out.append(_bad(f"bird.secrets.{quote_field(rel)}.file", ref.file, why))
-    return out
-
-
-def _check_devices(m: NodeManifest) -> list[str]:
-    devices: list[tuple[str, str | None]] = [
-        (f"links[{i}].name", x.name) for i, x in enumerate(m.links)
-    ]
-    devices += [(f"links[{i}].parent", x.parent) for i, x in enumerate(m.links)]
-    devices += [(f"routes[{i}].dev", x.dev) for i, x in enumerate(m.routes)]
-    devices += [(f"neighbors[{i}].dev", x.dev) for i, x in enumerate(m.neighbors)]
-    devices += [(f"fdb[{i}].dev", x.dev) for i, x in enumerate(m.fdb)]
-    out = [
-        _bad(f, v, "is not an interface name (1-15 characters, no space, / or :)")
-        for f, v in devices
-        if v is not None and (not IFNAME.fullmatch(v) or v in (".", ".."))
-    ]
-    macs = [(f"links[{i}].mac", x.mac) for i, x in enumerate(m.links)]
-    macs += [(f"neighbors[{i}].lladdr", x.lladdr) for i, x in enumerate(m.neighbors)]
-    macs += [(f"fdb[{i}].lladdr", x.lladdr) for i, x in enumerate(m.fdb)]
-    out += [_bad(f, v, "is not a MAC address") for f, v in macs if v and not MAC.fullmatch(v)]
-    return out
-
-
-def _check_sysctls(m: NodeManifest) -> list[str]:
-    out = []
-    for key, value in sorted(m.sysctls.items()):
-        field = f"sysctls.{quote_field(key)}"
-        if why := path_problem(key if "/" in key else key.replace(".", "/")):
-            out.append(_bad(field, key, f"is not a sysctl under /proc/sys: the key {why}"))
-        if CONTROL.search(value) or len(value) > 256:  # noqa: PLR2004
-            out.append(_bad(field, value, "holds control characters or is too long"))
-    return out
-
-
-def _check_ipsets(m: NodeManifest) -> list[str]:
-    out = []
-    seen: set[str] = set()
-    for i, s in enumerate(m.ipsets):
-        if not SET_NAME.fullmatch(s.name):
-            out.append(_bad(f"ipsets[{i}].name", s.name, f"is not an owned set ({SET_PREFIX}...)"))
-        if s.name in seen:
-            out.append(_bad(f"ipsets[{i}].name", s.name, "is listed twice"))
-        seen.add(s.name)
-        bad = [(j, x) for j, x in enumerate(s.members) if not MEMBER.fullmatch(x)]
-        out += [_bad(f"ipsets[{i}].members[{j}]", x, "is not a set member") for j, x in bad[:3]]
-    return out
-
-
-def _check_jumps(m: NodeManifest) -> list[str]:
-    out = []
-    for i, j in enumerate(m.jump_rules):
-        if not CHAIN.fullmatch(j.chain):
-            out.append(_bad(f"jump_rules[{i}].chain", j.chain, "is not a chain name"))
-        try:
-            owned = not CONTROL.search(j.rule) and is_owned_jump(j.rule)
-        except ValueError:  # unbalanced quotes
-            owned = False
-        if not owned:
-            out.append(_bad(f"jump_rules[{i}].rule", j.rule, "is not one line jumping to cali-"))
-    return out
-
-
-def _check_numbers(m: NodeManifest) -> list[str]:
-    out = []
-    if m.route_protocol in RESERVED_PROTOCOLS or not 0 < m.route_protocol < 256:  # noqa: PLR2004
-        out.append(_bad("route_protocol", m.route_protocol, "is not a protocol 5-255 of its own"))
-    mtus = [("link_mtu", m.link_mtu), ("pod_mtu", m.pod_mtu)]
-    mtus += [(f"links[{i}].mtu", x.mtu) for i, x in enumerate(m.links)]
-    out += [_bad(f, v, "is not an MTU (68-65535)") for f, v in mtus if v not in MTU]
-    for i, x in enumerate(m.links):
-        if x.vni is not None and not 0 <= x.vni < 2**24:
-            out.append(_bad(f"links[{i}].vni", x.vni, "is not a VXLAN VNI (0-16777215)"))
-        if x.port is not None and not 0 < x.port < 65536:  # noqa: PLR2004
-            out.append(_bad(f"links[{i}].port", x.port, "is not a UDP port"))
-    return out
-
-
-def check_manifest(m: NodeManifest, node: str | None = None) -> list[str]:
-    """Return "field: problem" for what the manifest model lets through but the agent must not.
-
-    Names reach restore input and netlink, paths reach the filesystem under --root: a newline
-    in a set member would add a restore command, a ".." would write outside the root.
-    """
-    checks = (_check_paths, _check_devices, _check_sysctls, _check_ipsets, _check_jumps)
-    return _check_node(m, node) + [p for check in checks for p in check(m)] + _check_numbers(m)
-
-
-def problems_error(where: Path, problems: list[str]) -> AgentError:
-    """Return one error listing `problems` (at most MAX_SHOWN, each cut to MAX_LINE)."""
-    shown = [p if len(p) <= MAX_LINE else p[: MAX_LINE - 3] + "..." for p in problems[:MAX_SHOWN]]
-    if len(problems) == 1:
-        return AgentError(shown[0])
-    more = [f"  ... and {len(problems) - MAX_SHOWN} more"] if len(problems) > MAX_SHOWN else []
-    head = f"{len(problems)} problems in the bundle {where}:"
-    return AgentError("\n".join([head, *(f"  {p}" for p in shown), *more]))
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _DuplicateKey(key)
-        found[key] = value
-    return found
-
-
-def _decode(path: Path, raw: bytes) -> Any:
-    """Return the JSON value of node.json, or raise an error naming the file and place."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise AgentError(
-            f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})"
-        ) from exc
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
-    except json.JSONDecodeError as exc:
-        raise AgentError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from exc
-    except _DuplicateKey as exc:
-        key = quote_field(str(exc))
-        raise AgentError(f"{path}: {key}: the key appears twice in one object") from exc
-    except RecursionError as exc:
-        raise AgentError(f"{path}: not valid JSON: nested too deeply") from exc
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise AgentError(f"{path}: not valid JSON: {str(exc)[:200]}") from exc
-
-
-def _field(loc: tuple[int | str, ...]) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{quote_field(p)}" for p in loc)[1:]
-
-
-def _parse(path: Path, raw: bytes) -> NodeManifest:
-    data = _decode(path, raw)
-    if not isinstance(data, dict):
-        raise AgentError(f"{path}: the manifest must be a JSON object, not {type(data).__name__}")
-    version = data.get("bundle_version")
-    if version != BUNDLE_VERSION:
-        shown = repr(version)[:40]
-        raise AgentError(
-            f"{path}: bundle_version: {shown} is not one this agent knows "
-            f"(it reads bundle_version {BUNDLE_VERSION}); rebuild with a matching calicc"
-        )
-    try:
-        return NodeManifest.model_validate(data)
-    except ValidationError as exc:
-        found = [f"{path}: {_field(e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()]
-        raise problems_error(path.parent, found) from exc
-
-
-def _read_file(directory: Path, rel: str) -> bytes:
-    """Return a listed file's bytes, checked to be a regular file inside the bundle."""
-    path = directory / rel
-    if not path.is_symlink() and not path.exists():
-        raise ReadProblem(f"{path} is missing")
-    if not is_inside(directory, path):
-        raise ReadProblem(f"{path} resolves outside the bundle (a symlink out of it)")
-    data = read_bounded(path, MAX_FILE_BYTES)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ReadProblem(f"{path} is not UTF-8 text (offset {exc.start})") from exc
-    return data
-
-
-def _read_files(directory: Path, manifest: NodeManifest) -> dict[str, bytes]:
-    """Return every listed file, each of its digest; raise listing every problem found."""
-    where = directory / MANIFEST
-    contents: dict[str, bytes] = {}
-    problems: list[str] = []
-    total = 0
-    for rel, entry in sorted(manifest.files.items()):
-        field = f"files.{quote_field(rel)}"
-        try:
-            data = _read_file(directory, rel)
-        except ReadProblem as exc:
-            problems.append(f"{where}: {field}: {exc}")
-            continue
-        total += len(data)
-        if total > MAX_BUNDLE_BYTES:
-            problems.append(f"{where}: files: more than {MAX_BUNDLE_BYTES} bytes in all")
-            break
-        actual = file_digest(data)
-        if actual != entry.digest:
-            problems.append(
-                f"{where}: {field}.digest: {directory / rel} has digest {actual}, not the listed "
-                f"{entry.digest[:80]} (the bundle was changed after the build; rebuild or recopy)"
-            )
-        contents[rel] = data
-    if problems:
-        raise problems_error(directory, problems)
-    return contents
+        node.json, the node's files, and the cluster part (cluster/index.json and the files it
+        lists) under `cluster/`: what the agent installs for the CNI plugin, and a bundle
+        `load_bundle` reads by itself.
+        """
+        return {**self.contents, MANIFEST: self.raw}
 
 
 def _read_manifest(directory: Path) -> bytes:
@@ -345,6 +129,58 @@ def _read_manifest(directory: Path) -> bytes:
         raise AgentError(f"{exc} (the bundle manifest)") from exc
 
 
+def _refuse(directory: Path, problems: list[str]) -> None:
+    if problems:
+        raise problems_error(directory, problems)
+
+
+def _cluster_index(directory: Path, node_file: NodeFile) -> tuple[ClusterIndex, bytes]:
+    """Return cluster/index.json, checked, and its bytes (node.json is valid by now)."""
+    base = cluster_base(directory)
+    path = base / CLUSTER_INDEX
+    try:
+        raw = read_one(base, CLUSTER_INDEX, where_missing(directory, base))
+    except ReadProblem as exc:
+        raise AgentError(f"{exc} (the cluster part's index)") from exc
+    index = parse_model(path, raw, ClusterIndex, "cluster index")
+    _refuse(directory, [f"{path}: {p}" for p in check_cluster_index(index, node_file)])
+    node_json = directory / MANIFEST
+    _refuse(directory, [f"{node_json}: {p}" for p in built_from_problems(node_file, index)])
+    return index, raw
+
+
+def _assembled(
+    directory: Path, node_file: NodeFile, index: ClusterIndex, contents: Mapping[str, bytes]
+) -> NodeManifest:
+    """Return the node's manifest from node.json and the cluster files (all digests verified)."""
+    base = cluster_base(directory)
+    settings = parse_model(
+        base / CLUSTER_SETTINGS, contents[CLUSTER_SETTINGS], ClusterSettings, "cluster settings"
+    )
+    policy = parse_model(
+        base / CLUSTER_POLICY, contents[CLUSTER_POLICY], ClusterPolicy, "cluster policy"
+    )
+    try:
+        rows = parse_table(contents[NODES_TABLE].decode("utf-8"))
+    except NodesTableError as exc:
+        raise AgentError(f"{base / NODES_TABLE}: {exc}") from exc
+    try:
+        return assemble(node_file, index, settings, policy, rows)
+    except AssemblyError as exc:
+        raise AgentError(f"{directory / MANIFEST}: {exc}") from exc
+
+
+def _check_assembled(directory: Path, manifest: NodeManifest, node: str | None) -> None:
+    """Raise naming every problem of the assembled manifest, each in the file holding it."""
+    node_json = directory / MANIFEST
+    policy_json = cluster_base(directory) / CLUSTER_POLICY
+    problems = [
+        f"{policy_json if policy_field(p) else node_json}: {p}"
+        for p in check_manifest(manifest, node)
+    ]
+    _refuse(directory, problems)
+
+
 def load_bundle(directory: Path, node: str | None = None) -> Bundle:
     """Read and verify the bundle in `directory` (see the module docstring for every check).
 
@@ -357,16 +193,13 @@ def load_bundle(directory: Path, node: str | None = None) -> Bundle:
     """
     path = directory / MANIFEST
     raw = _read_manifest(directory)
-    manifest = _parse(path, raw)
-    problems = [f"{path}: {p}" for p in check_manifest(manifest, node)]
-    problems += [
-        f"{path}: files.{quote_field(rel)}: the path {why}"
-        for rel in sorted(manifest.files)
-        if (why := path_problem(rel)) is not None
-    ]
-    if problems:
-        raise problems_error(directory, problems)
-    contents = _read_files(directory, manifest)
+    node_file = parse_model(path, raw, NodeFile, "manifest", earlier_layout)
+    _refuse(directory, [f"{path}: {p}" for p in check_node_file(node_file, node)])
+    index, index_raw = _cluster_index(directory, node_file)
+    contents = read_files(directory, {**index.files, **node_file.files})
+    manifest = _assembled(directory, node_file, index, contents)
+    _check_assembled(directory, manifest, node)
+    contents[CLUSTER_INDEX] = index_raw
     return Bundle(directory, manifest, file_digest(raw), raw, contents)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from calicc.agent import AgentError
 from calicc.agent.apply import BUNDLE_COPY
 from calicc.agent.bird import BirdPaths
+from calicc.agent.bundle import load_bundle
 from calicc.agent.cni.ipam import Allocation
 from calicc.agent.cni.node import ipam_store
 from calicc.agent.files import under
@@ -20,12 +21,15 @@ BGP_FIELDS = 6  # name proto table state since info
 
 
 def installed_manifest(root: Path) -> NodeManifest:
-    """Return the node.json the last apply installed under `root`."""
-    path = under(root, BUNDLE_COPY) / MANIFEST
-    try:
-        return NodeManifest.model_validate_json(path.read_bytes())
-    except OSError as exc:
-        raise AgentError(f"{path}: no applied bundle here (run `calicc apply` first)") from exc
+    """Return the manifest of the bundle the last apply installed under `root`.
+
+    The installed copy is self-contained (node.json and the cluster part under cluster/): it
+    is read and assembled like any bundle, so status shows what the agent applies.
+    """
+    copy = under(root, BUNDLE_COPY)
+    if not (copy / MANIFEST).exists():
+        raise AgentError(f"{copy / MANIFEST}: no applied bundle here (run `calicc apply` first)")
+    return load_bundle(copy).manifest
 
 
 def bgp_sessions(runner: Runner, root: Path) -> list[tuple[str, str, str]]:

@@ -1,12 +1,16 @@
-"""The facts of node.json the CNI plugin needs, read and checked without pydantic.
+"""The facts of a bundle the CNI plugin needs, read and checked without pydantic.
 
-The pydantic model (contract/manifest.py) is the schema: the compiler writes node.json through
-it and `calicc apply` validates a whole bundle against it before installing. The CNI plugin runs
-once per pod, often in a fresh process, and needs a handful of fields of the installed copy: the
-node's name, the pod MTU, the pools and blocks for IPAM, the tunnel address, the ipsets and the
-policy bindings for endpoint policy. `read_node` reads exactly those, checks each one's type and
-the values that end up in restore input or netlink (names, lengths), and ignores the other
-sections. A wrong field raises `NodeFileError` naming it, e.g. `blocks[1].cidr: ...`.
+The pydantic models (contract/manifest.py) are the schema: the compiler writes the bundle through
+them and `calicc apply` validates and assembles a whole bundle before installing it, as one
+self-contained copy (node.json beside cluster/). The CNI plugin runs once per pod, often in a
+fresh process, and needs a handful of facts of that copy: the node's name, the pod MTU and
+blocks, the tunnel address (node.json), the pools for IPAM (cluster/cluster.json, serving the
+node when node.json's `pools` names them), and the ipsets and policy bindings for endpoint
+policy (cluster/policy.json). `read_node` reads exactly those, after checking that the cluster
+files are the ones listed (cluster.json the one node.json was built from, both of the digest
+cluster/index.json lists), checks each fact's type and the values that end up in restore input
+or netlink (names, lengths), and ignores the other sections. A wrong field raises
+`NodeFileError` naming it, e.g. `blocks[1].cidr: ...` or `cluster/policy.json: ipsets[0].name: ...`.
 
 `NodeFacts` (with `PoolFacts`, `BlockFacts`, `IdentityFacts`) is what the node side's helpers
 take: both `CniNode` and the pydantic `NodeManifest` satisfy it.
@@ -14,6 +18,7 @@ take: both `CniNode` and the pydantic `NodeManifest` satisfy it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -22,12 +27,21 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Protocol
 
 from calicc.contract.endpoint import BindingFacts, IpsetFacts
-from calicc.contract.names import BUNDLE_VERSION, CHAIN_MAX, IPSET_MAX
+from calicc.contract.names import (
+    BUNDLE_VERSION,
+    CHAIN_MAX,
+    CLUSTER_INDEX,
+    CLUSTER_POLICY,
+    CLUSTER_SETTINGS,
+    IPSET_MAX,
+    MANIFEST,
+)
 from calicc.contract.text import cut
 
 SET_TYPES = ("hash:net", "hash:ip", "hash:ip,port")
 MTU_MIN, MTU_MAX = 68, 65535
 TOKEN = re.compile(r"[A-Za-z0-9_.:,/-]+")  # names that land in iptables/ipset restore input
+CLUSTER_READS = (CLUSTER_INDEX, CLUSTER_SETTINGS, CLUSTER_POLICY)  # beside node.json
 
 
 class NodeFileError(ValueError):
@@ -249,11 +263,33 @@ def _binding(f: _Fields) -> CniBinding:
     )
 
 
-def node_facts(data: object) -> CniNode:
-    """Return the CNI's facts of a decoded node.json (see the module docstring).
+def _pools(node: _Fields, settings: _Fields) -> tuple[CniPool, ...]:
+    """Return the cluster's pools, each serving the node when node.json's `pools` names it."""
+    serving = node.get("pools", list, [])
+    for i, name in enumerate(serving):
+        if not isinstance(name, str):
+            raise NodeFileError(f"pools[{i}]: expected a string, got {_kind(name)}")
+    names = [f.text("name") for f in settings.items("pools")]
+    return tuple(CniPool(name, name in serving) for name in names)
+
+
+def _in(rel: str, value: object) -> _Fields:
+    """Return the top object of cluster file `rel`; its errors name the file."""
+    try:
+        return _Fields(value, "")
+    except NodeFileError:
+        raise NodeFileError(f"{rel}: expected an object, got {_kind(value)}") from None
+
+
+def node_facts(data: object, settings: object, policy: object) -> CniNode:
+    """Return the CNI's facts of decoded node.json, cluster.json and policy.json.
+
+    Pools come from cluster.json (serving the node when node.json names them), ipsets and
+    policy bindings from policy.json, the rest from node.json.
 
     Raises:
-        NodeFileError: a needed field is missing or wrong; the message names it.
+        NodeFileError: a needed field is missing or wrong; the message names it (and the
+            cluster file, for one of theirs).
     """
     top = _Fields(data, "")
     version = top.get("bundle_version", int, BUNDLE_VERSION)
@@ -262,29 +298,73 @@ def node_facts(data: object) -> CniNode:
     mtu = top.get("pod_mtu", int)
     if not MTU_MIN <= mtu <= MTU_MAX:
         raise NodeFileError(f"pod_mtu: {mtu} is not in {MTU_MIN}-{MTU_MAX}")
+    try:
+        pools = _pools(top, _in(CLUSTER_SETTINGS, settings))
+    except NodeFileError as exc:
+        raise NodeFileError(f"{CLUSTER_SETTINGS}: {exc}") from None
+    bindings = _in(CLUSTER_POLICY, policy)
+    try:
+        ipsets = tuple(_ipset(f) for f in bindings.items("ipsets"))
+        policies = tuple(_binding(f) for f in bindings.items("policies"))
+    except NodeFileError as exc:
+        raise NodeFileError(f"{CLUSTER_POLICY}: {exc}") from None
     return CniNode(
         node=CniIdentity(_Fields(top.get("node", dict), "node").text("name")),
         pod_mtu=mtu,
-        pools=tuple(
-            CniPool(f.text("name"), f.get("serves_node", bool)) for f in top.items("pools")
-        ),
+        pools=pools,
         blocks=tuple(CniBlock(_network(f, "cidr"), f.text("pool")) for f in top.items("blocks")),
         tunnel_address=_address(top, "tunnel_address"),
-        ipsets=tuple(_ipset(f) for f in top.items("ipsets")),
-        policies=tuple(_binding(f) for f in top.items("policies")),
+        ipsets=ipsets,
+        policies=policies,
     )
 
 
-def read_node(raw: bytes) -> CniNode:
-    """Return the CNI's facts of node.json's bytes.
+def _decode(rel: str, raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError both
+        raise NodeFileError(f"{rel}: not valid JSON ({cut(exc)})") from exc
+    except RecursionError as exc:
+        raise NodeFileError(f"{rel}: not valid JSON (nested too deeply)") from exc
+
+
+def _listed(rel: str, lister: str, data: object) -> str:
+    """Return the digest `lister` (node.json or cluster/index.json, decoded) lists for `rel`."""
+    try:
+        files = _Fields(data, "").get("files", dict)
+        digest = _Fields(files.get(rel), f"files.{rel}").text("digest", 80)
+    except NodeFileError as exc:
+        raise NodeFileError(f"{lister}: {exc}") from None
+    return str(digest)
+
+
+def _check_digests(node: object, index: object, files: Mapping[str, bytes]) -> None:
+    """Refuse cluster files that are not the ones node.json and cluster/index.json list."""
+    built = _listed(CLUSTER_SETTINGS, MANIFEST, node)
+    if _listed(CLUSTER_SETTINGS, CLUSTER_INDEX, index) != built:
+        raise NodeFileError(
+            f"{CLUSTER_INDEX} lists another {CLUSTER_SETTINGS} than node.json was built from: "
+            "node.json and the cluster files come from different builds"
+        )
+    for rel in (CLUSTER_SETTINGS, CLUSTER_POLICY):
+        listed = _listed(rel, CLUSTER_INDEX, index)
+        actual = "sha256:" + hashlib.sha256(files[rel]).hexdigest()
+        if actual != listed:
+            raise NodeFileError(
+                f"{rel} has digest {actual}, not the {listed} {CLUSTER_INDEX} lists: the "
+                "cluster files come from different builds"
+            )
+
+
+def read_node(raw: bytes, cluster: Mapping[str, bytes]) -> CniNode:
+    """Return the CNI's facts of node.json's bytes and the cluster files' (CLUSTER_READS).
 
     Raises:
-        NodeFileError: not UTF-8 JSON, or a needed field is missing or wrong.
+        NodeFileError: a file is not UTF-8 JSON, a cluster file is not of the digest listed,
+            or a needed field is missing or wrong.
     """
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError both
-        raise NodeFileError(f"not valid JSON ({cut(exc)})") from exc
-    except RecursionError as exc:
-        raise NodeFileError("not valid JSON (nested too deeply)") from exc
-    return node_facts(data)
+    node = _decode(MANIFEST, raw)
+    index = _decode(CLUSTER_INDEX, cluster[CLUSTER_INDEX])
+    _check_digests(node, index, cluster)
+    settings = _decode(CLUSTER_SETTINGS, cluster[CLUSTER_SETTINGS])
+    return node_facts(node, settings, _decode(CLUSTER_POLICY, cluster[CLUSTER_POLICY]))

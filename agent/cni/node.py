@@ -1,7 +1,9 @@
-"""The node's facts as the CNI plugin needs them: node.json from the bundle, cached by mtime.
+"""The node's facts as the CNI plugin needs them: from the installed bundle, cached by mtime.
 
-node.json is read with the contract's light reader (contract/node.py: no pydantic, about 0.1 ms
-for a small node), so a standalone plugin process imports only what its command needs.
+The installed bundle copy is self-contained: node.json beside cluster/ (index.json, cluster.json,
+policy.json). They are read with the contract's light reader (contract/node.py: no pydantic,
+about 0.1 ms for a small node), so a standalone plugin process imports only what its command
+needs, and read again only when one of them changed (size or mtime).
 """
 
 from __future__ import annotations
@@ -12,31 +14,47 @@ from pathlib import Path
 
 from calicc.agent.cni.errors import INVALID_CONFIG, IO_FAILURE, CniError
 from calicc.agent.cni.ipam import IpamStore
-from calicc.contract.node import CniNode, NodeFacts, NodeFileError, read_node
+from calicc.contract.node import CLUSTER_READS, CniNode, NodeFacts, NodeFileError, read_node
 
-_CACHE: dict[Path, tuple[tuple[int, int], CniNode]] = {}
+Stamp = tuple[tuple[int, int], ...]
+_CACHE: dict[Path, tuple[Stamp, CniNode]] = {}
 _LOCK = threading.Lock()
 
 
+def bundle_files(path: Path) -> tuple[Path, ...]:
+    """Return node.json at `path` and the cluster files the CNI reads beside it."""
+    return (path, *(path.parent / rel for rel in CLUSTER_READS))
+
+
+def _stamp(paths: tuple[Path, ...]) -> Stamp:
+    """Return (mtime, size) of each file, or raise the CNI error naming the missing one."""
+    stamps = []
+    for each in paths:
+        try:
+            st = os.stat(each)
+        except OSError as exc:
+            raise CniError(
+                IO_FAILURE,
+                f"cannot read {each} ({exc.strerror}): run `calicc apply --bundle DIR` on this "
+                "node first, or point the netconf's `bundle` (or `root`) at the installed bundle",
+            ) from exc
+        stamps.append((st.st_mtime_ns, st.st_size))
+    return tuple(stamps)
+
+
 def load_manifest(path: Path) -> CniNode:
-    """Return the CNI's facts of the node.json at `path`, re-read only when size or mtime change."""
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise CniError(
-            IO_FAILURE,
-            f"cannot read {path} ({exc.strerror}): run `calicc apply --bundle DIR` on this node "
-            "first, or point the netconf's `bundle` (or `root`) at the installed bundle",
-        ) from exc
-    key = (st.st_mtime_ns, st.st_size)
+    """Return the CNI's facts of the bundle whose node.json is `path`, re-read only on a change."""
+    paths = bundle_files(path)
+    key = _stamp(paths)
     with _LOCK:
         cached = _CACHE.get(path)
         if cached is not None and cached[0] == key:
             return cached[1]
     try:
-        manifest = read_node(path.read_bytes())
+        raw = [each.read_bytes() for each in paths]
+        manifest = read_node(raw[0], dict(zip(CLUSTER_READS, raw[1:], strict=True)))
     except (OSError, NodeFileError) as exc:
-        raise CniError(INVALID_CONFIG, f"{path} is not a valid node manifest: {exc}") from exc
+        raise CniError(INVALID_CONFIG, f"{path} is not a valid node bundle: {exc}") from exc
     with _LOCK:
         _CACHE[path] = (key, manifest)
     return manifest

@@ -1,0 +1,105 @@
+"""Decode a bundle's JSON files (node.json, cluster.json) and validate them against the contract.
+
+Strict JSON: UTF-8, no duplicate keys, of a bundle_version this agent reads, then the pydantic
+model (contract/manifest.py). Every message names the file and the field or place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from calicc.agent import AgentError
+from calicc.agent.bundle_checks import problems_error, quote_field
+from calicc.contract.names import BUNDLE_VERSION
+
+Model = TypeVar("Model", bound=BaseModel)
+
+# Keys only a node.json of the layout before the cluster part had (it carried the cluster's
+# pools, sets and policies and every other node's routes itself).
+EARLIER_LAYOUT_KEYS = ("ipsets", "policies", "neighbors", "fdb")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
+def decode(path: Path, raw: bytes) -> Any:
+    """Return the JSON value of a bundle file, or raise an error naming the file and place."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AgentError(
+            f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})"
+        ) from exc
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except json.JSONDecodeError as exc:
+        raise AgentError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from exc
+    except _DuplicateKey as exc:
+        key = quote_field(str(exc))
+        raise AgentError(f"{path}: {key}: the key appears twice in one object") from exc
+    except RecursionError as exc:
+        raise AgentError(f"{path}: not valid JSON: nested too deeply") from exc
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise AgentError(f"{path}: not valid JSON: {str(exc)[:200]}") from exc
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{quote_field(p)}" for p in loc)[1:]
+
+
+def earlier_layout(data: dict[str, Any]) -> str | None:
+    """Return why a node.json that does not validate fails, when it is of the earlier layout."""
+    if any(key in data for key in EARLIER_LAYOUT_KEYS):
+        return (
+            "this node.json is of the earlier layout (it lists the cluster's pools, sets and "
+            "policies itself, with no cluster/ files): rebuild the tree with this calicc"
+        )
+    return None
+
+
+def parse_model(
+    path: Path,
+    raw: bytes,
+    model: type[Model],
+    what: str,
+    explain: Callable[[dict[str, Any]], str | None] | None = None,
+) -> Model:
+    """Return `raw` (the bytes of `path`, a `what`) as `model`, or raise naming every bad field.
+
+    `explain` may name one cause for data that does not validate (it replaces the field list).
+
+    Raises:
+        AgentError: not UTF-8 JSON, not an object, another bundle_version (for a model that
+            has one), or invalid fields.
+    """
+    data = decode(path, raw)
+    if not isinstance(data, dict):
+        raise AgentError(f"{path}: the {what} must be a JSON object, not {type(data).__name__}")
+    version = data.get("bundle_version")
+    if "bundle_version" in model.model_fields and version != BUNDLE_VERSION:
+        shown = repr(version)[:40]
+        raise AgentError(
+            f"{path}: bundle_version: {shown} is not one this agent knows "
+            f"(it reads bundle_version {BUNDLE_VERSION}); rebuild with a matching calicc"
+        )
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        found = [f"{path}: {_field(e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()]
+        hint = explain(data) if explain is not None else None
+        raise problems_error(path.parent, [f"{path}: {hint}"] if hint else found) from exc
