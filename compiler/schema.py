@@ -13,11 +13,14 @@ from pydantic import BaseModel
 from calicc.compiler.emit import dump_json, write_atomic
 from calicc.compiler.model.spec import ClusterSpec
 from calicc.compiler.reference import markdown_reference
-from calicc.contract.manifest import NodeManifest
+from calicc.contract.manifest import ClusterIndex, ClusterPolicy, ClusterSettings, NodeFile
 
 SCHEMAS: dict[str, type[BaseModel]] = {
     "cluster.schema.json": ClusterSpec,
-    "node.schema.json": NodeManifest,
+    "node.schema.json": NodeFile,
+    "cluster-settings.schema.json": ClusterSettings,
+    "cluster-policy.schema.json": ClusterPolicy,
+    "cluster-index.schema.json": ClusterIndex,
 }
 
 
@@ -43,8 +46,27 @@ REFERENCES = {
     "node.schema.json": (
         "node-json.md",
         "node.json reference",
-        "The node manifest a bundle holds (`rendered/nodes/<node>/node.json`): what the agent "
-        "and the CNI plugin read. See ../rendered-tree.md for the tree around it.",
+        "The node manifest a bundle holds (`rendered/nodes/<node>/node.json`): the node's own "
+        "facts and the files it was built with. The agent assembles it with the cluster part "
+        "(`rendered/cluster/`); see ../rendered-tree.md for the tree around it.",
+    ),
+    "cluster-settings.schema.json": (
+        "cluster-json.md",
+        "cluster/cluster.json reference",
+        "The cluster settings every node's files follow from (`rendered/cluster/cluster.json`): "
+        "the pools. node.json names it with its digest. See ../rendered-tree.md.",
+    ),
+    "cluster-policy.schema.json": (
+        "policy-json.md",
+        "cluster/policy.json reference",
+        "Policy bindings and ipsets (`rendered/cluster/policy.json`), shared by every node. The "
+        "node-address set lists no members here: they come from `cluster/nodes.tsv`.",
+    ),
+    "cluster-index.schema.json": (
+        "cluster-index-json.md",
+        "cluster/index.json reference",
+        "The digest and install path of every other file of the cluster part "
+        "(`rendered/cluster/index.json`): the agent checks each cluster file against it.",
     ),
 }
 
