@@ -36,6 +36,15 @@ def test_rows_link_definitions_in_the_order_reached() -> None:
 def test_every_schema_has_a_page_naming_each_top_level_key() -> None:
     schemas = schema_texts()
     pages = reference_texts(schemas)
-    assert set(pages) == {"cluster-yaml.md", "node-json.md"}
+    assert set(pages) == {
+        "cluster-yaml.md",
+        "node-json.md",
+        "cluster-json.md",
+        "policy-json.md",
+        "cluster-index-json.md",
+    }
     for key in ("network_cidr", "nodes", "bird_snippets"):
         assert f"| `{key}` |" in pages["cluster-yaml.md"]
+    for page, key in (("node-json.md", "files"), ("cluster-json.md", "pools")):
+        assert f"| `{key}` |" in pages[page]
+    assert "| `policies` |" in pages["policy-json.md"]
