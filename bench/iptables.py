@@ -54,7 +54,7 @@ def render(base: Path, count: int, changed_port: int) -> tuple[str, str]:
     (base / "policies" / "all.yaml").write_text(text)
     (base / "cluster.yaml").write_text(CLUSTER)
     files = compile_cluster(load_cluster(base / "cluster.yaml")).files
-    return files["nodes/n1/ipset/ipsets.restore"], files["nodes/n1/iptables/iptables.rules"]
+    return files["cluster/ipsets.restore"], files["nodes/n1/iptables/iptables.rules"]
 
 
 def chains(text: str) -> dict[str, list[str]]:

@@ -263,14 +263,13 @@ def _binding(f: _Fields) -> CniBinding:
     )
 
 
-def _pools(node: _Fields, settings: _Fields) -> tuple[CniPool, ...]:
-    """Return the cluster's pools, each serving the node when node.json's `pools` names it."""
-    serving = node.get("pools", list, [])
-    for i, name in enumerate(serving):
+def _serving(node: _Fields) -> list[str]:
+    """Return the names node.json's `pools` lists: the pools that serve the node."""
+    names = node.get("pools", list, [])
+    for i, name in enumerate(names):
         if not isinstance(name, str):
             raise NodeFileError(f"pools[{i}]: expected a string, got {_kind(name)}")
-    names = [f.text("name") for f in settings.items("pools")]
-    return tuple(CniPool(name, name in serving) for name in names)
+    return names
 
 
 def _in(rel: str, value: object) -> _Fields:
@@ -298,8 +297,9 @@ def node_facts(data: object, settings: object, policy: object) -> CniNode:
     mtu = top.get("pod_mtu", int)
     if not MTU_MIN <= mtu <= MTU_MAX:
         raise NodeFileError(f"pod_mtu: {mtu} is not in {MTU_MIN}-{MTU_MAX}")
+    serving = _serving(top)
     try:
-        pools = _pools(top, _in(CLUSTER_SETTINGS, settings))
+        names = [f.text("name") for f in _in(CLUSTER_SETTINGS, settings).items("pools")]
     except NodeFileError as exc:
         raise NodeFileError(f"{CLUSTER_SETTINGS}: {exc}") from None
     bindings = _in(CLUSTER_POLICY, policy)
@@ -311,7 +311,7 @@ def node_facts(data: object, settings: object, policy: object) -> CniNode:
     return CniNode(
         node=CniIdentity(_Fields(top.get("node", dict), "node").text("name")),
         pod_mtu=mtu,
-        pools=pools,
+        pools=tuple(CniPool(name, name in serving) for name in names),
         blocks=tuple(CniBlock(_network(f, "cidr"), f.text("pool")) for f in top.items("blocks")),
         tunnel_address=_address(top, "tunnel_address"),
         ipsets=ipsets,

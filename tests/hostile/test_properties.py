@@ -135,7 +135,7 @@ def _tools_accept(files: dict[str, str], name: str, ns: str | None) -> None:
     assert bird_parse(files[node + "bird/bird.conf"]) is None
     if ns is None:
         return
-    sets = ns_run(ns, ["ipset", "restore"], False, files[node + "ipset/ipsets.restore"])
+    sets = ns_run(ns, ["ipset", "restore"], False, files["cluster/ipsets.restore"])
     assert sets.returncode == 0, sets.stderr
     rules = ns_run(
         ns,

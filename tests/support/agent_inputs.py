@@ -1,9 +1,10 @@
 """Agent-side helpers of the hostile corpus: bundles broken on purpose, `calicc apply` run in a
 throwaway namespace under the corpus's memory and time limits, and the namespace's state.
 
-A bundle here starts as a copy of an example's rendered bundle; a case then edits node.json as
-raw JSON (wrong types, missing keys) or as bytes (truncated, not UTF-8), or a listed file,
-recomputing digests only where the case wants a consistent bundle.
+A bundle here starts as a self-contained copy of an example's rendered bundle (its cluster part
+under cluster/); a case then edits node.json as raw JSON (wrong types, missing keys) or as bytes
+(truncated, not UTF-8), or a listed file, recomputing digests only where the case wants a
+consistent bundle.
 """
 
 from __future__ import annotations
@@ -11,21 +12,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
 from pathlib import Path
 from typing import Any
 
 from calicc.agent.bundle import file_digest
+from calicc.contract.names import CLUSTER_INDEX, is_cluster_file
 from calicc.lab.netns import ns_run
+from tests.support.bundles import bundle_files, write_tree
 from tests.support.hostile import Outcome, Snapshot, run_calicc
 
 MANIFEST = "node.json"
 
 
 def copy_bundle(source: Path, target: Path) -> dict[str, Any]:
-    """Copy a rendered bundle to `target`; return its node.json as data."""
-    shutil.copytree(source, target)
+    """Copy a bundle to `target`, self-contained (its cluster part under cluster/); return its
+    node.json as data."""
+    write_tree(target, bundle_files(source))
     return dict(json.loads((target / MANIFEST).read_text()))
 
 
@@ -35,9 +38,15 @@ def write_manifest(bundle: Path, data: dict[str, Any]) -> None:
 
 
 def set_file(bundle: Path, data: dict[str, Any], rel: str, text: str) -> None:
-    """Replace a listed file and its digest (the bundle stays consistent)."""
+    """Replace a listed file and its digest (the bundle stays consistent): in node.json for a
+    node file, in cluster/index.json (and node.json, when it names it) for a cluster file."""
     (bundle / rel).write_text(text)
-    data["files"][rel]["digest"] = file_digest(text.encode())
+    if is_cluster_file(rel):
+        index = json.loads((bundle / CLUSTER_INDEX).read_text())
+        index["files"][rel]["digest"] = file_digest(text.encode())
+        (bundle / CLUSTER_INDEX).write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+    if rel in data["files"]:
+        data["files"][rel]["digest"] = file_digest(text.encode())
     write_manifest(bundle, data)
 
 

@@ -1,5 +1,6 @@
 """Helpers of the agent's real tests: node namespaces, the examples' rendered bundles, copies of
-them with a specific (e.g. broken) input, snapshots of foreign state."""
+them (self-contained: node files, node.json and the cluster part under cluster/) with a specific
+(e.g. broken) input, snapshots of foreign state."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
-from calicc.agent.bundle import file_digest
-from calicc.contract.manifest import NodeManifest
+from calicc.agent.bundle import file_digest, load_bundle
+from calicc.agent.bundle_files import cluster_base
+from calicc.contract.manifest import NodeFile, NodeManifest
+from calicc.contract.names import CLUSTER_INDEX, CLUSTER_POLICY, MANIFEST, is_cluster_file
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import EXAMPLES
 
@@ -95,31 +98,71 @@ def rendered(example: str, node: str) -> Path:
     return EXAMPLES / example / "rendered" / "nodes" / node
 
 
+def bundle_files(source: Path) -> dict[str, str]:
+    """Return every file of bundle `source`: the node's and its cluster part's (`cluster/...`).
+
+    `source` is a node directory of a rendered tree or a self-contained bundle.
+    """
+    data = json.loads((source / MANIFEST).read_text())
+    base = cluster_base(source)
+    index = json.loads((base / CLUSTER_INDEX).read_text())
+    files = {rel: (source / rel).read_text() for rel in data["files"] if not is_cluster_file(rel)}
+    files.update({rel: (base / rel).read_text() for rel in [CLUSTER_INDEX, *index["files"]]})
+    return {**files, MANIFEST: (source / MANIFEST).read_text()}
+
+
+def dump(data: Any) -> str:
+    """Return JSON as the compiler writes it (sorted keys, indented, final newline)."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def redigest(files: dict[str, str]) -> dict[str, str]:
+    """Return `files` (a bundle) with node.json and cluster/index.json naming their digests."""
+    node, index = json.loads(files[MANIFEST]), json.loads(files[CLUSTER_INDEX])
+    for rel, text in files.items():
+        for lister in (node, index):
+            if rel in lister["files"]:
+                lister["files"][rel]["digest"] = file_digest(text.encode())
+    NodeFile.model_validate(node)
+    return {**files, MANIFEST: dump(node), CLUSTER_INDEX: dump(index)}
+
+
+def write_tree(directory: Path, files: dict[str, str]) -> None:
+    """Write `files` (relative path -> text) under `directory`."""
+    for rel, text in files.items():
+        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+        (directory / rel).write_text(text)
+
+
 def derive_bundle(
     source: Path,
     directory: Path,
     iptables: str | None = None,
     texts: dict[str, str] | None = None,
+    policy: dict[str, Any] | None = None,
     **update: Any,
-) -> NodeManifest:
-    """Copy a rendered bundle to `directory`, with files (`texts`, `iptables`) and keys replaced.
+) -> None:
+    """Copy a bundle to `directory`, self-contained (its cluster part under cluster/), with files
+    (`texts`, node or `cluster/...` paths; `iptables`), node.json keys (`update`) and
+    cluster/policy.json keys (`policy`: ipsets, policies) replaced.
 
     Only for the inputs a test needs on purpose (broken rules, an emptied node, a new route);
     digests are recomputed so the agent accepts the copy.
     """
-    data = json.loads((source / "node.json").read_text())
-    files = {rel: (source / rel).read_text() for rel in data["files"]}
+    files = bundle_files(source)
     files.update(texts or {})
     if iptables is not None:
         files["iptables/iptables.rules"] = iptables
-    data.update(update)
-    for rel, text in files.items():
-        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
-        (directory / rel).write_text(text)
-        data["files"][rel]["digest"] = file_digest(text.encode())
-    manifest = NodeManifest.model_validate(data)
-    (directory / "node.json").write_text(manifest.model_dump_json(indent=2))
-    return manifest
+    if policy:
+        files[CLUSTER_POLICY] = dump({**json.loads(files[CLUSTER_POLICY]), **policy})
+    if update:
+        files[MANIFEST] = dump({**json.loads(files[MANIFEST]), **update})
+    write_tree(directory, redigest(files))
+
+
+def bundle_manifest(bundle: Path) -> NodeManifest:
+    """Return the assembled manifest of a bundle (node.json with its cluster part)."""
+    return load_bundle(bundle).manifest
 
 
 def node_address(bundle: Path) -> str:
@@ -146,8 +189,8 @@ def routed_node(make_ns: MakeNs, bundle: Path, address: str | None = None) -> tu
         ns_run(node, ["ip", "link", "add", "tunl0", "type", "ifb"])
     prefix = IPv4Interface(address).network.prefixlen
     ns_run(client, ["ip", "addr", "add", f"{gateway}/{prefix}", "dev", "up0"])
-    for pool in json.loads((bundle / "node.json").read_text())["pools"]:
-        ns_run(client, ["ip", "route", "add", pool["cidr"], "via", address.split("/")[0]])
+    for pool in bundle_manifest(bundle).pools:
+        ns_run(client, ["ip", "route", "add", str(pool.cidr), "via", address.split("/")[0]])
     return node, client
 
 

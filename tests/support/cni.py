@@ -17,25 +17,32 @@ import pytest
 
 from calicc.agent.cni.server import socket_path
 from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.contract.names import CLUSTER_DIR
 from calicc.lab.netns import ns_run
 from tests.conftest import EXAMPLES, ROOT
 
 
-def example_node_json(node: str = "minikube") -> dict[str, Any]:
-    """Return node.json of `node` compiled from examples/minikube-ipip (nothing written)."""
-    compiled = compile_cluster(load_cluster(EXAMPLES / "minikube-ipip" / "cluster.yaml"))
-    data: dict[str, Any] = json.loads(compiled.files[f"nodes/{node}/node.json"])
-    return data
+def example_build() -> dict[str, str]:
+    """Return the files of examples/minikube-ipip, compiled (nothing written)."""
+    return compile_cluster(load_cluster(EXAMPLES / "minikube-ipip" / "cluster.yaml")).files
+
+
+def install_bundle(root: Path, files: dict[str, str], node: str, **changes: Any) -> Path:
+    """Install node `node` of compiled `files` under `root` as `calicc apply` leaves it for the
+    CNI plugin: node.json (with `changes`) beside the cluster part; return node.json's path."""
+    bundle = root / "etc/calicc/bundle"
+    for rel, text in files.items():
+        if rel.startswith(f"{CLUSTER_DIR}/"):
+            (bundle / rel).parent.mkdir(parents=True, exist_ok=True)
+            (bundle / rel).write_text(text, encoding="utf-8")
+    data = {**json.loads(files[f"nodes/{node}/node.json"]), **changes}
+    (bundle / "node.json").write_text(json.dumps(data), encoding="utf-8")
+    return bundle / "node.json"
 
 
 def write_bundle(root: Path, **changes: Any) -> Path:
-    """Install the example node.json under `root` where the compiled conflist points."""
-    data = example_node_json()
-    data.update(changes)
-    path = root / "etc/calicc/bundle/node.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data), encoding="utf-8")
-    return path
+    """Install node minikube's bundle under `root` where the compiled conflist points."""
+    return install_bundle(root, example_build(), "minikube", **changes)
 
 
 CNITOOL = Path(os.environ.get("CALICC_CACHE", Path.home() / ".cache/calicc")) / "bin/cnitool"

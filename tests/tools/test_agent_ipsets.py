@@ -33,7 +33,11 @@ print(json.dumps({"same": dump.sets == saved, "n": len(saved), "refs": dump.refe
 def test_netlink_dump_equals_ipset_save(make_ns: MakeNs) -> None:
     need_tool("ipset", "iptables")
     ns = make_ns("sets")
-    ns_run(ns, ["ipset", "restore"], input_text=(DEMO / "ipset/ipsets.restore").read_text())
+    ns_run(
+        ns,
+        ["ipset", "restore"],
+        input_text=(DEMO.parents[1] / "cluster/ipsets.restore").read_text(),
+    )
     ns_run(ns, ["ipset", "-exist", "restore"], input_text=RUNTIME)
     ns_run(ns, ["ipset", "create", "KUBE-X", "hash:ip"])  # not ours: left out of both
     rule = ["-m", "set", "--match-set", "cali40all-hosts-net", "src", "-j", "ACCEPT"]

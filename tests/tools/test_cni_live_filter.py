@@ -50,7 +50,7 @@ def test_cache_follows_own_restores_and_rereads_after_foreign_changes(
         pytest.skip("the cache needs the nf_tables backend's generation id")
     node = make_ns("nd")
     files = compiled(tmp_path).files
-    ns_run(node, ["ipset", "restore"], input_text=files["nodes/node-1/ipset/ipsets.restore"])
+    ns_run(node, ["ipset", "restore"], input_text=files["cluster/ipsets.restore"])
     rules_file = files["nodes/node-1/iptables/iptables.rules"]
     ns_run(node, ["iptables-restore", "--noflush"], input_text=rules_file)
     path = f"/var/run/netns/{node}"

@@ -19,7 +19,7 @@ from calicc.agent.cni.naming import host_veth_name
 from calicc.compiler.targets.iptables import jump_rules
 from calicc.lab.netns import ns_ping, ns_run, veth_between
 from tests.conftest import need_tool
-from tests.support.cni import cni_server, cnitool, compiled, labelled_pod
+from tests.support.cni import cni_server, cnitool, compiled, install_bundle, labelled_pod
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 API_SET = "cali40s:Y0wk1bBX7T49x15BqTQ05r8"  # namespace shop, app=api (policies-demo)
@@ -40,7 +40,7 @@ def node_with_policies(
         ns_run(ns, shlex.split(cmd))
     build = compiled(tmp_path)
     files = build.files
-    ns_run(node, ["ipset", "restore"], input_text=files["nodes/node-1/ipset/ipsets.restore"])
+    ns_run(node, ["ipset", "restore"], input_text=files["cluster/ipsets.restore"])
     ns_run(
         node,
         ["iptables-restore", "--noflush"],
@@ -50,9 +50,7 @@ def node_with_policies(
         where = ["-I", jump.chain, "1"] if jump.position == "top" else ["-A", jump.chain]
         ns_run(node, ["iptables", "-t", jump.table, *where, *shlex.split(jump.rule)])
     root = tmp_path / "root"
-    bundle = root / "etc/calicc/bundle/node.json"
-    bundle.parent.mkdir(parents=True)
-    bundle.write_text(files["nodes/node-1/node.json"])
+    install_bundle(root, files, "node-1")
     conflist = json.loads(files["nodes/node-1/cni/10-calicc.conflist"])
     (root / "etc/cni/net.d").mkdir(parents=True)
     (root / "etc/cni/net.d/10-calicc.conflist").write_text(  # calicc alone, labels declared

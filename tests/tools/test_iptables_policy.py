@@ -68,7 +68,7 @@ def plan_with(tmp_path: Path, seed_text: str) -> tuple[ClusterPlan, dict[str, st
 
 def apply(node: str, plan: ClusterPlan, files: dict[str, str], namespace: str) -> None:
     """Apply node-1's files as the agent would, with the pod's endpoint merged in."""
-    ns_run(node, ["ipset", "restore"], input_text=files["nodes/node-1/ipset/ipsets.restore"])
+    ns_run(node, ["ipset", "restore"], input_text=files["cluster/ipsets.restore"])
     pod = policies_for_pod(policy_bindings(plan), namespace, {"app": "x"}, {})
     rules = with_endpoints(
         files["nodes/node-1/iptables/iptables.rules"], [endpoint_rules(IFACE, pod)]
@@ -103,7 +103,7 @@ def test_cni_add_and_del_fragments(make_ns: Callable[[str], str], tmp_path: Path
     need_tool("ping", "ipset", "iptables-restore", "iptables-save")
     client, node = wire(make_ns)
     plan, files = plan_with(tmp_path, SEED.read_text())
-    ns_run(node, ["ipset", "restore"], input_text=files["nodes/node-1/ipset/ipsets.restore"])
+    ns_run(node, ["ipset", "restore"], input_text=files["cluster/ipsets.restore"])
     ns_run(
         node,
         ["iptables-restore", "--noflush"],

@@ -34,7 +34,7 @@ def first_node_files(cluster: Path) -> tuple[str, str]:
     files = compile_cluster(load_cluster(cluster)).files
     node = sorted(k.split("/")[1] for k in files if k.endswith("iptables/iptables.rules"))[0]
     return (
-        files[f"nodes/{node}/ipset/ipsets.restore"],
+        files["cluster/ipsets.restore"],
         files[f"nodes/{node}/iptables/iptables.rules"],
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from calicc.agent.bundle import load_bundle
 from calicc.agent.cni.endpoint_policy import EndpointRecord
 from calicc.agent.drift import Watch
 from calicc.agent.endpoints import fingerprint, load_endpoints, runtime_members, state_dir
@@ -21,7 +22,7 @@ DNS_SET = "cali40s:w01VvwdRHS-ei-R0QTBXRyJ"  # k8s-app=kube-dns in any namespace
 
 
 def manifest() -> NodeManifest:
-    return NodeManifest.model_validate_json((DEMO / "node.json").read_bytes())
+    return load_bundle(DEMO).manifest
 
 
 def record(iface: str, address: str, namespace: str, **labels: str) -> EndpointRecord:

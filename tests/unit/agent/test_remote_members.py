@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from calicc.agent import AgentError
+from calicc.agent.bundle import load_bundle
 from calicc.agent.cni.endpoint_policy import EndpointRecord
 from calicc.agent.endpoints import Endpoints, runtime_members
 from calicc.agent.kube_endpoints import NAMESPACES_PATH, PODS_PATH, KubeSource
@@ -34,7 +35,7 @@ POOLS = (IPv4Network("10.244.0.0/16"), IPv4Network("10.250.0.0/16"))
 
 
 def manifest() -> NodeManifest:
-    return NodeManifest.model_validate_json((DEMO / "node.json").read_bytes())
+    return load_bundle(DEMO).manifest
 
 
 def pod(namespace: str, name: str, ip: str, labels: dict[str, str], **extra: Any) -> dict[str, Any]:

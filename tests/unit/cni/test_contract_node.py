@@ -1,5 +1,6 @@
-"""The contract's light reader of node.json (contract/node.py): the same facts as the pydantic
-model for every example node, and a located refusal of each kind of wrong field."""
+"""The contract's light reader of a bundle (contract/node.py): the same facts as the agent's
+assembled manifest for every example node, a cluster part of another build refused, and a
+located refusal of each kind of wrong field."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from typing import Any
 
 import pytest
 
+from calicc.agent.bundle import file_digest, load_bundle
 from calicc.contract.manifest import NodeManifest
-from calicc.contract.node import CniNode, NodeFileError, read_node
+from calicc.contract.names import CLUSTER_INDEX, CLUSTER_POLICY, CLUSTER_SETTINGS
+from calicc.contract.node import CLUSTER_READS, CniNode, NodeFileError, read_node
 from tests.conftest import EXAMPLES
 
-NODE_FILES = sorted(EXAMPLES.glob("*/rendered/nodes/*/node.json"))
+NODE_DIRS = sorted(p.parent for p in EXAMPLES.glob("*/rendered/nodes/*/node.json"))
+DEMO = EXAMPLES / "policies-demo/rendered/nodes/node-1"
 
 
 def facts(m: NodeManifest | CniNode) -> dict[str, object]:
@@ -32,29 +36,49 @@ def facts(m: NodeManifest | CniNode) -> dict[str, object]:
     }
 
 
-@pytest.mark.parametrize("path", NODE_FILES, ids=lambda p: f"{p.parts[-5]}/{p.parts[-2]}")
-def test_light_reader_reads_what_the_model_reads(path: Path) -> None:
-    raw = path.read_bytes()
-    assert facts(read_node(raw)) == facts(NodeManifest.model_validate_json(raw))
+def cluster_of(node_dir: Path) -> dict[str, bytes]:
+    """Return the cluster files the reader needs, from the rendered tree of `node_dir`."""
+    return {rel: (node_dir.parents[1] / rel).read_bytes() for rel in CLUSTER_READS}
 
 
-def test_examples_hold_policies_and_runtime_sets() -> None:
-    """The comparison above covers bindings and selector sets, not only empty sections."""
-    demo = read_node((EXAMPLES / "policies-demo/rendered/nodes/node-1/node.json").read_bytes())
+@pytest.mark.parametrize("node_dir", NODE_DIRS, ids=lambda p: f"{p.parts[-4]}/{p.name}")
+def test_light_reader_reads_what_the_agent_assembles(node_dir: Path) -> None:
+    raw = (node_dir / "node.json").read_bytes()
+    assert facts(read_node(raw, cluster_of(node_dir))) == facts(load_bundle(node_dir).manifest)
+
+
+def test_examples_hold_policies_runtime_sets_and_pools_not_serving() -> None:
+    """The comparison above covers bindings, selector sets and both kinds of pool."""
+    demo = read_node((DEMO / "node.json").read_bytes(), cluster_of(DEMO))
     assert demo.policies
     assert any(s.selector is not None for s in demo.ipsets)
+    crosssubnet = EXAMPLES / "vxlan-crosssubnet/rendered/nodes/rack1-node1"
+    node = read_node((crosssubnet / "node.json").read_bytes(), cluster_of(crosssubnet))
+    assert {p.serves_node for p in node.pools} == {True, False}
 
 
 def example() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(
-        (EXAMPLES / "policies-demo/rendered/nodes/node-1/node.json").read_text()
-    )
+    data: dict[str, Any] = json.loads((DEMO / "node.json").read_text())
     return data
 
 
-def refusal(data: object) -> str:
+def policy() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(cluster_of(DEMO)[CLUSTER_POLICY])
+    return data
+
+
+def consistent(policy_data: object) -> dict[str, bytes]:
+    """Return the demo's cluster files with policy.json replaced and listed with its digest."""
+    files = cluster_of(DEMO)
+    files[CLUSTER_POLICY] = json.dumps(policy_data).encode()
+    index = json.loads(files[CLUSTER_INDEX])
+    index["files"][CLUSTER_POLICY]["digest"] = file_digest(files[CLUSTER_POLICY])
+    return {**files, CLUSTER_INDEX: json.dumps(index).encode()}
+
+
+def refusal(data: object, cluster: dict[str, bytes] | None = None) -> str:
     with pytest.raises(NodeFileError) as caught:
-        read_node(json.dumps(data).encode())
+        read_node(json.dumps(data).encode(), cluster or cluster_of(DEMO))
     return str(caught.value)
 
 
@@ -65,27 +89,57 @@ def test_wrong_fields_are_named() -> None:
     assert refusal({**data, "pod_mtu": 40}) == "pod_mtu: 40 is not in 68-65535"
     assert refusal({k: v for k, v in data.items() if k != "node"}) == "node: missing"
     assert refusal({**data, "bundle_version": 2}) == "bundle_version: 2 is not 1"
-    assert refusal([data]) == "node.json: expected an object, got an array"
+    assert refusal({**data, "pools": [3]}) == "pools[0]: expected a string, got an integer"
 
 
-def test_wrong_items_are_named_with_their_index() -> None:
+def test_wrong_items_are_named_with_their_index_and_file() -> None:
     data = example()
     blocks = [*data["blocks"], {"cidr": "10.0.0.1/24", "pool": "p"}]
     where = f"blocks[{len(blocks) - 1}].cidr"
     assert refusal({**data, "blocks": blocks}).startswith(f"{where}: '10.0.0.1/24' is not an IPv4")
-    sets = [{**data["ipsets"][0], "name": "cali40s:x\n-A INPUT -j ACCEPT"}]
-    assert refusal({**data, "ipsets": sets}).startswith("ipsets[0].name: ")
-    sets = [{**data["ipsets"][0], "type": "bitmap:port"}]
-    assert refusal({**data, "ipsets": sets}).startswith("ipsets[0].type: 'bitmap:port'")
-    policies = [{**data["policies"][0], "ingress_chain": "cali-pi-" + "x" * 30}]
-    assert refusal({**data, "policies": policies}).startswith("policies[0].ingress_chain: ")
     assert refusal({**data, "tunnel_address": "10.0.0"}).startswith("tunnel_address: '10.0.0'")
+    sets = policy()
+    sets["ipsets"][0]["name"] = "cali40s:x\n-A INPUT -j ACCEPT"
+    assert refusal(data, consistent(sets)).startswith("cluster/policy.json: ipsets[0].name: ")
+    sets = policy()
+    sets["ipsets"][0]["type"] = "bitmap:port"
+    assert refusal(data, consistent(sets)).startswith(
+        "cluster/policy.json: ipsets[0].type: 'bitmap:port'"
+    )
+    bindings = policy()
+    bindings["policies"][0]["ingress_chain"] = "cali-pi-" + "x" * 30
+    assert refusal(data, consistent(bindings)).startswith(
+        "cluster/policy.json: policies[0].ingress_chain: "
+    )
+    assert refusal(data, consistent([])) == "cluster/policy.json: expected an object, got an array"
 
 
-def test_not_json_is_refused() -> None:
-    with pytest.raises(NodeFileError, match="not valid JSON"):
-        read_node(b"{")
-    with pytest.raises(NodeFileError, match="not valid JSON"):
-        read_node(b"\xff")
-    with pytest.raises(NodeFileError, match="not valid JSON"):
-        read_node(b"[" * 100_000)
+def test_cluster_files_of_another_build_are_refused() -> None:
+    data = example()
+    changed = cluster_of(DEMO)
+    changed[CLUSTER_POLICY] += b" "  # not the digest cluster/index.json lists
+    said = refusal(data, changed)
+    assert said.startswith("cluster/policy.json has digest sha256:")
+    assert "different builds" in said
+    settings = json.loads(cluster_of(DEMO)[CLUSTER_SETTINGS])
+    settings["pools"] = settings["pools"][:1]
+    newer = cluster_of(DEMO)
+    newer[CLUSTER_SETTINGS] = json.dumps(settings).encode()
+    index = json.loads(newer[CLUSTER_INDEX])
+    index["files"][CLUSTER_SETTINGS]["digest"] = file_digest(newer[CLUSTER_SETTINGS])
+    newer[CLUSTER_INDEX] = json.dumps(index).encode()  # a consistent cluster part of a newer build
+    said = refusal(data, newer)
+    assert said.startswith("cluster/index.json lists another cluster/cluster.json than node.json")
+    assert "different builds" in said
+
+
+def test_not_json_is_refused_naming_the_file() -> None:
+    with pytest.raises(NodeFileError, match=r"^node\.json: not valid JSON"):
+        read_node(b"{", cluster_of(DEMO))
+    with pytest.raises(NodeFileError, match=r"^node\.json: not valid JSON"):
+        read_node(b"\xff", cluster_of(DEMO))
+    with pytest.raises(NodeFileError, match=r"^node\.json: not valid JSON"):
+        read_node(b"[" * 100_000, cluster_of(DEMO))
+    broken = {**cluster_of(DEMO), CLUSTER_INDEX: b"{"}
+    with pytest.raises(NodeFileError, match=r"^cluster/index\.json: not valid JSON"):
+        read_node((DEMO / "node.json").read_bytes(), broken)
