@@ -265,10 +265,11 @@ def _binding(f: _Fields) -> CniBinding:
 
 def _serving(node: _Fields) -> list[str]:
     """Return the names node.json's `pools` lists: the pools that serve the node."""
-    names = node.get("pools", list, [])
-    for i, name in enumerate(names):
+    names: list[str] = []
+    for i, name in enumerate(node.get("pools", list, [])):
         if not isinstance(name, str):
             raise NodeFileError(f"pools[{i}]: expected a string, got {_kind(name)}")
+        names.append(name)
     return names
 
 
