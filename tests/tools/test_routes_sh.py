@@ -1,5 +1,8 @@
 """routes/routes.sh run for real in scratch namespaces: twice, with the state read back.
 
+The script sources the cluster part's functions and reads its node table from the directory in
+CALICC_CLUSTER_DIR (the cluster/ part written beside the script, or a built tree's).
+
 This kernel has no ipip module, so IPIP tests first create a stand-in `tunl0`
 (`ip link add tunl0 type ifb`); routes.sh then finds the device and only sets its MTU, address
 and state, as it would on a kernel with IPIP. The script's own failure without IPIP support is
@@ -14,10 +17,13 @@ from pathlib import Path
 import pytest
 
 from calicc.compiler.plan import ClusterPlan
-from calicc.compiler.render import render_routes, render_sysctl
+from calicc.compiler.render import render_cluster, render_routes, render_sysctl
+from calicc.contract.manifest import ClusterSettings, NodeFile, Route
+from calicc.contract.nodes_table import parse_table
+from calicc.contract.vxlan import vxlan_plane
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
-from tests.support.clusters import plan_of, with_
+from tests.support.clusters import built_example, plan_of, with_
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 
@@ -47,13 +53,22 @@ def node_ns(make_ns: MakeNs, suffix: str, address: str) -> str:
 
 
 def write_script(tmp_path: Path, plan: ClusterPlan, node: str) -> Path:
+    """Write node `node`'s routes.sh, with the cluster part it sources in tmp_path/cluster."""
+    for rel, text in render_cluster(plan).items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
     path = tmp_path / f"routes-{node}.sh"
     path.write_text(render_routes(plan, plan.node(node))["routes/routes.sh"])
     return path
 
 
+def script_command(script: Path) -> list[str]:
+    """Return how to run `script` with the cluster part written beside it (CALICC_CLUSTER_DIR)."""
+    return ["env", f"CALICC_CLUSTER_DIR={script.parent / 'cluster'}", "bash", str(script)]
+
+
 def run_script(ns: str, script: Path) -> None:
-    result = ns_run(ns, ["bash", str(script)], check=False)
+    result = ns_run(ns, script_command(script), check=False)
     assert result.returncode == 0, result.stderr
 
 
@@ -93,7 +108,7 @@ def test_ipip_script_fails_clearly_without_ipip(tmp_path: Path, make_ns: MakeNs)
     ns = node_ns(make_ns, "noipip", "10.0.0.1/24")
     if ns_run(ns, ["ip", "link", "add", "probe0", "type", "ipip"], check=False).returncode == 0:
         pytest.skip("this kernel supports IPIP")
-    result = ns_run(ns, ["bash", str(write_script(tmp_path, plan, "n1"))], check=False)
+    result = ns_run(ns, script_command(write_script(tmp_path, plan, "n1")), check=False)
     assert result.returncode != 0
     assert "cannot create tunl0 (type ipip)" in result.stderr
     assert calicc_routes(ns) == set()
@@ -157,3 +172,40 @@ def test_vxlan_device_with_wrong_vni_is_recreated(tmp_path: Path, make_ns: MakeN
     run_script(ns, write_script(tmp_path, plan, "n1"))
     link = ns_run(ns, ["ip", "-d", "link", "show", "vxlan.calico"]).stdout
     assert "vxlan id 4096 local 10.0.0.1 dev eth0" in link
+
+
+def kernel_form(route: Route, device: str) -> str:
+    """Return `route` as `ip route show` prints it (`device`: where an unnamed one resolves)."""
+    if route.type == "blackhole":
+        return f"blackhole {route.dst}"
+    text = f"{route.dst} via {route.via} dev {route.dev or device}"
+    return text + (" onlink" if route.onlink else "")
+
+
+def test_rendered_script_programs_exactly_what_the_contract_derives(
+    tmp_path: Path, make_ns: MakeNs
+) -> None:
+    """The built tree's routes.sh, with CALICC_CLUSTER_DIR at its cluster/ part, programs the
+    node's blackholes plus exactly the routes, neighbours and FDB entries contract/vxlan.py
+    derives from the node table: CrossSubnet direct within the rack, VXLAN to the other."""
+    built_example(tmp_path, "vxlan-crosssubnet")
+    rendered = tmp_path / "rendered"
+    node = NodeFile.model_validate_json((rendered / "nodes/rack1-node1/node.json").read_bytes())
+    settings = ClusterSettings.model_validate_json((rendered / "cluster/cluster.json").read_bytes())
+    rows = parse_table((rendered / "cluster/nodes.tsv").read_text())
+    me = next(row for row in rows if row.name == node.node.name)
+    plane = vxlan_plane(me, node.node.interface, settings.pools, rows)
+    assert {r.dev for r in plane.routes} == {None, "vxlan.calico"}  # both kinds are exercised
+    ns = node_ns(make_ns, "tree", str(node.node.address))
+    script = ["bash", str(rendered / "nodes/rack1-node1/routes/routes.sh")]
+    done = ns_run(ns, ["env", f"CALICC_CLUSTER_DIR={rendered / 'cluster'}", *script], False)
+    assert done.returncode == 0, done.stderr
+    assert calicc_routes(ns) == {kernel_form(r, "eth0") for r in (*node.routes, *plane.routes)}
+    neigh = ns_run(ns, ["ip", "neigh", "show", "dev", "vxlan.calico", "nud", "permanent"]).stdout
+    assert {line.strip() for line in neigh.splitlines()} == {
+        f"{n.address} lladdr {n.lladdr} PERMANENT" for n in plane.neighbors
+    }
+    fdb = ns_run(ns, ["bridge", "fdb", "show", "dev", "vxlan.calico"]).stdout
+    assert {line.strip() for line in fdb.splitlines() if " dst " in line} == {
+        f"{f.lladdr} dst {f.dst} self permanent" for f in plane.fdb
+    }

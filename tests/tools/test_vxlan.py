@@ -5,7 +5,8 @@ between two node subnets (10.30.1.0/24 and 10.30.2.0/24); three node namespaces 
 bridge, default route via the switch, as a pod's proxy ARP needs); a pod namespace per node,
 wired as the CNI plugin will (veth, /32, default via 169.254.1.1, host side proxy_arp with
 MAC ee:ee:ee:ee:ee:ee and a /32 route). Each node runs its rendered routes.sh and applies its
-rendered sysctl file; nothing else programs routes, neighbours or FDB entries.
+rendered sysctl file (with the cluster part's routes.sh and node table in CALICC_CLUSTER_DIR);
+nothing else programs routes, neighbours or FDB entries.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from calicc.compiler.plan import ClusterPlan
-from calicc.compiler.render import render_node
+from calicc.compiler.render import render_cluster, render_node
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
 from tests.support.clusters import plan_of, with_
@@ -82,12 +83,19 @@ def _node(make_ns: MakeNs, sw: str, plan: ClusterPlan, name: str, tmp_path: Path
     ns_run(ns, ["ip", "addr", "add", str(node.address), "dev", "eth0"])
     gateway = next(IPv4Interface(g).ip for g in GATEWAYS if IPv4Interface(g).network == node.subnet)
     ns_run(ns, ["ip", "route", "add", "default", "via", str(gateway)])
-    files = render_node(plan, node)
-    for rel in ("routes/routes.sh", "sysctl/99-calicc.conf"):
+    files = {**render_node(plan, node), **render_cluster(plan)}
+    for rel in (
+        "routes/routes.sh",
+        "sysctl/99-calicc.conf",
+        "cluster/routes.sh",
+        "cluster/nodes.tsv",
+    ):
         path = tmp_path / name / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(files[rel])
-    result = ns_run(ns, ["bash", str(tmp_path / name / "routes/routes.sh")], check=False)
+    cluster_dir = f"CALICC_CLUSTER_DIR={tmp_path / name / 'cluster'}"
+    script = ["env", cluster_dir, "bash", str(tmp_path / name / "routes/routes.sh")]
+    result = ns_run(ns, script, check=False)
     assert result.returncode == 0, result.stderr
     result = ns_run(ns, ["sysctl", "-p", str(tmp_path / name / "sysctl/99-calicc.conf")], False)
     assert result.returncode == 0, result.stderr
