@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from calicc.lab.netns import ns_run
 from calicc.lab.procs import alive, spawn_detached, stop_pid
 from calicc.lab.wait import poll
 
@@ -150,8 +149,12 @@ def wait_established(sock: Path, timeout: float = WAIT_S) -> dict[str, str]:
 
 
 def kernel_routes(ns: str) -> list[dict[str, Any]]:
-    """Return the main IPv4 routing table of namespace `ns` as `ip -j route` objects."""
-    out = ns_run(ns, ["ip", "-j", "-4", "route", "show", "table", "main"]).stdout
+    """Return the main IPv4 routing table of namespace `ns` as `ip -j route` objects.
+
+    `ip -n` enters the namespace itself: no `ip netns exec` (and its mount namespace) per read.
+    """
+    args = ["ip", "-n", ns, "-j", "-4", "route", "show", "table", "main"]
+    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     routes: list[dict[str, Any]] = json.loads(out or "[]")
     return routes
 

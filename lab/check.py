@@ -20,6 +20,7 @@ from calicc.lab.matrix import Paths
 from calicc.lab.parallel import run_each
 from calicc.lab.podcheck import pod_rows
 from calicc.lab.probe import ping
+from calicc.lab.progress import Echo, Laps, quiet
 from calicc.lab.state import LabState
 from calicc.lab.topology import EXTERNAL_HOST, Topology, plan_topology
 from calicc.lab.verify import FAIL, PASS, SKIP, Row, bgp_rows, route_rows
@@ -77,33 +78,44 @@ def lab_context(state: LabState) -> tuple[ClusterPlan, Topology]:
 
 
 def pod_check_rows(
-    plan: ClusterPlan, topo: Topology, state: LabState, policy: bool = True
+    plan: ClusterPlan,
+    topo: Topology,
+    state: LabState,
+    policy: bool = True,
+    laps: Laps | None = None,
 ) -> list[Row]:
     """Pod rows (lab.podcheck) and the policy walkthrough; no pods is one failing row."""
+    laps = laps or Laps()
     if not state.pods or not all(p.address for p in state.pods.values()):
         return [Row("pods", "all nodes", "pods made through the CNI plugin", "none", FAIL)]
     paths = Paths(plan, topo, state.pods, state.tunnel == "ifb")
     rows = pod_rows(paths, Path(state.root) / "run" / "udp-listener.log")
+    laps.done(f"check: {len(rows)} pod rows")
     if not policy:
         skipped = "not run (--skip-policy)"
         return [*rows, Row("policy", "seed walkthrough", "deny, then allow", skipped, SKIP)]
-    return rows + policy_rows(state, paths)
+    walk = policy_rows(state, paths)
+    laps.done(f"check: {len(walk)} policy walkthrough rows")
+    return rows + walk
 
 
-def lab_check(state: LabState, policy: bool = True) -> list[Row]:
+def lab_check(state: LabState, policy: bool = True, progress: Echo = quiet) -> list[Row]:
     """Return every row of the matrix for the running lab.
 
     With `policy` the seed walkthrough runs too: it applies rebuilt bundles to the nodes with
-    pods for a moment and re-applies the lab's own bundle after.
+    pods for a moment and re-applies the lab's own bundle after. `progress` gets a line with
+    the seconds of each step (the CLI prints them on stderr).
     """
+    laps = Laps(progress)
     plan, topo = lab_context(state)
-    return (
-        bgp_rows(state, topo)
-        + route_rows(plan, topo)
-        + underlay_rows(plan, topo)
-        + ipip_rows(plan, topo, state)
-        + pod_check_rows(plan, topo, state, policy)
-    )
+    rows = bgp_rows(state, topo)
+    laps.done(f"check: {len(rows)} BGP session rows")
+    routes = route_rows(plan, topo)
+    laps.done(f"check: {len(routes)} route rows")
+    underlay = underlay_rows(plan, topo)
+    laps.done(f"check: {len(underlay)} underlay rows")
+    pods = pod_check_rows(plan, topo, state, policy, laps)
+    return rows + routes + underlay + ipip_rows(plan, topo, state) + pods
 
 
 def table(rows: list[Row]) -> str:

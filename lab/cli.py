@@ -67,7 +67,7 @@ def check_cmd(
     if state is None:
         typer.echo(f"error: lab {lab} is not up (no state under {lab_root(lab, base)})", err=True)
         raise typer.Exit(1)
-    rows = lab_check(state, policy=not skip_policy)
+    rows = lab_check(state, policy=not skip_policy, progress=_progress)
     typer.echo(to_json(rows) if as_json else table(rows))
     if failed(rows):
         raise typer.Exit(1)
@@ -92,5 +92,5 @@ def down_cmd(cluster: ClusterArg, name: NameOpt = None, base: BaseOpt = DEFAULT_
     from calicc.lab.down import lab_down
 
     lab = _name(cluster, name)
-    for line in lab_down(lab, lab_root(lab, base)) or [f"lab {lab}: nothing to remove"]:
+    for line in lab_down(lab, lab_root(lab, base), _progress) or [f"lab {lab}: nothing to remove"]:
         typer.echo(line)

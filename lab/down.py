@@ -19,6 +19,7 @@ from calicc.lab.network import lab_namespaces, remove_namespaces
 from calicc.lab.parallel import run_each
 from calicc.lab.pods import delete_pods
 from calicc.lab.procs import stop_pids
+from calicc.lab.progress import Echo, Laps, quiet
 from calicc.lab.state import LabState, load_state
 
 
@@ -68,16 +69,24 @@ def stop_strays(name: str) -> list[str]:
     return [f"stopped pid {pid} found in {where[pid]}" for pid in stopped]
 
 
-def lab_down(name: str, root: Path) -> list[str]:
-    """Remove lab `name`; return a line per thing removed (empty when nothing was left)."""
+def lab_down(name: str, root: Path, progress: Echo = quiet) -> list[str]:
+    """Remove lab `name`; return a line per thing removed (empty when nothing was left).
+
+    `progress` gets a line with the seconds of each step (the CLI prints them on stderr).
+    """
+    laps = Laps(progress)
     done = []
     state = load_state(root)
     if state is not None:
-        done += delete_pods(state)
-        done += stop_cni_servers(root)
+        pods = delete_pods(state)
+        done += pods + stop_cni_servers(root)
+        laps.done(f"down: {len(pods)} pods deleted, CNI servers stopped")
         done += stop_recorded(state)
+        laps.done(f"down: {len(state.procs)} recorded processes stopped")
     done += stop_strays(name)
-    done += [f"deleted namespace {ns}" for ns in remove_namespaces(name)]
+    gone = remove_namespaces(name)
+    done += [f"deleted namespace {ns}" for ns in gone]
+    laps.done(f"down: {len(gone)} namespaces deleted")
     if root.exists():
         shutil.rmtree(root)
         done.append(f"removed {root}")

@@ -65,3 +65,18 @@ class Progress:
         if final or now - self.last >= self.every:
             self.last = now
             self.echo(self.line())
+
+
+class Laps:
+    """Seconds per step of a command, for lines such as `check: 594 BGP rows (2 s)`."""
+
+    def __init__(self, echo: Echo = quiet, clock: Callable[[], float] = time.monotonic) -> None:
+        self.echo = echo
+        self.clock = clock
+        self.last = clock()
+
+    def done(self, what: str) -> None:
+        """Print `what` with the seconds since the previous step (or since the start)."""
+        now = self.clock()
+        self.echo(f"{what} ({now - self.last:.0f} s)")
+        self.last = now
