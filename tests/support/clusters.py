@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,22 @@ def with_(**changes: Any) -> dict[str, Any]:
     return data
 
 
-def built_example(tmp_path: Path, name: str = "minikube-ipip") -> Inputs:
-    """Copy example `name`'s cluster and lock into `tmp_path` and build it there."""
+def built_example(
+    tmp_path: Path,
+    name: str = "minikube-ipip",
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> Inputs:
+    """Copy example `name`'s cluster and lock into `tmp_path` and build it there.
+
+    `edit` changes the cluster's data first (a node added, a setting changed): the build is
+    then the next build of the example, its lock kept where it still fits.
+    """
     for each in ("cluster.yaml", "cluster.lock.yaml"):
         shutil.copy(EXAMPLES / name / each, tmp_path / each)
+    if edit is not None:
+        data = yaml.safe_load((tmp_path / "cluster.yaml").read_text())
+        edit(data)
+        write_cluster(tmp_path, data)
     inputs = load_cluster(tmp_path / "cluster.yaml")
     build(inputs, tmp_path / "rendered")
     return inputs
