@@ -21,6 +21,7 @@ from calicc.compiler.plan import ClusterPlan, build_plan
 from calicc.compiler.policy.load import LoadedPolicy, load_policies
 from calicc.compiler.policy.rules import compile_policies
 from calicc.compiler.render import render_cluster, render_node
+from calicc.compiler.render_keys import render_key
 from calicc.compiler.spec_errors import problems_from
 from calicc.compiler.uptodate import input_digest as files_digest
 from calicc.compiler.write import check_frozen, write_build
@@ -139,14 +140,18 @@ def plan_cluster(inputs: Inputs, reallocate: bool = False) -> ClusterPlan:
 def index_text(
     inputs: Inputs,
     plan: ClusterPlan,
+    *,
     digests: dict[str, dict[str, str]],
     cluster_digests: dict[str, str],
+    keys: dict[str, str],
     lock_text: str,
 ) -> str:
     """Return index.json: version, input and lock digests, and every file's digest.
 
     The cluster part's files and each node's; these are also the list of files calicc owns in
-    the tree: a rebuild prunes only what the previous index.json lists.
+    the tree: a rebuild prunes only what the previous index.json lists. `node_inputs` holds
+    each node's render key (compiler/render_keys.py): a rebuild renders only the nodes whose
+    key changed.
     """
     return dump_json(
         {
@@ -155,6 +160,7 @@ def index_text(
             "cluster_files": cluster_digests,
             "input_digest": input_digest(inputs),
             "lock_digest": digest(lock_text),
+            "node_inputs": keys,
             "nodes": digests,
         }
     )
@@ -171,7 +177,15 @@ def compile_cluster(inputs: Inputs, reallocate: bool = False) -> Compiled:
         rendered = render_node(plan, node)
         digests[node.name] = {rel: digest(text) for rel, text in sorted(rendered.items())}
         files.update({f"nodes/{node.name}/{rel}": text for rel, text in rendered.items()})
-    files[INDEX] = index_text(inputs, plan, digests, cluster_digests, lock_text)
+    keys = {node.name: render_key(plan, node) for node in plan.nodes}
+    files[INDEX] = index_text(
+        inputs,
+        plan,
+        digests=digests,
+        cluster_digests=cluster_digests,
+        keys=keys,
+        lock_text=lock_text,
+    )
     return Compiled(plan=plan, files=files, lock_text=lock_text)
 
 

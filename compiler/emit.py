@@ -49,6 +49,15 @@ def digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def file_digest(path: Path) -> str:
+    """Return digest() of the file at `path`, or "" when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return "sha256:" + hashlib.sha256(handle.read()).hexdigest()
+    except OSError:
+        return ""
+
+
 def dump_json(data: object) -> str:
     """Serialise JSON deterministically: sorted keys, 2-space indent, final newline.
 

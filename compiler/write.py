@@ -14,7 +14,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from calicc.compiler.emit import INDEX, EmitReport, digest, stage_beside
@@ -27,7 +27,7 @@ from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.render import render_cluster
 from calicc.compiler.stage import Job, stage_file, stage_nodes
 
-IndexText = Callable[[dict[str, dict[str, str]], dict[str, str]], str]
+IndexText = Callable[..., str]  # (digests=, cluster_digests=, keys=) -> index.json
 
 
 def check_frozen(
@@ -81,14 +81,29 @@ def _stage(job: Job, state: TreeState, index: IndexText) -> EmitReport:
     results = stage_nodes(job)
     digests = {r.name: r.digests for r in results}
     written += [rel for r in results for rel in r.changed]
-    if stage_file(
-        job, INDEX, index(digests, {rel: digest(t) for rel, t in sorted(shared.items())})
-    ):
+    shared_digests = {rel: digest(text) for rel, text in sorted(shared.items())}
+    keys = {r.name: r.key for r in results}
+    if stage_file(job, INDEX, index(digests=digests, cluster_digests=shared_digests, keys=keys)):
         written.insert(0, INDEX)
     expected = {INDEX, *shared} | {f"nodes/{r.name}/{rel}" for r in results for rel in r.digests}
     stale = state.listed - expected
     refuse_unsafe(state, job.out, expected | stale)
     return EmitReport(written=sorted(written), removed=sorted(stale & state.existing))
+
+
+def previous_nodes(state: TreeState) -> dict[str, tuple[str, Mapping[str, str]]]:
+    """Return {node: (render key, file digests)} from the previous index.json.
+
+    An index from before render keys has none: every node is rendered.
+    """
+    keys, nodes = state.index.get("node_inputs"), state.index.get("nodes")
+    if not isinstance(keys, dict) or not isinstance(nodes, dict):
+        return {}
+    return {
+        name: (key, nodes[name])
+        for name, key in keys.items()
+        if isinstance(key, str) and isinstance(nodes.get(name), dict)
+    }
 
 
 def _cleanup(made: list[Path], staging: Path | None, lock_tmp: Path | None) -> None:
@@ -114,9 +129,8 @@ def write_build(
     """Stage, then swap in the tree and the lock; `check` only compares."""
     relock = lock_file.digest != digest(lock_text)
     if check:
-        report = _stage(
-            Job(plan=plan, out=out, existing=state.existing, staging=None), state, index
-        )
+        job = Job(plan, out, state.existing, staging=None, previous=previous_nodes(state))
+        report = _stage(job, state, index)
         if relock:
             report.written.insert(0, str(lock_file.path))
         return report
@@ -127,7 +141,7 @@ def write_build(
         with writing(out.parent):
             out.parent.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=".calicc-stage-", dir=out.parent))
-        job = Job(plan=plan, out=out, existing=state.existing, staging=staging)
+        job = Job(plan, out, state.existing, staging=staging, previous=previous_nodes(state))
         report = _stage(job, state, index)
         lock_tmp = stage_beside(lock_file.path, lock_text) if relock else None
         fresh = not state.existing and not state.links and not _has_subdirs(out)

@@ -1,0 +1,59 @@
+"""Render keys: one digest per node of everything its files are rendered from.
+
+A node's files are a function of its own plan (NodePlan: address, blocks, pools, BGP sessions,
+snippets...) and of cluster-wide inputs that are not about other nodes: the cluster file's
+settings (everything but the node list), the compiled policies, the set of node subnets (BIRD's
+filters), the cluster settings node.json names, calicc's version and its templates. index.json
+records each node's key (`node_inputs`); a rebuild re-renders only the nodes whose key changed
+(or whose files are missing) and keeps the others' files and digests as they are. A node
+joining therefore renders that node and the reflectors whose sessions changed, not the cluster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache, lru_cache
+from importlib import resources
+
+from calicc import __version__
+from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.render import cluster_entries
+
+
+@cache
+def templates_digest() -> str:
+    """Return a digest of every template's bytes (a checkout's edits change no version)."""
+    digest = hashlib.sha256()
+    stack = [("", resources.files("calicc") / "templates")]
+    found = []
+    while stack:
+        where, here = stack.pop()
+        for item in here.iterdir():
+            if item.is_dir():
+                stack.append((f"{where}{item.name}/", item))
+            elif item.name.endswith(".j2"):
+                found.append((where + item.name, item))
+    for name, item in sorted(found, key=lambda pair: pair[0]):
+        digest.update(name.encode() + b"\0" + item.read_bytes())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=2)
+def shared_key(cluster: ClusterPlan) -> bytes:
+    """Return the digest of the cluster-wide inputs every node's files are rendered from."""
+    digest = hashlib.sha256()
+    for part in (
+        __version__,
+        templates_digest(),
+        cluster.spec.model_dump_json(exclude={"nodes"}),
+        repr(cluster.policies),
+        repr(cluster.node_subnets),
+        repr(sorted((rel, e.digest) for rel, e in cluster_entries(cluster).items())),
+    ):
+        digest.update(part.encode() + b"\0")
+    return digest.digest()
+
+
+def render_key(cluster: ClusterPlan, node: NodePlan) -> str:
+    """Return the key of `node`'s files: equal keys, equal files."""
+    return "sha256:" + hashlib.sha256(shared_key(cluster) + repr(node).encode()).hexdigest()

@@ -1,0 +1,104 @@
+"""Incremental builds: a one-node change renders and rewrites that node, the reflectors'
+bird.conf (and the node.json listing its digest) and the cluster part, nothing else; an
+unchanged node is not rendered again unless one of its files was edited by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from calicc.compiler import stage
+from calicc.compiler.build import build
+from tests.support.clusters import load
+
+REFLECTOR = {"nodes/n0/bird/bird.conf", "nodes/n0/node.json"}
+CLUSTER_CHANGES = {
+    "cluster/nodes.tsv",
+    "cluster/ipsets.restore",
+    "cluster/index.json",
+    "index.json",
+}
+
+
+def cluster(count: int, vxlan: bool = False) -> dict[str, Any]:
+    nodes: list[dict[str, Any]] = [
+        {"name": f"n{i}", "address": f"10.0.{i // 3}.{10 + i}/24"} for i in range(count)
+    ]
+    nodes[0]["route_reflector_cluster_id"] = "1.0.0.1"
+    data: dict[str, Any] = {"name": "t", "network_cidr": "10.244.0.0/16", "nodes": nodes}
+    if vxlan:
+        data |= {"ipip_mode": "Never", "vxlan_mode": "CrossSubnet"}
+    return data
+
+
+@pytest.fixture
+def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the nodes rendered since the fixture started."""
+    names: list[str] = []
+    real = stage.render_node
+
+    def counting(plan: Any, node: Any) -> dict[str, str]:
+        names.append(node.name)
+        return real(plan, node)
+
+    monkeypatch.setattr(stage, "render_node", counting)
+    return names
+
+
+@pytest.mark.parametrize("vxlan", [False, True], ids=["ipip-reflector", "vxlan-crosssubnet"])
+def test_a_node_joining_rewrites_it_the_reflector_and_the_cluster_part(
+    tmp_path: Path, rendered: list[str], vxlan: bool
+) -> None:
+    data = cluster(7, vxlan)
+    build(load(tmp_path, data), tmp_path / "rendered")
+    rendered.clear()
+    data["nodes"].append({"name": "n7", "address": "10.0.2.17/24"})
+    report = build(load(tmp_path, data), tmp_path / "rendered")
+    # the new node, and the reflector whose sessions changed (VXLAN alone runs no BGP)
+    assert sorted(rendered) == (["n7"] if vxlan else ["n0", "n7"])
+    new_node = {w for w in report.written if w.startswith("nodes/n7/")}
+    assert len(new_node) == 6
+    others = set(report.written) - new_node - CLUSTER_CHANGES
+    assert others == (set() if vxlan else REFLECTOR)
+    assert report.removed == []
+
+
+def test_a_node_leaving_removes_it_and_rewrites_only_reflector_and_cluster(
+    tmp_path: Path, rendered: list[str]
+) -> None:
+    data = cluster(7)
+    build(load(tmp_path, data), tmp_path / "rendered")
+    rendered.clear()
+    data["nodes"] = [n for n in data["nodes"] if n["name"] != "n4"]
+    report = build(load(tmp_path, data), tmp_path / "rendered")
+    assert rendered == ["n0"]
+    assert set(report.written) - CLUSTER_CHANGES == REFLECTOR
+    assert {r.split("/")[1] for r in report.removed} == {"n4"}
+    assert not (tmp_path / "rendered/nodes/n4").exists()
+
+
+def test_unchanged_input_renders_nothing_and_a_hand_edit_is_repaired(
+    tmp_path: Path, rendered: list[str]
+) -> None:
+    data = cluster(4)
+    build(load(tmp_path, data), tmp_path / "rendered")
+    rendered.clear()
+    assert build(load(tmp_path, data), tmp_path / "rendered").written == []
+    assert rendered == []
+    edited = tmp_path / "rendered/nodes/n2/iptables/iptables.rules"
+    text = edited.read_text()
+    edited.write_text(text + "# edited\n")
+    report = build(load(tmp_path, data), tmp_path / "rendered")
+    assert rendered == ["n2"]
+    assert report.written == ["nodes/n2/iptables/iptables.rules"]
+    assert edited.read_text() == text
+
+
+def test_a_cluster_wide_setting_renders_every_node(tmp_path: Path, rendered: list[str]) -> None:
+    data = cluster(4)
+    build(load(tmp_path, data), tmp_path / "rendered")
+    rendered.clear()
+    build(load(tmp_path, {**data, "mtu": 1400}), tmp_path / "rendered")
+    assert sorted(rendered) == ["n0", "n1", "n2", "n3"]
