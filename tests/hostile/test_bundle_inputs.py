@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,14 @@ from typing import Any
 import pytest
 
 from calicc.agent.bundle import file_digest
+from calicc.contract.names import CLUSTER_INDEX, CLUSTER_POLICY, CLUSTER_SETTINGS, NODES_TABLE
 from tests.conftest import need_tool
 from tests.support.agent_inputs import (
     MANIFEST,
     copy_bundle,
     net_state,
     run_apply,
+    set_file,
     snapshot_all,
     write_manifest,
 )
@@ -201,16 +204,22 @@ def bad_node_name(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[
     return "node.name", ["is not a DNS-1123 node name"]
 
 
+def _edit_policy(bundle: Path, data: dict[str, Any], edit: Callable[[Any], None]) -> None:
+    """Change cluster/policy.json, its digest listed again (a consistent, hostile cluster part)."""
+    policy = json.loads((bundle / CLUSTER_POLICY).read_text())
+    edit(policy)
+    set_file(bundle, data, CLUSTER_POLICY, json.dumps(policy, indent=2, sort_keys=True) + "\n")
+
+
 def set_member_injection(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    data["ipsets"][0]["members"] = ["10.0.0.1\ndestroy KUBE-CLUSTER-IP"]
-    write_manifest(bundle, data)
-    return "ipsets[0].members[0]", ["is not a set member"]
+    members = ["10.0.0.1\ndestroy KUBE-CLUSTER-IP"]
+    _edit_policy(bundle, data, lambda p: p["ipsets"][1].__setitem__("members", members))
+    return "ipsets[1].members[0]", [str(bundle / CLUSTER_POLICY), "is not a set member"]
 
 
 def foreign_set_name(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    data["ipsets"][0]["name"] = "KUBE-CLUSTER-IP"
-    write_manifest(bundle, data)
-    return "ipsets[0].name", ["is not an owned set"]
+    _edit_policy(bundle, data, lambda p: p["ipsets"][0].__setitem__("name", "KUBE-CLUSTER-IP"))
+    return "ipsets[0].name", [str(bundle / CLUSTER_POLICY), "is not an owned set"]
 
 
 def foreign_jump(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -275,6 +284,7 @@ CASES: list[Case] = [
     secret_include_outside,
     device_name,
 ]
+POLICY_CASES = (set_member_injection, foreign_set_name)  # refused naming cluster/policy.json
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
@@ -285,7 +295,67 @@ def test_refused_bundle_changes_nothing(make_ns: MakeNs, tmp_path: Path, case: C
     (root / "etc").mkdir(parents=True)
     before, net = snapshot_all(bundle, root), net_state(ns)
     outcome = run_apply(ns, bundle, root)
-    assert_clean_error(outcome, code=1, where=str(bundle / MANIFEST), field=field, says=says)
+    where = str(bundle / (CLUSTER_POLICY if case in POLICY_CASES else MANIFEST))
+    assert_clean_error(outcome, code=1, where=where, field=field, says=says)
+    assert_unchanged(before, snapshot_all(bundle, root))
+    assert net_state(ns) == net
+
+
+def node_table_bad_column(bundle: Path, data: dict[str, Any]) -> list[str]:
+    text = (bundle / NODES_TABLE).read_text().replace("10.30.0.12/24", "10.30.0.312/24")
+    set_file(bundle, data, NODES_TABLE, text)
+    return [str(bundle / NODES_TABLE), "line 5, address:"]
+
+
+def cluster_settings_wrong_type(bundle: Path, data: dict[str, Any]) -> list[str]:
+    settings = json.loads((bundle / CLUSTER_SETTINGS).read_text())
+    settings["pools"][0]["cidr"] = "10.244.0.0/33"
+    set_file(bundle, data, CLUSTER_SETTINGS, json.dumps(settings))  # and node.json's digest
+    return [str(bundle / CLUSTER_SETTINGS), "pools[0].cidr"]
+
+
+def index_path_traversal(bundle: Path, data: dict[str, Any]) -> list[str]:
+    index = json.loads((bundle / CLUSTER_INDEX).read_text())
+    index["files"]["cluster/../../../etc/passwd"] = {"digest": "sha256:" + "0" * 64}
+    (bundle / CLUSTER_INDEX).write_text(json.dumps(index))
+    return [
+        str(bundle / CLUSTER_INDEX),
+        'files."cluster/../../../etc/passwd"',
+        'must not hold ".."',
+    ]
+
+
+def cluster_symlink_out(bundle: Path, data: dict[str, Any]) -> list[str]:
+    (bundle / NODES_TABLE).unlink()
+    (bundle / NODES_TABLE).symlink_to("/etc/passwd")
+    return [str(bundle / NODES_TABLE), "resolves outside the rendered tree or bundle"]
+
+
+def no_cluster_part(bundle: Path, data: dict[str, Any]) -> list[str]:
+    shutil.rmtree(bundle / "cluster")
+    return ["index.json is missing", "the bundle has no cluster/ directory"]
+
+
+CLUSTER_CASES = [
+    node_table_bad_column,
+    cluster_settings_wrong_type,
+    index_path_traversal,
+    cluster_symlink_out,
+    no_cluster_part,
+]
+
+
+@pytest.mark.parametrize("case", CLUSTER_CASES, ids=[c.__name__ for c in CLUSTER_CASES])
+def test_refused_cluster_part_changes_nothing(
+    make_ns: MakeNs, tmp_path: Path, case: Callable[[Path, dict[str, Any]], list[str]]
+) -> None:
+    ns = make_ns("h")
+    bundle, root = tmp_path / "nodes" / "bundle", tmp_path / "root"  # no cluster/ two levels up
+    says = case(bundle, copy_bundle(VXLAN, bundle))
+    (root / "etc").mkdir(parents=True)
+    before, net = snapshot_all(bundle, root), net_state(ns)
+    outcome = run_apply(ns, bundle, root)
+    assert_clean_error(outcome, code=1, says=says)
     assert_unchanged(before, snapshot_all(bundle, root))
     assert net_state(ns) == net
 

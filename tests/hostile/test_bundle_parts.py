@@ -7,11 +7,13 @@ the fixed bundle applies everything. (The refused bundles are in test_bundle_inp
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from calicc.contract.names import CLUSTER_POLICY
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.support.agent_inputs import (
@@ -96,7 +98,9 @@ def test_rejected_set_member_holds_back_rules_and_routes(
 ) -> None:
     ns, root = node
     bundle, data = new_bundle(tmp_path)
-    data["ipsets"][0]["members"] = [*data["ipsets"][0]["members"], "10.0.0.300"]
+    policy = json.loads((bundle / CLUSTER_POLICY).read_text())
+    policy["ipsets"][1]["members"] = [*policy["ipsets"][1]["members"], "10.0.0.300"]
+    set_file(bundle, data, CLUSTER_POLICY, json.dumps(policy, indent=2, sort_keys=True) + "\n")
     set_file(bundle, data, RULES, (VXLAN / RULES).read_text() + "# a new rules file\n")
     sets, rules = net_state(ns)["ipsets"], net_state(ns)["iptables"]
     report = failed_apply(ns, root, bundle)
