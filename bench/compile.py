@@ -1,15 +1,27 @@
-"""Compile speed: full build and no-op rebuild at 100 (mesh), 1,000 and 5,000 nodes (reflectors).
+"""Compile speed and tree size through the CLI, against the aims of issue 11, in one run.
 
-Prints seconds, nodes/s, the no-op rebuild as a ratio of the full build in the same run, the
-5,000-node build as a ratio of the 5 s aim, and how many node directories change when one node
-is added (every node's ipsets list node addresses, so every directory changes; the
-bird.conf column counts the BGP changes: the new node and the reflectors).
-Run: .venv/bin/python bench/compile.py [--sizes 100,1000,5000]
+Topologies: 5,000 nodes with 3 route reflectors (IPIP CrossSubnet), 5,000 nodes VXLAN
+CrossSubnet (both in racks of 250 nodes per /24), and a 100-node full mesh. For each, every
+step is a `calicc build` process (as a user runs it):
+  full      a fresh build (no lock, no tree)
+  no-op     the same build again
+  +1 node   a node added to the last rack: files rewritten, by kind
+  -1 node   that node removed again: files rewritten and removed, by kind
+Printed: seconds and peak memory (the process's max RSS) of each step with its ratio to the
+aim (full 3 s, no-op 0.3 s, 100-node mesh 0.5 s, memory 1 GB), the tree's size (bytes of the
+files calicc wrote, and the file count) against the 100 MB aim, and which files a one-node
+change touched: the node's own, reflectors' (bird.conf and the node.json listing it), other
+nodes' (aim: none) and the cluster part's. `python3 -c pass` is timed beside as the floor.
+Run: .venv/bin/python bench/compile.py [--sizes 5000] [--kinds rr,vxlan,mesh]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -17,79 +29,140 @@ from typing import Any
 
 import yaml
 
-from calicc.compiler.build import build, load_cluster
+CALICC = str(Path(sys.executable).with_name("calicc"))
+AIMS = {"full": 3.0, "no-op": 0.3, "mesh": 0.5, "memory_mb": 1024.0, "tree_mb": 100.0}
+RACK = 250  # nodes per /24
 
-AIM_SECONDS = 5.0
 
-
-def cluster(nodes: int, reflectors: int) -> dict[str, Any]:
+def cluster(nodes: int, kind: str) -> dict[str, Any]:
+    """Return a cluster of `nodes` in racks of RACK per /24; kind rr, vxlan or mesh."""
     entries = []
     for i in range(nodes):
         node: dict[str, Any] = {
             "name": f"node-{i:05d}",
-            "address": f"10.{64 + i // 16000}.{(i // 250) % 64}.{i % 250 + 2}/18",
-            "labels": {"rack": f"r{i // 40}"},
+            "address": f"10.{64 + i // (RACK * 250)}.{(i // RACK) % 250}.{i % RACK + 2}/24",
+            "labels": {"rack": f"r{i // RACK}"},
         }
-        if i < reflectors:
+        if kind == "rr" and i < 3:
             node["route_reflector_cluster_id"] = "1.0.0.1"
         entries.append(node)
-    return {
-        "name": "bench",
-        "network_cidr": "10.128.0.0/9",
-        "ipip_mode": "Always",
-        "nodes": entries,
-    }
+    data: dict[str, Any] = {"name": "bench", "network_cidr": "10.128.0.0/9", "nodes": entries}
+    if kind == "rr":
+        data["ipip_mode"] = "CrossSubnet"
+    elif kind == "vxlan":
+        data |= {"ipip_mode": "Never", "vxlan_mode": "CrossSubnet"}
+    return data
 
 
-def timed_build(path: Path, out: Path) -> tuple[float, int]:
+def run(args: list[str], cwd: Path) -> tuple[float, float, str]:
+    """Run a command; return (seconds, peak RSS in MB, stdout)."""
     start = time.perf_counter()
-    report = build(load_cluster(path), out)
-    return time.perf_counter() - start, len(report.written)
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)  # this process's own peak memory
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    took = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{out}")
+    return took, usage.ru_maxrss / 1024, out
 
 
-def changed_node_dirs(written: list[str], suffix: str = "") -> int:
-    return len({w.split("/")[1] for w in written if w.startswith("nodes/") and w.endswith(suffix)})
+def build(directory: Path) -> tuple[float, float, list[str]]:
+    took, rss, out = run([CALICC, "build", "cluster.yaml"], directory)
+    return took, rss, [line for line in out.splitlines() if ":" in line]
 
 
-def run(nodes: int, reflectors: int) -> dict[str, float]:
+def tree_size(rendered: Path) -> tuple[int, int]:
+    """Return (bytes, files) of what index.json lists."""
+    index = json.loads((rendered / "index.json").read_text())
+    paths = [*index["cluster_files"]]
+    paths += [f"nodes/{n}/{rel}" for n, files in index["nodes"].items() for rel in files]
+    return sum((rendered / p).stat().st_size for p in paths), len(paths) + 1
+
+
+def kinds_of(lines: list[str], node: str, reflectors: set[str]) -> dict[str, int]:
+    """Count the changed/removed files of a build's output by whose they are."""
+    counts = {"node": 0, "reflectors": 0, "others": 0, "cluster": 0}
+    for line in lines:
+        path = line.split(": ", 1)[1]
+        parts = path.split("/")
+        if parts[0] != "nodes":
+            counts["cluster"] += 1
+        elif parts[1] == node:
+            counts["node"] += 1
+        elif parts[1] in reflectors:
+            counts["reflectors"] += 1
+        else:
+            counts["others"] += 1
+    return counts
+
+
+def scenario(nodes: int, kind: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="calicc-bench-") as tmp:
-        path = Path(tmp) / "cluster.yaml"
-        data = cluster(nodes, reflectors)
-        path.write_text(yaml.safe_dump(data), encoding="utf-8")
-        out = Path(tmp) / "rendered"
-        full, _ = timed_build(path, out)
-        noop, noop_written = timed_build(path, out)
-        data["nodes"].append({"name": "zz-new", "address": "10.64.0.253/18"})
-        path.write_text(yaml.safe_dump(data), encoding="utf-8")
-        report = build(load_cluster(path), out)
+        work = Path(tmp)
+        data = cluster(nodes, kind)
+        (work / "cluster.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+        full, full_rss, _ = build(work)
+        size, files = tree_size(work / "rendered")
+        noop, noop_rss, _ = build(work)
+        added = f"node-{nodes:05d}"
+        last = data["nodes"][-1]["address"].rsplit(".", 1)[0]
+        data["nodes"].append({"name": added, "address": f"{last}.{RACK + 3}/24"})
+        (work / "cluster.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+        plus, plus_rss, plus_lines = build(work)
+        data["nodes"].pop()
+        (work / "cluster.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+        minus, minus_rss, minus_lines = build(work)
+        reflectors = {n["name"] for n in data["nodes"] if "route_reflector_cluster_id" in n}
         return {
             "full": full,
             "noop": noop,
-            "noop_written": noop_written,
-            "added_dirs": changed_node_dirs(report.written),
-            "added_bird": changed_node_dirs(report.written, "bird.conf"),
+            "plus": plus,
+            "minus": minus,
+            "rss": max(full_rss, noop_rss, plus_rss, minus_rss),
+            "size": size,
+            "files": files,
+            "plus_kinds": kinds_of(plus_lines, added, reflectors),
+            "minus_kinds": kinds_of(minus_lines, added, reflectors),
         }
+
+
+def floor() -> float:
+    return min(run([sys.executable, "-c", "pass"], Path.cwd())[0] for _ in range(5))
+
+
+def show_kinds(counts: dict[str, int]) -> str:
+    return " ".join(f"{k} {v}" for k, v in counts.items())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sizes", default="100,1000,5000")
-    args = parser.parse_args()
-    print(
-        f"{'topology':<22} {'full s':>8} {'nodes/s':>9} {'no-op s':>8} {'no-op/full':>10} "
-        f"{'written':>8} {'+1 node: dirs':>14} {'bird.conf':>10}"
-    )
-    for size in (int(s) for s in args.sizes.split(",")):
-        reflectors = 0 if size <= 100 else 3
-        r = run(size, reflectors)
-        name = f"{size} {'mesh' if not reflectors else '3 reflectors'}"
-        print(
-            f"{name:<22} {r['full']:>8.2f} {size / r['full']:>9.0f} {r['noop']:>8.2f} "
-            f"{r['noop'] / r['full']:>10.2f} {r['noop_written']:>8.0f} {r['added_dirs']:>14.0f} "
-            f"{r['added_bird']:>10.0f}"
-        )
-        if size == 5000:
-            print(f"5,000-node build / {AIM_SECONDS:.0f} s aim: {r['full'] / AIM_SECONDS:.2f}")
+    parser.add_argument("--sizes", default="5000")
+    parser.add_argument("--kinds", default="rr,vxlan,mesh")
+    options = parser.parse_args()
+    print(f"`python3 -c pass`: {floor():.3f} s")
+    head = f"{'topology':<26}{'full s':>8}{'/aim':>6}{'no-op s':>9}{'/aim':>6}"
+    print(head + f"{'+1 s':>7}{'-1 s':>7}{'RSS MB':>8}{'tree MB':>9}{'/aim':>6}{'files':>7}")
+    changes = []
+    for kind in options.kinds.split(","):
+        sizes = [100] if kind == "mesh" else [int(s) for s in options.sizes.split(",")]
+        for size in sizes:
+            r = scenario(size, kind)
+            aim = AIMS["mesh"] if kind == "mesh" else AIMS["full"]
+            name = {"rr": "3 reflectors, IPIP CS", "vxlan": "VXLAN CrossSubnet"}.get(kind, "mesh")
+            label = f"{size} {name}"
+            mb = r["size"] / 1e6
+            print(
+                f"{label:<26}{r['full']:>8.2f}{r['full'] / aim:>6.2f}{r['noop']:>9.3f}"
+                f"{r['noop'] / AIMS['no-op']:>6.2f}{r['plus']:>7.2f}{r['minus']:>7.2f}"
+                f"{r['rss']:>8.0f}{mb:>9.1f}{mb / AIMS['tree_mb']:>6.2f}{r['files']:>7}"
+            )
+            changes.append(
+                f"{label}: +1 node rewrote {show_kinds(r['plus_kinds'])}; "
+                f"-1 node rewrote or removed {show_kinds(r['minus_kinds'])}"
+            )
+    print("\n".join(changes))
 
 
 if __name__ == "__main__":
