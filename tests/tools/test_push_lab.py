@@ -24,12 +24,14 @@ from calicc.compiler.push import (
     format_summary,
     run_push,
 )
-from calicc.lab.netns import ns_delete
+from calicc.lab.netns import ns_delete, ns_run
 from tests.conftest import EXAMPLES, need_tool
+from tests.support.clusters import built_example
 from tests.support.pushlab import MakeNs, blackholes, lab_hosts, stop_birds, write_inventory
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")
+FOURTH = {"name": "node-4", "address": "10.30.0.14/24", "interface": "eth0"}
 
 
 @dataclass
@@ -170,3 +172,38 @@ def test_a_later_batch_that_reaches_no_host_names_what_was_pushed(lab: Lab, tmp_
     )
     assert_applied(lab, "minikube")
     assert not lab.roots["minikube-m02"].exists()
+
+
+def test_a_joining_node_pushes_only_cluster_files_to_the_others(
+    make_ns: MakeNs, tmp_path: Path
+) -> None:
+    """Each node's bundle is self-contained (its cluster part under cluster/); when a node joins
+    a VXLAN cluster, the others are sent only the changed cluster files, apply them (the new
+    node's route appears), and a push after that changes nothing."""
+    need_tool("ip", "bridge", "iptables-restore", "iptables-save", "ipset")
+    cluster = tmp_path / "cluster"
+    cluster.mkdir()
+    inputs = built_example(cluster, "vxlan")
+    hosts = lab_hosts(inputs, make_ns, tmp_path / "roots", CALICC)
+    inventory = write_inventory(inputs, hosts, tmp_path / "inventory.yaml")
+    settings = PushSettings(rendered=cluster / "rendered", inventory=inventory)
+    lines: list[str] = []
+    assert run_push(inputs, settings, None, lines.append).ok, "\n".join(lines)
+    for name, host in hosts.items():
+        copy = Path(host.root) / "var/lib/calicc/bundle"
+        assert (copy / "cluster/nodes.tsv").read_bytes() == (
+            cluster / "rendered/cluster/nodes.tsv"
+        ).read_bytes(), name
+    grown = built_example(cluster, "vxlan", lambda d: d["nodes"].append(FOURTH))
+    lines.clear()
+    report = run_push(grown, settings, ",".join(hosts), lines.append)
+    assert report.ok, "\n".join(lines)
+    for name, host in hosts.items():
+        assert f"[1] {name}: changed: Copy the cluster files that differ" in lines
+        assert f"[1] {name}: changed: Run calicc apply" in lines
+        assert f"[1] {name}: changed: Copy the node files that differ" not in lines
+        routes = ns_run(host.netns, ["ip", "route", "show", "proto", "81"]).stdout
+        assert "10.244.1.128/26 via 10.244.1.128 dev vxlan.calico onlink" in routes, name
+    again = run_push(grown, settings, ",".join(hosts), lines.append)
+    assert again.ok
+    assert {n: r.changed for n, r in again.results.items()} == dict.fromkeys(hosts, 0)
