@@ -79,9 +79,8 @@ def bundle(directory: Path, change: int | None = None) -> None:
         base,
         directory,
         iptables=rules(change),
-        ipsets=sets,
+        policy={"ipsets": sets, "policies": policies},
         jump_rules=jumps,
-        policies=policies,
         bird=bird,
     )
 
