@@ -4,16 +4,18 @@ Runs the three commands as a user would (the console script of this interpreter,
 name under a short --base in /run), on a copy of the example so that nothing under examples/
 is written. Beside it, as a baseline in the same run, a small example (offcluster-rr: 3 nodes
 and a GoBGP reflector). Prints each phase's seconds, and large-rr's against the aims: up 90 s,
-check 60 s (the policy walkthrough included), down 20 s. `down` always runs, also after a
-failed phase. large-rr gets pods on 8 nodes, as tests/e2e does (--pod-nodes; pods on all 200
-nodes overflow the kernel's neighbour table, which every namespace shares).
-Needs root, bird, birdc, gobgpd, gobgp.
+check 60 s (the policy walkthrough included), down 20 s; and the CPU seconds each command and
+its children used (not the daemons it leaves running), which other load on the machine does
+not inflate. `down` always runs, also after a failed phase. large-rr gets pods on 8 nodes, as
+tests/e2e does (--pod-nodes; pods on all 200 nodes overflow the kernel's neighbour table,
+which every namespace shares). Needs root, bird, birdc, gobgpd, gobgp.
 Run: sudo .venv/bin/python bench/lab.py [--pod-nodes 8] [--baseline offcluster-rr|none]
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,14 +33,22 @@ def calicc() -> str:
     return str(Path(sys.executable).with_name("calicc"))
 
 
-def timed(args: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
-    start = time.perf_counter()
+Result = tuple[float, float, str]  # seconds, CPU seconds, "ok" or the failure
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(args: list[str]) -> Result:
+    start, cpu = time.perf_counter(), children_cpu()
     done = subprocess.run(args, capture_output=True, text=True, check=False)
-    return time.perf_counter() - start, done
+    return time.perf_counter() - start, children_cpu() - cpu, verdict(done)
 
 
-def run_example(example: str, work: Path, pod_nodes: int) -> dict[str, tuple[float, str]]:
-    """Return {phase: (seconds, "ok" or the failure)} for up, check and down of `example`."""
+def run_example(example: str, work: Path, pod_nodes: int) -> dict[str, Result]:
+    """Return {phase: (seconds, CPU seconds, "ok" or the failure)} of up, check and down."""
     copy = work / example
     shutil.copytree(EXAMPLES / example, copy, ignore=shutil.ignore_patterns("rendered"))
     cluster = str(copy / "cluster.yaml")
@@ -48,16 +58,14 @@ def run_example(example: str, work: Path, pod_nodes: int) -> dict[str, tuple[flo
         "check": [calicc(), "lab", "check", cluster, *lab],
         "down": [calicc(), "lab", "down", cluster, *lab],
     }
-    results: dict[str, tuple[float, str]] = {}
+    results: dict[str, Result] = {}
     try:
         for phase in ("up", "check"):
-            seconds, done = timed(phases[phase])
-            results[phase] = (seconds, verdict(done))
-            if done.returncode != 0:
+            results[phase] = timed(phases[phase])
+            if results[phase][2] != "ok":
                 break
     finally:
-        seconds, done = timed(phases["down"])
-        results["down"] = (seconds, verdict(done))
+        results["down"] = timed(phases["down"])
     return results
 
 
@@ -74,18 +82,23 @@ def main() -> None:
     parser.add_argument("--baseline", default="offcluster-rr", help="small example, or none")
     args = parser.parse_args()
     examples = [LARGE] if args.baseline == "none" else [args.baseline, LARGE]
-    table: dict[str, dict[str, tuple[float, str]]] = {}
+    table: dict[str, dict[str, Result]] = {}
     with tempfile.TemporaryDirectory(prefix="cbl-", dir="/run") as tmp:  # short socket paths
         for example in examples:
             table[example] = run_example(example, Path(tmp), args.pod_nodes)
-    print(f"{'phase':<6} " + " ".join(f"{e + ' s':>16}" for e in examples) + "  aim s  / aim")
+    print_table(table, examples)
+
+
+def print_table(table: dict[str, dict[str, Result]], examples: list[str]) -> None:
+    heads = " ".join(f"{e + ' s':>16} {'cpu s':>7}" for e in examples)
+    print(f"{'phase':<6} {heads}  aim s  / aim")
+    missing: Result = (float("nan"), float("nan"), "not run")
     for phase, aim in AIMS.items():
-        cells = [table[e].get(phase, (float("nan"), "not run"))[0] for e in examples]
-        large = cells[-1]
-        row = " ".join(f"{c:>16.1f}" for c in cells)
-        print(f"{phase:<6} {row}  {aim:>5.0f}  {large / aim:>5.2f}")
+        cells = [table[e].get(phase, missing) for e in examples]
+        row = " ".join(f"{c[0]:>16.1f} {c[1]:>7.1f}" for c in cells)
+        print(f"{phase:<6} {row}  {aim:>5.0f}  {cells[-1][0] / aim:>5.2f}")
     for example in examples:
-        for phase, (_, result) in table[example].items():
+        for phase, (_, _, result) in table[example].items():
             if result != "ok":
                 print(f"{example} {phase}: {result}")
 

@@ -54,13 +54,21 @@ def _failing(rows: list[Row]) -> str:
 def wait_converged(
     plan: ClusterPlan, topo: Topology, state: LabState, progress: Echo = quiet
 ) -> list[Row]:
-    """Wait until every BGP and route row passes; return the rows of the final sweep.
+    """Wait until every BGP and route row of the lab passes; return the rows of the final sweep.
 
     Raises:
         WaitTimeout: not converged within 30 s plus 0.5 s per node; names the failing rows.
     """
-    every = parts(plan, topo, state)
     timeout = CONVERGE_S + CONVERGE_PER_NODE_S * len(plan.nodes)
+    return converge(parts(plan, topo, state), timeout, progress)
+
+
+def converge(every: list[Part], timeout: float, progress: Echo = quiet) -> list[Row]:
+    """Poll the parts not yet passing until none is left and one sweep over all passes.
+
+    Raises:
+        WaitTimeout: the deadline passed; the message lists the rows that failed last.
+    """
     deadline = time.monotonic() + timeout
     count = Progress("converged", len(every), "daemons and nodes", progress)
     pending = every
@@ -69,11 +77,12 @@ def wait_converged(
         pending = [p for p, rows in zip(pending, found, strict=True) if _failing(rows)]
         last = [row for rows in found for row in rows]
         if not pending:
-            last = [row for rows in _read(every) for row in rows]
+            sweep = _read(every)
+            last = [row for rows in sweep for row in rows]
             if not _failing(last):
                 count.update(len(every), final=True)
                 return last
-            pending = [p for p in every if _failing(p.rows())]
+            pending = [p for p, rows in zip(every, sweep, strict=True) if _failing(rows)]
         count.update(len(every) - len(pending))
         if time.monotonic() >= deadline:
             raise WaitTimeout(
