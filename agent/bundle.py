@@ -83,7 +83,11 @@ MAX_MANIFEST_BYTES = 4 * 2**20
 
 @dataclass(frozen=True)
 class Bundle:
-    """A verified bundle: its directory, assembled manifest, node.json's digest, verified bytes.
+    """A verified bundle: its directory, assembled manifest, digest and verified bytes.
+
+    `digest` identifies the whole bundle: it covers node.json and cluster/index.json, which
+    list every other file's digest, so it changes when any file does (a node joining changes
+    only the cluster part: the agent must see a new bundle, not drift).
 
     `contents` holds every listed file, the cluster part's (cluster/index.json included)
     under their `cluster/...` paths.
@@ -200,7 +204,14 @@ def load_bundle(directory: Path, node: str | None = None) -> Bundle:
     manifest = _assembled(directory, node_file, index, contents)
     _check_assembled(directory, manifest, node)
     contents[CLUSTER_INDEX] = index_raw
-    return Bundle(directory, manifest, file_digest(raw), raw, contents)
+    return Bundle(directory, manifest, bundle_digest(raw, index_raw), raw, contents)
+
+
+def bundle_digest(node_json: bytes, cluster_index: bytes) -> str:
+    """Return the digest of a whole bundle, from node.json's and cluster/index.json's bytes."""
+    return file_digest(
+        file_digest(node_json).encode() + b"\n" + file_digest(cluster_index).encode()
+    )
 
 
 def installed_node(copy: Path) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from calicc.agent.bundle import load_bundle
 from calicc.agent.cni.naming import host_veth_name
 from calicc.lab.netns import ns_ping, ns_run
 from tests.conftest import need_tool
@@ -66,6 +67,8 @@ def test_a_joining_node_reaches_running_pods_untouched(make_ns: MakeNs, tmp_path
         assert (base / "nodes" / NODE / rel).read_bytes() == (
             grown / "nodes" / NODE / rel
         ).read_bytes()
+    # node.json is the same, the bundle is not: the agent sees a new bundle, not drift
+    assert load_bundle(base / "nodes" / NODE).digest != load_bundle(grown / "nodes" / NODE).digest
     ns, client = routed_node(make_ns, base / "nodes" / NODE)
     root, log = tmp_path / "root", tmp_path / "log.json"
     assert apply(ns, base / "nodes" / NODE, root, log).returncode == 0
