@@ -110,7 +110,8 @@ def index_files(index: Mapping[str, Any], where: Path) -> set[str]:
     return listed
 
 
-def _read_index(path: Path) -> dict[str, Any]:
+def read_index(path: Path) -> dict[str, Any]:
+    """Return a rendered tree's index.json (bounded read); errors name the path."""
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
@@ -136,7 +137,7 @@ def scan_tree(out: Path) -> TreeState:
         )
     if not files:
         return TreeState(links=frozenset(links), dirs=frozenset(dirs))
-    index = _read_index(out / INDEX)
+    index = read_index(out / INDEX)
     listed = index_files(index, out / INDEX)
     return TreeState(frozenset(files), frozenset(links), frozenset(listed), index, frozenset(dirs))
 
