@@ -63,22 +63,54 @@ def _ip_name(ip: IPv4Address, port: int | None) -> str:
     return f"{base}_port_{port}" if port else base
 
 
-def _internal(spec: ClusterSpec, me: Node, peer: Node, role: Role) -> Session:
-    prefix = {Role.MESH: "Mesh", Role.REFLECTOR: "RR", Role.CLIENT: "RRClient"}[role]
-    is_client = role == Role.CLIENT
+@dataclass(frozen=True)
+class Peer:
+    """A node as its in-cluster BGP peers see it, computed once per build.
+
+    A full mesh of N nodes builds N * (N - 1) sessions from these.
+    """
+
+    name: str
+    ip: IPv4Address
+    ip_text: str
+    ip_name: str
+    as_number: int
+    rr_cluster_id: str | None
+
+
+def peers_of(spec: ClusterSpec) -> dict[str, Peer]:
+    """Return every node as a BGP peer, by name."""
+    peers = {}
+    for node in spec.nodes:
+        ip = node.address.ip
+        peers[node.name] = Peer(
+            name=node.name,
+            ip=ip,
+            ip_text=str(ip),
+            ip_name=_ip_name(ip, None),
+            as_number=node_as(spec, node),
+            rr_cluster_id=node.route_reflector_cluster_id,
+        )
+    return peers
+
+
+_PREFIX = {Role.MESH: "Mesh", Role.REFLECTOR: "RR", Role.CLIENT: "RRClient"}
+
+
+def _internal(spec: ClusterSpec, me: Peer, peer: Peer, role: Role) -> Session:
     return Session(
-        name=f"{prefix}_{_ip_name(peer.address.ip, None)}",
+        name=f"{_PREFIX[role]}_{peer.ip_name}",
         role=role,
-        peer_ip=peer.address.ip,
-        peer_as=node_as(spec, peer),
+        peer_ip=peer.ip,
+        peer_as=peer.as_number,
         peer_node=peer.name,
         port=spec.bgp.listen_port if spec.bgp.listen_port != 179 else None,  # noqa: PLR2004
         # Calico's rule: the side whose peer has the greater address, compared as strings,
         # waits; one side connects, so graceful restart never races.
-        passive=str(peer.address.ip) > str(me.address.ip),
-        rr_cluster_id=me.route_reflector_cluster_id if is_client else None,
+        passive=peer.ip_text > me.ip_text,
+        rr_cluster_id=me.rr_cluster_id if role == Role.CLIENT else None,
         password=spec.bgp.mesh_password,
-        reflects=me.route_reflector_cluster_id is not None,
+        reflects=me.rr_cluster_id is not None,
         next_hop_self=False,
         keep_next_hop=False,
         multihop=None,
@@ -118,19 +150,31 @@ def reflectors_of(spec: ClusterSpec) -> tuple[Node, ...]:
 
 
 def sessions_for(
-    spec: ClusterSpec, pools: tuple[PoolPlan, ...], me: Node, reflectors: tuple[Node, ...]
+    spec: ClusterSpec,
+    pools: tuple[PoolPlan, ...],
+    me: Node,
+    reflectors: tuple[Node, ...],
+    peers: dict[str, Peer],
 ) -> tuple[Session, ...]:
-    """Return every BGP session of `me`, sorted by name."""
+    """Return every BGP session of `me`, sorted by name (`peers`: peers_of(spec))."""
     sessions: list[Session] = []
+    mine = peers[me.name]
     if needs_bgp(pools) and reflectors:
         sessions += [
-            _internal(spec, me, rr, Role.REFLECTOR) for rr in reflectors if rr.name != me.name
+            _internal(spec, mine, peers[rr.name], Role.REFLECTOR)
+            for rr in reflectors
+            if rr.name != me.name
         ]
         if me.route_reflector_cluster_id is not None:
-            clients = [n for n in spec.nodes if n.route_reflector_cluster_id is None]
-            sessions += [_internal(spec, me, c, Role.CLIENT) for c in clients]
+            sessions += [
+                _internal(spec, mine, peer, Role.CLIENT)
+                for peer in peers.values()
+                if peer.rr_cluster_id is None
+            ]
     elif needs_bgp(pools) and spec.bgp.node_to_node_mesh:
-        sessions += [_internal(spec, me, n, Role.MESH) for n in spec.nodes if n.name != me.name]
+        sessions += [
+            _internal(spec, mine, peer, Role.MESH) for peer in peers.values() if peer is not mine
+        ]
     for peer in spec.bgp.peers:
         selected = peer.node_selector is None or parse_selector(peer.node_selector).matches(
             me.labels

@@ -8,7 +8,15 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from calicc.compiler.lock import Lock, allocate
 from calicc.compiler.model.spec import BirdSnippets, ClusterSpec, Node
-from calicc.compiler.peering import Session, mesh_warning, node_as, reflectors_of, sessions_for
+from calicc.compiler.peering import (
+    Peer,
+    Session,
+    mesh_warning,
+    node_as,
+    peers_of,
+    reflectors_of,
+    sessions_for,
+)
 from calicc.compiler.policy.rules import CompiledPolicy
 from calicc.compiler.pools import PoolPlan, link_mtu, node_pools, pod_mtu, resolve_pools
 from calicc.contract.nodes_table import host_networks
@@ -94,7 +102,9 @@ def _node_plan(
     pools: tuple[PoolPlan, ...],
     node: Node,
     lock: Lock,
+    *,
     reflectors: tuple[Node, ...],
+    peers: dict[str, Peer],
 ) -> NodePlan:
     alloc = lock.nodes[node.name]
     mine = node_pools(pools, node)
@@ -122,7 +132,7 @@ def _node_plan(
         vtep_mac=alloc.vtep_mac,
         link_mtu=link_mtu(spec, node),
         pod_mtu=pod_mtu(spec, pools, node),
-        sessions=sessions_for(spec, pools, node, reflectors),
+        sessions=sessions_for(spec, pools, node, reflectors, peers),
         snippets=snippets,
     )
 
@@ -134,8 +144,9 @@ def build_plan(
     pools = resolve_pools(spec)
     lock = allocate(spec, pools, old_lock)
     reflectors = reflectors_of(spec)
+    peers = peers_of(spec)
     nodes = tuple(
-        _node_plan(spec, pools, node, lock, reflectors)
+        _node_plan(spec, pools, node, lock, reflectors=reflectors, peers=peers)
         for node in sorted(spec.nodes, key=lambda n: n.name)
     )
     warning = mesh_warning(spec, pools)

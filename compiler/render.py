@@ -11,7 +11,7 @@ from calicc.compiler.emit import dump_json
 from calicc.compiler.errors import RenderError
 from calicc.compiler.filters import FILTERS, one_line
 from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.compiler.targets.bird import bird_view
+from calicc.compiler.targets.bird import BgpView, bird_view, node_sessions
 from calicc.compiler.targets.cluster import (
     index_json,
     nodes_text,
@@ -73,9 +73,17 @@ def render_template(name: str, context: dict[str, object]) -> str:
         raise RenderError(f"{name}: {exc}") from exc
 
 
+@lru_cache(maxsize=1 << 16)
+def render_session(view: BgpView) -> str:
+    """Render one `protocol bgp` block (a full mesh repeats each peer's block on every node)."""
+    return render_template("bird/session.conf.j2", {"s": view})
+
+
 def render_bird(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     """Render bird/bird.conf."""
-    return {BIRD_CONFIG: render_template("bird/bird.conf.j2", bird_view(cluster, node))}
+    view = bird_view(cluster, node)
+    view["sessions"] = [render_session(s) for s in node_sessions(node)]
+    return {BIRD_CONFIG: render_template("bird/bird.conf.j2", view)}
 
 
 def render_routes(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:

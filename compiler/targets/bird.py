@@ -11,6 +11,7 @@ IPIP next hops use stock BIRD 2 filter attributes: onlink, then ifname "tunl0", 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Network
 
 from calicc.compiler.model.spec import EncapMode
@@ -76,6 +77,7 @@ def _export(session: Session) -> str:
     return f"export where {own};"
 
 
+@lru_cache(maxsize=1 << 16)
 def _bgp_view(session: Session) -> BgpView:
     port = f" port {session.port}" if session.port else ""
     who = f"node {session.peer_node}" if session.peer_node else f"{session.peer_ip}"
@@ -100,6 +102,11 @@ def _bgp_view(session: Session) -> BgpView:
     )
 
 
+def node_sessions(node: NodePlan) -> list[BgpView]:
+    """Return the views of the node's BGP sessions (equal sessions share one view)."""
+    return [_bgp_view(s) for s in node.sessions]
+
+
 def _prefix_set(nets: list[IPv4Network], suffix: str = "") -> str:
     return "[ " + ", ".join(f"{n}{suffix}" for n in nets) + " ]"
 
@@ -122,6 +129,6 @@ def bird_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
         "kernel_rules": [_kernel_rule(p) for p in cluster.pools if not p.disabled],
         "tunnel_device": TUNNEL_DEVICE,
         "excluded_interfaces": ["cali*", TUNNEL_DEVICE, VXLAN_DEVICE, "kube-ipvs*"],
-        "sessions": [_bgp_view(s) for s in node.sessions],
+        "sessions": node_sessions(node),  # rendered one by one: compiler/render.py
         "snippets": node.snippets,
     }
