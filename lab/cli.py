@@ -83,7 +83,7 @@ def apply_cmd(cluster: ClusterArg, name: NameOpt = None, base: BaseOpt = DEFAULT
     if state is None:
         typer.echo(f"error: lab {lab} is not up (no state under {lab_root(lab, base)})", err=True)
         raise typer.Exit(1)
-    lab_apply(state, typer.echo)
+    lab_apply(state, typer.echo, _progress)
 
 
 @lab_app.command("down")

@@ -22,7 +22,7 @@ from calicc.lab.netns import ns_delete
 from calicc.lab.network import add_nodes, lab_namespaces
 from calicc.lab.pods import create_pods, delete_pods, plan_pods
 from calicc.lab.procs import stop_pid
-from calicc.lab.progress import Echo
+from calicc.lab.progress import Echo, quiet
 from calicc.lab.routing import add_tunnel_device
 from calicc.lab.state import LabState
 from calicc.lab.topology import Topology, plan_topology
@@ -71,8 +71,10 @@ def reconfigure_tors(plan: ClusterPlan, topo: Topology, state: LabState) -> list
     return done
 
 
-def lab_apply(state: LabState, echo: Echo) -> list[str]:
+def lab_apply(state: LabState, echo: Echo, progress: Echo = quiet) -> list[str]:
     """Converge the running lab `state` to its cluster file; return what changed.
+
+    `progress` gets the phase lines of the apply and the convergence (stderr from the CLI).
 
     Raises:
         LabError: the change cannot be applied in place, an agent failed, or no convergence.
@@ -98,8 +100,8 @@ def lab_apply(state: LabState, echo: Echo) -> list[str]:
     done += [f"added node {h.name}" for h in new]
     done += reconfigure_tors(plan, topo, state)
     try:
-        apply_agents(plan, topo, Path(state.root), state)
-        wait_converged(plan, topo, state)
+        apply_agents(plan, topo, Path(state.root), state, progress)
+        wait_converged(plan, topo, state, progress)
     except (AgentFailed, WaitTimeout) as exc:
         raise LabError(f"lab {state.name} did not converge after the change: {exc}") from exc
     fresh = [p for p in plan_pods(plan, state.name) if p.node in {h.name for h in new}]
