@@ -30,7 +30,13 @@ def _name(cluster: Path, name: str | None) -> str:
 
 
 PodNodesOpt = Annotated[
-    int, typer.Option("--pod-nodes", help="give pods to only N nodes, spread (0: every node)")
+    int | None,
+    typer.Option(
+        "--pod-nodes",
+        help="give pods to only N nodes, spread; 0: every node "
+        "(default: every node of a cluster up to 16 nodes, else 8)",
+        show_default=False,
+    ),
 ]
 
 
@@ -39,7 +45,7 @@ def up_cmd(
     cluster: ClusterArg,
     name: NameOpt = None,
     base: BaseOpt = DEFAULT_BASE,
-    pod_nodes: PodNodesOpt = 0,
+    pod_nodes: PodNodesOpt = None,
 ) -> None:
     """Build the cluster and bring it up as namespaces with real daemons and test pods."""
     from calicc.lab.up import lab_up

@@ -31,6 +31,17 @@ POD_NAMESPACES = (("a", "default"), ("b", WALK_NAMESPACE))
 IFNAME = "eth0"
 CONFLIST = install_path(BUNDLE_CONFLIST)  # relative to the node root
 WORKERS = 8
+ALL_NODES_UP_TO = 16  # without --pod-nodes, clusters up to this size get pods on every node
+LARGE_POD_NODES = 8  # ... and larger ones on this many, spread over the node list
+
+
+def default_pod_nodes(plan: ClusterPlan) -> int:
+    """Return `pod_nodes` when none was asked: 0 (every node) for a small cluster, else 8.
+
+    Every namespace shares the kernel's neighbour table (gc_thresh3, 1024 by default): a
+    200-node lab's BGP peers nearly fill it already, and 400 pods would overflow it.
+    """
+    return 0 if len(plan.nodes) <= ALL_NODES_UP_TO else LARGE_POD_NODES
 
 
 def plan_pods(plan: ClusterPlan, lab: str, pod_nodes: int = 0) -> tuple[Pod, ...]:

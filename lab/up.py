@@ -19,7 +19,7 @@ from calicc.lab.expect import needs_tunnel_device
 from calicc.lab.matrix import Paths, first_probe
 from calicc.lab.network import create_topology, lab_namespaces
 from calicc.lab.parallel import JobsFailed, run_each
-from calicc.lab.pods import create_pods, plan_pods
+from calicc.lab.pods import create_pods, default_pod_nodes, plan_pods
 from calicc.lab.probe import ping
 from calicc.lab.progress import Echo, Progress, quiet
 from calicc.lab.routing import Daemons, add_tunnel_device, start_gobgp_reflectors
@@ -123,13 +123,14 @@ def lab_up(
     name: str,
     root: Path,
     echo: Echo,
-    pod_nodes: int = 0,
+    pod_nodes: int | None = 0,
     *,
     progress: Echo = quiet,
 ) -> LabState:
     """Bring lab `name` up from `cluster` under `root`; return its recorded state.
 
-    `pod_nodes` > 0 gives pods to only that many nodes (see lab.pods.plan_pods). `echo` gets
+    `pod_nodes` > 0 gives pods to only that many nodes (see lab.pods.plan_pods), None as many
+    as lab.pods.default_pod_nodes says (every node of a small cluster, 8 of a large). `echo` gets
     the result lines, `progress` the phase lines of long phases (the CLI sends them to stderr).
 
     Raises:
@@ -155,7 +156,8 @@ def lab_up(
     state.timings["routes_installed_s"] = round(time.monotonic() - started, 3)
     state.save()
     echo(f"all routes installed {state.timings['routes_installed_s']:.2f} s after up started")
-    start_pods(plan, topo, state, started, echo=echo, pod_nodes=pod_nodes)
+    chosen = default_pod_nodes(plan) if pod_nodes is None else pod_nodes
+    start_pods(plan, topo, state, started, echo=echo, pod_nodes=chosen)
     return state
 
 

@@ -21,7 +21,7 @@ from calicc.lab.matrix import (
     pod_pod_probes,
 )
 from calicc.lab.names import lab_prefix
-from calicc.lab.pods import WALK_NAMESPACE, attachment, plan_pods
+from calicc.lab.pods import WALK_NAMESPACE, attachment, default_pod_nodes, plan_pods
 from calicc.lab.runtime import Attachment, CniFailed, find_plugin, plugin_conf
 from calicc.lab.state import LabState, Pod, load_state
 from calicc.lab.topology import plan_topology
@@ -198,3 +198,8 @@ def test_pod_nodes_spread_over_the_racks() -> None:
     assert len(pods) == 16
     assert len({str(plan.node(n).subnet) for n in nodes}) == len(plan.node_subnets)
     assert len(plan_pods(plan, "big")) == 2 * len(plan.nodes)
+
+
+def test_without_pod_nodes_a_large_cluster_gets_pods_on_8_nodes_a_small_one_on_all() -> None:
+    assert default_pod_nodes(plan_of("large-rr")) == 8
+    assert default_pod_nodes(plan_of("rr-inline")) == 0  # 0: every node
