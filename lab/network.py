@@ -7,7 +7,9 @@ namespaces are made in one `ip -batch`, the wiring is one `ip -n NS -batch` per 
 
 from __future__ import annotations
 
-from calicc.lab.ipbatch import add_namespaces, delete_namespaces, run_stages
+from contextlib import suppress
+
+from calicc.lab.ipbatch import IpFailed, add_namespaces, delete_namespaces, run_stages
 from calicc.lab.names import lab_prefix
 from calicc.lab.netns import ns_list, ns_run
 from calicc.lab.parallel import run_each
@@ -60,7 +62,13 @@ def lab_namespaces(lab: str) -> list[str]:
 
 
 def remove_namespaces(lab: str) -> list[str]:
-    """Delete every namespace of lab `lab` (their links go with them); return their names."""
+    """Delete every namespace of lab `lab` (their links go with them); return those deleted.
+
+    One that cannot be deleted does not stop the others; it is left out of the returned names
+    (a later `lab down` tries again).
+    """
     names = lab_namespaces(lab)
-    delete_namespaces(names)
-    return names
+    with suppress(IpFailed):  # -force went on past it; what is left shows in the listing
+        delete_namespaces(names)
+    left = set(lab_namespaces(lab)) if names else set()
+    return [ns for ns in names if ns not in left]

@@ -46,13 +46,26 @@ def lab_nodes(lab_root: Path) -> list[str]:
     return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
 
 
+def _listed(path: Path) -> set[str]:
+    try:
+        return set(os.listdir(path))
+    except FileNotFoundError:
+        return set()
+
+
 def share_endpoints(lab_root: Path, nodes: Iterable[str] | None = None) -> None:
-    """Mirror each node's endpoint records into every other node's peers/ directory."""
+    """Mirror each node's endpoint records into every other node's peers/ directory.
+
+    An owner without records is mirrored only where a reader still holds its old ones (each
+    reader's peers/ is listed once), so a 200-node lab with pods on 8 nodes mirrors 8 owners,
+    not 40,000 pairs.
+    """
     names = sorted(set(nodes if nodes is not None else lab_nodes(lab_root)))
+    peers = {r: node_root(lab_root, r) / STATE_DIR / "peers" for r in names}
+    held = {r: _listed(peers[r]) for r in names}
     for owner in names:
         records = node_root(lab_root, owner) / STATE_DIR / "endpoints"
+        has_records = bool(_listed(records))
         for reader in names:
-            if reader != owner:
-                mirror(
-                    records, node_root(lab_root, reader) / STATE_DIR / "peers" / owner / "endpoints"
-                )
+            if reader != owner and (has_records or owner in held[reader]):
+                mirror(records, peers[reader] / owner / "endpoints")

@@ -31,3 +31,18 @@ def test_vanished_records_are_removed_and_temp_files_not_left(tmp_path: Path) ->
     (source / "cali3.json").write_text("{}")
     mirror(source, target)
     assert sorted(p.name for p in target.iterdir()) == ["cali3.json"]
+
+
+def test_owners_without_records_make_nothing_and_vanished_ones_are_cleared(
+    tmp_path: Path,
+) -> None:
+    (records(tmp_path, "a") / "cali1.json").write_text("{}")
+    for node in ("b", "c"):
+        node_root(tmp_path, node).mkdir(parents=True)
+    share_endpoints(tmp_path, ["a", "b", "c"])
+    assert not (node_root(tmp_path, "c") / STATE_DIR / "peers" / "b").exists()
+    (records(tmp_path, "a") / "cali1.json").unlink()  # a's last pod went away
+    share_endpoints(tmp_path, ["a", "b", "c"])
+    for reader in ("b", "c"):
+        held = node_root(tmp_path, reader) / STATE_DIR / "peers" / "a" / "endpoints"
+        assert list(held.iterdir()) == []
