@@ -130,24 +130,23 @@ def tree_stat_digest(target: Path, listed: set[str]) -> str | None:
 
     None when one is missing, is not a regular file, or lies below a link.
     """
-    sha = hashlib.sha256()
+    base = os.fspath(target) + "/"
+    parts = []
     dirs: set[str] = set()
-    for rel in sorted(listed):
-        try:
-            st = os.lstat(target / rel)
-        except OSError:
+    lstat, is_reg = os.lstat, stat.S_ISREG
+    try:
+        for rel in sorted(listed):
+            st = lstat(base + rel)
+            if not is_reg(st.st_mode):
+                return None
+            parts.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n")
+            dirs.add(rel.rpartition("/")[0])
+        above = {d[:i] for d in dirs for i in range(len(d)) if d[i] == "/"} | dirs
+        if not all(stat.S_ISDIR(lstat(base + d).st_mode) for d in above if d):
             return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        sha.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode())
-        parent = rel.rpartition("/")[0]
-        while parent and parent not in dirs:
-            dirs.add(parent)
-            parent = parent.rpartition("/")[0]
-    for rel in dirs:
-        if not stat.S_ISDIR(os.lstat(target / rel).st_mode):
-            return None
-    return sha.hexdigest()
+    except OSError:
+        return None
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
 def _tree_is(target: Path, index: dict[str, Any], entry: dict[str, Any]) -> bool:
