@@ -45,13 +45,12 @@ MASQ_POOLS_SET = "cali40masq-ipam-pools"
 ALL_HOSTS_SET = "cali40all-hosts-net"
 
 # The files of a node's bundle (relative to nodes/<node>/).
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: the cluster part (rendered/cluster/) beside the node's files
 MANIFEST = "node.json"
 BIRD_CONFIG = "bird/bird.conf"
 ROUTES_FILE = "routes/routes.sh"
 SYSCTL_FILE = "sysctl/99-calicc.conf"
 CONFLIST = "cni/10-calicc.conflist"
-IPSETS_FILE = "ipset/ipsets.restore"
 IPTABLES_FILE = "iptables/iptables.rules"
 
 # The cluster part of a rendered tree, written once (paths relative to the rendered tree; in a

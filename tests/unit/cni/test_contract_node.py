@@ -88,7 +88,7 @@ def test_wrong_fields_are_named() -> None:
     assert refusal({**data, "pod_mtu": True}) == "pod_mtu: expected an integer, got a boolean"
     assert refusal({**data, "pod_mtu": 40}) == "pod_mtu: 40 is not in 68-65535"
     assert refusal({k: v for k, v in data.items() if k != "node"}) == "node: missing"
-    assert refusal({**data, "bundle_version": 2}) == "bundle_version: 2 is not 1"
+    assert refusal({**data, "bundle_version": 1}) == "bundle_version: 1 is not 2"
     assert refusal({**data, "pools": [3]}) == "pools[0]: expected a string, got an integer"
 
 
