@@ -2,23 +2,27 @@
 
 `<root>/opt/cni/bin/calicc` (the plugin; the CLI is also called calicc, so the CNI binary is a
 generated launcher, not the console script) and `<root>/opt/cni/bin/calicc-ipam` are, when the
-node has a C compiler (`cc`), agent/cni/thin.c compiled with the plugin kind, the agent socket
-and the on-demand server's start lock under the root, the project's Python, the root and the
-on-demand server's idle seconds as constants: it starts in about 1 ms. Without a compiler (or
-when it fails) they are `#!/usr/bin/python3 -SI` scripts: thin.py's source plus one call naming
-the same values (about 8 ms to start). Idle 0 turns the on-demand server off: without an agent
-every invocation then runs the whole plugin in a new interpreter.
-A compiled launcher carries the digest of its source, so a reinstall that would produce the
-same launcher compiles nothing (the agent installs on every reconcile).
+node has a C compiler (`cc`), agent/cni/thin.c compiled with the project's Python and the
+on-demand server's idle seconds as constants, once per machine (a cache keyed by the source's
+digest): the binary finds its root and plugin kind from where it runs, so every root and both
+plugins share it. It starts in about 1 ms. Without a compiler (or when it fails) they are
+`#!/usr/bin/python3 -SI` scripts: thin.py's source plus one call naming the plugin kind, the
+socket, the start lock, the Python, the root and the idle seconds (about 8 ms to start). Idle
+0 turns the on-demand server off: without an agent every invocation then runs the whole
+plugin in a new interpreter. A compiled launcher carries the digest of its source, and a
+reinstall that would write the same bytes writes nothing (the agent installs on every
+reconcile).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from calicc.agent.cni import thin
@@ -67,9 +71,9 @@ def c_string(value: str) -> str:
     return '"' + "".join(escaped) + '"'
 
 
-def native_source(kind: str, root: Path, python: str, idle: int = SERVER_IDLE) -> str:
-    """Return thin.c with its constants defined for plugin `kind` under `root`."""
-    values = launcher_values(kind, root, python, idle)
+def native_source(python: str, idle: int = SERVER_IDLE) -> str:
+    """Return thin.c with its constants defined: the same for every root and both plugins."""
+    values = {"PYTHON": python, "IDLE": str(idle)}
     defines = "".join(f"#define CALICC_{k} {c_string(v)}\n" for k, v in values.items())
     defines += f"#define CALICC_MAX_STDIN {thin.MAX_STDIN}u\n"
     body = defines + NATIVE_SOURCE.read_text(encoding="utf-8")
@@ -81,23 +85,62 @@ def _source_id(source: str) -> bytes:
     return SOURCE_MARK + source.split('"', 2)[1].encode()
 
 
-def build_native(path: Path, source: str, compiler: str) -> bool:
-    """Compile `source` into `path` unless it already holds that build; return whether it changed.
+def cache_dir() -> Path:
+    """Return where compiled launchers are kept ($XDG_CACHE_HOME/calicc/launchers)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "calicc" / "launchers"
+
+
+def _compile(source: str, compiler: str, out: Path) -> None:
+    args = [compiler, "-O2", "-s", "-o", str(out), "-x", "c", "-"]
+    done = subprocess.run(args, input=source, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        out.unlink(missing_ok=True)
+        raise OSError(f"{compiler} failed on agent/cni/thin.c: {done.stderr.strip()}")
+
+
+def native_binary(source: str, compiler: str) -> bytes:
+    """Return the launcher compiled from `source`: once per machine, then from the cache.
+
+    The binary holds no root and no plugin kind (it reads them from where it runs), so every
+    node root of a lab shares one compile. Without a writable cache it compiles in a
+    temporary directory.
 
     Raises:
         OSError: the compiler failed (the caller falls back to the Python launcher).
     """
+    digest = hashlib.sha256(source.encode()).hexdigest()
+    cached = cache_dir() / digest
     try:
-        if _source_id(source) in path.read_bytes():
+        data = cached.read_bytes()
+        if _source_id(source) in data:
+            return data
+    except OSError:
+        pass
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        work = Path(tempfile.mkdtemp(prefix=".build-", dir=cached.parent))
+    except OSError:
+        work = Path(tempfile.mkdtemp(prefix="calicc-launcher-"))
+    try:
+        _compile(source, compiler, work / "launcher")
+        data = (work / "launcher").read_bytes()
+        with contextlib.suppress(OSError):
+            os.replace(work / "launcher", cached)
+        return data
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def install_binary(path: Path, data: bytes) -> bool:
+    """Make `path` hold `data` (0755), replacing it in one rename; return whether it changed."""
+    try:
+        if path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.build")
-    args = [compiler, "-O2", "-s", "-o", str(tmp), "-x", "c", "-"]
-    done = subprocess.run(args, input=source, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tmp.unlink(missing_ok=True)
-        raise OSError(f"{compiler} failed on agent/cni/thin.c: {done.stderr.strip()}")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    tmp.write_bytes(data)
     os.chmod(tmp, 0o755)
     os.replace(tmp, path)
     return True
@@ -108,7 +151,7 @@ def _install_one(
 ) -> bool:
     if compiler is not None:
         try:
-            return build_native(path, native_source(kind, root, python, idle), compiler)
+            return install_binary(path, native_binary(native_source(python, idle), compiler))
         except OSError:
             pass  # a Python launcher serves the same requests, only slower to start
     text = launcher_text(kind, root, python, idle)

@@ -1,16 +1,19 @@
 /*
  * The native CNI launcher: the same client as agent/cni/thin.py, in C, because a Python
  * interpreter alone takes about 8 ms to start, half of the reference plugins' whole ADD.
- * agent/cni/install.py prepends the #defines CALICC_KIND, CALICC_SOCKET, CALICC_START_LOCK,
- * CALICC_PYTHON, CALICC_ROOT, CALICC_IDLE and CALICC_SOURCE_ID and compiles it with the node's C
- * compiler when there is one.
+ * agent/cni/install.py prepends the #defines CALICC_PYTHON, CALICC_IDLE, CALICC_MAX_STDIN and
+ * CALICC_SOURCE_ID and compiles it once per machine with the node's C compiler when there is one;
+ * the same binary serves every root and both plugins. Where it runs from says the rest: it is
+ * <root>/opt/cni/<dir>/<name>, so the root is its path less four parts, the plugin kind is
+ * "ipam" for calicc-ipam and "plugin" otherwise, and the socket and the start lock live under
+ * <root>/var/run/calicc/.
  *
  * Wire format (see thin.py): request = kind NL, KEY=VALUE NL per CNI_* variable (backslash and
  * newline escaped as \\ and \n), NL, stdin (at most CALICC_MAX_STDIN + 1 bytes of it); then the
  * sending side is shut down. Answer = exit status NL, then stdout bytes.
  * No agent listening: start the CNI server on demand (agent/cni/server.py, exits after CALICC_IDLE
  * idle seconds) unless CALICC_IDLE is "0", and send the request to it once it answers. Only the
- * launcher that takes the flock on CALICC_START_LOCK starts one; the server inherits that lock
+ * launcher that takes the flock on the start lock starts one; the server inherits that lock
  * as descriptor 3 and holds it for life, so the others wait for its socket. When no server
  * comes up, exec the full plugin in the project's Python with stdin untouched.
  * A connection that breaks mid-request is not retried: error 11, try again later.
@@ -35,6 +38,13 @@
 extern char **environ;
 static const char source_id[] __attribute__((used)) = "calicc-launcher-source:" CALICC_SOURCE_ID;
 
+#define RUN_DIR "/var/run/calicc"
+static char root[4096];             /* "" for "/" */
+static char run_dir[sizeof(root) + sizeof(RUN_DIR)];
+static char sock_path[sizeof(run_dir) + 16];
+static char start_lock[sizeof(run_dir) + 24];
+static const char *kind = "plugin";
+
 static void fail(int code, const char *what) {
     printf("{\"cniVersion\": \"1.0.0\", \"code\": %d, \"msg\": \"%s\"}\n", code, what);
     exit(code);
@@ -54,10 +64,32 @@ static int write_all(int fd, const char *data, size_t len) {
 }
 
 static void standalone(void) {
-    setenv("CALICC_ROOT", CALICC_ROOT, 1);
-    execl(CALICC_PYTHON, CALICC_PYTHON, "-I", "-m", "calicc.agent.cni.main", CALICC_KIND, (char *)NULL);
-    fail(11, "no calicc agent answers on " CALICC_SOCKET " and " CALICC_PYTHON
+    setenv("CALICC_ROOT", root[0] ? root : "/", 1);
+    execl(CALICC_PYTHON, CALICC_PYTHON, "-I", "-m", "calicc.agent.cni.main", kind, (char *)NULL);
+    fail(11, "no calicc agent answers and " CALICC_PYTHON
              " cannot run the plugin standalone; start the agent or reinstall the plugins");
+}
+
+/* Set root, kind and the paths under root from where this executable is. */
+static int where_am_i(void) {
+    ssize_t n = readlink("/proc/self/exe", root, sizeof(root) - 1);
+    char *name;
+    if (n <= 0)
+        return -1;
+    root[n] = '\0';
+    name = strrchr(root, '/');
+    if (name != NULL && strcmp(name + 1, "calicc-ipam") == 0)
+        kind = "ipam";
+    for (int part = 0; part < 4; part++) { /* <root>/opt/cni/<dir>/<name> */
+        char *slash = strrchr(root, '/');
+        if (slash == NULL)
+            return -1;
+        *slash = '\0';
+    }
+    snprintf(run_dir, sizeof(run_dir), "%s" RUN_DIR, root);
+    snprintf(sock_path, sizeof(sock_path), "%s/cni.sock", run_dir);
+    snprintf(start_lock, sizeof(start_lock), "%s/cni-server.lock", run_dir);
+    return 0;
 }
 
 static int connect_agent(void);
@@ -85,7 +117,7 @@ static pid_t spawn_server(int lock) {
     dup2(null, 2);
     close_range(4, ~0U, 0);
     execle(CALICC_PYTHON, CALICC_PYTHON, "-I", "-m", "calicc.agent.cni.server", "--root",
-           CALICC_ROOT, "--idle", CALICC_IDLE, (char *)NULL, env);
+           root[0] ? root : "/", "--idle", CALICC_IDLE, (char *)NULL, env);
     _exit(127);
 }
 
@@ -95,12 +127,14 @@ static int connect_on_demand(void) {
     struct timespec pause = {.tv_nsec = 2000000};
     pid_t child = -1;
     int status, fd = -1;
-    char dir[sizeof(CALICC_SOCKET)];
-    memcpy(dir, CALICC_SOCKET, sizeof(dir));
-    char *below_root = dir + strlen(CALICC_ROOT) + 1;
-    for (char *slash = strchr(below_root, '/'); slash != NULL; slash = strchr(slash + 1, '/')) {
-        *slash = '\0'; /* mkdir -p below the root; the server fixes the mode */
+    char dir[sizeof(run_dir)];
+    memcpy(dir, run_dir, sizeof(dir));
+    for (char *slash = strchr(dir + strlen(root) + 1, '/'); ; slash = strchr(slash + 1, '/')) {
+        if (slash != NULL)
+            *slash = '\0'; /* mkdir -p below the root; the server fixes the mode */
         mkdir(dir, 0700);
+        if (slash == NULL)
+            break;
         *slash = '/';
     }
     signal(SIGCHLD, SIG_DFL); /* an inherited SIG_IGN would reap the child before waitpid */
@@ -108,7 +142,7 @@ static int connect_on_demand(void) {
         if ((fd = connect_agent()) >= 0)
             return fd;
         if (child < 0) {
-            int lock = open(CALICC_START_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            int lock = open(start_lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
             if (lock < 0)
                 return -1;
             if (flock(lock, LOCK_EX | LOCK_NB) == 0)
@@ -127,10 +161,13 @@ static int connect_on_demand(void) {
 static int connect_agent(void) {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     struct timeval limit = {.tv_sec = 120};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || sizeof(CALICC_SOCKET) > sizeof(addr.sun_path))
+    int fd;
+    if (strlen(sock_path) >= sizeof(addr.sun_path))
         return -1;
-    memcpy(addr.sun_path, CALICC_SOCKET, sizeof(CALICC_SOCKET));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    memcpy(addr.sun_path, sock_path, strlen(sock_path) + 1);
     if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0) {
         close(fd);
         return -1;
@@ -158,7 +195,7 @@ static int send_request(int fd) {
     char buf[65536];
     ssize_t got;
     size_t left = CALICC_MAX_STDIN + 1;
-    if (write_all(fd, CALICC_KIND "\n", sizeof(CALICC_KIND)) != 0)
+    if (write_all(fd, kind, strlen(kind)) != 0 || write_all(fd, "\n", 1) != 0)
         return -1;
     for (char **env = environ; *env; env++) {
         if (strncmp(*env, "CNI_", 4) == 0 && write_variable(fd, *env) != 0)
@@ -200,8 +237,11 @@ static char *read_answer(int fd, size_t *len) {
 
 int main(void) {
     size_t len = 0, head = 0;
-    int fd = connect_agent();
+    int fd;
     char *answer;
+    if (where_am_i() != 0)
+        fail(11, "the calicc launcher cannot read /proc/self/exe to find its root");
+    fd = connect_agent();
     if (fd < 0 && strcmp(CALICC_IDLE, "0") != 0)
         fd = connect_on_demand();
     if (fd < 0)

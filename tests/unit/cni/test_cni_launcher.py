@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from calicc.agent.cni.install import install_plugins
+from calicc.agent.cni.install import cache_dir, install_plugins
 from calicc.agent.cni.server import CniServer, server_running, socket_path, stop_on_demand
 from tests.support.poll import wait_for
 
@@ -191,3 +191,23 @@ def test_a_server_that_cannot_start_falls_back_at_once(tmp_path: Path, native: b
     assert failed.returncode != 0
     assert time.monotonic() - start < 5  # not the launcher's 10 s wait for a server
     assert not server_running(tmp_path)
+
+
+def test_one_compiled_launcher_serves_every_root_and_both_plugins(tmp_path: Path) -> None:
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler for the native launcher")
+    first, second = tmp_path / "node-a", tmp_path / "node b é"
+    install_plugins(first, sys.executable)
+    compiled = sorted(cache_dir().iterdir())
+    install_plugins(second, sys.executable)
+    assert sorted(cache_dir().iterdir()) == compiled  # no second compile
+    binaries = {
+        (root / "opt/cni/bin" / name).read_bytes()
+        for root in (first, second)
+        for name in ("calicc", "calicc-ipam")
+    }
+    assert len(binaries) == 1
+    for root in (first, second):  # each finds its own root: its own on-demand server answers
+        answer = launch(root, "VERSION")
+        assert answer.returncode == 0, answer.stderr
+        assert socket_path(root).exists()
