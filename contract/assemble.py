@@ -19,7 +19,7 @@ from calicc.contract.manifest import (
     PoolEntry,
 )
 from calicc.contract.names import ALL_HOSTS_SET, NODE_BUILT_FROM
-from calicc.contract.nodes_table import NodeRow, host_networks
+from calicc.contract.nodes_table import NodeRow, block_order, host_networks
 from calicc.contract.vxlan import vxlan_plane
 
 
@@ -55,7 +55,7 @@ def own_row(node: NodeFile) -> NodeRow:
         address=node.node.address,
         tunnel_address=node.tunnel_address,
         vtep_mac=node.vtep_mac,
-        blocks=tuple(sorted(((b.pool, b.cidr) for b in node.blocks), key=lambda b: (b[1], b[0]))),
+        blocks=block_order((b.pool, b.cidr) for b in node.blocks),
     )
 
 

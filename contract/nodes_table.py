@@ -60,6 +60,11 @@ class NodeRow:
         return tuple(cidr for owner, cidr in self.blocks if owner == pool)
 
 
+def block_order(blocks: Iterable[tuple[str, IPv4Network]]) -> tuple[tuple[str, IPv4Network], ...]:
+    """Return (pool, block) pairs in the table's order: by block, then pool."""
+    return tuple(sorted(blocks, key=lambda b: (b[1], b[0])))
+
+
 def table_text(cluster: str, rows: tuple[NodeRow, ...]) -> str:
     """Return nodes.tsv for `rows` (sorted by name here)."""
     head = [
@@ -89,7 +94,7 @@ def _blocks(number: int, text: str) -> tuple[tuple[str, IPv4Network], ...]:
                 f"{NODES_TABLE} line {number}, blocks: {item[:80]!r} is not pool=cidr"
             )
         blocks.append((pool, _field(number, "blocks", cidr, IPv4Network)))
-    return tuple(sorted(blocks, key=lambda b: (b[1], b[0])))  # type: ignore[arg-type]
+    return block_order(blocks)  # type: ignore[arg-type]
 
 
 def parse_row(number: int, line: str) -> NodeRow:

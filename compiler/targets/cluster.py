@@ -30,7 +30,7 @@ from calicc.contract.manifest import (
     FileEntry,
 )
 from calicc.contract.names import ALL_HOSTS_SET, ROUTE_PROTOCOL, VXLAN_DEVICE, install_path
-from calicc.contract.nodes_table import NodeRow, table_text
+from calicc.contract.nodes_table import NodeRow, block_order, table_text
 
 ENCAPSULATION: dict[str | None, Encapsulation] = {"ipip": "ipip", "vxlan": "vxlan", None: "none"}
 
@@ -94,7 +94,7 @@ def node_row(node: NodePlan) -> NodeRow:
         address=node.address,
         tunnel_address=node.tunnel_address,
         vtep_mac=node.vtep_mac,
-        blocks=tuple(sorted(((b.pool, b.cidr) for b in node.blocks), key=lambda b: (b[1], b[0]))),
+        blocks=block_order((b.pool, b.cidr) for b in node.blocks),
     )
 
 
