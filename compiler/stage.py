@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,19 +108,34 @@ def _slice(bounds: tuple[int, int]) -> list[NodeResult]:
     return [_node(_JOB, i) for i in range(*bounds)]
 
 
+def can_fork() -> bool:
+    """Return whether forking workers is safe: only from a process with one thread.
+
+    A lock that another thread holds at the fork (the import lock, a logging handler's) stays
+    held forever in the child, which then hangs; `calicc build` has one thread, a test process
+    or an embedding program may not, and renders in its own process instead.
+    """
+    return threading.active_count() == 1
+
+
 def stage_nodes(job: Job) -> list[NodeResult]:
     """Render and stage every node of the plan, in plan order."""
     _MADE.clear()
     count = len(job.plan.nodes)
     workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or count < PARALLEL_MIN_NODES:  # noqa: PLR2004
+    if workers < 2 or count < PARALLEL_MIN_NODES or not can_fork():  # noqa: PLR2004
         return [_node(job, i) for i in range(count)]
     global _JOB  # noqa: PLW0603 - inherited by the forked workers, never pickled
     _JOB = job
     step = -(-count // (workers * 4))
+    pool = multiprocessing.get_context("fork").Pool(workers)
     try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            parts = pool.map(_slice, [(i, min(i + step, count)) for i in range(0, count, step)])
+        parts = pool.map(_slice, [(i, min(i + step, count)) for i in range(0, count, step)])
+        pool.close()  # workers leave on their own, not by SIGTERM
+    except BaseException:
+        pool.terminate()
+        raise
     finally:
+        pool.join()
         _JOB = None
     return [result for part in parts for result in part]

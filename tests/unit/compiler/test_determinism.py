@@ -104,7 +104,11 @@ def test_refuses_to_overwrite_a_foreign_directory(tmp_path: Path) -> None:
 
 
 def test_parallel_build_equals_in_memory_compile(tmp_path: Path) -> None:
-    """The forked, staged writer produces exactly the in-memory compile's files."""
+    """The forked, staged writer (a `calicc build` process) writes the in-memory compile's files.
+
+    The build runs in its own process: this test process may hold other threads, and then
+    stage_nodes renders without forking (see the next test).
+    """
     from calicc.compiler import stage
     from calicc.compiler.build import compile_cluster
     from tests.support.examples import tree
@@ -114,10 +118,51 @@ def test_parallel_build_equals_in_memory_compile(tmp_path: Path) -> None:
     (tmp_path / "cluster.lock.yaml").write_text((source / "cluster.lock.yaml").read_text())
     inputs = load_cluster(tmp_path / "cluster.yaml")
     assert len(inputs.spec.nodes) >= stage.PARALLEL_MIN_NODES  # the forked path runs
-    report = build(inputs, tmp_path / "rendered")
-    assert len(report.written) == len(tree(tmp_path / "rendered"))
+    probe = (
+        "import sys, calicc.compiler.stage as s; from calicc.cli import main;"
+        "real = s.multiprocessing.get_context;"
+        "s.multiprocessing.get_context = lambda m: (print('forked', file=sys.stderr), real(m))[1];"
+        "sys.argv = ['calicc', 'build', sys.argv[1]]; main()"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "cluster.yaml")],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "forked" in proc.stderr
     assert tree(tmp_path / "rendered") == compile_cluster(inputs).files
     assert not list(tmp_path.glob(".calicc-stage-*"))  # staging removed
+
+
+def test_no_fork_beside_other_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process with a second thread renders in place: a forked child could hang on its locks."""
+    import threading
+
+    from calicc.compiler import stage
+    from calicc.compiler.build import compile_cluster
+    from tests.support.examples import tree
+
+    def no_fork(method: str) -> None:
+        raise AssertionError(f"forked ({method}) beside another thread")
+
+    monkeypatch.setattr(stage.multiprocessing, "get_context", no_fork)
+    source = EXAMPLES / "large-rr"
+    (tmp_path / "cluster.yaml").write_text((source / "cluster.yaml").read_text())
+    (tmp_path / "cluster.lock.yaml").write_text((source / "cluster.lock.yaml").read_text())
+    inputs = load_cluster(tmp_path / "cluster.yaml")
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not stage.can_fork()
+        build(inputs, tmp_path / "rendered")
+    finally:
+        stop.set()
+        other.join()
+    assert tree(tmp_path / "rendered") == compile_cluster(inputs).files
 
 
 def test_failed_render_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
