@@ -1,4 +1,4 @@
-"""The one jinja2 environment, and rendering of a node's files into memory."""
+"""The one jinja2 environment, and rendering of the cluster part and a node's files into memory."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ from calicc.compiler.targets.cluster import (
     index_json,
     nodes_text,
     policy_json,
-    routes_library_view,
+    routes_script_view,
     settings_json,
 )
 from calicc.compiler.targets.cni import conflist
 from calicc.compiler.targets.ipset import IPSETS_TEMPLATE, ipsets_view
 from calicc.compiler.targets.iptables import IPTABLES_TEMPLATE, iptables_view
 from calicc.compiler.targets.manifest import file_entries, manifest_text
-from calicc.compiler.targets.routes import routes_view
+from calicc.compiler.targets.shared import SharedFile, shared_plan
 from calicc.compiler.targets.sysctl import sysctl_view
 from calicc.contract.manifest import FileEntry
 from calicc.contract.names import (
@@ -38,11 +38,10 @@ from calicc.contract.names import (
     MANIFEST,
     NODE_BUILT_FROM,
     NODES_TABLE,
-    ROUTES_FILE,
     SYSCTL_FILE,
 )
 
-Renderer = Callable[[ClusterPlan, NodePlan], dict[str, str]]
+Renderer = Callable[[ClusterPlan, SharedFile], str]
 
 
 @cache
@@ -79,41 +78,30 @@ def render_session(view: BgpView) -> str:
     return render_template("bird/session.conf.j2", {"s": view})
 
 
-def render_bird(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
-    """Render bird/bird.conf."""
+def render_bird(cluster: ClusterPlan, node: NodePlan) -> str:
+    """Render the node's bird.conf."""
     view = bird_view(cluster, node)
     view["sessions"] = [render_session(s) for s in node_sessions(node)]
-    return {BIRD_CONFIG: render_template("bird/bird.conf.j2", view)}
+    return render_template("bird/bird.conf.j2", view)
 
 
-def render_routes(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
-    """Render routes/routes.sh."""
-    return {ROUTES_FILE: render_template("routes/routes.sh.j2", routes_view(cluster, node))}
+def _iptables(cluster: ClusterPlan, shared: SharedFile) -> str:
+    return render_template(IPTABLES_TEMPLATE, iptables_view(cluster, shared.encaps))
 
 
-def render_sysctl(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
-    """Render sysctl/99-calicc.conf."""
-    text = render_template("sysctl/99-calicc.conf.j2", sysctl_view(cluster, node))
-    return {SYSCTL_FILE: text}
+def _sysctl(cluster: ClusterPlan, shared: SharedFile) -> str:
+    return render_template("sysctl/99-calicc.conf.j2", sysctl_view(cluster, shared.devices))
 
 
-def render_cni(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
-    """Render the CNI conflist (JSON, no template)."""
-    return {CONFLIST: dump_json(conflist(cluster, node))}
+def _conflist(cluster: ClusterPlan, shared: SharedFile) -> str:
+    return dump_json(conflist(cluster, shared.mtu))  # JSON, no template
 
 
-def render_iptables(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
-    """Render iptables/iptables.rules."""
-    return {IPTABLES_FILE: render_template(IPTABLES_TEMPLATE, iptables_view(cluster, node))}
-
-
-RENDERERS: list[Renderer] = [
-    render_bird,
-    render_routes,
-    render_sysctl,
-    render_cni,
-    render_iptables,
-]
+SHARED_RENDERERS: dict[str, Renderer] = {
+    IPTABLES_FILE: _iptables,
+    SYSCTL_FILE: _sysctl,
+    CONFLIST: _conflist,
+}
 
 
 @lru_cache(maxsize=2)
@@ -121,11 +109,13 @@ def render_cluster(cluster: ClusterPlan) -> dict[str, str]:
     """Render the cluster part, once per build: {path relative to the tree: text}."""
     files = {
         CLUSTER_SETTINGS: settings_json(cluster),
-        CLUSTER_ROUTES: render_template("cluster/routes.sh.j2", routes_library_view(cluster)),
+        CLUSTER_ROUTES: render_template("cluster/routes.sh.j2", routes_script_view(cluster)),
         NODES_TABLE: nodes_text(cluster),
         CLUSTER_POLICY: policy_json(cluster),
         CLUSTER_IPSETS: render_template(IPSETS_TEMPLATE, ipsets_view(cluster)),
     }
+    for path, shared in shared_plan(cluster).files.items():
+        files[path] = SHARED_RENDERERS[shared.role](cluster, shared)
     return {**files, CLUSTER_INDEX: index_json(cluster, files)}
 
 
@@ -137,13 +127,12 @@ def cluster_entries(cluster: ClusterPlan) -> dict[str, FileEntry]:
 
 
 def render_node(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
-    """Render every artifact of one node: {path relative to nodes/<node>/: text}.
+    """Render the node's own files: {path relative to nodes/<node>/: text}.
 
-    node.json comes last, outside RENDERERS: it lists the digest of every other file, the
-    cluster part's included.
+    bird.conf, then node.json, which lists bird.conf's digest, the cluster settings it was
+    built from and the shared file of each role (compiler/targets/shared.py).
     """
-    files: dict[str, str] = {}
-    for renderer in RENDERERS:
-        files.update(renderer(cluster, node))
-    files[MANIFEST] = manifest_text(cluster, node, files, cluster_entries(cluster))
-    return files
+    bird = render_bird(cluster, node)
+    sources = shared_plan(cluster).sources[node.name]
+    manifest = manifest_text(cluster, node, {BIRD_CONFIG: bird}, cluster_entries(cluster), sources)
+    return {BIRD_CONFIG: bird, MANIFEST: manifest}

@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from calicc.contract.names import BIRD_CONFIG, MANIFEST, ROUTES_FILE
+from calicc.contract.names import BIRD_CONFIG
 
 INCLUDE = re.compile(r'^\s*include "([^"]+)";', re.MULTILINE)
 SECRET_INCLUDE = re.compile(r"secrets/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf")  # compiler/peering.py
@@ -62,9 +62,9 @@ def json_parse(text: str) -> str | None:
 
 CHECKERS = {
     BIRD_CONFIG: bird_parse,
-    ROUTES_FILE: bash_parse,
+    ".sh": bash_parse,
+    ".json": json_parse,
     ".conflist": json_parse,
-    MANIFEST: json_parse,
 }
 
 

@@ -56,6 +56,8 @@ def own_row(node: NodeFile) -> NodeRow:
         tunnel_address=node.tunnel_address,
         vtep_mac=node.vtep_mac,
         blocks=block_order((b.pool, b.cidr) for b in node.blocks),
+        interface=node.node.interface,
+        pod_mtu=node.pod_mtu,
     )
 
 
@@ -95,6 +97,9 @@ def assemble(
 ) -> NodeManifest:
     """Return the node's complete manifest; its `files` are the node's and the cluster part's.
 
+    A role node.json fills with a shared file keeps its `source`; `NodeManifest.files` lists
+    that source too (with its digest, from cluster/index.json).
+
     Raises:
         AssemblyError: the files disagree about the node or the cluster.
     """
@@ -129,7 +134,7 @@ def assemble(
         neighbors=plane.neighbors,
         fdb=plane.fdb,
         ipsets=_ipsets(policy, rows),
-        jump_rules=node.jump_rules,
+        jump_rules=settings.jump_rules,
         policies=policy.policies,
         sysctls=node.sysctls,
         bird=node.bird,

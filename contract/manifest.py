@@ -23,7 +23,14 @@ from __future__ import annotations
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from calicc.contract.fields import EnvVarName, NodePath
 from calicc.contract.names import BIRD_CONFIG, BUNDLE_VERSION, IPSET_MAX, ROUTE_PROTOCOL
@@ -180,10 +187,31 @@ class BirdSection(Strict):
 
 
 class FileEntry(Strict):
-    """A bundle file, its digest and where the agent installs it (relative to --root)."""
+    """A bundle file: its digest or the cluster file holding it, and where it is installed.
 
-    digest: str
-    install: str | None = None
+    A node's own file (and a cluster file, in cluster/index.json) carries its `digest`. A role
+    node.json fills with a shared file carries its `source` instead, a cluster file whose
+    digest cluster/index.json lists: the file's text has one home, so does its digest.
+    """
+
+    digest: str | None = Field(None, description="sha256:<hex> of the file (unset with source)")
+    install: str | None = Field(None, description="where the agent installs it, under its root")
+    source: str | None = Field(
+        None,
+        description="the cluster file (cluster/...) holding this role's text; its digest is "
+        "the one cluster/index.json lists",
+    )
+
+    @model_validator(mode="after")
+    def _digest_or_source(self) -> FileEntry:
+        if (self.digest is None) == (self.source is None):
+            raise ValueError("give exactly one of digest or source")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _without_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        return {key: value for key, value in data.items() if value is not None}
 
 
 class ClusterSettings(Strict):
@@ -193,6 +221,7 @@ class ClusterSettings(Strict):
     calicc_version: str
     cluster: str
     pools: tuple[ClusterPool, ...]
+    jump_rules: tuple[JumpRule, ...] = ()
 
 
 class ClusterPolicy(Strict):
@@ -217,10 +246,11 @@ class ClusterIndex(Strict):
 class NodeFile(Strict):
     """node.json as written: the node's own facts and the files it was built with, with digests.
 
-    `files` lists the node's files (paths relative to its directory) and the cluster settings
-    it was built from (cluster/cluster.json and cluster/routes.sh, relative to the rendered
-    tree); `routes` are the node's own (the blackholes of its blocks); `pools` names the pools
-    that serve the node.
+    `files` lists the node's own files (bird.conf) and the cluster settings it was built from
+    (cluster/cluster.json, relative to the rendered tree) with their digests, and for each
+    role a shared file plays (routes script, sysctl, conflist, iptables rules) the cluster file
+    that holds it (`source`); `routes` are the node's own (the blackholes of its blocks);
+    `pools` names the pools that serve the node.
     """
 
     bundle_version: int = BUNDLE_VERSION
@@ -236,7 +266,6 @@ class NodeFile(Strict):
     route_protocol: int = ROUTE_PROTOCOL
     links: tuple[Link, ...] = ()
     routes: tuple[Route, ...] = ()
-    jump_rules: tuple[JumpRule, ...] = ()
     sysctls: dict[str, str] = Field(
         default_factory=dict,
         description='key -> value; a key holding "/" is a path under /proc/sys (device names '

@@ -44,11 +44,14 @@ ALL_POOLS_SET = "cali40all-ipam-pools"
 MASQ_POOLS_SET = "cali40masq-ipam-pools"
 ALL_HOSTS_SET = "cali40all-hosts-net"
 
-# The files of a node's bundle (relative to nodes/<node>/).
-BUNDLE_VERSION = 2  # 2: the cluster part (rendered/cluster/) beside the node's files
+# The files of a node's bundle. A node's directory (nodes/<node>/) holds only node.json and
+# bird.conf; every other file a node uses is a file of the cluster part that node.json names
+# for a role (FileEntry.source): the node's routes script, kernel settings, CNI conflist and
+# iptables rules are each the same text for every node of one kind, so each is written once.
+BUNDLE_VERSION = 3  # 3: a node's directory holds node.json and bird.conf, the rest is shared
 MANIFEST = "node.json"
-BIRD_CONFIG = "bird/bird.conf"
-ROUTES_FILE = "routes/routes.sh"
+BIRD_CONFIG = "bird.conf"
+ROUTES_FILE = "routes/routes.sh"  # roles: node.json's key of the shared file that plays it
 SYSCTL_FILE = "sysctl/99-calicc.conf"
 CONFLIST = "cni/10-calicc.conflist"
 IPTABLES_FILE = "iptables/iptables.rules"
@@ -57,12 +60,29 @@ IPTABLES_FILE = "iptables/iptables.rules"
 # node's installed bundle, relative to the bundle). contract/manifest.py says who names what.
 CLUSTER_DIR = "cluster"
 CLUSTER_INDEX = f"{CLUSTER_DIR}/index.json"  # every other cluster file's digest
-CLUSTER_SETTINGS = f"{CLUSTER_DIR}/cluster.json"  # pools
-CLUSTER_ROUTES = f"{CLUSTER_DIR}/routes.sh"  # the functions every node's routes.sh sources
+CLUSTER_SETTINGS = f"{CLUSTER_DIR}/cluster.json"  # pools and the hooks every node keeps
+CLUSTER_ROUTES = f"{CLUSTER_DIR}/routes.sh"  # every node's routes script: routes.sh NODE
 NODES_TABLE = f"{CLUSTER_DIR}/nodes.tsv"  # the node table
 CLUSTER_POLICY = f"{CLUSTER_DIR}/policy.json"  # policy bindings and ipsets
 CLUSTER_IPSETS = f"{CLUSTER_DIR}/ipsets.restore"
-NODE_BUILT_FROM = (CLUSTER_SETTINGS, CLUSTER_ROUTES)  # named with their digests by node.json
+# The shared files of each role, one per kind of node: cluster/<dir>/<kind><suffix>.
+SHARED_DIRS = {
+    IPTABLES_FILE: (f"{CLUSTER_DIR}/iptables", ".rules"),
+    SYSCTL_FILE: (f"{CLUSTER_DIR}/sysctl", ".conf"),
+    CONFLIST: (f"{CLUSTER_DIR}/cni", ".conflist"),
+}
+NODE_BUILT_FROM = (CLUSTER_SETTINGS,)  # named with its digest by node.json
+
+
+def shared_path(role: str, kind: str) -> str:
+    """Return the cluster file of `role` for nodes of `kind`.
+
+    Examples:
+        >>> shared_path("iptables/iptables.rules", "ipip")
+        'cluster/iptables/ipip.rules'
+    """
+    directory, suffix = SHARED_DIRS[role]
+    return f"{directory}/{kind}{suffix}"
 
 
 def is_cluster_file(rel: str) -> bool:
@@ -78,6 +98,7 @@ STATE_DIR = "/var/lib/calicc"  # runtime state: IPAM, endpoint records, the agen
 CNI_BIN_DIR = "/opt/cni/bin"
 CNI_CONF_DIR = "/etc/cni/net.d"
 INSTALL_OVERRIDES = {
+    BIRD_CONFIG: f"{INSTALL_PREFIX}bird/bird.conf",
     CONFLIST: f"{CNI_CONF_DIR}/10-calicc.conflist",
     SYSCTL_FILE: "/etc/sysctl.d/99-calicc.conf",
 }
@@ -87,8 +108,10 @@ def install_path(rel: str) -> str:
     """Return where the agent installs bundle file `rel`, relative to its --root.
 
     Examples:
-        >>> install_path("bird/bird.conf")
+        >>> install_path("bird.conf")
         'etc/calicc/bird/bird.conf'
+        >>> install_path("iptables/iptables.rules")
+        'etc/calicc/iptables/iptables.rules'
         >>> install_path("sysctl/99-calicc.conf")
         'etc/sysctl.d/99-calicc.conf'
     """

@@ -7,9 +7,12 @@ by routes.sh (awk, through the installed copy) and by `calicc diff`.
 
 Format: a comment header, then tab-separated columns, `-` for an empty value:
 
-    name  address (with prefix)  tunnel address  VTEP MAC  blocks
+    name  address (with prefix)  tunnel address  VTEP MAC  blocks  interface  pod MTU
 
-where blocks is a comma-separated list of `pool=cidr`, sorted. Lines sorted by node name.
+where blocks is a comma-separated list of `pool=cidr`, sorted; interface is the one the node's
+address is on when the cluster file names it (the VXLAN device's parent), and pod MTU the MTU
+of the node's pods and tunnel devices (cluster/routes.sh programs a node from its row alone).
+Lines sorted by node name.
 Parsing checks every field and names the line and the column of the first bad one.
 """
 
@@ -21,12 +24,13 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, collapse_addresses
 
 from calicc.contract.names import NODES_TABLE
-from calicc.contract.patterns import DNS1123_SUBDOMAIN
+from calicc.contract.patterns import DNS1123_SUBDOMAIN, INTERFACE
 
-COLUMNS = ("name", "address", "tunnel_address", "vtep_mac", "blocks")
+COLUMNS = ("name", "address", "tunnel_address", "vtep_mac", "blocks", "interface", "pod_mtu")
 HEADER = "# " + "\t".join(COLUMNS)
 NONE = "-"
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+MTU_RANGE = (68, 65535)  # IPv4's minimum, the largest the kernel takes
 
 
 class NodesTableError(ValueError):
@@ -42,6 +46,8 @@ class NodeRow:
     tunnel_address: IPv4Address | None
     vtep_mac: str | None
     blocks: tuple[tuple[str, IPv4Network], ...]  # (pool, block), sorted
+    interface: str | None
+    pod_mtu: int
 
     def line(self) -> str:
         """Return this row as one line of nodes.tsv (no newline)."""
@@ -52,6 +58,8 @@ class NodeRow:
             str(self.tunnel_address) if self.tunnel_address else NONE,
             self.vtep_mac or NONE,
             blocks,
+            self.interface or NONE,
+            str(self.pod_mtu),
         )
         return "\t".join(fields)
 
@@ -105,11 +113,20 @@ def parse_row(number: int, line: str) -> NodeRow:
             f"{NODES_TABLE} line {number}: {len(fields)} tab-separated fields, "
             f"expected {len(COLUMNS)} ({', '.join(COLUMNS)})"
         )
-    name, address, tunnel, mac, blocks = fields
+    name, address, tunnel, mac, blocks, interface, mtu = fields
     if not DNS1123_SUBDOMAIN.fullmatch(name):
         raise NodesTableError(f"{NODES_TABLE} line {number}, name: {name[:80]!r} is not a name")
     if mac != NONE and not MAC.fullmatch(mac):
         raise NodesTableError(f"{NODES_TABLE} line {number}, vtep_mac: {mac[:80]!r} is not a MAC")
+    if interface != NONE and not INTERFACE.fullmatch(interface):
+        raise NodesTableError(
+            f"{NODES_TABLE} line {number}, interface: {interface[:80]!r} is not an interface name"
+        )
+    if not mtu.isdigit() or not MTU_RANGE[0] <= int(mtu) <= MTU_RANGE[1]:
+        raise NodesTableError(
+            f"{NODES_TABLE} line {number}, pod_mtu: {mtu[:80]!r} is not an MTU "
+            f"({MTU_RANGE[0]}-{MTU_RANGE[1]})"
+        )
     return NodeRow(
         name=name,
         address=_field(number, "address", address, IPv4Interface),  # type: ignore[arg-type]
@@ -118,6 +135,8 @@ def parse_row(number: int, line: str) -> NodeRow:
         else _field(number, "tunnel_address", tunnel, IPv4Address),  # type: ignore[arg-type]
         vtep_mac=None if mac == NONE else mac,
         blocks=_blocks(number, blocks),
+        interface=None if interface == NONE else interface,
+        pod_mtu=int(mtu),
     )
 
 

@@ -1,15 +1,18 @@
 """The cluster part of the rendered tree: what every node shares, rendered once.
 
-- cluster/cluster.json: the pools (contract.manifest.ClusterSettings);
-- cluster/routes.sh: the functions every node's routes.sh sources, the VXLAN rule among them;
+- cluster/cluster.json: the pools and the hooks into built-in chains (ClusterSettings);
+- cluster/routes.sh: every node's routes script (`routes.sh NODE`: tunnel devices, blackholes,
+  the VXLAN routes from the node table);
+- cluster/iptables/, cluster/sysctl/, cluster/cni/: the iptables rules, kernel settings and CNI
+  conflist of each kind of node (compiler/targets/shared.py);
 - cluster/nodes.tsv: the node table (contract/nodes_table.py): every node's address, tunnel
   address, VTEP MAC and blocks; the other nodes' VXLAN routes derive from it;
 - cluster/policy.json: policy bindings and every ipset's definition (ClusterPolicy);
 - cluster/ipsets.restore: every set, for `ipset restore` (compiler/targets/ipset.py);
 - cluster/index.json: the digest and install path of each of the above (ClusterIndex).
-node.json names cluster.json and routes.sh with their digests (its own files follow from
-them); the others change when a node joins or leaves or a policy changes, and no node's files
-change with them.
+node.json names cluster.json with its digest (its own files follow from it) and the shared
+files it uses by path; those, the node table and the policy change without any node's files
+changing, and cluster/index.json holds their digests.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from calicc.compiler.emit import digest, dump_json
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
 from calicc.compiler.targets.ipset import cluster_ipsets
-from calicc.compiler.targets.iptables import policy_bindings
+from calicc.compiler.targets.iptables import jump_rules, policy_bindings
 from calicc.contract.manifest import (
     ClusterIndex,
     ClusterPolicy,
@@ -29,7 +32,15 @@ from calicc.contract.manifest import (
     Encapsulation,
     FileEntry,
 )
-from calicc.contract.names import ALL_HOSTS_SET, ROUTE_PROTOCOL, VXLAN_DEVICE, install_path
+from calicc.contract.names import (
+    ALL_HOSTS_SET,
+    ROUTE_PROTOCOL,
+    TUNNEL_DEVICE,
+    VXLAN_DEVICE,
+    VXLAN_PORT,
+    VXLAN_VNI,
+    install_path,
+)
 from calicc.contract.nodes_table import NodeRow, block_order, table_text
 
 ENCAPSULATION: dict[str | None, Encapsulation] = {"ipip": "ipip", "vxlan": "vxlan", None: "none"}
@@ -57,9 +68,12 @@ def cluster_pools(cluster: ClusterPlan) -> tuple[ClusterPool, ...]:
 
 
 def settings_json(cluster: ClusterPlan) -> str:
-    """Return cluster.json: the pools (sorted keys, 2-space indent, final newline)."""
+    """Return cluster.json: the pools and hooks (sorted keys, 2-space indent, final newline)."""
     settings = ClusterSettings(
-        calicc_version=__version__, cluster=cluster.name, pools=cluster_pools(cluster)
+        calicc_version=__version__,
+        cluster=cluster.name,
+        pools=cluster_pools(cluster),
+        jump_rules=jump_rules(),
     )
     return dump_json(settings.model_dump(mode="json"))
 
@@ -95,6 +109,8 @@ def node_row(node: NodePlan) -> NodeRow:
         tunnel_address=node.tunnel_address,
         vtep_mac=node.vtep_mac,
         blocks=block_order((b.pool, b.cidr) for b in node.blocks),
+        interface=node.interface,
+        pod_mtu=node.pod_mtu,
     )
 
 
@@ -108,13 +124,16 @@ def nodes_text(cluster: ClusterPlan) -> str:
     return table_text(cluster.name, node_rows(cluster))
 
 
-def routes_library_view(cluster: ClusterPlan) -> dict[str, object]:
-    """Return the template context of cluster/routes.sh."""
-    pools = cluster_pools(cluster)
-    vxlan = [f"{p.name}={p.mode}" for p in pools if p.encapsulation == "vxlan" and not p.disabled]
+def routes_script_view(cluster: ClusterPlan) -> dict[str, object]:
+    """Return the template context of cluster/routes.sh (every node's: routes.sh NODE)."""
+    pools = [p for p in cluster_pools(cluster) if not p.disabled]
     return {
         "cluster": cluster.name,
         "proto": ROUTE_PROTOCOL,
         "vxlan_device": VXLAN_DEVICE,
-        "vxlan_pools": vxlan,
+        "tunnel_device": TUNNEL_DEVICE,
+        "vni": VXLAN_VNI,
+        "port": VXLAN_PORT,
+        "vxlan_pools": [f"{p.name}={p.mode}" for p in pools if p.encapsulation == "vxlan"],
+        "ipip": any(p.encapsulation == "ipip" for p in pools),
     }

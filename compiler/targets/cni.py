@@ -1,4 +1,8 @@
-"""The CNI network configuration list of one node (cni/10-calicc.conflist).
+"""The CNI network configuration list (cluster/cni/mtu-<MTU>.conflist).
+
+It depends on a node only through the node's pod MTU: one file per MTU, which every node of
+that MTU installs as /etc/cni/net.d/10-calicc.conflist. The plugin finds the node in the
+bundle it names (node.json), so the conflist does not repeat the node's name.
 
 The calicc plugin wires each pod (veth, /32, routes) and uses calicc-ipam for addresses from the
 node's blocks; the reference portmap and bandwidth plugins are chained after it, as in Calico's
@@ -7,18 +11,17 @@ own 10-calico.conflist (CALICO-FACTS 3.6).
 
 from __future__ import annotations
 
-from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.plan import ClusterPlan
 from calicc.contract.names import BUNDLE_MANIFEST, STATE_DIR
 
 NETWORK_NAME = "k8s-pod-network"
 
 
-def calicc_plugin(node: NodePlan) -> dict[str, object]:
-    """Return the calicc plugin's configuration: MTU, node name, state and bundle paths."""
+def calicc_plugin(mtu: int) -> dict[str, object]:
+    """Return the calicc plugin's configuration: MTU, state and bundle paths."""
     return {
         "type": "calicc",
-        "mtu": node.pod_mtu,
-        "nodename": node.name,
+        "mtu": mtu,
         "state_dir": STATE_DIR,
         "bundle": BUNDLE_MANIFEST,
         "ipam": {"type": "calicc-ipam"},
@@ -28,13 +31,13 @@ def calicc_plugin(node: NodePlan) -> dict[str, object]:
     }
 
 
-def conflist(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
+def conflist(cluster: ClusterPlan, mtu: int) -> dict[str, object]:
     """Return the conflist as data, in the cniVersion the cluster file selects."""
     return {
         "name": NETWORK_NAME,
         "cniVersion": cluster.spec.cni_version,
         "plugins": [
-            calicc_plugin(node),
+            calicc_plugin(mtu),
             {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}},
             {"type": "bandwidth", "capabilities": {"bandwidth": True}},
         ],

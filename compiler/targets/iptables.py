@@ -1,4 +1,8 @@
-"""iptables/iptables.rules: the node's iptables-restore input, and the jump rules the agent keeps.
+"""iptables rules (cluster/iptables/<encapsulations>.rules): iptables-restore input, and hooks.
+
+The rules depend on a node only through the encapsulations of the pools that serve it, so
+the compiler writes one file per set of encapsulations (compiler/targets/shared.py), which
+every node of that kind installs as /etc/calicc/iptables/iptables.rules.
 
 The file holds only chains calicc owns (`cali-` prefix, at most 28 characters), in the raw,
 mangle, nat and filter tables, and is applied with `iptables-restore --noflush`: declaring a
@@ -79,9 +83,11 @@ class TableView:
     chains: tuple[ChainView, ...]
 
 
-def jump_rules(cluster: ClusterPlan, node: NodePlan) -> tuple[JumpRule, ...]:
-    """Return the jumps from built-in chains into calicc's chains (see the module docstring)."""
-    del cluster, node  # the same hooks on every node
+def jump_rules() -> tuple[JumpRule, ...]:
+    """Return the jumps from built-in chains into calicc's chains (see the module docstring).
+
+    The same hooks on every node: cluster.json lists them.
+    """
     return tuple(
         JumpRule(
             table=table,
@@ -107,8 +113,9 @@ def policy_bindings(cluster: ClusterPlan) -> tuple[PolicyBinding, ...]:
     )
 
 
-def _encaps(node: NodePlan) -> set[str]:
-    return {p.encap for p in node.pools if p.encap is not None}
+def node_encaps(node: NodePlan) -> frozenset[str]:
+    """Return the encapsulations of the pools that serve `node` (what its rules depend on)."""
+    return frozenset(p.encap for p in node.pools if p.encap is not None)
 
 
 def raw_chains() -> tuple[ChainView, ...]:
@@ -143,8 +150,8 @@ def mangle_chains() -> tuple[ChainView, ...]:
     )
 
 
-def _tunnel_masquerade(node: NodePlan) -> tuple[str, ...]:
-    devices = sorted({"ipip": TUNNEL_DEVICE, "vxlan": VXLAN_DEVICE}[e] for e in _encaps(node))
+def _tunnel_masquerade(encaps: frozenset[str]) -> tuple[str, ...]:
+    devices = sorted({"ipip": TUNNEL_DEVICE, "vxlan": VXLAN_DEVICE}[e] for e in encaps)
     return tuple(
         rule(
             "cali-POSTROUTING",
@@ -158,7 +165,7 @@ def _tunnel_masquerade(node: NodePlan) -> tuple[str, ...]:
     )
 
 
-def nat_chains(cluster: ClusterPlan, node: NodePlan) -> tuple[ChainView, ...]:
+def nat_chains(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[ChainView, ...]:
     """NAT POSTROUTING: NAT outgoing for pools with nat_outgoing, and tunnel source fix-up."""
     masq = sorted(p.name for p in cluster.pools if p.nat_outgoing)
     outgoing: tuple[str, ...] = ()
@@ -177,8 +184,8 @@ def nat_chains(cluster: ClusterPlan, node: NodePlan) -> tuple[ChainView, ...]:
     return (
         ChainView(
             "cali-POSTROUTING",
-            f"nat POSTROUTING of node {node.name}",
-            post + _tunnel_masquerade(node),
+            "nat POSTROUTING",
+            post + _tunnel_masquerade(encaps),
         ),
         ChainView(
             NAT_OUTGOING, "pods leaving the pools: masquerade (fully random ports)", outgoing
@@ -186,10 +193,10 @@ def nat_chains(cluster: ClusterPlan, node: NodePlan) -> tuple[ChainView, ...]:
     )
 
 
-def _input_tunnel_rules(node: NodePlan) -> tuple[str, ...]:
+def _input_tunnel_rules(encaps: frozenset[str]) -> tuple[str, ...]:
     name, hosts, local = "cali-INPUT", f"-m set --match-set {ALL_HOSTS_SET} src", "-m addrtype"
     rules: list[str] = []
-    if "ipip" in _encaps(node):
+    if "ipip" in encaps:
         rules += [
             rule(
                 name,
@@ -201,7 +208,7 @@ def _input_tunnel_rules(node: NodePlan) -> tuple[str, ...]:
             ),
             rule(name, "-p ipencap", comment("IPIP from anything but a node"), "-j DROP"),
         ]
-    if "vxlan" in _encaps(node):
+    if "vxlan" in encaps:
         vxlan = f"-p udp -m udp --dport {VXLAN_PORT}"
         rules += [
             rule(
@@ -223,15 +230,15 @@ def _input_tunnel_rules(node: NodePlan) -> tuple[str, ...]:
     return tuple(rules)
 
 
-def workload_chains(node: NodePlan) -> tuple[ChainView, ...]:
+def workload_chains(encaps: frozenset[str]) -> tuple[ChainView, ...]:
     """Filter INPUT/FORWARD hooks, workload-to-host and the two dispatch chains."""
     unknown = comment("Unknown interface: no endpoint chains for it")
     return (
         ChainView(
             "cali-INPUT",
-            f"filter INPUT of node {node.name}",
+            "filter INPUT",
             (
-                *_input_tunnel_rules(node),
+                *_input_tunnel_rules(encaps),
                 rule(
                     "cali-INPUT",
                     "-i cali+",
@@ -305,13 +312,13 @@ def policy_chains(cluster: ClusterPlan) -> tuple[ChainView, ...]:
     return tuple(views)
 
 
-def iptables_tables(cluster: ClusterPlan, node: NodePlan) -> tuple[TableView, ...]:
-    """Return the four tables of a node's iptables.rules."""
+def iptables_tables(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[TableView, ...]:
+    """Return the four tables of the rules of nodes served by pools of `encaps`."""
     tables = (
         TableView("raw", raw_chains()),
         TableView("mangle", mangle_chains()),
-        TableView("nat", nat_chains(cluster, node)),
-        TableView("filter", workload_chains(node) + policy_chains(cluster)),
+        TableView("nat", nat_chains(cluster, encaps)),
+        TableView("filter", workload_chains(encaps) + policy_chains(cluster)),
     )
     for table in tables:
         for chain in table.chains:
@@ -320,11 +327,11 @@ def iptables_tables(cluster: ClusterPlan, node: NodePlan) -> tuple[TableView, ..
     return tables
 
 
-def iptables_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
-    """Return the template context of iptables/iptables.rules."""
+def iptables_view(cluster: ClusterPlan, encaps: frozenset[str]) -> dict[str, object]:
+    """Return the template context of the rules of nodes served by pools of `encaps`."""
     return {
         "cluster": cluster.name,
-        "node": node.name,
-        "tables": iptables_tables(cluster, node),
-        "jumps": jump_rules(cluster, node),
+        "encaps": sorted(encaps),
+        "tables": iptables_tables(cluster, encaps),
+        "jumps": jump_rules(),
     }

@@ -1,10 +1,11 @@
 """node.json: the node's own facts and the files it was built with (contract.manifest.NodeFile).
 
-It is built after every other file of the node, and after the cluster part, because it lists
-each file's digest and where the agent installs it (relative to the agent's --root): the node's
-own files (paths relative to its directory) and the cluster settings its files follow from
-(cluster/cluster.json and cluster/routes.sh). The rest of the cluster part (node table,
-policy, ipsets) changes without changing any node's files, so node.json does not name it.
+It is built after the node's bird.conf, and after the cluster part, because it lists each file
+and where the agent installs it (relative to the agent's --root): bird.conf and the cluster
+settings its files follow from (cluster/cluster.json) with their digests, and the shared file
+that plays each other role by path (its digest is cluster/index.json's). The rest of the
+cluster part (node table, policy, ipsets, the shared files' text) changes without changing any
+node's files.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 from calicc import __version__
 from calicc.compiler.emit import digest, dump_json
 from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.compiler.targets.iptables import jump_rules
 from calicc.compiler.targets.routes import blackholes, tunnel_links
 from calicc.compiler.targets.sysctl import sysctl_data
 from calicc.contract.manifest import (
@@ -62,12 +62,18 @@ def build_manifest(
     node: NodePlan,
     files: dict[str, str],
     cluster_files: dict[str, FileEntry],
+    sources: dict[str, str],
 ) -> NodeFile:
     """Return node.json's model.
 
     `files` are the node's other files ({path: text}); `cluster_files` the entries of the
-    cluster settings node.json names (computed once per build).
+    cluster settings node.json names (computed once per build); `sources` the shared file of
+    each role ({role: cluster path}).
     """
+    shared = {
+        role: FileEntry(source=path, install=install_path(role))
+        for role, path in sorted(sources.items())
+    }
     return NodeFile(
         calicc_version=__version__,
         cluster=cluster.name,
@@ -80,10 +86,9 @@ def build_manifest(
         vtep_mac=node.vtep_mac,
         links=tunnel_links(cluster, node),
         routes=blackholes(node),
-        jump_rules=jump_rules(cluster, node),
         sysctls=sysctl_data(cluster, node),
         bird=bird_section(node),
-        files={**file_entries(files), **cluster_files},
+        files={**file_entries(files), **cluster_files, **shared},
     )
 
 
@@ -92,7 +97,8 @@ def manifest_text(
     node: NodePlan,
     files: dict[str, str],
     cluster_files: dict[str, FileEntry],
+    sources: dict[str, str],
 ) -> str:
     """Return node.json's text: sorted keys, 2-space indent, final newline."""
-    model = build_manifest(cluster, node, files, cluster_files)
+    model = build_manifest(cluster, node, files, cluster_files, sources)
     return dump_json(model.model_dump(mode="json"))

@@ -1,7 +1,8 @@
-"""Tunnel devices, routes, neighbours and FDB entries of one node (routes/routes.sh, node.json).
+"""Tunnel devices, routes, neighbours and FDB entries of one node (node.json; cluster/routes.sh).
 
 Route ownership (DESIGN: one owner per kernel route; see compiler/targets/bird.py):
 - the blackhole of each of the node's own blocks: routes.sh / the agent;
+  (cluster/routes.sh, run as `routes.sh NODE`, derives all of it from the node table alone)
 - VXLAN pools: the route to every remote block, plus the permanent neighbour entry (remote
   tunnel address -> remote VTEP MAC) and FDB entry (remote VTEP MAC -> remote node address)
   behind it: routes.sh / the agent, derived on the node from the cluster's node table
@@ -139,26 +140,3 @@ def route_words(route: Route) -> tuple[str, ...]:
     if route.onlink:
         words.append("onlink")
     return (*words, "proto", str(ROUTE_PROTOCOL))
-
-
-def state_words(route: Route) -> tuple[str, ...]:
-    """Return `route` as a line of routes.sh's state (cluster/routes.sh, apply_state)."""
-    if route.type == "blackhole":
-        return ("blackhole", str(route.dst))
-    return ("route", *route_words(route)[:-2])  # apply_state adds the protocol
-
-
-def routes_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
-    """Return the template context of routes/routes.sh: the node's own devices and routes."""
-    links = tunnel_links(cluster, node)
-    return {
-        "cluster": cluster.name,
-        "node": node.name,
-        "address": str(node.address),
-        "interface": node.interface,
-        "proto": ROUTE_PROTOCOL,
-        "ipip_links": [link for link in links if link.kind == "ipip"],
-        "vxlan_links": [link for link in links if link.kind == "vxlan"],
-        "vxlan_device": VXLAN_DEVICE,
-        "routes": [(route.comment, state_words(route)) for route in blackholes(node)],
-    }

@@ -1,4 +1,7 @@
-"""Kernel settings of one node (sysctl/99-calicc.conf, and the same as data in node.json).
+"""Kernel settings (cluster/sysctl/<tunnels>.conf, and the same as data in node.json).
+
+They depend on a node only through its tunnel devices: one file per set of devices, which
+every node of that kind installs as /etc/sysctl.d/99-calicc.conf.
 
 Host-wide settings live here. Per workload interface settings are not: the CNI plugin sets
 them at runtime on each host-side veth (caliXXXXXXXXXXX) as Calico's does (CALICO-FACTS 3.2):
@@ -38,17 +41,22 @@ class Sysctl:
         return f"{'-' if self.device else ''}{self.key} = {self.value}"
 
 
-def node_sysctls(cluster: ClusterPlan, node: NodePlan) -> tuple[Sysctl, ...]:
-    """Return the node's host-wide settings, forwarding first, then one per tunnel device."""
+def tunnel_devices(cluster: ClusterPlan, node: NodePlan) -> tuple[str, ...]:
+    """Return the names of the node's tunnel devices, sorted (what its settings depend on)."""
+    return tuple(link.name for link in tunnel_links(cluster, node))
+
+
+def host_sysctls(devices: tuple[str, ...]) -> tuple[Sysctl, ...]:
+    """Return the host-wide settings of a node with `devices`: forwarding, then per device."""
     settings = [
         Sysctl("net.ipv4.ip_forward", "1", "route pod traffic between interfaces"),
     ]
-    for link in tunnel_links(cluster, node):
+    for device in devices:
         settings.append(
             Sysctl(
-                f"net/ipv4/conf/{link.name}/rp_filter",
+                f"net/ipv4/conf/{device}/rp_filter",
                 LOOSE_RP_FILTER,
-                f"{link.name}: loose reverse-path filter; a strict one drops tunnelled "
+                f"{device}: loose reverse-path filter; a strict one drops tunnelled "
                 "packets whose return route leaves by another device",
                 device=True,
             )
@@ -58,9 +66,9 @@ def node_sysctls(cluster: ClusterPlan, node: NodePlan) -> tuple[Sysctl, ...]:
 
 def sysctl_data(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
     """Return the settings as node.json carries them: {key: value}."""
-    return {s.key: s.value for s in node_sysctls(cluster, node)}
+    return {s.key: s.value for s in host_sysctls(tunnel_devices(cluster, node))}
 
 
-def sysctl_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
-    """Return the template context of sysctl/99-calicc.conf."""
-    return {"cluster": cluster.name, "node": node.name, "sysctls": node_sysctls(cluster, node)}
+def sysctl_view(cluster: ClusterPlan, devices: tuple[str, ...]) -> dict[str, object]:
+    """Return the template context of the settings of nodes with tunnel `devices`."""
+    return {"cluster": cluster.name, "devices": devices, "sysctls": host_sysctls(devices)}
