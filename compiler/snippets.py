@@ -95,7 +95,7 @@ def check_snippets(source: Source, plan: ClusterPlan) -> list[Problem]:
     for node in plan.nodes:
         if not node.snippets:
             continue
-        text = render_bird(plan, node)[BIRD_FILE]
+        text = render_bird(plan, node)
         error = bird_parse(text)
         if error:
             problems.append(locate(source, plan.spec, node.name, text, error))
