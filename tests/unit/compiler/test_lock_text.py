@@ -1,0 +1,56 @@
+"""cluster.lock.yaml's text: the fast writer says exactly what yaml.dump says for the same data."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from calicc.compiler.lock import HEADER, Lock, NodeAllocation, SafeDumper
+
+# Names YAML 1.1 would read as other types (bools, nulls, numbers, sexagesimals) beside plain
+# ones: the writer must quote exactly where yaml.dump does.
+TRICKY = ["true", "no", "on", "null", "123", "1e3", "0x1f", "0o17", "1_000", "12:30", "1.5"]
+NAMES = st.one_of(
+    st.sampled_from(TRICKY),
+    st.from_regex(r"[a-z0-9]([-a-z0-9]{0,20}[a-z0-9])?(\.[a-z0-9]{1,5})?", fullmatch=True),
+    st.from_regex(r"[a-z]{1,3}-[a-z0-9]{100,140}", fullmatch=True),  # long: "? key" pairs
+)
+MACS = st.one_of(
+    st.from_regex(r"66(:[0-9a-f]{2}){5}", fullmatch=True),
+    st.from_regex(r"66(:[0-5][0-9]){5}", fullmatch=True),  # reads as a sexagesimal int
+)
+BLOCKS = st.lists(
+    st.integers(0, 2**20 - 1).map(lambda i: IPv4Network((0x0A000000 + i * 64, 26))),
+    max_size=3,
+    unique=True,
+).map(lambda blocks: tuple(sorted(blocks)))
+ALLOCATIONS = st.builds(
+    NodeAllocation,
+    blocks=st.dictionaries(NAMES, BLOCKS, max_size=3),
+    tunnel_address=st.none() | st.integers(0x0A000000, 0x0AFFFFFF).map(IPv4Address),
+    vtep_mac=st.none() | MACS,
+)
+
+
+def reference(lock: Lock) -> str:
+    """What yaml.dump writes for the lock's data."""
+    data = lock.as_data()
+    return HEADER + yaml.dump(data, Dumper=SafeDumper, sort_keys=True, default_flow_style=False)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.dictionaries(NAMES, ALLOCATIONS, max_size=6))
+def test_lock_text_is_yaml_dump_of_its_data(nodes: dict[str, NodeAllocation]) -> None:
+    lock = Lock(nodes=nodes)
+    text = lock.to_yaml()
+    assert text == reference(lock)
+    assert yaml.safe_load(text) == lock.as_data()
+
+
+def test_a_mac_that_reads_as_a_number_is_quoted() -> None:
+    lock = Lock(nodes={"n1": NodeAllocation(vtep_mac="66:12:34:45:11:22")})
+    assert "    vtep_mac: '66:12:34:45:11:22'\n" in lock.to_yaml()
+    assert lock.to_yaml() == reference(lock)
