@@ -1,10 +1,13 @@
 """calicc diff: what a change does to the rendered trees, as Markdown for a PR comment.
 
 A cluster-level change is reported once, from the cluster part: nodes and VXLAN peers (from
-nodes.tsv), pools and NAT outgoing (cluster.json), policies (policy.json) and ipsets
-(ipsets.restore). Then each node whose files changed: its bundle is read into facts (BGP peers
-from bird.conf, blocks, routes and MTU from node.json, chains from iptables.rules) and the facts
-of two snapshots are compared.
+nodes.tsv), pools and NAT outgoing (cluster.json), policies (policy.json), ipsets
+(ipsets.restore), the chains of the shared iptables rules (cluster/iptables/*.rules: a chain
+the same in every rules file is one fact) and the shared files added, removed or changed. Then
+each node whose own files changed (nodes/<node>/bird.conf and node.json): BGP peers from
+bird.conf; blocks, routes, MTU and the shared file of each role from node.json. A node whose
+node.json changed only by the digest of a cluster file it names is counted in the cluster
+section, not listed: that change is the cluster's.
 """
 
 from __future__ import annotations
@@ -15,23 +18,47 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from calicc.compiler.gitdiff import Snapshot, rendered_trees, repo_top, tree_nodes
+from calicc.compiler.gitdiff import (
+    Snapshot,
+    rendered_trees,
+    repo_top,
+    tree_nodes,
+    tree_part,
+    tree_path,
+)
 from calicc.contract.names import BIRD_CONFIG as BIRD
 from calicc.contract.names import (
+    CLUSTER_DIR,
     CLUSTER_IPSETS,
     CLUSTER_POLICY,
+    CLUSTER_ROUTES,
     CLUSTER_SETTINGS,
+    CONFLIST,
+    IPTABLES_FILE,
     MANIFEST,
     NODES_TABLE,
+    ROUTES_FILE,
+    SHARED_DIRS,
+    SYSCTL_FILE,
+    is_cluster_file,
 )
-from calicc.contract.names import IPTABLES_FILE as IPTABLES
 from calicc.contract.nodes_table import NodesTableError, parse_table
 
-SEMANTIC = (BIRD, MANIFEST, IPTABLES)
+SEMANTIC = (BIRD, MANIFEST)
+ROLES = {  # node.json's role -> how a report names it
+    IPTABLES_FILE: "iptables rules",
+    SYSCTL_FILE: "kernel settings",
+    CONFLIST: "CNI conflist",
+    ROUTES_FILE: "routes script",
+}
 BGP_PROTOCOL = re.compile(r"^protocol bgp (\S+)[^{\n]*\{\n(.*?)^\}", re.M | re.S)
 NEIGHBOR = re.compile(r"^\s*neighbor (\S+)(?: port \d+)? as (\d+);", re.M)
 DESCRIPTION = re.compile(r'^\s*description "([^"]*)";', re.M)
 Facts = dict[str, dict[str, str]]
+
+
+def _many(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' if count != 1 else ''}"
 
 
 def bird_peers(text: str) -> dict[str, str]:
@@ -64,20 +91,26 @@ def iptables_chains(text: str) -> dict[str, str]:
             chain = line.split()[1]
             chains.setdefault(f"{table}/{chain}", []).append(line)
     return {
-        name: f"({len(rules)} rule{'s' if len(rules) != 1 else ''})\0" + "\n".join(rules)
+        name: f"({_many(len(rules), 'rule')})\0" + "\n".join(rules)
         for name, rules in sorted(chains.items())
     }
 
 
 def manifest_facts(text: str) -> Facts:
-    """Return blocks, routes and MTU facts of a node.json."""
+    """Return blocks, routes, MTU and shared-file facts of a node.json."""
     data = json.loads(text)
     mtu = {"link": str(data.get("link_mtu")), "pod": str(data.get("pod_mtu"))}
     mtu |= {f"device {link['name']}": str(link.get("mtu")) for link in data.get("links", [])}
+    files = data.get("files", {})
     return {
         "blocks": {b["cidr"]: f"pool {b['pool']}" for b in data.get("blocks", [])},
         "routes": {r["dst"]: _route_text(r) for r in data.get("routes", [])},
         "MTU": mtu,
+        "shared files": {
+            ROLES.get(role, role): str(entry["source"])
+            for role, entry in files.items()
+            if entry.get("source")
+        },
     }
 
 
@@ -89,10 +122,7 @@ def table_facts(text: str) -> Facts:
         return {"nodes": {"nodes.tsv": f"unreadable: {exc}"}}
     return {
         "nodes": {
-            r.name: f"{r.address}, {len(r.blocks)} block{'s' if len(r.blocks) != 1 else ''}"
-            + "\0"
-            + r.line()
-            for r in rows
+            r.name: f"{r.address}, {_many(len(r.blocks), 'block')}\0{r.line()}" for r in rows
         },
         "VXLAN peers": {
             r.name: f"VTEP {r.vtep_mac} at {r.address.ip}" for r in rows if r.vtep_mac is not None
@@ -142,8 +172,51 @@ def ipset_facts(text: str) -> Facts:
         members[live] = sets.get(temp, [])
     return {
         "ipsets": {
-            name: f"({len(m)} member{'s' if len(m) != 1 else ''})\0" + "\n".join(m)
+            name: f"({_many(len(m), 'member')})\0" + "\n".join(m)
             for name, m in sorted(members.items())
+        }
+    }
+
+
+def shared_role(rel: str) -> str | None:
+    """Return the role a cluster file plays in node.json (routes.sh, a kind's file), or None."""
+    if rel == CLUSTER_ROUTES:
+        return ROUTES_FILE
+    for role, (directory, suffix) in SHARED_DIRS.items():
+        if rel.startswith(directory + "/") and rel.endswith(suffix):
+            return role
+    return None
+
+
+def policy_chains(rules: Mapping[str, str]) -> dict[str, str]:
+    """Return the chains of the shared rules files ({path: text}), as iptables_chains.
+
+    A chain with the same rules in every file declaring it is one fact (a policy's chain is
+    the same for every kind of node, so a policy change is reported once); one that differs
+    between kinds is a fact per file, `table/chain (kind)`.
+    """
+    variants: dict[str, dict[str, str]] = {}
+    for path, text in sorted(rules.items()):
+        for chain, value in iptables_chains(text).items():
+            variants.setdefault(chain, {})[path] = value
+    chains: dict[str, str] = {}
+    for chain, by_file in variants.items():
+        if len(set(by_file.values())) == 1:
+            chains[chain] = next(iter(by_file.values()))
+            continue
+        for path, value in by_file.items():
+            kind = path.rsplit("/", 1)[-1].removesuffix(SHARED_DIRS[IPTABLES_FILE][1])
+            chains[f"{chain} ({kind})"] = value
+    return dict(sorted(chains.items()))
+
+
+def shared_facts(blobs: Mapping[str, str]) -> Facts:
+    """Return the shared files of a cluster part ({path in the tree: blob id}) with their role."""
+    return {
+        "shared files": {
+            rel: ROLES[role] + "\0" + blob
+            for rel, blob in sorted(blobs.items())
+            if (role := shared_role(rel)) is not None
         }
     }
 
@@ -157,11 +230,17 @@ CLUSTER_FACTS = {
 
 
 def cluster_facts(texts: Mapping[str, str]) -> Facts:
-    """Return every cluster-level fact from the texts of the cluster part's files."""
+    """Return every cluster-level fact from the texts of the cluster part's files.
+
+    `texts` holds the files of CLUSTER_FACTS and the shared iptables rules files that exist.
+    """
     facts: Facts = {}
     for rel, read in CLUSTER_FACTS.items():
         if rel in texts:
             facts |= read(texts[rel])
+    rules = {rel: text for rel, text in texts.items() if shared_role(rel) == IPTABLES_FILE}
+    if rules:
+        facts["policy chains"] = policy_chains(rules)
     return facts
 
 
@@ -172,20 +251,43 @@ def _route_text(route: Mapping[str, object]) -> str:
 
 
 def node_facts(texts: Mapping[str, str]) -> Facts:
-    """Return every fact of one node's bundle from the texts of its semantic files."""
-    facts: Facts = {"BGP peers": {}, "blocks": {}, "routes": {}, "policy chains": {}}
+    """Return every fact of one node's bundle from the texts of its own files."""
+    facts: Facts = {"BGP peers": {}, "blocks": {}, "routes": {}, "shared files": {}}
     if BIRD in texts:
         facts["BGP peers"] = bird_peers(texts[BIRD])
     if MANIFEST in texts:
         facts |= manifest_facts(texts[MANIFEST])
-    if IPTABLES in texts:
-        facts["policy chains"] = iptables_chains(texts[IPTABLES])
     return facts
+
+
+def digests_only(old: str, new: str) -> list[str] | None:
+    """Return the cluster files whose digests are all that differ between two node.json texts.
+
+    None when anything else differs (a node whose node.json changed only so is the cluster's
+    change, reported once).
+    """
+    (old_digests, old_rest), (new_digests, new_rest) = _split_digests(old), _split_digests(new)
+    if old_rest != new_rest:
+        return None
+    return sorted(r for r in old_digests | new_digests if old_digests.get(r) != new_digests.get(r))
+
+
+def _split_digests(text: str) -> tuple[dict[str, str], object]:
+    data = json.loads(text)
+    digests = {}
+    for rel, entry in data.get("files", {}).items():
+        if is_cluster_file(rel) and isinstance(entry, dict) and "digest" in entry:
+            digests[rel] = str(entry.pop("digest"))
+    return digests, data
 
 
 @dataclass
 class NodeChange:
-    """How one node's bundle changes: added, removed or changed, with Markdown bullets."""
+    """How one node's files change: added, removed or changed, with Markdown bullets.
+
+    Status "cluster": only the digests of the cluster files its node.json names changed; the
+    lines are those files (reported in the cluster section, not as a node).
+    """
 
     node: str
     status: str
@@ -217,21 +319,14 @@ def compare_facts(old: Facts, new: Facts) -> list[str]:
     return bullets
 
 
+FACT_ORDER = (
+    *("nodes", "VXLAN peers", "pools", "BGP peers", "blocks", "routes", "policies"),
+    *("policy chains", "ipsets", "NAT outgoing", "MTU", "shared files"),
+)
+
+
 def _fact_order(kind: str) -> tuple[int, str]:
-    order = [
-        "nodes",
-        "VXLAN peers",
-        "pools",
-        "BGP peers",
-        "blocks",
-        "routes",
-        "policies",
-        "policy chains",
-        "ipsets",
-        "NAT outgoing",
-        "MTU",
-    ]
-    return (order.index(kind) if kind in order else len(order), kind)
+    return (FACT_ORDER.index(kind) if kind in FACT_ORDER else len(FACT_ORDER), kind)
 
 
 def _change(key: str, before: str, after: str) -> str:
@@ -252,44 +347,53 @@ class TreeDiff:
     cluster: list[str] = field(default_factory=list)
 
 
-def _texts(snap: Snapshot, tree: str, node: str, files: Mapping[str, str]) -> dict[str, str]:
-    base = f"{tree}/nodes/{node}/" if tree else f"nodes/{node}/"
-    read = snap.read(base + rel for rel in SEMANTIC if rel in files)
-    return {path.removeprefix(base): text for path, text in read.items()}
-
-
 def node_change(
     snaps: tuple[Snapshot, Snapshot], tree: str, node: str, files: tuple[dict[str, str], ...]
 ) -> NodeChange:
-    """Compare one node's bundle in two snapshots ({path in bundle: blob id} each)."""
+    """Compare one node's own files in two snapshots ({path in its directory: blob id} each)."""
     before, after = files
     status = "added" if not before else "removed" if not after else "changed"
-    old = node_facts(_texts(snaps[0], tree, node, before))
-    new = node_facts(_texts(snaps[1], tree, node, after))
-    lines = compare_facts(old, new)
+    base = tree_path(tree, f"nodes/{node}")
+    old_texts = snaps[0].read_under(base, [rel for rel in SEMANTIC if rel in before])
+    new_texts = snaps[1].read_under(base, [rel for rel in SEMANTIC if rel in after])
     changed = sorted(r for r in before.keys() | after.keys() if before.get(r) != after.get(r))
+    if status == "changed" and changed == [MANIFEST]:
+        digests = digests_only(old_texts[MANIFEST], new_texts[MANIFEST])
+        if digests is not None:
+            return NodeChange(node, "cluster", digests)
+    lines = compare_facts(node_facts(old_texts), node_facts(new_texts))
     if status == "changed":
         lines.append(f"- files changed: {', '.join(f'`{r}`' for r in changed)}")
     return NodeChange(node, status, lines)
 
 
 def _cluster_texts(snap: Snapshot, tree: str, blobs: Mapping[str, str]) -> dict[str, str]:
-    base = f"{tree}/" if tree else ""
-    read = snap.read(base + rel for rel in CLUSTER_FACTS if base + rel in blobs)
-    return {path.removeprefix(base): text for path, text in read.items()}
+    wanted = [rel for rel in blobs if rel in CLUSTER_FACTS or shared_role(rel) == IPTABLES_FILE]
+    return snap.read_under(tree, wanted)
 
 
 def cluster_change(
     snaps: tuple[Snapshot, Snapshot], tree: str, blobs: tuple[Mapping[str, str], ...]
 ) -> list[str]:
     """Compare the cluster part of one tree in two snapshots; bullets, empty when the same."""
-    base = f"{tree}/" if tree else ""
-    paths = [base + rel for rel in CLUSTER_FACTS]
-    if all(blobs[0].get(p) == blobs[1].get(p) for p in paths):
+    old_blobs, new_blobs = (tree_part(b, tree, CLUSTER_DIR) for b in blobs)
+    if old_blobs == new_blobs:
         return []
-    old = cluster_facts(_cluster_texts(snaps[0], tree, blobs[0]))
-    new = cluster_facts(_cluster_texts(snaps[1], tree, blobs[1]))
+    old = cluster_facts(_cluster_texts(snaps[0], tree, old_blobs)) | shared_facts(old_blobs)
+    new = cluster_facts(_cluster_texts(snaps[1], tree, new_blobs)) | shared_facts(new_blobs)
     return compare_facts(old, new)
+
+
+def _renamed(changes: list[NodeChange]) -> list[str]:
+    """Return the cluster section's line for the nodes changed only by a cluster file's digest."""
+    named = sorted({rel for c in changes if c.status == "cluster" for rel in c.lines})
+    count = sum(c.status == "cluster" for c in changes)
+    if not count:
+        return []
+    files = ", ".join(f"`{rel}`" for rel in named)
+    return [
+        f"- node.json names the new digest of {files}: {_many(count, 'node')} changed by that alone"
+    ]
 
 
 def diff_snapshots(old: Snapshot, new: Snapshot, prefix: str = "") -> list[TreeDiff]:
@@ -306,7 +410,8 @@ def diff_snapshots(old: Snapshot, new: Snapshot, prefix: str = "") -> list[TreeD
             for node in sorted(before.keys() | after.keys())
             if before.get(node) != after.get(node)
         ]
-        shared = cluster_change((old, new), tree, (old_blobs, new_blobs))
+        shared = cluster_change((old, new), tree, (old_blobs, new_blobs)) + _renamed(changes)
+        changes = [c for c in changes if c.status != "cluster"]
         if changes or shared:
             result.append(TreeDiff(tree, changes, shared))
     return result

@@ -81,6 +81,11 @@ class Snapshot:
             return {p: (self.repo / p).read_text(encoding="utf-8") for p in wanted}
         return _cat_files(self.repo, [f"{self.rev}:{p}" for p in wanted], wanted)
 
+    def read_under(self, base: str, rels: Iterable[str]) -> dict[str, str]:
+        """Return {rel: text} of the files `base`/rel ("" is the top)."""
+        read = self.read(tree_path(base, rel) for rel in rels)
+        return {path.removeprefix(tree_path(base, "")): text for path, text in read.items()}
+
 
 def _cat_files(repo: Path, specs: list[str], paths: list[str]) -> dict[str, str]:
     """Read many blobs with one `git cat-file --batch` (as `git show REV:path` would)."""
@@ -112,20 +117,28 @@ def rendered_trees(paths: Iterable[str], prefix: str = "") -> list[str]:
     return sorted(
         root
         for root in roots
-        if root.startswith(prefix) and any(p.startswith(_join(root, "nodes/")) for p in paths)
+        if root.startswith(prefix) and any(p.startswith(tree_path(root, "nodes/")) for p in paths)
     )
 
 
-def _join(root: str, rel: str) -> str:
+def tree_path(root: str, rel: str) -> str:
+    """Return the path of `rel` inside the tree at `root` ("" is the repository top)."""
     return f"{root}/{rel}" if root else rel
 
 
 def tree_nodes(blobs: Mapping[str, str], root: str) -> dict[str, dict[str, str]]:
     """Return {node: {path inside the node's bundle: blob id}} of one rendered tree."""
-    base = _join(root, "nodes/")
+    base = tree_path(root, "nodes/")
     nodes: dict[str, dict[str, str]] = {}
     for path, blob in blobs.items():
         if path.startswith(base) and "/" in path[len(base) :]:
             node, rel = path[len(base) :].split("/", 1)
             nodes.setdefault(node, {})[rel] = blob
     return {node: dict(sorted(files.items())) for node, files in sorted(nodes.items())}
+
+
+def tree_part(blobs: Mapping[str, str], root: str, part: str) -> dict[str, str]:
+    """Return {path relative to the tree: blob id} of the files under `part` of one tree."""
+    base = tree_path(root, f"{part}/")
+    tree = tree_path(root, "")
+    return {path.removeprefix(tree): blob for path, blob in blobs.items() if path.startswith(base)}

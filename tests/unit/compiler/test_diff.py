@@ -15,10 +15,13 @@ from calicc.compiler.build import build, load_cluster
 from calicc.compiler.cli import app
 from calicc.compiler.diff import (
     bird_peers,
+    cluster_facts,
     compare_facts,
     diff_command,
+    digests_only,
     iptables_chains,
     node_facts,
+    shared_facts,
 )
 from calicc.compiler.gitdiff import GitError, Snapshot, blob_id, rendered_trees
 from tests.conftest import EXAMPLES
@@ -85,13 +88,26 @@ def test_node_added_and_peers_nat_mtu_changes_between_revisions(repo: Path) -> N
         "- ipsets\n  - changed: `cali40all-hosts-net`, `cali40masq-ipam-pools` (1 member) → (0"
         in cluster
     )
+    assert "- policy chains\n  - changed: `nat/cali-nat-outgoing` (1 rule) → (0 rules)" in cluster
+    assert (
+        "- shared files\n  - added: `cluster/cni/mtu-1400.conflist` CNI conflist\n"
+        "  - removed: `cluster/cni/mtu-1480.conflist` CNI conflist\n"
+        "  - changed: `cluster/iptables/ipip.rules`"
+    ) in cluster
     assert text.count("NAT outgoing") == 1  # once for the cluster, not once per node
+    assert text.count("nat/cali-nat-outgoing") == 1
     section = text.split("#### `minikube` (changed)\n", 1)[1].split("\n\n", 1)[0]
     assert "- BGP peers\n  - added: `Mesh_192_168_49_5` 192.168.49.5 AS 64512" in section
     assert "`pod` 1480 → 1400" in section
+    assert (
+        "- shared files\n  - changed: `CNI conflist` cluster/cni/mtu-1480.conflist → "
+        "cluster/cni/mtu-1400.conflist"
+    ) in section
     assert "removed" not in section
-    assert "- files changed: " in section
-    assert "`bird/bird.conf`" in section
+    assert "- files changed: `bird.conf`, `node.json`" in section
+    added = text.split("#### `minikube-m04` (added)\n", 1)[1]
+    assert "`iptables rules` cluster/iptables/ipip.rules" in added
+    assert "files changed" not in added
 
 
 def test_node_removed_and_blocks_in_the_working_tree(repo: Path) -> None:
@@ -136,11 +152,18 @@ def test_unknown_revision_is_a_clear_error(repo: Path) -> None:
         diff_command(repo, "no-such-rev", None)
 
 
-def write_tree(root: Path, rules: str) -> None:
-    node = root / "rendered" / "nodes" / "n1"
-    (node / "iptables").mkdir(parents=True, exist_ok=True)
-    (node / "iptables" / "iptables.rules").write_text(rules)
-    (root / "rendered" / "index.json").write_text(json.dumps({"nodes": {"n1": {}}}))
+def write_tree(root: Path, rules: dict[str, str], sources: dict[str, str]) -> None:
+    """A v3 tree: the shared rules files ({kind: text}) and nodes naming theirs ({node: kind})."""
+    rendered = root / "rendered"
+    (rendered / "cluster" / "iptables").mkdir(parents=True, exist_ok=True)
+    for kind, text in rules.items():
+        (rendered / "cluster" / "iptables" / f"{kind}.rules").write_text(text)
+    for node, kind in sources.items():
+        (rendered / "nodes" / node).mkdir(parents=True, exist_ok=True)
+        source = {"install": "x", "source": f"cluster/iptables/{kind}.rules"}
+        manifest = {"files": {"iptables/iptables.rules": source}}
+        (rendered / "nodes" / node / "node.json").write_text(json.dumps(manifest))
+    (rendered / "index.json").write_text(json.dumps({"nodes": sorted(sources)}))
 
 
 RULES_V1 = """*filter
@@ -156,20 +179,94 @@ COMMIT
 """
 
 
-def test_policy_chains_added_removed_changed(tmp_path: Path) -> None:
+def test_policy_chains_added_removed_changed_once_for_every_kind(tmp_path: Path) -> None:
     git(tmp_path, "init", "-q", "-b", "main")
-    write_tree(tmp_path, RULES_V1)
+    vxlan_v1 = RULES_V1.replace("-j MASQUERADE", "-j MASQUERADE --random-fully")
+    write_tree(tmp_path, {"ipip": RULES_V1, "vxlan": vxlan_v1}, {"n1": "ipip", "n2": "vxlan"})
     commit(tmp_path, "v1")
     rules = RULES_V1.replace("--dport 80", "--dport 8080").replace(":cali-pi-db - [0:0]\n", "")
     rules = rules.replace("-A cali-pi-db -p tcp --dport 5432 -j ACCEPT\n", "")
-    write_tree(tmp_path, rules.replace("COMMIT\n*nat", ":cali-pi-new - [0:0]\nCOMMIT\n*nat"))
+    rules = rules.replace("COMMIT\n*nat", ":cali-pi-new - [0:0]\nCOMMIT\n*nat")
+    vxlan = rules.replace("-j MASQUERADE", "-j MASQUERADE --random-fully")
+    write_tree(tmp_path, {"ipip": rules, "vxlan": vxlan}, {"n1": "ipip", "n2": "vxlan"})
     commit(tmp_path, "v2")
     text = diff_command(tmp_path, "HEAD~1", "HEAD")
-    assert "- policy chains\n" in text
-    assert "  - added: `filter/cali-pi-new` (0 rules)\n" in text
-    assert "  - removed: `filter/cali-pi-db` (1 rule)\n" in text
-    assert "  - changed: `filter/cali-pi-web`\n" in text
+    cluster = text.split("#### cluster (every node)\n", 1)[1].split("\n\n", 1)[0]
+    assert "- policy chains\n" in cluster
+    assert "  - added: `filter/cali-pi-new` (0 rules)\n" in cluster
+    assert "  - removed: `filter/cali-pi-db` (1 rule)\n" in cluster
+    assert "  - changed: `filter/cali-pi-web`\n" in cluster
+    assert text.count("cali-pi-web") == 1  # once, though both kinds' files hold it
     assert "nat/cali-nat-outgoing" not in text
+    assert "- shared files\n  - changed: `cluster/iptables/ipip.rules`, " in cluster
+    assert "No node's own files changed." in text  # a policy is the cluster's, not a node's
+
+
+def test_a_chain_differing_between_kinds_is_a_fact_per_file() -> None:
+    vxlan = RULES_V1.replace("-j MASQUERADE", "-j MASQUERADE --random-fully")
+    facts = cluster_facts(
+        {"cluster/iptables/ipip.rules": RULES_V1, "cluster/iptables/vxlan.rules": vxlan}
+    )
+    assert sorted(facts["policy chains"]) == [
+        "filter/cali-pi-db",
+        "filter/cali-pi-web",
+        "nat/cali-nat-outgoing (ipip)",
+        "nat/cali-nat-outgoing (vxlan)",
+    ]
+
+
+def test_a_node_moving_to_another_kind_names_the_files() -> None:
+    def manifest(kind: str) -> dict[str, str]:
+        source = {"install": "x", "source": f"cluster/iptables/{kind}.rules"}
+        return {"node.json": json.dumps({"files": {"iptables/iptables.rules": source}})}
+
+    assert compare_facts(node_facts(manifest("ipip")), node_facts(manifest("ipip-vxlan"))) == [
+        "- shared files",
+        "  - changed: `iptables rules` cluster/iptables/ipip.rules → "
+        "cluster/iptables/ipip-vxlan.rules",
+    ]
+
+
+def test_shared_files_of_the_cluster_part_by_role() -> None:
+    blobs = {
+        "cluster/cni/mtu-1450.conflist": "b1",
+        "cluster/iptables/vxlan.rules": "b2",
+        "cluster/sysctl/vxlan.conf": "b3",
+        "cluster/routes.sh": "b4",
+        "cluster/nodes.tsv": "b5",
+        "cluster/index.json": "b6",
+    }
+    shown = {k: v.split("\0")[0] for k, v in shared_facts(blobs)["shared files"].items()}
+    assert shown == {
+        "cluster/cni/mtu-1450.conflist": "CNI conflist",
+        "cluster/iptables/vxlan.rules": "iptables rules",
+        "cluster/sysctl/vxlan.conf": "kernel settings",
+        "cluster/routes.sh": "routes script",
+    }
+
+
+def test_a_cluster_settings_change_lists_no_node(repo: Path) -> None:
+    render(repo / "net", {"nat_outgoing": False})
+    text = diff_command(repo, "HEAD", None)
+    cluster = text.split("#### cluster (every node)\n", 1)[1].split("\n\n", 1)[0]
+    assert "- NAT outgoing\n  - changed: `pool default-ipv4-ippool` on → off" in cluster
+    assert cluster.endswith(
+        "- node.json names the new digest of `cluster/cluster.json`: 3 nodes changed by that alone"
+    )
+    assert "| node | change |" not in text
+    assert "No node's own files changed." in text
+
+
+def test_digests_only_sees_any_other_change() -> None:
+    def manifest(digest: str, mtu: int = 1480) -> str:
+        entry = {"digest": digest, "install": "etc/calicc/cluster/cluster.json"}
+        own = {"digest": "sha256:b", "install": "etc/calicc/bird/bird.conf"}
+        files = {"cluster/cluster.json": entry, "bird.conf": own}
+        return json.dumps({"files": files, "pod_mtu": mtu})
+
+    assert digests_only(manifest("sha256:1"), manifest("sha256:2")) == ["cluster/cluster.json"]
+    assert digests_only(manifest("sha256:1"), manifest("sha256:2", 1400)) is None
+    assert digests_only(manifest("sha256:1"), manifest("sha256:1").replace('b"', 'c"')) is None
 
 
 def test_iptables_chains_parse_tables_and_rules() -> None:
@@ -198,8 +295,8 @@ def test_bird_peers_and_a_changed_body() -> None:
         "Mesh_10_0_0_2": "10.0.0.2 AS 64512 (node b (node-to-node mesh))",
         "Global_10_0_0_9": "10.0.0.9 AS 65001",
     }
-    old = node_facts({"bird/bird.conf": BIRD})
-    new = node_facts({"bird/bird.conf": BIRD.replace("passive on;", "passive off;")})
+    old = node_facts({"bird.conf": BIRD})
+    new = node_facts({"bird.conf": BIRD.replace("passive on;", "passive off;")})
     assert compare_facts(old, new) == ["- BGP peers", "  - changed: `Mesh_10_0_0_2`"]
 
 
