@@ -304,8 +304,13 @@ def test_routes_facts_from_the_manifest() -> None:
     def manifest(routes: list[dict[str, object]]) -> dict[str, str]:
         return {"node.json": json.dumps({"routes": routes, "link_mtu": 1500, "pod_mtu": 1450})}
 
-    blackhole = {"dst": "10.244.0.0/26", "type": "blackhole"}
-    via = {"dst": "10.244.1.0/26", "type": "unicast", "via": "10.0.0.3", "dev": "vxlan.calico"}
+    blackhole: dict[str, object] = {"dst": "10.244.0.0/26", "type": "blackhole"}
+    via: dict[str, object] = {
+        "dst": "10.244.1.0/26",
+        "type": "unicast",
+        "via": "10.0.0.3",
+        "dev": "vxlan.calico",
+    }
     old = node_facts(manifest([blackhole]))
     new = node_facts(manifest([blackhole, via]))
     assert compare_facts(old, new) == [
