@@ -54,6 +54,7 @@ def make_env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         autoescape=False,
+        auto_reload=False,  # templates are package data: no stat of each one per render
         finalize=one_line,
     )
     env.filters.update(FILTERS)

@@ -111,24 +111,32 @@ def _prefix_set(nets: list[IPv4Network], suffix: str = "") -> str:
     return "[ " + ", ".join(f"{n}{suffix}" for n in nets) + " ]"
 
 
-def bird_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
-    """Return the template context for bird.conf."""
-    extra = sorted({n for s in node.sessions for n in s.extra_exports})
-    pool_cidrs = sorted(p.cidr for p in cluster.pools)
+@lru_cache(maxsize=2)
+def _cluster_view(cluster: ClusterPlan) -> dict[str, object]:
+    """Return the part of bird.conf's context that is the same on every node (once a build)."""
     return {
         "cluster": cluster.name,
-        "node": node,
         "listen_port": cluster.spec.bgp.listen_port,
         "fast_timers": cluster.spec.bgp.fast_timers,
-        "own_blocks": _prefix_set([b.cidr for b in node.blocks]),
-        "own_blocks_within": _prefix_set([b.cidr for b in node.blocks], "+"),
-        "pool_routes": _prefix_set(pool_cidrs, "+"),
+        "pool_routes": _prefix_set(sorted(p.cidr for p in cluster.pools), "+"),
         "node_subnets": _prefix_set(list(cluster.node_subnets), "+"),
-        "blocks": node.blocks,
-        "advertised": extra,
         "kernel_rules": [_kernel_rule(p) for p in cluster.pools if not p.disabled],
         "tunnel_device": TUNNEL_DEVICE,
         "excluded_interfaces": ["cali*", TUNNEL_DEVICE, VXLAN_DEVICE, "kube-ipvs*"],
+    }
+
+
+def bird_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
+    """Return the template context for bird.conf."""
+    extra = sorted({n for s in node.sessions for n in s.extra_exports})
+    own = [b.cidr for b in node.blocks]
+    return {
+        **_cluster_view(cluster),
+        "node": node,
+        "own_blocks": _prefix_set(own),
+        "own_blocks_within": _prefix_set(own, "+"),
+        "blocks": node.blocks,
+        "advertised": extra,
         "sessions": node_sessions(node),  # rendered one by one: compiler/render.py
         "snippets": node.snippets,
     }

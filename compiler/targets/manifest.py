@@ -10,11 +10,13 @@ node's files.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from calicc import __version__
 from calicc.compiler.emit import digest, dump_json
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.targets.routes import blackholes, tunnel_links
-from calicc.compiler.targets.sysctl import sysctl_data
+from calicc.compiler.targets.sysctl import sysctl_values
 from calicc.contract.manifest import (
     BirdSection,
     BlockEntry,
@@ -32,6 +34,14 @@ def file_entries(files: dict[str, str]) -> dict[str, FileEntry]:
         rel: FileEntry(digest=digest(text), install=install_path(rel))
         for rel, text in sorted(files.items())
         if rel != MANIFEST
+    }
+
+
+@lru_cache(maxsize=64)
+def _shared_entries(sources: tuple[tuple[str, str], ...]) -> dict[str, FileEntry]:
+    """Return node.json's entries of the shared files it names (one set per kind of node)."""
+    return {
+        role: FileEntry(source=path, install=install_path(role)) for role, path in sorted(sources)
     }
 
 
@@ -70,10 +80,7 @@ def build_manifest(
     cluster settings node.json names (computed once per build); `sources` the shared file of
     each role ({role: cluster path}).
     """
-    shared = {
-        role: FileEntry(source=path, install=install_path(role))
-        for role, path in sorted(sources.items())
-    }
+    links = tunnel_links(cluster, node)
     return NodeFile(
         calicc_version=__version__,
         cluster=cluster.name,
@@ -84,11 +91,11 @@ def build_manifest(
         blocks=tuple(BlockEntry(cidr=b.cidr, pool=b.pool) for b in node.blocks),
         tunnel_address=node.tunnel_address,
         vtep_mac=node.vtep_mac,
-        links=tunnel_links(cluster, node),
+        links=links,
         routes=blackholes(node),
-        sysctls=sysctl_data(cluster, node),
+        sysctls=sysctl_values(tuple(link.name for link in links)),
         bird=bird_section(node),
-        files={**file_entries(files), **cluster_files, **shared},
+        files={**file_entries(files), **cluster_files, **_shared_entries(tuple(sources.items()))},
     )
 
 

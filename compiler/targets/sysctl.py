@@ -15,6 +15,7 @@ because device names may hold dots; sysctl and the agent read a key holding "/" 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.targets.routes import tunnel_links
@@ -64,9 +65,15 @@ def host_sysctls(devices: tuple[str, ...]) -> tuple[Sysctl, ...]:
     return tuple(settings)
 
 
+@lru_cache(maxsize=16)
+def sysctl_values(devices: tuple[str, ...]) -> dict[str, str]:
+    """Return the settings of a node with tunnel `devices` as node.json carries them."""
+    return {s.key: s.value for s in host_sysctls(devices)}
+
+
 def sysctl_data(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
-    """Return the settings as node.json carries them: {key: value}."""
-    return {s.key: s.value for s in host_sysctls(tunnel_devices(cluster, node))}
+    """Return the node's settings as node.json carries them: {key: value}."""
+    return dict(sysctl_values(tunnel_devices(cluster, node)))
 
 
 def sysctl_view(cluster: ClusterPlan, devices: tuple[str, ...]) -> dict[str, object]:
