@@ -13,6 +13,8 @@ from calicc.compiler.build import Inputs, build, load_cluster
 from calicc.compiler.errors import SpecError
 from calicc.compiler.lock import Lock
 from calicc.compiler.plan import ClusterPlan, build_plan
+from calicc.compiler.render import render_cluster, render_node
+from calicc.compiler.targets.shared import shared_plan
 from tests.conftest import EXAMPLES
 
 BASE: dict[str, Any] = {
@@ -39,6 +41,17 @@ def load(tmp_path: Path, data: dict[str, Any] | str) -> Inputs:
 
 def plan_of(tmp_path: Path, data: dict[str, Any] | str, lock: Lock | None = None) -> ClusterPlan:
     return build_plan(load(tmp_path, data).spec, lock or Lock())
+
+
+def node_file(plan: ClusterPlan, node: str, role: str) -> str:
+    """Return the text node `node` installs as `role` (bird.conf, iptables/iptables.rules...).
+
+    Its own file, or else the cluster part's shared file that its node.json names for the role.
+    """
+    own = render_node(plan, plan.node(node))
+    if role in own:
+        return own[role]
+    return render_cluster(plan)[shared_plan(plan).sources[node][role]]
 
 
 def problems(tmp_path: Path, data: dict[str, Any] | str) -> list[str]:

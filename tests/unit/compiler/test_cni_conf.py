@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from calicc.compiler.render import render_cni
-from tests.support.clusters import plan_of, with_
+from calicc.contract.names import CONFLIST
+from tests.support.clusters import node_file, plan_of, with_
 
 NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
 VERSIONS = {"0.3.1", "0.4.0", "1.0.0"}
@@ -43,7 +43,7 @@ def test_validator_rejects_broken_configs() -> None:
 
 def _conflist(tmp_path: Path, **changes: object) -> tuple[str, dict[str, object]]:
     plan = plan_of(tmp_path, with_(**changes))
-    text = render_cni(plan, plan.node("n2"))["cni/10-calicc.conflist"]
+    text = node_file(plan, "n2", CONFLIST)
     return text, json.loads(text)
 
 
@@ -58,7 +58,6 @@ def test_conflist_meets_cni_spec_and_chains_portmap_and_bandwidth(tmp_path: Path
     assert plugins[0] == {
         "type": "calicc",
         "mtu": 1480,
-        "nodename": "n2",
         "state_dir": "/var/lib/calicc",
         "bundle": "/etc/calicc/bundle/node.json",
         "ipam": {"type": "calicc-ipam"},
@@ -67,6 +66,7 @@ def test_conflist_meets_cni_spec_and_chains_portmap_and_bandwidth(tmp_path: Path
     assert plugins[1] == {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}}
     assert plugins[2] == {"type": "bandwidth", "capabilities": {"bandwidth": True}}
     assert text == json.dumps(conf, indent=2, sort_keys=True) + "\n"
+    assert "n2" not in text  # the plugin finds its node in the bundle, not in the conflist
 
 
 @pytest.mark.parametrize("version", ["0.3.1", "0.4.0"])

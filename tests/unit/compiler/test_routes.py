@@ -1,18 +1,25 @@
-"""Routes, links, neighbours and FDB entries per node (compiler/targets/routes.py, routes.sh)."""
+"""Routes, links, neighbours and FDB entries per node (compiler/targets/routes.py), and
+cluster/routes.sh, every node's one routes script (`routes.sh NODE`, from the node table)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from calicc.compiler.lock import Lock, vtep_mac
 from calicc.compiler.plan import ClusterPlan
-from calicc.compiler.render import render_cluster, render_routes
+from calicc.compiler.render import render_cluster
 from calicc.compiler.targets.routes import dataplane, route_args
 from calicc.contract.manifest import Route
-from calicc.contract.names import ROUTE_PROTOCOL
+from calicc.contract.names import CLUSTER_ROUTES, NODES_TABLE, ROUTE_PROTOCOL
+from calicc.contract.nodes_table import parse_table
 from tests.support.clusters import plan_of, with_
 
 TWO_SUBNETS = [
@@ -132,40 +139,121 @@ def test_route_args() -> None:
     assert route_args(route) == "10.244.1.0/26 via 10.244.1.0 dev vxlan.calico onlink proto 81"
 
 
-def test_routes_sh_holds_only_the_node_s_own_routes_and_devices(tmp_path: Path) -> None:
-    plan = _vxlan(tmp_path)
-    node = plan.node("n1")
-    text = render_routes(plan, node)["routes/routes.sh"]
+# A stand-in for ip and bridge: logs each call (and what -batch reads) to $LOG; a device
+# exists when its name is in $PRESENT (eth0, the node's interface, always); the node address
+# is on eth0 ($ADDR).
+FAKE_TOOL = """#!/usr/bin/env bash
+echo "$(basename "$0") $*" >>"$LOG"
+case "$*" in
+  "-batch -") sed 's/^/  /' >>"$LOG" ;;
+  "link show dev "*) [[ " $PRESENT " == *" $4 "* ]] || exit 1 ;;
+  "-d link show dev "*) exit 1 ;;
+  "-o -4 addr show") echo "2: eth0    inet $ADDR brd + scope global eth0" ;;
+esac
+exit 0
+"""
+
+
+def run_routes_sh(tmp_path: Path, plan: ClusterPlan, node: str, present: str = "") -> str:
+    """Run cluster/routes.sh NODE against fake ip and bridge; return what it asked of them."""
+    if shutil.which("bash") is None or shutil.which("awk") is None:
+        pytest.skip("needs bash and awk")
+    files = render_cluster(plan)
+    cluster_dir, bin_dir = tmp_path / "cluster", tmp_path / "bin"
+    cluster_dir.mkdir()
+    bin_dir.mkdir()
+    for rel in (CLUSTER_ROUTES, NODES_TABLE):
+        (tmp_path / rel).write_text(files[rel])
+    for tool in ("ip", "bridge"):
+        (bin_dir / tool).write_text(FAKE_TOOL)
+        (bin_dir / tool).chmod(0o755)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "CALICC_CLUSTER_DIR": str(cluster_dir),
+        "LOG": str(tmp_path / "log"),
+        "PRESENT": f"eth0 {present}",
+        "ADDR": "10.0.0.1/24",  # every test node is on eth0 of 10.0.0.0/24
+    }
+    script = [str(tmp_path / CLUSTER_ROUTES), node]
+    done = subprocess.run(["bash", *script], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return (tmp_path / "log").read_text()
+
+
+def test_routes_sh_is_one_script_naming_no_node(tmp_path: Path) -> None:
+    plan = _vxlan(tmp_path, nodes=[dict(n) for n in TWO_SUBNETS])
+    text = render_cluster(plan)[CLUSTER_ROUTES]
     assert text.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in text
-    assert '. "$CLUSTER_DIR/routes.sh"' in text
-    for block in node.blocks:
-        assert (
-            f"# pool {block.pool}: block of this node (n1)\n  echo blackhole {block.cidr}\n" in text
-        )
-    for peer in (plan.node("n2"), plan.node("n3")):  # derived on the node from the node table
-        assert str(peer.address.ip) not in text
-        assert str(peer.tunnel_address) not in text
-    assert "vxlan_state \"$CLUSTER_DIR/nodes.tsv\" n1 10.0.0.1/24 ''\n" in text
-    assert (
-        f"ensure_vxlan vxlan.calico 4096 4789 10.0.0.1 '' {node.vtep_mac} 1450 "
-        f"{node.tunnel_address}/32" in text
+    assert text.endswith('\nmain "$@"\n')
+    for node in plan.nodes:  # every node's facts are its row of the node table
+        assert node.name not in text
+        assert str(node.address.ip) not in text
+        assert str(node.tunnel_address) not in text
+        assert str(node.vtep_mac) not in text
+        assert "ens3" not in text
+
+
+def test_the_node_table_row_holds_what_routes_sh_needs(tmp_path: Path) -> None:
+    plan = _vxlan(tmp_path, mtu=1400, nodes=[dict(n) for n in TWO_SUBNETS])
+    rows = {r.name: r for r in parse_table(render_cluster(plan)[NODES_TABLE])}
+    a1 = plan.node("a1")
+    row = rows["a1"]
+    assert (row.address, row.tunnel_address, row.vtep_mac) == (
+        a1.address,
+        a1.tunnel_address,
+        a1.vtep_mac,
     )
-    assert 'apply_state "$state"' in text
+    assert (row.interface, row.pod_mtu) == ("ens3", 1400)
+    assert [cidr for _, cidr in row.blocks] == sorted(b.cidr for b in a1.blocks)
+    assert rows["a2"].interface is None
+
+
+def test_routes_sh_makes_the_node_s_own_devices_and_blackholes(tmp_path: Path) -> None:
+    plan = _vxlan(tmp_path)
+    node = plan.node("n1")
+    log = run_routes_sh(tmp_path, plan, "n1")
+    assert (
+        "ip link add name vxlan.calico type vxlan id 4096 dstport 4789 local 10.0.0.1 dev eth0 "
+        "nolearning\n" in log
+    )
+    assert f"ip link set dev vxlan.calico address {node.vtep_mac} mtu 1450 up\n" in log
+    assert f"ip addr replace {node.tunnel_address}/32 dev vxlan.calico\n" in log
+    for block in node.blocks:
+        assert f"  route replace blackhole {block.cidr} proto {ROUTE_PROTOCOL}\n" in log
+    for peer in (plan.node("n2"), plan.node("n3")):  # over VXLAN, from the node table
+        for block in peer.blocks:
+            assert f"blackhole {block.cidr}" not in log
+            assert (
+                f"  route replace {block.cidr} via {peer.tunnel_address} dev vxlan.calico onlink "
+                f"proto {ROUTE_PROTOCOL}\n" in log
+            )
+    assert "tunl0" not in log
 
 
 def test_routes_sh_of_a_node_without_vtep_removes_the_device(tmp_path: Path) -> None:
-    text = render_routes(plan := plan_of(tmp_path, with_()), plan.node("n1"))["routes/routes.sh"]
-    assert "\nremove_vxlan\n" in text
-    assert "vxlan_state" not in text
+    plan = plan_of(tmp_path, with_())
+    log = run_routes_sh(tmp_path, plan, "n1", present="vxlan.calico")
+    assert "ip link delete dev vxlan.calico\n" in log
+    assert "type vxlan" not in log
+    assert "route replace blackhole" in log
+    assert " via " not in log  # IPIP: the other nodes' blocks are BIRD's
 
 
 def test_routes_sh_ipip_fails_clearly_without_ipip_support(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_())
     node = plan.node("n1")
-    text = render_routes(plan, node)["routes/routes.sh"]
-    assert f"ensure_ipip tunl0 1480 {node.tunnel_address}/32\n" in text
-    assert "this kernel has no IPIP support" in render_cluster(plan)["cluster/routes.sh"]
+    log = run_routes_sh(tmp_path, plan, "n1")
+    assert "ip link add name tunl0 type ipip\n" in log
+    assert "ip link set dev tunl0 mtu 1480 up\n" in log
+    assert f"ip addr replace {node.tunnel_address}/32 dev tunl0\n" in log
+    assert "this kernel has no IPIP support" in render_cluster(plan)[CLUSTER_ROUTES]
+
+
+def test_routes_sh_refuses_a_node_missing_from_the_table(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, with_())
+    with pytest.raises(AssertionError, match="node n9 is not in"):
+        run_routes_sh(tmp_path, plan, "n9")
 
 
 def test_cluster_routes_library_names_the_enabled_vxlan_pools(tmp_path: Path) -> None:

@@ -1,12 +1,13 @@
-"""sysctl/99-calicc.conf and the same settings as node.json data."""
+"""Kernel settings: cluster/sysctl/<kind>.conf (a node's sysctl/99-calicc.conf) and node.json's."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from calicc.compiler.render import render_sysctl
+from calicc.compiler.targets.shared import shared_plan
 from calicc.compiler.targets.sysctl import sysctl_data
-from tests.support.clusters import plan_of, with_
+from calicc.contract.names import SYSCTL_FILE
+from tests.support.clusters import node_file, plan_of, with_
 
 
 def _lines(text: str) -> list[str]:
@@ -16,7 +17,8 @@ def _lines(text: str) -> list[str]:
 def test_ipip_node_forwards_and_loosens_rp_filter_on_tunl0(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_())
     node = plan.node("n1")
-    text = render_sysctl(plan, node)["sysctl/99-calicc.conf"]
+    text = node_file(plan, "n1", SYSCTL_FILE)
+    assert shared_plan(plan).sources["n1"][SYSCTL_FILE] == "cluster/sysctl/ipip.conf"
     assert _lines(text) == ["net.ipv4.ip_forward = 1", "-net/ipv4/conf/tunl0/rp_filter = 2"]
     assert sysctl_data(plan, node) == {
         "net.ipv4.ip_forward": "1",
@@ -26,17 +28,20 @@ def test_ipip_node_forwards_and_loosens_rp_filter_on_tunl0(tmp_path: Path) -> No
 
 def test_vxlan_node_settings_name_vxlan_device(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always"))
-    text = render_sysctl(plan, plan.node("n1"))["sysctl/99-calicc.conf"]
+    text = node_file(plan, "n1", SYSCTL_FILE)
+    assert shared_plan(plan).sources["n1"][SYSCTL_FILE] == "cluster/sysctl/vxlan.conf"
     assert _lines(text) == ["net.ipv4.ip_forward = 1", "-net/ipv4/conf/vxlan.calico/rp_filter = 2"]
 
 
 def test_no_encapsulation_only_forwarding(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_(ipip_mode="Never"))
     assert sysctl_data(plan, plan.node("n3")) == {"net.ipv4.ip_forward": "1"}
+    assert shared_plan(plan).sources["n3"][SYSCTL_FILE] == "cluster/sysctl/plain.conf"
+    assert _lines(node_file(plan, "n3", SYSCTL_FILE)) == ["net.ipv4.ip_forward = 1"]
 
 
 def test_header_says_which_settings_the_cni_plugin_sets(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_())
-    text = render_sysctl(plan, plan.node("n1"))["sysctl/99-calicc.conf"]
+    text = node_file(plan, "n1", SYSCTL_FILE)
     for name in ("proxy_arp", "proxy_delay", "forwarding", "route_localnet"):
         assert name in text.split("\n\n")[0]
