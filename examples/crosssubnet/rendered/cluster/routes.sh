@@ -42,6 +42,18 @@ ensure_ipip() {
       || fail "cannot create $name (type ipip): this kernel has no IPIP support (modprobe ipip)"
   fi
   ip link set dev "$name" mtu "$mtu" up
+  ensure_address "$name" "$address"
+}
+
+# ensure_address NAME [ADDRESS]: make ADDRESS (ADDRESS/32) device NAME's only IPv4 address; none
+# when ADDRESS is empty (an address of an earlier bundle is removed).
+ensure_address() {
+  local name=$1 address=${2:-} held
+  for held in $(ip -o -4 addr show dev "$name" | awk '{ print $4 }'); do
+    if [ "$held" != "$address" ]; then
+      ip addr del "$held" dev "$name"
+    fi
+  done
   if [ -n "$address" ]; then
     ip addr replace "$address" dev "$name"
   fi
@@ -68,6 +80,8 @@ ensure_vxlan() {
     parent=$(parent_of "$local")
   fi
   [ -n "$parent" ] || fail "no interface holds the node address $local: cannot attach $name"
+  ip link show dev "$parent" >/dev/null 2>&1 \
+    || fail "the node's interface $parent does not exist: cannot attach $name"
   if ip link show dev "$name" >/dev/null 2>&1 \
     && ! vxlan_matches "$name" "$vni" "$port" "$local" "$parent"; then
     ip link delete dev "$name"
@@ -76,7 +90,7 @@ ensure_vxlan() {
     ip link add name "$name" type vxlan id "$vni" dstport "$port" local "$local" dev "$parent" nolearning
   fi
   ip link set dev "$name" address "$mac" mtu "$mtu" up
-  ip addr replace "$address" dev "$name"
+  ensure_address "$name" "$address"
 }
 
 # remove_vxlan: delete vxlan.calico (a node without a VTEP; left by an earlier bundle).
@@ -166,7 +180,7 @@ blackholes() {
 }
 
 main() {
-  [ $# -eq 1 ] || fail "usage: routes.sh NODE (the node's name in nodes.tsv)"
+  [ $# -eq 1 ] && [ -n "$1" ] || fail "usage: routes.sh NODE (the node's name in nodes.tsv)"
   local node=$1 table row name address tunnel mac blocks interface mtu
   table="${CALICC_CLUSTER_DIR:-/etc/calicc/cluster}/nodes.tsv"
   [ -r "$table" ] || fail "cannot read the node table $table (set CALICC_CLUSTER_DIR)"
@@ -190,8 +204,7 @@ main() {
     remove_vxlan  # a node without a VTEP: remove one left by an earlier bundle
   fi
 
-  local state
-  state=$(mktemp)
+  state=$(mktemp)  # not local: the EXIT trap runs after main has returned
   trap 'rm -f "$state"' EXIT
   {
     blackholes "$blocks"
