@@ -4,9 +4,9 @@ Topology, all in scratch namespaces: a switch namespace with one bridge that als
 between two node subnets (10.30.1.0/24 and 10.30.2.0/24); three node namespaces (eth0 on the
 bridge, default route via the switch, as a pod's proxy ARP needs); a pod namespace per node,
 wired as the CNI plugin will (veth, /32, default via 169.254.1.1, host side proxy_arp with
-MAC ee:ee:ee:ee:ee:ee and a /32 route). Each node runs its rendered routes.sh and applies its
-rendered sysctl file (with the cluster part's routes.sh and node table in CALICC_CLUSTER_DIR);
-nothing else programs routes, neighbours or FDB entries.
+MAC ee:ee:ee:ee:ee:ee and a /32 route). Each node runs the cluster part's routes.sh with its
+name (`routes.sh NODE`, the node table in CALICC_CLUSTER_DIR) and applies the shared sysctl file
+its node.json names; nothing else programs routes, neighbours or FDB entries.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from calicc.compiler.plan import ClusterPlan
-from calicc.compiler.render import render_cluster, render_node
+from calicc.compiler.build import Compiled, compile_cluster
+from calicc.contract.names import SYSCTL_FILE
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
-from tests.support.clusters import plan_of, with_
+from tests.support.clusters import load, with_
+from tests.tools.routeskit import run_routes, shared_text, write_cluster_part
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 
@@ -75,37 +76,31 @@ def _pod(make_ns: MakeNs, ns: str, name: str, ip: IPv4Address, mtu: int) -> str:
     return pod
 
 
-def _node(make_ns: MakeNs, sw: str, plan: ClusterPlan, name: str, tmp_path: Path) -> LabNode:
-    node = plan.node(name)
+def _node(make_ns: MakeNs, sw: str, compiled: Compiled, name: str, tmp_path: Path) -> LabNode:
+    node = compiled.plan.node(name)
     ns = make_ns(name)
     veth_between(sw, f"p-{name}", ns, "eth0")
     ns_run(sw, ["ip", "link", "set", f"p-{name}", "master", "br0"])
     ns_run(ns, ["ip", "addr", "add", str(node.address), "dev", "eth0"])
     gateway = next(IPv4Interface(g).ip for g in GATEWAYS if IPv4Interface(g).network == node.subnet)
     ns_run(ns, ["ip", "route", "add", "default", "via", str(gateway)])
-    files = {**render_node(plan, node), **render_cluster(plan)}
-    for rel in (
-        "routes/routes.sh",
-        "sysctl/99-calicc.conf",
-        "cluster/routes.sh",
-        "cluster/nodes.tsv",
-    ):
-        path = tmp_path / name / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(files[rel])
-    cluster_dir = f"CALICC_CLUSTER_DIR={tmp_path / name / 'cluster'}"
-    script = ["env", cluster_dir, "bash", str(tmp_path / name / "routes/routes.sh")]
-    result = ns_run(ns, script, check=False)
-    assert result.returncode == 0, result.stderr
-    result = ns_run(ns, ["sysctl", "-p", str(tmp_path / name / "sysctl/99-calicc.conf")], False)
+    run_routes(ns, write_cluster_part(compiled, tmp_path / name), name)
+    sysctl = tmp_path / name / "99-calicc.conf"
+    sysctl.write_text(shared_text(compiled, name, SYSCTL_FILE))
+    result = ns_run(ns, ["sysctl", "-p", str(sysctl)], False)
     assert result.returncode == 0, result.stderr
     pod_ip = node.blocks[0].cidr.network_address + 5
     return LabNode(ns, _pod(make_ns, ns, name, pod_ip, node.pod_mtu), pod_ip)
 
 
-def build_lab(make_ns: MakeNs, plan: ClusterPlan, tmp_path: Path) -> dict[str, LabNode]:
+def build_lab(make_ns: MakeNs, compiled: Compiled, tmp_path: Path) -> dict[str, LabNode]:
     sw = _switch(make_ns)
-    return {n.name: _node(make_ns, sw, plan, n.name, tmp_path) for n in plan.nodes}
+    return {n.name: _node(make_ns, sw, compiled, n.name, tmp_path) for n in compiled.plan.nodes}
+
+
+def compiled_with(tmp_path: Path, mode: str) -> Compiled:
+    """Compile the three-node cluster with VXLAN in `mode` (and no IPIP)."""
+    return compile_cluster(load(tmp_path, with_(ipip_mode="Never", vxlan_mode=mode, nodes=NODES)))
 
 
 def ping(src: LabNode, dst: LabNode, *extra: str) -> bool:
@@ -119,8 +114,8 @@ def vxlan_tx(node: LabNode) -> int:
 
 
 def test_vxlan_always_pods_reach_each_other_through_vxlan(tmp_path: Path, make_ns: MakeNs) -> None:
-    plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always", nodes=NODES))
-    lab = build_lab(make_ns, plan, tmp_path)
+    compiled = compiled_with(tmp_path, "Always")
+    lab = build_lab(make_ns, compiled, tmp_path)
     for src in lab.values():
         for dst in lab.values():
             if src is dst:
@@ -131,16 +126,15 @@ def test_vxlan_always_pods_reach_each_other_through_vxlan(tmp_path: Path, make_n
 
 
 def test_vxlan_full_size_packet_fits_the_pod_mtu(tmp_path: Path, make_ns: MakeNs) -> None:
-    plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always", nodes=NODES))
-    lab = build_lab(make_ns, plan, tmp_path)
-    payload = plan.node("a1").pod_mtu - 28  # IPv4 + ICMP headers
+    compiled = compiled_with(tmp_path, "Always")
+    lab = build_lab(make_ns, compiled, tmp_path)
+    payload = compiled.plan.node("a1").pod_mtu - 28  # IPv4 + ICMP headers
     assert payload == 1422
     assert ping(lab["a1"], lab["b1"], "-M", "do", "-s", str(payload))
 
 
 def test_crosssubnet_is_direct_in_subnet_and_vxlan_across(tmp_path: Path, make_ns: MakeNs) -> None:
-    plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="CrossSubnet", nodes=NODES))
-    lab = build_lab(make_ns, plan, tmp_path)
+    lab = build_lab(make_ns, compiled_with(tmp_path, "CrossSubnet"), tmp_path)
     a1 = lab["a1"]
     before = vxlan_tx(a1)
     assert ping(a1, lab["a2"])
@@ -153,7 +147,7 @@ def test_crosssubnet_is_direct_in_subnet_and_vxlan_across(tmp_path: Path, make_n
 def test_without_the_routes_script_pods_cannot_reach_each_other(
     tmp_path: Path, make_ns: MakeNs
 ) -> None:
-    plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always", nodes=NODES))
-    lab = build_lab(make_ns, plan, tmp_path)
+    compiled = compiled_with(tmp_path, "Always")
+    lab = build_lab(make_ns, compiled, tmp_path)
     ns_run(lab["b1"].ns, ["ip", "link", "delete", "vxlan.calico"])
     assert not ping(lab["a1"], lab["b1"])
