@@ -7,12 +7,14 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from calicc.contract.names import BIRD_CONFIG
 
 INCLUDE = re.compile(r'^\s*include "([^"]+)";', re.MULTILINE)
 SECRET_INCLUDE = re.compile(r"secrets/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf")  # compiler/peering.py
+Checker = Callable[[str], str | None]
 
 
 def bird_parse(config_text: str) -> str | None:
@@ -60,12 +62,22 @@ def json_parse(text: str) -> str | None:
     return None
 
 
-CHECKERS = {
-    BIRD_CONFIG: bird_parse,
-    ".sh": bash_parse,
-    ".json": json_parse,
-    ".conflist": json_parse,
+CHECKERS: dict[str, Checker] = {  # a file's name, or (starting with ".") how its name ends
+    BIRD_CONFIG: bird_parse,  # nodes/<node>/bird.conf
+    ".sh": bash_parse,  # cluster/routes.sh
+    ".json": json_parse,  # node.json, cluster/cluster.json, policy.json, index.json
+    ".conflist": json_parse,  # cluster/cni/mtu-<MTU>.conflist
 }
+
+
+def checkers_of(rel: str) -> list[Checker]:
+    """Return the checkers of the file at `rel` (by its name; cluster/sysctl/*.conf has none)."""
+    name = rel.rsplit("/", 1)[-1]
+    return [
+        checker
+        for key, checker in CHECKERS.items()
+        if (name.endswith(key) if key.startswith(".") else name == key)
+    ]
 
 
 def check_with_tools(files: dict[str, str]) -> list[tuple[str, str]]:
@@ -76,8 +88,8 @@ def check_with_tools(files: dict[str, str]) -> list[tuple[str, str]]:
     """
     failures = []
     for rel in sorted(files):
-        for suffix, checker in CHECKERS.items():
-            error = checker(files[rel]) if rel.endswith(suffix) else None
+        for checker in checkers_of(rel):
+            error = checker(files[rel])
             if error:
                 failures.append((rel, error))
     return failures

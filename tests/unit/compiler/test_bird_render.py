@@ -8,13 +8,14 @@ import pytest
 
 from calicc.compiler.build import compile_cluster
 from calicc.compiler.toolcheck import bird_parse
+from calicc.contract.names import BIRD_CONFIG
 from tests.conftest import need_tool
 from tests.support.clusters import load, with_
 from tests.support.examples import example_names, load_example
 
 
 def bird_conf(tmp_path: Path, data: dict[str, object], node: str = "n1") -> str:
-    return compile_cluster(load(tmp_path, data)).files[f"nodes/{node}/bird/bird.conf"]
+    return compile_cluster(load(tmp_path, data)).files[f"nodes/{node}/{BIRD_CONFIG}"]
 
 
 def test_password_is_referenced_never_rendered(
@@ -103,7 +104,7 @@ def test_bird_parse_reports_errors(tmp_path: Path) -> None:
 def test_every_example_bird_conf_parses(name: str) -> None:
     need_tool("bird")
     files = compile_cluster(load_example(name)).files
-    confs = {rel: text for rel, text in files.items() if rel.endswith("bird/bird.conf")}
+    confs = {rel: text for rel, text in files.items() if rel.endswith(f"/{BIRD_CONFIG}")}
     assert confs
     failures = {rel: bird_parse(text) for rel, text in sorted(confs.items())[:40]}
     assert not {rel: err for rel, err in failures.items() if err}
@@ -113,12 +114,34 @@ def test_validate_reports_broken_artifacts() -> None:
     from calicc.compiler.toolcheck import check_with_tools
 
     files = {
-        "nodes/n1/routes/routes.sh": "if then fi\n",
-        "nodes/n1/cni/10-calicc.conflist": "{not json",
+        "cluster/routes.sh": "if then fi\n",
+        "cluster/cni/mtu-1480.conflist": "{not json",
+        "cluster/cluster.json": "{not json either",
+        "cluster/index.json": "{}\n",
         "nodes/n1/node.json": "{}\n",
     }
     failures = check_with_tools(files)
     assert [rel for rel, _ in failures] == [
-        "nodes/n1/cni/10-calicc.conflist",
-        "nodes/n1/routes/routes.sh",
+        "cluster/cluster.json",
+        "cluster/cni/mtu-1480.conflist",
+        "cluster/routes.sh",
     ]
+
+
+def test_checkers_go_by_the_file_s_name() -> None:
+    from calicc.compiler.toolcheck import bird_parse, checkers_of, json_parse
+
+    assert checkers_of("nodes/n1/bird.conf") == [bird_parse]
+    assert checkers_of("bird.conf") == [bird_parse]  # a node's own file, from its directory
+    assert checkers_of("cluster/sysctl/ipip.conf") == []
+    assert checkers_of("cluster/cni/mtu-1450.conflist") == [json_parse]
+    assert checkers_of("cluster/iptables/ipip.rules") == []
+
+
+@pytest.mark.tools
+def test_validate_reports_a_broken_bird_conf() -> None:
+    from calicc.compiler.toolcheck import check_with_tools
+
+    need_tool("bird")
+    files = {"nodes/n1/bird.conf": "protocol nonsense {}\n", "cluster/sysctl/plain.conf": "x\n"}
+    assert [rel for rel, _ in check_with_tools(files)] == ["nodes/n1/bird.conf"]
