@@ -90,7 +90,7 @@ class Lock:
 _PLAIN_MAX = 100  # longer keys make yaml.dump write "? key" pairs: left to it
 
 
-def _scalar(text: str) -> str | None:
+def yaml_scalar(text: str) -> str | None:
     """Return `text` as yaml.dump writes it, or None when it needs more than this knows.
 
     Plain, or single-quoted when a plain scalar would read as another type (yaml.dump's rule).
@@ -102,12 +102,12 @@ def _scalar(text: str) -> str | None:
 
 
 def _node_lines(name: str, alloc: NodeAllocation) -> list[str] | None:
-    key = _scalar(name)
+    key = yaml_scalar(name)
     if key is None:
         return None
     lines = [f"  {key}:\n", "    blocks:\n" if alloc.blocks else "    blocks: {}\n"]
     for pool in sorted(alloc.blocks):
-        pool_key, blocks = _scalar(pool), alloc.blocks[pool]
+        pool_key, blocks = yaml_scalar(pool), alloc.blocks[pool]
         if pool_key is None:
             return None
         lines.append(f"      {pool_key}:\n" if blocks else f"      {pool_key}: []\n")
@@ -115,7 +115,7 @@ def _node_lines(name: str, alloc: NodeAllocation) -> list[str] | None:
     if alloc.tunnel_address is not None:
         lines.append(f"    tunnel_address: {alloc.tunnel_address}\n")
     if alloc.vtep_mac is not None:
-        mac = _scalar(alloc.vtep_mac)
+        mac = yaml_scalar(alloc.vtep_mac)
         if mac is None:
             return None
         lines.append(f"    vtep_mac: {mac}\n")

@@ -1,4 +1,5 @@
-"""cluster.lock.yaml's text: the fast writer says exactly what yaml.dump says for the same data."""
+"""cluster.lock.yaml's text: the fast writer writes what yaml.dump writes, the line reader reads
+what the YAML loader reads (or gives way to it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calicc.compiler.lock import HEADER, Lock, NodeAllocation, SafeDumper
+from calicc.compiler.lock_read import _written_data
 
 # Names YAML 1.1 would read as other types (bools, nulls, numbers, sexagesimals) beside plain
 # ones: the writer must quote exactly where yaml.dump does.
@@ -54,3 +56,44 @@ def test_a_mac_that_reads_as_a_number_is_quoted() -> None:
     lock = Lock(nodes={"n1": NodeAllocation(vtep_mac="66:12:34:45:11:22")})
     assert "    vtep_mac: '66:12:34:45:11:22'\n" in lock.to_yaml()
     assert lock.to_yaml() == reference(lock)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.dictionaries(NAMES, ALLOCATIONS, max_size=6))
+def test_the_line_reader_reads_what_the_writer_wrote(nodes: dict[str, NodeAllocation]) -> None:
+    text = Lock(nodes=nodes).to_yaml()
+    names = [*nodes, *(pool for alloc in nodes.values() for pool in alloc.blocks)]
+    if all(len(name) <= 100 for name in names):  # longer ones: yaml.dump writes "? key" pairs
+        assert _written_data(text) == yaml.safe_load(text)
+
+
+@st.composite
+def edited_locks(draw: st.DrawFn) -> str:
+    """A written lock with one line deleted, duplicated, re-indented or replaced."""
+    nodes = draw(st.dictionaries(NAMES, ALLOCATIONS, min_size=1, max_size=4))
+    lines = Lock(nodes=nodes).to_yaml().split("\n")
+    at = draw(st.integers(0, len(lines) - 1))
+    edit = draw(st.sampled_from(["delete", "duplicate", "indent", "dedent", "replace", "tail"]))
+    if edit == "delete":
+        del lines[at]
+    elif edit == "duplicate":
+        lines.insert(at, lines[at])
+    elif edit == "indent":
+        lines[at] = "  " + lines[at]
+    elif edit == "dedent":
+        lines[at] = lines[at][2:]
+    elif edit == "replace":
+        lines[at] = draw(st.sampled_from(["    blocks:", "      - x", "  n:", "# note", "x: 1"]))
+    else:
+        lines[at] = lines[at] + draw(st.sampled_from([" # c", " {}", ": 1", "'"]))
+    return "\n".join(lines)
+
+
+@settings(max_examples=400, deadline=None)
+@given(edited_locks())
+def test_the_line_reader_never_reads_other_data_than_yaml(text: str) -> None:
+    """Anything the line reader accepts, YAML reads as the same data; else it gives way."""
+    data = _written_data(text)
+    if data is None:
+        return
+    assert data == yaml.safe_load(text)
