@@ -1,6 +1,8 @@
-"""Incremental builds: a one-node change renders and rewrites that node, the reflectors'
-bird.conf (and the node.json listing its digest) and the cluster part, nothing else; an
-unchanged node is not rendered again unless one of its files was edited by hand."""
+"""Incremental builds: a one-node change renders and rewrites that node (bird.conf and
+node.json), the reflectors' bird.conf (and the node.json listing its digest) and the cluster
+files that change (node table, ipsets, indexes), nothing else; a policy change rewrites only
+cluster files; an unchanged node is not rendered again unless one of its files was edited by
+hand."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from calicc.compiler import stage
 from calicc.compiler.build import build
 from tests.support.clusters import load
 
-REFLECTOR = {"nodes/n0/bird/bird.conf", "nodes/n0/node.json"}
+REFLECTOR = {"nodes/n0/bird.conf", "nodes/n0/node.json"}
 CLUSTER_CHANGES = {
     "cluster/nodes.tsv",
     "cluster/ipsets.restore",
@@ -58,11 +60,20 @@ def test_a_node_joining_rewrites_it_the_reflector_and_the_cluster_part(
     report = build(load(tmp_path, data), tmp_path / "rendered")
     # the new node, and the reflector whose sessions changed (VXLAN alone runs no BGP)
     assert sorted(rendered) == (["n7"] if vxlan else ["n0", "n7"])
-    new_node = {w for w in report.written if w.startswith("nodes/n7/")}
-    assert len(new_node) == 6
-    others = set(report.written) - new_node - CLUSTER_CHANGES
-    assert others == (set() if vxlan else REFLECTOR)
+    new_node = {"nodes/n7/bird.conf", "nodes/n7/node.json"}
+    assert set(report.written) == new_node | CLUSTER_CHANGES | (set() if vxlan else REFLECTOR)
     assert report.removed == []
+
+
+def test_a_node_of_a_new_kind_adds_its_shared_file(tmp_path: Path, rendered: list[str]) -> None:
+    data = cluster(7)
+    build(load(tmp_path, data), tmp_path / "rendered")
+    data["nodes"].append({"name": "n7", "address": "10.0.2.17/24", "link_mtu": 9000})
+    report = build(load(tmp_path, data), tmp_path / "rendered")
+    conflist = "cluster/cni/mtu-8980.conflist"  # its own pod MTU: its own conflist
+    new_node = {"nodes/n7/bird.conf", "nodes/n7/node.json"}
+    assert set(report.written) == new_node | CLUSTER_CHANGES | REFLECTOR | {conflist}
+    assert (tmp_path / "rendered" / "cluster/cni/mtu-1480.conflist").is_file()
 
 
 def test_a_node_leaving_removes_it_and_rewrites_only_reflector_and_cluster(
@@ -74,8 +85,8 @@ def test_a_node_leaving_removes_it_and_rewrites_only_reflector_and_cluster(
     data["nodes"] = [n for n in data["nodes"] if n["name"] != "n4"]
     report = build(load(tmp_path, data), tmp_path / "rendered")
     assert rendered == ["n0"]
-    assert set(report.written) - CLUSTER_CHANGES == REFLECTOR
-    assert {r.split("/")[1] for r in report.removed} == {"n4"}
+    assert set(report.written) == CLUSTER_CHANGES | REFLECTOR
+    assert set(report.removed) == {"nodes/n4/bird.conf", "nodes/n4/node.json"}
     assert not (tmp_path / "rendered/nodes/n4").exists()
 
 
@@ -87,13 +98,54 @@ def test_unchanged_input_renders_nothing_and_a_hand_edit_is_repaired(
     rendered.clear()
     assert build(load(tmp_path, data), tmp_path / "rendered").written == []
     assert rendered == []
-    edited = tmp_path / "rendered/nodes/n2/iptables/iptables.rules"
+    edited = tmp_path / "rendered/nodes/n2/bird.conf"
     text = edited.read_text()
     edited.write_text(text + "# edited\n")
     report = build(load(tmp_path, data), tmp_path / "rendered")
     assert rendered == ["n2"]
-    assert report.written == ["nodes/n2/iptables/iptables.rules"]
+    assert report.written == ["nodes/n2/bird.conf"]
     assert edited.read_text() == text
+
+
+def test_a_hand_edited_shared_file_is_repaired_without_rendering_a_node(
+    tmp_path: Path, rendered: list[str]
+) -> None:
+    data = cluster(4)
+    build(load(tmp_path, data), tmp_path / "rendered")
+    rendered.clear()
+    edited = tmp_path / "rendered/cluster/iptables/ipip.rules"
+    text = edited.read_text()
+    edited.write_text(text + "# edited\n")
+    report = build(load(tmp_path, data), tmp_path / "rendered")
+    assert rendered == []
+    assert report.written == ["cluster/iptables/ipip.rules"]
+    assert edited.read_text() == text
+
+
+POLICY = """apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+    - ports: [{protocol: TCP, port: PORT}]
+"""
+
+
+def test_a_policy_change_rewrites_only_cluster_files(tmp_path: Path) -> None:
+    data = {**cluster(4), "policies": ["policies/*.yaml"]}
+    (tmp_path / "policies").mkdir()
+    policy = tmp_path / "policies" / "web.yaml"
+    policy.write_text(POLICY.replace("PORT", "80"))
+    build(load(tmp_path, data), tmp_path / "rendered")
+    policy.write_text(POLICY.replace("PORT", "8080"))
+    report = build(load(tmp_path, data), tmp_path / "rendered")
+    assert set(report.written) == {
+        "cluster/iptables/ipip.rules",  # the policy's chain, once for every node of the kind
+        "cluster/index.json",
+        "index.json",
+    }
+    assert report.removed == []
 
 
 def test_a_cluster_wide_setting_renders_every_node(tmp_path: Path, rendered: list[str]) -> None:
