@@ -13,6 +13,7 @@ import pytest
 
 from calicc.compiler import stage
 from calicc.compiler.build import build
+from calicc.compiler.render import render_node
 from tests.support.clusters import load
 
 REFLECTOR = {"nodes/n0/bird.conf", "nodes/n0/node.json"}
@@ -39,7 +40,7 @@ def cluster(count: int, vxlan: bool = False) -> dict[str, Any]:
 def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the nodes rendered since the fixture started."""
     names: list[str] = []
-    real = stage.render_node
+    real = render_node  # what stage calls (it imports it from render)
 
     def counting(plan: Any, node: Any) -> dict[str, str]:
         names.append(node.name)
