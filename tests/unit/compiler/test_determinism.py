@@ -75,7 +75,7 @@ def test_rebuild_after_change_rewrites_only_changed_files(tmp_path: Path) -> Non
     # bird.conf, and node.json because it lists bird.conf's digest; no other node is touched
     assert report.written == [
         "index.json",
-        "nodes/minikube/bird/bird.conf",
+        "nodes/minikube/bird.conf",
         "nodes/minikube/node.json",
     ]
 
