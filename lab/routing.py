@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calicc.compiler.plan import ClusterPlan
-from calicc.contract.names import TUNNEL_DEVICE
+from calicc.contract.names import BIRD_CONFIG, TUNNEL_DEVICE
 from calicc.lab.bird import BirdDaemon, start_bird, stop_bird
 from calicc.lab.gobgp import GobgpDaemon, Neighbor, gobgp_config, start_gobgpd, stop_gobgpd
 from calicc.lab.netns import ns_run
@@ -61,9 +61,9 @@ def start_node_birds(
     for node in plan.nodes:
         if not node.sessions:
             continue
-        conf = root / "nodes" / node.name / "bird.conf"
+        conf = root / "nodes" / node.name / BIRD_CONFIG
         conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(files[f"nodes/{node.name}/bird/bird.conf"], encoding="utf-8")
+        conf.write_text(files[f"nodes/{node.name}/{BIRD_CONFIG}"], encoding="utf-8")
         host = topo.node(node.name)
         daemons.birds[node.name] = start_bird(host.ns, conf, root / "run", node.name)
 

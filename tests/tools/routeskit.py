@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from calicc.compiler.build import Compiled
-from calicc.contract.manifest import Link, NodeFile, NodeManifest, Route
-from calicc.contract.names import CLUSTER_DIR, MANIFEST, ROUTE_PROTOCOL, VXLAN_DEVICE
+from calicc.contract.manifest import Link, NodeManifest, Route
+from calicc.contract.names import CLUSTER_DIR, ROUTE_PROTOCOL, VXLAN_DEVICE
 from calicc.lab.netns import ns_run
+from tests.tools.treekit import role_text
 
 MakeNs = Callable[[str], str]
 STATE = (
@@ -73,10 +74,7 @@ def run_routes(ns: str, cluster_dir: Path, node: str) -> None:
 
 def shared_text(compiled: Compiled, node: str, role: str) -> str:
     """Return the text of the cluster file that plays `role` for `node` (node.json's source)."""
-    node_file = NodeFile.model_validate_json(compiled.files[f"nodes/{node}/{MANIFEST}"])
-    source = node_file.files[role].source
-    assert source is not None, f"{role} of {node} names no shared file"
-    return compiled.files[source]
+    return role_text(compiled.files, node, role)
 
 
 def state(ns: str) -> list[str]:

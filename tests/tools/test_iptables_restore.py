@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.contract.names import CLUSTER_IPSETS, IPTABLES_FILE
 from calicc.lab.netns import ns_run
 from tests.conftest import EXAMPLES, need_tool
+from tests.tools.treekit import shared_files
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CLUSTERS = sorted(EXAMPLES.glob("*/cluster.yaml"))
@@ -30,13 +32,12 @@ COMMIT
 """
 
 
-def first_node_files(cluster: Path) -> tuple[str, str]:
+def cluster_rules(cluster: Path) -> tuple[str, dict[str, str]]:
+    """Return the cluster's ipsets.restore and its iptables rules of each kind of node."""
     files = compile_cluster(load_cluster(cluster)).files
-    node = sorted(k.split("/")[1] for k in files if k.endswith("iptables/iptables.rules"))[0]
-    return (
-        files["cluster/ipsets.restore"],
-        files[f"nodes/{node}/iptables/iptables.rules"],
-    )
+    rules = shared_files(files, IPTABLES_FILE)
+    assert rules, f"{cluster}: no iptables rules in the cluster part"
+    return files[CLUSTER_IPSETS], rules
 
 
 def save(ns: str) -> str:
@@ -64,8 +65,12 @@ def test_example_restores_and_keeps_foreign_rules(
     make_ns: Callable[[str], str], cluster: Path
 ) -> None:
     need_tool("ipset", "iptables-restore", "iptables-save")
-    ns = make_ns("ipt")
-    ipsets, rules = first_node_files(cluster)
+    ipsets, kinds = cluster_rules(cluster)
+    for number, rules in enumerate(kinds.values()):  # each kind of node in its own namespace
+        restores_and_keeps_foreign_rules(make_ns(f"ipt{number}"), ipsets, rules)
+
+
+def restores_and_keeps_foreign_rules(ns: str, ipsets: str, rules: str) -> None:
     for _ in range(2):  # the second run finds every live set in place
         ns_run(ns, ["ipset", "restore"], input_text=ipsets)
     assert "cali4t" not in ns_run(ns, ["ipset", "list", "-n"]).stdout
@@ -87,7 +92,8 @@ def test_example_restores_and_keeps_foreign_rules(
 def test_static_set_is_replaced_while_in_use(make_ns: Callable[[str], str]) -> None:
     need_tool("ipset", "iptables-restore")
     ns = make_ns("swap")
-    ipsets, rules = first_node_files(EXAMPLES / "policies-demo" / "cluster.yaml")
+    ipsets, kinds = cluster_rules(EXAMPLES / "policies-demo" / "cluster.yaml")
+    (rules,) = kinds.values()
     ns_run(ns, ["ipset", "restore"], input_text=ipsets)
     ns_run(ns, ["iptables-restore", "--noflush"], input_text=rules)
     ns_run(ns, ["ipset", "add", "cali40all-ipam-pools", "10.99.0.0/16"])

@@ -11,6 +11,7 @@ import yaml
 
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.compiler.plan import ClusterPlan
+from calicc.contract.names import IPTABLES_FILE
 from calicc.lab.matrix import (
     NO_FABRIC,
     STANDIN,
@@ -27,6 +28,7 @@ from calicc.lab.state import LabState, Pod, load_state
 from calicc.lab.topology import plan_topology
 from calicc.lab.walkthrough import DENY, POLICY_FILE, variant
 from tests.conftest import EXAMPLES
+from tests.support.clusters import node_file
 
 CONFLIST = {
     "name": "k8s-pod-network",
@@ -164,14 +166,8 @@ def test_walkthrough_variant_adds_the_policy_and_keeps_the_lock(tmp_path: Path) 
     compiled = compile_cluster(load_cluster(copy))
     original = plan_of("tor-ebgp")
     assert [n.blocks for n in compiled.plan.nodes] == [n.blocks for n in original.nodes]
-    rules = compiled.files["nodes/rack1-node1/iptables/iptables.rules"]
-    assert "default-deny-ingress" in rules
-    assert (
-        "default-deny-ingress"
-        not in compile_cluster(load_cluster(EXAMPLES / "tor-ebgp" / "cluster.yaml")).files[
-            "nodes/rack1-node1/iptables/iptables.rules"
-        ]
-    )
+    assert "default-deny-ingress" in node_file(compiled.plan, "rack1-node1", IPTABLES_FILE)
+    assert "default-deny-ingress" not in node_file(original, "rack1-node1", IPTABLES_FILE)
 
 
 def test_mtu_probe_stays_on_the_node_over_the_standin() -> None:
