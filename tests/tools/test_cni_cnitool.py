@@ -20,9 +20,11 @@ from calicc.agent.cni.install import install_plugins
 from calicc.agent.cni.naming import host_veth_name
 from calicc.agent.cni.server import socket_path
 from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.contract.names import CONFLIST
 from calicc.lab.netns import ns_delete, ns_run, veth_between
 from tests.conftest import EXAMPLES, ROOT, need_root, need_tool
 from tests.support.cni import cnitool, run_cnitool, write_bundle
+from tests.tools.treekit import role_text
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 BLOCKS = (IPv4Network("10.244.0.0/26"), IPv4Network("10.244.0.64/26"))
@@ -57,7 +59,7 @@ class Node:
 
 def install(root: Path, ns: str, python: str, idle: int) -> None:
     compiled = compile_cluster(load_cluster(EXAMPLES / "minikube-ipip" / "cluster.yaml"))
-    conflist = json.loads(compiled.files["nodes/minikube/cni/10-calicc.conflist"])
+    conflist = json.loads(role_text(compiled.files, "minikube", CONFLIST))
     write_bundle(root)
     for conf_dir, plugins in (
         ("net.d", conflist["plugins"]),

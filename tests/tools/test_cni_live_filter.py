@@ -19,9 +19,11 @@ from calicc.contract.endpoint import (
     endpoint_rules,
     policies_for_pod,
 )
+from calicc.contract.names import IPTABLES_FILE
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.support.cni import compiled
+from tests.tools.treekit import role_text
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 IFACE = "cali0123456789a"
@@ -51,7 +53,7 @@ def test_cache_follows_own_restores_and_rereads_after_foreign_changes(
     node = make_ns("nd")
     files = compiled(tmp_path).files
     ns_run(node, ["ipset", "restore"], input_text=files["cluster/ipsets.restore"])
-    rules_file = files["nodes/node-1/iptables/iptables.rules"]
+    rules_file = role_text(files, "node-1", IPTABLES_FILE)
     ns_run(node, ["iptables-restore", "--noflush"], input_text=rules_file)
     path = f"/var/run/netns/{node}"
     saves: list[str] = []

@@ -17,9 +17,11 @@ import pytest
 from calicc.agent.cni.install import install_plugins
 from calicc.agent.cni.naming import host_veth_name
 from calicc.compiler.targets.iptables import jump_rules
+from calicc.contract.names import CONFLIST, IPTABLES_FILE
 from calicc.lab.netns import ns_ping, ns_run, veth_between
 from tests.conftest import need_tool
 from tests.support.cni import cni_server, cnitool, compiled, install_bundle, labelled_pod
+from tests.tools.treekit import role_text
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 API_SET = "cali40s:Y0wk1bBX7T49x15BqTQ05r8"  # namespace shop, app=api (policies-demo)
@@ -44,14 +46,14 @@ def node_with_policies(
     ns_run(
         node,
         ["iptables-restore", "--noflush"],
-        input_text=files["nodes/node-1/iptables/iptables.rules"],
+        input_text=role_text(files, "node-1", IPTABLES_FILE),
     )
-    for jump in jump_rules(build.plan, build.plan.nodes[0]):
+    for jump in jump_rules():
         where = ["-I", jump.chain, "1"] if jump.position == "top" else ["-A", jump.chain]
         ns_run(node, ["iptables", "-t", jump.table, *where, *shlex.split(jump.rule)])
     root = tmp_path / "root"
     install_bundle(root, files, "node-1")
-    conflist = json.loads(files["nodes/node-1/cni/10-calicc.conflist"])
+    conflist = json.loads(role_text(files, "node-1", CONFLIST))
     (root / "etc/cni/net.d").mkdir(parents=True)
     (root / "etc/cni/net.d/10-calicc.conflist").write_text(  # calicc alone, labels declared
         json.dumps({**conflist, "plugins": conflist["plugins"][:1]})

@@ -24,8 +24,10 @@ from calicc.contract.endpoint import (
     policies_for_pod,
     with_endpoints,
 )
+from calicc.contract.names import IPTABLES_FILE
 from calicc.lab.netns import ns_ping, ns_run, veth_between
 from tests.conftest import EXAMPLES, need_tool
+from tests.tools.treekit import role_text
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 IFACE = "cali0123456789a"
@@ -70,14 +72,12 @@ def apply(node: str, plan: ClusterPlan, files: dict[str, str], namespace: str) -
     """Apply node-1's files as the agent would, with the pod's endpoint merged in."""
     ns_run(node, ["ipset", "restore"], input_text=files["cluster/ipsets.restore"])
     pod = policies_for_pod(policy_bindings(plan), namespace, {"app": "x"}, {})
-    rules = with_endpoints(
-        files["nodes/node-1/iptables/iptables.rules"], [endpoint_rules(IFACE, pod)]
-    )
+    rules = with_endpoints(role_text(files, "node-1", IPTABLES_FILE), [endpoint_rules(IFACE, pod)])
     ns_run(node, ["iptables-restore", "--noflush"], input_text=rules)
 
 
 def hook(node: str, plan: ClusterPlan) -> None:
-    for jump in jump_rules(plan, plan.nodes[0]):
+    for jump in jump_rules():
         where = ["-I", jump.chain, "1"] if jump.position == "top" else ["-A", jump.chain]
         ns_run(node, ["iptables", "-t", jump.table, *where, *shlex.split(jump.rule)])
 
@@ -107,7 +107,7 @@ def test_cni_add_and_del_fragments(make_ns: Callable[[str], str], tmp_path: Path
     ns_run(
         node,
         ["iptables-restore", "--noflush"],
-        input_text=files["nodes/node-1/iptables/iptables.rules"],
+        input_text=role_text(files, "node-1", IPTABLES_FILE),
     )
     hook(node, plan)
     assert not reachable(client), "an interface without endpoint chains is dropped"
