@@ -1,7 +1,9 @@
-"""iptables.rules and ipsets.restore as text: ownership, NAT, naming, one policy one chain."""
+"""The shared iptables rules (cluster/iptables/<kind>.rules, each node's iptables.rules) and
+ipsets.restore as text: ownership, NAT, naming, one policy one chain."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.compiler.targets.iptables import HOOKS, jump_rules, policy_bindings
+from calicc.contract.names import CLUSTER_SETTINGS, IPTABLES_FILE
 from tests.conftest import EXAMPLES
 
 DEMO = EXAMPLES / "policies-demo"
@@ -25,6 +28,12 @@ def demo() -> dict[str, str]:
     return render(DEMO / "cluster.yaml")
 
 
+def rules_of(files: dict[str, str], node: str) -> str:
+    """Return the rules `node` installs: the shared file its node.json names for the role."""
+    manifest = json.loads(files[f"nodes/{node}/node.json"])
+    return files[manifest["files"][IPTABLES_FILE]["source"]]
+
+
 def chains_of(text: str) -> dict[str, list[str]]:
     """Map each chain to its rules, from iptables-restore text."""
     chains: dict[str, list[str]] = {}
@@ -37,7 +46,7 @@ def chains_of(text: str) -> dict[str, list[str]]:
 
 
 def test_only_owned_chains_and_no_builtin_rules(demo: dict[str, str]) -> None:
-    text = demo["nodes/node-1/iptables/iptables.rules"]
+    text = rules_of(demo, "node-1")
     assert list(re.findall(r"^\*(\w+)$", text, re.M)) == ["raw", "mangle", "nat", "filter"]
     for line in text.splitlines():
         if line.startswith((":", "-")):
@@ -51,13 +60,13 @@ def test_only_owned_chains_and_no_builtin_rules(demo: dict[str, str]) -> None:
 
 
 def test_jump_rules_cover_every_hook_and_target_declared_chains(demo: dict[str, str]) -> None:
-    inputs = load_cluster(DEMO / "cluster.yaml")
-    plan = compile_cluster(inputs).plan
-    jumps = jump_rules(plan, plan.nodes[0])
+    jumps = jump_rules()
     assert [(j.table, j.chain, j.position) for j in jumps] == list(HOOKS)
+    settings = json.loads(demo[CLUSTER_SETTINGS])  # the agent keeps them, for every node
+    assert settings["jump_rules"] == [j.model_dump(mode="json") for j in jumps]
     nat = next(j for j in jumps if j.table == "nat")
     assert nat.position == "bottom"
-    text = demo["nodes/node-1/iptables/iptables.rules"]
+    text = rules_of(demo, "node-1")
     tables = {
         t: chains_of(body) for t, body in re.findall(r"^\*(\w+)\n(.*?)^COMMIT", text, re.M | re.S)
     }
@@ -67,7 +76,7 @@ def test_jump_rules_cover_every_hook_and_target_declared_chains(demo: dict[str, 
 
 
 def test_nat_outgoing_excludes_pools_and_nodes(demo: dict[str, str]) -> None:
-    rules = demo["nodes/node-1/iptables/iptables.rules"]
+    rules = rules_of(demo, "node-1")
     (masq,) = [r for r in rules.splitlines() if r.startswith("-A cali-nat-outgoing")]
     assert "--match-set cali40masq-ipam-pools src" in masq
     assert "! --match-set cali40all-ipam-pools dst" in masq
@@ -88,7 +97,7 @@ def test_no_nat_pool_only_means_empty_nat_chain(tmp_path: Path) -> None:
         "name: t\nnetwork_cidr: 10.244.0.0/16\nnat_outgoing: false\n"
         "nodes:\n  - {name: n1, address: 10.0.0.1/24}\n"
     )
-    rules = render(cluster)["nodes/n1/iptables/iptables.rules"]
+    rules = rules_of(render(cluster), "n1")
     assert chains_of(rules)["cali-nat-outgoing"] == []
 
 
@@ -117,8 +126,8 @@ def test_one_policy_change_changes_only_its_chain(tmp_path: Path, demo: dict[str
     shutil.copytree(DEMO, copy, ignore=shutil.ignore_patterns("rendered"))
     web = copy / "policies" / "web.yaml"
     web.write_text(web.read_text().replace("port: 5353", "port: 5354"))
-    before = chains_of(demo["nodes/node-1/iptables/iptables.rules"])
-    after = chains_of(render(copy / "cluster.yaml")["nodes/node-1/iptables/iptables.rules"])
+    before = chains_of(rules_of(demo, "node-1"))
+    after = chains_of(rules_of(render(copy / "cluster.yaml"), "node-1"))
     assert before.keys() == after.keys()
     changed = [c for c in before if before[c] != after[c]]
     bindings = policy_bindings(compile_cluster(load_cluster(DEMO / "cluster.yaml")).plan)
@@ -132,7 +141,7 @@ def test_policy_bindings_and_seed_policies(demo: dict[str, str]) -> None:
     deny = bindings["default-deny-ingress"]
     assert deny.namespace == "demo"
     assert deny.egress_chain is None
-    rules = chains_of(demo["nodes/node-1/iptables/iptables.rules"])
+    rules = chains_of(rules_of(demo, "node-1"))
     assert rules[deny.ingress_chain or ""] == []
     allow = rules[bindings["allow-all-ingress"].ingress_chain or ""]
     assert allow[0].endswith("-j MARK --set-xmark 0x10000/0x10000")
@@ -141,5 +150,5 @@ def test_policy_bindings_and_seed_policies(demo: dict[str, str]) -> None:
 
 def test_rendering_is_deterministic(demo: dict[str, str]) -> None:
     again = render(DEMO / "cluster.yaml")
-    for name in ("nodes/node-2/iptables/iptables.rules", "cluster/ipsets.restore"):
-        assert again[name] == demo[name]
+    assert rules_of(again, "node-2") == rules_of(demo, "node-2")
+    assert again["cluster/ipsets.restore"] == demo["cluster/ipsets.restore"]
