@@ -1,5 +1,6 @@
-"""node.json: the node's own facts, every file it uses (its own and the cluster part's) with its
-digest; assembled with the cluster files, the node's complete picture."""
+"""node.json: the node's own facts, its own files and the cluster settings with their digests,
+and for each role the shared file that plays it (`source`, whose digest cluster/index.json
+lists); assembled with the cluster files, the node's complete picture."""
 
 from __future__ import annotations
 
@@ -12,11 +13,25 @@ from calicc.compiler.render import render_cluster, render_node
 from calicc.compiler.targets.ipset import cluster_ipsets
 from calicc.compiler.targets.iptables import jump_rules, policy_bindings
 from calicc.compiler.targets.routes import dataplane
+from calicc.compiler.targets.shared import shared_plan
 from calicc.compiler.targets.sysctl import sysctl_data
-from calicc.contract.manifest import NodeFile, NodeManifest, SecretRef
+from calicc.contract.manifest import ClusterIndex, NodeFile, NodeManifest, SecretRef
+from calicc.contract.names import (
+    BIRD_CONFIG,
+    CLUSTER_INDEX,
+    CONFLIST,
+    IPTABLES_FILE,
+    ROUTES_FILE,
+    SYSCTL_FILE,
+)
 from tests.support.clusters import load, plan_of, with_
 
-BUILT_FROM = {"cluster/cluster.json", "cluster/routes.sh"}
+BUILT_FROM = {"cluster/cluster.json"}
+ROLES = {ROUTES_FILE, SYSCTL_FILE, CONFLIST, IPTABLES_FILE}
+
+
+def _sha(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def _node_file(tmp_path: Path, node: str = "n1", **changes: object) -> tuple[NodeFile, dict]:
@@ -32,25 +47,41 @@ def _manifest(tmp_path: Path, node: str = "n1", **changes: object) -> NodeManife
 def test_every_file_is_listed_with_its_sha256(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_())
     files = render_node(plan, plan.node("n1"))
+    assert set(files) == {BIRD_CONFIG, "node.json"}  # a node's directory holds only these
     node_file = NodeFile.model_validate_json(files["node.json"])
-    others = {rel: text for rel, text in files.items() if rel != "node.json"}
-    shared = {rel: render_cluster(plan)[rel] for rel in BUILT_FROM}
-    assert set(node_file.files) == set(others) | BUILT_FROM
-    assert {"bird/bird.conf", "routes/routes.sh", "sysctl/99-calicc.conf"} <= set(others)
-    for rel, text in {**others, **shared}.items():
-        want = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-        assert node_file.files[rel].digest == want, rel
+    cluster = render_cluster(plan)
+    assert set(node_file.files) == {BIRD_CONFIG} | BUILT_FROM | ROLES
+    assert node_file.files[BIRD_CONFIG].digest == _sha(files[BIRD_CONFIG])
+    for rel in BUILT_FROM:
+        assert node_file.files[rel].digest == _sha(cluster[rel]), rel
+
+
+def test_each_role_names_its_shared_file_whose_digest_the_cluster_index_lists(
+    tmp_path: Path,
+) -> None:
+    plan = plan_of(tmp_path, with_())
+    node_file = NodeFile.model_validate_json(render_node(plan, plan.node("n1"))["node.json"])
+    cluster = render_cluster(plan)
+    index = ClusterIndex.model_validate_json(cluster[CLUSTER_INDEX])
+    for role in ROLES:
+        entry = node_file.files[role]
+        assert entry.digest is None, role  # one home for the text, one for its digest
+        assert entry.source == shared_plan(plan).sources["n1"][role]
+        assert index.files[entry.source].digest == _sha(cluster[entry.source]), role
+    assert node_file.files[IPTABLES_FILE].source == "cluster/iptables/ipip.rules"
 
 
 def test_install_paths_are_relative_to_the_agent_root(tmp_path: Path) -> None:
     install = {rel: entry.install for rel, entry in _manifest(tmp_path).files.items()}
-    assert install["bird/bird.conf"] == "etc/calicc/bird/bird.conf"
+    assert install["bird.conf"] == "etc/calicc/bird/bird.conf"
     assert install["cni/10-calicc.conflist"] == "etc/cni/net.d/10-calicc.conflist"
     assert install["sysctl/99-calicc.conf"] == "etc/sysctl.d/99-calicc.conf"
     assert install["routes/routes.sh"] == "etc/calicc/routes/routes.sh"
     assert install["cluster/nodes.tsv"] == "etc/calicc/cluster/nodes.tsv"
     assert install["cluster/routes.sh"] == "etc/calicc/cluster/routes.sh"
     assert install["cluster/ipsets.restore"] == "etc/calicc/cluster/ipsets.restore"
+    assert install["iptables/iptables.rules"] == "etc/calicc/iptables/iptables.rules"
+    assert install["cluster/iptables/ipip.rules"] == "etc/calicc/cluster/iptables/ipip.rules"
     assert all(path and not path.startswith("/") for path in install.values())
 
 
@@ -62,6 +93,7 @@ def test_node_json_holds_only_the_node_s_own_facts(tmp_path: Path) -> None:
     assert "ipsets" not in data
     assert "policies" not in data
     assert "neighbors" not in data
+    assert "jump_rules" not in data  # cluster.json's, the same for every node
 
 
 def test_a_node_joining_changes_no_other_node_s_files(tmp_path: Path) -> None:
@@ -126,14 +158,14 @@ def test_bgp_passwords_become_secret_refs_never_values(tmp_path: Path) -> None:
     }
     node_file, files = _node_file(tmp_path, bgp=bgp)
     assert node_file.bird.enabled
-    assert node_file.bird.config == "bird/bird.conf"
+    assert node_file.bird.config == BIRD_CONFIG
     assert node_file.bird.secrets == {
         "secrets/Global_10_0_0_254.conf": SecretRef(file="/s/tor"),
         "secrets/Mesh_10_0_0_2.conf": SecretRef(env="MESH_PW"),
         "secrets/Mesh_10_0_0_3.conf": SecretRef(env="MESH_PW"),
     }
     for include in node_file.bird.secrets:
-        assert f'include "{include}";' in files["bird/bird.conf"]
+        assert f'include "{include}";' in files[BIRD_CONFIG]
 
 
 def test_node_json_is_deterministic_json(tmp_path: Path) -> None:
@@ -145,11 +177,10 @@ def test_node_json_is_deterministic_json(tmp_path: Path) -> None:
 
 def test_ipsets_jump_rules_and_policies_come_from_the_policy_targets(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_())
-    node = plan.node("n1")
     manifest = _manifest(tmp_path)
     assert manifest.ipsets == cluster_ipsets(plan)
     assert manifest.ipsets  # at least the all-pools and masq-pools sets
-    assert manifest.jump_rules == jump_rules(plan, node)
+    assert manifest.jump_rules == jump_rules()  # from cluster.json, the same for every node
     assert manifest.jump_rules
     assert manifest.policies == policy_bindings(plan)
 
