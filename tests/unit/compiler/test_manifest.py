@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from calicc.compiler.build import compile_cluster
+from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.render import render_cluster, render_node
 from calicc.compiler.targets.ipset import cluster_ipsets
 from calicc.compiler.targets.iptables import jump_rules, policy_bindings
@@ -34,7 +35,9 @@ def _sha(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def _node_file(tmp_path: Path, node: str = "n1", **changes: object) -> tuple[NodeFile, dict]:
+def _node_file(
+    tmp_path: Path, node: str = "n1", **changes: object
+) -> tuple[NodeFile, dict[str, str]]:
     plan = plan_of(tmp_path, with_(**changes))
     files = render_node(plan, plan.node(node))
     return NodeFile.model_validate_json(files["node.json"]), files
@@ -109,7 +112,7 @@ def test_a_node_joining_changes_no_other_node_s_files(tmp_path: Path) -> None:
     assert any(f.dst == four.plan.node("n4").address.ip for f in peer.fdb)
 
 
-def _plan_and_node(tmp_path: Path) -> tuple:
+def _plan_and_node(tmp_path: Path) -> tuple[ClusterPlan, NodePlan]:
     plan = plan_of(tmp_path, with_(ipip_mode="Never", vxlan_mode="Always"))
     return plan, plan.node("n1")
 
