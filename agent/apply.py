@@ -13,7 +13,8 @@ Parts, in the order they run, and the parts each depends on (DEPENDS):
     routes        links, link-sysctl,   owned routes, VXLAN neighbours and FDB: no traffic is
                   iptables              routed to or through the node before its filter is in
     bird          routes                BIRD's config; started or reconfigured (advertises blocks)
-    files         every part but remote installed files: sysctl.d, CNI conflist, plugins, copies
+    files         every part but remote installed files: each role's (sysctl.d, CNI conflist, ...)
+                                        from its shared file, the cluster files, the plugins
     bundle        every part but remote the bundle copy under <root>/etc/calicc/bundle
 
 A failed part marks every part that depends on it, directly or not, "skipped (because X failed)".
@@ -308,7 +309,12 @@ class Reconciler:
         return reconcile_bird(self.runner, bundle, self.options.root, self.options.env)
 
     def files(self, bundle: Bundle) -> list[str]:
-        """Install the bundle's files at their places (bird.conf: the bird part) and the plugins."""
+        """Install the bundle's files at their places (bird.conf: the bird part) and the plugins.
+
+        A role (conflist, iptables rules, sysctl file, routes script) is installed at its place
+        with the bytes of the shared cluster file node.json names for it. A file an earlier
+        bundle installed that this one no longer lists stays in place (nothing is removed).
+        """
         root = self.options.root
         changes = []
         for rel, entry in sorted(bundle.manifest.files.items()):

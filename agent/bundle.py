@@ -2,23 +2,27 @@
 
 A bundle is node.json and the files it lists, plus the cluster part: cluster/index.json and the
 files it lists (`cluster/...`: in the bundle's cluster/ directory, or in rendered/cluster/ for a
-node directory of a rendered tree; agent/bundle_files.py). `load_bundle` checks, in this order,
-and stops at the first stage that finds a problem (reporting every problem of that stage at once):
+node directory of a rendered tree; agent/bundle_files.py). A node's own files (bird.conf) carry
+their digests in node.json; each role a shared file plays (routes script, sysctl, conflist,
+iptables rules: contract/names.py) names its `source` instead, a cluster file whose digest
+cluster/index.json lists. `load_bundle` checks, in this order, and stops at the first stage that
+finds a problem (reporting every problem of that stage at once):
 
 1. node.json: a regular file inside the bundle, at most MAX_MANIFEST_BYTES, UTF-8, JSON without
    duplicate keys, of a bundle_version this agent reads, valid against `NodeFile`
    (contract/manifest.py, the shared contract).
 2. What reading the files depends on (`check_node_file`): the node name (a DNS-1123 name, and
    the one expected on this node), every listed path, install target, BIRD include and secret
-   file relative and without "..", digests well formed, the cluster settings it was built from
-   listed.
+   file relative and without "..", digests well formed, every role's source a file of the
+   cluster part, the cluster settings it was built from listed.
 3. cluster/index.json: read and validated like node.json (`ClusterIndex`), of node.json's
-   cluster, its paths checked the same way; and the cluster settings node.json was built from
-   (cluster.json, routes.sh) are the ones it lists: else node.json and the cluster files come
-   from different builds and the bundle is refused, naming the file and both digests.
+   cluster, its paths checked the same way, every file with its digest; the cluster settings
+   node.json was built from (cluster.json) are the ones it lists, and it lists every role's
+   source: else node.json and the cluster files come from different builds and the bundle is
+   refused, naming the file and both digests (or node.json's field and the missing file).
 4. Every listed file, the cluster's included: inside its base once symlinks are resolved, a
    regular file, at most MAX_FILE_BYTES (MAX_BUNDLE_BYTES in all), UTF-8, and of the digest
-   node.json (node files) or cluster/index.json (cluster files) lists.
+   node.json (node files) or cluster/index.json (cluster files, role sources among them) lists.
 5. cluster.json (`ClusterSettings`), policy.json (`ClusterPolicy`) and nodes.tsv
    (contract/nodes_table.py) parse, and assemble with node.json into the node's `NodeManifest`
    (contract/assemble.py): the same cluster, and the node table's row of the node the one
@@ -29,8 +33,8 @@ and stops at the first stage that finds a problem (reporting every problem of th
    sysctl keys.
 
 The files are read once, here, and kept: the agent applies exactly the bytes it verified, even
-if the bundle directory changes while it runs (a push copying the next bundle).
-Every message names the file and the field; nothing is written.
+if the bundle directory changes while it runs (a push copying the next bundle); a role's bytes
+are its source's (`Bundle.data`). Every message names the file and the field; nothing is written.
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ from calicc.agent.bundle_checks import (
     check_cluster_index,
     check_manifest,
     check_node_file,
-    policy_field,
+    cluster_file_of,
     problems_error,
+    unlisted_sources,
 )
 from calicc.agent.bundle_files import (
     cluster_base,
@@ -89,8 +94,10 @@ class Bundle:
     list every other file's digest, so it changes when any file does (a node joining changes
     only the cluster part: the agent must see a new bundle, not drift).
 
-    `contents` holds every listed file, the cluster part's (cluster/index.json included)
-    under their `cluster/...` paths.
+    `contents` holds every listed file once, under its own path: the node's, and the cluster
+    part's (cluster/index.json included, role sources among them) under `cluster/...`. A role
+    (e.g. "iptables/iptables.rules") is no key of it: `data`, `text` and `has` resolve a role
+    to its source.
     """
 
     directory: Path
@@ -99,24 +106,30 @@ class Bundle:
     raw: bytes
     contents: Mapping[str, bytes]
 
+    def path_of(self, rel: str) -> str:
+        """Return the file holding listed file or role `rel`: a role's source, else `rel`."""
+        entry = self.manifest.files.get(rel)
+        return entry.source if entry is not None and entry.source is not None else rel
+
     def data(self, rel: str) -> bytes:
-        """Return the verified bytes of a listed bundle file (read once, by load_bundle)."""
-        return self.contents[rel]
+        """Return the verified bytes of a listed file or role (read once, by load_bundle)."""
+        return self.contents[self.path_of(rel)]
 
     def text(self, rel: str) -> str:
-        """Return the text of a listed bundle file (digest already verified)."""
+        """Return the text of a listed file or role (digest already verified)."""
         return self.data(rel).decode("utf-8")
 
     def has(self, rel: str) -> bool:
-        """Return whether the manifest lists `rel`."""
+        """Return whether the manifest lists file or role `rel`."""
         return rel in self.manifest.files
 
     def tree(self) -> dict[str, bytes]:
         """Return the bundle as one self-contained tree (relative path -> bytes).
 
         node.json, the node's files, and the cluster part (cluster/index.json and the files it
-        lists) under `cluster/`: what the agent installs for the CNI plugin, and a bundle
-        `load_bundle` reads by itself.
+        lists, role sources among them) under `cluster/`: what the agent installs for the CNI
+        plugin, and a bundle `load_bundle` reads by itself. Roles are not written twice: node.json
+        names their sources.
         """
         return {**self.contents, MANIFEST: self.raw}
 
@@ -149,7 +162,8 @@ def _cluster_index(directory: Path, node_file: NodeFile) -> tuple[ClusterIndex, 
     index = parse_model(path, raw, ClusterIndex, "cluster index")
     _refuse(directory, [f"{path}: {p}" for p in check_cluster_index(index, node_file)])
     node_json = directory / MANIFEST
-    _refuse(directory, [f"{node_json}: {p}" for p in built_from_problems(node_file, index)])
+    built = built_from_problems(node_file, index) + unlisted_sources(node_file, index)
+    _refuse(directory, [f"{node_json}: {p}" for p in built])
     return index, raw
 
 
@@ -176,12 +190,12 @@ def _assembled(
 
 def _check_assembled(directory: Path, manifest: NodeManifest, node: str | None) -> None:
     """Raise naming every problem of the assembled manifest, each in the file holding it."""
-    node_json = directory / MANIFEST
-    policy_json = cluster_base(directory) / CLUSTER_POLICY
-    problems = [
-        f"{policy_json if policy_field(p) else node_json}: {p}"
-        for p in check_manifest(manifest, node)
-    ]
+    base = cluster_base(directory)
+    problems = []
+    for problem in check_manifest(manifest, node):
+        cluster_file = cluster_file_of(problem)
+        where = base / cluster_file if cluster_file else directory / MANIFEST
+        problems.append(f"{where}: {problem}")
     _refuse(directory, problems)
 
 

@@ -4,7 +4,8 @@ Names reach restore input and netlink, paths reach the filesystem under --root: 
 set member would add a restore command, a ".." would write outside the root. `check_manifest`
 runs on the assembled manifest (node.json and the cluster files together); `check_node_file`
 runs on node.json alone, before any listed file is read, on what reading them depends on (the
-node's name and every path).
+node's name and every path, a role's source inside the cluster part); `unlisted_sources` and
+`check_cluster_index` run once cluster/index.json is read, before the files it lists are.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from calicc.agent.iptables import is_owned_jump
 from calicc.contract.manifest import ClusterIndex, FileEntry, NodeFile, NodeManifest
 from calicc.contract.names import (
     CHAIN_MAX,
+    CLUSTER_INDEX,
     CLUSTER_POLICY,
     CLUSTER_SETTINGS,
     IFNAMSIZ,
@@ -47,6 +49,7 @@ RESERVED_PROTOCOLS = range(5)  # rtnetlink unspec, redirect, kernel, boot, stati
 MTU = range(68, 65536)
 ASSEMBLED_FROM = (CLUSTER_SETTINGS, NODES_TABLE, CLUSTER_POLICY)  # what assembling reads
 POLICY_FIELDS = ("ipsets[", "policies[")  # check_manifest fields cluster/policy.json holds
+SETTINGS_FIELDS = ("jump_rules[",)  # and those cluster/cluster.json holds
 
 
 def quote_field(key: str) -> str:
@@ -73,12 +76,23 @@ def _check_node(m: NodeFile | NodeManifest, node: str | None) -> list[str]:
     return out
 
 
+def _check_source(field: str, rel: str, source: str) -> list[str]:
+    """Return why a role's `source` cannot name the shared cluster file holding its text."""
+    if is_cluster_file(rel):
+        why: str | None = "is not allowed: a cluster file (cluster/...) is listed with its digest"
+    elif not (why := path_problem(source)) and not is_cluster_file(source):
+        why = "is not a file of the cluster part (cluster/...)"
+    return [_bad(f"{field}.source", source, why)] if why else []
+
+
 def _check_entries(files: dict[str, FileEntry]) -> list[str]:
     out = []
     for rel, entry in sorted(files.items()):
         field = f"files.{quote_field(rel)}"
-        if not DIGEST.fullmatch(entry.digest):
+        if entry.digest is not None and not DIGEST.fullmatch(entry.digest):
             out.append(_bad(f"{field}.digest", entry.digest, 'is not "sha256:" + 64 hex digits'))
+        if entry.source is not None:
+            out += _check_source(field, rel, entry.source)
         if entry.install is not None and (why := path_problem(entry.install)):
             out.append(_bad(f"{field}.install", entry.install, f"{why} (it is under --root)"))
     return out
@@ -198,7 +212,8 @@ def check_node_file(m: NodeFile, node: str | None = None) -> list[str]:
     """Return "field: problem" for node.json alone: what must hold before its files are read.
 
     The node's name (the wrong node's bundle is refused before anything else), every listed
-    path (relative, no ".."), and the cluster settings it names as built from.
+    path (relative, no ".."), each role's source (a cluster file), and the cluster settings it
+    names as built from.
     """
     out = _check_node(m, node) + _check_paths(m) + _check_listed_paths(m.files)
     why = "node.json names the cluster settings it was built from; rebuild with this calicc"
@@ -220,9 +235,31 @@ def check_cluster_index(index: ClusterIndex, node_file: NodeFile) -> list[str]:
     return out + _unlisted(index.files, ASSEMBLED_FROM, "a node's manifest is assembled from it")
 
 
-def policy_field(problem: str) -> bool:
-    """Return whether a check_manifest problem is about a fact cluster/policy.json holds."""
-    return problem.startswith(POLICY_FIELDS)
+def unlisted_sources(node_file: NodeFile, index: ClusterIndex) -> list[str]:
+    """Return "field: problem" for each role of node.json whose source cluster/index.json lacks.
+
+    A node.json of another build than the cluster part (another pod MTU or encapsulation)
+    names a shared file this cluster part does not hold.
+    """
+    return [
+        _bad(
+            f"files.{quote_field(rel)}.source",
+            entry.source,
+            f"is not a file {CLUSTER_INDEX} lists: node.json and the cluster files come from "
+            "different builds (copy the node's directory and the cluster part of one build)",
+        )
+        for rel, entry in sorted(node_file.files.items())
+        if entry.source is not None and entry.source not in index.files
+    ]
+
+
+def cluster_file_of(problem: str) -> str | None:
+    """Return the cluster file holding what a check_manifest problem is about (None: node.json)."""
+    if problem.startswith(POLICY_FIELDS):
+        return CLUSTER_POLICY
+    if problem.startswith(SETTINGS_FIELDS):
+        return CLUSTER_SETTINGS
+    return None
 
 
 def problems_error(where: Path, problems: list[str]) -> AgentError:

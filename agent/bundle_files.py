@@ -1,8 +1,10 @@
 """Find and read the files of a bundle, each checked against the digest listed for it.
 
-node.json lists the node's own files (relative to its directory) with their digests;
-cluster/index.json lists the cluster part's files (`cluster/...`) with theirs. Where the cluster
-part is (`cluster_base`):
+node.json lists the node's own files (relative to its directory) with their digests, and for
+each role a shared file plays (routes script, sysctl, conflist, iptables rules) its `source`, a
+cluster file; cluster/index.json lists the cluster part's files (`cluster/...`) with their
+digests. A role is not a file of its own: its bytes are its source's, read (once) as the
+cluster file they are. Where the cluster part is (`cluster_base`):
 - a self-contained bundle (a pushed bundle, the installed copy) holds it in `<bundle>/cluster/`;
 - a node directory of a rendered tree (`rendered/nodes/<node>`) finds it in `rendered/cluster/`.
 
@@ -95,7 +97,7 @@ class _Reader:
         self.problems: list[str] = []
         self.total = 0
 
-    def read(self, rel: str, entry: FileEntry) -> bytes | None:
+    def read(self, rel: str, digest: str) -> bytes | None:
         """Return the file's bytes, or None after recording why they cannot be used."""
         cluster = is_cluster_file(rel)
         base = self.base if cluster else self.directory
@@ -108,8 +110,8 @@ class _Reader:
             return None
         self.total += len(data)
         actual = file_digest(data)
-        if actual != entry.digest:
-            wrong = _mismatch(base / rel, rel, actual, entry.digest)
+        if actual != digest:
+            wrong = _mismatch(base / rel, rel, actual, digest)
             self.problems.append(f"{field}.digest: {wrong}")
         return data
 
@@ -117,13 +119,18 @@ class _Reader:
 def read_files(directory: Path, files: dict[str, FileEntry]) -> dict[str, bytes]:
     """Return every file of `files` (node files and cluster files), each of its listed digest.
 
+    A role's entry (with a `source`, no digest) is no file: its source is read as the cluster
+    file it is, so the result holds each file once, under its own path.
+
     Raises:
         AgentError: listing every problem found, naming the file, and for a digest both digests.
     """
     reader = _Reader(directory)
     contents: dict[str, bytes] = {}
     for rel, entry in sorted(files.items()):
-        data = reader.read(rel, entry)
+        if entry.digest is None:  # a role: its source is one of the cluster files
+            continue
+        data = reader.read(rel, entry.digest)
         if reader.total > MAX_BUNDLE_BYTES:
             reader.problems.append(
                 f"{directory / MANIFEST}: files: more than {MAX_BUNDLE_BYTES} bytes in all"

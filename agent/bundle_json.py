@@ -22,6 +22,12 @@ Model = TypeVar("Model", bound=BaseModel)
 # Keys only a node.json of the layout before the cluster part had (it carried the cluster's
 # pools, sets and policies and every other node's routes itself).
 EARLIER_LAYOUT_KEYS = ("ipsets", "policies", "neighbors", "fdb")
+# The layout of the tree of each earlier bundle_version, and of the one this agent reads.
+LAYOUT = "a node's directory holds node.json and bird.conf, the rest is shared in cluster/"
+EARLIER_VERSIONS = {
+    1: "its tree has no cluster/ part (node.json lists the cluster's pools, sets and policies)",
+    2: "its tree keeps each node's routes, sysctl, CNI and iptables files in the node's directory",
+}
 
 
 class _DuplicateKey(ValueError):
@@ -72,6 +78,27 @@ def earlier_layout(data: dict[str, Any]) -> str | None:
     return None
 
 
+def version_problem(version: object) -> str:
+    """Return why a file of bundle_version `version` (not this agent's) is refused.
+
+    Examples:
+        >>> version_problem(2).startswith("2 is from an older calicc")
+        True
+        >>> version_problem("3").startswith("'3' is not one this agent knows")
+        True
+    """
+    if isinstance(version, int) and not isinstance(version, bool) and 0 < version < BUNDLE_VERSION:
+        layout = EARLIER_VERSIONS.get(version, "its tree is of an earlier layout")
+        return (
+            f"{version} is from an older calicc: {layout}; this agent reads bundle_version "
+            f"{BUNDLE_VERSION} ({LAYOUT}): rebuild the tree with this calicc"
+        )
+    return (
+        f"{repr(version)[:40]} is not one this agent knows (it reads bundle_version "
+        f"{BUNDLE_VERSION}); rebuild with a matching calicc"
+    )
+
+
 def parse_model(
     path: Path,
     raw: bytes,
@@ -90,13 +117,8 @@ def parse_model(
     data = decode(path, raw)
     if not isinstance(data, dict):
         raise AgentError(f"{path}: the {what} must be a JSON object, not {type(data).__name__}")
-    version = data.get("bundle_version")
-    if "bundle_version" in model.model_fields and version != BUNDLE_VERSION:
-        shown = repr(version)[:40]
-        raise AgentError(
-            f"{path}: bundle_version: {shown} is not one this agent knows "
-            f"(it reads bundle_version {BUNDLE_VERSION}); rebuild with a matching calicc"
-        )
+    if "bundle_version" in model.model_fields and data.get("bundle_version") != BUNDLE_VERSION:
+        raise AgentError(f"{path}: bundle_version: {version_problem(data.get('bundle_version'))}")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -13,6 +13,7 @@ from calicc.agent.ipsets import SetState, desired_sets, diff_sets, summarize
 from calicc.agent.iptables import Memo, canonical, parse_rules, plan_ruleset
 from calicc.contract.endpoint import PodPolicies, endpoint_rules, with_endpoints
 from calicc.contract.manifest import NodeManifest
+from calicc.contract.names import CONFLIST, IPTABLES_FILE
 from tests.conftest import EXAMPLES
 
 DEMO = EXAMPLES / "policies-demo" / "rendered" / "nodes" / "node-1"
@@ -71,7 +72,7 @@ def saved(text: str, order: list[str]) -> str:
 
 
 def test_live_endpoints_match_kernel_order_and_quoting_and_gone_ones_are_stale() -> None:
-    rules = (DEMO / "iptables/iptables.rules").read_text()
+    rules = load_bundle(DEMO).text(IPTABLES_FILE)  # the shared file node.json names for the role
     a = endpoint_rules("caliaaaaaaaaaaa", PodPolicies())
     b = endpoint_rules("calibbbbbbbbbbb", PodPolicies())
     kernel = parse_rules(
@@ -94,7 +95,7 @@ def test_canonical_keeps_the_dispatch_drop_last() -> None:
 
 
 def test_state_dir_and_records(tmp_path: Path) -> None:
-    conflist = (DEMO / "cni/10-calicc.conflist").read_text()
+    conflist = load_bundle(DEMO).text(CONFLIST)
     directory = state_dir(tmp_path, conflist)
     assert directory == tmp_path / "var/lib/calicc"
     assert fingerprint(directory) == ()

@@ -24,6 +24,7 @@ from calicc.agent.membership import (
 from calicc.agent.peers import peer_members, peers_fingerprint
 from calicc.agent.remote import Remote, conflist_kubeconfig, runtime_sets
 from calicc.contract.manifest import NodeManifest
+from calicc.contract.names import CONFLIST
 from tests.conftest import EXAMPLES
 
 DEMO = EXAMPLES / "policies-demo" / "rendered" / "nodes" / "node-1"
@@ -209,7 +210,7 @@ def test_remote_reads_peer_records_without_kubeconfig_and_names_a_bad_file(
 def test_kubeconfig_from_the_conflist_under_the_root() -> None:
     text = json.dumps({"plugins": [{"type": "calicc", "kubernetes": {"kubeconfig": "/etc/k"}}]})
     assert conflist_kubeconfig(Path("/r"), text) == Path("/r/etc/k")
-    assert conflist_kubeconfig(Path("/r"), (DEMO / "cni/10-calicc.conflist").read_text()) is None
+    assert conflist_kubeconfig(Path("/r"), load_bundle(DEMO).text(CONFLIST)) is None
     assert conflist_kubeconfig(Path("/r"), None) is None
 
 

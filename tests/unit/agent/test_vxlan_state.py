@@ -18,7 +18,7 @@ import pytest
 
 from calicc.compiler.build import compile_cluster
 from calicc.contract.manifest import ClusterSettings, NodeFile
-from calicc.contract.nodes_table import parse_table
+from calicc.contract.nodes_table import NodeRow, parse_table
 from calicc.contract.vxlan import VxlanPlane, vxlan_plane
 from tests.support.clusters import load, with_
 from tests.support.examples import example_names, load_example
@@ -30,6 +30,7 @@ TWO_SUBNETS = [
     {"name": "a2", "address": "10.30.1.12/24", "interface": "ens3"},
     {"name": "b1", "address": "10.30.2.11/24", "interface": "ens4"},
 ]
+RUN_MAIN = 'main "$@"\n'  # routes.sh's last line: routes.sh NODE programs the node
 CLUSTERS: dict[str, dict[str, Any]] = {
     "crosssubnet-interfaces": with_(ipip_mode="Never", vxlan_mode="CrossSubnet", nodes=TWO_SUBNETS),
     "always-interfaces": with_(ipip_mode="Never", vxlan_mode="Always", nodes=TWO_SUBNETS),
@@ -55,10 +56,10 @@ def expected_lines(plane: VxlanPlane) -> list[str]:
     return sorted(routes + neighbors + [f"fdb {f.lladdr} {f.dst}" for f in plane.fdb])
 
 
-def awk_lines(cluster_dir: Path, node: NodeFile) -> list[str]:
-    """Return what `vxlan_state` prints for `node`, from the cluster files in `cluster_dir`."""
-    args = [str(cluster_dir / "nodes.tsv"), node.node.name, str(node.node.address)]
-    args.append(node.node.interface or "")
+def awk_lines(cluster_dir: Path, row: NodeRow) -> list[str]:
+    """Return what `vxlan_state` prints for the node of `row`, as routes.sh's main asks it (the
+    node's name, address and interface from its row of nodes.tsv), from `cluster_dir`."""
+    args = [str(cluster_dir / "nodes.tsv"), row.name, str(row.address), row.interface or ""]
     script = '. "$0/routes.sh"; vxlan_state "$@"'
     done = subprocess.run(
         ["bash", "-c", script, str(cluster_dir), *args],
@@ -74,27 +75,30 @@ def compare(files: dict[str, str], tmp_path: Path) -> int:
     """Assert both answers agree for every node of a compiled tree; return the lines compared."""
     cluster_dir = tmp_path / "cluster"
     cluster_dir.mkdir()
-    for rel in ("cluster/routes.sh", "cluster/nodes.tsv"):
-        (tmp_path / rel).write_text(files[rel])
+    script = files["cluster/routes.sh"]
+    assert script.endswith(RUN_MAIN)  # its functions alone, without running it for a node:
+    (cluster_dir / "routes.sh").write_text(script.removesuffix(RUN_MAIN))
+    (cluster_dir / "nodes.tsv").write_text(files["cluster/nodes.tsv"])
     settings = ClusterSettings.model_validate_json(files["cluster/cluster.json"])
     rows = parse_table(files["cluster/nodes.tsv"])
+    vxlan_pools = "VXLAN_POOLS=''" not in script
     compared = 0
     for rel in sorted(f for f in files if f.startswith("nodes/") and f.endswith("/node.json")):
         node = NodeFile.model_validate(json.loads(files[rel]))
-        script = files[rel.replace("node.json", "routes/routes.sh")]
-        if node.vtep_mac is None:  # no VTEP: routes.sh does not ask, vxlan.py gives nothing
-            assert "vxlan_state" not in script
-            assert expected_lines(vxlan_plane(_row(rows, node), None, settings.pools, rows)) == []
-            continue
-        assert "vxlan_state" in script
         me = _row(rows, node)
+        assert node.node.interface == me.interface
+        if node.vtep_mac is None:  # no VTEP: routes.sh does not ask, vxlan.py gives nothing
+            assert me.vtep_mac is None
+            assert expected_lines(vxlan_plane(me, None, settings.pools, rows)) == []
+            continue
+        assert vxlan_pools, "a node has a VTEP: routes.sh asks vxlan_state for it"
         want = expected_lines(vxlan_plane(me, node.node.interface, settings.pools, rows))
-        assert awk_lines(cluster_dir, node) == want, node.node.name
+        assert awk_lines(cluster_dir, me) == want, node.node.name
         compared += len(want)
     return compared
 
 
-def _row(rows: Any, node: NodeFile) -> Any:
+def _row(rows: tuple[NodeRow, ...], node: NodeFile) -> NodeRow:
     return next(row for row in rows if row.name == node.node.name)
 
 
