@@ -9,7 +9,9 @@ node when node.json's `pools` names them), and the ipsets and policy bindings fo
 policy (cluster/policy.json). `read_node` reads exactly those, after checking that the cluster
 files are the ones listed (cluster.json the one node.json was built from, both of the digest
 cluster/index.json lists), checks each fact's type and the values that end up in restore input
-or netlink (names, lengths), and ignores the other sections. A wrong field raises
+or netlink (names, lengths), and ignores the other sections: of node.json's `files`, only
+cluster.json's digest is read (a role's entry names its shared file by `source`, without a
+digest; the plugin needs none of those files, nor nodes.tsv). A wrong field raises
 `NodeFileError` naming it, e.g. `blocks[1].cidr: ...` or `cluster/policy.json: ipsets[0].name: ...`.
 
 `NodeFacts` (with `PoolFacts`, `BlockFacts`, `IdentityFacts`) is what the node side's helpers
@@ -42,6 +44,7 @@ SET_TYPES = ("hash:net", "hash:ip", "hash:ip,port")
 MTU_MIN, MTU_MAX = 68, 65535
 TOKEN = re.compile(r"[A-Za-z0-9_.:,/-]+")  # names that land in iptables/ipset restore input
 CLUSTER_READS = (CLUSTER_INDEX, CLUSTER_SETTINGS, CLUSTER_POLICY)  # beside node.json
+OLDER = " (a bundle of an older calicc: rebuild the tree with this calicc and apply it)"
 
 
 class NodeFileError(ValueError):
@@ -294,7 +297,8 @@ def node_facts(data: object, settings: object, policy: object) -> CniNode:
     top = _Fields(data, "")
     version = top.get("bundle_version", int, BUNDLE_VERSION)
     if version != BUNDLE_VERSION:
-        raise NodeFileError(f"bundle_version: {version} is not {BUNDLE_VERSION}")
+        why = OLDER if version < BUNDLE_VERSION else ""
+        raise NodeFileError(f"bundle_version: {version} is not {BUNDLE_VERSION}{why}")
     mtu = top.get("pod_mtu", int)
     if not MTU_MIN <= mtu <= MTU_MAX:
         raise NodeFileError(f"pod_mtu: {mtu} is not in {MTU_MIN}-{MTU_MAX}")

@@ -70,7 +70,8 @@ def ipam_store(state_dir: Path, manifest: NodeFacts, nodename: str = "") -> Ipam
         raise CniError(
             INVALID_CONFIG,
             f"netconf nodename {nodename!r} differs from the bundle's node "
-            f"{manifest.node.name!r}: install this node's own conflist",
+            f"{manifest.node.name!r}: drop nodename (the plugin takes the installed bundle's "
+            "node) or install this node's bundle",
         )
     serving = {p.name for p in manifest.pools if p.serves_node}
     blocks = [b.cidr for b in manifest.blocks if b.pool in serving]

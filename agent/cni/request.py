@@ -2,7 +2,8 @@
 
 The netconf keys calicc reads (all optional except `cniVersion`, `name`, `type`):
 
-* `nodename`: the node (checked against node.json's node name);
+* `nodename`: the node, checked against node.json's node name (the compiled conflist, shared
+  by every node of one pod MTU, leaves it out: the node is the installed bundle's);
 * `state_dir` (default `/var/lib/calicc`): runtime state, IPAM in `ipam/`;
 * `bundle` (default `/etc/calicc/bundle/node.json`): the installed node.json (or its directory);
 * `mtu`: the pod MTU (default node.json's `pod_mtu`);

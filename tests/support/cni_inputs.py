@@ -18,6 +18,7 @@ from typing import Any
 
 from calicc.agent.cni.node import ipam_store, load_manifest
 from calicc.compiler.build import compile_cluster, load_cluster
+from calicc.contract.names import CONFLIST
 from calicc.lab.netns import ns_run
 from tests.conftest import EXAMPLES
 from tests.support.cni import write_bundle
@@ -44,7 +45,8 @@ def limit_memory() -> None:  # pragma: no cover - runs in the child
 def plugin_conf() -> dict[str, Any]:
     """Return the calicc plugin's netconf as libcni hands it over (the compiled conflist's)."""
     compiled = compile_cluster(load_cluster(EXAMPLES / "minikube-ipip" / "cluster.yaml"))
-    conflist = json.loads(compiled.files["nodes/minikube/cni/10-calicc.conflist"])
+    node = json.loads(compiled.files["nodes/minikube/node.json"])
+    conflist = json.loads(compiled.files[node["files"][CONFLIST]["source"]])  # the shared one
     plugin = {k: v for k, v in conflist["plugins"][0].items() if k != "capabilities"}
     return {"cniVersion": conflist["cniVersion"], "name": conflist["name"], **plugin}
 

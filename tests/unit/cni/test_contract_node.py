@@ -88,8 +88,28 @@ def test_wrong_fields_are_named() -> None:
     assert refusal({**data, "pod_mtu": True}) == "pod_mtu: expected an integer, got a boolean"
     assert refusal({**data, "pod_mtu": 40}) == "pod_mtu: 40 is not in 68-65535"
     assert refusal({k: v for k, v in data.items() if k != "node"}) == "node: missing"
-    assert refusal({**data, "bundle_version": 1}) == "bundle_version: 1 is not 2"
+    assert refusal({**data, "bundle_version": 99}) == "bundle_version: 99 is not 3"
     assert refusal({**data, "pools": [3]}) == "pools[0]: expected a string, got an integer"
+
+
+def test_a_bundle_of_an_older_calicc_is_refused_asking_for_a_rebuild() -> None:
+    said = refusal({**example(), "bundle_version": 2})
+    assert said.startswith("bundle_version: 2 is not 3 (a bundle of an older calicc: rebuild")
+
+
+def test_roles_name_their_shared_file_and_only_the_cluster_settings_digest_is_read() -> None:
+    """A role's entry has a source and no digest (the reader leaves it); cluster.json's entry
+    must carry the digest node.json was built from."""
+    data = example()
+    assert data["files"]["cni/10-calicc.conflist"] == {
+        "install": "etc/cni/net.d/10-calicc.conflist",
+        "source": "cluster/cni/mtu-1480.conflist",
+    }
+    data["files"]["cni/10-calicc.conflist"] = {"source": "cluster/elsewhere"}
+    assert read_node(json.dumps(data).encode(), cluster_of(DEMO)).pod_mtu == data["pod_mtu"]
+    data["files"][CLUSTER_SETTINGS] = {"source": CLUSTER_SETTINGS}
+    said = refusal(data)
+    assert said == "node.json: files.cluster/cluster.json.digest: missing"
 
 
 def test_wrong_items_are_named_with_their_index_and_file() -> None:
