@@ -179,10 +179,18 @@ def example(tmp_path: Path) -> Inputs:
 
 
 def test_a_stale_rendered_tree_is_refused(example: Inputs, tmp_path: Path) -> None:
-    conf = tmp_path / "rendered/nodes/minikube/bird/bird.conf"
+    conf = tmp_path / "rendered/nodes/minikube/bird.conf"
     conf.write_text(conf.read_text() + "# hand edit\n")
     settings = PushSettings(rendered=tmp_path / "rendered", inventory=tmp_path / "none.yaml")
-    with pytest.raises(PushError, match=r"nodes/minikube/bird/bird.conf.*run `calicc build`"):
+    with pytest.raises(PushError, match=r"nodes/minikube/bird.conf.*run `calicc build`"):
+        plan_push(example, settings, None)
+
+
+def test_a_stale_shared_file_is_refused(example: Inputs, tmp_path: Path) -> None:
+    rules = tmp_path / "rendered/cluster/iptables/ipip.rules"
+    rules.write_text(rules.read_text() + "# hand edit\n")
+    settings = PushSettings(rendered=tmp_path / "rendered", inventory=tmp_path / "none.yaml")
+    with pytest.raises(PushError, match=r"cluster/iptables/ipip.rules.*run `calicc build`"):
         plan_push(example, settings, None)
 
 

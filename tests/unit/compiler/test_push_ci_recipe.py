@@ -74,11 +74,11 @@ def test_cluster_change_without_build_fails(repo: Path) -> None:
 
 
 def test_hand_edited_rendered_file_fails(repo: Path) -> None:
-    conf = repo / "net/rendered/nodes/minikube/bird/bird.conf"
+    conf = repo / "net/rendered/nodes/minikube/bird.conf"
     conf.write_text(conf.read_text().replace("scan time 10", "scan time 20", 1))
     result = run(repo, "ci/check-rendered.sh")
     assert result.returncode == 1
-    assert "nodes/minikube/bird/bird.conf" in result.stderr
+    assert "nodes/minikube/bird.conf" in result.stderr
 
 
 def test_lock_change_fails_frozen(repo: Path) -> None:

@@ -110,12 +110,16 @@ def edit_lock(cluster: Path) -> None:
 
 
 def edit_rendered(cluster: Path) -> None:
-    bird = cluster.parent / "rendered" / "nodes" / "minikube" / "bird" / "bird.conf"
+    bird = cluster.parent / "rendered" / "nodes" / "minikube" / "bird.conf"
     bird.write_text(bird.read_text() + "# local edit\n")
 
 
 def drop_rendered(cluster: Path) -> None:
-    (cluster.parent / "rendered" / "nodes" / "minikube-m02" / "routes" / "routes.sh").unlink()
+    (cluster.parent / "rendered" / "nodes" / "minikube-m02" / "node.json").unlink()
+
+
+def drop_shared(cluster: Path) -> None:
+    (cluster.parent / "rendered" / "cluster" / "iptables" / "ipip.rules").unlink()
 
 
 def other_code(cluster: Path) -> None:
@@ -127,7 +131,7 @@ def other_code(cluster: Path) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [edit_cluster, edit_lock, edit_rendered, drop_rendered, other_code],
+    [edit_cluster, edit_lock, edit_rendered, drop_rendered, drop_shared, other_code],
 )
 def test_any_change_means_a_full_build(
     tmp_path: Path, full_builds: list[Path], change: Callable[[Path], None]
@@ -151,9 +155,9 @@ def test_a_link_over_calicc_s_files_means_a_full_build(
     (rendered / "elsewhere").symlink_to("/etc")  # not calicc's: allowed, changes nothing
     assert build(cluster) == (0, f"{rendered}: {UP_TO_DATE}\n")
     assert len(full_builds) == 1
-    bird = rendered / "nodes" / "minikube" / "bird"
-    bird.rename(tmp_path / "bird-copy")
-    bird.symlink_to(tmp_path / "bird-copy")  # same bytes, but reached through a link
+    rules = rendered / "cluster" / "iptables"
+    rules.rename(tmp_path / "iptables-copy")
+    rules.symlink_to(tmp_path / "iptables-copy")  # same bytes, but reached through a link
     result = CliRunner().invoke(app, ["build", str(cluster)])
     assert len(full_builds) == 2
     assert result.exit_code != 0
@@ -165,7 +169,7 @@ def test_repairs_are_written_by_the_full_build(tmp_path: Path, full_builds: list
     build(cluster)
     edit_rendered(cluster)
     assert build(cluster, "--check")[0] == 1  # --check records nothing while a file differs
-    assert build(cluster) == (0, "changed: nodes/minikube/bird/bird.conf\n")
+    assert build(cluster) == (0, "changed: nodes/minikube/bird.conf\n")
     assert len(full_builds) == 3
 
 
