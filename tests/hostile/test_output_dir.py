@@ -66,14 +66,15 @@ def test_unlisted_readme_survives_rebuilds(root: Path) -> None:
 
 
 def test_local_override_in_a_removed_node_survives(root: Path) -> None:
-    override = root / "rendered" / "nodes" / "n2" / "bird" / "local.conf"
+    override = root / "rendered" / "nodes" / "n2" / "local" / "bird.conf"
+    override.parent.mkdir()
     override.write_text("# local\n")
     drop_node(root, "n2")
     assert run_calicc(["build", "cluster.yaml"], root).code == 0
     assert override.read_text() == "# local\n"
     assert sorted(p.name for p in (root / "rendered" / "nodes" / "n2").rglob("*")) == [
-        "bird",
-        "local.conf",
+        "bird.conf",
+        "local",
     ]
 
 
@@ -94,10 +95,19 @@ def test_node_directory_linked_out_of_the_tree(root: Path) -> None:
 
 def test_file_linked_out_of_the_tree(root: Path) -> None:
     drop_node(root, "n2")  # so the build has something to write
-    conf = root / "rendered" / "nodes" / "n1" / "bird" / "bird.conf"
+    conf = root / "rendered" / "nodes" / "n1" / "bird.conf"
     conf.unlink()
     conf.symlink_to(root.parent / "outside" / "precious")
-    refused(root, where="rendered/nodes/n1/bird/bird.conf is a symbolic link")
+    refused(root, where="rendered/nodes/n1/bird.conf is a symbolic link")
+
+
+def test_shared_file_linked_out_of_the_tree(root: Path) -> None:
+    with (root / "cluster.yaml").open("a") as cluster:
+        cluster.write("nat_outgoing: false\n")  # so the build rewrites the shared rules
+    rules = root / "rendered" / "cluster" / "iptables" / "ipip.rules"
+    rules.unlink()
+    rules.symlink_to(root.parent / "outside" / "precious")
+    refused(root, where="rendered/cluster/iptables/ipip.rules is a symbolic link")
 
 
 def test_stale_file_linked_out_of_the_tree_is_not_removed_through(root: Path) -> None:
@@ -109,11 +119,11 @@ def test_stale_file_linked_out_of_the_tree_is_not_removed_through(root: Path) ->
 
 
 def test_directory_where_a_file_goes(root: Path) -> None:
-    conf = root / "rendered" / "nodes" / "n1" / "bird" / "bird.conf"
+    conf = root / "rendered" / "nodes" / "n1" / "bird.conf"
     conf.unlink()
     conf.mkdir()
     (conf / "mine").write_text("x\n")
-    refused(root, where="rendered/nodes/n1/bird/bird.conf is a directory where calicc writes")
+    refused(root, where="rendered/nodes/n1/bird.conf is a directory where calicc writes")
 
 
 def test_file_where_a_directory_goes(root: Path) -> None:
@@ -122,6 +132,17 @@ def test_file_where_a_directory_goes(root: Path) -> None:
         cluster.write("  - {name: n3, address: 10.0.0.3/24}\n")
     (root / "rendered" / "nodes" / "n3").write_text("a file\n")
     refused(root, where="rendered/nodes/n3 is a file where calicc needs a directory")
+
+
+def test_file_where_a_shared_directory_goes(root: Path) -> None:
+    with (root / "cluster.yaml").open("a") as cluster:
+        cluster.write("mtu: 1400\n")  # a new pod MTU: a new conflist in cluster/cni
+    cni = root / "rendered" / "cluster" / "cni"
+    for path in cni.iterdir():
+        path.unlink()
+    cni.rmdir()
+    cni.write_text("a file\n")
+    refused(root, where="rendered/cluster/cni is a file where calicc needs a directory")
 
 
 def test_index_listing_a_path_outside_the_tree(root: Path) -> None:
