@@ -5,11 +5,13 @@ two come from different builds; the links, routes, rules, sets, the --root tree 
 installed bundle copy stay the last good ones (exit 1, no traceback).
 
 The builds are the vxlan example's: as it is, with a fourth node (newer), with other cluster
-settings (NAT off), and without node-1 (older than node-1's joining).
+settings (NAT off), with another pod MTU (its node.json names a shared conflist the last build's
+cluster part lacks), and without node-1 (older than node-1's joining).
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from calicc.agent.bundle import file_digest
-from calicc.contract.names import CLUSTER_INDEX, CLUSTER_SETTINGS, NODES_TABLE
+from calicc.contract.names import CLUSTER_INDEX, CLUSTER_SETTINGS, CONFLIST, NODES_TABLE
 from tests.conftest import need_tool
 from tests.support.agent_inputs import MANIFEST, copy_bundle, net_state, run_apply
 from tests.support.bundles import MakeNs, routed_node
@@ -48,6 +50,10 @@ def add_fourth(data: dict[str, Any]) -> None:
 
 def nat_off(data: dict[str, Any]) -> None:
     data["nat_outgoing"] = False
+
+
+def smaller_mtu(data: dict[str, Any]) -> None:
+    data["mtu"] = 1400
 
 
 def without_node_1(data: dict[str, Any]) -> None:
@@ -110,6 +116,29 @@ def test_cluster_part_of_a_build_with_other_settings_is_refused(
     )
     assert old != new
     says = [str(bundle / MANIFEST), CLUSTER_SETTINGS, old, new, "come from different builds"]
+    refused(ns, root, bundle, says)
+
+
+def test_node_json_naming_a_shared_file_the_cluster_part_lacks_is_refused(
+    applied: tuple[str, Path, Path], tmp_path: Path
+) -> None:
+    """node.json of a build with another pod MTU beside the cluster part of the last: the same
+    cluster settings, but its conflist is a shared file the cluster index does not list."""
+    ns, root, tree = applied
+    newer = build(tmp_path, "newer", smaller_mtu)
+    assert (newer / CLUSTER_SETTINGS).read_bytes() == (tree / CLUSTER_SETTINGS).read_bytes()
+    bundle = tmp_path / "bundle"
+    copy_bundle(tree / "nodes" / NODE, bundle)
+    shutil.copy(newer / "nodes" / NODE / MANIFEST, bundle / MANIFEST)
+    shutil.copy(newer / "nodes" / NODE / "bird.conf", bundle / "bird.conf")
+    source = json.loads((bundle / MANIFEST).read_text())["files"][CONFLIST]["source"]
+    assert source == "cluster/cni/mtu-1400.conflist"
+    assert not (bundle / source).exists()
+    says = [
+        str(bundle / MANIFEST),
+        f'files."{CONFLIST}".source: "{source}" is not a file {CLUSTER_INDEX} lists',
+        "come from different builds",
+    ]
     refused(ns, root, bundle, says)
 
 

@@ -4,6 +4,9 @@ Refused bundles: exit 1, a message naming node.json (or the listed file) and the
 traceback, under the corpus's memory limit, and nothing changed: the bundle, the --root tree and
 the namespace's links, routes, rules and sets are the same before and after.
 
+The node's own file is bird.conf (BIRD); the rules (RULES) are a role, played by the shared
+cluster file node.json names as its `source` (SHARED_RULES, listed in cluster/index.json).
+
 Bundles with a part the tools reject are in test_bundle_parts.py.
 """
 
@@ -19,7 +22,13 @@ from typing import Any
 import pytest
 
 from calicc.agent.bundle import file_digest
-from calicc.contract.names import CLUSTER_INDEX, CLUSTER_POLICY, CLUSTER_SETTINGS, NODES_TABLE
+from calicc.contract.names import (
+    CLUSTER_INDEX,
+    CLUSTER_POLICY,
+    CLUSTER_SETTINGS,
+    CONFLIST,
+    NODES_TABLE,
+)
 from tests.conftest import need_tool
 from tests.support.agent_inputs import (
     MANIFEST,
@@ -37,6 +46,9 @@ pytestmark = [pytest.mark.root, pytest.mark.tools]
 VXLAN = rendered("vxlan", "node-1")
 RULES = "iptables/iptables.rules"
 RULES_FIELD = 'files."iptables/iptables.rules"'
+SHARED_RULES = "cluster/iptables/vxlan.rules"  # the rules role's source in vxlan's node-1
+BIRD = "bird.conf"
+BIRD_FIELD = 'files."bird.conf"'
 GiB = 2**30
 Case = Callable[[Path, dict[str, Any]], tuple[str | None, list[str]]]
 
@@ -92,6 +104,12 @@ def unknown_version(bundle: Path, data: dict[str, Any]) -> tuple[str | None, lis
     return "bundle_version", ["99 is not one this agent knows"]
 
 
+def older_version(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """A node.json of bundle_version 2 (the node's own routes, sysctl, CNI and rules files)."""
+    write_manifest(bundle, {**data, "bundle_version": 2})
+    return "bundle_version", ["2 is from an older calicc", "rebuild the tree with this calicc"]
+
+
 def wrong_types(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
     write_manifest(bundle, {**data, "link_mtu": "big", "routes": {"a": 1}, "extra": True})
     return "link_mtu", ["routes", "extra", "3 problems in the bundle"]
@@ -104,26 +122,65 @@ def many_errors(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[st
 
 
 def missing_digest(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    del data["files"][RULES]["digest"]
+    """A node file's entry with neither digest nor source."""
+    del data["files"][BIRD]["digest"]
     write_manifest(bundle, data)
-    return f"{RULES_FIELD}.digest", ["Field required"]
+    return BIRD_FIELD, ["give exactly one of digest or source"]
+
+
+def digest_and_source(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """A role's entry with a digest beside its source: which one holds is not said."""
+    data["files"][RULES]["digest"] = file_digest((bundle / SHARED_RULES).read_bytes())
+    write_manifest(bundle, data)
+    return RULES_FIELD, ["give exactly one of digest or source"]
 
 
 def malformed_digest(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    data["files"][RULES]["digest"] = "md5:d41d8cd98f00b204e9800998ecf8427e"
+    data["files"][BIRD]["digest"] = "md5:d41d8cd98f00b204e9800998ecf8427e"
     write_manifest(bundle, data)
-    return f"{RULES_FIELD}.digest", ['is not "sha256:" + 64 hex digits']
+    return f"{BIRD_FIELD}.digest", ['is not "sha256:" + 64 hex digits']
 
 
 def digest_mismatch(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    with (bundle / RULES).open("a") as rules:
-        rules.write("# edited on the node\n")
-    return f"{RULES_FIELD}.digest", [str(bundle / RULES), "rebuild or recopy"]
+    with (bundle / BIRD).open("a") as conf:
+        conf.write("# edited on the node\n")
+    return f"{BIRD_FIELD}.digest", [str(bundle / BIRD), "rebuild or recopy"]
 
 
 def missing_file(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    (bundle / "routes/routes.sh").unlink()
-    return 'files."routes/routes.sh"', ["is missing"]
+    (bundle / BIRD).unlink()
+    return BIRD_FIELD, ["is missing"]
+
+
+def source_not_listed(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """A role whose shared file the cluster part lacks (a node.json of another build)."""
+    data["files"][RULES]["source"] = "cluster/iptables/ipip.rules"
+    write_manifest(bundle, data)
+    return f"{RULES_FIELD}.source", [
+        '"cluster/iptables/ipip.rules" is not a file cluster/index.json lists',
+        "different builds",
+    ]
+
+
+def source_outside_cluster(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """A role played by the node's own file: a source is a file of the cluster part."""
+    data["files"][CONFLIST]["source"] = BIRD
+    write_manifest(bundle, data)
+    field = 'files."cni/10-calicc.conflist".source'
+    return field, ['"bird.conf" is not a file of the cluster part (cluster/...)']
+
+
+def source_traversal(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    data["files"][RULES]["source"] = "cluster/../../../../etc/passwd"
+    write_manifest(bundle, data)
+    return f"{RULES_FIELD}.source", ['must not hold ".."']
+
+
+def cluster_file_by_source(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """The cluster settings node.json was built from, named by a source instead of a digest."""
+    data["files"][CLUSTER_SETTINGS] = {"source": CLUSTER_POLICY}
+    write_manifest(bundle, data)
+    return f'files."{CLUSTER_SETTINGS}".source', ["a cluster file (cluster/...) is listed with"]
 
 
 def _listed(data: dict[str, Any], rel: str, install: str = "etc/calicc/x") -> None:
@@ -150,11 +207,11 @@ def install_outside_root(bundle: Path, data: dict[str, Any]) -> tuple[str | None
 
 
 def symlink_out(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    (bundle / RULES).unlink()
-    (bundle / RULES).symlink_to("/etc/passwd")
-    data["files"][RULES]["digest"] = file_digest(Path("/etc/passwd").read_bytes())
+    (bundle / BIRD).unlink()
+    (bundle / BIRD).symlink_to("/etc/passwd")
+    data["files"][BIRD]["digest"] = file_digest(Path("/etc/passwd").read_bytes())
     write_manifest(bundle, data)
-    return RULES_FIELD, ["resolves outside the bundle"]
+    return BIRD_FIELD, ["resolves outside the bundle"]
 
 
 def manifest_symlink_out(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -166,14 +223,14 @@ def manifest_symlink_out(bundle: Path, data: dict[str, Any]) -> tuple[str | None
 
 
 def fifo_file(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    (bundle / "routes/routes.sh").unlink()
-    os.mkfifo(bundle / "routes/routes.sh")
-    return 'files."routes/routes.sh"', ["is not a regular file"]
+    (bundle / BIRD).unlink()
+    os.mkfifo(bundle / BIRD)
+    return BIRD_FIELD, ["is not a regular file"]
 
 
 def huge_file(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    os.truncate(bundle / RULES, GiB)  # sparse: costs no disk
-    return RULES_FIELD, [f"holds {GiB} bytes, more than the 4194304 allowed"]
+    os.truncate(bundle / BIRD, GiB)  # sparse: costs no disk
+    return BIRD_FIELD, [f"holds {GiB} bytes, more than the 4194304 allowed"]
 
 
 def huge_manifest(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -223,9 +280,11 @@ def foreign_set_name(bundle: Path, data: dict[str, Any]) -> tuple[str | None, li
 
 
 def foreign_jump(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
-    data["jump_rules"][0]["rule"] = "-j DROP"
-    write_manifest(bundle, data)
-    return "jump_rules[0].rule", ["is not one line jumping to cali-"]
+    """A hook of cluster/cluster.json, its digest listed again (and node.json built from it)."""
+    settings = json.loads((bundle / CLUSTER_SETTINGS).read_text())
+    settings["jump_rules"][0]["rule"] = "-j DROP"
+    set_file(bundle, data, CLUSTER_SETTINGS, json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    return "jump_rules[0].rule", [str(bundle / CLUSTER_SETTINGS), "is not one line jumping to"]
 
 
 def sysctl_traversal(bundle: Path, data: dict[str, Any]) -> tuple[str | None, list[str]]:
@@ -259,12 +318,18 @@ CASES: list[Case] = [
     nested_too_deep,
     duplicate_key,
     unknown_version,
+    older_version,
     wrong_types,
     many_errors,
     missing_digest,
+    digest_and_source,
     malformed_digest,
     digest_mismatch,
     missing_file,
+    source_not_listed,
+    source_outside_cluster,
+    source_traversal,
+    cluster_file_by_source,
     path_traversal,
     absolute_path,
     install_outside_root,
@@ -285,6 +350,7 @@ CASES: list[Case] = [
     device_name,
 ]
 POLICY_CASES = (set_member_injection, foreign_set_name)  # refused naming cluster/policy.json
+SETTINGS_CASES = (foreign_jump,)  # refused naming cluster/cluster.json
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.__name__ for c in CASES])
@@ -295,7 +361,10 @@ def test_refused_bundle_changes_nothing(make_ns: MakeNs, tmp_path: Path, case: C
     (root / "etc").mkdir(parents=True)
     before, net = snapshot_all(bundle, root), net_state(ns)
     outcome = run_apply(ns, bundle, root)
-    where = str(bundle / (CLUSTER_POLICY if case in POLICY_CASES else MANIFEST))
+    named = MANIFEST
+    if case in POLICY_CASES + SETTINGS_CASES:
+        named = CLUSTER_POLICY if case in POLICY_CASES else CLUSTER_SETTINGS
+    where = str(bundle / named)
     assert_clean_error(outcome, code=1, where=where, field=field, says=says)
     assert_unchanged(before, snapshot_all(bundle, root))
     assert net_state(ns) == net
@@ -336,12 +405,48 @@ def no_cluster_part(bundle: Path, data: dict[str, Any]) -> list[str]:
     return ["index.json is missing", "the bundle has no cluster/ directory"]
 
 
+def shared_file_edited(bundle: Path, data: dict[str, Any]) -> list[str]:
+    """A role's shared file of other bytes than cluster/index.json lists (a torn copy)."""
+    with (bundle / SHARED_RULES).open("a") as rules:
+        rules.write("# edited on the node\n")
+    return [
+        str(bundle / CLUSTER_INDEX),
+        f'files."{SHARED_RULES}".digest',
+        str(bundle / SHARED_RULES),
+        "come from different builds",
+    ]
+
+
+def shared_file_missing(bundle: Path, data: dict[str, Any]) -> list[str]:
+    shared = data["files"][CONFLIST]["source"]
+    (bundle / shared).unlink()
+    return [str(bundle / CLUSTER_INDEX), f'files."{shared}"', "is missing"]
+
+
+def index_entry_by_source(bundle: Path, data: dict[str, Any]) -> list[str]:
+    """cluster/index.json names a cluster file by source: the index lists digests."""
+    index = json.loads((bundle / CLUSTER_INDEX).read_text())
+    index["files"][SHARED_RULES] = {"source": "cluster/routes.sh"}
+    (bundle / CLUSTER_INDEX).write_text(json.dumps(index))
+    return [str(bundle / CLUSTER_INDEX), f'files."{SHARED_RULES}".source', "is not allowed"]
+
+
+def index_of_older_version(bundle: Path, data: dict[str, Any]) -> list[str]:
+    index = json.loads((bundle / CLUSTER_INDEX).read_text())
+    (bundle / CLUSTER_INDEX).write_text(json.dumps({**index, "bundle_version": 2}))
+    return [str(bundle / CLUSTER_INDEX), "bundle_version: 2 is from an older calicc", "rebuild"]
+
+
 CLUSTER_CASES = [
     node_table_bad_column,
     cluster_settings_wrong_type,
     index_path_traversal,
     cluster_symlink_out,
     no_cluster_part,
+    shared_file_edited,
+    shared_file_missing,
+    index_entry_by_source,
+    index_of_older_version,
 ]
 
 
@@ -372,7 +477,7 @@ def test_invalid_bundle_json_report(make_ns: MakeNs, tmp_path: Path) -> None:
     ns, bundle, root = make_ns("h"), tmp_path / "bundle", tmp_path / "root"
     missing_file(bundle, copy_bundle(VXLAN, bundle))
     outcome = run_apply(ns, bundle, root, "--json")
-    assert_clean_error(outcome, field='files."routes/routes.sh"', says=["is missing"])
+    assert_clean_error(outcome, field=BIRD_FIELD, says=["is missing"])
     report = json.loads(outcome.stdout)
     assert (report["changed"], report["applied"]) == (False, [])
     assert "is missing" in report["failed"]["validate"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from calicc.contract.names import CLUSTER_POLICY
+from calicc.contract.names import CLUSTER_INDEX, CLUSTER_POLICY, CONFLIST
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.support.agent_inputs import (
@@ -25,7 +25,7 @@ from tests.support.agent_inputs import (
     set_file,
     write_manifest,
 )
-from tests.support.bundles import MakeNs, rendered, routed_node
+from tests.support.bundles import MakeNs, rendered, role_text, routed_node
 from tests.support.hostile import assert_clean_error, assert_unchanged, snapshot
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
@@ -87,7 +87,7 @@ def test_rejected_rules_hold_back_routes_and_bundle(node: tuple[str, Path], tmp_
     assert report["skipped"] == skipped(*later, because="iptables")
     assert report["applied"] == ["address", "sysctl", "links", "link-sysctl", "remote", "ipsets"]
     assert net_state(ns)["iptables"] == rules
-    set_file(bundle, data, RULES, (VXLAN / RULES).read_text())  # fixed: the retry applies all
+    set_file(bundle, data, RULES, role_text(VXLAN, RULES))  # fixed: the retry applies all
     assert run_apply(ns, bundle, root).code == 0
     assert "10.99.9.0/24" in ns_run(ns, ["ip", "route", "show", "proto", "81"]).stdout
     assert (root / "etc/calicc/bundle" / MANIFEST).read_bytes() == (bundle / MANIFEST).read_bytes()
@@ -101,7 +101,7 @@ def test_rejected_set_member_holds_back_rules_and_routes(
     policy = json.loads((bundle / CLUSTER_POLICY).read_text())
     policy["ipsets"][1]["members"] = [*policy["ipsets"][1]["members"], "10.0.0.300"]
     set_file(bundle, data, CLUSTER_POLICY, json.dumps(policy, indent=2, sort_keys=True) + "\n")
-    set_file(bundle, data, RULES, (VXLAN / RULES).read_text() + "# a new rules file\n")
+    set_file(bundle, data, RULES, role_text(VXLAN, RULES) + "# a new rules file\n")
     sets, rules = net_state(ns)["ipsets"], net_state(ns)["iptables"]
     report = failed_apply(ns, root, bundle)
     assert list(report["failed"]) == ["ipsets"]
@@ -119,8 +119,7 @@ def test_failed_route_holds_back_bird_cni_files_and_bundle(
     ns, root = node
     bundle, data = new_bundle(tmp_path)
     data["routes"].append({"dst": "10.99.8.0/24", "type": "unicast", "dev": "nosuch0"})
-    conflist = "cni/10-calicc.conflist"
-    set_file(bundle, data, conflist, (VXLAN / conflist).read_text().replace("1450", "1400"))
+    set_file(bundle, data, CONFLIST, role_text(VXLAN, CONFLIST).replace("1450", "1400"))
     report = failed_apply(ns, root, bundle)
     assert list(report["failed"]) == ["routes"]
     assert "nosuch0" in report["failed"]["routes"]
@@ -176,3 +175,23 @@ def test_bundle_of_another_node_than_installed(node: tuple[str, Path], tmp_path:
     assert "is not this node (node-1)" in outcome.stderr
     assert_unchanged(before, snapshot(root, bundle))
     assert net_state(ns) == net
+
+
+def test_roles_are_installed_from_their_shared_files(node: tuple[str, Path]) -> None:
+    """Each role (conflist, iptables rules, sysctl file, routes script) is installed at its
+    place with the bytes of the shared file node.json names; the bundle copy holds each file
+    once (node.json, bird.conf, the cluster part), no role beside its source."""
+    _, root = node
+    files = json.loads((VXLAN / MANIFEST).read_text())["files"]
+    roles = {rel: entry for rel, entry in files.items() if "source" in entry}
+    assert set(roles) == {CONFLIST, RULES, "sysctl/99-calicc.conf", "routes/routes.sh"}
+    tree = VXLAN.parents[1]
+    for rel, entry in roles.items():
+        assert (root / entry["install"]).read_bytes() == (tree / entry["source"]).read_bytes(), rel
+    assert (root / "etc/cni/net.d/10-calicc.conflist").read_bytes() == (
+        tree / "cluster/cni/mtu-1450.conflist"
+    ).read_bytes()
+    copy = root / "etc/calicc/bundle"
+    held = {str(p.relative_to(copy)) for p in copy.rglob("*") if p.is_file()}
+    index = json.loads((tree / CLUSTER_INDEX).read_text())["files"]
+    assert held == {MANIFEST, "bird.conf", CLUSTER_INDEX, *index}

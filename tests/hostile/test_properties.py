@@ -3,12 +3,14 @@
 Any value put into a field that reaches a node's files is either refused with an error located
 at that field (file, line, field path) or compiles to files that the stock tools accept:
 `bash -n` (routes.sh), `bird -p` (bird.conf), `ipset restore` and `iptables-restore --test` in a
-scratch network namespace. The loader turns any text or bytes into data or a located error.
+scratch network namespace (routes.sh and the rules are the shared files node.json names). The
+loader turns any text or bytes into data or a located error.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,6 +28,7 @@ from calicc.compiler.load import parse_yaml, read_input
 from calicc.compiler.snippets import check_snippets
 from calicc.compiler.toolcheck import bash_parse, bird_parse
 from calicc.contract.fields import DNS1123_LABEL, DNS1123_SUBDOMAIN, INTERFACE, LABEL_NAME
+from calicc.contract.names import BIRD_CONFIG, IPTABLES_FILE, MANIFEST, ROUTES_FILE
 from calicc.lab.netns import ns_add, ns_delete, ns_run
 from tests.conftest import is_root
 
@@ -130,9 +133,12 @@ def _refused_at(exc: SpecError, field: str) -> None:
 
 
 def _tools_accept(files: dict[str, str], name: str, ns: str | None) -> None:
+    """The node's files pass the tools: its own bird.conf, and the shared files node.json
+    names for its roles (the routes script every node runs, the rules of its kind)."""
     node = f"nodes/{name}/"
-    assert bash_parse(files[node + "routes/routes.sh"]) is None
-    assert bird_parse(files[node + "bird/bird.conf"]) is None
+    roles = json.loads(files[node + MANIFEST])["files"]
+    assert bash_parse(files[roles[ROUTES_FILE]["source"]]) is None
+    assert bird_parse(files[node + BIRD_CONFIG]) is None
     if ns is None:
         return
     sets = ns_run(ns, ["ipset", "restore"], False, files["cluster/ipsets.restore"])
@@ -141,7 +147,7 @@ def _tools_accept(files: dict[str, str], name: str, ns: str | None) -> None:
         ns,
         ["iptables-restore", "--noflush", "--test"],
         False,
-        files[node + "iptables/iptables.rules"],
+        files[roles[IPTABLES_FILE]["source"]],
     )
     assert rules.returncode == 0, rules.stderr
 

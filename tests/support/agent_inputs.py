@@ -3,8 +3,8 @@ throwaway namespace under the corpus's memory and time limits, and the namespace
 
 A bundle here starts as a self-contained copy of an example's rendered bundle (its cluster part
 under cluster/); a case then edits node.json as raw JSON (wrong types, missing keys) or as bytes
-(truncated, not UTF-8), or a listed file, recomputing digests only where the case wants a
-consistent bundle.
+(truncated, not UTF-8), or a listed file (a role's: the shared cluster file node.json names for
+it), recomputing digests only where the case wants a consistent bundle.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from calicc.agent.bundle import file_digest
 from calicc.contract.names import CLUSTER_INDEX, is_cluster_file
 from calicc.lab.netns import ns_run
-from tests.support.bundles import bundle_files, write_tree
+from tests.support.bundles import bundle_files, role_source, write_tree
 from tests.support.hostile import Outcome, Snapshot, run_calicc
 
 MANIFEST = "node.json"
@@ -39,7 +39,9 @@ def write_manifest(bundle: Path, data: dict[str, Any]) -> None:
 
 def set_file(bundle: Path, data: dict[str, Any], rel: str, text: str) -> None:
     """Replace a listed file and its digest (the bundle stays consistent): in node.json for a
-    node file, in cluster/index.json (and node.json, when it names it) for a cluster file."""
+    node file, in cluster/index.json (and node.json, when it names it) for a cluster file; for
+    a role, its source (the shared cluster file node.json names for it)."""
+    rel = role_source(data, rel)
     (bundle / rel).write_text(text)
     if is_cluster_file(rel):
         index = json.loads((bundle / CLUSTER_INDEX).read_text())

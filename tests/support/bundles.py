@@ -1,6 +1,10 @@
 """Helpers of the agent's real tests: node namespaces, the examples' rendered bundles, copies of
 them (self-contained: node files, node.json and the cluster part under cluster/) with a specific
-(e.g. broken) input, snapshots of foreign state."""
+(e.g. broken) input, snapshots of foreign state.
+
+A bundle's roles (the routes script, sysctl file, conflist and iptables rules: contract/names.py)
+are no files of its own: node.json names the shared cluster file holding each (`source`), and
+these helpers read and replace a role's text there (`role_source`, `role_text`)."""
 
 from __future__ import annotations
 
@@ -16,7 +20,14 @@ from typing import Any
 from calicc.agent.bundle import file_digest, load_bundle
 from calicc.agent.bundle_files import cluster_base
 from calicc.contract.manifest import NodeFile, NodeManifest
-from calicc.contract.names import CLUSTER_INDEX, CLUSTER_POLICY, MANIFEST, is_cluster_file
+from calicc.contract.names import (
+    CLUSTER_INDEX,
+    CLUSTER_POLICY,
+    CLUSTER_SETTINGS,
+    IPTABLES_FILE,
+    MANIFEST,
+    is_cluster_file,
+)
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import EXAMPLES
 
@@ -98,15 +109,28 @@ def rendered(example: str, node: str) -> Path:
     return EXAMPLES / example / "rendered" / "nodes" / node
 
 
+def role_source(node_json: dict[str, Any], rel: str) -> str:
+    """Return the bundle file holding `rel`: the source node.json names for a role, else `rel`."""
+    return str(node_json["files"].get(rel, {}).get("source", rel))
+
+
+def role_text(bundle: Path, rel: str) -> str:
+    """Return the text of file or role `rel` of a bundle (a role's: its shared cluster file's)."""
+    held = role_source(json.loads((bundle / MANIFEST).read_text()), rel)
+    return ((cluster_base(bundle) if is_cluster_file(held) else bundle) / held).read_text()
+
+
 def bundle_files(source: Path) -> dict[str, str]:
     """Return every file of bundle `source`: the node's and its cluster part's (`cluster/...`).
 
-    `source` is a node directory of a rendered tree or a self-contained bundle.
+    `source` is a node directory of a rendered tree or a self-contained bundle. Roles are not
+    files: their sources are among the cluster part's.
     """
     data = json.loads((source / MANIFEST).read_text())
     base = cluster_base(source)
     index = json.loads((base / CLUSTER_INDEX).read_text())
-    files = {rel: (source / rel).read_text() for rel in data["files"] if not is_cluster_file(rel)}
+    own = [rel for rel, entry in data["files"].items() if "source" not in entry]
+    files = {rel: (source / rel).read_text() for rel in own if not is_cluster_file(rel)}
     files.update({rel: (base / rel).read_text() for rel in [CLUSTER_INDEX, *index["files"]]})
     return {**files, MANIFEST: (source / MANIFEST).read_text()}
 
@@ -137,24 +161,30 @@ def write_tree(directory: Path, files: dict[str, str]) -> None:
 def derive_bundle(
     source: Path,
     directory: Path,
+    *,
     iptables: str | None = None,
     texts: dict[str, str] | None = None,
     policy: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
     **update: Any,
 ) -> None:
     """Copy a bundle to `directory`, self-contained (its cluster part under cluster/), with files
-    (`texts`, node or `cluster/...` paths; `iptables`), node.json keys (`update`) and
-    cluster/policy.json keys (`policy`: ipsets, policies) replaced.
+    (`texts`, node or `cluster/...` paths or roles; `iptables`, the rules role), node.json keys
+    (`update`), cluster/policy.json keys (`policy`: ipsets, policies) and cluster/cluster.json
+    keys (`settings`: pools, jump_rules) replaced.
 
-    Only for the inputs a test needs on purpose (broken rules, an emptied node, a new route);
-    digests are recomputed so the agent accepts the copy.
+    A role's text replaces its source, the shared cluster file node.json names for it. Only for
+    the inputs a test needs on purpose (broken rules, an emptied node, a new route); digests are
+    recomputed so the agent accepts the copy.
     """
     files = bundle_files(source)
-    files.update(texts or {})
-    if iptables is not None:
-        files["iptables/iptables.rules"] = iptables
+    node = json.loads(files[MANIFEST])
+    replaced = {**(texts or {}), **({IPTABLES_FILE: iptables} if iptables is not None else {})}
+    files.update({role_source(node, rel): text for rel, text in replaced.items()})
     if policy:
         files[CLUSTER_POLICY] = dump({**json.loads(files[CLUSTER_POLICY]), **policy})
+    if settings:
+        files[CLUSTER_SETTINGS] = dump({**json.loads(files[CLUSTER_SETTINGS]), **settings})
     if update:
         files[MANIFEST] = dump({**json.loads(files[MANIFEST]), **update})
     write_tree(directory, redigest(files))
