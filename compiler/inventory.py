@@ -1,6 +1,7 @@
 """An Ansible inventory (YAML) derived from the cluster file.
 
-Hosts are named after the Kubernetes nodes (the playbook copies `rendered/nodes/<host>/`),
+Hosts are named after the Kubernetes nodes (the playbook copies `rendered/nodes/<host>/` and the
+cluster part `rendered/cluster/` into the host's bundle),
 `ansible_host` is the node's address. Groups: `calicc_nodes` (every node),
 `calicc_route_reflectors` (nodes with a route_reflector_cluster_id), `calicc_role_<role>` for
 `node-role.kubernetes.io/<role>` labels and `calicc_label_<key>_<value>` for the other labels.

@@ -4,6 +4,7 @@ real `calicc apply`. tunl0 is an ifb stand-in (this kernel has no ipip module)."
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from calicc.compiler.push import (
     format_summary,
     run_push,
 )
+from calicc.contract.names import BIRD_CONFIG, MANIFEST
 from calicc.lab.netns import ns_delete, ns_run
 from tests.conftest import EXAMPLES, need_tool
 from tests.support.clusters import built_example
@@ -32,6 +34,13 @@ from tests.support.pushlab import MakeNs, blackholes, lab_hosts, stop_birds, wri
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CALICC = str(Path(sys.executable).parent / "calicc")
 FOURTH = {"name": "node-4", "address": "10.30.0.14/24", "interface": "eth0"}
+OLD_NODE_PATHS = (  # a node's own files before bundle v3 (now: node.json, bird.conf)
+    "bird/bird.conf",
+    "routes/routes.sh",
+    "sysctl/99-calicc.conf",
+    "cni/10-calicc.conflist",
+    "iptables/iptables.rules",
+)
 
 
 @dataclass
@@ -96,6 +105,39 @@ def test_push_applies_every_node_and_a_second_push_changes_nothing(lab: Lab) -> 
     again, lines = lab.push()
     assert again.ok, "\n".join(lines)
     assert {n: r.changed for n, r in again.results.items()} == dict.fromkeys(lab.ns, 0)
+
+
+def bundle_tree(bundle: Path) -> tuple[set[str], set[str]]:
+    """Return the files and the directories under `bundle`, relative to it."""
+    found = list(bundle.rglob("*"))
+    files = {p.relative_to(bundle).as_posix() for p in found if p.is_file()}
+    return files, {p.relative_to(bundle).as_posix() for p in found if p.is_dir()}
+
+
+def test_push_onto_an_earlier_layout_leaves_exactly_the_v3_bundle(lab: Lab) -> None:
+    """A node holding an earlier bundle layout (its own routes script, conflist, rules and
+    kernel settings in subdirectories) is left with the node's two files and the cluster part:
+    the old files and their directories are removed."""
+    bundle = lab.roots["minikube"] / "var/lib/calicc/bundle"
+    for rel in (*OLD_NODE_PATHS, "cluster/old/stale.txt"):
+        (bundle / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bundle / rel).write_text("# an earlier bundle\n")
+    report, lines = lab.push()
+    assert report.ok, "\n".join(lines)
+    index = json.loads((lab.inputs.base_dir / "rendered/index.json").read_text())
+    files, directories = bundle_tree(bundle)
+    assert files == set(index["nodes"]["minikube"]) | set(index["cluster_files"])
+    assert set(index["nodes"]["minikube"]) == {BIRD_CONFIG, MANIFEST}
+    assert directories == {str(Path(f).parent) for f in files} - {"."}
+    assert_applied(lab, "minikube")
+
+
+def test_the_playbooks_name_no_per_node_path_of_the_earlier_layout() -> None:
+    """The bundle's files come from rendered/index.json; no task names a role's old path."""
+    texts = {p: p.read_text() for p in sorted(PLAYBOOKS.rglob("*")) if p.suffix in {".yml", ".md"}}
+    assert texts
+    for path, text in texts.items():
+        assert [old for old in OLD_NODE_PATHS if old in text] == [], path
 
 
 def test_check_mode_changes_nothing_and_reports_changes(lab: Lab) -> None:
