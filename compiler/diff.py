@@ -44,7 +44,8 @@ from calicc.contract.names import (
 )
 from calicc.contract.nodes_table import NodesTableError, parse_table
 
-SEMANTIC = (BIRD, MANIFEST)
+BIRD_V2 = "bird/bird.conf"  # where bundle version 2 kept it: a diff across the upgrade reads both
+SEMANTIC = (BIRD, BIRD_V2, MANIFEST)
 ROLES = {  # node.json's role -> how a report names it
     IPTABLES_FILE: "iptables rules",
     SYSCTL_FILE: "kernel settings",
@@ -253,8 +254,9 @@ def _route_text(route: Mapping[str, object]) -> str:
 def node_facts(texts: Mapping[str, str]) -> Facts:
     """Return every fact of one node's bundle from the texts of its own files."""
     facts: Facts = {"BGP peers": {}, "blocks": {}, "routes": {}, "shared files": {}}
-    if BIRD in texts:
-        facts["BGP peers"] = bird_peers(texts[BIRD])
+    bird = texts.get(BIRD, texts.get(BIRD_V2))
+    if bird is not None:
+        facts["BGP peers"] = bird_peers(bird)
     if MANIFEST in texts:
         facts |= manifest_facts(texts[MANIFEST])
     return facts

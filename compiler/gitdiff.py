@@ -1,7 +1,8 @@
 """Rendered trees as they are in a git revision or in the working tree, read through git.
 
-A rendered tree is a directory holding `index.json` and `nodes/<node>/...`. Files are compared
-by git blob id, so a revision and the working tree compare without reading unchanged files.
+A rendered tree is a directory holding `index.json`, `nodes/<node>/...` (each node's own files)
+and `cluster/...` (the cluster part, shared files included). Files are compared by git blob id,
+so a revision and the working tree compare without reading unchanged files.
 """
 
 from __future__ import annotations

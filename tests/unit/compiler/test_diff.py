@@ -300,6 +300,13 @@ def test_bird_peers_and_a_changed_body() -> None:
     assert compare_facts(old, new) == ["- BGP peers", "  - changed: `Mesh_10_0_0_2`"]
 
 
+def test_bird_conf_moving_out_of_bird_is_no_change_of_peers() -> None:
+    # bundle version 2 kept it at bird/bird.conf: a diff across the upgrade reads both
+    assert (
+        compare_facts(node_facts({"bird/bird.conf": BIRD}), node_facts({"bird.conf": BIRD})) == []
+    )
+
+
 def test_routes_facts_from_the_manifest() -> None:
     def manifest(routes: list[dict[str, object]]) -> dict[str, str]:
         return {"node.json": json.dumps({"routes": routes, "link_mtu": 1500, "pod_mtu": 1450})}
