@@ -361,7 +361,7 @@ def node_change(
     changed = sorted(r for r in before.keys() | after.keys() if before.get(r) != after.get(r))
     if status == "changed" and changed == [MANIFEST]:
         digests = digests_only(old_texts[MANIFEST], new_texts[MANIFEST])
-        if digests is not None:
+        if digests:  # [] when only its formatting changed: listed, as any other change
             return NodeChange(node, "cluster", digests)
     lines = compare_facts(node_facts(old_texts), node_facts(new_texts))
     if status == "changed":

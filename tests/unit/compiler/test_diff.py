@@ -265,6 +265,7 @@ def test_digests_only_sees_any_other_change() -> None:
         return json.dumps({"files": files, "pod_mtu": mtu})
 
     assert digests_only(manifest("sha256:1"), manifest("sha256:2")) == ["cluster/cluster.json"]
+    assert digests_only(manifest("sha256:1"), manifest("sha256:1")) == []  # formatting alone
     assert digests_only(manifest("sha256:1"), manifest("sha256:2", 1400)) is None
     assert digests_only(manifest("sha256:1"), manifest("sha256:1").replace('b"', 'c"')) is None
 
