@@ -40,6 +40,8 @@ def built_from_problems(node: NodeFile, index: ClusterIndex) -> list[str]:
         if named is None or held is None:
             where = "node.json" if named is None else "cluster/index.json"
             problems.append(f"{rel}: {where} does not list it")
+        elif named.digest is None:
+            problems.append(f"{rel}: node.json must name it by digest (it names a source)")
         elif named.digest != held.digest:
             problems.append(
                 f"{rel}: node.json was built from {named.digest}, the cluster files hold "
