@@ -2,11 +2,13 @@
 
 A node's files are a function of its own plan (NodePlan: address, blocks, pools, BGP sessions,
 snippets...) and of cluster-wide inputs that are not about other nodes: the cluster file's
-settings (everything but the node list), the compiled policies, the set of node subnets (BIRD's
-filters), the cluster settings node.json names, calicc's version and its templates. index.json
-records each node's key (`node_inputs`); a rebuild re-renders only the nodes whose key changed
-(or whose files are missing) and keeps the others' files and digests as they are. A node
-joining therefore renders that node and the reflectors whose sessions changed, not the cluster.
+settings (everything but the node list), the set of node subnets (BIRD's filters), the cluster
+settings node.json names, calicc's version and its templates. Policies are not among them: they
+live in the cluster part only (policy.json, the shared iptables rules), so a policy change
+renders no node. index.json records each node's key (`node_inputs`); a rebuild re-renders only
+the nodes whose key changed (or whose files are missing) and keeps the others' files and
+digests as they are. A node joining therefore renders that node and the reflectors whose
+sessions changed, not the cluster.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ def shared_key(cluster: ClusterPlan) -> bytes:
         __version__,
         templates_digest(),
         cluster.spec.model_dump_json(exclude={"nodes"}),
-        repr(cluster.policies),
         repr(cluster.node_subnets),
         repr(sorted((rel, e.digest) for rel, e in cluster_entries(cluster).items())),
     ):

@@ -16,9 +16,9 @@ from calicc.compiler.model.spec import ClusterSpec
 from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.render import render_bird
 from calicc.compiler.toolcheck import bird_parse, check_with_tools
+from calicc.contract.names import BIRD_CONFIG
 from calicc.contract.text import cut
 
-BIRD_FILE = "bird/bird.conf"
 MARKER = re.compile(
     r"# --- bird_snippets\.(?P<part>top|filters|bottom)(?: of node (?P<node>\S+))? \(verbatim"
 )
@@ -81,7 +81,7 @@ def locate(source: Source, spec: ClusterSpec, node: str, text: str, error: str) 
         (part, owner), offset = blamed, None
         message = f"BIRD rejects bird.conf with this snippet (at bird.conf:{line}): {reason}"
     else:
-        message = f"BIRD rejects nodes/{node}/{BIRD_FILE}: {cut(error, 300)}"
+        message = f"BIRD rejects nodes/{node}/{BIRD_CONFIG}: {cut(error, 300)}"
         return Problem(str(source.path), None, None, "", message)
     loc = _snippet_loc(spec, part, owner)
     start, _ = source.position(loc)
@@ -106,7 +106,8 @@ def tool_problems(source: Source, plan: ClusterPlan, files: dict[str, str]) -> l
     """Run the stock tools over rendered files; a BIRD error is located in the cluster file."""
     lines = []
     for rel, error in check_with_tools(files):
-        node = rel.split("/")[1] if rel.endswith(BIRD_FILE) else None
+        parts = rel.split("/")
+        node = parts[1] if parts[0] == "nodes" and parts[-1] == BIRD_CONFIG else None
         if node is None:
             lines.append(f"{rel}: {error}")
             continue

@@ -133,12 +133,15 @@ spec:
 """
 
 
-def test_a_policy_change_rewrites_only_cluster_files(tmp_path: Path) -> None:
+def test_a_policy_change_renders_no_node_and_rewrites_only_cluster_files(
+    tmp_path: Path, rendered: list[str]
+) -> None:
     data = {**cluster(4), "policies": ["policies/*.yaml"]}
     (tmp_path / "policies").mkdir()
     policy = tmp_path / "policies" / "web.yaml"
     policy.write_text(POLICY.replace("PORT", "80"))
     build(load(tmp_path, data), tmp_path / "rendered")
+    rendered.clear()
     policy.write_text(POLICY.replace("PORT", "8080"))
     report = build(load(tmp_path, data), tmp_path / "rendered")
     assert set(report.written) == {
@@ -147,6 +150,7 @@ def test_a_policy_change_rewrites_only_cluster_files(tmp_path: Path) -> None:
         "index.json",
     }
     assert report.removed == []
+    assert rendered == []  # no node's inputs hold the policies
 
 
 def test_a_cluster_wide_setting_renders_every_node(tmp_path: Path, rendered: list[str]) -> None:
