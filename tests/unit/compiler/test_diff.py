@@ -13,12 +13,10 @@ from typer.testing import CliRunner
 
 from calicc.compiler.build import build, load_cluster
 from calicc.compiler.cli import app
-from calicc.compiler.diff import (
+from calicc.compiler.diff import compare_facts, diff_command, digests_only
+from calicc.compiler.diff_facts import (
     bird_peers,
     cluster_facts,
-    compare_facts,
-    diff_command,
-    digests_only,
     iptables_chains,
     node_facts,
     shared_facts,
