@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from calicc.contract.names import BIRD_CONFIG
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.support.bundles import (
@@ -131,8 +132,8 @@ def test_bird_started_then_left_alone_then_reconfigured(make_ns: MakeNs, tmp_pat
         assert [c[0] for c in writes(log)].count("bird") == 1
         assert apply(ns, IPIP, root, log).returncode == 0
         assert writes(log) == []
-        conf = (IPIP / "bird/bird.conf").read_text() + "# changed\n"
-        derive_bundle(IPIP, bundle, texts={"bird/bird.conf": conf})
+        conf = (IPIP / BIRD_CONFIG).read_text() + "# changed\n"
+        derive_bundle(IPIP, bundle, texts={BIRD_CONFIG: conf})
         assert apply(ns, bundle, root, log).returncode == 0
         assert [[c[0], c[-1]] for c in writes(log)] == [["birdc", "configure"]]
         status = ns_run(ns, [CALICC, "status", "--root", str(root)]).stdout

@@ -95,7 +95,9 @@ def test_foreign_state_byte_identical(make_ns: MakeNs, root: Path, tmp_path: Pat
     before = foreign_state(ns)
     ok(apply(ns, VXLAN, root, tmp_path / "log.json"))
     other = tmp_path / "other"
-    derive_bundle(VXLAN, other, iptables="", policy={"ipsets": []}, jump_rules=[], routes=[])
+    derive_bundle(
+        VXLAN, other, iptables="", policy={"ipsets": []}, settings={"jump_rules": []}, routes=[]
+    )
     ok(apply(ns, other, root, tmp_path / "log.json"))
     assert ns_run(ns, ["iptables-save"]).stdout.count("cali-") == 0
     assert "cali" not in ns_run(ns, ["ipset", "list", "-n"]).stdout

@@ -48,7 +48,8 @@ def pod_state(ns: str, root: Path, ifaces: list[str]) -> dict[str, Any]:
 
 
 def node_four(tree: Path) -> list[str]:
-    """Return node-4's line of the node table: name, address, tunnel address, MAC, blocks."""
+    """Return node-4's line of the node table: name, address, tunnel address, MAC, blocks,
+    interface, pod MTU."""
     line = next(
         ln for ln in (tree / "cluster/nodes.tsv").read_text().splitlines() if "node-4" in ln
     )
@@ -77,7 +78,7 @@ def test_a_joining_node_reaches_running_pods_untouched(make_ns: MakeNs, tmp_path
     ifaces = [host_veth_name(f"default.{p}") for p in pods]
     assert all(ns_ping(client, a) for a in addresses)
     before = pod_state(ns, root, ifaces)
-    _, address, tunnel, mac, blocks = node_four(grown)
+    _, address, tunnel, mac, blocks, *_ = node_four(grown)
     done = apply(ns, grown / "nodes" / NODE, root, log)
     assert done.returncode == 0, done.stderr
     routes = ns_run(ns, ["ip", "-4", "route", "show", "proto", "81"]).stdout
