@@ -201,3 +201,18 @@ def test_missing_node_table_fails_clearly_and_changes_nothing(
     assert "cannot read the node table" in result.stderr
     assert state(ns) == before
     assert link_json(ns, "vxlan.calico") is None
+
+
+def test_node_without_blocks_keeps_no_calicc_route(tmp_path: Path, make_ns: MakeNs) -> None:
+    """A node no pool gives a block (its row's blocks are -) still removes stale routes."""
+    _, cluster = compiled_in(tmp_path, with_(ipip_mode="Never", vxlan_mode="Never"))
+    table = cluster / "nodes.tsv"
+    rows = [line.split("\t") for line in table.read_text().splitlines()]
+    for row in rows:
+        if row[0] == "n1":
+            row[4] = "-"
+    table.write_text("".join("\t".join(row) + "\n" for row in rows))
+    ns = node_ns(make_ns, "noblocks", "10.0.0.1/24")
+    ns_run(ns, ["ip", "route", "add", "blackhole", "10.244.201.0/26", "proto", "81"])
+    run_routes(ns, cluster, "n1")
+    assert calicc_routes(ns) == set()
