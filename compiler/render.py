@@ -120,11 +120,17 @@ def render_cluster(cluster: ClusterPlan) -> dict[str, str]:
     return {**files, CLUSTER_INDEX: index_json(cluster, files)}
 
 
+BUILT_FROM: dict[str, Callable[[ClusterPlan], str]] = {CLUSTER_SETTINGS: settings_json}
+
+
 @lru_cache(maxsize=2)
 def cluster_entries(cluster: ClusterPlan) -> dict[str, FileEntry]:
-    """Return node.json's entries (digest, install path) of the cluster settings it names."""
-    shared = render_cluster(cluster)
-    return file_entries({rel: shared[rel] for rel in NODE_BUILT_FROM})
+    """Return node.json's entries (digest, install path) of the cluster settings it names.
+
+    Rendered on their own, not through render_cluster: nodes are rendered while the cluster
+    part is (compiler/write.py).
+    """
+    return file_entries({rel: BUILT_FROM[rel](cluster) for rel in NODE_BUILT_FROM})
 
 
 def render_node(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:

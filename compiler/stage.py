@@ -13,15 +13,19 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from calicc.compiler.emit import digest, file_digest, same_text, write_new
 from calicc.compiler.outdir import writing
 from calicc.compiler.plan import ClusterPlan
-from calicc.compiler.render import render_node
-from calicc.compiler.render_keys import render_key
+from calicc.compiler.render import cluster_entries, render_node
+from calicc.compiler.render_keys import render_key, shared_key
+from calicc.compiler.targets.shared import shared_plan
+
+T = TypeVar("T")
 
 PARALLEL_MIN_NODES = 200  # below this a fork costs more than it saves
 
@@ -108,6 +112,13 @@ def _slice(bounds: tuple[int, int]) -> list[NodeResult]:
     return [_node(_JOB, i) for i in range(*bounds)]
 
 
+def prepare_nodes(plan: ClusterPlan) -> None:
+    """Compute what every node's render reads from the cluster (cached), before a fork."""
+    shared_plan(plan)
+    cluster_entries(plan)
+    shared_key(plan)
+
+
 def can_fork() -> bool:
     """Return whether forking workers is safe: only from a process with one thread.
 
@@ -118,19 +129,27 @@ def can_fork() -> bool:
     return threading.active_count() == 1
 
 
-def stage_nodes(job: Job) -> list[NodeResult]:
-    """Render and stage every node of the plan, in plan order."""
+def stage_nodes(job: Job, meanwhile: Callable[[], T]) -> tuple[list[NodeResult], T]:
+    """Render and stage every node of the plan, in plan order; call `meanwhile` alongside.
+
+    With forked workers, `meanwhile` (the cluster part) runs in this process while they
+    render; else after the nodes. Returns the nodes' results and what `meanwhile` returned.
+    """
     _MADE.clear()
     count = len(job.plan.nodes)
     workers = min(os.cpu_count() or 1, 8)
     if workers < 2 or count < PARALLEL_MIN_NODES or not can_fork():  # noqa: PLR2004
-        return [_node(job, i) for i in range(count)]
+        results = [_node(job, i) for i in range(count)]
+        return results, meanwhile()
+    prepare_nodes(job.plan)  # computed once here, inherited by every worker
     global _JOB  # noqa: PLW0603 - inherited by the forked workers, never pickled
     _JOB = job
     step = -(-count // (workers * 4))
     pool = multiprocessing.get_context("fork").Pool(workers)
     try:
-        parts = pool.map(_slice, [(i, min(i + step, count)) for i in range(0, count, step)])
+        pending = pool.map_async(_slice, [(i, min(i + step, count)) for i in range(0, count, step)])
+        other = meanwhile()
+        parts = pending.get()
         pool.close()  # workers leave on their own, not by SIGTERM
     except BaseException:
         pool.terminate()
@@ -138,4 +157,4 @@ def stage_nodes(job: Job) -> list[NodeResult]:
     finally:
         pool.join()
         _JOB = None
-    return [result for part in parts for result in part]
+    return [result for part in parts for result in part], other

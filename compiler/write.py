@@ -76,9 +76,12 @@ def _swap_in(out: Path, staging: Path, report: EmitReport, fresh: bool) -> None:
 
 def _stage(job: Job, state: TreeState, index: IndexText) -> EmitReport:
     """Render and stage the cluster part, every node and the index; return what changes."""
-    shared = render_cluster(job.plan)
-    written = [rel for rel, text in sorted(shared.items()) if stage_file(job, rel, text)]
-    results = stage_nodes(job)
+
+    def cluster_part() -> tuple[dict[str, str], list[str]]:
+        shared = render_cluster(job.plan)
+        return shared, [rel for rel, text in sorted(shared.items()) if stage_file(job, rel, text)]
+
+    results, (shared, written) = stage_nodes(job, cluster_part)  # the two side by side
     digests = {r.name: r.digests for r in results}
     written += [rel for r in results for rel in r.changed]
     shared_digests = {rel: digest(text) for rel, text in sorted(shared.items())}
