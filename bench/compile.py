@@ -7,6 +7,10 @@ step is a `calicc build` process (as a user runs it):
   no-op     the same build again
   +1 node   a node added to the last rack: files rewritten, by kind
   -1 node   that node removed again: files rewritten and removed, by kind
+  render    `calicc build --check` of a fresh tree: everything but writing (for comparison)
+Each timed build starts after os.sync(), and every tree is removed only when the run ends: on
+this machine's ext4 (mounted with discard) removing a 70 MB tree slows file creation for
+many seconds afterwards, which would be charged to the next topology's full build.
 Printed: seconds and peak memory (the process's max RSS) of each step with its ratio to the
 aim (full 3 s, no-op 0.3 s, 100-node mesh 0.5 s, memory 1 GB), the tree's size (bytes of the
 files calicc wrote, and the file count) against the 100 MB aim, and which files a one-node
@@ -54,8 +58,8 @@ def cluster(nodes: int, kind: str) -> dict[str, Any]:
     return data
 
 
-def run(args: list[str], cwd: Path) -> tuple[float, float, str]:
-    """Run a command; return (seconds, peak RSS in MB, stdout)."""
+def run(args: list[str], cwd: Path, check: bool = True) -> tuple[float, float, str]:
+    """Run a command; return (seconds, peak RSS in MB, stdout); `check`: it must succeed."""
     start = time.perf_counter()
     proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -63,7 +67,7 @@ def run(args: list[str], cwd: Path) -> tuple[float, float, str]:
     _, status, usage = os.wait4(proc.pid, 0)  # this process's own peak memory
     proc.returncode = os.waitstatus_to_exitcode(status)
     took = time.perf_counter() - start
-    if proc.returncode != 0:
+    if check and proc.returncode != 0:
         raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}):\n{out}")
     return took, usage.ru_maxrss / 1024, out
 
@@ -98,34 +102,40 @@ def kinds_of(lines: list[str], node: str, reflectors: set[str]) -> dict[str, int
     return counts
 
 
-def scenario(nodes: int, kind: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="calicc-bench-") as tmp:
-        work = Path(tmp)
-        data = cluster(nodes, kind)
-        (work / "cluster.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-        full, full_rss, _ = build(work)
-        size, files = tree_size(work / "rendered")
-        noop, noop_rss, _ = build(work)
-        added = f"node-{nodes:05d}"
-        last = data["nodes"][-1]["address"].rsplit(".", 1)[0]
-        data["nodes"].append({"name": added, "address": f"{last}.{RACK + 3}/24"})
-        (work / "cluster.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-        plus, plus_rss, plus_lines = build(work)
-        data["nodes"].pop()
-        (work / "cluster.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
-        minus, minus_rss, minus_lines = build(work)
-        reflectors = {n["name"] for n in data["nodes"] if "route_reflector_cluster_id" in n}
-        return {
-            "full": full,
-            "noop": noop,
-            "plus": plus,
-            "minus": minus,
-            "rss": max(full_rss, noop_rss, plus_rss, minus_rss),
-            "size": size,
-            "files": files,
-            "plus_kinds": kinds_of(plus_lines, added, reflectors),
-            "minus_kinds": kinds_of(minus_lines, added, reflectors),
-        }
+def scenario(work: Path, nodes: int, kind: str) -> dict[str, Any]:
+    """Run the steps of one topology in `work` (kept until the whole run ends)."""
+    work.mkdir()
+    data = cluster(nodes, kind)
+    (work / "cluster.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    rendering, _, _ = run([CALICC, "build", "--check", "cluster.yaml"], work, check=False)
+    (work / "cluster.lock.yaml").unlink(missing_ok=True)
+    os.sync()  # the disk starts each timed build idle
+    full, full_rss, _ = build(work)
+    size, files = tree_size(work / "rendered")
+    noop, noop_rss, _ = build(work)
+    added = f"node-{nodes:05d}"
+    last = data["nodes"][-1]["address"].rsplit(".", 1)[0]
+    data["nodes"].append({"name": added, "address": f"{last}.{RACK + 3}/24"})
+    (work / "cluster.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    os.sync()
+    plus, plus_rss, plus_lines = build(work)
+    data["nodes"].pop()
+    (work / "cluster.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    os.sync()
+    minus, minus_rss, minus_lines = build(work)
+    reflectors = {n["name"] for n in data["nodes"] if "route_reflector_cluster_id" in n}
+    return {
+        "rendering": rendering,
+        "full": full,
+        "noop": noop,
+        "plus": plus,
+        "minus": minus,
+        "rss": max(full_rss, noop_rss, plus_rss, minus_rss),
+        "size": size,
+        "files": files,
+        "plus_kinds": kinds_of(plus_lines, added, reflectors),
+        "minus_kinds": kinds_of(minus_lines, added, reflectors),
+    }
 
 
 def floor() -> float:
@@ -142,20 +152,25 @@ def main() -> None:
     parser.add_argument("--kinds", default="rr,vxlan,mesh")
     options = parser.parse_args()
     print(f"`python3 -c pass`: {floor():.3f} s")
-    head = f"{'topology':<26}{'full s':>8}{'/aim':>6}{'no-op s':>9}{'/aim':>6}"
+    head = f"{'topology':<26}{'render s':>9}{'full s':>8}{'/aim':>6}{'no-op s':>9}{'/aim':>6}"
     print(head + f"{'+1 s':>7}{'-1 s':>7}{'RSS MB':>8}{'tree MB':>9}{'/aim':>6}{'files':>7}")
     changes = []
-    for kind in options.kinds.split(","):
-        sizes = [100] if kind == "mesh" else [int(s) for s in options.sizes.split(",")]
-        for size in sizes:
-            r = scenario(size, kind)
+    with tempfile.TemporaryDirectory(prefix="calicc-bench-") as tmp:  # removed at the end only
+        runs = [
+            (kind, size)
+            for kind in options.kinds.split(",")
+            for size in ([100] if kind == "mesh" else [int(s) for s in options.sizes.split(",")])
+        ]
+        for number, (kind, size) in enumerate(runs):
+            r = scenario(Path(tmp) / str(number), size, kind)
             aim = AIMS["mesh"] if kind == "mesh" else AIMS["full"]
             name = {"rr": "3 reflectors, IPIP CS", "vxlan": "VXLAN CrossSubnet"}.get(kind, "mesh")
             label = f"{size} {name}"
             mb = r["size"] / 1e6
             print(
-                f"{label:<26}{r['full']:>8.2f}{r['full'] / aim:>6.2f}{r['noop']:>9.3f}"
-                f"{r['noop'] / AIMS['no-op']:>6.2f}{r['plus']:>7.2f}{r['minus']:>7.2f}"
+                f"{label:<26}{r['rendering']:>9.2f}{r['full']:>8.2f}{r['full'] / aim:>6.2f}"
+                f"{r['noop']:>9.3f}{r['noop'] / AIMS['no-op']:>6.2f}"
+                f"{r['plus']:>7.2f}{r['minus']:>7.2f}"
                 f"{r['rss']:>8.0f}{mb:>9.1f}{mb / AIMS['tree_mb']:>6.2f}{r['files']:>7}"
             )
             changes.append(
