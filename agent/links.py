@@ -1,4 +1,10 @@
-"""Tunnel devices (tunl0, vxlan.calico): existence, kind, MTU, state and address."""
+"""Tunnel devices (tunl0, vxlan.calico): existence, kind, MTU, state and address.
+
+vxlan.calico sends through its parent: the node's interface when the cluster file names one,
+else the interface that holds the node address (as Felix chooses it, and as cluster/routes.sh
+does), so the agent and the stock script build the same device and neither recreates the
+other's.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +21,34 @@ from calicc.contract.manifest import Link
 IFF_UP = 1
 
 
-def _create(ipr: IPRoute, link: Link, parent: str | None) -> None:
+def parent_index(ipr: IPRoute, link: Link, parent: str | None) -> int | None:
+    """Return the index of the device a VXLAN link sends through (None: not a VXLAN link).
+
+    The named parent, else the interface holding the link's local address.
+    """
+    if link.kind != "vxlan":
+        return None
+    if parent is not None:
+        return need_index(ipr, parent, f"{link.name} as its parent")
+    if link.local is None:
+        return None
+    for msg in ipr.get_addr(family=socket.AF_INET):
+        if msg.get_attr("IFA_ADDRESS") == str(link.local):
+            return int(msg["index"])
+    raise AgentError(
+        f"no interface holds the node address {link.local}: cannot attach {link.name} "
+        "(name the node's interface in the cluster file, or check the address)"
+    )
+
+
+def _create(ipr: IPRoute, link: Link, parent: int | None) -> None:
     args: dict[str, Any] = {"ifname": link.name, "kind": link.kind}
     if link.kind == "vxlan":
         args.update(vxlan_id=link.vni, vxlan_port=link.port, vxlan_learning=0)
         if link.local is not None:
             args["vxlan_local"] = str(link.local)
         if parent is not None:
-            args["vxlan_link"] = need_index(ipr, parent, f"{link.name} as its parent")
+            args["vxlan_link"] = parent
         if link.mac:
             args["address"] = link.mac
     try:
@@ -36,23 +62,26 @@ def _create(ipr: IPRoute, link: Link, parent: str | None) -> None:
         raise AgentError(f"cannot create {link.name} ({link.kind}): {exc}") from exc
 
 
-def _vxlan_matches(msg: Any, link: Link) -> bool:
+def _vxlan_matches(msg: Any, link: Link, parent: int | None) -> bool:
     data = msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
     local = data.get_attr("IFLA_VXLAN_LOCAL")
     return bool(
         data.get_attr("IFLA_VXLAN_ID") == link.vni
         and data.get_attr("IFLA_VXLAN_PORT") == link.port
         and (link.local is None or local == str(link.local))
+        and (parent is None or data.get_attr("IFLA_VXLAN_LINK") == parent)
         and (not link.mac or str(msg.get_attr("IFLA_ADDRESS")).lower() == link.mac.lower())
     )
 
 
-def _check_existing(ipr: IPRoute, index: int, link: Link, allow_standin: bool) -> bool:
+def _check_existing(
+    ipr: IPRoute, index: int, link: Link, parent: int | None, allow_standin: bool
+) -> bool:
     """Return whether the device must be recreated; raise if it is of a foreign kind."""
     msg = ipr.get_links(index)[0]
     kind = link_kind(msg)
     if kind == link.kind:
-        return link.kind == "vxlan" and not _vxlan_matches(msg, link)
+        return link.kind == "vxlan" and not _vxlan_matches(msg, link, parent)
     if allow_standin and link.kind == "ipip":
         return False
     raise AgentError(
@@ -96,12 +125,13 @@ def ensure_link(
     """Make `link` exist with its kind, MTU, state up and address; return what changed."""
     changes: list[str] = []
     index = link_index(ipr, link.name)
-    if index is not None and _check_existing(ipr, index, link, allow_standin):
+    via = parent_index(ipr, link, parent)
+    if index is not None and _check_existing(ipr, index, link, via, allow_standin):
         call(f"delete mismatched {link.name}", ipr.link, "del", index=index)
         changes.append(f"{link.name}: recreated (parameters changed)")
         index = None
     if index is None:
-        _create(ipr, link, parent)
+        _create(ipr, link, via)
         changes.append(f"{link.name}: created")
         index = need_index(ipr, link.name, "the tunnel just created")
     msg = ipr.get_links(index)[0]
