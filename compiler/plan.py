@@ -17,7 +17,7 @@ from calicc.compiler.peering import (
     reflectors_of,
     sessions_for,
 )
-from calicc.compiler.policy.rules import CompiledPolicy
+from calicc.compiler.policy.rules import CompiledPolicy, api_warnings
 from calicc.compiler.pools import PoolPlan, link_mtu, node_pools, pod_mtu, resolve_pools
 from calicc.contract.nodes_table import host_networks
 
@@ -149,7 +149,9 @@ def build_plan(
         _node_plan(spec, pools, node, lock, reflectors=reflectors, peers=peers)
         for node in sorted(spec.nodes, key=lambda n: n.name)
     )
-    warning = mesh_warning(spec, pools)
+    warnings = [mesh_warning(spec, pools)]
+    if spec.kubernetes is None:
+        warnings += api_warnings(policies)
     return ClusterPlan(
         name=spec.name,
         spec=spec,
@@ -157,6 +159,6 @@ def build_plan(
         nodes=nodes,
         node_subnets=tuple(sorted({n.address.network for n in spec.nodes})),
         lock=lock,
-        warnings=(warning,) if warning else (),
+        warnings=tuple(w for w in warnings if w),
         policies=policies,
     )

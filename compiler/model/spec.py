@@ -15,7 +15,13 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from calicc.compiler.model.autodetect import autodetection_method
 from calicc.compiler.selector import SelectorError, parse_selector
-from calicc.contract.fields import Dns1123Label, Dns1123Subdomain, InterfaceName, Labels
+from calicc.contract.fields import (
+    Dns1123Label,
+    Dns1123Subdomain,
+    InterfaceName,
+    Labels,
+    NodePath,
+)
 from calicc.contract.manifest import SecretRef, Strict
 from calicc.contract.text import cut
 
@@ -119,6 +125,19 @@ class Bgp(Strict):
     )
 
 
+class KubernetesApi(Strict):
+    """How nodes reach the Kubernetes API (pod and namespace labels, named ports).
+
+    A path on each node, never a credential: the tree holds where the kubeconfig is, not
+    what it says.
+    """
+
+    kubeconfig: NodePath = Field(
+        description="the kubeconfig every node's CNI plugin and agent read, e.g. "
+        "/etc/cni/net.d/calicc-kubeconfig"
+    )
+
+
 class Node(Strict):
     """A Kubernetes node."""
 
@@ -188,6 +207,11 @@ class ClusterSpec(Strict):
     nodes: tuple[Node, ...] = Field(min_length=1, description="the cluster's nodes")
     policies: tuple[str, ...] = Field((), description="NetworkPolicy files, globs allowed")
     bird_snippets: BirdSnippets | None = Field(None, description="BIRD snippets of every node")
+    kubernetes: KubernetesApi | None = Field(
+        None,
+        description="the Kubernetes API: without it, pod and namespace labels come from the "
+        "runtime (runtimeConfig) and named ports match nothing",
+    )
     cni_version: Literal["1.0.0", "0.4.0", "0.3.1"] = Field(
         "1.0.0", description="cniVersion of the CNI conflist (0.3.1/0.4.0 for older runtimes)"
     )

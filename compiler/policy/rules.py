@@ -233,3 +233,25 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
 def compile_policies(loaded: tuple[LoadedPolicy, ...]) -> tuple[CompiledPolicy, ...]:
     """Compile every policy, sorted by namespace/name."""
     return tuple(sorted((compile_policy(p) for p in loaded), key=lambda c: c.key))
+
+
+def api_warnings(policies: tuple[CompiledPolicy, ...]) -> tuple[str, ...]:
+    """Return, per policy, what it needs a Kubernetes API for (the cluster file names none).
+
+    Named ports resolve only from the API (runtimes pass no container ports), so a rule on one
+    matches nothing; namespace selectors see only the namespace labels runtimes pass with
+    each pod (runtimeConfig.namespaceLabels), so a relabelled namespace goes unseen.
+    """
+    warnings = []
+    for policy in policies:
+        named = sorted({s.comment for s in policy.sets if s.type == "hash:ip,port"})
+        namespaces = any(s.selector and "namespaceSelector" in s.selector for s in policy.sets)
+        needs = [f"{', '.join(named)} (matches nothing without the API)"] if named else []
+        if namespaces:
+            needs.append("namespace selectors (only the namespace labels runtimes pass)")
+        if needs:
+            warnings.append(
+                f"{policy.origin}: policy {policy.key} uses {' and '.join(needs)}: name the "
+                "Kubernetes API in the cluster file (kubernetes: {kubeconfig: PATH})"
+            )
+    return tuple(warnings)

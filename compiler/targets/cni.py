@@ -11,14 +11,16 @@ own 10-calico.conflist (CALICO-FACTS 3.6).
 
 from __future__ import annotations
 
+from calicc.compiler.model.spec import KubernetesApi
 from calicc.compiler.plan import ClusterPlan
 from calicc.contract.names import BUNDLE_MANIFEST, STATE_DIR
 
 NETWORK_NAME = "k8s-pod-network"
 
 
-def calicc_plugin(mtu: int) -> dict[str, object]:
-    """Return the calicc plugin's configuration: MTU, state and bundle paths."""
+def calicc_plugin(mtu: int, kubernetes: KubernetesApi | None = None) -> dict[str, object]:
+    """Return the calicc plugin's configuration: MTU, state and bundle paths, the API."""
+    api = {} if kubernetes is None else {"kubernetes": {"kubeconfig": kubernetes.kubeconfig}}
     return {
         "type": "calicc",
         "mtu": mtu,
@@ -28,6 +30,7 @@ def calicc_plugin(mtu: int) -> dict[str, object]:
         # Runtimes without a Kubernetes API (the lab, plain containerd) pass pod and namespace
         # labels as runtimeConfig; a runtime passes only what a plugin declares here.
         "capabilities": {"labels": True, "namespaceLabels": True},
+        **api,
     }
 
 
@@ -37,7 +40,7 @@ def conflist(cluster: ClusterPlan, mtu: int) -> dict[str, object]:
         "name": NETWORK_NAME,
         "cniVersion": cluster.spec.cni_version,
         "plugins": [
-            calicc_plugin(mtu),
+            calicc_plugin(mtu, cluster.spec.kubernetes),
             {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}},
             {"type": "bandwidth", "capabilities": {"bandwidth": True}},
         ],
