@@ -19,7 +19,7 @@ from calicc.compiler.targets.cluster import (
     routes_script_view,
     settings_json,
 )
-from calicc.compiler.targets.cni import conflist
+from calicc.compiler.targets.cni import conflist, kubeconfig_text
 from calicc.compiler.targets.ipset import IPSETS_TEMPLATE, ipsets_view
 from calicc.compiler.targets.iptables import IPTABLES_TEMPLATE, iptables_view
 from calicc.compiler.targets.manifest import file_entries, manifest_text
@@ -30,6 +30,7 @@ from calicc.contract.names import (
     BIRD_CONFIG,
     CLUSTER_INDEX,
     CLUSTER_IPSETS,
+    CLUSTER_KUBECONFIG,
     CLUSTER_POLICY,
     CLUSTER_ROUTES,
     CLUSTER_SETTINGS,
@@ -117,6 +118,9 @@ def render_cluster(cluster: ClusterPlan) -> dict[str, str]:
     }
     for path, shared in shared_plan(cluster).files.items():
         files[path] = SHARED_RENDERERS[shared.role](cluster, shared)
+    kubeconfig = kubeconfig_text(cluster)
+    if kubeconfig is not None:
+        files[CLUSTER_KUBECONFIG] = kubeconfig
     return {**files, CLUSTER_INDEX: index_json(cluster, files)}
 
 

@@ -65,6 +65,7 @@ CLUSTER_ROUTES = f"{CLUSTER_DIR}/routes.sh"  # every node's routes script: route
 NODES_TABLE = f"{CLUSTER_DIR}/nodes.tsv"  # the node table
 CLUSTER_POLICY = f"{CLUSTER_DIR}/policy.json"  # policy bindings and ipsets
 CLUSTER_IPSETS = f"{CLUSTER_DIR}/ipsets.restore"
+CLUSTER_KUBECONFIG = f"{CLUSTER_DIR}/kubeconfig"  # cluster.yaml's kubernetes.server, as paths
 # The shared files of each role, one per kind of node: cluster/<dir>/<kind><suffix>.
 SHARED_DIRS = {
     IPTABLES_FILE: (f"{CLUSTER_DIR}/iptables", ".rules"),

@@ -125,17 +125,55 @@ class Bgp(Strict):
     )
 
 
+API_SERVER = re.compile(
+    r"https?://([A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"
+    r"(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*/?"
+)
+
+
 class KubernetesApi(Strict):
     """How nodes reach the Kubernetes API (pod and namespace labels, named ports).
 
-    A path on each node, never a credential: the tree holds where the kubeconfig is, not
-    what it says.
+    Either a kubeconfig on each node, or the server's URL with the paths of its CA and of a
+    token file on each node (calicc writes them into cluster/kubeconfig, a kubeconfig of
+    paths). Paths, never a credential: the tree holds where secrets are, not what they say.
     """
 
-    kubeconfig: NodePath = Field(
-        description="the kubeconfig every node's CNI plugin and agent read, e.g. "
-        "/etc/cni/net.d/calicc-kubeconfig"
+    kubeconfig: NodePath | None = Field(
+        None, description="a kubeconfig on every node, e.g. /etc/cni/net.d/calicc-kubeconfig"
     )
+    server: str | None = Field(
+        None, description="the API server's URL, e.g. https://10.0.0.1:6443 (with no kubeconfig)"
+    )
+    certificate_authority: NodePath | None = Field(
+        None, description="with server: the CA bundle on every node that signs the server's cert"
+    )
+    token_file: NodePath | None = Field(
+        None, description="with server: a file on every node holding the bearer token"
+    )
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: str | None) -> str | None:
+        if value is not None and not API_SERVER.fullmatch(value):
+            raise ValueError(
+                f"{cut(value)!r} is not an API server URL: use https://HOST[:PORT] (HOST a DNS "
+                "name, an IPv4 address or a [bracketed] IPv6 address)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> KubernetesApi:
+        if (self.kubeconfig is None) == (self.server is None):
+            raise ValueError(
+                "give either kubeconfig (a path on the nodes) or server (with "
+                "certificate_authority and token_file), not both or neither"
+            )
+        if self.kubeconfig is not None and (self.certificate_authority or self.token_file):
+            raise ValueError(
+                "certificate_authority and token_file go with server; a kubeconfig names its own"
+            )
+        return self
 
 
 class Node(Strict):

@@ -5,6 +5,8 @@
   the VXLAN routes from the node table);
 - cluster/iptables/, cluster/sysctl/, cluster/cni/: the iptables rules, kernel settings and CNI
   conflist of each kind of node (compiler/targets/shared.py);
+- cluster/kubeconfig: with kubernetes.server in the cluster file, a kubeconfig of paths
+  (compiler/targets/cni.py);
 - cluster/nodes.tsv: the node table (contract/nodes_table.py): every node's address, tunnel
   address, VTEP MAC and blocks; the other nodes' VXLAN routes derive from it;
 - cluster/policy.json: policy bindings and every ipset's definition (ClusterPolicy);

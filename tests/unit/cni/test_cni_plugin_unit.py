@@ -158,3 +158,21 @@ def test_api_errors_say_what_to_check(tmp_path: Path, api: str) -> None:
         pod_facts(kubeconfig(tmp_path, api, "wrong"), "shop", "api-0")
     assert "401" in info.value.msg
     assert "credentials" in info.value.msg
+
+
+def test_pod_facts_through_the_kubeconfig_calicc_writes(tmp_path: Path, api: str) -> None:
+    """cluster.yaml's kubernetes.server and token_file reach the API as the plugin reads them."""
+    from calicc.compiler.render import render_cluster
+    from calicc.contract.names import CLUSTER_KUBECONFIG
+    from tests.support.clusters import BASE, plan_of
+
+    token = tmp_path / "api-token"
+    token.write_text("s3cret\n")
+    (tmp_path / "c").mkdir()
+    settings = {"server": api, "token_file": str(token)}
+    plan = plan_of(tmp_path / "c", {**BASE, "kubernetes": settings})
+    path = tmp_path / "kubeconfig"
+    path.write_text(render_cluster(plan)[CLUSTER_KUBECONFIG])
+    facts = pod_facts(path, "shop", "api-0")
+    assert facts.labels == {"app": "api"}
+    assert "s3cret" not in path.read_text()  # the file holds the token's path, not the token

@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from calicc.compiler.build import compile_cluster
-from calicc.contract.names import CONFLIST
+from calicc.compiler.render import render_cluster
+from calicc.contract.names import CLUSTER_KUBECONFIG, CONFLIST, install_path
 from tests.support.clusters import BASE, load, node_file, plan_of, problems
 
 KUBECONFIG = "/etc/cni/net.d/calicc-kubeconfig"
@@ -101,3 +104,50 @@ def test_a_policy_without_named_ports_or_namespace_selectors_is_not_warned(
     tmp_path: Path,
 ) -> None:
     assert warnings_of(tmp_path, BASE, PLAIN) == ()
+
+
+SERVER = {
+    "server": "https://10.0.0.1:6443",
+    "certificate_authority": "/etc/kubernetes/pki/ca.crt",
+    "token_file": "/var/lib/calicc/api-token",
+}
+
+
+def test_a_server_ca_and_token_file_become_a_kubeconfig_of_paths(tmp_path: Path) -> None:
+    from calicc.agent.cni.kube import load_kubeconfig
+
+    plan = plan_of(tmp_path, {**BASE, "kubernetes": SERVER})
+    text = render_cluster(plan)[CLUSTER_KUBECONFIG]
+    (tmp_path / "kubeconfig").write_text(text)
+    cluster, user = load_kubeconfig(tmp_path / "kubeconfig")  # as the plugin and agent read it
+    assert cluster == {
+        "server": "https://10.0.0.1:6443",
+        "certificate-authority": "/etc/kubernetes/pki/ca.crt",
+    }
+    assert user == {"tokenFile": "/var/lib/calicc/api-token"}
+    plugin = calicc_plugin(node_file(plan, "n1", CONFLIST))
+    assert plugin["kubernetes"] == {"kubeconfig": "/" + install_path(CLUSTER_KUBECONFIG)}
+
+
+def test_a_kubeconfig_path_writes_no_cluster_kubeconfig(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, {**BASE, "kubernetes": {"kubeconfig": KUBECONFIG}})
+    assert CLUSTER_KUBECONFIG not in render_cluster(plan)
+
+
+@pytest.mark.parametrize(
+    ("api", "says"),
+    [
+        ({"kubeconfig": KUBECONFIG, **SERVER}, "either kubeconfig"),
+        ({}, "either kubeconfig"),
+        ({"kubeconfig": KUBECONFIG, "token_file": "/t"}, "go with server"),
+        ({"server": "ftp://10.0.0.1"}, "is not an API server URL"),
+        ({"server": "https://10.0.0.1:6443 --insecure"}, "is not an API server URL"),
+        ({"server": "https://api.example.com", "token_file": "t"}, "absolute path"),
+    ],
+)
+def test_bad_api_settings_are_refused_by_field(
+    tmp_path: Path, api: dict[str, str], says: str
+) -> None:
+    [message] = problems(tmp_path, {**BASE, "kubernetes": api})
+    assert "kubernetes" in message
+    assert says in message
