@@ -8,6 +8,8 @@ step is a `calicc build` process (as a user runs it):
   +1 node   a node added to the last rack: files rewritten, by kind
   -1 node   that node removed again: files rewritten and removed, by kind
   render    `calicc build --check` of a fresh tree: everything but writing (for comparison)
+  write     a plain Python loop writing the same files again (the disk's part, nothing
+            rendered): full is about render + write on this machine
 Each timed build starts after os.sync(), and every tree is removed only when the run ends: on
 this machine's ext4 (mounted with discard) removing a 70 MB tree slows file creation for
 many seconds afterwards, which would be charged to the next topology's full build.
@@ -85,6 +87,28 @@ def tree_size(rendered: Path) -> tuple[int, int]:
     return sum((rendered / p).stat().st_size for p in paths), len(paths) + 1
 
 
+def copy_time(rendered: Path, dest: Path) -> float:
+    """Return the seconds a plain loop takes to write the tree's files again under `dest`.
+
+    The baseline for the disk's part of a full build: the same directories, files and bytes,
+    created one by one (os.mkdir, os.open, os.write), with nothing rendered.
+    """
+    files = sorted(path for path in rendered.rglob("*") if path.is_file())
+    texts = [(path.relative_to(rendered), path.read_bytes()) for path in files]
+    os.sync()
+    start = time.perf_counter()
+    made = set()
+    for rel, data in texts:
+        parent = dest / rel.parent
+        if parent not in made:
+            parent.mkdir(parents=True, exist_ok=True)
+            made.add(parent)
+        fd = os.open(dest / rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data)
+        os.close(fd)
+    return time.perf_counter() - start
+
+
 def kinds_of(lines: list[str], node: str, reflectors: set[str]) -> dict[str, int]:
     """Count the changed/removed files of a build's output by whose they are."""
     counts = {"node": 0, "reflectors": 0, "others": 0, "cluster": 0}
@@ -112,6 +136,7 @@ def scenario(work: Path, nodes: int, kind: str) -> dict[str, Any]:
     os.sync()  # the disk starts each timed build idle
     full, full_rss, _ = build(work)
     size, files = tree_size(work / "rendered")
+    writing = copy_time(work / "rendered", work / "copy")
     noop, noop_rss, _ = build(work)
     added = f"node-{nodes:05d}"
     last = data["nodes"][-1]["address"].rsplit(".", 1)[0]
@@ -126,6 +151,7 @@ def scenario(work: Path, nodes: int, kind: str) -> dict[str, Any]:
     reflectors = {n["name"] for n in data["nodes"] if "route_reflector_cluster_id" in n}
     return {
         "rendering": rendering,
+        "writing": writing,
         "full": full,
         "noop": noop,
         "plus": plus,
@@ -152,7 +178,8 @@ def main() -> None:
     parser.add_argument("--kinds", default="rr,vxlan,mesh")
     options = parser.parse_args()
     print(f"`python3 -c pass`: {floor():.3f} s")
-    head = f"{'topology':<26}{'render s':>9}{'full s':>8}{'/aim':>6}{'no-op s':>9}{'/aim':>6}"
+    head = f"{'topology':<26}{'render s':>9}{'write s':>8}{'full s':>8}{'/aim':>6}"
+    head += f"{'no-op s':>9}{'/aim':>6}"
     print(head + f"{'+1 s':>7}{'-1 s':>7}{'RSS MB':>8}{'tree MB':>9}{'/aim':>6}{'files':>7}")
     changes = []
     with tempfile.TemporaryDirectory(prefix="calicc-bench-") as tmp:  # removed at the end only
@@ -168,7 +195,8 @@ def main() -> None:
             label = f"{size} {name}"
             mb = r["size"] / 1e6
             print(
-                f"{label:<26}{r['rendering']:>9.2f}{r['full']:>8.2f}{r['full'] / aim:>6.2f}"
+                f"{label:<26}{r['rendering']:>9.2f}{r['writing']:>8.2f}{r['full']:>8.2f}"
+                f"{r['full'] / aim:>6.2f}"
                 f"{r['noop']:>9.3f}{r['noop'] / AIMS['no-op']:>6.2f}"
                 f"{r['plus']:>7.2f}{r['minus']:>7.2f}"
                 f"{r['rss']:>8.0f}{mb:>9.1f}{mb / AIMS['tree_mb']:>6.2f}{r['files']:>7}"
