@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.compiler.targets.routes import tunnel_links
+from calicc.compiler.plan import ClusterPlan
 
 LOOSE_RP_FILTER = "2"
 
@@ -42,11 +41,7 @@ class Sysctl:
         return f"{'-' if self.device else ''}{self.key} = {self.value}"
 
 
-def tunnel_devices(cluster: ClusterPlan, node: NodePlan) -> tuple[str, ...]:
-    """Return the names of the node's tunnel devices, sorted (what its settings depend on)."""
-    return tuple(link.name for link in tunnel_links(cluster, node))
-
-
+@lru_cache(maxsize=16)
 def host_sysctls(devices: tuple[str, ...]) -> tuple[Sysctl, ...]:
     """Return the host-wide settings of a node with `devices`: forwarding, then per device."""
     settings = [
@@ -65,15 +60,9 @@ def host_sysctls(devices: tuple[str, ...]) -> tuple[Sysctl, ...]:
     return tuple(settings)
 
 
-@lru_cache(maxsize=16)
 def sysctl_values(devices: tuple[str, ...]) -> dict[str, str]:
     """Return the settings of a node with tunnel `devices` as node.json carries them."""
     return {s.key: s.value for s in host_sysctls(devices)}
-
-
-def sysctl_data(cluster: ClusterPlan, node: NodePlan) -> dict[str, str]:
-    """Return the node's settings as node.json carries them: {key: value}."""
-    return dict(sysctl_values(tunnel_devices(cluster, node)))
 
 
 def sysctl_view(cluster: ClusterPlan, devices: tuple[str, ...]) -> dict[str, object]:

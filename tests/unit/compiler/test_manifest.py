@@ -15,7 +15,7 @@ from calicc.compiler.targets.ipset import cluster_ipsets
 from calicc.compiler.targets.iptables import jump_rules, policy_bindings
 from calicc.compiler.targets.routes import dataplane
 from calicc.compiler.targets.shared import shared_plan
-from calicc.compiler.targets.sysctl import sysctl_data
+from calicc.compiler.targets.sysctl import sysctl_values
 from calicc.contract.manifest import ClusterIndex, NodeFile, NodeManifest, SecretRef
 from calicc.contract.names import (
     BIRD_CONFIG,
@@ -133,7 +133,7 @@ def test_assembled_manifest_carries_the_plan(tmp_path: Path) -> None:
     assert manifest.neighbors == plane.neighbors
     assert manifest.fdb == plane.fdb
     assert len(manifest.fdb) == 2
-    assert manifest.sysctls == sysctl_data(plan, node)
+    assert manifest.sysctls == sysctl_values(tuple(link.name for link in plane.links))
     assert manifest.route_protocol == 81
     assert not manifest.bird.enabled  # VXLAN only: no BGP session
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.render import render_node
 from calicc.compiler.targets.shared import shared_plan
-from calicc.compiler.targets.sysctl import sysctl_data
 from calicc.contract.names import SYSCTL_FILE
 from tests.support.clusters import node_file, plan_of, with_
+
+
+def node_sysctls(plan: ClusterPlan, node: str) -> dict[str, str]:
+    """Return the settings the node's node.json carries."""
+    sysctls: dict[str, str] = json.loads(render_node(plan, plan.node(node))["node.json"])["sysctls"]
+    return sysctls
 
 
 def _lines(text: str) -> list[str]:
@@ -16,11 +24,10 @@ def _lines(text: str) -> list[str]:
 
 def test_ipip_node_forwards_and_loosens_rp_filter_on_tunl0(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_())
-    node = plan.node("n1")
     text = node_file(plan, "n1", SYSCTL_FILE)
     assert shared_plan(plan).sources["n1"][SYSCTL_FILE] == "cluster/sysctl/ipip.conf"
     assert _lines(text) == ["net.ipv4.ip_forward = 1", "-net/ipv4/conf/tunl0/rp_filter = 2"]
-    assert sysctl_data(plan, node) == {
+    assert node_sysctls(plan, "n1") == {
         "net.ipv4.ip_forward": "1",
         "net/ipv4/conf/tunl0/rp_filter": "2",
     }
@@ -35,7 +42,7 @@ def test_vxlan_node_settings_name_vxlan_device(tmp_path: Path) -> None:
 
 def test_no_encapsulation_only_forwarding(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, with_(ipip_mode="Never"))
-    assert sysctl_data(plan, plan.node("n3")) == {"net.ipv4.ip_forward": "1"}
+    assert node_sysctls(plan, "n3") == {"net.ipv4.ip_forward": "1"}
     assert shared_plan(plan).sources["n3"][SYSCTL_FILE] == "cluster/sysctl/plain.conf"
     assert _lines(node_file(plan, "n3", SYSCTL_FILE)) == ["net.ipv4.ip_forward = 1"]
 
