@@ -23,6 +23,7 @@ from typing import Any
 from calicc.agent.cni.errors import POLICY_FAILURE, CniError
 from calicc.agent.cni.ipam import write_atomic
 from calicc.agent.cni.live_filter import FilterCache
+from calicc.agent.cni.naming import pod_ref
 from calicc.agent.cni.pod import PodFacts
 from calicc.agent.cni.request import Request
 from calicc.contract.endpoint import (
@@ -70,19 +71,24 @@ def _labels(value: Any, what: str) -> dict[str, str]:
 
 
 def pod_facts_for(req: Request) -> tuple[str, PodFacts]:
-    """Return the pod's namespace and facts, from the API server or the runtime config."""
-    namespace = req.args.get("K8S_POD_NAMESPACE") or "default"
+    """Return the pod's namespace and facts, from the API server or the runtime config.
+
+    Only a Kubernetes pod (agent/cni/naming.py) is looked up in the API; other runtimes' pods
+    live in namespace `default` with the labels of `runtimeConfig`.
+    """
+    pod = pod_ref(req.args, req.container_id)
     kube = req.conf.get("kubernetes")
-    if isinstance(kube, dict) and kube.get("kubeconfig") and req.args.get("K8S_POD_NAME"):
+    if isinstance(kube, dict) and kube.get("kubeconfig") and pod.in_api:
         # The API client (ssl, http.client, yaml) costs more to import than the rest of an ADD:
         # a netconf without a kubeconfig never loads it.
         from calicc.agent.cni.kube import pod_facts  # noqa: PLC0415
 
         path = req.root / str(kube["kubeconfig"]).lstrip("/")
-        return namespace, pod_facts(path, namespace, req.args["K8S_POD_NAME"])
+        return pod.namespace, pod_facts(path, pod.namespace, pod.name)
     runtime = req.conf.get("runtimeConfig") or {}
     labels = _labels(runtime.get("labels"), "labels")
-    return namespace, PodFacts(labels, _labels(runtime.get("namespaceLabels"), "namespaceLabels"))
+    namespace_labels = _labels(runtime.get("namespaceLabels"), "namespaceLabels")
+    return pod.namespace, PodFacts(labels, namespace_labels)
 
 
 def _run(args: Sequence[str], stdin: str | None = None) -> str:

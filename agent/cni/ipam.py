@@ -153,7 +153,11 @@ class IpamStore:
 
     def release(self, handle: str) -> list[IPv4Address]:
         """Release every address held by `handle`; an unknown handle is not an error."""
-        return [a.address for a in self._release_where(lambda a: a.handle == handle)]
+        return [a.address for a in self.release_held(handle)]
+
+    def release_held(self, handle: str) -> list[Allocation]:
+        """Release and return the allocations of `handle` (their attrs name the pod)."""
+        return self._release_where(lambda a: a.handle == handle)
 
     def gc(self, keep: set[tuple[str, str]], network: str = "") -> list[IPv4Address]:
         """Release every allocation whose (container id, ifname) is not in `keep`."""

@@ -7,11 +7,10 @@ the `calicc-ipam` executable runs `handle_ipam` for runtimes that delegate to it
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Address
 
 from calicc.agent.cni.errors import CHECK_FAILED, PLUGIN_NOT_AVAILABLE, CniError
 from calicc.agent.cni.ipam import Allocation, Claim, IpamStore
-from calicc.agent.cni.naming import pod_identity
+from calicc.agent.cni.naming import pod_ref
 from calicc.agent.cni.netconf import GC_KEYS
 from calicc.agent.cni.node import ipam_store, load_manifest
 from calicc.agent.cni.request import Request
@@ -38,11 +37,8 @@ def store_for(req: Request) -> IpamStore:
 
 def ipam_claim(req: Request) -> Claim:
     """Allocate (or return the existing) address of the request's handle, saying which."""
-    attrs = {
-        "identity": pod_identity(req.args, req.container_id),
-        "namespace": req.args.get("K8S_POD_NAMESPACE", ""),
-        "pod": req.args.get("K8S_POD_NAME", ""),
-    }
+    pod = pod_ref(req.args, req.container_id)
+    attrs = {"identity": pod.identity, "namespace": pod.namespace, "pod": pod.name}
     return store_for(req).claim(req.handle, req.container_id, req.ifname, attrs)
 
 
@@ -51,9 +47,9 @@ def ipam_add(req: Request) -> Allocation:
     return ipam_claim(req).allocation
 
 
-def ipam_del(req: Request) -> list[IPv4Address]:
-    """Release the request's handle (idempotent)."""
-    return store_for(req).release(req.handle)
+def ipam_del(req: Request) -> list[Allocation]:
+    """Release the request's handle (idempotent); return what it held."""
+    return store_for(req).release_held(req.handle)
 
 
 def gc_attachments(req: Request) -> set[tuple[str, str]]:

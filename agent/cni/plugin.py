@@ -19,7 +19,7 @@ from calicc.agent.cni.ipam_plugin import (
     ipam_status,
     store_for,
 )
-from calicc.agent.cni.naming import host_veth_name, pod_identity
+from calicc.agent.cni.naming import host_veth_name, pod_ref
 from calicc.agent.cni.netconf import check_prev_result
 from calicc.agent.cni.netns import require_netns
 from calicc.agent.cni.node import load_manifest
@@ -50,7 +50,7 @@ def pod_mtu(req: Request, manifest: NodeFacts) -> int:
 
 def host_name(req: Request) -> str:
     """Return the host veth name of the request's pod."""
-    return host_veth_name(pod_identity(req.args, req.container_id))
+    return host_veth_name(pod_ref(req.args, req.container_id).identity)
 
 
 def host_of(alloc: Allocation) -> str:
@@ -98,20 +98,33 @@ def cmd_add(req: Request) -> str:
 
 
 def cmd_del(req: Request) -> str:
-    """Release the address, remove policy and the interface; every step runs, errors last."""
+    """Release the address, remove policy and the interface; every step runs, errors last.
+
+    The host veth is the one ADD named from the pod's recorded identity. A DEL without a
+    network namespace (containerd's ctr passes none) removes the host end by that name, unless
+    another live allocation names the same veth.
+    """
     ipreq = ipam_request(req)
     failure: CniError | None = None
-    released = []
+    released: list[Allocation] = []
     try:
         released = ipam_del(ipreq)
     except CniError as exc:
         failure = exc
+    host = host_of(released[0]) if released else host_name(req)
+    addresses = [a.address for a in released]
     try:
         manifest = load_manifest(req.bundle)
-        endpoint_policy.detach(req.state_dir, manifest, host_name(req), released)
+        endpoint_policy.detach(req.state_dir, manifest, host, addresses)
     except CniError as exc:
         failure = failure or exc
     del_veth(req.netns, req.ifname)
+    if not req.netns and released:
+        try:
+            live = {host_of(a) for a in store_for(ipreq).allocations()}
+            remove_host_ends([(host, a) for a in addresses], live)
+        except CniError as exc:
+            failure = failure or exc
     if failure is not None:
         raise failure
     return ""

@@ -9,8 +9,9 @@ because calicc turns these values into IPAM handles, endpoint records and API pa
   (utils.ValidateInterfaceName); ADD, DEL and CHECK need it.
 * CNI_NETNS: an absolute path (ADD needs it).
 * CNI_ARGS: at most 4096 characters of `KEY=VALUE` items separated by ';'; K8S_POD_NAMESPACE is
-  a DNS-1123 label, K8S_POD_NAME a DNS-1123 subdomain, K8S_POD_INFRA_CONTAINER_ID and
-  K8S_POD_UID container-id-like.
+  a DNS-1123 label, K8S_POD_NAME a DNS-1123 subdomain beside it, and alone (podman passes the
+  container name, agent/cni/naming.py) a container name (the container id rule, 253 at most);
+  K8S_POD_INFRA_CONTAINER_ID and K8S_POD_UID container-id-like.
 * No value holds a control character.
 
 A missing or bad variable is error 4 (INVALID_ENV) naming it. Stdin larger than thin.MAX_STDIN,
@@ -122,9 +123,15 @@ def check_env(env: Mapping[str, str], command: str) -> None:
 
 
 def _check_k8s_args(pairs: Mapping[str, str]) -> None:
+    pod_name = (
+        ("K8S_POD_NAME", DNS1123_SUBDOMAIN, 253, "a DNS-1123 subdomain (a-z, 0-9, '-', '.')")
+        if pairs.get("K8S_POD_NAMESPACE")
+        else ("K8S_POD_NAME", CONTAINER_ID, 253, "a container name that matches "
+              "^[a-zA-Z0-9][a-zA-Z0-9_.-]*$, at most 253 characters")
+    )  # fmt: skip
     rules = (
         ("K8S_POD_NAMESPACE", DNS1123_LABEL, 63, "a DNS-1123 label (a-z, 0-9, '-'; 63 at most)"),
-        ("K8S_POD_NAME", DNS1123_SUBDOMAIN, 253, "a DNS-1123 subdomain (a-z, 0-9, '-', '.')"),
+        pod_name,
         ("K8S_POD_INFRA_CONTAINER_ID", CONTAINER_ID, MAX_ID, f"a container id that {ID_RULE}"),
         ("K8S_POD_UID", CONTAINER_ID, MAX_ID, f"a uid that {ID_RULE}"),
     )
