@@ -171,7 +171,7 @@ class Reconciler:
         self.memo = load_memo(self.memo_path)
         self.stale_sets: list[str] = []
         self.watch = make_watch()
-        self.endpoints: tuple[tuple[Fingerprint, str], Endpoints] | None = None
+        self.endpoints: tuple[tuple[Fingerprint, str, object], Endpoints] | None = None
         self.remote = Remote(kubeconfig=options.kubeconfig)
 
     def parts(self, ipr: IPRouteT) -> list[tuple[str, Callable[[Bundle], list[str]]]]:
@@ -240,9 +240,10 @@ class Reconciler:
     def live_endpoints(self, bundle: Bundle) -> Endpoints:
         """Return the live endpoints, loaded again only when a record or the bundle changed."""
         directory = self.endpoint_dir(bundle)
-        key = (fingerprint(directory), bundle.digest)
+        key = (fingerprint(directory), bundle.digest, self.remote.facts_key)
         if self.endpoints is None or self.endpoints[0] != key:
-            self.endpoints = (key, load_endpoints(directory, bundle.manifest))
+            live = load_endpoints(directory, bundle.manifest, self.remote.current)
+            self.endpoints = (key, live)
         return self.endpoints[1]
 
     def remote_endpoints(self, bundle: Bundle) -> list[str]:
@@ -283,7 +284,8 @@ class Reconciler:
         endpoint records are unchanged since iptables last matched (agent/drift.py).
         """
         generation = nft_generation() if self.watch.enabled else None
-        key = (generation, bundle.digest, fingerprint(self.endpoint_dir(bundle)))
+        records = fingerprint(self.endpoint_dir(bundle))
+        key = (generation, bundle.digest, records, self.remote.facts_key)
         if self.watch.unchanged(key):
             return []
         self.watch.settled(None)

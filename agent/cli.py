@@ -200,7 +200,7 @@ def agent_cmd(
         node=node,
     )
     loop = make_loop(bundle, interval, options, metrics_file, full_read_every)
-    handle_signals(loop.stop)
+    handle_signals(loop.request_stop)
     server = serve(loop.metrics, metrics_port) if metrics_port is not None else None
     cni = CniServer(root) if cni_socket else None
     if cni is not None:

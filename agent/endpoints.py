@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,9 +98,17 @@ def runtime_members(
     return {name: frozenset(found) for name, found in members.items()}
 
 
-def load_endpoints(directory: Path, manifest: NodeManifest) -> Endpoints:
-    """Return the live endpoints recorded under `directory` (none when it does not exist)."""
-    records = load_records(directory)
+def load_endpoints(
+    directory: Path,
+    manifest: NodeManifest,
+    current: Callable[[EndpointRecord], EndpointRecord] = lambda r: r,
+) -> Endpoints:
+    """Return the live endpoints recorded under `directory` (none when it does not exist).
+
+    `current` gives each record its pod's current facts (agent/remote.py: the API's labels),
+    from which its chains and set memberships are derived.
+    """
+    records = [current(r) for r in load_records(directory)]
     return Endpoints(
         rules=tuple(rules_for(r, manifest) for r in records),
         members=runtime_members(records, manifest),

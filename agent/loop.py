@@ -1,7 +1,11 @@
 """`calicc agent`: the reconcile loop.
 
 Repairs drift each interval, picks up new bundles, serves the CNI socket and metrics, and ends
-cleanly on SIGTERM or SIGINT. Every interval loads the bundle again (so a bundle changed on disk
+cleanly on SIGTERM or SIGINT. With a Kubernetes API it watches pods and namespaces
+(agent/kube_watch.py) and every event wakes the loop at once, so a relabelled pod or namespace
+gets its chains and set memberships moments after the event, not at the next interval.
+
+Every interval loads the bundle again (so a bundle changed on disk
 is applied) and runs one reconcile with the same Reconciler, whose drift watch makes the no-op
 case run no command (agent/drift.py). Each change is logged on its own line: "applied: ..." for
 a new bundle, "repaired drift: ..." otherwise, naming the part and what was done (e.g.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +47,13 @@ class Loop:
     metrics: Metrics
     metrics_file: Path | None = None
     stop: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
     applied: str | None = None
+
+    def request_stop(self) -> None:
+        """End the loop after the current reconcile (safe from a signal handler)."""
+        self.stop.set()
+        self.wake.set()
 
     def once(self) -> None:
         """Run one reconcile (loading the bundle again, so a new one is picked up)."""
@@ -110,17 +121,21 @@ class Loop:
         self.metrics.ipam = {b: (u, s) for b, u, s in block_use(blocks, allocs)}
 
     def run(self) -> None:
-        """Reconcile every interval until stopped."""
-        while not self.stop.is_set():
-            self.once()
-            self.stop.wait(self.interval)
+        """Reconcile every interval, and at once after an API event, until stopped."""
+        try:
+            while not self.stop.is_set():
+                self.once()
+                self.wake.wait(self.interval)
+                self.wake.clear()  # events during the wait are in the next reconcile's read
+        finally:
+            self.reconciler.remote.stop()
         log.info("stopped")
 
 
-def handle_signals(stop: threading.Event) -> None:
+def handle_signals(stop: Callable[[], None]) -> None:
     """Make SIGTERM and SIGINT end the loop after the current reconcile."""
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda *_: stop())
 
 
 def make_loop(
@@ -131,7 +146,9 @@ def make_loop(
     full_read_every: int = FULL_EVERY,
 ) -> Loop:
     """Return a loop with a fresh reconciler (reading iptables in full every N intervals)."""
-    stop = threading.Event()
     reconciler = Reconciler(options)
     reconciler.watch.full_every = full_read_every
-    return Loop(bundle_dir, interval, reconciler, Metrics(), metrics_file, stop)
+    loop = Loop(bundle_dir, interval, reconciler, Metrics(), metrics_file)
+    reconciler.remote.watch = True
+    reconciler.remote.on_change = loop.wake.set
+    return loop

@@ -10,9 +10,11 @@ united with the cluster's other pods from one source:
 - otherwise the peer endpoint records under `<state_dir>/peers/` (agent/peers.py documents the
   layout and how to distribute them).
 
-With the API, the node's own pods that the API already lists are taken from the API too (so a
-relabelled pod or namespace moves between sets without a new ADD); a CNI record counts only
-until the API lists its pod.
+With the API, the node's own pods that the API already lists are taken from the API too: their
+current labels and namespace labels decide both their set memberships and which policy chains
+their endpoints jump to (`current`), so a relabelled pod or namespace moves between sets and
+policies without a new ADD; a CNI record's labels count only until the API lists its pod. The
+running agent watches the API (agent/kube_watch.py, `watch=True`) and is woken by each event.
 
 The source is read in its own reconcile part ("remote") before the ipsets. When it fails, the
 error is reported and the last members read stay in force; an agent that never read the source
@@ -23,10 +25,11 @@ an API outage nor an agent restart drops remote pods from the sets.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from calicc.agent.cni.endpoint_policy import EndpointRecord
 from calicc.agent.endpoints import Endpoints, runtime_members
 from calicc.agent.files import under
 from calicc.agent.kube_endpoints import KubeSource
@@ -58,6 +61,8 @@ class Remote:
     """The other nodes' endpoints: the source in use and the last members it gave."""
 
     kubeconfig: Path | None = None  # explicit (--kubeconfig), used as given
+    watch: bool = False  # list once, then watch (the running agent); else list every refresh
+    on_change: Callable[[], None] = lambda: None  # called by the watch at every API event
     kube: KubeSource | None = None
     peers_key: tuple[PeersFingerprint, str] | None = None
     members: dict[str, frozenset[str]] | None = None  # None: not read successfully yet
@@ -78,7 +83,9 @@ class Remote:
         path = self.kubeconfig or conf
         if path is not None:
             if self.kube is None or self.kube.kubeconfig != path:
-                self.kube = KubeSource(path)
+                if self.kube is not None:
+                    self.kube.stop()
+                self.kube = KubeSource(path, self.watch, self.on_change)
             self.members = dict(self.kube.refresh(manifest, digest))
             self.known = self.kube.addresses
             return
@@ -87,6 +94,37 @@ class Remote:
         if self.members is None or key != self.peers_key:
             self.members = peer_members(state_dir, manifest)
             self.peers_key = key
+
+    @property
+    def facts_key(self) -> object:
+        """Return what `current` answers from: it changes whenever a pod's facts may have."""
+        return self.kube.key[:2] if self.known is not None and self.kube and self.kube.key else None
+
+    def current(self, record: EndpointRecord) -> EndpointRecord:
+        """Return `record` with its pod's current labels and namespace labels from the API.
+
+        A pod the API does not list (yet), or any pod without an API, keeps its ADD facts.
+        """
+        if self.known is None or self.kube is None:
+            return record
+        pod = self.kube.by_address.get(record.address)
+        if pod is None:
+            return record
+        spaces = self.kube.namespaces.get(pod.namespace, {})
+        if (pod.namespace, pod.labels, spaces) == (
+            record.namespace,
+            record.labels,
+            record.namespace_labels,
+        ):
+            return record
+        return replace(
+            record, namespace=pod.namespace, labels=dict(pod.labels), namespace_labels=spaces
+        )
+
+    def stop(self) -> None:
+        """Stop watching the API, if watching."""
+        if self.kube is not None:
+            self.kube.stop()
 
     def local_members(self, live: Endpoints, manifest: NodeManifest) -> Members:
         """Return the node's own endpoints' members, with the API's facts where it has them.

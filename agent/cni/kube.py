@@ -7,14 +7,17 @@ insecure-skip-tls-verify, and a token, tokenFile or client certificate[-data]/ke
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import ssl
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -106,15 +109,22 @@ def _token(user: dict[str, Any]) -> str | None:
     return None
 
 
-def api_get(kubeconfig: Path, api_path: str) -> dict[str, Any]:
-    """GET `api_path` from the API server of `kubeconfig` and return the decoded object."""
+def _prepared(kubeconfig: Path, api_path: str) -> tuple[str, dict[str, str], ssl.SSLContext | None]:
+    """Return the URL of `api_path`, the request headers and the TLS context (https only)."""
     cluster, user = load_kubeconfig(kubeconfig)
     server = str(cluster.get("server", "")).rstrip("/")
-    request = urllib.request.Request(server + api_path, headers={"Accept": "application/json"})
+    headers = {"Accept": "application/json"}
     token = _token(user)
     if token:
-        request.add_header("Authorization", f"Bearer {token}")
+        headers["Authorization"] = f"Bearer {token}"
     context = ssl_context(cluster, user) if server.startswith("https:") else None
+    return server + api_path, headers, context
+
+
+def api_get(kubeconfig: Path, api_path: str) -> dict[str, Any]:
+    """GET `api_path` from the API server of `kubeconfig` and return the decoded object."""
+    url, headers, context = _prepared(kubeconfig, api_path)
+    request = urllib.request.Request(url, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as answer:
             body: dict[str, Any] = json.loads(answer.read())
@@ -124,9 +134,36 @@ def api_get(kubeconfig: Path, api_path: str) -> dict[str, Any]:
             exc.close()  # its response holds the connection
         raise CniError(
             KUBERNETES_FAILURE,
-            f"GET {server}{api_path} failed ({exc}); check the API server and the "
-            f"credentials in {kubeconfig}",
+            f"GET {url} failed ({exc}); check the API server and the credentials in {kubeconfig}",
         ) from exc
+
+
+def open_stream(
+    kubeconfig: Path, api_path: str, timeout: float
+) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    """Start a long GET (a watch) and return the connection and its response, status 200.
+
+    The caller reads the response line by line and closes the connection; shutting its socket
+    down from another thread ends a blocked read. `timeout` bounds each socket read.
+    """
+    url, headers, context = _prepared(kubeconfig, api_path)
+    parts = urllib.parse.urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(parts.netloc, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.netloc, timeout=timeout)
+    try:
+        conn.request("GET", target, headers=headers)
+        response = conn.getresponse()
+    except (OSError, http.client.HTTPException) as exc:
+        conn.close()
+        raise CniError(KUBERNETES_FAILURE, f"GET {url} failed ({exc})") from exc
+    if response.status != HTTPStatus.OK:
+        conn.close()
+        raise CniError(KUBERNETES_FAILURE, f"GET {url} answered {response.status}")
+    return conn, response
 
 
 def pod_facts(kubeconfig: Path, namespace: str, pod: str) -> PodFacts:

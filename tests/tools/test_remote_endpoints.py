@@ -2,9 +2,9 @@
 
 Kubernetes source: two node namespaces on one "lan" namespace (a bridge), each running
 `calicc agent --kubeconfig` against a stub API server that listens on the lan namespace's own
-bridge address (nothing outside the test's namespaces). The API lists pods of both nodes; node
-A's selector set must hold node B's pod, lose it at the next interval once the pod is deleted
-from the API, and keep its members while the API fails.
+bridge address (nothing outside the test's namespaces; tests/support/kubeapi.py). The API lists
+pods of both nodes; node A's selector set must hold node B's pod, lose it once the pod is deleted
+from the API (a watch event), and keep its members while the API fails.
 
 Peer-record source: node B's endpoint records, written by the real CNI plugin through cnitool,
 copied to node A's <state_dir>/peers/node-2/endpoints/, fill node A's set at `calicc apply`.
@@ -13,7 +13,6 @@ copied to node A's <state_dir>/peers/node-2/endpoints/, fill node A's set at `ca
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -29,6 +28,7 @@ from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
 from tests.support.bundles import MakeNs, apply, rendered, stop_bird
 from tests.support.cni import cni, cnitool
+from tests.support.kubeapi import KubeApi
 from tests.support.poll import wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
@@ -39,30 +39,6 @@ PORT = 6443
 TOKEN = "s3cret"
 API_SET = "cali40s:Y0wk1bBX7T49x15BqTQ05r8"  # namespace shop, app=api
 PORT_SET = "cali40n:pfSn7gpvTdXhnz9puJpFlfW"  # named port http/TCP
-SERVER = """
-import json, sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-data = Path(sys.argv[1])
-class Api(BaseHTTPRequestHandler):
-    def do_GET(self):
-        with open(data / "requests.log", "a") as log:
-            log.write(self.path + "\\n")
-        if self.headers.get("Authorization") != "Bearer " + sys.argv[4]:
-            self.send_response(401); self.end_headers(); return
-        path = data / (self.path.split("?")[0].rsplit("/", 1)[-1] + ".json")
-        body = path.read_bytes() if path.exists() else None
-        if body is None:
-            self.send_response(503); self.end_headers(); return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *args):
-        pass
-ThreadingHTTPServer((sys.argv[2], int(sys.argv[3])), Api).serve_forever()
-"""
 
 
 def pod(node: str, name: str, ip: str, labels: dict[str, str], port: int = 0) -> dict[str, Any]:
@@ -79,13 +55,6 @@ PODS = [
     pod("node-2", "api-1", "10.244.0.130", {"app": "api"}),  # node-2's block
     pod("node-2", "web-0", "10.250.0.140", {"app": "web"}, port=8080),
 ]
-
-
-def publish(data: Path, name: str, items: list[dict[str, Any]], version: int) -> None:
-    """Replace what the stub API answers for `name` (pods or namespaces), atomically."""
-    body = {"metadata": {"resourceVersion": str(version)}, "items": items}
-    (data / f".{name}").write_text(json.dumps(body))
-    os.replace(data / f".{name}", data / f"{name}.json")
 
 
 def kubeconfig(path: Path) -> Path:
@@ -118,7 +87,7 @@ class Cluster:
     """The lan, two nodes with their roots, the stub API's data directory and the processes."""
 
     nodes: dict[str, tuple[str, Path]]
-    data: Path
+    lan: str
     procs: list[subprocess.Popen[str]]
 
 
@@ -141,13 +110,10 @@ def cluster(make_ns: MakeNs, tmp_path: Path) -> Iterator[Cluster]:
     ns_run(lan, ["ip", "link", "add", "br0", "type", "bridge"])
     ns_run(lan, ["ip", "addr", "add", f"{LAN}/24", "dev", "br0"])
     ns_run(lan, ["ip", "link", "set", "br0", "up"])
-    data = tmp_path / "api"
-    data.mkdir()
     nodes = {n: (node_on_lan(make_ns, lan, n, i), tmp_path / n) for i, n in enumerate(NODES)}
     procs: list[subprocess.Popen[str]] = []
     try:
-        start(procs, lan, sys.executable, "-c", SERVER, str(data), LAN, str(PORT), TOKEN)
-        yield Cluster(nodes, data, procs)
+        yield Cluster(nodes, lan, procs)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -176,32 +142,47 @@ def members(ns: str, name: str) -> set[str]:
 def test_agents_fill_selector_sets_from_the_kubernetes_api(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    publish(cluster.data, "pods", PODS, 1)
-    publish(cluster.data, "namespaces", [{"metadata": {"name": "shop"}}], 1)
-    config = kubeconfig(tmp_path / "kubeconfig")
-    for name, (ns, root) in cluster.nodes.items():
-        args = ["agent", "--bundle", str(rendered("policies-demo", name)), "--root", str(root)]
-        extra = ["--interval", "0.3", "--allow-tunnel-standin", "--no-cni-socket"]
-        metrics = ["--metrics-file", str(root / "metrics.prom"), "--kubeconfig", str(config)]
-        start(cluster.procs, ns, CALICC, *args, *extra, *metrics)
-    (a, root_a), (b, _) = cluster.nodes["node-1"], cluster.nodes["node-2"]
-    both = {"10.244.0.5", "10.244.0.130"}
-    wait_for(lambda: members(a, API_SET) == both, "node-1's set holding node-2's api pod")
-    wait_for(lambda: members(b, API_SET) == both, "node-2's set holding node-1's api pod")
-    assert members(a, PORT_SET) == {"10.250.0.140,tcp:8080"}
-    publish(cluster.data, "pods", [p for p in PODS if p["metadata"]["name"] != "api-1"], 2)
-    wait_for(lambda: members(a, API_SET) == {"10.244.0.5"}, "api-1 gone from node-1's set")
-    (cluster.data / "pods.json").unlink()  # the API fails from now on
-    failed = errors(root_a / "metrics.prom")
-    wait_for(lambda: errors(root_a / "metrics.prom") >= failed + 3, "three failed reads")
-    assert members(a, API_SET) == {"10.244.0.5"}, "an API outage empties no set"
-    asked = (cluster.data / "requests.log").read_text().split()
-    assert all("resourceVersion=0" in line for line in asked), "lists come from the watch cache"
-    for proc in cluster.procs[1:]:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=15)
-        assert proc.returncode == 0, out
-        assert "error: remote: Kubernetes API: GET http://" in out
+    """The agents list, then watch, the stub API (tests/support/kubeapi.py) on the lan."""
+    api = KubeApi(token=TOKEN)
+    api.put_namespace("shop")
+    for item in PODS:
+        meta, status = item["metadata"], item["status"]
+        ports = [
+            (p["name"], p["containerPort"], "TCP") for p in item["spec"]["containers"][0]["ports"]
+        ]
+        api.put_pod(
+            "shop", meta["name"], meta["labels"], status["podIP"], item["spec"]["nodeName"], ports
+        )
+    api.start(cluster.lan, LAN, PORT)
+    try:
+        config = kubeconfig(tmp_path / "kubeconfig")
+        for name, (ns, root) in cluster.nodes.items():
+            args = ["agent", "--bundle", str(rendered("policies-demo", name)), "--root", str(root)]
+            extra = ["--interval", "0.3", "--allow-tunnel-standin", "--no-cni-socket"]
+            metrics = ["--metrics-file", str(root / "metrics.prom"), "--kubeconfig", str(config)]
+            start(cluster.procs, ns, CALICC, *args, *extra, *metrics)
+        (a, root_a), (b, _) = cluster.nodes["node-1"], cluster.nodes["node-2"]
+        both = {"10.244.0.5", "10.244.0.130"}
+        wait_for(lambda: members(a, API_SET) == both, "node-1's set holding node-2's api pod")
+        wait_for(lambda: members(b, API_SET) == both, "node-2's set holding node-1's api pod")
+        assert members(a, PORT_SET) == {"10.250.0.140,tcp:8080"}
+        api.delete_pod("shop", "api-1")
+        wait_for(lambda: members(a, API_SET) == {"10.244.0.5"}, "api-1 gone from node-1's set")
+        api.fail(503)  # the API fails from now on
+        failed = errors(root_a / "metrics.prom")
+        wait_for(lambda: errors(root_a / "metrics.prom") >= failed + 3, "three failed reads")
+        assert members(a, API_SET) == {"10.244.0.5"}, "an API outage empties no set"
+        lists = [r for r in api.requests if "watch=" not in r]
+        assert lists, "the agents list before they watch"
+        assert all("resourceVersion=0" in r for r in lists), "lists come from the watch cache"
+        assert any("watch=1" in r for r in api.requests), "the running agents watch"
+        for proc in cluster.procs:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=15)
+            assert proc.returncode == 0, out
+            assert "error: remote: Kubernetes API: GET http://" in out
+    finally:
+        api.stop()
 
 
 def test_peer_records_fill_selector_sets_without_kubernetes(
