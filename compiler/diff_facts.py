@@ -130,11 +130,18 @@ def settings_facts(text: str) -> Facts:
     }
 
 
+def _binding_key(binding: dict[str, str]) -> str:
+    """Return how the diff names a binding: namespace/name, or the tier and a CNP's name."""
+    if binding.get("namespace"):
+        return f"{binding['namespace']}/{binding['name']}"
+    return f"{binding.get('tier')} ClusterNetworkPolicy {binding['name']}"
+
+
 def policy_facts(text: str) -> Facts:
     """Return the policies of a policy.json."""
     return {
         "policies": {
-            f"{b['namespace']}/{b['name']}": "\0" + json.dumps(b, sort_keys=True)
+            _binding_key(b): "\0" + json.dumps(b, sort_keys=True)
             for b in json.loads(text).get("policies", [])
         }
     }

@@ -7,10 +7,17 @@ pydantic model (the agent) and the light reader (the CNI plugin, contract/node.p
 For a host interface `caliXXXXXXXXXXX` (15 characters at most) an endpoint owns:
 
 - `cali-tw-<iface>` (to the workload: ingress policy) and `cali-fw-<iface>` (from the workload:
-  egress policy). Each accepts established traffic, drops invalid, clears the accept/pass marks,
-  then jumps to every policy chain selecting the pod for that direction and returns as soon as
-  one set the accept mark. Selected by no policy for a direction: allow (set the accept mark).
-  Selected but nothing allowed it: drop (default deny).
+  egress policy). Each accepts established traffic, drops invalid, clears the accept/pass
+  marks, then evaluates the three tiers of policy selecting the pod for that direction:
+  1. Admin: the ClusterNetworkPolicy chains of tier Admin, by priority then name. A chain
+     accepts (accept mark: return at once), drops (Deny), or sets the pass mark (Pass): the
+     remaining Admin chains are skipped (each jump requires the pass mark clear).
+  2. NetworkPolicy: every NetworkPolicy chain; return as soon as one set the accept mark. If
+     any NetworkPolicy selects the pod for the direction, drop what none allowed (default
+     deny): the Baseline tier is never reached for that pod and direction.
+  3. Baseline (only when no NetworkPolicy selects the pod for the direction): the pass mark
+     is cleared, then the Baseline chains as the Admin ones; what none decided is allowed
+     (the accept mark is set).
 - one rule in each dispatch chain of iptables.rules: `-i <iface> -g cali-fw-<iface>` in
   cali-from-wl-dispatch and `-o <iface> -g cali-tw-<iface>` in cali-to-wl-dispatch, above the
   dispatch chain's final "Unknown interface" drop.
@@ -44,7 +51,17 @@ from calicc.contract.names import (
     VXLAN_PORT,
 )
 from calicc.contract.selectors import matches
-from calicc.contract.syntax import ACCEPT_MATCH, CLEAR_MARKS, SET_ACCEPT, comment, rule
+from calicc.contract.syntax import (
+    ACCEPT_MATCH,
+    CLEAR_MARKS,
+    CLEAR_PASS,
+    NOT_PASSED,
+    SET_ACCEPT,
+    comment,
+    rule,
+)
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # every namespace carries it (Kubernetes)
 
 
 class IpsetFacts(Protocol):
@@ -64,11 +81,23 @@ class IpsetFacts(Protocol):
 
 
 class BindingFacts(Protocol):
-    """What endpoint policy reads of a compiled NetworkPolicy (node.json's `policies`)."""
+    """What endpoint policy reads of a compiled policy (policy.json's `policies`)."""
 
     @property
-    def namespace(self) -> str:
-        """The policy's namespace (it selects pods of that namespace only)."""
+    def tier(self) -> str:
+        """Admin, NetworkPolicy or Baseline."""
+
+    @property
+    def priority(self) -> int | None:
+        """A ClusterNetworkPolicy's priority in its tier (lower first); None for the others."""
+
+    @property
+    def namespace(self) -> str | None:
+        """A NetworkPolicy's namespace (it selects pods of that namespace only)."""
+
+    @property
+    def namespace_selector(self) -> Mapping[str, object] | None:
+        """A ClusterNetworkPolicy's selector of the namespaces of the pods it applies to."""
 
     @property
     def name(self) -> str:
@@ -87,12 +116,19 @@ class BindingFacts(Protocol):
         """The chain enforcing its egress rules, if it has any."""
 
 
+Chains = tuple[tuple[str, str], ...]  # (chain, what comments call the policy)
+
+
 @dataclass(frozen=True)
 class PodPolicies:
-    """The policy chains of a pod, per direction, as (chain, namespace/name) pairs."""
+    """The policy chains of a pod, per direction and tier, in evaluation order."""
 
-    ingress: tuple[tuple[str, str], ...] = ()
-    egress: tuple[tuple[str, str], ...] = ()
+    ingress: Chains = ()
+    egress: Chains = ()
+    admin_ingress: Chains = ()
+    admin_egress: Chains = ()
+    baseline_ingress: Chains = ()
+    baseline_egress: Chains = ()
 
 
 @dataclass(frozen=True)
@@ -105,29 +141,66 @@ class EndpointRules:
     dispatch: tuple[str, str]
 
 
+def with_name_label(namespace: str, labels: Mapping[str, str]) -> dict[str, str]:
+    """Return a namespace's labels with the `kubernetes.io/metadata.name` label Kubernetes sets.
+
+    Examples:
+        >>> with_name_label("demo", {"team": "a"})
+        {'team': 'a', 'kubernetes.io/metadata.name': 'demo'}
+    """
+    return {**labels, NAMESPACE_NAME_LABEL: namespace}
+
+
+def _selects(
+    b: BindingFacts, namespace: str, pod_labels: Mapping[str, str], spaces: Mapping[str, str]
+) -> bool:
+    if b.tier == "NetworkPolicy":
+        in_scope = b.namespace == namespace
+    else:
+        in_scope = b.namespace_selector is not None and matches(b.namespace_selector, spaces)
+    return in_scope and matches(b.pod_selector, pod_labels)
+
+
+def _label(b: BindingFacts) -> str:
+    if b.tier == "NetworkPolicy":
+        return f"{b.namespace}/{b.name}"
+    return f"{b.tier} ClusterNetworkPolicy {b.name} (priority {b.priority})"
+
+
 def policies_for_pod(
     bindings: Iterable[BindingFacts],
     namespace: str,
     pod_labels: Mapping[str, str],
     namespace_labels: Mapping[str, str] | None = None,
 ) -> PodPolicies:
-    """Return the policy chains that apply to a pod, sorted by policy namespace/name.
+    """Return the policy chains that apply to a pod, per tier and direction, in order.
 
-    A NetworkPolicy selects pods of its own namespace only, so `namespace_labels` does not
-    change the answer; it is accepted so that callers pass the same facts here as to
-    `selector_sets_for_pod`.
+    NetworkPolicies select pods of their own namespace and are sorted by namespace/name (their
+    order changes no verdict); ClusterNetworkPolicies select by `namespace_labels` (with the
+    namespace's `kubernetes.io/metadata.name`) and pod labels and are sorted by priority, then
+    name (upstream leaves equal priorities to the implementation).
     """
-    del namespace_labels
-    ingress: list[tuple[str, str]] = []
-    egress: list[tuple[str, str]] = []
-    for b in sorted(bindings, key=lambda b: (b.namespace, b.name)):
-        if b.namespace != namespace or not matches(b.pod_selector, pod_labels):
+    spaces = with_name_label(namespace, namespace_labels or {})
+    found: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    order = sorted(bindings, key=lambda b: (b.priority or 0, b.namespace or "", b.name))
+    for b in order:
+        if not _selects(b, namespace, pod_labels, spaces):
             continue
-        if b.ingress_chain is not None:
-            ingress.append((b.ingress_chain, f"{b.namespace}/{b.name}"))
-        if b.egress_chain is not None:
-            egress.append((b.egress_chain, f"{b.namespace}/{b.name}"))
-    return PodPolicies(tuple(ingress), tuple(egress))
+        for direction, chain in (("ingress", b.ingress_chain), ("egress", b.egress_chain)):
+            if chain is not None:
+                found.setdefault((b.tier, direction), []).append((chain, _label(b)))
+
+    def of(tier: str, direction: str) -> Chains:
+        return tuple(found.get((tier, direction), ()))
+
+    return PodPolicies(
+        ingress=of("NetworkPolicy", "ingress"),
+        egress=of("NetworkPolicy", "egress"),
+        admin_ingress=of("Admin", "ingress"),
+        admin_egress=of("Admin", "egress"),
+        baseline_ingress=of("Baseline", "ingress"),
+        baseline_egress=of("Baseline", "egress"),
+    )
 
 
 def _selector_holds(
@@ -143,7 +216,8 @@ def _selector_holds(
         in_namespace = selector["namespace"] == namespace
     else:
         spaces = selector.get("namespaceSelector")
-        in_namespace = isinstance(spaces, Mapping) and matches(spaces, namespace_labels)
+        labels = with_name_label(namespace, namespace_labels)
+        in_namespace = isinstance(spaces, Mapping) and matches(spaces, labels)
     return in_namespace and matches(pods, pod_labels)
 
 
@@ -191,9 +265,23 @@ def chain_names(iface: str) -> tuple[str, str]:
     return FW_PREFIX + iface, TW_PREFIX + iface
 
 
+def _tier_rules(chain: str, direction: str, tier: str, policies: Chains) -> list[str]:
+    """Jump to each ClusterNetworkPolicy chain of a tier until one accepts or passes."""
+    lines = []
+    for policy_chain, key in policies:
+        lines.append(
+            rule(
+                chain, NOT_PASSED, comment(f"{tier} tier {direction}: {key}"), f"-j {policy_chain}"
+            )
+        )
+        lines.append(rule(chain, ACCEPT_MATCH, comment(f"accepted by {key}"), "-j RETURN"))
+    return lines
+
+
 def _direction_rules(
-    chain: str, iface: str, direction: str, policies: tuple[tuple[str, str], ...]
+    chain: str, iface: str, direction: str, tiers: tuple[Chains, Chains, Chains]
 ) -> list[str]:
+    admin, policies, baseline = tiers
     lines = [
         rule(
             chain,
@@ -214,6 +302,7 @@ def _direction_rules(
                 "-j DROP",
             ),
         ]
+    lines += _tier_rules(chain, direction, "Admin", admin)
     for policy_chain, key in policies:
         lines.append(rule(chain, comment(f"{direction} policy {key}"), f"-j {policy_chain}"))
         lines.append(rule(chain, ACCEPT_MATCH, comment(f"allowed by {key}"), "-j RETURN"))
@@ -221,18 +310,23 @@ def _direction_rules(
         lines.append(
             rule(chain, comment(f"default deny: {iface} has {direction} policy"), "-j DROP")
         )
-    else:
-        lines.append(
-            rule(chain, comment(f"no {direction} policy selects {iface}: allow"), SET_ACCEPT)
-        )
+        return lines
+    if baseline and admin:
+        lines.append(rule(chain, comment("Baseline tier: clear the Admin tier's pass"), CLEAR_PASS))
+    lines += _tier_rules(chain, direction, "Baseline", baseline)
+    why = "no Baseline policy decided" if baseline else f"no {direction} policy selects {iface}"
+    lines.append(rule(chain, comment(f"{why}: allow"), SET_ACCEPT))
     return lines
 
 
 def endpoint_rules(iface: str, policies: PodPolicies) -> EndpointRules:
     """Return the chains, rules and dispatch rules of one workload interface."""
     fw, tw = chain_names(iface)
-    rules = _direction_rules(fw, iface, "egress", policies.egress)
-    rules += _direction_rules(tw, iface, "ingress", policies.ingress)
+    p = policies
+    rules = _direction_rules(fw, iface, "egress", (p.admin_egress, p.egress, p.baseline_egress))
+    rules += _direction_rules(
+        tw, iface, "ingress", (p.admin_ingress, p.ingress, p.baseline_ingress)
+    )
     return EndpointRules(iface, (fw, tw), tuple(rules), dispatch_rules(iface))
 
 

@@ -33,7 +33,13 @@ from pydantic import (
 )
 
 from calicc.contract.fields import EnvVarName, NodePath
-from calicc.contract.names import BIRD_CONFIG, BUNDLE_VERSION, IPSET_MAX, ROUTE_PROTOCOL
+from calicc.contract.names import (
+    BIRD_CONFIG,
+    BUNDLE_VERSION,
+    CNP_PRIORITY_MAX,
+    IPSET_MAX,
+    ROUTE_PROTOCOL,
+)
 
 
 class Strict(BaseModel):
@@ -166,14 +172,40 @@ class JumpRule(Strict):
     position: Literal["top", "bottom"] = "top"
 
 
-class PolicyBinding(Strict):
-    """A compiled NetworkPolicy: which pods it selects and the chains that enforce it."""
+PolicyTier = Literal["Admin", "NetworkPolicy", "Baseline"]
 
-    namespace: str
+
+class PolicyBinding(Strict):
+    """A compiled policy: which pods it selects and the chains that enforce it.
+
+    tier NetworkPolicy: a namespaced NetworkPolicy (`namespace`, `pod_selector`). Admin or
+    Baseline: a ClusterNetworkPolicy, selecting the pods matching `pod_selector` in the
+    namespaces matching `namespace_selector`, evaluated by `priority` (then name) within its
+    tier; Admin chains before the NetworkPolicy tier, Baseline chains after it
+    (contract/endpoint.py).
+    """
+
+    tier: PolicyTier = "NetworkPolicy"
+    priority: int | None = Field(None, ge=0, le=CNP_PRIORITY_MAX)
+    namespace: str | None = None
+    namespace_selector: dict[str, object] | None = None
     name: str
     pod_selector: dict[str, object]
     ingress_chain: str | None = None
     egress_chain: str | None = None
+
+    @model_validator(mode="after")
+    def _scope_fits_tier(self) -> PolicyBinding:
+        if self.tier == "NetworkPolicy":
+            if self.namespace is None or self.namespace_selector is not None:
+                raise ValueError("a NetworkPolicy binding has a namespace, no namespace_selector")
+            if self.priority is not None:
+                raise ValueError("a NetworkPolicy binding has no priority")
+        elif self.namespace is not None or self.namespace_selector is None:
+            raise ValueError(f"a {self.tier} tier binding has a namespace_selector, no namespace")
+        elif self.priority is None:
+            raise ValueError(f"a {self.tier} tier binding has a priority (0-{CNP_PRIORITY_MAX})")
+        return self
 
 
 class BirdSection(Strict):

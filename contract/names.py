@@ -31,6 +31,11 @@ TW_PREFIX = "cali-tw-"  # to a workload: ingress policy of one endpoint
 RUNTIME_CHAIN_PREFIXES = (FW_PREFIX, TW_PREFIX)  # chains the CNI plugin owns, not the bundle
 INGRESS_PREFIX = "cali-pi-"
 EGRESS_PREFIX = "cali-po-"
+ADMIN_INGRESS_PREFIX = "cali-ai-"  # ClusterNetworkPolicy, Admin tier, ingress
+ADMIN_EGRESS_PREFIX = "cali-ao-"
+BASELINE_INGRESS_PREFIX = "cali-bi-"  # ClusterNetworkPolicy, Baseline tier
+BASELINE_EGRESS_PREFIX = "cali-bo-"
+CNP_PRIORITY_MAX = 1000  # a ClusterNetworkPolicy's priority is 0-1000 in its tier
 
 # ipsets: names start with OWNED_SET_PREFIX and have at most IPSET_MAX characters.
 OWNED_SET_PREFIX = "cali"

@@ -35,6 +35,7 @@ from calicc.contract.names import (
     CLUSTER_INDEX,
     CLUSTER_POLICY,
     CLUSTER_SETTINGS,
+    CNP_PRIORITY_MAX,
     IPSET_MAX,
     MANIFEST,
 )
@@ -44,6 +45,7 @@ SET_TYPES = ("hash:net", "hash:ip", "hash:ip,port")
 MTU_MIN, MTU_MAX = 68, 65535
 TOKEN = re.compile(r"[A-Za-z0-9_.:,/-]+")  # names that land in iptables/ipset restore input
 CLUSTER_READS = (CLUSTER_INDEX, CLUSTER_SETTINGS, CLUSTER_POLICY)  # beside node.json
+TIERS = ("Admin", "NetworkPolicy", "Baseline")
 OLDER = " (a bundle of an older calicc: rebuild the tree with this calicc and apply it)"
 
 
@@ -112,7 +114,7 @@ class NodeFacts(Protocol):
 
     @property
     def policies(self) -> Sequence[BindingFacts]:
-        """The compiled NetworkPolicies and their chains."""
+        """The compiled policies (NetworkPolicies, ClusterNetworkPolicies) and their chains."""
 
 
 @dataclass(frozen=True)
@@ -149,9 +151,12 @@ class CniIpset:
 
 @dataclass(frozen=True)
 class CniBinding:
-    """A compiled NetworkPolicy: the pods it selects and its chains."""
+    """A compiled policy: its tier (and priority), the pods it selects and its chains."""
 
-    namespace: str
+    tier: str
+    priority: int | None
+    namespace: str | None
+    namespace_selector: Mapping[str, object] | None
     name: str
     pod_selector: Mapping[str, object]
     ingress_chain: str | None
@@ -257,8 +262,23 @@ def _ipset(f: _Fields) -> CniIpset:
 
 
 def _binding(f: _Fields) -> CniBinding:
+    tier = f.get("tier", str, "NetworkPolicy")
+    if tier not in TIERS:
+        raise NodeFileError(f"{f.path('tier')}: {cut(tier)!r} is not one of {', '.join(TIERS)}")
+    cluster_wide = tier != "NetworkPolicy"
+    priority = f.get("priority", (int, type(None)), None)
+    if cluster_wide and (priority is None or not 0 <= priority <= CNP_PRIORITY_MAX):
+        raise NodeFileError(f"{f.path('priority')}: a {tier} policy needs 0-{CNP_PRIORITY_MAX}")
+    namespace = f.text("namespace", 63, None)
+    spaces = f.get("namespace_selector", (dict, type(None)), None)
+    if (namespace is None) != cluster_wide or (spaces is None) == cluster_wide:
+        what = "namespace_selector and no namespace" if cluster_wide else "a namespace"
+        raise NodeFileError(f"{f.path('namespace')}: a {tier} policy has {what}")
     return CniBinding(
-        namespace=f.text("namespace", 63),
+        tier=tier,
+        priority=priority,
+        namespace=namespace,
+        namespace_selector=spaces,
         name=f.text("name"),
         pod_selector=f.get("pod_selector", dict),
         ingress_chain=f.token("ingress_chain", CHAIN_MAX, None),

@@ -16,6 +16,10 @@ MARK_PASS = 0x20000
 ACCEPT_MATCH = f"-m mark --mark {MARK_ACCEPT:#x}/{MARK_ACCEPT:#x}"
 SET_ACCEPT = f"-j MARK --set-xmark {MARK_ACCEPT:#x}/{MARK_ACCEPT:#x}"
 CLEAR_MARKS = f"-j MARK --set-xmark 0x0/{MARK_ACCEPT | MARK_PASS:#x}"
+PASS_MATCH = f"-m mark --mark {MARK_PASS:#x}/{MARK_PASS:#x}"
+NOT_PASSED = f"-m mark ! --mark {MARK_PASS:#x}/{MARK_PASS:#x}"
+SET_PASS = f"-j MARK --set-xmark {MARK_PASS:#x}/{MARK_PASS:#x}"
+CLEAR_PASS = f"-j MARK --set-xmark 0x0/{MARK_PASS:#x}"
 COMMENT_MAX = 255
 
 

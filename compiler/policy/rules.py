@@ -15,14 +15,16 @@ its peers (any source/destination when `from`/`to` is empty) and its ports (any 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Network, collapse_addresses
 from typing import Literal
 
-from calicc.compiler.policy.load import LoadedPolicy
+from calicc.compiler.policy.load import AnyLoaded, LoadedPolicy
 from calicc.compiler.policy.model import (
     IPBlock,
     LabelSelector,
+    NetworkPolicy,
     NetworkPolicyPeer,
     NetworkPolicyPort,
 )
@@ -230,9 +232,10 @@ def compile_policy(loaded: LoadedPolicy) -> CompiledPolicy:
     )
 
 
-def compile_policies(loaded: tuple[LoadedPolicy, ...]) -> tuple[CompiledPolicy, ...]:
-    """Compile every policy, sorted by namespace/name."""
-    return tuple(sorted((compile_policy(p) for p in loaded), key=lambda c: c.key))
+def compile_policies(loaded: Sequence[AnyLoaded]) -> tuple[CompiledPolicy, ...]:
+    """Compile every NetworkPolicy among `loaded`, sorted by namespace/name."""
+    compiled = (compile_policy(p) for p in loaded if isinstance(p.policy, NetworkPolicy))
+    return tuple(sorted(compiled, key=lambda c: c.key))
 
 
 def api_warnings(policies: tuple[CompiledPolicy, ...]) -> tuple[str, ...]:

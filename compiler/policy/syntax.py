@@ -1,15 +1,17 @@
 """iptables rule text of policy chains (the shared syntax lives in contract/syntax.py).
 
-Peers and ports of a compiled NetworkPolicy rule, spelled as `iptables-save` prints them.
+Peers and ports of a compiled NetworkPolicy or ClusterNetworkPolicy rule, spelled as
+`iptables-save` prints them.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from calicc.contract.syntax import ACCEPT_MATCH, SET_ACCEPT, comment, rule
+from calicc.contract.syntax import ACCEPT_MATCH, PASS_MATCH, SET_ACCEPT, SET_PASS, comment, rule
 
 if TYPE_CHECKING:
+    from calicc.compiler.policy.cnp import CnpChain, CnpMatch, CnpRule
     from calicc.compiler.policy.rules import Allow, PeerMatch, PolicyChain, PortMatch
 
 
@@ -58,4 +60,49 @@ def policy_rules(chain: PolicyChain, policy: str) -> tuple[str, ...]:
         lines.append(
             rule(chain.name, ACCEPT_MATCH, comment(f"{policy} {block.label}"), "-j RETURN")
         )
+    return tuple(lines)
+
+
+# A ClusterNetworkPolicy action: the target of each match, and the mark to return on (Deny
+# drops at once, so it needs none).
+_ACTIONS = {
+    "Accept": ("accept", SET_ACCEPT, ACCEPT_MATCH),
+    "Pass": ("pass", SET_PASS, PASS_MATCH),
+    "Deny": ("deny", "-j DROP", None),
+}
+
+
+def _cnp_describe(match: CnpMatch, direction: str) -> str:
+    port = match.port.description if match.port else "any port"
+    return f"{'from' if direction == 'ingress' else 'to'} {match.peer.description} on {port}"
+
+
+def _rule_label(policy: str, written: CnpRule) -> str:
+    named = f" {written.name!r}" if written.name else ""
+    return f"{policy} {written.label}{named}"
+
+
+def cnp_rules(chain: CnpChain, policy: str) -> tuple[str, ...]:
+    """Return the rules of a ClusterNetworkPolicy chain, its rules in the order written.
+
+    Accept sets the accept mark and Pass the pass mark, and after each rule a marked packet
+    returns at once (the endpoint chain reads the mark: contract/endpoint.py); Deny drops. A
+    packet no rule matched returns unmarked: the next chain of the tier decides.
+    """
+    lines: list[str] = []
+    for written in chain.rules:
+        verb, target, returns_on = _ACTIONS[written.action]
+        label = _rule_label(policy, written)
+        for match in written.matches:
+            lines.append(
+                rule(
+                    chain.name,
+                    port_match(match.port),
+                    peer_match(match.peer, chain.direction),
+                    comment(f"{label} {verb} {_cnp_describe(match, chain.direction)}"),
+                    target,
+                )
+            )
+        if returns_on is not None:
+            lines.append(rule(chain.name, returns_on, comment(f"{label} {verb}"), "-j RETURN"))
     return tuple(lines)

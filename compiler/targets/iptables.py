@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.compiler.policy.syntax import policy_rules
+from calicc.compiler.policy.syntax import cnp_rules, policy_rules
 from calicc.contract.manifest import JumpRule, PolicyBinding
 from calicc.contract.names import (
     ALL_HOSTS_SET,
@@ -100,8 +100,11 @@ def jump_rules() -> tuple[JumpRule, ...]:
 
 
 def policy_bindings(cluster: ClusterPlan) -> tuple[PolicyBinding, ...]:
-    """Return node.json's policies: which pods each policy selects and its chains."""
-    return tuple(
+    """Return policy.json's policies: which pods each policy selects and its chains.
+
+    NetworkPolicies by namespace/name, then ClusterNetworkPolicies in evaluation order.
+    """
+    namespaced = tuple(
         PolicyBinding(
             namespace=p.namespace,
             name=p.name,
@@ -110,6 +113,18 @@ def policy_bindings(cluster: ClusterPlan) -> tuple[PolicyBinding, ...]:
             egress_chain=p.egress.name if p.egress else None,
         )
         for p in cluster.policies
+    )
+    return namespaced + tuple(
+        PolicyBinding(
+            tier=c.tier,
+            priority=c.priority,
+            namespace_selector=c.namespace_selector,
+            name=c.name,
+            pod_selector=c.pod_selector,
+            ingress_chain=c.ingress.name if c.ingress else None,
+            egress_chain=c.egress.name if c.egress else None,
+        )
+        for c in cluster.cluster_policies
     )
 
 
@@ -298,7 +313,7 @@ def workload_chains(encaps: frozenset[str]) -> tuple[ChainView, ...]:
 
 
 def policy_chains(cluster: ClusterPlan) -> tuple[ChainView, ...]:
-    """One chain per policy direction, in namespace/name order."""
+    """One chain per policy direction (ClusterNetworkPolicies after NetworkPolicies)."""
     views = []
     for policy in cluster.policies:
         for chain in (policy.ingress, policy.egress):
@@ -309,6 +324,16 @@ def policy_chains(cluster: ClusterPlan) -> tuple[ChainView, ...]:
                 f"{len(chain.rules)} rules, {allows} allows" if chain.rules else "allows nothing"
             )
             views.append(ChainView(chain.name, note, policy_rules(chain, policy.key)))
+    for cnp in cluster.cluster_policies:
+        for cnp_chain in (cnp.ingress, cnp.egress):
+            if cnp_chain is not None:
+                note = (
+                    f"{cnp.key} ({cnp.origin}) priority {cnp.priority} {cnp_chain.direction}: "
+                    f"{len(cnp_chain.rules)} rules"
+                )
+                views.append(
+                    ChainView(cnp_chain.name, note, cnp_rules(cnp_chain, f"cnp {cnp.name}"))
+                )
     return tuple(views)
 
 
