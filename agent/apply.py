@@ -62,6 +62,7 @@ from calicc.agent.routes import reconcile_routes
 from calicc.agent.runner import Runner
 from calicc.agent.sysctl import PROC_SYS, apply_sysctls
 from calicc.contract.endpoint import with_endpoints
+from calicc.contract.host import with_host
 from calicc.contract.names import BUNDLE_DIR, CONFLIST, IPTABLES_FILE, STATE_DIR
 
 MEMO_FILE = f"{STATE_DIR}/agent/iptables-memo.json"
@@ -292,6 +293,7 @@ class Reconciler:
         current = iptables.read_ruleset(self.runner)  # before the records: see agent/endpoints.py
         text = bundle.text(IPTABLES_FILE) if bundle.has(IPTABLES_FILE) else ""
         desired = with_endpoints(text, self.live_endpoints(bundle).rules)
+        desired = with_host(desired, bundle.manifest.host)  # host endpoints (contract/host.py)
         changes = iptables.reconcile_iptables(
             self.runner, desired, current, bundle.manifest.jump_rules, self.memo
         )

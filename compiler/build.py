@@ -12,6 +12,8 @@ from calicc import __version__
 from calicc.compiler.check import run_checks
 from calicc.compiler.emit import INDEX, EmitReport, digest, dump_json
 from calicc.compiler.errors import SpecError
+from calicc.compiler.host.build import attach_host, load_host
+from calicc.compiler.host.load import LoadedHostPolicy
 from calicc.compiler.load import Source, read_yaml
 from calicc.compiler.lock_check import check_lock, moved_blocks
 from calicc.compiler.lock_read import LockFile, LockProblems, read_lock
@@ -53,6 +55,7 @@ class Inputs:
     spec: ClusterSpec
     source: Source
     files: tuple[Path, ...]
+    host_policies: tuple[LoadedHostPolicy, ...] = ()
     policies: tuple[AnyLoaded, ...] = ()
 
     @property
@@ -81,9 +84,17 @@ def validate_source(source: Source, files: tuple[Path, ...]) -> Inputs:
         policies, policy_files = load_policies(spec.policies, source.path.parent, source)
     except SpecError as exc:
         problems = [*problems, *exc.problems]
+    host_policies, host_problems = load_host(spec, source, policy_files)
+    problems = [*problems, *host_problems]
     if problems:
         raise SpecError(problems)
-    return Inputs(spec=spec, source=source, files=(*files, *policy_files), policies=policies)
+    return Inputs(
+        spec=spec,
+        source=source,
+        files=(*files, *policy_files),
+        policies=policies,
+        host_policies=host_policies,
+    )
 
 
 def load_cluster(path: Path) -> Inputs:
@@ -131,6 +142,7 @@ def plan_locked(inputs: Inputs, reallocate: bool = False) -> tuple[ClusterPlan, 
         compile_policies(inputs.policies),
         compile_cluster_policies(inputs.policies),
     )
+    plan = attach_host(plan, inputs.host_policies, inputs.source)
     if not reallocate:
         moved = moved_blocks(lock_file, plan.lock, inputs.spec, plan.pools)
         if moved:

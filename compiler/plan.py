@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import TYPE_CHECKING
 
 from calicc.compiler.lock import Lock, allocate
 from calicc.compiler.model.spec import BirdSnippets, ClusterSpec, Node
@@ -21,6 +22,9 @@ from calicc.compiler.policy.cnp import CompiledCnp, cnp_api_warnings
 from calicc.compiler.policy.rules import CompiledPolicy, api_warnings
 from calicc.compiler.pools import PoolPlan, link_mtu, node_pools, pod_mtu, resolve_pools
 from calicc.contract.nodes_table import host_networks
+
+if TYPE_CHECKING:
+    from calicc.compiler.host.plan import HostPlan
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class ClusterPlan:
     lock: Lock
     warnings: tuple[str, ...]
     policies: tuple[CompiledPolicy, ...] = ()
+    host: HostPlan | None = None  # host protection (compiler/host/build.py attaches it)
     cluster_policies: tuple[CompiledCnp, ...] = ()
 
     @cached_property

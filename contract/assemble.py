@@ -138,6 +138,7 @@ def assemble(
         ipsets=_ipsets(policy, rows),
         jump_rules=settings.jump_rules,
         policies=policy.policies,
+        host=policy.host.for_node(node.node.name) if policy.host is not None else None,
         sysctls=node.sysctls,
         bird=node.bird,
         files={**index.files, **node.files},

@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from calicc.contract.fields import EnvVarName, NodePath
+from calicc.contract.host import ClusterHost, NodeHost
 from calicc.contract.names import (
     BIRD_CONFIG,
     BUNDLE_VERSION,
@@ -265,6 +266,9 @@ class ClusterPolicy(Strict):
     cluster: str
     ipsets: tuple[Ipset, ...] = ()
     policies: tuple[PolicyBinding, ...] = ()
+    host: ClusterHost | None = Field(
+        None, description="host endpoints: each protected node's interfaces and host policies"
+    )
 
 
 class ClusterIndex(Strict):
@@ -330,6 +334,7 @@ class NodeManifest(Strict):
     ipsets: tuple[Ipset, ...] = ()
     jump_rules: tuple[JumpRule, ...] = ()
     policies: tuple[PolicyBinding, ...] = ()
+    host: NodeHost | None = None  # this node's host endpoints (contract/host.py)
     sysctls: dict[str, str] = Field(
         default_factory=dict,
         description='key -> value; a key holding "/" is a path under /proc/sys (device names '

@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from calicc.compiler.host.spec import HostInterface, HostProtection, unique_interfaces
 from calicc.compiler.model.autodetect import autodetection_method
 from calicc.compiler.selector import SelectorError, parse_selector
 from calicc.contract.fields import (
@@ -190,6 +191,13 @@ class Node(Strict):
     max_pods: int = Field(110, ge=1, le=65536, description="pods the node's blocks must hold")
     link_mtu: int | None = Field(None, ge=576, le=65535, description="this node's link MTU")
     bird_snippets: BirdSnippets | None = Field(None, description="this node's BIRD snippets")
+    host_interfaces: tuple[HostInterface, ...] | None = Field(
+        None,
+        description='with host_protection: this node\'s protected interfaces ("*": all; '
+        "[]: none), instead of host_protection.interfaces",
+    )
+
+    _host_interfaces = field_validator("host_interfaces")(unique_interfaces)
 
     @field_validator("route_reflector_cluster_id")
     @classmethod
@@ -249,6 +257,11 @@ class ClusterSpec(Strict):
         None,
         description="the Kubernetes API: without it, pod and namespace labels come from the "
         "runtime (runtimeConfig) and named ports match nothing",
+    )
+    host_protection: HostProtection | None = Field(
+        None,
+        description="host endpoints: policy on the nodes' own interfaces (GlobalNetworkPolicy "
+        "documents in the policy files), failsafe ports, management networks",
     )
     cni_version: Literal["1.0.0", "0.4.0", "0.3.1"] = Field(
         "1.0.0", description="cniVersion of the CNI conflist (0.3.1/0.4.0 for older runtimes)"

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from pydantic import ValidationError
 
 from calicc.compiler.errors import Problem, SpecError
+from calicc.compiler.host.load import is_host_document
 from calicc.compiler.load import Loc, Source, parse_yaml_documents, read_input
 from calicc.compiler.policy.check import check_policy
 from calicc.compiler.policy.cnp_model import API_VERSION as CNP_API_VERSION
@@ -164,6 +165,8 @@ def load_policy_file(path: Path) -> tuple[list[AnyLoaded], list[Problem]]:
                     source.problem(loc, "expected a NetworkPolicy or ClusterNetworkPolicy mapping")
                 )
                 continue
+            if is_host_document(data):
+                continue  # a GlobalNetworkPolicy: compiler/host/load.py reads it
             policy, found = _validate(source, loc, data)
             problems.extend(found)
             if policy is not None:

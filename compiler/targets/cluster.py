@@ -75,7 +75,7 @@ def settings_json(cluster: ClusterPlan) -> str:
         calicc_version=__version__,
         cluster=cluster.name,
         pools=cluster_pools(cluster),
-        jump_rules=jump_rules(),
+        jump_rules=jump_rules(cluster.host is not None),
     )
     return dump_json(settings.model_dump(mode="json"))
 
@@ -90,8 +90,11 @@ def policy_json(cluster: ClusterPlan) -> str:
         s.model_copy(update={"members": ()}) if s.name == ALL_HOSTS_SET else s
         for s in cluster_ipsets(cluster)
     )
-    policy = ClusterPolicy(cluster=cluster.name, ipsets=ipsets, policies=policy_bindings(cluster))
-    return dump_json(policy.model_dump(mode="json"))
+    host = cluster.host.cluster_host() if cluster.host is not None else None
+    policy = ClusterPolicy(
+        cluster=cluster.name, ipsets=ipsets, policies=policy_bindings(cluster), host=host
+    )
+    return dump_json(policy.model_dump(mode="json", exclude=None if host else {"host"}))
 
 
 def index_json(cluster: ClusterPlan, files: dict[str, str]) -> str:

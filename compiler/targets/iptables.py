@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from calicc.compiler.host.chains import host_tables
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.policy.syntax import cnp_rules, policy_rules
 from calicc.contract.manifest import JumpRule, PolicyBinding
@@ -83,11 +84,13 @@ class TableView:
     chains: tuple[ChainView, ...]
 
 
-def jump_rules() -> tuple[JumpRule, ...]:
+def jump_rules(host: bool = False) -> tuple[JumpRule, ...]:
     """Return the jumps from built-in chains into calicc's chains (see the module docstring).
 
-    The same hooks on every node: cluster.json lists them.
+    The same hooks on every node: cluster.json lists them. With host protection (`host`),
+    filter OUTPUT -> cali-OUTPUT too (compiler/host/chains.py).
     """
+    hooks = HOOKS + ((("filter", "OUTPUT", "top"),) if host else ())
     return tuple(
         JumpRule(
             table=table,
@@ -95,7 +98,7 @@ def jump_rules() -> tuple[JumpRule, ...]:
             rule=f'-m comment --comment "calicc hook" -j cali-{chain}',
             position=position,
         )
-        for table, chain, position in HOOKS
+        for table, chain, position in hooks
     )
 
 
@@ -339,12 +342,14 @@ def policy_chains(cluster: ClusterPlan) -> tuple[ChainView, ...]:
 
 def iptables_tables(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[TableView, ...]:
     """Return the four tables of the rules of nodes served by pools of `encaps`."""
-    tables = (
+    tables: tuple[TableView, ...] = (
         TableView("raw", raw_chains()),
         TableView("mangle", mangle_chains()),
         TableView("nat", nat_chains(cluster, encaps)),
         TableView("filter", workload_chains(encaps) + policy_chains(cluster)),
     )
+    if cluster.host is not None:
+        tables = host_tables(cluster.host, encaps, tables)
     for table in tables:
         for chain in table.chains:
             if len(chain.name) > CHAIN_MAX or not chain.name.startswith(OWNED_CHAIN_PREFIX):
@@ -358,5 +363,5 @@ def iptables_view(cluster: ClusterPlan, encaps: frozenset[str]) -> dict[str, obj
         "cluster": cluster.name,
         "encaps": sorted(encaps),
         "tables": iptables_tables(cluster, encaps),
-        "jumps": jump_rules(),
+        "jumps": jump_rules(cluster.host is not None),
     }

@@ -1,0 +1,159 @@
+"""Which host policies apply to which node, and the chains that enforce them.
+
+Decided at compile time from the nodes' cluster.yaml labels. Policies run in Calico's order:
+by `order` (unset last), then by name. Nodes with the same protected interfaces and the same
+policies share one profile in policy.json (contract/host.py `ClusterHost`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+from calicc.compiler.errors import Problem, SpecError
+from calicc.compiler.host.load import LoadedHostPolicy
+from calicc.compiler.host.model import Rule
+from calicc.compiler.host.rules import Ends, TooManyLines, rule_lines, side_nets
+from calicc.compiler.host.spec import HostProtection
+from calicc.compiler.model.spec import ClusterSpec
+from calicc.compiler.policy.names import policy_chain
+from calicc.compiler.selector import parse_selector
+from calicc.contract.host import (
+    HOST_EGRESS_PREFIX,
+    HOST_INGRESS_PREFIX,
+    ClusterHost,
+    HostPolicyRef,
+    NodeHost,
+)
+
+
+@dataclass(frozen=True)
+class HostChain:
+    """One direction of a host policy: its chain name and rules."""
+
+    name: str
+    direction: str
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HostPolicyPlan:
+    """A host policy, compiled: the nodes it selects and its chains."""
+
+    loaded: LoadedHostPolicy
+    nodes: tuple[str, ...]
+    ingress: HostChain | None
+    egress: HostChain | None
+
+    @property
+    def name(self) -> str:
+        """Return the policy's name."""
+        return self.loaded.name
+
+    @property
+    def ref(self) -> HostPolicyRef:
+        """Return the policy as policy.json lists it."""
+        spec = self.loaded.policy.spec
+        return HostPolicyRef(
+            name=self.name,
+            ingress_chain=self.ingress.name if self.ingress else None,
+            egress_chain=self.egress.name if self.egress else None,
+            apply_on_forward=spec.applyOnForward,
+            pre_dnat=spec.preDNAT,
+        )
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """Host protection of a cluster: settings, policies in order, each node's endpoints."""
+
+    settings: HostProtection
+    policies: tuple[HostPolicyPlan, ...]
+    nodes: dict[str, NodeHost]
+
+    def cluster_host(self) -> ClusterHost:
+        """Return policy.json's `host`: the distinct profiles and each node's."""
+        profiles: list[NodeHost] = []
+        index: dict[str, int] = {}
+        for name, host in sorted(self.nodes.items()):
+            if host not in profiles:
+                profiles.append(host)
+            index[name] = profiles.index(host)
+        return ClusterHost(profiles=tuple(profiles), nodes=index)
+
+
+def policy_order(loaded: LoadedHostPolicy) -> tuple[float, str]:
+    """Return Calico's sort key: order (unset: after all), then name."""
+    order = loaded.policy.spec.order
+    return (math.inf if order is None else order, loaded.name)
+
+
+def _chain(
+    loaded: LoadedHostPolicy,
+    direction: str,
+    addresses: dict[str, IPv4Network],
+    labels: dict[str, dict[str, str]],
+) -> HostChain:
+    spec = loaded.policy.spec
+    prefix = HOST_INGRESS_PREFIX if direction == "ingress" else HOST_EGRESS_PREFIX
+    name = policy_chain(prefix, "", loaded.name)
+    rules: Sequence[Rule] = spec.ingress if direction == "ingress" else spec.egress
+    lines: list[str] = []
+    problems: list[Problem] = []
+    for i, r in enumerate(rules):
+        source = side_nets(r.source, addresses, selected_nodes(r.source.selector, labels))
+        dest = side_nets(r.destination, addresses, selected_nodes(r.destination.selector, labels))
+        label = f"{loaded.name} {direction}[{i}] {r.action}"
+        try:
+            lines += rule_lines(name, r, Ends(source, dest), label)
+        except TooManyLines as exc:
+            problems.append(loaded.problem(("spec", direction, i), str(exc)))
+    if problems:
+        raise SpecError(problems)
+    return HostChain(name, direction, tuple(lines))
+
+
+def selected_nodes(selector: str | None, labels: dict[str, dict[str, str]]) -> tuple[str, ...]:
+    """Return the nodes (by name, sorted) a Calico selector selects; none for no selector."""
+    if selector is None:
+        return ()
+    parsed = parse_selector(selector)
+    return tuple(sorted(n for n, node_labels in labels.items() if parsed.matches(node_labels)))
+
+
+def node_interfaces(spec: ClusterSpec, settings: HostProtection) -> dict[str, tuple[str, ...]]:
+    """Return each node's protected interfaces (its own `host_interfaces`, else the default)."""
+    return {
+        n.name: n.host_interfaces if n.host_interfaces is not None else settings.interfaces
+        for n in spec.nodes
+    }
+
+
+def plan_host(spec: ClusterSpec, policies: Sequence[LoadedHostPolicy]) -> HostPlan | None:
+    """Compile host protection (None when the cluster file has no `host_protection`)."""
+    settings = spec.host_protection
+    if settings is None:
+        return None
+    addresses = {n.name: IPv4Network(n.address.ip) for n in spec.nodes}
+    labels = {n.name: dict(n.labels) for n in spec.nodes}
+    compiled = []
+    for loaded in sorted(policies, key=policy_order):
+        types = loaded.policy.spec.effective_types()
+        compiled.append(
+            HostPolicyPlan(
+                loaded=loaded,
+                nodes=selected_nodes(loaded.policy.spec.selector, labels),
+                ingress=_chain(loaded, "ingress", addresses, labels)
+                if "Ingress" in types
+                else None,
+                egress=_chain(loaded, "egress", addresses, labels) if "Egress" in types else None,
+            )
+        )
+    nodes = {}
+    for name, interfaces in sorted(node_interfaces(spec, settings).items()):
+        if interfaces:
+            mine = tuple(p.ref for p in compiled if name in p.nodes)
+            nodes[name] = NodeHost(interfaces=tuple(sorted(interfaces)), policies=mine)
+    return HostPlan(settings=settings, policies=tuple(compiled), nodes=nodes)

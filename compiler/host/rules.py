@@ -1,0 +1,126 @@
+"""The iptables text of host policy chains and failsafe chains.
+
+A policy direction is one chain (`cali-hi-<hash>` ingress, `cali-ho-<hash>` egress; the hash
+of the policy's name, compiler/policy/names.py). Each rule of the policy becomes one or more
+lines, in order: the remote end's networks (source of ingress, destination of egress; a node
+selector is the selected nodes' addresses), the local end's, protocol and ports (multiport,
+at most 15 per line, so a long list spans lines). Allow sets the accept mark and the chain
+returns; Pass sets the pass mark and returns; Deny drops; Log logs and goes on.
+Spelled as `iptables-save` prints it (contract/syntax.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+
+from calicc.compiler.host.model import EntityRule, Rule
+from calicc.compiler.host.spec import FailsafePort, port_range
+from calicc.contract.host import PASS_MATCH, SET_PASS
+from calicc.contract.syntax import ACCEPT_MATCH, SET_ACCEPT, comment, rule
+
+MULTIPORT_MAX = 15  # iptables multiport: 15 ports, a range counts 2
+RULE_LINES_MAX = 4096  # lines one policy rule may expand to
+ACTIONS = {
+    "Allow": SET_ACCEPT,
+    "Deny": "-j DROP",
+    "Pass": SET_PASS,
+    "Log": '-j LOG --log-prefix "calicc-host: "',
+}
+Nets = tuple[IPv4Network, ...] | None  # None: any address
+
+
+class TooManyLines(ValueError):
+    """A rule expands to more lines than RULE_LINES_MAX."""
+
+
+@dataclass(frozen=True)
+class Ends:
+    """A rule's two ends as address lists (None: any), given the node addresses."""
+
+    source: Nets
+    destination: Nets
+
+
+def side_nets(
+    entity: EntityRule, addresses: dict[str, IPv4Network], selected: Sequence[str]
+) -> Nets:
+    """Return the networks an end matches: its nets, and/or the selected nodes' addresses.
+
+    Both given: the nodes' addresses inside the nets (Calico ANDs the two). An empty tuple
+    matches nothing: the rule is left out.
+    """
+    if entity.selector is None:
+        return entity.nets or None
+    nodes = tuple(sorted({addresses[n] for n in selected}))
+    if not entity.nets:
+        return nodes
+    return tuple(a for a in nodes if any(a.subnet_of(n) for n in entity.nets))
+
+
+def port_chunks(ports: Sequence[int | str]) -> list[str]:
+    """Return multiport lists of at most 15 slots each.
+
+    Examples:
+        >>> port_chunks([22, "8000:8080"])
+        ['22,8000:8080']
+    """
+    chunks: list[list[str]] = [[]]
+    used = 0
+    for port in ports:
+        first, last = port_range(port)
+        text, slots = (str(first), 1) if first == last else (f"{first}:{last}", 2)
+        if used + slots > MULTIPORT_MAX:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(text)
+        used += slots
+    return [",".join(c) for c in chunks if c]
+
+
+def _addr(flag: str, nets: Nets) -> list[str]:
+    return [""] if nets is None else [f"{flag} {n}" for n in nets]
+
+
+def _ports(flag: str, entity: EntityRule) -> list[str]:
+    negated = "".join(f" -m multiport ! --{flag} {c}" for c in port_chunks(entity.notPorts))
+    if not entity.ports:
+        return [negated.strip()]
+    return [f"-m multiport --{flag} {c}{negated}" for c in port_chunks(entity.ports)]
+
+
+def rule_lines(chain: str, r: Rule, ends: Ends, label: str) -> list[str]:
+    """Return the lines of one policy rule (empty when an end matches no address)."""
+    proto = f"-p {r.proto}" if r.proto else ""
+    combos = itertools.product(
+        _addr("-s", ends.source),
+        _addr("-d", ends.destination),
+        _ports("dports", r.destination),
+        _ports("sports", r.source),
+    )
+    lines = [
+        rule(chain, src, dst, proto, dports, sports, comment(label), ACTIONS[r.action])
+        for src, dst, dports, sports in combos
+    ]
+    if len(lines) > RULE_LINES_MAX:
+        raise TooManyLines(
+            f"this rule expands to {len(lines)} iptables rules (at most {RULE_LINES_MAX}): "
+            "use fewer nets, selected nodes or port ranges"
+        )
+    if lines and r.action == "Allow":
+        lines.append(rule(chain, ACCEPT_MATCH, comment(f"{label}: allowed"), "-j RETURN"))
+    if lines and r.action == "Pass":
+        lines.append(rule(chain, PASS_MATCH, comment(f"{label}: passed"), "-j RETURN"))
+    return lines
+
+
+def failsafe_lines(chain: str, ports: Sequence[FailsafePort], direction: str) -> Iterator[str]:
+    """Return the accept rules of a failsafe chain (inbound: source nets; outbound: dest)."""
+    for f in ports:
+        first, last = f.ports
+        port = str(first) if first == last else f"{first}:{last}"
+        net = "" if f.net is None else f"{'-s' if direction == 'in' else '-d'} {f.net}"
+        note = comment(f"failsafe {direction}bound {f.protocol} {f.port}")
+        yield rule(chain, net, f"-p {f.protocol} -m {f.protocol} --dport {port}", note, "-j ACCEPT")
