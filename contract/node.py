@@ -268,12 +268,14 @@ def _binding(f: _Fields) -> CniBinding:
     cluster_wide = tier != "NetworkPolicy"
     priority = f.get("priority", (int, type(None)), None)
     if cluster_wide and (priority is None or not 0 <= priority <= CNP_PRIORITY_MAX):
-        raise NodeFileError(f"{f.path('priority')}: a {tier} policy needs 0-{CNP_PRIORITY_MAX}")
+        raise NodeFileError(
+            f"{f.path('priority')}: tier {tier} needs a priority of 0-{CNP_PRIORITY_MAX}"
+        )
     namespace = f.text("namespace", 63, None)
     spaces = f.get("namespace_selector", (dict, type(None)), None)
     if (namespace is None) != cluster_wide or (spaces is None) == cluster_wide:
         what = "namespace_selector and no namespace" if cluster_wide else "a namespace"
-        raise NodeFileError(f"{f.path('namespace')}: a {tier} policy has {what}")
+        raise NodeFileError(f"{f.path('namespace')}: a policy of tier {tier} has {what}")
     return CniBinding(
         tier=tier,
         priority=priority,
