@@ -97,8 +97,11 @@ class Remote:
 
     @property
     def facts_key(self) -> object:
-        """Return what `current` answers from: it changes whenever a pod's facts may have."""
-        return self.kube.key[:2] if self.known is not None and self.kube and self.kube.key else None
+        """Return what `current` answers from: it changes whenever a pod's facts may have.
+
+        Never None: the drift watch (agent/drift.py) takes a None in its key as "unknown".
+        """
+        return self.kube.key[:2] if self.known is not None and self.kube and self.kube.key else ()
 
     def current(self, record: EndpointRecord) -> EndpointRecord:
         """Return `record` with its pod's current labels and namespace labels from the API.

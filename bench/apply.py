@@ -5,8 +5,12 @@ endpoint records as the CNI plugin writes them (each selected by 10 policies, 11
 selector ipset), so the agent merges 220 endpoint chains into the node's rules. Measured: a full
 apply; the no-op reconcile of a running agent (same Reconciler: memo warm, drift watch on) and,
 side by side, the same no-op forced to read iptables and ipsets in full every time (what the
-agent did before the nftables generation check); a one-policy change. Prints the times, the
-commands each run, and the ratios against the full apply measured in the same run.
+agent did before the nftables generation check); a one-policy change. Then the same node with
+a Kubernetes API (the stub of tests/support/kubeapi.py, in the namespace) listing the 110 pods,
+watched as the running agent watches it: its no-op reconcile, and the reconcile after one pod is
+relabelled into another policy group, which must restore only that pod's chain and add it to
+one set (the writes are printed). Prints the times, the commands each run, and the ratios
+against the full apply measured in the same run.
 Usage: sudo .venv/bin/python bench/apply.py
 """
 
@@ -27,11 +31,13 @@ from calicc.agent.apply import Options, Reconciler
 from calicc.agent.bundle import load_bundle
 from calicc.agent.drift import Watch
 from tests.support.bundles import derive_bundle, rendered
+from tests.support.kubeapi import KubeApi
 
 POLICIES = 100
 PODS = 110
 GROUPS = 10  # pod i has label app=a<i % 10>; policy i selects app=a<i % 10>
 NOOPS = 30
+RELABELLED = 5  # pod 5 (app=a5) is relabelled app=a0
 
 
 def rules(change: int | None = None) -> str:
@@ -80,7 +86,7 @@ def bundle(directory: Path, change: int | None = None) -> None:
         directory,
         iptables=rules(change),
         policy={"ipsets": sets, "policies": policies},
-        jump_rules=jumps,
+        settings={"jump_rules": jumps},
         bird=bird,
     )
 
@@ -112,7 +118,7 @@ def timed(rec: Reconciler, directory: Path) -> tuple[float, int, list[str]]:
     seconds = time.perf_counter() - start
     assert result.ok, result.errors
     writes = [" ".join(c[:2]) for c in rec.runner.writes[before_w:]]
-    writes += result.changes.get("iptables", [])
+    writes += result.changes.get("iptables", []) + result.changes.get("ipsets", [])
     return seconds, len(rec.runner.reads) - before_r + len(rec.runner.writes) - before_w, writes
 
 
@@ -137,6 +143,8 @@ def inner() -> None:
         unwatched = noops(rec, work / "b")
         bundle(work / "c", change=42)
         change, change_cmds, change_w = timed(rec, work / "c")
+        with KubeApi() as api:
+            api_noop, relabel = with_api(api, work)
         print(
             json.dumps(
                 {
@@ -144,9 +152,38 @@ def inner() -> None:
                     "noop": watched,
                     "noop, full reads": unwatched,
                     "change": [change, change, change_cmds, change_w],
+                    "noop, API watched": api_noop,
+                    "relabel": relabel,
                 }
             )
         )
+
+
+def with_api(api: KubeApi, work: Path) -> tuple[list[float | int | list[str]], list[object]]:
+    """Serve the pods from a stub API, reconcile with it watched; then relabel one pod."""
+    api.put_namespace("bench")
+    for i in range(PODS):
+        api.put_pod("bench", f"pod-{i}", {"app": f"a{i % GROUPS}"}, pod_address(i), "minikube")
+    api.start()
+    options = Options(
+        root=work / "root", allow_tunnel_standin=True, kubeconfig=api.kubeconfig(work / "k")
+    )
+    rec = Reconciler(options)
+    rec.remote.watch = True
+    timed(rec, work / "c")  # a new agent's first reconcile reads everything
+    timed(rec, work / "c")
+    noop = noops(rec, work / "c")
+    informer = (
+        rec.remote.kube.informers[0] if rec.remote.kube and rec.remote.kube.informers else None
+    )
+    assert informer is not None
+    seen = informer.revision
+    api.label_pod("bench", f"pod-{RELABELLED}", {"app": "a0"})  # into the group of set a0
+    while informer.revision == seen:
+        time.sleep(0.001)
+    seconds, cmds, writes = timed(rec, work / "c")
+    rec.remote.stop()
+    return noop, [seconds, seconds, cmds, writes]
 
 
 def main() -> None:
@@ -178,6 +215,8 @@ def main() -> None:
         )
     ratio = data["noop"][0] / data["noop, full reads"][0]
     print(f"no-op with drift watch / no-op with full reads: x{ratio:.2f}")
+    relabel = data["relabel"][3]
+    print(f"relabel of pod {RELABELLED}: {len(relabel)} writes: {relabel}")
 
 
 if __name__ == "__main__":
