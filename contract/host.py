@@ -44,6 +44,7 @@ FROM_HOST_FORWARD = "cali-from-hep-forward"
 TO_HOST_FORWARD = "cali-to-hep-forward"
 HOST_INGRESS_PREFIX = "cali-hi-"
 HOST_EGRESS_PREFIX = "cali-ho-"
+HOST_SET_PREFIX = "cali40h:"  # ipsets of the nodes a host policy rule's selector picks
 WORKLOAD_IFACES = "cali+"
 
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, collapse_addresses
 
 from calicc.compiler.errors import Problem, SpecError
 from calicc.compiler.host.load import LoadedHostPolicy
 from calicc.compiler.host.model import Rule
-from calicc.compiler.host.rules import Ends, TooManyLines, rule_lines, side_nets
+from calicc.compiler.host.rules import Ends, TooManyLines, rule_lines
 from calicc.compiler.host.spec import HostProtection
 from calicc.compiler.model.spec import ClusterSpec
-from calicc.compiler.policy.names import policy_chain
+from calicc.compiler.policy.names import policy_chain, set_name
+from calicc.compiler.policy.rules import SetSpec
 from calicc.compiler.selector import parse_selector
 from calicc.contract.host import (
     HOST_EGRESS_PREFIX,
     HOST_INGRESS_PREFIX,
+    HOST_SET_PREFIX,
     ClusterHost,
     HostPolicyRef,
     NodeHost,
@@ -72,6 +74,7 @@ class HostPlan:
     settings: HostProtection
     policies: tuple[HostPolicyPlan, ...]
     nodes: dict[str, NodeHost]
+    sets: tuple[SetSpec, ...] = ()
 
     def cluster_host(self) -> ClusterHost:
         """Return policy.json's `host`: the distinct profiles and each node's."""
@@ -90,6 +93,16 @@ def policy_order(loaded: LoadedHostPolicy) -> tuple[float, str]:
     return (math.inf if order is None else order, loaded.name)
 
 
+def node_set(
+    selector: str, addresses: dict[str, IPv4Network], labels: dict[str, dict[str, str]]
+) -> SetSpec:
+    """Return the ipset of the addresses of the nodes `selector` picks."""
+    nodes = selected_nodes(selector, labels)
+    members = tuple(str(n) for n in collapse_addresses(addresses[name] for name in nodes))
+    name = set_name(HOST_SET_PREFIX, ("host-nodes", selector))
+    return SetSpec(name, "hash:net", members, None, f"nodes {selector}"[:200])
+
+
 def _chain(
     loaded: LoadedHostPolicy,
     direction: str,
@@ -103,11 +116,16 @@ def _chain(
     lines: list[str] = []
     problems: list[Problem] = []
     for i, r in enumerate(rules):
-        source = side_nets(r.source, addresses, selected_nodes(r.source.selector, labels))
-        dest = side_nets(r.destination, addresses, selected_nodes(r.destination.selector, labels))
+        src, dst = r.source, r.destination
+        ends = Ends(
+            src.nets or None,
+            dst.nets or None,
+            node_set(src.selector, addresses, labels).name if src.selector else None,
+            node_set(dst.selector, addresses, labels).name if dst.selector else None,
+        )
         label = f"{loaded.name} {direction}[{i}] {r.action}"
         try:
-            lines += rule_lines(name, r, Ends(source, dest), label)
+            lines += rule_lines(name, r, ends, label)
         except TooManyLines as exc:
             problems.append(loaded.problem(("spec", direction, i), str(exc)))
     if problems:
@@ -156,4 +174,16 @@ def plan_host(spec: ClusterSpec, policies: Sequence[LoadedHostPolicy]) -> HostPl
         if interfaces:
             mine = tuple(p.ref for p in compiled if name in p.nodes)
             nodes[name] = NodeHost(interfaces=tuple(sorted(interfaces)), policies=mine)
-    return HostPlan(settings=settings, policies=tuple(compiled), nodes=nodes)
+    selectors = sorted(
+        {
+            e.selector
+            for p in compiled
+            for r in (*p.loaded.policy.spec.ingress, *p.loaded.policy.spec.egress)
+            for e in (r.source, r.destination)
+            if e.selector
+        }
+    )
+    sets = tuple(
+        sorted((node_set(sel, addresses, labels) for sel in selectors), key=lambda s: s.name)
+    )
+    return HostPlan(settings=settings, policies=tuple(compiled), nodes=nodes, sets=sets)

@@ -2,10 +2,11 @@
 
 A policy direction is one chain (`cali-hi-<hash>` ingress, `cali-ho-<hash>` egress; the hash
 of the policy's name, compiler/policy/names.py). Each rule of the policy becomes one or more
-lines, in order: the remote end's networks (source of ingress, destination of egress; a node
-selector is the selected nodes' addresses), the local end's, protocol and ports (multiport,
-at most 15 per line, so a long list spans lines). Allow sets the accept mark and the chain
-returns; Pass sets the pass mark and returns; Deny drops; Log logs and goes on.
+lines, in order: the source and destination networks, protocol, the ipsets of the nodes a
+source or destination selector picks (`cali40h:<hash>`, members in ipsets.restore, so a node
+joining changes no rules), and ports (multiport, at most 15 per line: a long list spans
+lines). Allow sets the accept mark and the chain returns; Pass sets the pass mark and
+returns; Deny drops; Log logs and goes on.
 Spelled as `iptables-save` prints it (contract/syntax.py).
 """
 
@@ -38,10 +39,12 @@ class TooManyLines(ValueError):
 
 @dataclass(frozen=True)
 class Ends:
-    """A rule's two ends as address lists (None: any), given the node addresses."""
+    """A rule's two ends: networks (None: any) and the ipset of the nodes a selector picks."""
 
     source: Nets
     destination: Nets
+    source_set: str | None = None
+    destination_set: str | None = None
 
 
 def side_nets(
@@ -94,6 +97,11 @@ def _ports(flag: str, entity: EntityRule) -> list[str]:
 def rule_lines(chain: str, r: Rule, ends: Ends, label: str) -> list[str]:
     """Return the lines of one policy rule (empty when an end matches no address)."""
     proto = f"-p {r.proto}" if r.proto else ""
+    sets = " ".join(
+        f"-m set --match-set {name} {way}"
+        for name, way in ((ends.source_set, "src"), (ends.destination_set, "dst"))
+        if name
+    )
     combos = itertools.product(
         _addr("-s", ends.source),
         _addr("-d", ends.destination),
@@ -101,7 +109,7 @@ def rule_lines(chain: str, r: Rule, ends: Ends, label: str) -> list[str]:
         _ports("sports", r.source),
     )
     lines = [
-        rule(chain, src, dst, proto, dports, sports, comment(label), ACTIONS[r.action])
+        rule(chain, src, dst, proto, sets, dports, sports, comment(label), ACTIONS[r.action])
         for src, dst, dports, sports in combos
     ]
     if len(lines) > RULE_LINES_MAX:

@@ -64,7 +64,8 @@ def policy_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
 
 def all_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
     """Return the static sets followed by the policy sets."""
-    return static_sets(cluster) + policy_sets(cluster)
+    host = cluster.host.sets if cluster.host is not None else ()  # compiler/host/plan.py
+    return static_sets(cluster) + policy_sets(cluster) + host
 
 
 @lru_cache(maxsize=2)
