@@ -20,6 +20,7 @@ empties a set).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,7 @@ NAMESPACES = "/api/v1/namespaces"
 PODS_QUERY = f"&fieldSelector={PHASES}"
 PODS_PATH = f"{PODS}?resourceVersion=0{PODS_QUERY}"
 NAMESPACES_PATH = f"{NAMESPACES}?resourceVersion=0"
-FIRST_LIST_WAIT = 5.0  # seconds a first refresh waits for the informers' first lists
+FIRST_LIST_WAIT = 2.0  # seconds a first refresh waits in all for the informers' first lists
 
 
 def _version(body: dict[str, Any]) -> str:
@@ -84,8 +85,9 @@ class KubeSource:
             )
             for informer in self.informers:
                 informer.start()
+            deadline = time.monotonic() + FIRST_LIST_WAIT
             for informer in self.informers:
-                informer.synced.wait(FIRST_LIST_WAIT)
+                informer.synced.wait(max(0.0, deadline - time.monotonic()))
         pod_informer, space_informer = self.informers
         for informer in self.informers:
             if informer.error is not None or not informer.synced.is_set():

@@ -106,12 +106,13 @@ class Remote:
     def current(self, record: EndpointRecord) -> EndpointRecord:
         """Return `record` with its pod's current labels and namespace labels from the API.
 
-        A pod the API does not list (yet), or any pod without an API, keeps its ADD facts.
+        A pod the API does not list (yet), or lists in another namespace (the address of a
+        deleted pod, reused), or any pod without an API, keeps its ADD facts.
         """
         if self.known is None or self.kube is None:
             return record
         pod = self.kube.by_address.get(record.address)
-        if pod is None:
+        if pod is None or pod.namespace != record.namespace:  # not listed yet, or a stale entry
             return record
         spaces = self.kube.namespaces.get(pod.namespace, {})
         if (pod.namespace, pod.labels, spaces) == (
