@@ -1,8 +1,8 @@
 """Behaviour: host protection's rendered rules, merged as the agent merges them, in real iptables.
 
-Namespaces: a client (10.99.0.2), the node (10.99.0.1, forwarding, calicc's ipsets and
-iptables with its host endpoint chains from contract/host.py `with_host`, the path
-agent/apply.py takes) and a backend behind the node (10.98.0.2). The node's interfaces are
+Namespaces: a client (10.99.0.2), the node (10.99.0.1, forwarding, node-1's bundle applied
+with `calicc apply`: the agent merges the host endpoint chains of contract/host.py `with_host`
+into the rules) and a backend behind the node (10.98.0.2). The node's interfaces are
 all host endpoints ("*"); failsafes are narrowed to SSH's port 22 only.
 """
 
@@ -17,12 +17,9 @@ from pathlib import Path
 import pytest
 
 from calicc.compiler.build import compile_cluster, load_cluster
-from calicc.contract.host import with_host
-from calicc.contract.manifest import ClusterSettings
-from calicc.contract.names import CLUSTER_SETTINGS, IPTABLES_FILE
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
-from tests.tools.treekit import role_text
+from tests.support.bundles import apply, stop_bird, write_tree
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 NODE, CLIENT, BACKEND = "10.99.0.1", "10.99.0.2", "10.98.0.2"
@@ -133,19 +130,24 @@ def connects(client: str, address: str, port: int) -> bool:
 
 
 def install(node: str, tmp_path: Path) -> None:
-    """Compile the cluster and apply node-1's rules as the agent does (rules + host chains)."""
+    """Compile the cluster and apply node-1's bundle with `calicc apply`, as a node does."""
     (tmp_path / "cluster.yaml").write_text(CLUSTER)
     (tmp_path / "host.yaml").write_text(POLICIES)
     compiled = compile_cluster(load_cluster(tmp_path / "cluster.yaml"))
-    manifest = compiled.node_manifest("node-1")
-    assert manifest.host is not None
-    ns_run(node, ["ipset", "restore"], input_text=compiled.files["cluster/ipsets.restore"])
-    rules = with_host(role_text(compiled.files, "node-1", IPTABLES_FILE), manifest.host)
-    ns_run(node, ["iptables-restore", "--noflush"], input_text=rules)
-    settings = ClusterSettings.model_validate_json(compiled.files[CLUSTER_SETTINGS])
-    for jump in settings.jump_rules:
-        where = ["-I", jump.chain, "1"] if jump.position == "top" else ["-A", jump.chain]
-        ns_run(node, ["iptables", "-t", jump.table, *where, *shlex.split(jump.rule)])
+    assert compiled.node_manifest("node-1").host is not None
+    write_tree(tmp_path / "rendered", compiled.files)
+    root = tmp_path / "root"
+    try:
+        done = apply(
+            node,
+            tmp_path / "rendered/nodes/node-1",
+            root,
+            tmp_path / "log.json",
+            "--skip-address-check",
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    finally:
+        stop_bird(root)
 
 
 def test_host_policy_failsafe_prednat_and_forward(
