@@ -3,11 +3,14 @@
 Issue 12's aim: 20 ClusterNetworkPolicies add at most 20% to a full apply of bench/apply.py's
 node (100 NetworkPolicies, 110 pods as endpoint records). The 20 policies (10 Admin, 10
 Baseline, priorities 0-9) each select every pod and have an ingress and an egress chain of
-three rules (a Deny, an Accept and its return), so every pod's endpoint chains jump to all 10
-Admin chains per direction and, for egress (which no NetworkPolicy of the node selects), to
-the 10 Baseline chains: the worst case of 20 policies. Each full apply runs in a fresh
-namespace (calicc-bench-cnp-<pid>-<n>, removed at once), the two variants alternating, ROUNDS
-times; prints the medians, the rules each variant restores, and the ratio.
+three rules (a Deny, an Accept and its return): the worst case of 20 policies. As the compiler
+renders them (compiler/policy/syntax.py), each tier and direction has one chain that jumps to
+each policy's chain for the pods of its subject, a runtime selector set (all pods, filled by
+the agent from the endpoint records). Every pod's ingress chain (a NetworkPolicy selects it)
+gains one jump to the Admin tier chain; its egress chain (no NetworkPolicy) ends with a goto
+to cali-cnp-out (Admin, Baseline, allow) instead of its allow. Each full apply runs in a
+fresh namespace (calicc-bench-cnp-<pid>-<n>, removed at once), the two variants alternating,
+ROUNDS times; prints the medians, the rules each variant restores, and the ratio.
 Usage: sudo .venv/bin/python bench/apply_cnp.py
 """
 
@@ -27,11 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from apply import GROUPS, POLICIES, endpoint_records, pod_address, rules, timed
 
 from calicc.agent.apply import Options, Reconciler
+from calicc.compiler.policy.cnp import TierJump
+from calicc.compiler.policy.syntax import direction_tiers
 from calicc.contract.names import (
     ADMIN_EGRESS_PREFIX,
     ADMIN_INGRESS_PREFIX,
     BASELINE_EGRESS_PREFIX,
     BASELINE_INGRESS_PREFIX,
+    TIER_CHAINS,
 )
 from calicc.contract.syntax import ACCEPT_MATCH, SET_ACCEPT
 from tests.support.bundles import derive_bundle, rendered
@@ -39,6 +45,7 @@ from tests.support.bundles import derive_bundle, rendered
 CNPS = 20
 ROUNDS = 5
 ALL: dict[str, object] = {"matchExpressions": [], "matchLabels": {}}
+SUBJECT = "cali40s:bench-all"  # every pod: the subject of every policy
 
 
 def cnp_chains(i: int) -> tuple[str, str, str]:
@@ -50,12 +57,15 @@ def cnp_chains(i: int) -> tuple[str, str, str]:
 
 
 def cnp_rules(count: int) -> tuple[list[str], list[str]]:
-    """Return the chain declarations and rules of `count` ClusterNetworkPolicies."""
+    """Return the declarations and rules of `count` ClusterNetworkPolicies' and tier chains."""
     declared: list[str] = []
     lines: list[str] = []
+    jumps: dict[tuple[str, str], list[TierJump]] = {key: [] for key in TIER_CHAINS}
     for i in range(count):
-        _, *chains = cnp_chains(i)
-        for chain, side in zip(chains, ("src", "dst"), strict=True):
+        tier, *chains = cnp_chains(i)
+        for chain, side, direction in zip(
+            chains, ("src", "dst"), ("ingress", "egress"), strict=True
+        ):
             declared.append(f":{chain} - [0:0]")
             peer = f"-m set --match-set cali40pods {side}"
             lines += [
@@ -63,6 +73,12 @@ def cnp_rules(count: int) -> tuple[list[str], list[str]]:
                 f"-A {chain} -p tcp -m tcp --dport {7100 + i} {peer} {SET_ACCEPT}",
                 f"-A {chain} {ACCEPT_MATCH} -j RETURN",
             ]
+            jumps[tier, direction].append(TierJump(SUBJECT, chain, f"c{i:02d}", decides=True))
+    for direction in ("ingress", "egress"):
+        by_tier = {tier: jumps[tier, direction] for tier in ("Admin", "Baseline")}
+        for chain, _, tier_lines in direction_tiers(direction, by_tier):
+            declared.append(f":{chain} - [0:0]")
+            lines += tier_lines
     return declared, lines
 
 
@@ -103,7 +119,10 @@ def bindings(count: int) -> list[dict[str, object]]:
 def bundle(directory: Path, count: int) -> None:
     """Write bench/apply.py's bundle with `count` ClusterNetworkPolicies added."""
     pods = [pod_address(i) for i in range(110)]
-    sets = [{"name": "cali40pods", "type": "hash:ip", "members": pods}]
+    sets: list[dict[str, object]] = [{"name": "cali40pods", "type": "hash:ip", "members": pods}]
+    if count:
+        selector = {"namespaceSelector": ALL, "podSelector": ALL}
+        sets.append({"name": SUBJECT, "type": "hash:ip", "selector": selector})
     jumps = [{"table": "filter", "chain": "FORWARD", "rule": "-j cali-FORWARD"}]
     base = rendered("minikube-ipip", "minikube")
     bird = {**json.loads((base / "node.json").read_text())["bird"], "enabled": False}

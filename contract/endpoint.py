@@ -8,16 +8,21 @@ For a host interface `caliXXXXXXXXXXX` (15 characters at most) an endpoint owns:
 
 - `cali-tw-<iface>` (to the workload: ingress policy) and `cali-fw-<iface>` (from the workload:
   egress policy). Each accepts established traffic, drops invalid, clears the accept/pass
-  marks, then evaluates the three tiers of policy selecting the pod for that direction:
-  1. Admin: the ClusterNetworkPolicy chains of tier Admin, by priority then name. A chain
-     accepts (accept mark: return at once), drops (Deny), or sets the pass mark (Pass): the
-     remaining Admin chains are skipped (each jump requires the pass mark clear).
-  2. NetworkPolicy: every NetworkPolicy chain; return as soon as one set the accept mark. If
-     any NetworkPolicy selects the pod for the direction, drop what none allowed (default
-     deny): the Baseline tier is never reached for that pod and direction.
-  3. Baseline (only when no NetworkPolicy selects the pod for the direction): the pass mark
-     is cleared, then the Baseline chains as the Admin ones; what none decided is allowed
-     (the accept mark is set).
+  marks, then evaluates the three tiers of policy selecting the pod for that direction. The
+  ClusterNetworkPolicy tiers live in shared chains of iptables.rules (contract/names.py
+  `TIER_CHAINS`): per policy, by priority then name, a jump to its chain for the pods of its
+  subject set (the destination of ingress, the source of egress), and a return once it accepted
+  (accept mark) or passed (pass mark: the rest of the tier is skipped); Deny drops. So an
+  endpoint's chains do not grow with the number of ClusterNetworkPolicies, and a pod none
+  selects for a direction has no rule for them at all.
+  1. Admin (when a ClusterNetworkPolicy of tier Admin selects the pod): its tier chain.
+  2. NetworkPolicy: every NetworkPolicy chain; return as soon as one set the accept mark (the
+     first is skipped when the Admin tier accepted, so its return fires). If any NetworkPolicy
+     selects the pod for the direction, drop what none allowed (default deny): the Baseline
+     tier is never reached for that pod and direction.
+  3. Without a NetworkPolicy, the chain ends with a goto to `CNP_ONLY_CHAINS[direction]` when
+     a ClusterNetworkPolicy selects the pod (the Admin tier chain, unless it accepted the
+     Baseline one, which first clears the pass mark, then allow), else allows (accept mark).
 - one rule in each dispatch chain of iptables.rules: `-i <iface> -g cali-fw-<iface>` in
   cali-from-wl-dispatch and `-o <iface> -g cali-tw-<iface>` in cali-to-wl-dispatch, above the
   dispatch chain's final "Unknown interface" drop.
@@ -43,9 +48,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from calicc.contract.names import (
+    CNP_ONLY_CHAINS,
     FROM_DISPATCH,
     FW_PREFIX,
     IFNAMSIZ,
+    TIER_CHAINS,
     TO_DISPATCH,
     TW_PREFIX,
     VXLAN_PORT,
@@ -54,8 +61,7 @@ from calicc.contract.selectors import matches
 from calicc.contract.syntax import (
     ACCEPT_MATCH,
     CLEAR_MARKS,
-    CLEAR_PASS,
-    NOT_PASSED,
+    NOT_ACCEPTED,
     SET_ACCEPT,
     comment,
     rule,
@@ -265,23 +271,9 @@ def chain_names(iface: str) -> tuple[str, str]:
     return FW_PREFIX + iface, TW_PREFIX + iface
 
 
-def _tier_rules(chain: str, direction: str, tier: str, policies: Chains) -> list[str]:
-    """Jump to each ClusterNetworkPolicy chain of a tier until one accepts or passes."""
-    lines = []
-    for policy_chain, key in policies:
-        lines.append(
-            rule(
-                chain, NOT_PASSED, comment(f"{tier} tier {direction}: {key}"), f"-j {policy_chain}"
-            )
-        )
-        lines.append(rule(chain, ACCEPT_MATCH, comment(f"accepted by {key}"), "-j RETURN"))
-    return lines
-
-
 def _direction_rules(
     chain: str, iface: str, direction: str, tiers: tuple[Chains, Chains, Chains]
 ) -> list[str]:
-    admin, policies, baseline = tiers
     lines = [
         rule(
             chain,
@@ -302,20 +294,32 @@ def _direction_rules(
                 "-j DROP",
             ),
         ]
-    lines += _tier_rules(chain, direction, "Admin", admin)
-    for policy_chain, key in policies:
-        lines.append(rule(chain, comment(f"{direction} policy {key}"), f"-j {policy_chain}"))
-        lines.append(rule(chain, ACCEPT_MATCH, comment(f"allowed by {key}"), "-j RETURN"))
-    if policies:
-        lines.append(
-            rule(chain, comment(f"default deny: {iface} has {direction} policy"), "-j DROP")
-        )
-        return lines
-    if baseline and admin:
-        lines.append(rule(chain, comment("Baseline tier: clear the Admin tier's pass"), CLEAR_PASS))
-    lines += _tier_rules(chain, direction, "Baseline", baseline)
-    why = "no Baseline policy decided" if baseline else f"no {direction} policy selects {iface}"
-    lines.append(rule(chain, comment(f"{why}: allow"), SET_ACCEPT))
+    return lines + _policy_rules(chain, iface, direction, tiers)
+
+
+def _policy_rules(
+    chain: str, iface: str, direction: str, tiers: tuple[Chains, Chains, Chains]
+) -> list[str]:
+    """The tiers: one rule for the ClusterNetworkPolicies, none for a pod they do not select."""
+    admin, policies, baseline = tiers
+    if not policies:
+        if admin or baseline:
+            tiers_comment = comment(f"ClusterNetworkPolicy tiers {direction}, then allow")
+            return [rule(chain, tiers_comment, f"-g {CNP_ONLY_CHAINS[direction]}")]
+        return [rule(chain, comment(f"no {direction} policy selects {iface}: allow"), SET_ACCEPT)]
+    lines = []
+    if admin:
+        admin_chain = TIER_CHAINS["Admin", direction]
+        lines.append(rule(chain, comment(f"Admin tier {direction}"), f"-j {admin_chain}"))
+    for i, (policy_chain, key) in enumerate(policies):
+        jump, allowed = f"{direction} policy {key}", f"allowed by {key}"
+        skip = ""
+        if admin and i == 0:  # an Admin accept skips the first jump, and the return fires
+            skip, jump = NOT_ACCEPTED, f"{jump} (unless the Admin tier accepted)"
+            allowed = f"accepted by the Admin tier or {allowed}"
+        lines.append(rule(chain, skip, comment(jump), f"-j {policy_chain}"))
+        lines.append(rule(chain, ACCEPT_MATCH, comment(allowed), "-j RETURN"))
+    lines.append(rule(chain, comment(f"default deny: {iface} has {direction} policy"), "-j DROP"))
     return lines
 
 

@@ -36,6 +36,18 @@ ADMIN_EGRESS_PREFIX = "cali-ao-"
 BASELINE_INGRESS_PREFIX = "cali-bi-"  # ClusterNetworkPolicy, Baseline tier
 BASELINE_EGRESS_PREFIX = "cali-bo-"
 CNP_PRIORITY_MAX = 1000  # a ClusterNetworkPolicy's priority is 0-1000 in its tier
+# One chain per ClusterNetworkPolicy tier and direction (compiler/targets/iptables.py): per
+# policy in evaluation order, a jump to its chain for packets of the pods in its subject set,
+# then a return once it decided. An endpoint chain jumps to each tier chain once.
+TIER_CHAINS = {
+    ("Admin", "ingress"): "cali-admin-in",
+    ("Admin", "egress"): "cali-admin-out",
+    ("Baseline", "ingress"): "cali-baseline-in",
+    ("Baseline", "egress"): "cali-baseline-out",
+}
+# For a pod no NetworkPolicy selects for the direction: the Admin tier chain, unless it accepted
+# the Baseline one, then allow. Such a pod's endpoint chain ends with a goto here.
+CNP_ONLY_CHAINS = {"ingress": "cali-cnp-in", "egress": "cali-cnp-out"}
 
 # ipsets: names start with OWNED_SET_PREFIX and have at most IPSET_MAX characters.
 OWNED_SET_PREFIX = "cali"

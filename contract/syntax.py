@@ -14,23 +14,30 @@ from calicc.contract.text import CONTROL
 MARK_ACCEPT = 0x10000
 MARK_PASS = 0x20000
 ACCEPT_MATCH = f"-m mark --mark {MARK_ACCEPT:#x}/{MARK_ACCEPT:#x}"
+NOT_ACCEPTED = f"-m mark ! --mark {MARK_ACCEPT:#x}/{MARK_ACCEPT:#x}"
 SET_ACCEPT = f"-j MARK --set-xmark {MARK_ACCEPT:#x}/{MARK_ACCEPT:#x}"
 CLEAR_MARKS = f"-j MARK --set-xmark 0x0/{MARK_ACCEPT | MARK_PASS:#x}"
 PASS_MATCH = f"-m mark --mark {MARK_PASS:#x}/{MARK_PASS:#x}"
 NOT_PASSED = f"-m mark ! --mark {MARK_PASS:#x}/{MARK_PASS:#x}"
 SET_PASS = f"-j MARK --set-xmark {MARK_PASS:#x}/{MARK_PASS:#x}"
 CLEAR_PASS = f"-j MARK --set-xmark 0x0/{MARK_PASS:#x}"
+DECIDED = f"-m mark ! --mark 0x0/{MARK_ACCEPT | MARK_PASS:#x}"  # accept or pass mark set
 COMMENT_MAX = 255
+_UNSAVED = str.maketrans({'"': "`", "'": "`", "\\": "/"})
 
 
 def comment(text: str) -> str:
     """Return a comment match (quotes made safe, cut to the kernel's 255 characters).
 
+    iptables-save escapes double quotes, apostrophes and backslashes inside a quoted comment
+    (an apostrophe reads back as backslash-apostrophe), so the text holds none of them: the
+    saved rule then reads exactly as written, and the agent finds the chain unchanged.
+
     Examples:
         >>> print(comment('say "hi"'))
-        -m comment --comment "say 'hi'"
+        -m comment --comment "say `hi`"
     """
-    safe = CONTROL.sub(" ", text.replace('"', "'").replace("\\", "/"))[:COMMENT_MAX]
+    safe = CONTROL.sub(" ", text.translate(_UNSAVED))[:COMMENT_MAX]
     return f'-m comment --comment "{safe}"'
 
 

@@ -12,6 +12,11 @@ order written; each rule is the product of its peers and protocols (every port w
 - `networks`: one static `cali40b:` hash:net set of the collapsed networks of the peer;
 - `destinationNamedPort: N`: the runtime `cali40n:` sets of N for TCP, UDP and SCTP (a
   container port name carries its protocol; the rule matches whichever the pod declares).
+
+A policy's subject is a runtime `cali40s:` set of the same selector form (the pods it applies
+to). Each tier and direction has one chain (contract/names.py `TIER_CHAINS`) that, per policy
+in evaluation order, jumps to the policy's chain for the pods of that set (`tier_jumps`): an
+endpoint chain jumps once per tier, whatever the number of policies.
 """
 
 from __future__ import annotations
@@ -85,6 +90,16 @@ class CnpChain:
 
 
 @dataclass(frozen=True)
+class TierJump:
+    """One policy's rule in its tier chain: for the pods of its subject set, its chain."""
+
+    subject_set: str
+    chain: str
+    label: str
+    decides: bool  # the chain may set the accept or pass mark (it has an Accept or Pass rule)
+
+
+@dataclass(frozen=True)
 class CompiledCnp:
     """A ClusterNetworkPolicy as plain data: tier, priority, subject, chains and ipsets."""
 
@@ -97,6 +112,7 @@ class CompiledCnp:
     ingress: CnpChain | None
     egress: CnpChain | None
     sets: tuple[SetSpec, ...]
+    subject: SetSpec
 
     @property
     def key(self) -> str:
@@ -124,6 +140,13 @@ def networks_members(networks: Sequence[IPv4Network]) -> tuple[str, ...]:
     return tuple(str(n) for n in sorted(halves))
 
 
+def selector_set(spaces: SelectorDict, pods: SelectorDict) -> SetSpec:
+    """Return the runtime set of the pods matching `pods` in namespaces matching `spaces`."""
+    selector: SelectorDict = {"namespaceSelector": spaces, "podSelector": pods}
+    text = f"pods {describe(pods)} in namespaces {describe(spaces)}"
+    return SetSpec(set_name(SELECTOR_SET_PREFIX, selector), "hash:ip", (), selector, text)
+
+
 def _peer_set(peer: CnpIngressPeer | CnpEgressPeer) -> SetSpec:
     if isinstance(peer, CnpEgressPeer) and peer.networks is not None:
         members = networks_members(peer.networks)
@@ -138,9 +161,7 @@ def _peer_set(peer: CnpIngressPeer | CnpEgressPeer) -> SetSpec:
         spaces, pods = canonical(peer.pods.namespaceSelector), canonical(peer.pods.podSelector)
     else:
         spaces, pods = canonical(peer.namespaces or LabelSelector()), canonical(LabelSelector())
-    selector: SelectorDict = {"namespaceSelector": spaces, "podSelector": pods}
-    text = f"pods {describe(pods)} in namespaces {describe(spaces)}"
-    return SetSpec(set_name(SELECTOR_SET_PREFIX, selector), "hash:ip", (), selector, text)
+    return selector_set(spaces, pods)
 
 
 def _port_matches(protocol: CnpProtocol) -> list[tuple[PortMatch, SetSpec | None]]:
@@ -211,6 +232,7 @@ def compile_cnp(loaded: LoadedCnp) -> CompiledCnp:
         ingress=ingress,
         egress=egress,
         sets=tuple(sorted(sets.values(), key=lambda s: s.name)),
+        subject=selector_set(spaces, pods),
     )
 
 
@@ -222,6 +244,18 @@ def compile_cluster_policies(loaded: Sequence[AnyLoaded]) -> tuple[CompiledCnp, 
     """
     compiled = (compile_cnp(p) for p in loaded if isinstance(p.policy, ClusterNetworkPolicy))
     return tuple(sorted(compiled, key=lambda c: (c.tier != "Admin", c.priority, c.name)))
+
+
+def tier_jumps(policies: Sequence[CompiledCnp], tier: str, direction: str) -> tuple[TierJump, ...]:
+    """Return the rules of the chain of `tier` and `direction`, in evaluation order."""
+    jumps = []
+    for policy in policies:
+        chain = policy.ingress if direction == "ingress" else policy.egress
+        if policy.tier == tier and chain is not None:
+            label = f"{policy.key} (priority {policy.priority}) {direction}"
+            decides = any(r.action != "Deny" for r in chain.rules)
+            jumps.append(TierJump(policy.subject.name, chain.name, label, decides))
+    return tuple(jumps)
 
 
 def cnp_api_warnings(policies: Sequence[CompiledCnp]) -> tuple[str, ...]:

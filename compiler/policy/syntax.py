@@ -1,17 +1,30 @@
 """iptables rule text of policy chains (the shared syntax lives in contract/syntax.py).
 
 Peers and ports of a compiled NetworkPolicy or ClusterNetworkPolicy rule, spelled as
-`iptables-save` prints them.
+`iptables-save` prints them, and the ClusterNetworkPolicy tier chains that jump to the
+policies' chains for the pods of their subjects.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from calicc.contract.syntax import ACCEPT_MATCH, PASS_MATCH, SET_ACCEPT, SET_PASS, comment, rule
+from calicc.contract.names import CNP_ONLY_CHAINS, TIER_CHAINS
+from calicc.contract.syntax import (
+    ACCEPT_MATCH,
+    CLEAR_PASS,
+    DECIDED,
+    PASS_MATCH,
+    SET_ACCEPT,
+    SET_PASS,
+    comment,
+    rule,
+)
 
 if TYPE_CHECKING:
-    from calicc.compiler.policy.cnp import CnpChain, CnpMatch, CnpRule
+    from collections.abc import Mapping, Sequence
+
+    from calicc.compiler.policy.cnp import CnpChain, CnpMatch, CnpRule, TierJump
     from calicc.compiler.policy.rules import Allow, PeerMatch, PolicyChain, PortMatch
 
 
@@ -78,7 +91,7 @@ def _cnp_describe(match: CnpMatch, direction: str) -> str:
 
 
 def _rule_label(policy: str, written: CnpRule) -> str:
-    named = f" {written.name!r}" if written.name else ""
+    named = f" `{written.name}`" if written.name else ""
     return f"{policy} {written.label}{named}"
 
 
@@ -106,3 +119,70 @@ def cnp_rules(chain: CnpChain, policy: str) -> tuple[str, ...]:
         if returns_on is not None:
             lines.append(rule(chain.name, returns_on, comment(f"{label} {verb}"), "-j RETURN"))
     return tuple(lines)
+
+
+def tier_rules(chain: str, tier: str, direction: str, jumps: Sequence[TierJump]) -> tuple[str, ...]:
+    """Return the rules of a tier chain: each policy's chain for the pods of its subject.
+
+    The subject is the pod the endpoint chain stands for: the destination of ingress, the
+    source of egress. After a policy's chain, a packet it accepted or passed returns: accepted,
+    the endpoint chain returns too; passed, the rest of the tier is skipped. The Baseline
+    chain first clears the pass mark an Admin Pass may have left.
+    """
+    side = "dst" if direction == "ingress" else "src"
+    lines = []
+    if tier == "Baseline":
+        lines.append(rule(chain, comment("clear the pass mark of the Admin tier"), CLEAR_PASS))
+    for jump in jumps:
+        subject = f"-m set --match-set {jump.subject_set} {side}"
+        lines.append(rule(chain, subject, comment(jump.label), f"-j {jump.chain}"))
+        if jump.decides:
+            why = comment(f"accepted or passed by {jump.label}")
+            lines.append(rule(chain, DECIDED, why, "-j RETURN"))
+    return tuple(lines)
+
+
+def cnp_only_rules(
+    chain: str, direction: str, admin: str | None, baseline: str | None
+) -> tuple[str, ...]:
+    """Return the tiers of a pod no NetworkPolicy selects for the direction, then allow.
+
+    The Admin tier chain first (a packet it accepted returns at once), then the Baseline one:
+    what neither dropped is allowed, a Baseline Accept or Pass as well as no decision (the
+    endpoint chain of such a pod ends with a goto here, contract/endpoint.py).
+    """
+    lines = []
+    if admin is not None:
+        lines.append(rule(chain, comment(f"Admin tier {direction}"), f"-j {admin}"))
+        if baseline is not None:
+            accepted = comment("accepted by the Admin tier")
+            lines.append(rule(chain, ACCEPT_MATCH, accepted, "-j RETURN"))
+    if baseline is not None:
+        lines.append(rule(chain, comment(f"Baseline tier {direction}"), f"-j {baseline}"))
+    lines.append(rule(chain, comment("no ClusterNetworkPolicy denied: allow"), SET_ACCEPT))
+    return tuple(lines)
+
+
+def direction_tiers(
+    direction: str, jumps: Mapping[str, Sequence[TierJump]]
+) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Return (name, note, rules) of one direction's ClusterNetworkPolicy tier chains.
+
+    `jumps` by tier. The chain of each tier with policies, then, if any, the chain of the tiers
+    of a pod no NetworkPolicy selects (CNP_ONLY_CHAINS): its endpoint chain ends with a goto
+    there (contract/endpoint.py).
+    """
+    chains = []
+    present: dict[str, str | None] = {}
+    for tier in ("Admin", "Baseline"):
+        name, found = TIER_CHAINS[tier, direction], jumps.get(tier, ())
+        present[tier] = name if found else None
+        if found:
+            note = f"{tier} tier {direction}, policies by priority then name: {len(found)}"
+            chains.append((name, note, tier_rules(name, tier, direction, found)))
+    if chains:
+        name = CNP_ONLY_CHAINS[direction]
+        note = f"{direction} of pods no NetworkPolicy selects: the tiers, then allow"
+        rules = cnp_only_rules(name, direction, present["Admin"], present["Baseline"])
+        chains.append((name, note, rules))
+    return chains

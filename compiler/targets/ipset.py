@@ -57,7 +57,9 @@ def static_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
 @lru_cache(maxsize=2)
 def policy_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
     """Return every ipset the cluster's policies use, once each, sorted by name."""
-    owned = [p.sets for p in cluster.policies] + [c.sets for c in cluster.cluster_policies]
+    owned = [p.sets for p in cluster.policies] + [
+        (*c.sets, c.subject) for c in cluster.cluster_policies
+    ]
     sets = {s.name: s for policy_sets in owned for s in policy_sets}
     return tuple(sets[name] for name in sorted(sets))
 

@@ -36,7 +36,8 @@ from typing import Literal
 
 from calicc.compiler.host.chains import host_tables
 from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.compiler.policy.syntax import cnp_rules, policy_rules
+from calicc.compiler.policy.cnp import tier_jumps
+from calicc.compiler.policy.syntax import cnp_rules, direction_tiers, policy_rules
 from calicc.contract.manifest import JumpRule, PolicyBinding
 from calicc.contract.names import (
     ALL_HOSTS_SET,
@@ -315,8 +316,19 @@ def workload_chains(encaps: frozenset[str]) -> tuple[ChainView, ...]:
     )
 
 
+def tier_chains(cluster: ClusterPlan) -> tuple[ChainView, ...]:
+    """Per direction, the ClusterNetworkPolicy tier chains (compiler/policy/syntax.py)."""
+    views: list[ChainView] = []
+    for direction in ("ingress", "egress"):
+        jumps = {
+            t: tier_jumps(cluster.cluster_policies, t, direction) for t in ("Admin", "Baseline")
+        }
+        views += (ChainView(*chain) for chain in direction_tiers(direction, jumps))
+    return tuple(views)
+
+
 def policy_chains(cluster: ClusterPlan) -> tuple[ChainView, ...]:
-    """One chain per policy direction (ClusterNetworkPolicies after NetworkPolicies)."""
+    """One chain per policy direction (ClusterNetworkPolicies after NetworkPolicies), tiers last."""
     views = []
     for policy in cluster.policies:
         for chain in (policy.ingress, policy.egress):
@@ -337,7 +349,7 @@ def policy_chains(cluster: ClusterPlan) -> tuple[ChainView, ...]:
                 views.append(
                     ChainView(cnp_chain.name, note, cnp_rules(cnp_chain, f"cnp {cnp.name}"))
                 )
-    return tuple(views)
+    return tuple(views) + tier_chains(cluster)
 
 
 def iptables_tables(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[TableView, ...]:

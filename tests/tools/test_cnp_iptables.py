@@ -2,10 +2,11 @@
 
 The node namespace holds the compiled ipsets.restore and iptables.rules of a policies-demo copy
 whose policies are the ones below, and the pod's endpoint chains from contract/endpoint.py for
-its namespace and namespace labels (as the CNI plugin and the agent compute them). The client
-stands for a pod of a namespace labelled team=client: its address is put in the selector set
-of that namespace selector, as the agent fills runtime sets. Each case re-applies the endpoint
-with other namespace labels and pings across the node.
+its namespace and namespace labels (as the CNI plugin and the agent compute them), with its
+address in the selector sets it matches (the tier chains find a ClusterNetworkPolicy's subject
+by its set). The client stands for a pod of a namespace labelled team=client: its address is
+put in the selector set of that namespace selector, as the agent fills runtime sets. Each case
+re-applies the endpoint with other namespace labels and pings across the node.
 """
 
 from __future__ import annotations
@@ -19,7 +20,12 @@ import pytest
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.targets.iptables import policy_bindings
-from calicc.contract.endpoint import endpoint_rules, policies_for_pod, with_endpoints
+from calicc.contract.endpoint import (
+    endpoint_rules,
+    policies_for_pod,
+    selector_sets_for_pod,
+    with_endpoints,
+)
 from calicc.contract.manifest import ClusterPolicy
 from calicc.contract.names import CLUSTER_POLICY, IPTABLES_FILE
 from calicc.lab.netns import ns_ping, ns_run
@@ -109,9 +115,21 @@ def client_set(files: dict[str, str]) -> str:
     return found
 
 
+def join_sets(node: str, files: dict[str, str], ns: str, spaces: dict[str, str]) -> None:
+    """Put the pod's address into exactly the selector sets it matches, as the agent does."""
+    policy = ClusterPolicy.model_validate_json(files[CLUSTER_POLICY])
+    runtime = [s.name for s in policy.ipsets if s.selector is not None and s.type == "hash:ip"]
+    joined = selector_sets_for_pod(policy.ipsets, ns, {"app": "x"}, spaces)
+    lines = [f"del {name} {POD_IP}" for name in runtime]
+    lines += [f"add {name} {POD_IP}" for name in joined]
+    ns_run(node, ["ipset", "restore", "-exist"], input_text="\n".join(lines) + "\n")
+
+
 def place(node: str, plan: ClusterPlan, files: dict[str, str], ns: str, labels: str) -> None:
-    """(Re)program the pod's endpoint chains for namespace `ns` labelled `labels` (k=v,...)."""
+    """(Re)program the pod's endpoint chains and selector sets for namespace `ns` labelled
+    `labels` (k=v,...): the tier chains match the pod by its subject sets."""
     spaces = dict(pair.split("=") for pair in labels.split(",") if pair)
+    join_sets(node, files, ns, spaces)
     pod = policies_for_pod(policy_bindings(plan), ns, {"app": "x"}, spaces)
     rules = with_endpoints(role_text(files, "node-1", IPTABLES_FILE), [endpoint_rules(IFACE, pod)])
     ns_run(node, ["iptables-restore", "--noflush"], input_text=rules)
@@ -128,6 +146,7 @@ CASES = [
     ("free", "baseline=deny", False, "Baseline Deny applies to a pod no NetworkPolicy selects"),
     ("np-allow", "baseline=deny", True, "Baseline is never reached for a selected pod"),
     ("free", "admin=pass,baseline=deny", False, "Admin Pass, no NetworkPolicy: Baseline Deny"),
+    ("free", "admin=accept,baseline=deny", True, "Admin Accept, no NetworkPolicy: no Baseline"),
     ("free", "basepass=yes,baseline=deny", True, "Baseline Pass skips the later Baseline Deny"),
 ]
 

@@ -97,8 +97,8 @@ def test_actions_become_mark_and_return_or_drop() -> None:
     ]
     assert lines[1].startswith(f"-A {chain} -m mark --mark 0x10000/0x10000 ")
     assert lines[3].startswith(f"-A {chain} -m mark --mark 0x20000/0x20000 ")
-    assert "cnp p ingress[0] 'in' accept from pods all in namespaces a=1 on any port" in lines[0]
-    assert "cnp p ingress[2] 'no' deny" in lines[4]
+    assert "cnp p ingress[0] `in` accept from pods all in namespaces a=1 on any port" in lines[0]
+    assert "cnp p ingress[2] `no` deny" in lines[4]
 
 
 def test_peers_and_protocols_are_a_product_and_sets() -> None:
@@ -178,7 +178,7 @@ def test_demo_bindings_and_chains(demo: Compiled) -> None:
         "# cali-ai-LxsQCaCfhoO5J04ZXwlM: Admin ClusterNetworkPolicy shop-delegates-to-owners "
         "(cluster-policies.yaml:50) priority 20 ingress: 2 rules" in rules
     )
-    assert "cnp shop-delegates-to-owners ingress[0] 'inside-shop-is-theirs' pass" in rules
+    assert "cnp shop-delegates-to-owners ingress[0] `inside-shop-is-theirs` pass" in rules
 
 
 def test_light_reader_reads_cnp_bindings(demo: Compiled) -> None:

@@ -1,12 +1,14 @@
 """Endpoint chains with ClusterNetworkPolicies: which bind a pod (namespace labels), the
-order of the tiers (Admin, NetworkPolicy, Baseline), Pass skipping the rest of a tier, and
-Baseline only for pods no NetworkPolicy selects."""
+order of the tiers (Admin, NetworkPolicy, Baseline), one jump per tier chain (which holds the
+policies: test_cnp_tiers.py), and Baseline only for pods no NetworkPolicy selects."""
 
 from __future__ import annotations
 
+import re
+
 from calicc.contract.endpoint import PodPolicies, endpoint_rules, policies_for_pod
 from calicc.contract.manifest import PolicyBinding
-from calicc.contract.syntax import CLEAR_PASS, NOT_PASSED
+from calicc.contract.syntax import ACCEPT_MATCH, NOT_ACCEPTED
 
 ALL: dict[str, object] = {"matchExpressions": [], "matchLabels": {}}
 IFACE = "cali0123456789a"
@@ -72,41 +74,50 @@ def tw_rules(policies: PodPolicies) -> list[str]:
 
 
 def targets(rules: list[str]) -> list[str]:
-    return [r.rsplit(" -j ", 1)[1].split()[0] if " -j " in r else r for r in rules]
+    return [re.split(" -[jg] ", r)[1].split()[0] if re.search(" -[jg] ", r) else r for r in rules]
 
 
 def test_admin_then_netpol_then_default_deny_without_baseline() -> None:
     pod = policies_for_pod(BINDINGS, "shop", {"app": "web"}, {"team": "red"})
     rules = tw_rules(pod)
-    assert targets(rules)[3:] == [
-        "cali-ai-asame", "RETURN", "cali-ai-bsame", "RETURN", "cali-ai-zlate", "RETURN",
-        "cali-pi-np", "RETURN", "DROP",
-    ]  # fmt: skip
-    admin_jumps = [r for r in rules if "-j cali-ai-" in r]
-    assert all(NOT_PASSED in r for r in admin_jumps), "a Pass skips the remaining Admin chains"
-    assert not any("cali-bi-" in r for r in rules), "a NetworkPolicy selects the pod: no Baseline"
-    assert all("-m mark --mark 0x10000/0x10000" in r for r in rules[4:10:2])
+    assert targets(rules)[3:] == ["cali-admin-in", "cali-pi-np", "RETURN", "DROP"]
+    assert NOT_ACCEPTED in rules[4], "accepted by the Admin tier: no NetworkPolicy is consulted"
+    assert ACCEPT_MATCH in rules[5], "and the return fires at once"
+    assert not any("cali-baseline-" in r or "cali-cnp-" in r for r in rules), (
+        "a NetworkPolicy selects the pod: no Baseline"
+    )
 
 
-def test_baseline_after_admin_when_no_netpol_selects() -> None:
+def test_without_netpol_the_tiers_decide_then_allow() -> None:
+    """cali-cnp-in: Admin, unless it accepted Baseline, then allow (test_cnp_tiers.py)."""
     pod = policies_for_pod(BINDINGS, "dev", {}, {"team": "blue"})
     rules = tw_rules(pod)
-    assert targets(rules)[3:] == [
-        "cali-ai-bsame", "RETURN", "cali-ai-zlate", "RETURN",
-        "MARK", "cali-bi-base", "RETURN", "MARK",
-    ]  # fmt: skip
-    assert CLEAR_PASS in rules[7], "the Admin tier's pass mark must not skip Baseline chains"
-    assert NOT_PASSED in rules[8]
-    assert rules[-1].endswith("-j MARK --set-xmark 0x10000/0x10000"), "nothing decided: allow"
-    assert "no Baseline policy decided: allow" in rules[-1]
+    assert targets(rules)[3:] == ["cali-cnp-in"]
+    assert " -g cali-cnp-in" in rules[-1], "the shared chain ends the endpoint's evaluation"
 
 
-def test_baseline_alone_needs_no_pass_clearing() -> None:
+def test_baseline_alone() -> None:
     base = (cnp("base", "Baseline", 5, ALL, egress_chain="cali-bo-base"),)
     rules = endpoint_rules(IFACE, policies_for_pod(base, "dev", {}, {})).rules
     fw = [r for r in rules if r.startswith(f"-A cali-fw-{IFACE} ")]
-    assert CLEAR_PASS not in "\n".join(fw)
-    assert targets(fw)[-3:] == ["cali-bo-base", "RETURN", "MARK"]
+    assert targets(fw)[-1] == "cali-cnp-out"
+    tw = [r for r in rules if r.startswith(f"-A cali-tw-{IFACE} ")]
+    assert "no ingress policy selects" in tw[-1], "no ingress policy: no tier"
+
+
+def test_one_jump_per_tier_whatever_the_number_of_policies() -> None:
+    red = endpoint_rules(IFACE, policies_for_pod(BINDINGS, "shop", {"app": "web"}, {"team": "red"}))
+    one = (BINDINGS[1], BINDINGS[3], BINDINGS[5])  # b-same, the Baseline policy, np
+    web = endpoint_rules(IFACE, policies_for_pod(one, "shop", {"app": "web"}, {"team": "blue"}))
+    assert red.rules == web.rules, "3 Admin policies or 1: the same endpoint chains"
+
+
+def test_a_pod_no_cnp_selects_pays_nothing_for_them() -> None:
+    no_base = BINDINGS[:3] + BINDINGS[4:]
+    pod = policies_for_pod(no_base, "dev", {}, {"team": "blue"})
+    fw = [r for r in endpoint_rules(IFACE, pod).rules if r.startswith(f"-A cali-fw-{IFACE} ")]
+    assert not any(" -g " in r or "cali-admin-" in r for r in fw), "by-name selects shop only"
+    assert fw == list(endpoint_rules(IFACE, PodPolicies()).rules[: len(fw)])
 
 
 def test_without_cnps_the_chains_are_unchanged() -> None:
