@@ -11,6 +11,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from calicc.contract.text import cut
+
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<str>'[^']*'|"[^"]*")
@@ -201,3 +203,17 @@ def parse_selector(text: str) -> Selector:
     if not text.strip():
         raise SelectorError("empty selector; use all() to select every node")
     return _Parser(text).parse()
+
+
+def check_selector(value: str | None) -> str | None:
+    """Validate a Calico selector (a pydantic field validator); None passes.
+
+    Raises:
+        ValueError: naming the selector and what is wrong with it.
+    """
+    if value is not None:
+        try:
+            parse_selector(value)
+        except SelectorError as exc:
+            raise ValueError(f"invalid selector {cut(value)!r}: {exc}") from exc
+    return value

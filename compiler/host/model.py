@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from calicc.compiler.host.spec import port_range
-from calicc.compiler.selector import SelectorError, parse_selector
+from calicc.compiler.selector import check_selector
 from calicc.contract.fields import Dns1123Subdomain, LabelKey, Labels
 from calicc.contract.manifest import Strict
 from calicc.contract.text import cut
@@ -24,16 +24,6 @@ from calicc.contract.text import cut
 PROTOCOLS = ("TCP", "UDP", "ICMP", "SCTP", "UDPLite")
 PORT_PROTOCOLS = ("tcp", "udp", "sctp")
 MAX_PORTS = 64
-
-
-def check_selector(value: str | None) -> str | None:
-    """A Calico selector over node labels (compiler/selector.py), or None."""
-    if value is not None:
-        try:
-            parse_selector(value)
-        except SelectorError as exc:
-            raise ValueError(f"invalid selector {cut(value)!r}: {exc}") from exc
-    return value
 
 
 def _ports(value: tuple[int | str, ...]) -> tuple[int | str, ...]:

@@ -15,7 +15,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from calicc.compiler.host.spec import HostInterface, HostProtection, unique_interfaces
 from calicc.compiler.model.autodetect import autodetection_method
-from calicc.compiler.selector import SelectorError, parse_selector
+from calicc.compiler.selector import check_selector
 from calicc.contract.fields import (
     Dns1123Label,
     Dns1123Subdomain,
@@ -38,15 +38,6 @@ class EncapMode(StrEnum):
     ALWAYS = "Always"
     CROSS_SUBNET = "CrossSubnet"
     NEVER = "Never"
-
-
-def _check_selector(value: str | None) -> str | None:
-    if value is not None:
-        try:
-            parse_selector(value)
-        except SelectorError as exc:
-            raise ValueError(f"invalid selector {cut(value)!r}: {exc}") from exc
-    return value
 
 
 SNIPPET_MAX = 64 * 1024
@@ -92,7 +83,7 @@ class Pool(Strict):
     node_selector: str | None = Field(None, description="Calico selector over node labels")
     disabled: bool = Field(False, description="keep the pool, allocate no new blocks from it")
 
-    _selector = field_validator("node_selector")(_check_selector)
+    _selector = field_validator("node_selector")(check_selector)
 
 
 class BgpPeer(Strict):
@@ -110,7 +101,7 @@ class BgpPeer(Strict):
     )
     multihop: int | None = Field(None, ge=1, le=255, description="TTL; default multihop")
 
-    _selector = field_validator("node_selector")(_check_selector)
+    _selector = field_validator("node_selector")(check_selector)
 
 
 class Bgp(Strict):
