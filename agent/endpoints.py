@@ -23,7 +23,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from calicc.agent.cni.endpoint_policy import ENDPOINTS, EndpointRecord, load_records, rules_for
+from calicc.agent.cni.endpoint_policy import (
+    ENDPOINTS,
+    EndpointRecord,
+    load_records,
+    rules_for_all,
+)
 from calicc.agent.files import under
 from calicc.contract.endpoint import EndpointRules, selector_sets_for_pod
 from calicc.contract.manifest import NodeManifest
@@ -86,10 +91,14 @@ def runtime_members(
     """
     runtime = {s.name: s for s in manifest.ipsets if s.selector is not None}
     members: dict[str, set[str]] = {name: set() for name in runtime}
+    selected: dict[object, tuple[str, ...]] = {}  # replicas share facts: evaluate once
     for r in records:
-        for name in selector_sets_for_pod(
-            manifest.ipsets, r.namespace, r.labels, r.namespace_labels
-        ):
+        key = (r.namespace, frozenset(r.labels.items()), frozenset(r.namespace_labels.items()))
+        if key not in selected:
+            selected[key] = selector_sets_for_pod(
+                runtime.values(), r.namespace, r.labels, r.namespace_labels
+            )
+        for name in selected[key]:
             if runtime[name].type != NAMED_PORT_TYPE:
                 members[name].add(r.address)
         for name, member in r.members:
@@ -110,7 +119,7 @@ def load_endpoints(
     """
     records = [current(r) for r in load_records(directory)]
     return Endpoints(
-        rules=tuple(rules_for(r, manifest) for r in records),
+        rules=rules_for_all(records, manifest),
         members=runtime_members(records, manifest),
         records=tuple(records),
     )

@@ -43,7 +43,7 @@ from calicc.contract.syntax import ACCEPT_MATCH, SET_ACCEPT
 from tests.support.bundles import derive_bundle, rendered
 
 CNPS = 20
-ROUNDS = 5
+ROUNDS = 11
 ALL: dict[str, object] = {"matchExpressions": [], "matchLabels": {}}
 SUBJECT = "cali40s:bench-all"  # every pod: the subject of every policy
 

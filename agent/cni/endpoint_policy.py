@@ -138,9 +138,29 @@ def rules_for(record: EndpointRecord, manifest: NodeFacts) -> EndpointRules:
     return endpoint_rules(record.iface, pod)
 
 
+def rules_for_all(
+    records: Iterable[EndpointRecord], manifest: NodeFacts
+) -> tuple[EndpointRules, ...]:
+    """Return `rules_for` of every record, choosing the policies once per distinct set of facts.
+
+    Replicas share their namespace and labels, so a node's pods have few distinct facts; the
+    choice walks every binding of the node, the chains are cheap.
+    """
+    chosen: dict[tuple[str, frozenset[tuple[str, str]], frozenset[tuple[str, str]]], Any] = {}
+    found = []
+    for r in records:
+        key = (r.namespace, frozenset(r.labels.items()), frozenset(r.namespace_labels.items()))
+        if key not in chosen:
+            chosen[key] = policies_for_pod(
+                manifest.policies, r.namespace, r.labels, r.namespace_labels
+            )
+        found.append(endpoint_rules(r.iface, chosen[key]))
+    return tuple(found)
+
+
 def live_endpoint_rules(state_dir: Path, manifest: NodeFacts) -> list[EndpointRules]:
     """Return the rules of every recorded endpoint: what the agent merges with with_endpoints."""
-    return [rules_for(r, manifest) for r in load_records(state_dir)]
+    return list(rules_for_all(load_records(state_dir), manifest))
 
 
 def _ipset(verb: str, members: Iterable[tuple[str, str]]) -> None:

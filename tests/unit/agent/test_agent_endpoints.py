@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from calicc.agent.bundle import load_bundle
-from calicc.agent.cni.endpoint_policy import EndpointRecord
+from calicc.agent.cni.endpoint_policy import EndpointRecord, rules_for, rules_for_all
 from calicc.agent.drift import Watch
 from calicc.agent.endpoints import fingerprint, load_endpoints, runtime_members, state_dir
 from calicc.agent.ipsets import SetState, desired_sets, diff_sets, summarize
@@ -125,3 +125,21 @@ def test_watch_skips_only_unchanged_readable_keys_and_reads_fully_every_n() -> N
     legacy = Watch(enabled=False)
     legacy.settled(key)
     assert not legacy.unchanged(key)
+
+
+def test_rules_chosen_once_per_facts_equal_rules_chosen_per_pod() -> None:
+    """rules_for_all shares the policy choice between pods with the same facts; each pod still
+    gets the chains of its own labels and namespace (labels, namespaces, namespace labels)."""
+    pods = [
+        record("calia1", "10.244.0.5", "shop", app="api"),
+        record("calia2", "10.244.0.6", "shop", app="api"),
+        record("caliw1", "10.244.0.7", "shop", app="web"),
+        record("calid1", "10.244.0.8", "demo", app="api"),
+        EndpointRecord(
+            "calit1", "c", "eth0", "10.244.0.9", "shop", {"app": "api"}, {"team": "shop"}, ()
+        ),
+    ]
+    each = tuple(rules_for(r, manifest()) for r in pods)
+    assert rules_for_all(pods, manifest()) == each
+    shapes = {"\n".join(r.rules).replace(r.iface, "IFACE") for r in each}
+    assert len(shapes) >= 3, "api in shop, web in shop and api in demo have different policies"
