@@ -23,10 +23,14 @@ Model = TypeVar("Model", bound=BaseModel)
 # pools, sets and policies and every other node's routes itself).
 EARLIER_LAYOUT_KEYS = ("ipsets", "policies", "neighbors", "fdb")
 # The layout of the tree of each earlier bundle_version, and of the one this agent reads.
-LAYOUT = "a node's directory holds node.json and bird.conf, the rest is shared in cluster/"
+LAYOUT = (
+    "a node's directory holds node.json and bird.conf, the rest is shared in cluster/; "
+    "policy.json binds ClusterNetworkPolicy tiers and host protection profiles"
+)
 EARLIER_VERSIONS = {
     1: "its tree has no cluster/ part (node.json lists the cluster's pools, sets and policies)",
     2: "its tree keeps each node's routes, sysctl, CNI and iptables files in the node's directory",
+    3: "its policy.json binds no ClusterNetworkPolicy tiers and no host protection",
 }
 
 

@@ -65,7 +65,7 @@ ALL_HOSTS_SET = "cali40all-hosts-net"
 # bird.conf; every other file a node uses is a file of the cluster part that node.json names
 # for a role (FileEntry.source): the node's routes script, kernel settings, CNI conflist and
 # iptables rules are each the same text for every node of one kind, so each is written once.
-BUNDLE_VERSION = 3  # 3: a node's directory holds node.json and bird.conf, the rest is shared
+BUNDLE_VERSION = 4  # 4: policy.json's bindings have tiers, and host protection profiles
 MANIFEST = "node.json"
 BIRD_CONFIG = "bird.conf"
 ROUTES_FILE = "routes/routes.sh"  # roles: node.json's key of the shared file that plays it

@@ -88,13 +88,13 @@ def test_wrong_fields_are_named() -> None:
     assert refusal({**data, "pod_mtu": True}) == "pod_mtu: expected an integer, got a boolean"
     assert refusal({**data, "pod_mtu": 40}) == "pod_mtu: 40 is not in 68-65535"
     assert refusal({k: v for k, v in data.items() if k != "node"}) == "node: missing"
-    assert refusal({**data, "bundle_version": 99}) == "bundle_version: 99 is not 3"
+    assert refusal({**data, "bundle_version": 99}) == "bundle_version: 99 is not 4"
     assert refusal({**data, "pools": [3]}) == "pools[0]: expected a string, got an integer"
 
 
 def test_a_bundle_of_an_older_calicc_is_refused_asking_for_a_rebuild() -> None:
     said = refusal({**example(), "bundle_version": 2})
-    assert said.startswith("bundle_version: 2 is not 3 (a bundle of an older calicc: rebuild")
+    assert said.startswith("bundle_version: 2 is not 4 (a bundle of an older calicc: rebuild")
 
 
 def test_roles_name_their_shared_file_and_only_the_cluster_settings_digest_is_read() -> None:
