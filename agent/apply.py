@@ -216,7 +216,7 @@ class Reconciler:
     def check_address(self, ipr: IPRouteT, bundle: Bundle) -> list[str]:
         """Require the detected address to be the compiled one (unless switched off)."""
         node = bundle.manifest.node
-        if self.options.check_address:
+        if self.options.check_address and node.address is not None:
             check_address(ipr, node.autodetection_method, node.address)
         return []
 

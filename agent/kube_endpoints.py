@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,8 @@ class KubeSource:
         key = (pods_version, spaces_version, digest)
         if key == self.key and all(key[:2]):
             return self.members
-        found = pods_from_list(pods, (p.cidr for p in manifest.pools))
+        pools = (p.cidr for p in manifest.pools if isinstance(p.cidr, IPv4Network))
+        found = pods_from_list(pods, pools)
         self.namespaces = namespaces_from_list(spaces)
         self.members = cluster_members(manifest.ipsets, found, self.namespaces)
         self.pods, self.key = tuple(found), key

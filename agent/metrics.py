@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,9 @@ class Metrics:
     commands: int = 0
     duration_sum: float = 0.0
     last_duration: float = 0.0
-    ipam: dict[IPv4Network, tuple[int, int]] = field(default_factory=dict)  # used, size
+    ipam: dict[IPv4Network | IPv6Network, tuple[int, int]] = field(
+        default_factory=dict
+    )  # used, size
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def observe(self, result: ApplyResult, repaired: bool, commands: int = 0) -> None:

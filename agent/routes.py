@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from calicc.agent.netlink import IPRoute, call, need_index
@@ -24,7 +24,7 @@ RTNH_F_ONLINK = 4
 class RouteState:
     """A route as compared: destination, type, gateway, device index and onlink flag."""
 
-    dst: IPv4Network
+    dst: IPv4Network | IPv6Network
     type: str
     via: str | None = None
     oif: int | None = None

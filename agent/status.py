@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 
 from calicc.agent import AgentError
@@ -45,8 +45,8 @@ def bgp_sessions(runner: Runner, root: Path) -> list[tuple[str, str, str]]:
 
 
 def block_use(
-    blocks: list[IPv4Network], allocations: list[Allocation]
-) -> list[tuple[IPv4Network, int, int]]:
+    blocks: list[IPv4Network | IPv6Network], allocations: list[Allocation]
+) -> list[tuple[IPv4Network | IPv6Network, int, int]]:
     """Return (block, used, size) for each block.
 
     Examples:

@@ -51,7 +51,16 @@ def built_from_problems(node: NodeFile, index: ClusterIndex) -> list[str]:
 
 
 def own_row(node: NodeFile) -> NodeRow:
-    """Return the node table's row of `node`, as its node.json states it."""
+    """Return the node table's row of `node`, as its node.json states it.
+
+    Raises:
+        AssemblyError: the node has no IPv4 address; nodes.tsv has no IPv6 columns yet.
+    """
+    if node.node.address is None:
+        raise AssemblyError(
+            f"node {node.node.name} has no IPv4 address: IPv6-only nodes need the node table's "
+            "IPv6 columns, which this calicc does not write yet (issue 13)"
+        )
     return NodeRow(
         name=node.node.name,
         address=node.node.address,

@@ -20,8 +20,15 @@ them. schemas/ holds the JSON Schemas of `NodeFile`, `ClusterSettings`, `Cluster
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
-from typing import Literal
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
+from typing import ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -42,11 +49,38 @@ from calicc.contract.names import (
     ROUTE_PROTOCOL,
 )
 
+IPNetwork = IPv4Network | IPv6Network
+IPAddress = IPv4Address | IPv6Address
+IPInterface = IPv4Interface | IPv6Interface
+
 
 class Strict(BaseModel):
     """Base: unknown keys are errors, instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Sparse(Strict):
+    """Base of models with keys added after their first release: written only when set.
+
+    A key of `SPARSE` that holds None is left out of the JSON, so a bundle that does not use it
+    (every IPv4-only bundle, for the IPv6 keys) keeps the bytes it had before the key existed.
+    """
+
+    SPARSE: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_unset_new_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, object]:
+        data: dict[str, object] = handler(self)
+        for key in self.SPARSE:
+            if data.get(key, ...) is None:
+                del data[key]
+        return data
+
+
+def same_family(*values: IPAddress | IPNetwork | IPInterface | None) -> bool:
+    """Return whether every value that is set is of one IP family."""
+    return len({v.version for v in values if v is not None}) <= 1
 
 
 class SecretRef(Strict):
@@ -62,21 +96,36 @@ class SecretRef(Strict):
         return self
 
 
-class NodeIdentity(Strict):
-    """Who the node is, and how it must find its own address at apply time."""
+class NodeIdentity(Sparse):
+    """Who the node is, and how it must find its own addresses at apply time.
+
+    At least one of `address` (IPv4) and `address_v6` (IPv6); both on a dual-stack node.
+    """
+
+    SPARSE: ClassVar[tuple[str, ...]] = ("address", "address_v6", "autodetection_method_v6")
 
     name: str
-    address: IPv4Interface
+    address: IPv4Interface | None = Field(None, description="the node's IPv4 address and prefix")
+    address_v6: IPv6Interface | None = Field(None, description="the node's IPv6 address and prefix")
     interface: str | None = None
     as_number: int
     labels: dict[str, str] = Field(default_factory=dict)
     autodetection_method: str = "first-found"
+    autodetection_method_v6: str | None = Field(
+        None, description="how the agent finds address_v6 (IP6_AUTODETECTION_METHOD)"
+    )
+
+    @model_validator(mode="after")
+    def _an_address(self) -> NodeIdentity:
+        if self.address is None and self.address_v6 is None:
+            raise ValueError("a node has address (IPv4), address_v6 (IPv6) or both")
+        return self
 
 
 class BlockEntry(Strict):
-    """A block owned by the node."""
+    """A block owned by the node (IPv4 or IPv6)."""
 
-    cidr: IPv4Network
+    cidr: IPNetwork
     pool: str
 
 
@@ -85,10 +134,10 @@ EncapMode = Literal["Always", "CrossSubnet", "Never"]
 
 
 class ClusterPool(Strict):
-    """A pool of the cluster, as cluster.json lists it."""
+    """A pool of the cluster, as cluster.json lists it (IPv4 or IPv6)."""
 
     name: str
-    cidr: IPv4Network
+    cidr: IPNetwork
     encapsulation: Encapsulation
     mode: EncapMode
     nat_outgoing: bool
@@ -99,7 +148,7 @@ class PoolEntry(Strict):
     """A pool the node knows about (for IPAM and NAT decisions)."""
 
     name: str
-    cidr: IPv4Network
+    cidr: IPNetwork
     encapsulation: Encapsulation
     mode: EncapMode
     nat_outgoing: bool
@@ -108,37 +157,56 @@ class PoolEntry(Strict):
 
 
 class Link(Strict):
-    """A tunnel device the agent creates (ipip: tunl0; vxlan: vxlan.calico)."""
+    """A tunnel device the agent creates (ipip: tunl0; vxlan: vxlan.calico or vxlan-v6.calico).
+
+    VXLAN over IPv6 (vxlan-v6.calico) is kind vxlan with an IPv6 `local` and `address`: the
+    device is the same kind, only its family differs. IPIP has no IPv6.
+    """
 
     name: str
     kind: Literal["ipip", "vxlan"]
     mtu: int
-    address: IPv4Interface | None = None
+    address: IPInterface | None = None
     vni: int | None = None
     port: int | None = None
     mac: str | None = None
-    local: IPv4Address | None = None
+    local: IPAddress | None = None
     parent: str | None = Field(
         None, description="vxlan: device the tunnel sends through; unset: the one holding `local`"
     )
+
+    @model_validator(mode="after")
+    def _one_family(self) -> Link:
+        if not same_family(self.address, self.local):
+            raise ValueError("address and local are of one family (IPv4, or IPv6 for vxlan-v6)")
+        ipv6 = (IPv6Address, IPv6Interface)
+        if self.kind == "ipip" and any(isinstance(v, ipv6) for v in (self.address, self.local)):
+            raise ValueError("ipip carries IPv4 only: address and local are IPv4")
+        return self
 
 
 class Route(Strict):
     """A kernel route the agent owns (carries `protocol`)."""
 
-    dst: IPv4Network
+    dst: IPNetwork
     type: Literal["blackhole", "unicast"]
-    via: IPv4Address | None = None
+    via: IPAddress | None = None
     dev: str | None = None
     onlink: bool = False
     comment: str = ""
+
+    @model_validator(mode="after")
+    def _one_family(self) -> Route:
+        if not same_family(self.dst, self.via):
+            raise ValueError(f"via {self.via} is not of the family of dst {self.dst}")
+        return self
 
 
 class Neighbor(Strict):
     """A permanent neighbour entry (VXLAN: remote tunnel address to remote VTEP MAC)."""
 
     dev: str
-    address: IPv4Address
+    address: IPAddress
     lladdr: str
 
 
@@ -147,7 +215,7 @@ class FdbEntry(Strict):
 
     dev: str
     lladdr: str
-    dst: IPv4Address
+    dst: IPAddress
 
 
 class Ipset(Strict):
@@ -279,7 +347,7 @@ class ClusterIndex(Strict):
     files: dict[str, FileEntry]
 
 
-class NodeFile(Strict):
+class NodeFile(Sparse):
     """node.json as written: the node's own facts and the files it was built with, with digests.
 
     `files` lists the node's own files (bird.conf) and the cluster settings it was built from
@@ -288,6 +356,8 @@ class NodeFile(Strict):
     that holds it (`source`); `routes` are the node's own (the blackholes of its blocks);
     `pools` names the pools that serve the node.
     """
+
+    SPARSE: ClassVar[tuple[str, ...]] = ("tunnel_address_v6", "vtep_mac_v6")
 
     bundle_version: int = BUNDLE_VERSION
     calicc_version: str
@@ -299,6 +369,10 @@ class NodeFile(Strict):
     blocks: tuple[BlockEntry, ...]
     tunnel_address: IPv4Address | None = None
     vtep_mac: str | None = None
+    tunnel_address_v6: IPv6Address | None = Field(
+        None, description="the node's vxlan-v6.calico address, never handed to a pod"
+    )
+    vtep_mac_v6: str | None = Field(None, description="the MAC of vxlan-v6.calico")
     route_protocol: int = ROUTE_PROTOCOL
     links: tuple[Link, ...] = ()
     routes: tuple[Route, ...] = ()
@@ -311,7 +385,7 @@ class NodeFile(Strict):
     files: dict[str, FileEntry] = Field(default_factory=dict)
 
 
-class NodeManifest(Strict):
+class NodeManifest(Sparse):
     """The node's complete picture, assembled from node.json and the cluster files it names.
 
     What the agent and the CNI plugin work from; never written as such (contract/assemble.py).
@@ -323,9 +397,12 @@ class NodeManifest(Strict):
     node: NodeIdentity
     link_mtu: int
     pod_mtu: int
+    SPARSE: ClassVar[tuple[str, ...]] = ("tunnel_address_v6",)
+
     pools: tuple[PoolEntry, ...]
     blocks: tuple[BlockEntry, ...]
     tunnel_address: IPv4Address | None = None
+    tunnel_address_v6: IPv6Address | None = None
     route_protocol: int = ROUTE_PROTOCOL
     links: tuple[Link, ...] = ()
     routes: tuple[Route, ...] = ()

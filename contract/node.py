@@ -2,17 +2,17 @@
 
 The pydantic models (contract/manifest.py) are the schema: the compiler writes the bundle through
 them and `calicc apply` validates and assembles a whole bundle before installing it, as one
-self-contained copy (node.json beside cluster/). The CNI plugin runs once per pod, often in a
-fresh process, and needs a handful of facts of that copy: the node's name, the pod MTU and
-blocks, the tunnel address (node.json), the pools for IPAM (cluster/cluster.json, serving the
-node when node.json's `pools` names them), and the ipsets and policy bindings for endpoint
-policy (cluster/policy.json). `read_node` reads exactly those, after checking that the cluster
-files are the ones listed (cluster.json the one node.json was built from, both of the digest
-cluster/index.json lists), checks each fact's type and the values that end up in restore input
-or netlink (names, lengths), and ignores the other sections: of node.json's `files`, only
-cluster.json's digest is read (a role's entry names its shared file by `source`, without a
-digest; the plugin needs none of those files, nor nodes.tsv). A wrong field raises
-`NodeFileError` naming it, e.g. `blocks[1].cidr: ...` or `cluster/policy.json: ipsets[0].name: ...`.
+self-contained copy (node.json beside cluster/). The CNI plugin runs once per pod, often in a fresh
+process, and needs a handful of facts of that copy: the node's name, the pod MTU and blocks (of
+either family), the tunnel addresses (node.json), the pools for IPAM (cluster/cluster.json, serving
+the node when node.json's `pools` names them), and the ipsets and policy bindings for endpoint
+policy (cluster/policy.json). `read_node` reads exactly those, after checking that the cluster files
+are the ones listed (cluster.json the one node.json was built from, both of the digest
+cluster/index.json lists), checks each fact's type and the values that end up in restore input or
+netlink (names, lengths), and ignores the other sections: of node.json's `files`, only
+cluster.json's digest is read (a role's entry names its shared file by `source`, without a digest;
+the plugin needs none of those files, nor nodes.tsv). A wrong field raises `NodeFileError` naming
+it, e.g. `blocks[1].cidr: ...` or `cluster/policy.json: ipsets[0].name: ...`.
 
 `NodeFacts` (with `PoolFacts`, `BlockFacts`, `IdentityFacts`) is what the node side's helpers
 take: both `CniNode` and the pydantic `NodeManifest` satisfy it.
@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any, Protocol
 
 from calicc.contract.endpoint import BindingFacts, IpsetFacts
@@ -77,8 +77,8 @@ class BlockFacts(Protocol):
     """A block the node owns."""
 
     @property
-    def cidr(self) -> IPv4Network:
-        """The block."""
+    def cidr(self) -> IPv4Network | IPv6Network:
+        """The block (IPv4 or IPv6)."""
 
     @property
     def pool(self) -> str:
@@ -109,6 +109,10 @@ class NodeFacts(Protocol):
         """The node's tunnel address, never handed to a pod."""
 
     @property
+    def tunnel_address_v6(self) -> IPv6Address | None:
+        """The node's IPv6 tunnel address (vxlan-v6.calico), never handed to a pod."""
+
+    @property
     def ipsets(self) -> Sequence[IpsetFacts]:
         """The node's ipsets (the runtime ones carry a selector)."""
 
@@ -136,7 +140,7 @@ class CniPool:
 class CniBlock:
     """A block the node owns."""
 
-    cidr: IPv4Network
+    cidr: IPv4Network | IPv6Network
     pool: str
 
 
@@ -172,6 +176,7 @@ class CniNode:
     pools: tuple[CniPool, ...]
     blocks: tuple[CniBlock, ...]
     tunnel_address: IPv4Address | None
+    tunnel_address_v6: IPv6Address | None
     ipsets: tuple[CniIpset, ...]
     policies: tuple[CniBinding, ...]
 
@@ -238,12 +243,13 @@ def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(_KINDS.get(k, k.__name__) for k in kinds)
 
 
-def _network(fields: _Fields, key: str) -> IPv4Network:
-    value = fields.text(key, 18)
+def _network(fields: _Fields, key: str) -> IPv4Network | IPv6Network:
+    """Return an IPv4 or IPv6 network (a block of either family)."""
+    value = fields.text(key, 43)
     try:
-        return IPv4Network(value)
+        return IPv6Network(value) if ":" in value else IPv4Network(value)
     except ValueError as exc:
-        raise NodeFileError(f"{fields.path(key)}: {cut(value)!r} is not an IPv4 network") from exc
+        raise NodeFileError(f"{fields.path(key)}: {cut(value)!r} is not an IP network") from exc
 
 
 def _address(fields: _Fields, key: str) -> IPv4Address | None:
@@ -252,6 +258,14 @@ def _address(fields: _Fields, key: str) -> IPv4Address | None:
         return None if value is None else IPv4Address(value)
     except ValueError as exc:
         raise NodeFileError(f"{fields.path(key)}: {cut(value)!r} is not an IPv4 address") from exc
+
+
+def _address_v6(fields: _Fields, key: str) -> IPv6Address | None:
+    value = fields.text(key, 39, None)
+    try:
+        return None if value is None else IPv6Address(value)
+    except ValueError as exc:
+        raise NodeFileError(f"{fields.path(key)}: {cut(value)!r} is not an IPv6 address") from exc
 
 
 def _ipset(f: _Fields) -> CniIpset:
@@ -341,6 +355,7 @@ def node_facts(data: object, settings: object, policy: object) -> CniNode:
         pools=tuple(CniPool(name, name in serving) for name in names),
         blocks=tuple(CniBlock(_network(f, "cidr"), f.text("pool")) for f in top.items("blocks")),
         tunnel_address=_address(top, "tunnel_address"),
+        tunnel_address_v6=_address_v6(top, "tunnel_address_v6"),
         ipsets=ipsets,
         policies=policies,
     )

@@ -19,9 +19,16 @@ Parsing checks every field and names the line and the column of the first bad on
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network, collapse_addresses
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Network,
+    collapse_addresses,
+    ip_network,
+)
 
 from calicc.contract.names import NODES_TABLE
 from calicc.contract.patterns import DNS1123_SUBDOMAIN, INTERFACE
@@ -45,7 +52,7 @@ class NodeRow:
     address: IPv4Interface
     tunnel_address: IPv4Address | None
     vtep_mac: str | None
-    blocks: tuple[tuple[str, IPv4Network], ...]  # (pool, block), sorted
+    blocks: tuple[tuple[str, IPv4Network | IPv6Network], ...]  # (pool, block), sorted
     interface: str | None
     pod_mtu: int
 
@@ -63,14 +70,17 @@ class NodeRow:
         )
         return "\t".join(fields)
 
-    def blocks_of(self, pool: str) -> tuple[IPv4Network, ...]:
+    def blocks_of(self, pool: str) -> tuple[IPv4Network | IPv6Network, ...]:
         """Return this node's blocks of `pool`, sorted."""
         return tuple(cidr for owner, cidr in self.blocks if owner == pool)
 
 
-def block_order(blocks: Iterable[tuple[str, IPv4Network]]) -> tuple[tuple[str, IPv4Network], ...]:
-    """Return (pool, block) pairs in the table's order: by block, then pool."""
-    return tuple(sorted(blocks, key=lambda b: (b[1], b[0])))
+Blocks = tuple[tuple[str, IPv4Network | IPv6Network], ...]
+
+
+def block_order(blocks: Iterable[tuple[str, IPv4Network | IPv6Network]]) -> Blocks:
+    """Return (pool, block) pairs in the table's order: IPv4 first, by block, then pool."""
+    return tuple(sorted(blocks, key=lambda b: (b[1].version, b[1], b[0])))
 
 
 def table_text(cluster: str, rows: tuple[NodeRow, ...]) -> str:
@@ -84,14 +94,16 @@ def table_text(cluster: str, rows: tuple[NodeRow, ...]) -> str:
     return "\n".join([*head, *body]) + "\n"
 
 
-def _field(number: int, column: str, value: str, parse: type | None = None) -> object:
+def _field(
+    number: int, column: str, value: str, parse: Callable[[str], object] | None = None
+) -> object:
     try:
         return parse(value) if parse else value
     except ValueError as exc:
         raise NodesTableError(f"{NODES_TABLE} line {number}, {column}: {exc}") from None
 
 
-def _blocks(number: int, text: str) -> tuple[tuple[str, IPv4Network], ...]:
+def _blocks(number: int, text: str) -> Blocks:
     if text == NONE:
         return ()
     blocks = []
@@ -101,7 +113,7 @@ def _blocks(number: int, text: str) -> tuple[tuple[str, IPv4Network], ...]:
             raise NodesTableError(
                 f"{NODES_TABLE} line {number}, blocks: {item[:80]!r} is not pool=cidr"
             )
-        blocks.append((pool, _field(number, "blocks", cidr, IPv4Network)))
+        blocks.append((pool, _field(number, "blocks", cidr, ip_network)))
     return block_order(blocks)  # type: ignore[arg-type]
 
 

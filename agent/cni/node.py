@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+from ipaddress import IPv4Network
 from pathlib import Path
 
 from calicc.agent.cni.errors import INVALID_CONFIG, IO_FAILURE, CniError
@@ -74,6 +75,8 @@ def ipam_store(state_dir: Path, manifest: NodeFacts, nodename: str = "") -> Ipam
             "node) or install this node's bundle",
         )
     serving = {p.name for p in manifest.pools if p.serves_node}
-    blocks = [b.cidr for b in manifest.blocks if b.pool in serving]
+    blocks = [
+        b.cidr for b in manifest.blocks if b.pool in serving and isinstance(b.cidr, IPv4Network)
+    ]
     reserved = [manifest.tunnel_address] if manifest.tunnel_address is not None else []
     return IpamStore(state_dir / "ipam", manifest.node.name, blocks, reserved)

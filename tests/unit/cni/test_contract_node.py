@@ -5,6 +5,7 @@ located refusal of each kind of wrong field."""
 from __future__ import annotations
 
 import json
+from ipaddress import IPv6Address, IPv6Network
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ def facts(m: NodeManifest | CniNode) -> dict[str, object]:
         "pools": [(p.name, p.serves_node) for p in m.pools],
         "blocks": [(b.cidr, b.pool) for b in m.blocks],
         "tunnel": m.tunnel_address,
+        "tunnel_v6": m.tunnel_address_v6,
         "ipsets": [(s.name, s.type, s.selector) for s in m.ipsets],
         "policies": [
             (p.namespace, p.name, p.pod_selector, p.ingress_chain, p.egress_chain)
@@ -116,8 +118,14 @@ def test_wrong_items_are_named_with_their_index_and_file() -> None:
     data = example()
     blocks = [*data["blocks"], {"cidr": "10.0.0.1/24", "pool": "p"}]
     where = f"blocks[{len(blocks) - 1}].cidr"
-    assert refusal({**data, "blocks": blocks}).startswith(f"{where}: '10.0.0.1/24' is not an IPv4")
+    assert refusal({**data, "blocks": blocks}).startswith(f"{where}: '10.0.0.1/24' is not an IP ")
+    blocks[-1] = {"cidr": "fd00::1/122", "pool": "p"}
+    assert refusal({**data, "blocks": blocks}).startswith(f"{where}: 'fd00::1/122' is not an IP ")
     assert refusal({**data, "tunnel_address": "10.0.0"}).startswith("tunnel_address: '10.0.0'")
+    said = refusal({**data, "tunnel_address": "fd00::1"})
+    assert said == "tunnel_address: 'fd00::1' is not an IPv4 address"
+    said = refusal({**data, "tunnel_address_v6": "10.0.0.1"})
+    assert said == "tunnel_address_v6: '10.0.0.1' is not an IPv6 address"
     sets = policy()
     sets["ipsets"][0]["name"] = "cali40s:x\n-A INPUT -j ACCEPT"
     assert refusal(data, consistent(sets)).startswith("cluster/policy.json: ipsets[0].name: ")
@@ -132,6 +140,18 @@ def test_wrong_items_are_named_with_their_index_and_file() -> None:
         "cluster/policy.json: policies[0].ingress_chain: "
     )
     assert refusal(data, consistent([])) == "cluster/policy.json: expected an object, got an array"
+
+
+def test_ipv6_blocks_and_tunnel_address_are_read() -> None:
+    data = example()
+    blocks = [*data["blocks"], {"cidr": "fd00:10:244::40/122", "pool": "default-ipv6-ippool"}]
+    node = read_node(
+        json.dumps({**data, "blocks": blocks, "tunnel_address_v6": "fd00:10:244::40"}).encode(),
+        cluster_of(DEMO),
+    )
+    assert node.blocks[-1].cidr == IPv6Network("fd00:10:244::40/122")
+    assert node.tunnel_address_v6 == IPv6Address("fd00:10:244::40")
+    assert read_node(json.dumps(data).encode(), cluster_of(DEMO)).tunnel_address_v6 is None
 
 
 def test_cluster_files_of_another_build_are_refused() -> None:
