@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from calicc import __version__
 from calicc.compiler.check import run_checks
 from calicc.compiler.emit import INDEX, EmitReport, digest, dump_json
-from calicc.compiler.errors import SpecError
+from calicc.compiler.errors import Problem, SpecError
 from calicc.compiler.host.build import attach_host, load_host
 from calicc.compiler.host.load import LoadedHostPolicy
 from calicc.compiler.load import Source, read_yaml
@@ -23,6 +23,7 @@ from calicc.compiler.plan import ClusterPlan, build_plan
 from calicc.compiler.policy.cnp import compile_cluster_policies
 from calicc.compiler.policy.load import AnyLoaded, load_policies
 from calicc.compiler.policy.rules import compile_policies
+from calicc.compiler.pools import PoolPlan
 from calicc.compiler.render import render_cluster, render_node
 from calicc.compiler.render_keys import render_key
 from calicc.compiler.spec_errors import problems_from
@@ -142,12 +143,31 @@ def plan_locked(inputs: Inputs, reallocate: bool = False) -> tuple[ClusterPlan, 
         compile_policies(inputs.policies),
         compile_cluster_policies(inputs.policies),
     )
+    if plan.pools_v6:
+        if not reallocate:
+            moved = moved_blocks(lock_file, plan.lock, inputs.spec, plan.pools)
+            if moved:
+                raise LockProblems(moved)
+        raise SpecError([unrendered_v6(inputs.source, plan.pools_v6[0])])
     plan = attach_host(plan, inputs.host_policies, inputs.source)
     if not reallocate:
         moved = moved_blocks(lock_file, plan.lock, inputs.spec, plan.pools)
         if moved:
             raise LockProblems(moved)
     return plan, lock_file
+
+
+def unrendered_v6(source: Source, pool: PoolPlan) -> Problem:
+    """The refusal of a cluster with IPv6 pools, after every check passed (issue 13).
+
+    The checks, the lock and the plan know both families; the renderers (BIRD, iptables,
+    routes, CNI) know only IPv4 so far, so nothing is written rather than half a cluster.
+    """
+    return source.problem(
+        pool.spec_loc,
+        f"pool {pool.name} ({pool.cidr}) is IPv6: IPv6 pools are checked and locked but not "
+        "rendered yet (issue 13); `calicc build` writes nothing for this cluster",
+    )
 
 
 def plan_cluster(inputs: Inputs, reallocate: bool = False) -> ClusterPlan:

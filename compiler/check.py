@@ -4,54 +4,76 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
+from calicc.compiler.check_family import FAMILY_CHECKS
 from calicc.compiler.errors import Problem
 from calicc.compiler.load import Source
-from calicc.compiler.model.spec import ClusterSpec, EncapMode
-from calicc.compiler.pools import OVERHEAD, PoolPlan, link_mtu, node_pools, resolve_pools
+from calicc.compiler.model.spec import V4_BLOCK, V6_BLOCK, ClusterSpec, EncapMode
+from calicc.compiler.pools import (
+    PoolPlan,
+    link_mtu,
+    node_address,
+    node_pools,
+    pool_overhead,
+    resolve_pools,
+)
 from calicc.compiler.selector import parse_selector
 
 Check = Callable[[ClusterSpec, tuple[PoolPlan, ...], Source], Iterator[Problem]]
-MIN_PREFIX_WITH_BROADCAST = 30
 SHOW_NODES = 5
 
 
 def check_pool_overlaps(
     spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source
 ) -> Iterator[Problem]:
-    """Pools overlapping each other, the service range, or a node's subnet."""
+    """Pools overlapping each other, the service range, or a node's subnet (per family)."""
+    services: dict[int, tuple[str, IPv4Network | IPv6Network]] = {
+        4: ("service_cluster_ip_range", spec.service_cluster_ip_range)
+    }
+    if spec.service_cluster_ip_range_v6 is not None:
+        services[6] = ("service_cluster_ip_range_v6", spec.service_cluster_ip_range_v6)
     for i, pool in enumerate(pools):
         for other in pools[i + 1 :]:
-            if pool.cidr.overlaps(other.cidr):
+            if other.version == pool.version and pool.cidr.overlaps(other.cidr):
                 yield src.problem(
                     other.spec_loc,
                     f"pool {other.name} ({other.cidr}) overlaps pool {pool.name} ({pool.cidr})",
                 )
-        if pool.cidr.overlaps(spec.service_cluster_ip_range):
+        key, service = services.get(pool.version, ("", None))
+        if service is not None and pool.cidr.overlaps(service):
             yield src.problem(
                 pool.spec_loc,
-                f"pool {pool.name} ({pool.cidr}) overlaps service_cluster_ip_range "
-                f"({spec.service_cluster_ip_range}); pick a pool outside it",
+                f"pool {pool.name} ({pool.cidr}) overlaps {key} ({service}); "
+                "pick a pool outside it",
             )
+        field = "address" if pool.version == 4 else "address_v6"  # noqa: PLR2004
         for n, node in enumerate(spec.nodes):
-            if pool.cidr.overlaps(node.address.network):
+            address = node_address(node, pool.version)
+            if address is not None and pool.cidr.overlaps(address.network):
                 yield src.problem(
-                    ("nodes", n, "address"),
-                    f"node subnet {node.address.network} overlaps pool {pool.name} ({pool.cidr})",
+                    ("nodes", n, field),
+                    f"node subnet {address.network} overlaps pool {pool.name} ({pool.cidr})",
                 )
 
 
 def check_block_sizes(
     spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source
 ) -> Iterator[Problem]:
-    """A block must fit inside its pool."""
+    """A block size must be in its family's range and the block must fit inside its pool."""
     for pool in pools:
-        if pool.block_size < pool.cidr.prefixlen:
-            loc = (*pool.spec_loc, "block_size") if pool.index else ("block_size",)
+        low, high = V4_BLOCK if pool.version == 4 else V6_BLOCK  # noqa: PLR2004
+        if not low <= pool.block_size <= high:
             yield src.problem(
-                loc,
+                pool.block_size_loc,
+                f"block size /{pool.block_size} is outside the IPv{pool.version} range of pool "
+                f"{pool.name} ({pool.cidr}); use /{low} to /{high}",
+            )
+        elif pool.block_size < pool.cidr.prefixlen:
+            yield src.problem(
+                pool.block_size_loc,
                 f"block size /{pool.block_size} is larger than pool {pool.name} ({pool.cidr}); "
-                f"use /{pool.cidr.prefixlen} to /32",
+                f"use /{max(pool.cidr.prefixlen, low)} to /{high}",
             )
 
 
@@ -61,7 +83,8 @@ def check_encapsulation(
     """IPIP and VXLAN on one pool; CrossSubnet with nodes that have no subnet prefix."""
     for pool in pools:
         loc = pool.spec_loc if pool.index else ("ipip_mode",)
-        if EncapMode.NEVER not in (pool.ipip_mode, pool.vxlan_mode):
+        both = EncapMode.NEVER not in (pool.ipip_mode, pool.vxlan_mode)
+        if both and pool.version == 4:  # noqa: PLR2004  IPv6 with IPIP: check_ipv6_ipip
             yield src.problem(
                 loc,
                 f"pool {pool.name} enables both IPIP ({pool.ipip_mode}) and VXLAN "
@@ -69,13 +92,17 @@ def check_encapsulation(
             )
         if pool.encap_mode != EncapMode.CROSS_SUBNET:
             continue
+        field, example = ("address", 24) if pool.version == 4 else ("address_v6", 64)  # noqa: PLR2004
         for n, node in enumerate(spec.nodes):
-            if pool.selects(node) and node.address.network.prefixlen == 32:  # noqa: PLR2004
+            address = node_address(node, pool.version)
+            if address is None or not pool.selects(node):
+                continue
+            if address.network.prefixlen == address.max_prefixlen:
                 yield src.problem(
-                    ("nodes", n, "address"),
+                    ("nodes", n, field),
                     f"pool {pool.name} uses CrossSubnet but node {node.name} has no subnet "
-                    f"prefix ({node.address}); write the address with its prefix, e.g. "
-                    f"{node.address.ip}/24",
+                    f"prefix ({address}); write the address with its prefix, e.g. "
+                    f"{address.ip}/{example}",
                 )
 
 
@@ -84,10 +111,11 @@ def check_one_tunnel_per_node(
 ) -> Iterator[Problem]:
     """IPIP and VXLAN pools may not be mixed in one cluster.
 
-    A node has one tunnel address (from its first encapsulated block), and every node holds
-    tunl0 when any pool uses IPIP, so mixing would put one /32 on two devices.
+    A node has one tunnel address per family (from its first encapsulated block of the
+    family), and every node holds tunl0 when any pool uses IPIP, so mixing would put one /32
+    on two devices. IPv6 pools encapsulate only with VXLAN (their own vxlan-v6.calico).
     """
-    kinds = {p.encap: p for p in pools if p.encap and not p.disabled}
+    kinds = {p.encap: p for p in pools if p.encap and not p.disabled and p.version == 4}  # noqa: PLR2004
     if len(kinds) > 1:
         vxlan = kinds["vxlan"]
         yield src.problem(
@@ -109,21 +137,34 @@ def check_nodes(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> 
                 f"duplicate node name {node.name!r} (also nodes[{seen_names[node.name]}])",
             )
         seen_names.setdefault(node.name, n)
-        addr = str(node.address.ip)
-        if addr in seen_addrs:
-            yield src.problem(
-                ("nodes", n, "address"),
-                f"duplicate node address {addr} (also nodes[{seen_addrs[addr]}])",
-            )
-        seen_addrs.setdefault(addr, n)
-        net = node.address.network
-        edges = {net.network_address, net.broadcast_address}
-        if net.prefixlen <= MIN_PREFIX_WITH_BROADCAST and node.address.ip in edges:
-            yield src.problem(
-                ("nodes", n, "address"),
-                f"{node.address} is not a host address inside its own subnet {net}; "
-                f"use one of {net.network_address + 1} to {net.broadcast_address - 1}",
-            )
+        for field in ("address", "address_v6"):
+            yield from _node_address(src, (n, field), getattr(node, field), seen_addrs)
+
+
+def _node_address(
+    src: Source,
+    where: tuple[int, str],
+    address: IPv4Interface | IPv6Interface | None,
+    seen: dict[str, int],
+) -> Iterator[Problem]:
+    """A node address must be unique and a host address of its own subnet."""
+    if address is None:
+        return
+    loc = ("nodes", *where)
+    addr = str(address.ip)
+    if addr in seen:
+        yield src.problem(loc, f"duplicate node address {addr} (also nodes[{seen[addr]}])")
+    seen.setdefault(addr, where[0])
+    net = address.network
+    edges = {net.network_address}
+    if isinstance(net, IPv4Network):
+        edges.add(net.broadcast_address)
+    if net.prefixlen <= net.max_prefixlen - 2 and address.ip in edges:
+        yield src.problem(
+            loc,
+            f"{address} is not a host address inside its own subnet {net}; "
+            f"use one of {net.network_address + 1} to {net.broadcast_address - 1}",
+        )
 
 
 def check_mtu(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> Iterator[Problem]:
@@ -132,8 +173,9 @@ def check_mtu(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> It
         return
     misfits: defaultdict[tuple[int, str, int], list[str]] = defaultdict(list)
     for node in spec.nodes:
-        encaps = sorted({p.encap for p in node_pools(pools, node) if p.encap})
-        extra = max((OVERHEAD[e] for e in encaps), default=0)
+        mine = node_pools(pools, node)
+        encaps = sorted({f"{p.encap}{'' if p.version == 4 else '-v6'}" for p in mine if p.encap})  # noqa: PLR2004
+        extra = max((pool_overhead(p) for p in mine), default=0)
         if spec.mtu + extra > link_mtu(spec, node):
             misfits[(link_mtu(spec, node), "/".join(encaps) or "no", extra)].append(node.name)
     for (link, kinds, extra), names in sorted(misfits.items()):
@@ -170,10 +212,13 @@ def check_pool_capacity(
     need: defaultdict[str, int] = defaultdict(int)
     for node in spec.nodes:
         for pool in node_pools(pools, node):
-            need[pool.name] += blocks_needed(pool, node.max_pods)
+            if pool.block_size <= pool.cidr.max_prefixlen:
+                need[pool.name] += blocks_needed(pool, node.max_pods)
     for pool in pools:
-        have = pool.cidr.num_addresses // (2 ** (32 - pool.block_size))
-        if pool.block_size >= pool.cidr.prefixlen and need[pool.name] > have:
+        have = pool.cidr.num_addresses >> max(0, pool.cidr.max_prefixlen - pool.block_size)
+        low, high = V4_BLOCK if pool.version == 4 else V6_BLOCK  # noqa: PLR2004
+        fits = pool.cidr.prefixlen <= pool.block_size and low <= pool.block_size <= high
+        if fits and need[pool.name] > have:
             yield src.problem(
                 pool.spec_loc,
                 f"pool {pool.name} ({pool.cidr}) holds {have} blocks of /{pool.block_size} but "
@@ -183,7 +228,7 @@ def check_pool_capacity(
 
 def check_peers(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> Iterator[Problem]:
     """An external peer must not be a cluster node (in-cluster reflectors are node settings)."""
-    addresses = {node.address.ip for node in spec.nodes}
+    addresses = {a.ip for node in spec.nodes for a in (node.address, node.address_v6) if a}
     for i, peer in enumerate(spec.bgp.peers):
         if peer.peer_ip in addresses and peer.node_selector is None:
             yield src.problem(
@@ -195,7 +240,7 @@ def check_peers(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> 
 
 def blocks_needed(pool: PoolPlan, max_pods: int) -> int:
     """Blocks of `pool` a node needs for `max_pods` pods plus its tunnel address."""
-    size: int = 2 ** (32 - pool.block_size)
+    size: int = 2 ** (pool.cidr.max_prefixlen - pool.block_size)
     return max(1, -(-(max_pods + 1) // size))
 
 
@@ -209,6 +254,7 @@ CHECKS: tuple[Check, ...] = (
     check_selectors,
     check_pool_capacity,
     check_peers,
+    *FAMILY_CHECKS,
 )
 
 

@@ -79,7 +79,8 @@ def node_groups(spec: ClusterSpec) -> dict[str, list[str]]:
 
 def host_vars(node: Node, lab: LabHost | None = None) -> HostVars:
     """Return the host variables of one node (lab nodes: namespace connection, no installs)."""
-    hvars: HostVars = {"ansible_host": str(node.address.ip)}
+    address = node.address if node.address is not None else node.address_v6
+    hvars: HostVars = {"ansible_host": str(address.ip) if address is not None else node.name}
     if lab is not None:
         hvars |= {
             "ansible_connection": "calicc_netns",

@@ -10,15 +10,14 @@ the operator asks for it with `calicc build --reallocate`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from ipaddress import IPv4Network
 
 from calicc.compiler.errors import Problem
-from calicc.compiler.lock import Lock, NodeAllocation
+from calicc.compiler.lock import Lock, Network, NodeAllocation, net_key
 from calicc.compiler.lock_read import LockFile
 from calicc.compiler.model.spec import ClusterSpec, Node
 from calicc.compiler.pools import PoolPlan, node_pools
 
-Placed = tuple[IPv4Network, str, str, int]  # block, node, pool, index in the node's list
+Placed = tuple[Network, str, str, int]  # block, node, pool, index in the node's list
 
 
 def _placed(lock: Lock, names: set[str]) -> Iterator[Placed]:
@@ -35,11 +34,16 @@ def _loc(name: str, pool: str, index: int) -> tuple[str | int, ...]:
 def shared_blocks(lf: LockFile, names: set[str]) -> list[Problem]:
     """Return a problem for each block that overlaps an earlier one (sorted by address)."""
     problems = []
-    ordered = sorted(_placed(lf.lock, names), key=lambda p: (p[0].network_address, -p[0].prefixlen))
-    holder: Placed | None = None  # the earlier block reaching furthest
+    ordered = sorted(
+        _placed(lf.lock, names),
+        key=lambda p: (p[0].version, p[0].network_address, -p[0].prefixlen),
+    )
+    holder: Placed | None = None  # the earlier block reaching furthest, of the same family
     for placed in ordered:
         block, name, pool, index = placed
-        if holder is not None and block.network_address <= holder[0].broadcast_address:
+        if holder is not None and holder[0].version != block.version:
+            holder = None
+        if holder is not None and int(block.network_address) <= int(holder[0].broadcast_address):
             problems.append(
                 lf.source.problem(
                     _loc(name, pool, index),
@@ -47,17 +51,27 @@ def shared_blocks(lf: LockFile, names: set[str]) -> list[Problem]:
                     "hand out the same pod addresses. Give one of them another free block",
                 )
             )
-        if holder is None or block.broadcast_address > holder[0].broadcast_address:
+        if holder is None or int(block.broadcast_address) > int(holder[0].broadcast_address):
             holder = placed
     return problems
 
 
 def _tunnel_problems(lf: LockFile, name: str, seen: dict[str, str]) -> Iterator[Problem]:
     alloc = lf.lock.nodes[name]
-    tunnel = alloc.tunnel_address
-    if tunnel is None:
-        return
-    loc = ("nodes", name, "tunnel_address")
+    for key, tunnel in (
+        ("tunnel_address", alloc.tunnel_address),
+        ("tunnel_address_v6", alloc.tunnel_address_v6),
+    ):
+        if tunnel is not None:
+            yield from _tunnel_problem(lf, name, (key, tunnel), seen)
+
+
+def _tunnel_problem(
+    lf: LockFile, name: str, field: tuple[str, object], seen: dict[str, str]
+) -> Iterator[Problem]:
+    key, tunnel = field
+    alloc = lf.lock.nodes[name]
+    loc = ("nodes", name, key)
     if not any(tunnel in block for block in alloc.all_blocks()):
         yield lf.source.problem(
             loc, f"{tunnel} is in none of {name}'s blocks; it must be an address of one of them"
@@ -76,20 +90,21 @@ def tunnel_addresses(lf: LockFile, names: set[str]) -> list[Problem]:
 
 
 def vtep_macs(lf: LockFile, names: set[str]) -> list[Problem]:
-    """Each VTEP MAC belongs to one node (the VXLAN FDB maps a MAC to one node)."""
-    seen: dict[str, str] = {}
+    """Each VTEP MAC belongs to one node (the VXLAN FDB maps a MAC to one node), per family."""
     problems = []
-    for name in sorted(names & set(lf.lock.nodes)):
-        mac = lf.lock.nodes[name].vtep_mac
-        if mac is None:
-            continue
-        if mac in seen:
-            problems.append(
-                lf.source.problem(
-                    ("nodes", name, "vtep_mac"), f"{mac} is also the VTEP MAC of {seen[mac]}"
+    for key in ("vtep_mac", "vtep_mac_v6"):
+        seen: dict[str, str] = {}
+        for name in sorted(names & set(lf.lock.nodes)):
+            mac = getattr(lf.lock.nodes[name], key)
+            if mac is None:
+                continue
+            if mac in seen:
+                problems.append(
+                    lf.source.problem(
+                        ("nodes", name, key), f"{mac} is also the VTEP MAC of {seen[mac]}"
+                    )
                 )
-            )
-        seen.setdefault(mac, name)
+            seen.setdefault(mac, name)
     return problems
 
 
@@ -99,7 +114,7 @@ def check_lock(lf: LockFile, spec: ClusterSpec) -> list[Problem]:
     return [*shared_blocks(lf, names), *tunnel_addresses(lf, names), *vtep_macs(lf, names)]
 
 
-def _why(block: IPv4Network, pool_name: str, node: Node, pools: tuple[PoolPlan, ...]) -> str:
+def _why(block: Network, pool_name: str, node: Node, pools: tuple[PoolPlan, ...]) -> str:
     """Say why a block the node held is not kept."""
     pool = next((p for p in pools if p.name == pool_name), None)
     if pool is None:
@@ -108,6 +123,8 @@ def _why(block: IPv4Network, pool_name: str, node: Node, pools: tuple[PoolPlan, 
         return f"pool {pool_name} is disabled"
     if pool not in node_pools(pools, node):
         return f"pool {pool_name} no longer serves {node.name} (node_selector)"
+    if block.version != pool.version:
+        return f"pool {pool_name} is now IPv{pool.version} ({pool.cidr})"
     if block.prefixlen != pool.block_size:
         return f"pool {pool_name} now has blocks of /{pool.block_size}"
     return f"it is outside pool {pool_name} ({pool.cidr})"
@@ -162,5 +179,11 @@ def _differs(old: Lock, new: Lock, name: str) -> bool:
 
 
 def _facts(alloc: NodeAllocation) -> tuple[object, ...]:
-    blocks = {pool: tuple(sorted(b)) for pool, b in alloc.blocks.items() if b}
-    return blocks, alloc.tunnel_address, alloc.vtep_mac
+    blocks = {pool: tuple(sorted(b, key=net_key)) for pool, b in alloc.blocks.items() if b}
+    return (
+        blocks,
+        alloc.tunnel_address,
+        alloc.vtep_mac,
+        alloc.tunnel_address_v6,
+        alloc.vtep_mac_v6,
+    )

@@ -125,7 +125,9 @@ _LOCK_LINE = re.compile(
     r"|      (?P<empty_pool>[^ :-][^ ]*): \[\]"
     r"|      - (?P<block>[^ ]+)"
     r"|    tunnel_address: (?P<tunnel_address>[^ ]+)"
+    r"|    tunnel_address_v6: (?P<tunnel_address_v6>[^ ]+)"
     r"|    vtep_mac: (?P<vtep_mac>[^ ]+)"
+    r"|    vtep_mac_v6: (?P<vtep_mac_v6>[^ ]+)"
 )
 
 
@@ -187,7 +189,7 @@ class _WrittenForm:
             if self.blocks is None:
                 raise _NotWritten
             self.blocks.append(value)
-        else:  # tunnel_address, vtep_mac
+        else:  # tunnel_address(_v6), vtep_mac(_v6)
             _new(self.node, kind, value)
             self.pools = self.blocks = None
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Sequence
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv6Address, ip_network
 from typing import Any
 
 from calicc.compiler.errors import Problem
 from calicc.compiler.load import Source
-from calicc.compiler.lock import LOCK_VERSION, Lock, NodeAllocation
+from calicc.compiler.lock import LOCK_VERSION, Lock, Network, NodeAllocation
 from calicc.contract.text import cut
 
 Loc = tuple[str | int, ...]
 TOP_KEYS = ("nodes", "version")
-NODE_KEYS = ("blocks", "tunnel_address", "vtep_mac")
+NODE_KEYS = ("blocks", "tunnel_address", "tunnel_address_v6", "vtep_mac", "vtep_mac_v6")
 MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 GIT = "restore the file from git"
 RESTORE = f"{GIT}, or fix this entry"
@@ -105,10 +105,18 @@ class _Shape:
         pools = self.mapping((*loc, "blocks"), mine["blocks"], "a mapping of pool name to blocks")
         blocks = {pool: self.blocks((*loc, "blocks", pool), v) for pool, v in (pools or {}).items()}
         tunnel = self.address((*loc, "tunnel_address"), mine.get("tunnel_address"))
+        tunnel_v6 = self.address_v6((*loc, "tunnel_address_v6"), mine.get("tunnel_address_v6"))
         mac = self.mac((*loc, "vtep_mac"), mine.get("vtep_mac"))
-        return NodeAllocation(blocks=blocks, tunnel_address=tunnel, vtep_mac=mac)
+        mac_v6 = self.mac((*loc, "vtep_mac_v6"), mine.get("vtep_mac_v6"))
+        return NodeAllocation(
+            blocks=blocks,
+            tunnel_address=tunnel,
+            vtep_mac=mac,
+            tunnel_address_v6=tunnel_v6,
+            vtep_mac_v6=mac_v6,
+        )
 
-    def blocks(self, loc: Loc, value: Any) -> tuple[IPv4Network, ...]:
+    def blocks(self, loc: Loc, value: Any) -> tuple[Network, ...]:
         if isinstance(value, str):
             self.fail(
                 loc,
@@ -124,12 +132,15 @@ class _Shape:
         found = (self.network((*loc, i), item) for i, item in enumerate(value))
         return tuple(net for net in found if net is not None)
 
-    def network(self, loc: Loc, value: Any) -> IPv4Network | None:
+    def network(self, loc: Loc, value: Any) -> Network | None:
         if not isinstance(value, str) or "/" not in value:
-            self.fail(loc, f"expected a block such as 10.244.0.0/26, got {show(value)}")
+            self.fail(
+                loc,
+                f"expected a block such as 10.244.0.0/26 or fd00:244::/122, got {show(value)}",
+            )
             return None
         try:
-            net = IPv4Network(value)
+            net = ip_network(value)
         except ValueError:
             self.fail(loc, _bad_network(value))
             return None
@@ -147,6 +158,22 @@ class _Shape:
             except ValueError:
                 pass
         self.fail(loc, f"expected an IPv4 address such as 10.244.0.0, got {show(value)}")
+        return None
+
+    def address_v6(self, loc: Loc, value: Any) -> IPv6Address | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                address = IPv6Address(value)
+            except ValueError:
+                pass
+            else:
+                if str(address) == value:
+                    return address
+                self.fail(loc, f"write {show(value)} as {address}")
+                return None
+        self.fail(loc, f"expected an IPv6 address such as fd00:244::, got {show(value)}")
         return None
 
     def mac(self, loc: Loc, value: Any) -> str | None:
@@ -167,9 +194,9 @@ class _Shape:
 
 def _bad_network(value: str) -> str:
     try:
-        loose = IPv4Network(value, strict=False)
+        loose = ip_network(value, strict=False)
     except ValueError:
-        return f"{show(value)} is not an IPv4 block such as 10.244.0.0/26"
+        return f"{show(value)} is not a block such as 10.244.0.0/26 or fd00:244::/122"
     return f"{value} is not aligned to /{loose.prefixlen}: the block holding it is {loose}"
 
 

@@ -2,16 +2,18 @@
 
 Each session is described from one node's side as a Session; the BIRD target turns it into a
 `protocol bgp`. Decisions live here (passivity, reflector clients, names); templates only print.
+Sessions are per family (docs/ipv6.md): the IPv4 ones between the nodes' IPv4 addresses, the
+IPv6 ones between their IPv6 addresses, each carrying its own family's routes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from calicc.compiler.model.spec import BgpPeer, ClusterSpec, Node
-from calicc.compiler.pools import PoolPlan
+from calicc.compiler.pools import PoolPlan, node_address
 from calicc.compiler.selector import parse_selector
 from calicc.contract.manifest import SecretRef
 
@@ -34,7 +36,7 @@ class Session:
 
     name: str
     role: Role
-    peer_ip: IPv4Address
+    peer_ip: IPv4Address | IPv6Address
     peer_as: int
     peer_node: str | None
     port: int | None
@@ -45,7 +47,7 @@ class Session:
     next_hop_self: bool
     keep_next_hop: bool
     multihop: int | None
-    extra_exports: tuple[IPv4Network, ...]
+    extra_exports: tuple[IPv4Network | IPv6Network, ...]
 
     @property
     def secret_include(self) -> str | None:
@@ -58,8 +60,8 @@ def node_as(spec: ClusterSpec, node: Node) -> int:
     return node.as_number if node.as_number is not None else spec.bgp.as_number
 
 
-def _ip_name(ip: IPv4Address, port: int | None) -> str:
-    base = str(ip).replace(".", "_")
+def _ip_name(ip: IPv4Address | IPv6Address, port: int | None) -> str:
+    base = str(ip).replace(".", "_").replace(":", "_")
     return f"{base}_port_{port}" if port else base
 
 
@@ -71,18 +73,21 @@ class Peer:
     """
 
     name: str
-    ip: IPv4Address
+    ip: IPv4Address | IPv6Address
     ip_text: str
     ip_name: str
     as_number: int
     rr_cluster_id: str | None
 
 
-def peers_of(spec: ClusterSpec) -> dict[str, Peer]:
-    """Return every node as a BGP peer, by name."""
+def peers_of(spec: ClusterSpec, version: int = 4) -> dict[str, Peer]:
+    """Return every node with an address of IP `version` as a BGP peer of that family, by name."""
     peers = {}
     for node in spec.nodes:
-        ip = node.address.ip
+        address = node_address(node, version)
+        if address is None:
+            continue
+        ip = address.ip
         peers[node.name] = Peer(
             name=node.name,
             ip=ip,
@@ -139,9 +144,16 @@ def _external(spec: ClusterSpec, me: Node, peer: BgpPeer) -> Session:
     )
 
 
-def needs_bgp(pools: tuple[PoolPlan, ...]) -> bool:
-    """In-cluster BGP carries pod routes unless every enabled pool is VXLAN (static routes)."""
-    return any(p.encap != "vxlan" for p in pools if not p.disabled)
+def needs_bgp(pools: tuple[PoolPlan, ...], version: int | None = None) -> bool:
+    """In-cluster BGP carries pod routes unless every enabled pool is VXLAN (static routes).
+
+    With `version`, only that family's pools count (its sessions carry only its routes).
+    """
+    return any(
+        p.encap != "vxlan"
+        for p in pools
+        if not p.disabled and (version is None or p.version == version)
+    )
 
 
 def reflectors_of(spec: ClusterSpec) -> tuple[Node, ...]:
@@ -155,33 +167,57 @@ def sessions_for(
     me: Node,
     reflectors: tuple[Node, ...],
     peers: dict[str, Peer],
+    *,
+    version: int = 4,
 ) -> tuple[Session, ...]:
-    """Return every BGP session of `me`, sorted by name (`peers`: peers_of(spec))."""
+    """Return every BGP session of `me` of one family, sorted by name.
+
+    `peers` is peers_of(spec, version): the family is theirs (IPv4 unless `version` says).
+    """
     sessions: list[Session] = []
-    mine = peers[me.name]
-    if needs_bgp(pools) and reflectors:
+    mine = peers.get(me.name)
+    if mine is not None:
+        sessions += _in_cluster(spec, pools, mine, reflectors, peers, version=version)
+    own = {a.ip for a in (me.address, me.address_v6) if a is not None}
+    for peer in spec.bgp.peers:
+        selected = peer.node_selector is None or parse_selector(peer.node_selector).matches(
+            me.labels
+        )
+        if selected and peer.peer_ip.version == version and peer.peer_ip not in own:
+            sessions.append(_external(spec, me, peer))
+    return tuple(sorted(sessions, key=lambda s: s.name))
+
+
+def _in_cluster(
+    spec: ClusterSpec,
+    pools: tuple[PoolPlan, ...],
+    mine: Peer,
+    reflectors: tuple[Node, ...],
+    peers: dict[str, Peer],
+    *,
+    version: int,
+) -> list[Session]:
+    """Return the mesh or route reflector sessions of the node `mine` in one family."""
+    sessions: list[Session] = []
+    bgp = needs_bgp(pools, version)
+    rrs = [rr for rr in reflectors if rr.name in peers]
+    if bgp and rrs:
         sessions += [
             _internal(spec, mine, peers[rr.name], Role.REFLECTOR)
-            for rr in reflectors
-            if rr.name != me.name
+            for rr in rrs
+            if rr.name != mine.name
         ]
-        if me.route_reflector_cluster_id is not None:
+        if mine.rr_cluster_id is not None:
             sessions += [
                 _internal(spec, mine, peer, Role.CLIENT)
                 for peer in peers.values()
                 if peer.rr_cluster_id is None
             ]
-    elif needs_bgp(pools) and spec.bgp.node_to_node_mesh:
+    elif bgp and spec.bgp.node_to_node_mesh:
         sessions += [
             _internal(spec, mine, peer, Role.MESH) for peer in peers.values() if peer is not mine
         ]
-    for peer in spec.bgp.peers:
-        selected = peer.node_selector is None or parse_selector(peer.node_selector).matches(
-            me.labels
-        )
-        if selected and peer.peer_ip != me.address.ip:
-            sessions.append(_external(spec, me, peer))
-    return tuple(sorted(sessions, key=lambda s: s.name))
+    return sessions
 
 
 def mesh_warning(spec: ClusterSpec, pools: tuple[PoolPlan, ...]) -> str | None:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import TYPE_CHECKING
 
 from calicc.compiler.lock import Lock, allocate
@@ -21,6 +28,7 @@ from calicc.compiler.peering import (
 from calicc.compiler.policy.cnp import CompiledCnp, cnp_api_warnings
 from calicc.compiler.policy.rules import CompiledPolicy, api_warnings
 from calicc.compiler.pools import PoolPlan, link_mtu, node_pools, pod_mtu, resolve_pools
+from calicc.compiler.router_id import router_id
 from calicc.contract.nodes_table import host_networks
 
 if TYPE_CHECKING:
@@ -29,9 +37,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Block:
-    """A block owned by a node, and the pool it belongs to."""
+    """An IPv4 block owned by a node, and the pool it belongs to."""
 
     cidr: IPv4Network
+    pool: str
+
+
+@dataclass(frozen=True)
+class BlockV6:
+    """An IPv6 block owned by a node, and the pool it belongs to."""
+
+    cidr: IPv6Network
     pool: str
 
 
@@ -50,10 +66,17 @@ class SnippetSource:
 
 @dataclass(frozen=True)
 class NodePlan:
-    """Per-node facts: identity, blocks, MTUs and BGP sessions."""
+    """Per-node facts: identity, blocks, MTUs and BGP sessions, per family.
+
+    The IPv4 facts keep their names (address, blocks, tunnel_address, vtep_mac, sessions);
+    the IPv6 ones are beside them with `_v6` (address_v6, blocks_v6, tunnel_address_v6,
+    vtep_mac_v6, sessions_v6). An IPv6-only node has no address, blocks or sessions of IPv4.
+    The IPv6 facts and the router id are left out of repr(), which is the node's render key
+    (render_keys.py): an IPv4-only node keeps its key; family_key() adds them when they exist.
+    """
 
     name: str
-    address: IPv4Interface
+    address: IPv4Interface | None
     interface: str | None
     as_number: int
     labels: tuple[tuple[str, str], ...]
@@ -66,11 +89,32 @@ class NodePlan:
     pod_mtu: int
     sessions: tuple[Session, ...]
     snippets: tuple[SnippetSource, ...]
+    router_id: IPv4Address = field(repr=False)  # BGP's 32-bit id (router_id.py)
+    address_v6: IPv6Interface | None = field(default=None, repr=False)
+    blocks_v6: tuple[BlockV6, ...] = field(default=(), repr=False)
+    tunnel_address_v6: IPv6Address | None = field(default=None, repr=False)
+    vtep_mac_v6: str | None = field(default=None, repr=False)
+    sessions_v6: tuple[Session, ...] = field(default=(), repr=False)
 
     @property
     def subnet(self) -> IPv4Network:
-        """Return the node's subnet (its address's network)."""
-        return self.address.network
+        """Return the node's IPv4 subnet (its address's network)."""
+        return self.ipv4.network
+
+    @property
+    def ipv4(self) -> IPv4Interface:
+        """Return the node's IPv4 address; every node of a cluster rendered today has one."""
+        if self.address is None:
+            raise ValueError(f"node {self.name} has no IPv4 address (IPv6 is not rendered yet)")
+        return self.address
+
+    def family_key(self) -> str:
+        """Return what render keys add to repr(): IPv6 facts and a set router id ('' if none)."""
+        own_id = self.address is not None and self.router_id == self.address.ip
+        if self.address_v6 is None and not self.blocks_v6 and not self.sessions_v6 and own_id:
+            return ""
+        v6 = (self.address_v6, self.blocks_v6, self.tunnel_address_v6, self.vtep_mac_v6)
+        return repr((self.router_id, *v6, self.sessions_v6))
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,11 +134,22 @@ class ClusterPlan:
     policies: tuple[CompiledPolicy, ...] = ()
     host: HostPlan | None = None  # host protection (compiler/host/build.py attaches it)
     cluster_policies: tuple[CompiledCnp, ...] = ()
+    node_subnets_v6: tuple[IPv6Network, ...] = ()
+
+    @property
+    def pools_v4(self) -> tuple[PoolPlan, ...]:
+        """Return the IPv4 pools, in spec order."""
+        return tuple(p for p in self.pools if p.version == 4)  # noqa: PLR2004
+
+    @property
+    def pools_v6(self) -> tuple[PoolPlan, ...]:
+        """Return the IPv6 pools, in spec order."""
+        return tuple(p for p in self.pools if p.version == 6)  # noqa: PLR2004
 
     @cached_property
     def host_networks(self) -> tuple[IPv4Network, ...]:
-        """Return every node address as /32s, collapsed into the fewest networks (cached)."""
-        return host_networks(n.address for n in self.nodes)
+        """Return every node IPv4 address as /32s, collapsed into the fewest networks (cached)."""
+        return host_networks(n.address for n in self.nodes if n.address is not None)
 
     def node(self, name: str) -> NodePlan:
         """Return the plan of the node called `name`."""
@@ -111,14 +166,17 @@ def _node_plan(
     lock: Lock,
     *,
     reflectors: tuple[Node, ...],
-    peers: dict[str, Peer],
+    peers: dict[int, dict[str, Peer]],
 ) -> NodePlan:
     alloc = lock.nodes[node.name]
     mine = node_pools(pools, node)
+    owned = [(cidr, pool) for pool, cidrs in alloc.blocks.items() for cidr in cidrs]
     blocks = tuple(
+        sorted((Block(c, p) for c, p in owned if isinstance(c, IPv4Network)), key=lambda b: b.cidr)
+    )
+    blocks_v6 = tuple(
         sorted(
-            (Block(cidr, pool) for pool, cidrs in alloc.blocks.items() for cidr in cidrs),
-            key=lambda b: b.cidr,
+            (BlockV6(c, p) for c, p in owned if isinstance(c, IPv6Network)), key=lambda b: b.cidr
         )
     )
     snippets = tuple(
@@ -139,8 +197,14 @@ def _node_plan(
         vtep_mac=alloc.vtep_mac,
         link_mtu=link_mtu(spec, node),
         pod_mtu=pod_mtu(spec, pools, node),
-        sessions=sessions_for(spec, pools, node, reflectors, peers),
+        sessions=sessions_for(spec, pools, node, reflectors, peers[4]),
         snippets=snippets,
+        router_id=router_id(node),
+        address_v6=node.address_v6,
+        blocks_v6=blocks_v6,
+        tunnel_address_v6=alloc.tunnel_address_v6,
+        vtep_mac_v6=alloc.vtep_mac_v6,
+        sessions_v6=sessions_for(spec, pools, node, reflectors, peers[6], version=6),
     )
 
 
@@ -154,7 +218,7 @@ def build_plan(
     pools = resolve_pools(spec)
     lock = allocate(spec, pools, old_lock)
     reflectors = reflectors_of(spec)
-    peers = peers_of(spec)
+    peers = {4: peers_of(spec), 6: peers_of(spec, 6)}
     nodes = tuple(
         _node_plan(spec, pools, node, lock, reflectors=reflectors, peers=peers)
         for node in sorted(spec.nodes, key=lambda n: n.name)
@@ -167,7 +231,8 @@ def build_plan(
         spec=spec,
         pools=pools,
         nodes=nodes,
-        node_subnets=tuple(sorted({n.address.network for n in spec.nodes})),
+        node_subnets=tuple(sorted({n.address.network for n in spec.nodes if n.address})),
+        node_subnets_v6=tuple(sorted({n.address_v6.network for n in spec.nodes if n.address_v6})),
         lock=lock,
         warnings=tuple(w for w in warnings if w),
         policies=policies,

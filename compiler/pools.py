@@ -1,30 +1,42 @@
-"""Effective IP pools: the default pool from network_cidr plus `pools`, with inherited settings."""
+"""Effective IP pools: the default pools (network_cidr, network_cidr_v6) plus `pools`.
+
+Settings are inherited from the cluster; a pool's block size from its family's default
+(block_size for IPv4, block_size_v6 for IPv6).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from ipaddress import IPv4Network
+from dataclasses import dataclass, field
+from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 from calicc.compiler.model.spec import ClusterSpec, EncapMode, Node
 from calicc.compiler.selector import parse_selector
 
 DEFAULT_POOL = "default-ipv4-ippool"
+DEFAULT_POOL_V6 = "default-ipv6-ippool"  # Calico's name
 OVERHEAD = {"ipip": 20, "vxlan": 50}
+OVERHEAD_V6 = {"vxlan": 70}  # VXLAN over IPv6 (vxlan-v6.calico); IPIP has no IPv6
+FAMILY_KEYS = {4: ("network_cidr", "block_size"), 6: ("network_cidr_v6", "block_size_v6")}
 
 
 @dataclass(frozen=True)
 class PoolPlan:
-    """A pool with every setting resolved. `index` is its position in the spec (0: default)."""
+    """A pool with every setting resolved. `index` is its position in the spec (0: default).
+
+    The two default pools (network_cidr, network_cidr_v6) both have index 0; `version` tells
+    them apart.
+    """
 
     index: int
     name: str
-    cidr: IPv4Network
+    cidr: IPv4Network | IPv6Network
     block_size: int
     ipip_mode: EncapMode
     vxlan_mode: EncapMode
     nat_outgoing: bool
     node_selector: str | None
     disabled: bool
+    version: int = field(default=4, repr=False)  # the family: 4 or 6 (out of repr: render keys)
 
     @property
     def encap(self) -> str | None:
@@ -45,7 +57,12 @@ class PoolPlan:
     @property
     def spec_loc(self) -> tuple[str | int, ...]:
         """Where the pool is written in cluster.yaml."""
-        return ("network_cidr",) if self.index == 0 else ("pools", self.index - 1)
+        return (FAMILY_KEYS[self.version][0],) if self.index == 0 else ("pools", self.index - 1)
+
+    @property
+    def block_size_loc(self) -> tuple[str | int, ...]:
+        """Where the pool's block size is written (or inherited from) in cluster.yaml."""
+        return (*self.spec_loc, "block_size") if self.index else (FAMILY_KEYS[self.version][1],)
 
     def selects(self, node: Node) -> bool:
         """Return whether this pool serves pods on `node`."""
@@ -54,36 +71,63 @@ class PoolPlan:
         return parse_selector(self.node_selector).matches(node.labels)
 
 
+def _default_pool(spec: ClusterSpec, name: str, cidr: IPv4Network | IPv6Network) -> PoolPlan:
+    ipip = spec.ipip_mode if cidr.version == 4 else EncapMode.NEVER  # noqa: PLR2004
+    return PoolPlan(
+        0,
+        name,
+        cidr,
+        family_block_size(spec, cidr.version),
+        ipip,
+        spec.vxlan_mode,
+        spec.nat_outgoing,
+        None,
+        False,
+        cidr.version,
+    )
+
+
+def family_block_size(spec: ClusterSpec, version: int) -> int:
+    """Return the cluster's block size for pools of IP `version` (4 or 6)."""
+    return spec.block_size if version == 4 else spec.block_size_v6  # noqa: PLR2004
+
+
 def resolve_pools(spec: ClusterSpec) -> tuple[PoolPlan, ...]:
-    """Return the default pool followed by the listed pools, settings inherited from the spec."""
-    pools = [
-        PoolPlan(
-            0,
-            DEFAULT_POOL,
-            spec.network_cidr,
-            spec.block_size,
-            spec.ipip_mode,
-            spec.vxlan_mode,
-            spec.nat_outgoing,
-            None,
-            False,
-        )
-    ]
+    """Return the default pools (IPv4 first) then the listed ones, settings inherited.
+
+    The cluster's ipip_mode is not inherited by IPv6 pools (IPIP has no IPv6): an IPv6 pool
+    encapsulates only with vxlan_mode, and one that sets ipip_mode itself is refused.
+    """
+    pools = []
+    if spec.network_cidr is not None:
+        pools.append(_default_pool(spec, DEFAULT_POOL, spec.network_cidr))
+    if spec.network_cidr_v6 is not None:
+        pools.append(_default_pool(spec, DEFAULT_POOL_V6, spec.network_cidr_v6))
     for index, pool in enumerate(spec.pools, start=1):
+        v4 = pool.cidr.version == 4  # noqa: PLR2004
+        ipip = spec.ipip_mode if v4 else EncapMode.NEVER
         pools.append(
             PoolPlan(
                 index,
                 pool.name,
                 pool.cidr,
-                pool.block_size if pool.block_size is not None else spec.block_size,
-                pool.ipip_mode if pool.ipip_mode is not None else spec.ipip_mode,
+                pool.block_size
+                if pool.block_size is not None
+                else family_block_size(spec, pool.cidr.version),
+                pool.ipip_mode if pool.ipip_mode is not None else ipip,
                 pool.vxlan_mode if pool.vxlan_mode is not None else spec.vxlan_mode,
                 pool.nat_outgoing if pool.nat_outgoing is not None else spec.nat_outgoing,
                 pool.node_selector,
                 pool.disabled,
+                pool.cidr.version,
             )
         )
     return tuple(pools)
+
+
+def node_address(node: Node, version: int) -> IPv4Interface | IPv6Interface | None:
+    """Return the node's address of IP `version` (4 or 6), None when it has none."""
+    return node.address if version == 4 else node.address_v6  # noqa: PLR2004
 
 
 def node_pools(pools: tuple[PoolPlan, ...], node: Node) -> tuple[PoolPlan, ...]:
@@ -96,7 +140,8 @@ def encap_between(pool: PoolPlan, a: Node, b: Node) -> str | None:
     mode = pool.encap_mode
     if mode == EncapMode.NEVER or a.name == b.name:
         return None
-    if mode == EncapMode.CROSS_SUBNET and b.address.ip in a.address.network:
+    mine, theirs = node_address(a, pool.version), node_address(b, pool.version)
+    if mode == EncapMode.CROSS_SUBNET and mine and theirs and theirs.ip in mine.network:
         return None
     return pool.encap
 
@@ -106,9 +151,16 @@ def link_mtu(spec: ClusterSpec, node: Node) -> int:
     return node.link_mtu if node.link_mtu is not None else spec.link_mtu
 
 
+def pool_overhead(pool: PoolPlan) -> int:
+    """Return the bytes the pool's encapsulation adds (0 when it has none)."""
+    if pool.encap is None:
+        return 0
+    return (OVERHEAD if pool.version == 4 else OVERHEAD_V6)[pool.encap]  # noqa: PLR2004
+
+
 def overhead(pools: tuple[PoolPlan, ...]) -> int:
     """Return the largest encapsulation overhead among `pools` (0 when none encapsulates)."""
-    return max((OVERHEAD[p.encap] for p in pools if p.encap), default=0)
+    return max((pool_overhead(p) for p in pools), default=0)
 
 
 def pod_mtu(spec: ClusterSpec, pools: tuple[PoolPlan, ...], node: Node) -> int:

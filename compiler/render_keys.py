@@ -21,6 +21,12 @@ from calicc import __version__
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.render import cluster_entries
 
+# Keys of the IPv6 inputs: left out of the spec's part of the key while unset, so an
+# IPv4-only cluster keeps the keys it had before IPv6 existed (no node re-rendered).
+V6_KEYS = frozenset(
+    {"network_cidr_v6", "block_size_v6", "ip6_autodetection_method", "service_cluster_ip_range_v6"}
+)
+
 
 @cache
 def templates_digest() -> str:
@@ -44,11 +50,12 @@ def templates_digest() -> str:
 def shared_key(cluster: ClusterPlan) -> bytes:
     """Return the digest of the cluster-wide inputs every node's files are rendered from."""
     digest = hashlib.sha256()
+    v6_subnets = repr(cluster.node_subnets_v6) if cluster.node_subnets_v6 else ""
     for part in (
         __version__,
         templates_digest(),
-        cluster.spec.model_dump_json(exclude={"nodes"}),
-        repr(cluster.node_subnets),
+        cluster.spec.model_dump_json(exclude={"nodes"} | (V6_KEYS - cluster.spec.model_fields_set)),
+        repr(cluster.node_subnets) + v6_subnets,
         repr(sorted((rel, e.digest) for rel, e in cluster_entries(cluster).items())),
     ):
         digest.update(part.encode() + b"\0")
@@ -57,4 +64,5 @@ def shared_key(cluster: ClusterPlan) -> bytes:
 
 def render_key(cluster: ClusterPlan, node: NodePlan) -> str:
     """Return the key of `node`'s files: equal keys, equal files."""
-    return "sha256:" + hashlib.sha256(shared_key(cluster) + repr(node).encode()).hexdigest()
+    own = repr(node) + node.family_key()
+    return "sha256:" + hashlib.sha256(shared_key(cluster) + own.encode()).hexdigest()

@@ -43,7 +43,7 @@ def _tunnelled(pool: PoolPlan, me: NodePlan, peer: NodePlan) -> bool:
     if pool.encap != "ipip":
         return False
     if pool.ipip_mode == EncapMode.CROSS_SUBNET:
-        return peer.address.ip not in me.subnet
+        return peer.ipv4.ip not in me.subnet
     return pool.ipip_mode == EncapMode.ALWAYS
 
 
@@ -66,9 +66,9 @@ def expected_routes(
             if pool.disabled or pool.encap == "vxlan":
                 continue
             if _tunnelled(pool, me, peer):
-                route = ExpectedRoute(block.cidr, peer.address.ip, TUNNEL_DEVICE, True, peer.name)
+                route = ExpectedRoute(block.cidr, peer.ipv4.ip, TUNNEL_DEVICE, True, peer.name)
             else:
-                via = peer.address.ip if peer.address.ip in me.subnet else gateway
+                via = peer.ipv4.ip if peer.ipv4.ip in me.subnet else gateway
                 route = ExpectedRoute(block.cidr, via, LINK_DEVICE, False, peer.name)
             routes.append(route)
     return tuple(sorted(routes, key=lambda r: r.dst))

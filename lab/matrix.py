@@ -138,13 +138,13 @@ def node_pod_probes(paths: Paths) -> list[Probe]:
         nxt = firsts[(i + 1) % len(firsts)]
         for target in dict.fromkeys([pod, nxt]):
             node = paths.plan.node(pod.node)
-            addr = str(node.address.ip)
+            addr = str(node.ipv4.ip)
             why = paths.skip_reason(pod.node, addr, target.node, target.address, True)
             subject = f"{pod.node} -> {target.name} ({target.address})"
             ns = paths.topo.node(pod.node).ns
             probes.append(Probe("node-pod", subject, ns, target.address, skip=why))
         for host in dict.fromkeys([pod.node, nxt.node]):
-            addr = str(paths.plan.node(host).address.ip)
+            addr = str(paths.plan.node(host).ipv4.ip)
             # pods to nodes are never NATed (cali-nat-outgoing skips all-hosts-net)
             skip = paths.skip_reason(pod.node, pod.address, host, addr, False)
             subject = f"{pod.name} -> {host} ({addr})"

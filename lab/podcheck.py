@@ -52,7 +52,7 @@ def nat_rows(paths: Paths, log: Path) -> list[Row]:
             list(pool.map(lambda p: send_udp(p.netns, target, p.name), pods))
         for pod in pods:
             nat = paths.pool_nat(pod.address)
-            want = str(paths.plan.node(pod.node).address.ip) if nat else pod.address
+            want = str(paths.plan.node(pod.node).ipv4.ip) if nat else pod.address
             seen = ear.wait_for(pod.name) or "nothing received"
             what = "source NATed to node" if nat else "source kept (nat_outgoing false)"
             subject = f"{pod.name} ({pod.address}) -> external: {what}"

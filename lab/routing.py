@@ -71,7 +71,7 @@ def start_node_birds(
 def reflector_clients(plan: ClusterPlan, peer: Host) -> tuple[Neighbor, ...]:
     """Return the nodes that open a session to the external speaker `peer`, as neighbors."""
     return tuple(
-        Neighbor(node.address.ip, node.as_number)
+        Neighbor(node.ipv4.ip, node.as_number)
         for node in plan.nodes
         if any(str(s.peer_ip) == peer.name for s in node.sessions)
     )

@@ -76,8 +76,9 @@ def _gateway(cidr: IPv4Network, taken: set[IPv4Address]) -> IPv4Address:
 
 def speaker_addresses(plan: ClusterPlan) -> tuple[IPv4Address, ...]:
     """Return the addresses of external BGP peers that are not cluster nodes, sorted."""
-    nodes = {n.address.ip for n in plan.nodes}
-    return tuple(sorted({p.peer_ip for p in plan.spec.bgp.peers} - nodes))
+    nodes = {n.ipv4.ip for n in plan.nodes}
+    peers = {p.peer_ip for p in plan.spec.bgp.peers if isinstance(p.peer_ip, IPv4Address)}
+    return tuple(sorted(peers - nodes))
 
 
 def plan_topology(plan: ClusterPlan, lab: str) -> Topology:
@@ -87,7 +88,7 @@ def plan_topology(plan: ClusterPlan, lab: str) -> Topology:
     gateway avoids node addresses and other peers' addresses.
     """
     speakers = speaker_addresses(plan)
-    taken = {n.address.ip for n in plan.nodes}
+    taken = {n.ipv4.ip for n in plan.nodes}
     subnets = tuple(
         Subnet(
             cidr=cidr,
@@ -98,7 +99,7 @@ def plan_topology(plan: ClusterPlan, lab: str) -> Topology:
         for cidr in plan.node_subnets
     )
     nodes = tuple(
-        Host(n.name, ns_name(lab, "node", n.name), n.address, port_name("n", n.name))
+        Host(n.name, ns_name(lab, "node", n.name), n.ipv4, port_name("n", n.name))
         for n in plan.nodes
     )
     return Topology(

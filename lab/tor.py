@@ -15,7 +15,7 @@ from calicc.compiler.plan import ClusterPlan
 def tor_peers(plan: ClusterPlan, address: IPv4Address) -> tuple[tuple[IPv4Address, int], ...]:
     """Return (address, AS) of every node with a session to the speaker at `address`."""
     return tuple(
-        (node.address.ip, node.as_number)
+        (node.ipv4.ip, node.as_number)
         for node in plan.nodes
         if any(s.peer_ip == address for s in node.sessions)
     )

@@ -170,7 +170,7 @@ def evaluate(probe: Probe, node: NodePlan, host: HostPlan, facts: Facts) -> Cut 
     remote = _failsafe(probe, failsafes, probe.remote)
     if remote == []:
         return None
-    local = IPv4Network(node.address.ip)
+    local = IPv4Network(node.ipv4.ip)
     mine = [p for p in host.policies if node.name in p.nodes]
     key = "ingress" if probe.direction == "ingress" else "egress"
     if key == "ingress":
@@ -231,7 +231,7 @@ def probes(
     host, port = _api(cluster)
     server = [IPv4Network(host)] if isinstance(host, IPv4Address) else None
     yield Probe(f"the Kubernetes API (tcp {port})", "egress", server, port)
-    if host in (node.name, node.address.ip):
+    if host in (node.name, node.ipv4.ip):
         others = [a for n, a in facts.addresses.items() if n != node.name]
         remote = list(collapse_addresses([*mgmt, *others]))
         if remote:
@@ -272,7 +272,7 @@ def check_lockout(cluster: ClusterPlan, source: Source) -> list[Problem]:
     if host is None:
         return []
     facts = Facts(
-        addresses={n.name: IPv4Network(n.address.ip) for n in cluster.nodes},
+        addresses={n.name: IPv4Network(n.ipv4.ip) for n in cluster.nodes},
         labels={n.name: dict(n.labels) for n in cluster.nodes},
     )
     found: dict[tuple[str, str], Problem] = {}

@@ -154,7 +154,7 @@ def plan_host(spec: ClusterSpec, policies: Sequence[LoadedHostPolicy]) -> HostPl
     settings = spec.host_protection
     if settings is None:
         return None
-    addresses = {n.name: IPv4Network(n.address.ip) for n in spec.nodes}
+    addresses = {n.name: IPv4Network(n.address.ip) for n in spec.nodes if n.address}
     labels = {n.name: dict(n.labels) for n in spec.nodes}
     compiled = []
     for loaded in sorted(policies, key=policy_order):

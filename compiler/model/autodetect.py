@@ -2,13 +2,15 @@
 
 first-found, can-reach=DEST (an address or a DNS name), interface=REGEX[,REGEX],
 skip-interface=REGEX[,REGEX], cidr=CIDR[,CIDR]. The agent runs the method on the node, so the
-regexes must compile there and nothing outside these forms reaches it.
+regexes must compile there and nothing outside these forms reaches it. The same grammar serves
+both families (Calico's IP_AUTODETECTION_METHOD and IP6_AUTODETECTION_METHOD): addresses and
+CIDRs are of the method's family.
 """
 
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Network, IPv6Network, ip_address
 
 from calicc.contract.text import cut
 
@@ -22,13 +24,20 @@ VALID = (
 )
 
 
-def _can_reach(dest: str) -> None:
+FAMILY = {4: (IPv4Network, "10.30.0.0/24"), 6: (IPv6Network, "fd00:30::/64")}
+
+
+def _can_reach(dest: str, version: int) -> None:
     try:
-        IPv4Address(dest)
+        address = ip_address(dest)
     except ValueError:
         if len(dest) > HOSTNAME_MAX or HOSTNAME.fullmatch(dest) is None:
-            message = f"can-reach needs an IPv4 address or a DNS name, not {cut(dest)!r}"
+            message = f"can-reach needs an IPv{version} address or a DNS name, not {cut(dest)!r}"
             raise ValueError(message) from None
+        return
+    if address.version != version:
+        message = f"can-reach needs an IPv{version} address or a DNS name, not IPv{address.version}"
+        raise ValueError(f"{message} {dest}")
 
 
 def _regexes(values: list[str]) -> None:
@@ -41,16 +50,23 @@ def _regexes(values: list[str]) -> None:
             raise ValueError(f"{cut(value)!r} is not a regular expression: {exc}") from exc
 
 
-def _cidrs(values: list[str]) -> None:
+def _cidrs(values: list[str], version: int) -> None:
+    network, example = FAMILY[version]
     for value in values:
         try:
-            IPv4Network(value, strict=False)
+            network(value, strict=False)
         except ValueError as exc:
-            raise ValueError(f"{cut(value)!r} is not a CIDR such as 10.30.0.0/24") from exc
+            raise ValueError(
+                f"{cut(value)!r} is not an IPv{version} CIDR such as {example}"
+            ) from exc
 
 
-def autodetection_method(method: str) -> str:
-    """Return `method` when it is one calico-node knows with valid arguments; else ValueError."""
+def autodetection_method(method: str, version: int = 4) -> str:
+    """Return `method` when it is one calico-node knows with valid arguments; else ValueError.
+
+    `version` is the family of the address the method finds (4, or 6 for
+    ip6_autodetection_method): can-reach addresses and cidr values must be of it.
+    """
     kind, equals, arg = method.partition("=")
     if method == "first-found":
         return method
@@ -58,11 +74,11 @@ def autodetection_method(method: str) -> str:
     if not equals or not arg or "" in values:
         raise ValueError(f"{cut(method)!r} is not an autodetection method; {VALID}")
     if kind == "can-reach":
-        _can_reach(arg)
+        _can_reach(arg, version)
     elif kind in ("interface", "skip-interface"):
         _regexes(values)
     elif kind == "cidr":
-        _cidrs(values)
+        _cidrs(values, version)
     else:
         raise ValueError(f"{cut(method)!r} is not an autodetection method; {VALID}")
     return method

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -27,6 +34,8 @@ from calicc.contract.manifest import SecretRef, Strict
 from calicc.contract.text import cut
 
 AS_MIN, AS_MAX = 1, 4_294_967_295
+V4_BLOCK = (20, 32)  # Calico's allowed blockSize per family
+V6_BLOCK = (116, 128)
 AsNumber = Annotated[
     int, Field(ge=AS_MIN, le=AS_MAX, description="BGP AS number (1-4294967295, 4-byte ASNs)")
 ]
@@ -72,11 +81,16 @@ class BirdSnippets(Strict):
 
 
 class Pool(Strict):
-    """An IPv4 pool. Unset fields take the cluster-wide values."""
+    """An IPv4 or IPv6 pool. Unset fields take the cluster-wide values of the pool's family."""
 
     name: Dns1123Subdomain
-    cidr: IPv4Network
-    block_size: int | None = Field(None, ge=20, le=32, description="Calico blockSize of this pool")
+    cidr: IPv4Network | IPv6Network = Field(description="the pool, IPv4 or IPv6")
+    block_size: int | None = Field(
+        None,
+        ge=V4_BLOCK[0],
+        le=V6_BLOCK[1],
+        description="Calico blockSize of this pool: 20-32 for IPv4, 116-128 for IPv6",
+    )
     ipip_mode: EncapMode | None = Field(None, description="IPIP between nodes of this pool")
     vxlan_mode: EncapMode | None = Field(None, description="VXLAN between nodes of this pool")
     nat_outgoing: bool | None = Field(None, description="SNAT pod traffic leaving the pools")
@@ -89,15 +103,17 @@ class Pool(Strict):
 class BgpPeer(Strict):
     """An external BGP peer (a ToR, an off-cluster route reflector, GoBGP, FRR)."""
 
-    peer_ip: IPv4Address
+    peer_ip: IPv4Address | IPv6Address = Field(description="the peer's address, either family")
     as_number: AsNumber
     port: int | None = Field(None, ge=1, le=65535, description="the peer's BGP port (179)")
     node_selector: str | None = Field(None, description="nodes that peer; all nodes when unset")
     password: SecretRef | None = Field(None, description="TCP MD5 password, by reference")
     keep_next_hop: bool = Field(False, description="eBGP: keep the original next hop")
     next_hop_self: bool = Field(False, description="advertise this node as next hop")
-    export: tuple[IPv4Network, ...] = Field(
-        (), description="prefixes advertised to this peer besides the node's own blocks"
+    export: tuple[IPv4Network | IPv6Network, ...] = Field(
+        (),
+        description="prefixes advertised to this peer besides the node's own blocks (of the "
+        "peer's family)",
     )
     multihop: int | None = Field(None, ge=1, le=255, description="TTL; default multihop")
 
@@ -172,7 +188,17 @@ class Node(Strict):
     """A Kubernetes node."""
 
     name: Dns1123Subdomain = Field(description="the Kubernetes node name (DNS-1123 subdomain)")
-    address: IPv4Interface = Field(description="node IPv4 with its subnet prefix, 10.0.0.5/24")
+    address: IPv4Interface | None = Field(
+        None, description="node IPv4 with its subnet prefix, 10.0.0.5/24"
+    )
+    address_v6: IPv6Interface | None = Field(
+        None, description="node IPv6 with its subnet prefix, fd00:30::5/64"
+    )
+    router_id: str | None = Field(
+        None,
+        description="BGP router id (a dotted quad); default: the IPv4 address, or for an "
+        "IPv6-only node one derived from its name",
+    )
     interface: InterfaceName | None = Field(None, description="the node's uplink interface")
     as_number: AsNumber | None = Field(None, description="the node's own AS (eBGP)")
     labels: Labels = Field(default_factory=dict, description="for pool and peer selectors")
@@ -190,7 +216,7 @@ class Node(Strict):
 
     _host_interfaces = field_validator("host_interfaces")(unique_interfaces)
 
-    @field_validator("route_reflector_cluster_id")
+    @field_validator("route_reflector_cluster_id", "router_id")
     @classmethod
     def _dotted_quad(cls, value: str | None) -> str | None:
         if value is not None:
@@ -198,9 +224,18 @@ class Node(Strict):
                 return str(IPv4Address(value))
             except ValueError as exc:
                 raise ValueError(
-                    f"{cut(value)!r} is not a dotted quad; a cluster id looks like 1.0.0.1"
+                    f"{cut(value)!r} is not a dotted quad; an id looks like 1.0.0.1"
                 ) from exc
         return value
+
+    @model_validator(mode="after")
+    def _an_address(self) -> Node:
+        if self.address is None and self.address_v6 is None:
+            raise ValueError(
+                "a node needs an address: give address (IPv4, 10.0.0.5/24), "
+                "address_v6 (IPv6, fd00:30::5/64) or both"
+            )
+        return self
 
 
 class ClusterSpec(Strict):
@@ -210,8 +245,18 @@ class ClusterSpec(Strict):
         max_length=40, json_schema_extra={"maxLength": 40}, description="the cluster's name"
     )
     network_type: Literal["calico"] = Field("calico", description="ICP: only calico is compiled")
-    network_cidr: IPv4Network = Field(description="the default IPv4 pool (ICP: network_cidr)")
-    block_size: int = Field(26, ge=20, le=32, description="Calico blockSize of the default pool")
+    network_cidr: IPv4Network | None = Field(
+        None, description="the default IPv4 pool (ICP: network_cidr); this or network_cidr_v6"
+    )
+    network_cidr_v6: IPv6Network | None = Field(
+        None, description="the default IPv6 pool (default-ipv6-ippool); this or network_cidr"
+    )
+    block_size: int = Field(
+        26, ge=V4_BLOCK[0], le=V4_BLOCK[1], description="Calico blockSize of IPv4 pools"
+    )
+    block_size_v6: int = Field(
+        122, ge=V6_BLOCK[0], le=V6_BLOCK[1], description="Calico blockSize of IPv6 pools"
+    )
     ipip_mode: EncapMode = Field(
         EncapMode.ALWAYS,
         validation_alias=AliasChoices("ipip_mode", "calico_ipip_mode"),
@@ -236,10 +281,20 @@ class ClusterSpec(Strict):
         description="how the agent checks the node's address: first-found, can-reach=HOST, "
         "interface=RE, skip-interface=RE, cidr=CIDR (ICP: calico_ip_autodetection_method)",
     )
+    ip6_autodetection_method: str = Field(
+        "first-found",
+        description="ip_autodetection_method for the node's IPv6 address (cidr= takes IPv6 "
+        "CIDRs, can-reach= an IPv6 address or a DNS name)",
+    )
     service_cluster_ip_range: IPv4Network = Field(
         IPv4Network("10.96.0.0/12"), description="Kubernetes Service range (no pool overlaps it)"
     )
-    pools: tuple[Pool, ...] = Field((), description="more IPv4 pools beside network_cidr")
+    service_cluster_ip_range_v6: IPv6Network | None = Field(
+        None, description="Kubernetes IPv6 Service range (no IPv6 pool overlaps it)"
+    )
+    pools: tuple[Pool, ...] = Field(
+        (), description="more pools, IPv4 or IPv6, beside network_cidr and network_cidr_v6"
+    )
     bgp: Bgp = Field(default_factory=Bgp, description="BGP settings")
     nodes: tuple[Node, ...] = Field(min_length=1, description="the cluster's nodes")
     policies: tuple[str, ...] = Field((), description="NetworkPolicy files, globs allowed")
@@ -262,6 +317,11 @@ class ClusterSpec(Strict):
     @classmethod
     def _autodetect(cls, value: str) -> str:
         return autodetection_method(value)
+
+    @field_validator("ip6_autodetection_method")
+    @classmethod
+    def _autodetect6(cls, value: str) -> str:
+        return autodetection_method(value, version=6)
 
     @model_validator(mode="after")
     def _ipip_enabled(self) -> ClusterSpec:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
+from calicc.compiler.lock import net_key
 from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.peering import Role, Session
 from calicc.compiler.plan import ClusterPlan, NodePlan
@@ -26,7 +27,7 @@ class KernelRule:
     """How learned routes of one pool reach the kernel."""
 
     pool: str
-    cidr: IPv4Network
+    cidr: IPv4Network | IPv6Network
     action: str  # tunnel | cross_subnet | static_vxlan | direct
     comment: str
 
@@ -107,7 +108,7 @@ def node_sessions(node: NodePlan) -> list[BgpView]:
     return [_bgp_view(s) for s in node.sessions]
 
 
-def _prefix_set(nets: list[IPv4Network], suffix: str = "") -> str:
+def _prefix_set(nets: list[IPv4Network] | list[IPv4Network | IPv6Network], suffix: str = "") -> str:
     return "[ " + ", ".join(f"{n}{suffix}" for n in nets) + " ]"
 
 
@@ -118,7 +119,7 @@ def _cluster_view(cluster: ClusterPlan) -> dict[str, object]:
         "cluster": cluster.name,
         "listen_port": cluster.spec.bgp.listen_port,
         "fast_timers": cluster.spec.bgp.fast_timers,
-        "pool_routes": _prefix_set(sorted(p.cidr for p in cluster.pools), "+"),
+        "pool_routes": _prefix_set(sorted((p.cidr for p in cluster.pools), key=net_key), "+"),
         "node_subnets": _prefix_set(list(cluster.node_subnets), "+"),
         "kernel_rules": [_kernel_rule(p) for p in cluster.pools if not p.disabled],
         "tunnel_device": TUNNEL_DEVICE,

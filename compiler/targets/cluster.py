@@ -110,7 +110,7 @@ def node_row(node: NodePlan) -> NodeRow:
     """Return the node table's row of `node`."""
     return NodeRow(
         name=node.name,
-        address=node.address,
+        address=node.ipv4,
         tunnel_address=node.tunnel_address,
         vtep_mac=node.vtep_mac,
         blocks=block_order((b.pool, b.cidr) for b in node.blocks),

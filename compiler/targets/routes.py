@@ -77,7 +77,7 @@ def tunnel_links(cluster: ClusterPlan, node: NodePlan) -> tuple[Link, ...]:
                 vni=VXLAN_VNI,
                 port=VXLAN_PORT,
                 mac=node.vtep_mac,
-                local=node.address.ip,
+                local=node.ipv4.ip,
                 parent=node.interface,
             )
         )
