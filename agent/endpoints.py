@@ -99,7 +99,7 @@ def runtime_members(
                 runtime.values(), r.namespace, r.labels, r.namespace_labels
             )
         for name in selected[key]:
-            if runtime[name].type != NAMED_PORT_TYPE:
+            if runtime[name].type != NAMED_PORT_TYPE and ":" not in r.address:  # IPv4 sets
                 members[name].add(r.address)
         for name, member in r.members:
             if name in runtime and runtime[name].type == NAMED_PORT_TYPE:

@@ -43,6 +43,7 @@ from calicc.contract.text import cut
 
 SET_TYPES = ("hash:net", "hash:ip", "hash:ip,port")
 MTU_MIN, MTU_MAX = 68, 65535
+BLOCK_MIN = {4: 20, 6: 116}  # the largest blocks (Calico's block size ranges)
 TOKEN = re.compile(r"[A-Za-z0-9_.:,/-]+")  # names that land in iptables/ipset restore input
 CLUSTER_READS = (CLUSTER_INDEX, CLUSTER_SETTINGS, CLUSTER_POLICY)  # beside node.json
 TIERS = ("Admin", "NetworkPolicy", "Baseline")
@@ -243,13 +244,20 @@ def _names(kind: type | tuple[type, ...]) -> str:
     return " or ".join(_KINDS.get(k, k.__name__) for k in kinds)
 
 
-def _network(fields: _Fields, key: str) -> IPv4Network | IPv6Network:
-    """Return an IPv4 or IPv6 network (a block of either family)."""
+def _block(fields: _Fields, key: str) -> IPv4Network | IPv6Network:
+    """Return a block of either family, of a size IPAM can hand out (Calico's ranges)."""
     value = fields.text(key, 43)
     try:
-        return IPv6Network(value) if ":" in value else IPv4Network(value)
+        cidr = IPv6Network(value) if ":" in value else IPv4Network(value)
     except ValueError as exc:
         raise NodeFileError(f"{fields.path(key)}: {cut(value)!r} is not an IP network") from exc
+    low = BLOCK_MIN[cidr.version]
+    if cidr.prefixlen < low:
+        raise NodeFileError(
+            f"{fields.path(key)}: {value} is larger than a block (IPv{cidr.version} blocks are "
+            f"/{low} to /{cidr.max_prefixlen})"
+        )
+    return cidr
 
 
 def _address(fields: _Fields, key: str) -> IPv4Address | None:
@@ -353,7 +361,7 @@ def node_facts(data: object, settings: object, policy: object) -> CniNode:
         node=CniIdentity(_Fields(top.get("node", dict), "node").text("name")),
         pod_mtu=mtu,
         pools=tuple(CniPool(name, name in serving) for name in names),
-        blocks=tuple(CniBlock(_network(f, "cidr"), f.text("pool")) for f in top.items("blocks")),
+        blocks=tuple(CniBlock(_block(f, "cidr"), f.text("pool")) for f in top.items("blocks")),
         tunnel_address=_address(top, "tunnel_address"),
         tunnel_address_v6=_address_v6(top, "tunnel_address_v6"),
         ipsets=ipsets,

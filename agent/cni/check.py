@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterable
 from typing import Any
 
 from pyroute2 import IPRoute
 
 from calicc.agent.cni.errors import CHECK_FAILED, CniError
 from calicc.agent.cni.netns import in_netns, netns_exists
-from calicc.agent.cni.result import GATEWAY
+from calicc.agent.cni.result import GATEWAY, GATEWAY_V6
 from calicc.agent.cni.veth import HOST_MAC, Wiring
 
+FAMILIES = {4: (socket.AF_INET, "0.0.0.0"), 6: (socket.AF_INET6, "::")}
 
-def _routes(ipr: IPRoute, index: int) -> list[tuple[str, str | None]]:
+
+def _routes(ipr: IPRoute, index: int, versions: Iterable[int]) -> list[tuple[str, str | None]]:
     found = []
-    for route in ipr.get_routes(family=2, table=254):
-        if route.get("RTA_OIF") == index:
-            dst = route.get("RTA_DST") or "0.0.0.0"
-            found.append((f"{dst}/{route['dst_len']}", route.get("RTA_GATEWAY")))
+    for version in sorted(set(versions)):
+        family, any_address = FAMILIES[version]
+        for route in ipr.get_routes(family=family, table=254):
+            if route.get("RTA_OIF") == index:
+                dst = route.get("RTA_DST") or any_address
+                found.append((f"{dst}/{route['dst_len']}", route.get("RTA_GATEWAY")))
     return found
+
+
+def _pod_routes(w: Wiring) -> list[tuple[str, str | None]]:
+    """Return the routes ADD gives the pod: per family, its gateway and default route."""
+    wanted: list[tuple[str, str | None]] = []
+    versions = {a.version for a in w.addresses}
+    if 4 in versions:  # noqa: PLR2004
+        wanted += [(f"{GATEWAY}/32", None), ("0.0.0.0/0", str(GATEWAY))]
+    if 6 in versions:  # noqa: PLR2004
+        wanted.append(("::/0", str(GATEWAY_V6)))
+    return wanted
 
 
 def host_problems(ipr: IPRoute, w: Wiring) -> list[str]:
@@ -32,8 +49,10 @@ def host_problems(ipr: IPRoute, w: Wiring) -> list[str]:
         problems.append(f"{w.host} has MAC {link.get('IFLA_ADDRESS')}, expected {HOST_MAC}")
     if link.get("IFLA_MTU") != w.mtu:
         problems.append(f"{w.host} has MTU {link.get('IFLA_MTU')}, expected {w.mtu}")
-    if (f"{w.address}/32", None) not in _routes(ipr, link["index"]):
-        problems.append(f"host route {w.address}/32 dev {w.host} is missing")
+    routes = _routes(ipr, link["index"], (a.version for a in w.addresses))
+    for address in w.addresses:
+        if (f"{address}/{address.max_prefixlen}", None) not in routes:
+            problems.append(f"host route {address}/{address.max_prefixlen} dev {w.host} is missing")
     return problems
 
 
@@ -46,10 +65,13 @@ def pod_problems(w: Wiring) -> list[str]:
         index = found[0]
         problems = []
         addrs = {(a.get("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index)}
-        if (str(w.address), 32) not in addrs:
-            problems.append(f"{w.ifname} lacks {w.address}/32 (has {sorted(addrs)})")
-        routes = _routes(ipr, index)
-        for want in ((f"{GATEWAY}/32", None), ("0.0.0.0/0", str(GATEWAY))):
+        for address in w.addresses:
+            if (str(address), address.max_prefixlen) not in addrs:
+                problems.append(
+                    f"{w.ifname} lacks {address}/{address.max_prefixlen} (has {sorted(addrs)})"
+                )
+        routes = _routes(ipr, index, (a.version for a in w.addresses))
+        for want in _pod_routes(w):
             if want not in routes:
                 problems.append(f"route {want[0]} via {want[1] or 'link'} on {w.ifname} is missing")
         return problems

@@ -16,7 +16,7 @@ import json
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from calicc.contract.names import FROM_DISPATCH, FW_PREFIX
 from calicc.contract.node import NodeFacts
 
 ENDPOINTS = "endpoints"
+Members = tuple[tuple[str, str], ...]
 MAX_STDERR = 500  # characters of a failed tool's complaint quoted in the error
 FILTERS = FilterCache(enabled=False)  # the agent's CNI server enables it: cache_filter_table()
 
@@ -48,9 +49,17 @@ def cache_filter_table() -> None:
     FILTERS.enabled = FilterCache(enabled=True).enabled
 
 
+Address = IPv4Address | IPv6Address
+
+
 @dataclass(frozen=True)
 class EndpointRecord:
-    """One wired pod interface and the facts its policy was derived from."""
+    """One wired pod interface and the facts its policy was derived from.
+
+    `address` is the pod's IPv4 address, or its IPv6 one on an IPv6-only node; `address_v6`
+    its IPv6 address whenever it has one (written only then: an IPv4 pod's record is as before).
+    Selector ipsets are IPv4 sets: only an IPv4 address joins them.
+    """
 
     iface: str
     container_id: str
@@ -60,6 +69,21 @@ class EndpointRecord:
     labels: dict[str, str]
     namespace_labels: dict[str, str]
     members: tuple[tuple[str, str], ...]  # (ipset, member) pairs added at ADD
+    address_v6: str | None = None
+
+    def addresses(self) -> list[Address]:
+        """Return the pod's addresses, IPv4 first."""
+        found = [ip_address(self.address)]
+        if self.address_v6 is not None and self.address_v6 != self.address:
+            found.append(ip_address(self.address_v6))
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the stored form (without address_v6 when the pod has none)."""
+        data = asdict(self)
+        if data["address_v6"] is None:
+            del data["address_v6"]
+        return data
 
 
 def _labels(value: Any, what: str) -> dict[str, str]:
@@ -173,19 +197,25 @@ def _node_applied(live: str) -> bool:
     return f":{FROM_DISPATCH} " in live
 
 
-def attach(req: Request, manifest: NodeFacts, iface: str, address: IPv4Address) -> None:
+def _members(manifest: NodeFacts, facts: PodFacts, sets: Iterable[str], address: str) -> Members:
+    members = tuple(sorted({(s, address) for s in sets}))
+    return members + named_port_members(manifest.ipsets, address, facts.ports)
+
+
+def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Address]) -> None:
     """Record the endpoint, then program its chains, dispatch rules and ipset memberships."""
     namespace, facts = pod_facts_for(req)
     sets = selector_sets_for_pod(manifest.ipsets, namespace, facts.labels, facts.namespace_labels)
-    members = tuple(sorted({(s, str(address)) for s in sets}))
-    members += named_port_members(manifest.ipsets, str(address), facts.ports)
+    ipv4 = [str(a) for a in addresses if a.version == 4]  # noqa: PLR2004
+    ipv6 = [str(a) for a in addresses if a.version == 6]  # noqa: PLR2004
+    members = _members(manifest, facts, sets, ipv4[0]) if ipv4 else ()
     record = EndpointRecord(
-        iface, req.container_id, req.ifname, str(address), namespace,
-        facts.labels, facts.namespace_labels, members,
+        iface, req.container_id, req.ifname, (ipv4 or ipv6)[0], namespace,
+        facts.labels, facts.namespace_labels, members, ipv6[0] if ipv6 else None,
     )  # fmt: skip
     path = record_path(req.state_dir, iface)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_atomic(path, json.dumps(asdict(record), sort_keys=True), durable=False)
+    write_atomic(path, json.dumps(record.to_json(), sort_keys=True), durable=False)
     with FILTERS.lock:
         live = FILTERS.read(_save)
         if not _node_applied(live.text):
@@ -196,16 +226,12 @@ def attach(req: Request, manifest: NodeFacts, iface: str, address: IPv4Address) 
         FILTERS.restored(live, text)
 
 
-def _fallback_members(
-    manifest: NodeFacts, addresses: Iterable[IPv4Address]
-) -> list[tuple[str, str]]:
+def _fallback_members(manifest: NodeFacts, addresses: Iterable[Address]) -> list[tuple[str, str]]:
     sets = [s.name for s in manifest.ipsets if s.selector is not None and s.type != "hash:ip,port"]
-    return [(s, str(a)) for s in sets for a in addresses]
+    return [(s, str(a)) for s in sets for a in addresses if a.version == 4]  # noqa: PLR2004
 
 
-def detach(
-    state_dir: Path, manifest: NodeFacts, iface: str, released: Iterable[IPv4Address]
-) -> None:
+def detach(state_dir: Path, manifest: NodeFacts, iface: str, released: Iterable[Address]) -> None:
     """Remove the endpoint's dispatch rules, chains and ipset memberships, then its record."""
     path = record_path(state_dir, iface)
     record = _read_record(path)
@@ -242,5 +268,5 @@ def collect(
     """GC: detach every recorded endpoint whose (container id, ifname) is not in `keep`."""
     gone = [r for r in load_records(state_dir) if (r.container_id, r.ifname) not in keep]
     for record in gone:
-        detach(state_dir, manifest, record.iface, [IPv4Address(record.address)])
+        detach(state_dir, manifest, record.iface, record.addresses())
     return gone

@@ -3,10 +3,15 @@
 Rules (documented in agent/cni/README.md):
 
 * Addresses come only from the node's blocks of pools that serve the node; the node's tunnel
-  address is never handed out. Every other address of a block is usable, network and broadcast
-  addresses of the block included, because each pod gets a /32 (Calico does the same).
-* One allocation per handle (`<network>.<containerID>`): a second ADD for the same handle gets
-  the same address back.
+  addresses are never handed out. Every other address of a block is usable, network and
+  broadcast addresses of the block included, because each pod gets a /32 or /128 (Calico does
+  the same).
+* Per family: a pod gets one address of each family the node has blocks of (IPv4 and IPv6 on a
+  dual-stack node, one of them on a single-stack node), all taken in one locked step (either
+  family exhausted: none is taken) and recorded under the pod's handle, so DEL releases them
+  together and GC reclaims each allocation of a gone attachment.
+* One allocation per handle and family (`<network>.<containerID>`): a second ADD for the same
+  handle gets the same addresses back.
 * The state file is replaced with write-to-temp + rename while holding an exclusive flock on a
   separate lock file, so a process killed at any point leaves either the old or the new state,
   never a torn or duplicated one. An allocation whose ADD died later is reclaimed by DEL (by
@@ -17,8 +22,10 @@ Rules (documented in agent/cni/README.md):
   that does not parse and was last written before the current boot is exactly that: it is kept
   as `allocations.json.torn` and IPAM starts empty, since none of its pods survived the boot.
   One written during this boot is not ours to guess about: ADD fails and says so.
-* Candidates are scanned round-robin from just after the last address handed out, so a
-  released address is not reused at once (stale conntrack entries), like host-local.
+* Candidates are scanned round-robin from just after the last address handed out (a cursor per
+  family), so a released address is not reused at once (stale conntrack entries), like
+  host-local. The IPv4 cursor is stored as `cursor`, the IPv6 one as `cursor_v6` (only once
+  set: an IPv4-only node's state reads as before).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +45,21 @@ from calicc.agent.cni.errors import IO_FAILURE, POOL_EXHAUSTED, CniError
 
 STATE_FILE = "allocations.json"
 LOCK_FILE = "lock"
+Address = IPv4Address | IPv6Address
+Network = IPv4Network | IPv6Network
+CURSOR_KEYS = {4: "cursor", 6: "cursor_v6"}
+
+
+def address_order(address: Address) -> tuple[int, int]:
+    """Sort key of addresses of both families: IPv4 first, then by value."""
+    return address.version, int(address)
 
 
 @dataclass(frozen=True)
 class Allocation:
     """An address held by one attachment (container id + interface)."""
 
-    address: IPv4Address
+    address: Address
     handle: str
     container_id: str
     ifname: str
@@ -62,7 +77,7 @@ class Allocation:
 
 def _from_json(address: str, item: dict[str, Any]) -> Allocation:
     return Allocation(
-        address=IPv4Address(address),
+        address=ip_address(address),
         handle=str(item["handle"]),
         container_id=str(item["container_id"]),
         ifname=str(item["ifname"]),
@@ -72,17 +87,30 @@ def _from_json(address: str, item: dict[str, Any]) -> Allocation:
 
 @dataclass(frozen=True)
 class Claim:
-    """What IpamStore.claim did: the allocation, whether it is new, the cursor before it."""
+    """What IpamStore.claim did: the handle's allocations, the ones it took, the cursors before.
 
-    allocation: Allocation
-    new: bool
-    cursor: IPv4Address | None
+    `allocations` holds one per family, IPv4 first; `fresh` the ones this claim took.
+    """
+
+    allocations: tuple[Allocation, ...]
+    fresh: tuple[Allocation, ...]
+    cursors: dict[int, Address | None]
+
+    @property
+    def allocation(self) -> Allocation:
+        """The first allocation (the IPv4 one on a node with IPv4 blocks)."""
+        return self.allocations[0]
+
+    @property
+    def new(self) -> bool:
+        """Whether the claim took any address (False: an ADD repeated for a running pod)."""
+        return bool(self.fresh)
 
 
 @dataclass
 class _State:
-    allocations: dict[IPv4Address, Allocation]
-    cursor: IPv4Address | None
+    allocations: dict[Address, Allocation]
+    cursors: dict[int, Address | None]
 
 
 class IpamStore:
@@ -92,27 +120,38 @@ class IpamStore:
         self,
         directory: Path,
         node: str,
-        blocks: Iterable[IPv4Network],
-        reserved: Iterable[IPv4Address] = (),
+        blocks: Iterable[Network],
+        reserved: Iterable[Address] = (),
     ) -> None:
         self.directory = directory
         self.node = node
-        self.blocks = tuple(sorted(blocks))
+        self.blocks = tuple(sorted(blocks, key=lambda b: (b.version, b)))
         self.reserved = frozenset(reserved)
 
-    def candidates(self) -> list[int]:
-        """Return every address this store may hand out, as sorted integers."""
-        reserved = {int(a) for a in self.reserved}
+    @property
+    def families(self) -> tuple[int, ...]:
+        """The IP versions a pod gets an address of: those of the blocks (4 without blocks)."""
+        return tuple(sorted({b.version for b in self.blocks})) or (4,)
+
+    def candidates(self, version: int = 4) -> list[int]:
+        """Return every address of family `version` this store may hand out, sorted integers."""
+        reserved = {int(a) for a in self.reserved if a.version == version}
         found: set[int] = set()
         for block in self.blocks:
+            if block.version != version:
+                continue
             first = int(block.network_address)
             found.update(a for a in range(first, first + block.num_addresses) if a not in reserved)
         return sorted(found)
 
+    def has_candidates(self) -> bool:
+        """Return whether the store has any address of any family to hand out."""
+        return any(self.candidates(version) for version in self.families)
+
     def assign(
         self, handle: str, container_id: str, ifname: str, attrs: dict[str, str]
     ) -> Allocation:
-        """Return the handle's address, allocating a free one if it has none.
+        """Return the handle's first address (IPv4 when the node has IPv4 blocks), allocating.
 
         Raises:
             CniError: POOL_EXHAUSTED naming the node and its blocks when nothing is free.
@@ -120,38 +159,52 @@ class IpamStore:
         return self.claim(handle, container_id, ifname, attrs).allocation
 
     def claim(self, handle: str, container_id: str, ifname: str, attrs: dict[str, str]) -> Claim:
-        """Like assign, also saying whether the address is new and where the cursor was."""
+        """Return the handle's address of every family, taking the missing ones in one step.
+
+        Raises:
+            CniError: POOL_EXHAUSTED when a family has no free address (nothing is taken).
+        """
         with self._locked() as state:
-            for alloc in state.allocations.values():
-                if alloc.handle == handle:
-                    return Claim(alloc, False, state.cursor)
-            address = self._next_free(state)
-            alloc = Allocation(address, handle, container_id, ifname, attrs)
-            claim = Claim(alloc, True, state.cursor)
-            state.allocations[address] = alloc
-            state.cursor = address
-            self._write(state)
-            return claim
+            mine = (a for a in state.allocations.values() if a.handle == handle)
+            held: dict[int, Allocation] = {a.address.version: a for a in mine}
+            before = dict(state.cursors)
+            fresh = []
+            for version in self.families:
+                if version in held:
+                    continue
+                address = self._next_free(state, version)
+                held[version] = Allocation(address, handle, container_id, ifname, attrs)
+                state.allocations[address] = held[version]
+                state.cursors[version] = address
+                fresh.append(held[version])
+            if fresh:
+                self._write(state)
+            return Claim(tuple(held[v] for v in sorted(held)), tuple(fresh), before)
 
     def unclaim(self, claim: Claim) -> None:
-        """Undo a claim of a failed ADD: the state is as before it (the cursor too).
+        """Undo a claim of a failed ADD: the state is as before it (the cursors too).
 
-        Only a new address is released (an ADD repeated for a running pod keeps its address),
-        and the cursor goes back only while nothing was allocated since: an address handed out
-        and taken back before the pod ever sent a packet leaves no conntrack entries behind.
+        Only the addresses the claim took are released (an ADD repeated for a running pod keeps
+        its addresses), and a family's cursor goes back only while nothing was allocated since:
+        an address handed out and taken back before the pod ever sent a packet leaves no
+        conntrack entries behind.
         """
-        alloc = claim.allocation
         if not claim.new:
             return
         with self._locked() as state:
-            if state.allocations.get(alloc.address) != alloc:
-                return
-            del state.allocations[alloc.address]
-            if state.cursor == alloc.address:
-                state.cursor = claim.cursor
-            self._write(state)
+            changed = False
+            for alloc in claim.fresh:
+                if state.allocations.get(alloc.address) != alloc:
+                    continue
+                del state.allocations[alloc.address]
+                version = alloc.address.version
+                if state.cursors.get(version) == alloc.address:
+                    state.cursors[version] = claim.cursors.get(version)
+                changed = True
+            if changed:
+                self._write(state)
 
-    def release(self, handle: str) -> list[IPv4Address]:
+    def release(self, handle: str) -> list[Address]:
         """Release every address held by `handle`; an unknown handle is not an error."""
         return [a.address for a in self.release_held(handle)]
 
@@ -159,7 +212,7 @@ class IpamStore:
         """Release and return the allocations of `handle` (their attrs name the pod)."""
         return self._release_where(lambda a: a.handle == handle)
 
-    def gc(self, keep: set[tuple[str, str]], network: str = "") -> list[IPv4Address]:
+    def gc(self, keep: set[tuple[str, str]], network: str = "") -> list[Address]:
         """Release every allocation whose (container id, ifname) is not in `keep`."""
         return [a.address for a in self.reclaim(keep, network)]
 
@@ -173,29 +226,34 @@ class IpamStore:
     def allocations(self) -> list[Allocation]:
         """Return the current allocations, sorted by address (reads under the lock)."""
         with self._locked() as state:
-            return [state.allocations[a] for a in sorted(state.allocations)]
+            return [state.allocations[a] for a in sorted(state.allocations, key=address_order)]
 
     def _release_where(self, doomed: Callable[[Allocation], bool]) -> list[Allocation]:
         with self._locked() as state:
-            gone = sorted(a for a, alloc in state.allocations.items() if doomed(alloc))
+            doomed_ones = (a for a, alloc in state.allocations.items() if doomed(alloc))
+            gone = sorted(doomed_ones, key=address_order)
             released = [state.allocations.pop(address) for address in gone]
             if gone:
                 self._write(state)
             return released
 
-    def _next_free(self, state: _State) -> IPv4Address:
-        pool = self.candidates()
-        start = bisect.bisect_right(pool, int(state.cursor)) if state.cursor is not None else 0
+    def _next_free(self, state: _State, version: int) -> Address:
+        pool = self.candidates(version)
+        cursor = state.cursors.get(version)
+        start = bisect.bisect_right(pool, int(cursor)) if cursor is not None else 0
+        make = IPv4Address if version == 4 else IPv6Address  # noqa: PLR2004
         for value in pool[start:] + pool[:start]:
-            address = IPv4Address(value)
+            address = make(value)
             if address not in state.allocations:
                 return address
-        blocks = ", ".join(str(b) for b in self.blocks) or "none"
+        blocks = ", ".join(str(b) for b in self.blocks if b.version == version) or "none"
+        used = sum(1 for a in state.allocations if a.version == version)
+        size = "block_size" if version == 4 else "block_size_v6"  # noqa: PLR2004
         raise CniError(
             POOL_EXHAUSTED,
-            f"node {self.node} has no free pod address: all of its blocks ({blocks}) are in "
-            f"use ({len(state.allocations)} allocations); delete unused pods, run CNI GC, or "
-            "give the node more blocks (max_pods / block_size in cluster.yaml) and rebuild",
+            f"node {self.node} has no free pod address (IPv{version}): all of its IPv{version} "
+            f"blocks ({blocks}) are in use ({used} allocations); delete unused pods, run CNI GC, "
+            f"or give the node more blocks (max_pods / {size} in cluster.yaml) and rebuild",
         )
 
     @contextmanager
@@ -218,26 +276,33 @@ class IpamStore:
         try:
             data = json.loads(path.read_bytes())
         except FileNotFoundError:
-            return _State({}, None)
+            return _State({}, {})
         except ValueError as exc:
             if written_before_boot(path):
                 os.replace(path, path.with_name(f"{path.name}.torn"))
-                return _State({}, None)
+                return _State({}, {})
             raise CniError(IO_FAILURE, f"{path} is not valid JSON ({exc}); restore it") from exc
         allocations = {
-            IPv4Address(k): _from_json(k, v) for k, v in data.get("allocations", {}).items()
+            ip_address(k): _from_json(k, v) for k, v in data.get("allocations", {}).items()
         }
-        cursor = data.get("cursor")
-        return _State(allocations, IPv4Address(cursor) if cursor else None)
+        cursors: dict[int, Address | None] = {}
+        for version, key in CURSOR_KEYS.items():
+            cursor = data.get(key)
+            cursors[version] = ip_address(cursor) if cursor else None
+        return _State(allocations, cursors)
 
     def _write(self, state: _State) -> None:
-        body = {
+        cursor, cursor_v6 = state.cursors.get(4), state.cursors.get(6)
+        body: dict[str, Any] = {
             "node": self.node,
-            "cursor": str(state.cursor) if state.cursor is not None else None,
+            "cursor": str(cursor) if cursor is not None else None,
             "allocations": {
-                str(a): state.allocations[a].to_json() for a in sorted(state.allocations, key=int)
+                str(a): state.allocations[a].to_json()
+                for a in sorted(state.allocations, key=address_order)
             },
         }
+        if cursor_v6 is not None:
+            body[CURSOR_KEYS[6]] = str(cursor_v6)
         # compact: json's C encoder only serves calls without indent (5x faster at 200 pods)
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         write_atomic(self.directory / STATE_FILE, text, durable=False)

@@ -36,14 +36,14 @@ def store_for(req: Request) -> IpamStore:
 
 
 def ipam_claim(req: Request) -> Claim:
-    """Allocate (or return the existing) address of the request's handle, saying which."""
+    """Allocate (or return the existing) addresses of the request's handle, one per family."""
     pod = pod_ref(req.args, req.container_id)
     attrs = {"identity": pod.identity, "namespace": pod.namespace, "pod": pod.name}
     return store_for(req).claim(req.handle, req.container_id, req.ifname, attrs)
 
 
 def ipam_add(req: Request) -> Allocation:
-    """Allocate (or return the existing) address of the request's handle."""
+    """Allocate (or return the existing) addresses of the request's handle; return the first."""
     return ipam_claim(req).allocation
 
 
@@ -74,7 +74,7 @@ def ipam_status(req: Request) -> None:
         store = store_for(req)
     except CniError as exc:
         raise CniError(PLUGIN_NOT_AVAILABLE, exc.msg) from exc
-    if not store.candidates():
+    if not store.has_candidates():
         raise CniError(PLUGIN_NOT_AVAILABLE, f"node {store.node} has no blocks to allocate from")
 
 
@@ -84,7 +84,8 @@ def handle_ipam(req: Request) -> str:
     minimum = {"CHECK": "0.4.0", "GC": "1.1.0", "STATUS": "1.1.0"}.get(req.command, "0.3.0")
     require_version(req.cni_version, req.command, minimum)
     if req.command == "ADD":
-        return dump(ipam_result(req.cni_version, ipam_add(req).address))
+        held = ipam_claim(req).allocations
+        return dump(ipam_result(req.cni_version, [a.address for a in held]))
     if req.command == "DEL":
         ipam_del(req)
     elif req.command == "CHECK":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from ipaddress import IPv4Interface, ip_interface
+from ipaddress import IPv4Address, IPv6Address, ip_interface
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -106,15 +106,18 @@ def check_sections(conf: Mapping[str, Any]) -> None:
     check_labels(_object(conf, "runtimeConfig"))
 
 
-def check_prev_result(conf: Mapping[str, Any]) -> IPv4Interface:
-    """Return the pod's IPv4 address in prevResult.ips (CHECK): every entry must be valid."""
+def check_prev_result(conf: Mapping[str, Any]) -> tuple[IPv4Address | IPv6Address, ...]:
+    """Return the pod's addresses in prevResult.ips (CHECK), IPv4 first: each entry valid.
+
+    At most one of each family counts (the first): ADD gives a pod one of each.
+    """
     prev = conf.get("prevResult")
     if not isinstance(prev, dict):
         raise field_error("prevResult", "the ADD result (an object; CHECK needs it)", prev)
     ips = prev.get("ips", [])
     if not isinstance(ips, list):
         raise field_error("prevResult.ips", "a list", ips)
-    found: list[IPv4Interface] = []
+    found: dict[int, IPv4Address | IPv6Address] = {}
     for number, entry in enumerate(ips):
         address = entry.get("address") if isinstance(entry, dict) else entry
         try:
@@ -123,11 +126,10 @@ def check_prev_result(conf: Mapping[str, Any]) -> IPv4Interface:
             parsed = None
         if parsed is None:
             raise field_error(f"prevResult.ips[{number}].address", "an address/prefix", address)
-        if isinstance(parsed, IPv4Interface):
-            found.append(parsed)
+        found.setdefault(parsed.version, parsed.ip)
     if not found:
-        raise field_error("prevResult.ips", "a list holding the pod's IPv4 address", ips)
-    return found[0]
+        raise field_error("prevResult.ips", "a list holding the pod's addresses", ips)
+    return tuple(found[version] for version in sorted(found))
 
 
 def check_gc(conf: Mapping[str, Any]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-from ipaddress import IPv4Network
 from pathlib import Path
 
 from calicc.agent.cni.errors import INVALID_CONFIG, IO_FAILURE, CniError
@@ -62,7 +61,7 @@ def load_manifest(path: Path) -> CniNode:
 
 
 def ipam_store(state_dir: Path, manifest: NodeFacts, nodename: str = "") -> IpamStore:
-    """Return the IPAM store of the node: blocks of the pools serving it, tunnel address reserved.
+    """Return the IPAM store of the node: blocks of the pools serving it, tunnel addresses kept.
 
     Raises:
         CniError: INVALID_CONFIG when the netconf names another node than the bundle's.
@@ -75,8 +74,7 @@ def ipam_store(state_dir: Path, manifest: NodeFacts, nodename: str = "") -> Ipam
             "node) or install this node's bundle",
         )
     serving = {p.name for p in manifest.pools if p.serves_node}
-    blocks = [
-        b.cidr for b in manifest.blocks if b.pool in serving and isinstance(b.cidr, IPv4Network)
-    ]
-    reserved = [manifest.tunnel_address] if manifest.tunnel_address is not None else []
+    blocks = [b.cidr for b in manifest.blocks if b.pool in serving]
+    tunnels = (manifest.tunnel_address, manifest.tunnel_address_v6)
+    reserved = [address for address in tunnels if address is not None]
     return IpamStore(state_dir / "ipam", manifest.node.name, blocks, reserved)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from ipaddress import IPv4Address
 from typing import Any
 
 from calicc.agent.cni import endpoint_policy
 from calicc.agent.cni.errors import INVALID_CONFIG, CniError
-from calicc.agent.cni.ipam import Allocation
+from calicc.agent.cni.ipam import Address, Allocation, address_order
 from calicc.agent.cni.ipam_plugin import (
     gc_attachments,
     ipam_check,
@@ -80,8 +79,8 @@ def cmd_add(req: Request) -> str:
     require_netns(req.netns)
     ipreq = ipam_request(req)
     claim = ipam_claim(ipreq)
-    address = claim.allocation.address
-    wiring = Wiring(host_name(req), req.ifname, req.netns, address, pod_mtu(req, manifest))
+    addresses = tuple(a.address for a in claim.allocations)  # one per family, IPv4 first
+    wiring = Wiring(host_name(req), req.ifname, req.netns, addresses, pod_mtu(req, manifest))
     release = partial(store_for(ipreq).unclaim, claim)
     try:
         host, pod = add_veth(wiring)  # removes its own half-made pair
@@ -89,16 +88,16 @@ def cmd_add(req: Request) -> str:
         undo(exc, release)
         raise
     try:
-        endpoint_policy.attach(req, manifest, wiring.host, address)
+        endpoint_policy.attach(req, manifest, wiring.host, addresses)
     except BaseException as exc:
         forget = partial(endpoint_policy.undo_attach, req.state_dir, manifest, wiring.host)
         undo(exc, forget, partial(remove_pair, wiring.host), release)
         raise
-    return dump(plugin_result(req.cni_version, address, host, pod))
+    return dump(plugin_result(req.cni_version, addresses, host, pod))
 
 
 def cmd_del(req: Request) -> str:
-    """Release the address, remove policy and the interface; every step runs, errors last.
+    """Release the addresses, remove policy and the interface; every step runs, errors last.
 
     The host veth is the one ADD named from the pod's recorded identity. A DEL without a
     network namespace (containerd's ctr passes none) removes the host end by that name, unless
@@ -136,9 +135,9 @@ def cmd_check(req: Request) -> str:
     # agent/cni/rtnl.py. Imported here so that a standalone ADD does not load pyroute2.
     from calicc.agent.cni.check import check_wiring  # noqa: PLC0415
 
-    address = check_prev_result(req.conf).ip
+    addresses = check_prev_result(req.conf)
     manifest = load_manifest(req.bundle)
-    check_wiring(Wiring(host_name(req), req.ifname, req.netns, address, pod_mtu(req, manifest)))
+    check_wiring(Wiring(host_name(req), req.ifname, req.netns, addresses, pod_mtu(req, manifest)))
     ipam_check(ipam_request(req))
     return ""
 
@@ -154,11 +153,15 @@ def cmd_gc(req: Request) -> str:
     store = store_for(ipreq)
     reclaimed = [(host_of(a), a.address) for a in store.reclaim(keep, req.network)]
     gone = endpoint_policy.collect(req.state_dir, manifest, keep)
-    reclaimed += [(r.iface, IPv4Address(r.address)) for r in gone]
+    reclaimed += [(r.iface, a) for r in gone for a in r.addresses()]
     live = {host_of(a) for a in store.allocations()}
     live |= {r.iface for r in endpoint_policy.load_records(req.state_dir)}
-    remove_host_ends(sorted(set(reclaimed)), live)
+    remove_host_ends(sorted(set(reclaimed), key=_end_order), live)
     return ""
+
+
+def _end_order(end: tuple[str, Address]) -> tuple[str, tuple[int, int]]:
+    return end[0], address_order(end[1])
 
 
 def handle_plugin(req: Request) -> str:

@@ -1,10 +1,16 @@
-"""Versioned CNI results (0.3.0/0.3.1/0.4.0 carry `version` on each IP; 1.x does not)."""
+"""Versioned CNI results (0.3.0/0.3.1/0.4.0 carry `version` on each IP; 1.x does not).
+
+A dual-stack pod's result lists its IPv4 /32 first, then its IPv6 /128, each with its family's
+gateway (169.254.1.1; the host veth's link-local fe80::ecee:eeff:feee:eeee), and one default
+route per family.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from calicc.agent.cni.errors import INCOMPATIBLE_VERSION, CniError
@@ -12,6 +18,9 @@ from calicc.agent.cni.validate import shown
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 GATEWAY = IPv4Address("169.254.1.1")
+GATEWAY_V6 = IPv6Address("fe80::ecee:eeff:feee:eeee")  # EUI-64 of the host veth's MAC
+GATEWAYS: dict[int, IPv4Address | IPv6Address] = {4: GATEWAY, 6: GATEWAY_V6}
+DEFAULTS = {4: "0.0.0.0/0", 6: "::/0"}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
@@ -55,34 +64,43 @@ class Interface:
         return body
 
 
-def _ip_entry(version: str, address: IPv4Address, interface: int | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"address": f"{address}/32"}
+Addresses = Sequence[IPv4Address | IPv6Address]
+
+
+def _ip_entry(
+    version: str, address: IPv4Address | IPv6Address, interface: int | None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"address": f"{address}/{address.max_prefixlen}"}
     if version_tuple(version) < (1, 0, 0):
-        entry["version"] = "4"
+        entry["version"] = str(address.version)
     if interface is not None:
         entry["interface"] = interface
-        entry["gateway"] = str(GATEWAY)
+        entry["gateway"] = str(GATEWAYS[address.version])
     return entry
 
 
-def ipam_result(version: str, address: IPv4Address) -> dict[str, Any]:
-    """Return the IPAM plugin's result: the /32 and the default route."""
+def _families(addresses: Addresses) -> list[int]:
+    return sorted({a.version for a in addresses})
+
+
+def ipam_result(version: str, addresses: Addresses) -> dict[str, Any]:
+    """Return the IPAM plugin's result: a /32 and a /128 as held, a default route per family."""
     return {
         "cniVersion": version,
-        "ips": [_ip_entry(version, address, None)],
-        "routes": [{"dst": "0.0.0.0/0"}],
+        "ips": [_ip_entry(version, a, None) for a in addresses],
+        "routes": [{"dst": DEFAULTS[f]} for f in _families(addresses)],
     }
 
 
 def plugin_result(
-    version: str, address: IPv4Address, host: Interface, pod: Interface
+    version: str, addresses: Addresses, host: Interface, pod: Interface
 ) -> dict[str, Any]:
-    """Return the main plugin's result: host and pod interfaces, the pod's /32, its routes."""
+    """Return the main plugin's result: host and pod interfaces, the pod's addresses, routes."""
     return {
         "cniVersion": version,
         "interfaces": [host.to_json(), pod.to_json()],
-        "ips": [_ip_entry(version, address, 1)],
-        "routes": [{"dst": "0.0.0.0/0", "gw": str(GATEWAY)}],
+        "ips": [_ip_entry(version, a, 1) for a in addresses],
+        "routes": [{"dst": DEFAULTS[f], "gw": str(GATEWAYS[f])} for f in _families(addresses)],
         "dns": {},
     }
 

@@ -18,7 +18,7 @@ import errno
 import os
 import socket
 import struct
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
 NFT_MSG_GETGEN, NFTA_GEN_ID = (10 << 8) | 16, 1  # nfnetlink subsystem nf_tables
@@ -29,6 +29,7 @@ NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINKINFO, IFLA_NET_NS_FD = 1, 3, 4, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFA_F_NODAD = 0x02  # an IPv6 address usable at once, without duplicate address detection
 RTA_DST, RTA_OIF, RTA_GATEWAY = 1, 4, 5
 NLA_F_NESTED = 0x8000
 IFF_UP = 0x1
@@ -71,13 +72,26 @@ def veth_body(host: bytes, peer: bytes, netns_fd: int) -> bytes:
     return ifinfomsg() + host + attr(IFLA_LINKINFO | NLA_F_NESTED, info)
 
 
+Address = IPv4Address | IPv6Address
+
+
+def family(address: Address) -> int:
+    """Return the socket family of an address (AF_INET or AF_INET6)."""
+    return socket.AF_INET if address.version == 4 else socket.AF_INET6  # noqa: PLR2004
+
+
 def route_body(
-    dst: IPv4Address, prefixlen: int, oif: int, scope: int, gateway: IPv4Address | None = None
+    dst: Address, prefixlen: int, oif: int, scope: int, gateway: Address | None = None
 ) -> bytes:
-    """Return an RTM_NEWROUTE body: main table, protocol boot (the kernel's default for users)."""
+    """Return an RTM_NEWROUTE body: main table, protocol boot (the kernel's default for users).
+
+    The family is `dst`'s; IPv6 routes have no scope (the kernel wants universe).
+    """
+    ipv6 = dst.version == 6  # noqa: PLR2004
     head = struct.pack(
         "=BBBBBBBBI",
-        socket.AF_INET, prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, scope, RTN_UNICAST, 0,
+        family(dst), prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
+        SCOPE_UNIVERSE if ipv6 else scope, RTN_UNICAST, 0,
     )  # fmt: skip
     attrs = attr(RTA_OIF, struct.pack("=I", oif))
     if prefixlen:
@@ -87,10 +101,16 @@ def route_body(
     return head + attrs
 
 
-def address_body(index: int, address: IPv4Address, prefixlen: int) -> bytes:
-    """Return an RTM_NEWADDR body for `address/prefixlen` on link `index`."""
-    head = struct.pack("=BBBBI", socket.AF_INET, prefixlen, 0, SCOPE_UNIVERSE, index)
-    return head + attr(IFA_LOCAL, address.packed) + attr(IFA_ADDRESS, address.packed)
+def address_body(index: int, address: Address, prefixlen: int) -> bytes:
+    """Return an RTM_NEWADDR body for `address/prefixlen` on link `index`.
+
+    An IPv6 address is added with nodad: it is the pod's own, from IPAM, and usable at once.
+    """
+    if address.version == 4:  # noqa: PLR2004
+        head = struct.pack("=BBBBI", socket.AF_INET, prefixlen, 0, SCOPE_UNIVERSE, index)
+        return head + attr(IFA_LOCAL, address.packed) + attr(IFA_ADDRESS, address.packed)
+    head = struct.pack("=BBBBI", socket.AF_INET6, prefixlen, IFA_F_NODAD, SCOPE_UNIVERSE, index)
+    return head + attr(IFA_ADDRESS, address.packed)
 
 
 def parse_replies(data: bytes, seq: int) -> tuple[list[bytes], bool]:

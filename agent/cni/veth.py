@@ -5,6 +5,13 @@ ee:ee:ee:ee:ee:ee, no address, the pod MTU, proxy ARP; pod end CNI_IFNAME with t
 `169.254.1.1 dev IF scope link` and `default via 169.254.1.1`; a host route `<ip>/32 dev cali…
 scope link`. Host routes use the kernel's default protocol (boot), never the agent's route
 protocol, so the agent's stale-route sweep leaves pod routes alone.
+
+With an IPv6 address (docs/ipv6.md): the pod end gets the /128 (nodad) and `default via
+fe80::ecee:eeff:feee:eeee dev IF`, the host veth's link-local, which the kernel derives from
+its MAC (addr_gen_mode eui64) when it comes up; the host has `<ip6>/128 dev cali…`. Duplicate
+address detection is off on both ends before they come up (accept_dad 0), so both link-locals
+are usable at once and no ADD waits for DAD: the pod resolves its gateway from its link-local,
+the host resolves the pod from the host veth's.
 """
 
 from __future__ import annotations
@@ -13,12 +20,13 @@ import errno
 import os
 from collections.abc import Iterable, Set
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from functools import partial
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 from calicc.agent.cni.errors import CONTAINER_UNKNOWN, NETLINK_FAILURE, CniError
 from calicc.agent.cni.netns import in_netns, netns_exists, open_netns
-from calicc.agent.cni.result import GATEWAY, Interface
+from calicc.agent.cni.result import GATEWAY, GATEWAY_V6, Interface
 from calicc.agent.cni.rtnl import (
     RTM_DELROUTE,
     RTM_NEWADDR,
@@ -36,6 +44,8 @@ from calicc.agent.cni.rtnl import (
 HOST_MAC = "ee:ee:ee:ee:ee:ee"
 HOST_MAC_RAW = bytes.fromhex("eeeeeeeeeeee")
 ANY = IPv4Address("0.0.0.0")
+ANY_V6 = IPv6Address("::")
+Address = IPv4Address | IPv6Address
 HOST_SYSCTLS = (
     ("ipv4/conf/{}/route_localnet", "1"),
     ("ipv4/neigh/{}/proxy_delay", "0"),
@@ -43,18 +53,38 @@ HOST_SYSCTLS = (
     ("ipv4/conf/{}/forwarding", "1"),
     ("ipv6/conf/{}/accept_ra", "0"),
 )
+# With an IPv6 pod address, before the host veth comes up: IPv6 on, the EUI-64 link-local
+# (fe80::ecee:eeff:feee:eeee from ee:ee:ee:ee:ee:ee) without DAD, Calico's proxy_ndp and
+# forwarding. The node's net.ipv6.conf.all.forwarding=1 is the node's sysctl (node.json).
+HOST_SYSCTLS_V6 = (
+    ("ipv6/conf/{}/disable_ipv6", "0"),
+    ("ipv6/conf/{}/addr_gen_mode", "0"),
+    ("ipv6/conf/{}/accept_dad", "0"),
+    ("ipv6/conf/{}/proxy_ndp", "1"),
+    ("ipv6/conf/{}/forwarding", "1"),
+)
+# Inside the pod, before its end comes up: IPv6 on, no DAD for the link-local it resolves with.
+POD_SYSCTLS_V6 = (
+    ("ipv6/conf/{}/disable_ipv6", "0"),
+    ("ipv6/conf/{}/accept_dad", "0"),
+)
 PROC_SYS_NET = Path("/proc/sys/net")
 
 
 @dataclass(frozen=True)
 class Wiring:
-    """What one attachment needs: names, address, MTU and the pod's namespace."""
+    """What one attachment needs: names, addresses (IPv4 first), MTU and the pod's namespace."""
 
     host: str
     ifname: str
     netns: str
-    address: IPv4Address
+    addresses: tuple[Address, ...]
     mtu: int
+
+    @property
+    def ipv6(self) -> bool:
+        """Whether the pod has an IPv6 address."""
+        return any(a.version == 6 for a in self.addresses)  # noqa: PLR2004
 
 
 def netlink_error(action: str, exc: OSError) -> CniError:
@@ -63,13 +93,25 @@ def netlink_error(action: str, exc: OSError) -> CniError:
     return CniError(NETLINK_FAILURE, f"{action}: {os.strerror(code)} (errno {code})")
 
 
-def set_host_sysctls(name: str, root: Path = PROC_SYS_NET) -> None:
-    """Set proxy ARP, proxy_delay 0, forwarding, route_localnet (and accept_ra 0 with IPv6)."""
+def set_host_sysctls(name: str, root: Path = PROC_SYS_NET, ipv6: bool = False) -> None:
+    """Set proxy ARP, proxy_delay 0, forwarding, route_localnet (and accept_ra 0 with IPv6).
+
+    `ipv6`: the pod has an IPv6 address; also set HOST_SYSCTLS_V6 (a kernel without IPv6
+    then fails with ENOENT).
+    """
     for template, value in HOST_SYSCTLS:
         path = root / template.format(name)
         if template.startswith("ipv6") and not path.exists():
             continue
         path.write_text(value)
+    if ipv6:
+        write_sysctls(HOST_SYSCTLS_V6, name, root)
+
+
+def write_sysctls(table: tuple[tuple[str, str], ...], name: str, root: Path) -> None:
+    """Write each (path template, value) of `table` for interface `name`."""
+    for template, value in table:
+        (root / template.format(name)).write_text(value)
 
 
 def pod_mac() -> bytes:
@@ -85,25 +127,38 @@ def mac_text(raw: bytes) -> str:
 
 
 def _wire_pod(w: Wiring) -> None:
+    """Configure the pod end through a socket opened in the pod's namespace.
+
+    The sysctls are written on a thread in that namespace too: /proc/sys/net is the writing
+    thread's namespace's (the caller's is the host's).
+    """
     with in_netns(w.netns, Rtnl) as pod:
         index = pod.link_index(w.ifname)
         if index is None:
             raise CniError(NETLINK_FAILURE, f"{w.ifname} did not appear in {w.netns}")
-        pod.create(RTM_NEWADDR, address_body(index, w.address, 32))
+        if w.ipv6:
+            in_netns(w.netns, partial(write_sysctls, POD_SYSCTLS_V6, w.ifname, PROC_SYS_NET))
+        for address in w.addresses:
+            pod.create(RTM_NEWADDR, address_body(index, address, address.max_prefixlen))
         pod.set_up(index)
-        pod.create(RTM_NEWROUTE, route_body(GATEWAY, 32, index, SCOPE_LINK))
-        pod.create(RTM_NEWROUTE, route_body(ANY, 0, index, SCOPE_UNIVERSE, GATEWAY))
+        for address in w.addresses:
+            if address.version == 4:  # noqa: PLR2004
+                pod.create(RTM_NEWROUTE, route_body(GATEWAY, 32, index, SCOPE_LINK))
+                pod.create(RTM_NEWROUTE, route_body(ANY, 0, index, SCOPE_UNIVERSE, GATEWAY))
+            else:  # the link-local gateway needs no route of its own
+                pod.create(RTM_NEWROUTE, route_body(ANY_V6, 0, index, SCOPE_UNIVERSE, GATEWAY_V6))
 
 
-def _host_route(host: Rtnl, w: Wiring, index: int) -> None:
+def _host_route(host: Rtnl, address: Address, index: int) -> None:
+    prefix = address.max_prefixlen
     try:
-        host.create(RTM_NEWROUTE, route_body(w.address, 32, index, SCOPE_LINK))
+        host.create(RTM_NEWROUTE, route_body(address, prefix, index, SCOPE_LINK))
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise
         raise CniError(
             NETLINK_FAILURE,
-            f"a host route to {w.address}/32 already exists on another link: "
+            f"a host route to {address}/{prefix} already exists on another link: "
             "another pod holds this address; check IPAM state and DEL the stale pod",
         ) from exc
 
@@ -120,9 +175,10 @@ def _wire(host: Rtnl, w: Wiring, mac: bytes) -> None:
     index = host.link_index(w.host)
     if index is None:
         raise CniError(NETLINK_FAILURE, f"{w.host} vanished while being configured")
-    set_host_sysctls(w.host)
+    set_host_sysctls(w.host, ipv6=w.ipv6)
     host.set_up(index)
-    _host_route(host, w, index)
+    for address in w.addresses:
+        _host_route(host, address, index)
 
 
 def add_veth(w: Wiring) -> tuple[Interface, Interface]:
@@ -172,12 +228,12 @@ def remove_pair(host: str) -> None:
             raise netlink_error(f"deleting {host}", exc) from exc
 
 
-def _remove_host_end(rtnl: Rtnl, name: str, address: IPv4Address, keep_link: bool) -> None:
+def _remove_host_end(rtnl: Rtnl, name: str, address: Address, keep_link: bool) -> None:
     index = rtnl.link_index(name)
     if index is None:
         return
     try:
-        rtnl.request(RTM_DELROUTE, route_body(address, 32, index, SCOPE_LINK))
+        rtnl.request(RTM_DELROUTE, route_body(address, address.max_prefixlen, index, SCOPE_LINK))
     except OSError as exc:
         if exc.errno != errno.ESRCH:
             raise
@@ -185,7 +241,7 @@ def _remove_host_end(rtnl: Rtnl, name: str, address: IPv4Address, keep_link: boo
         rtnl.delete_link(name)
 
 
-def remove_host_ends(ends: Iterable[tuple[str, IPv4Address]], live: Set[str]) -> None:
+def remove_host_ends(ends: Iterable[tuple[str, Address]], live: Set[str]) -> None:
     """GC: delete each reclaimed attachment's host route and host veth (its pod end goes too).
 
     A veth whose name a live attachment also has (the same pod re-created with another
@@ -196,4 +252,5 @@ def remove_host_ends(ends: Iterable[tuple[str, IPv4Address]], live: Set[str]) ->
             try:
                 _remove_host_end(rtnl, name, address, name in live)
             except OSError as exc:
-                raise netlink_error(f"removing {name} and {address}/32", exc) from exc
+                prefix = address.max_prefixlen
+                raise netlink_error(f"removing {name} and {address}/{prefix}", exc) from exc

@@ -176,6 +176,37 @@ def test_hostile_input_is_refused_cleanly(node: Node, case: Case) -> None:
     assert_refused_cleanly(node, env, data, case.code, names=case.names, never=case.never)
 
 
+# node.json facts of the wrong family (docs/ipv6.md): refused as the bundle's, naming the field
+BUNDLE_CASES: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "tunnel-address-ipv6": (
+        {"tunnel_address": "fd00:10:244::1"},
+        ("tunnel_address: 'fd00:10:244::1' is not an IPv4 address",),
+    ),
+    "tunnel-address-v6-ipv4": (
+        {"tunnel_address_v6": "10.244.0.9"},
+        ("tunnel_address_v6: '10.244.0.9' is not an IPv6 address",),
+    ),
+    "block-ipv6-whole-prefix": (
+        {"blocks": [{"cidr": "fd00:10:244::/64", "pool": "default-ipv4-ippool"}]},
+        ("blocks[0].cidr: fd00:10:244::/64 is larger than a block (IPv6 blocks are /116",),
+    ),
+    "block-host-bits": (
+        {"blocks": [{"cidr": "fd00:10:244::1/122", "pool": "default-ipv4-ippool"}]},
+        ("blocks[0].cidr: 'fd00:10:244::1/122' is not an IP network",),
+    ),
+}
+
+
+@pytest.mark.parametrize(("changes", "names"), BUNDLE_CASES.values(), ids=BUNDLE_CASES.keys())
+def test_a_bundle_fact_of_the_wrong_family_is_refused_cleanly(
+    node: Node, changes: dict[str, Any], names: tuple[str, ...]
+) -> None:
+    path = node.root / "etc/calicc/bundle/node.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+    conf = json.dumps(node.conf).encode()
+    assert_refused_cleanly(node, node.env(), conf, 7, names=("node.json", *names))
+
+
 def test_netns_that_is_a_plain_file_or_a_fifo(node: Node, tmp_path: Path) -> None:
     plain, fifo = tmp_path / "netns-file", tmp_path / "netns-fifo"
     plain.write_text("")

@@ -190,6 +190,42 @@ def derive_bundle(
     write_tree(directory, redigest(files))
 
 
+V6_POOL = {
+    "name": "default-ipv6-ippool",
+    "cidr": "fd00:10:244::/48",
+    "encapsulation": "none",
+    "mode": "Never",
+    "nat_outgoing": False,
+}
+
+
+def dual_stack_bundle(
+    source: Path,
+    directory: Path,
+    *,
+    block: str = "fd00:10:244::/122",
+    address_v6: str = "fd00:192:168:49::2/64",
+    ipv4: bool = True,
+) -> None:
+    """Copy bundle `source` to `directory` with an IPv6 pool serving the node, one IPv6 `block`
+    of it and the node's `address_v6` (docs/ipv6.md), until the compiler writes such bundles.
+
+    `ipv4=False` drops the node's IPv4 blocks and pools (an IPv6-only node's pods).
+    """
+    files = bundle_files(source)
+    node = json.loads(files[MANIFEST])
+    settings = json.loads(files[CLUSTER_SETTINGS])
+    name = str(V6_POOL["name"])
+    derive_bundle(
+        source,
+        directory,
+        settings={"pools": [*settings["pools"], V6_POOL]},
+        node={**node["node"], "address_v6": address_v6},
+        pools=[*(node["pools"] if ipv4 else []), name],
+        blocks=[*(node["blocks"] if ipv4 else []), {"cidr": block, "pool": name}],
+    )
+
+
 def bundle_manifest(bundle: Path) -> NodeManifest:
     """Return the assembled manifest of a bundle (node.json with its cluster part)."""
     return load_bundle(bundle).manifest

@@ -121,6 +121,10 @@ def test_wrong_items_are_named_with_their_index_and_file() -> None:
     assert refusal({**data, "blocks": blocks}).startswith(f"{where}: '10.0.0.1/24' is not an IP ")
     blocks[-1] = {"cidr": "fd00::1/122", "pool": "p"}
     assert refusal({**data, "blocks": blocks}).startswith(f"{where}: 'fd00::1/122' is not an IP ")
+    blocks[-1] = {"cidr": "fd00::/64", "pool": "p"}
+    assert refusal({**data, "blocks": blocks}) == (
+        f"{where}: fd00::/64 is larger than a block (IPv6 blocks are /116 to /128)"
+    )
     assert refusal({**data, "tunnel_address": "10.0.0"}).startswith("tunnel_address: '10.0.0'")
     said = refusal({**data, "tunnel_address": "fd00::1"})
     assert said == "tunnel_address: 'fd00::1' is not an IPv4 address"
