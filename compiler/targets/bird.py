@@ -6,20 +6,28 @@ Route ownership (DESIGN: one owner per kernel route):
 - block routes learned over BGP: BIRD (kernel protocol, `proto bird`);
 - VXLAN block routes: routes.sh / the agent (static, no BGP needed), BIRD rejects them.
 IPIP next hops use stock BIRD 2 filter attributes: onlink, then ifname "tunl0", then gw.
+
+One daemon serves both families (docs/ipv6.md): a node with an IPv6 address gets the IPv6
+functions, filters and protocols beside the IPv4 ones (names suffixed `_v6`, an ipv6 channel
+each), and its IPv6 sessions run between IPv6 addresses with one ipv6 channel. The template
+loops over FamilyView objects; an IPv4-only node has one, which prints what it always did.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from calicc.compiler.lock import net_key
 from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.peering import Role, Session
-from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.plan import Block, BlockV6, ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
 from calicc.contract.names import TUNNEL_DEVICE, VXLAN_DEVICE
+
+VXLAN_V6_DEVICE = "vxlan-v6.calico"  # Calico's VXLAN-over-IPv6 device (docs/ipv6.md)
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,39 @@ class BgpView:
     secret_include: str | None
     export: str
     next_hop: str | None
+    template: str = "calicc_peer"  # calicc_peer_v6 for an IPv6 session
+    channel: str = "ipv4"  # its one channel: the family of its addresses
+
+
+@dataclass(frozen=True)
+class FamilyCluster:
+    """The part of one family's filters that every node shares (computed once a build)."""
+
+    pool_routes: str  # prefix set of the family's pools, any length inside
+    node_subnets: str  # prefix set of the family's node subnets, any length inside
+    kernel_rules: tuple[KernelRule, ...]
+
+
+@dataclass(frozen=True)
+class FamilyView:
+    """One family's part of a node's bird.conf: its filters, protocols and session template.
+
+    Names of the IPv4 part have no suffix (the file of an IPv4-only node is what it was before
+    IPv6); the IPv6 ones end in `_v6`.
+    """
+
+    channel: str  # ipv4 | ipv6
+    suffix: str  # "" | "_v6"
+    kernel: str  # the kernel protocol's name after `protocol kernel` ("" is BIRD's own)
+    header: str | None  # a comment opening the family's filters (None for IPv4)
+    host: str  # a host route's length, for the comments: /32 | /128
+    shared: FamilyCluster
+    own_blocks: str
+    own_blocks_within: str
+    blocks: tuple[Block, ...] | tuple[BlockV6, ...]
+    advertised: tuple[IPv4Network | IPv6Network, ...]
+    local: IPv4Address | IPv6Address | None  # the sessions' local address (None: no sessions)
+    subnet: IPv4Network | IPv6Network | None  # IPIP CrossSubnet: next hops routed directly
 
 
 _ROLE_TEXT = {
@@ -69,10 +110,10 @@ def _kernel_rule(pool: PoolPlan) -> KernelRule:
     return KernelRule(pool.name, pool.cidr, action, f"pool {pool.name} ({pool.cidr}): {text}")
 
 
-def _export(session: Session) -> str:
-    own = "calicc_own_block()"
+def _export(session: Session, suffix: str) -> str:
+    own = f"calicc_own_block{suffix}()"
     if session.reflects:
-        own += " || (source = RTS_BGP && calicc_pool_route())"
+        own += f" || (source = RTS_BGP && calicc_pool_route{suffix}())"
     if session.extra_exports:
         own += " || net ~ [ " + ", ".join(str(n) for n in session.extra_exports) + " ]"
     return f"export where {own};"
@@ -88,6 +129,8 @@ def _bgp_view(session: Session) -> BgpView:
         next_hop = "next hop keep;"
     else:
         next_hop = None
+    v6 = session.peer_ip.version == 6  # noqa: PLR2004
+    suffix = "_v6" if v6 else ""
     return BgpView(
         name=session.name,
         description=f"{who} ({_ROLE_TEXT[session.role]})",
@@ -98,18 +141,31 @@ def _bgp_view(session: Session) -> BgpView:
             f"rr client; rr cluster id {session.rr_cluster_id};" if session.rr_cluster_id else None
         ),
         secret_include=session.secret_include,
-        export=_export(session),
+        export=_export(session, suffix),
         next_hop=next_hop,
+        template=f"calicc_peer{suffix}",
+        channel="ipv6" if v6 else "ipv4",
     )
 
 
 def node_sessions(node: NodePlan) -> list[BgpView]:
-    """Return the views of the node's BGP sessions (equal sessions share one view)."""
-    return [_bgp_view(s) for s in node.sessions]
+    """Return the views of the node's BGP sessions, IPv4 then IPv6 (equal sessions share one)."""
+    return [_bgp_view(s) for s in (*node.sessions, *node.sessions_v6)]
 
 
-def _prefix_set(nets: list[IPv4Network] | list[IPv4Network | IPv6Network], suffix: str = "") -> str:
+def _prefix_set(nets: Iterable[IPv4Network | IPv6Network], suffix: str = "") -> str:
     return "[ " + ", ".join(f"{n}{suffix}" for n in nets) + " ]"
+
+
+@lru_cache(maxsize=4)
+def _family_cluster(cluster: ClusterPlan, version: int) -> FamilyCluster:
+    pools = cluster.pools_v4 if version == 4 else cluster.pools_v6  # noqa: PLR2004
+    subnets = cluster.node_subnets if version == 4 else cluster.node_subnets_v6  # noqa: PLR2004
+    return FamilyCluster(
+        pool_routes=_prefix_set(sorted((p.cidr for p in pools), key=net_key), "+"),
+        node_subnets=_prefix_set(list(subnets), "+"),
+        kernel_rules=tuple(_kernel_rule(p) for p in pools if not p.disabled),
+    )
 
 
 @lru_cache(maxsize=2)
@@ -119,25 +175,72 @@ def _cluster_view(cluster: ClusterPlan) -> dict[str, object]:
         "cluster": cluster.name,
         "listen_port": cluster.spec.bgp.listen_port,
         "fast_timers": cluster.spec.bgp.fast_timers,
-        "pool_routes": _prefix_set(sorted((p.cidr for p in cluster.pools), key=net_key), "+"),
-        "node_subnets": _prefix_set(list(cluster.node_subnets), "+"),
-        "kernel_rules": [_kernel_rule(p) for p in cluster.pools if not p.disabled],
         "tunnel_device": TUNNEL_DEVICE,
-        "excluded_interfaces": ["cali*", TUNNEL_DEVICE, VXLAN_DEVICE, "kube-ipvs*"],
     }
+
+
+_EXCLUDED = ("cali*", TUNNEL_DEVICE, VXLAN_DEVICE, "kube-ipvs*")
+_EXCLUDED_V6 = ("cali*", TUNNEL_DEVICE, VXLAN_DEVICE, VXLAN_V6_DEVICE, "kube-ipvs*")
+
+
+def _advertised(sessions: tuple[Session, ...]) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(sorted({n for s in sessions for n in s.extra_exports}, key=net_key))
+
+
+def _v4(cluster: ClusterPlan, node: NodePlan) -> FamilyView:
+    own = [b.cidr for b in node.blocks]
+    return FamilyView(
+        channel="ipv4",
+        suffix="",
+        kernel="",
+        header=None,
+        host="/32",
+        shared=_family_cluster(cluster, 4),
+        own_blocks=_prefix_set(own),
+        own_blocks_within=_prefix_set(own, "+"),
+        blocks=node.blocks,
+        advertised=_advertised(node.sessions),
+        local=node.address.ip if node.address else None,
+        subnet=node.address.network if node.address else None,
+    )
+
+
+def _v6(cluster: ClusterPlan, node: NodePlan) -> FamilyView:
+    own = [b.cidr for b in node.blocks_v6]
+    return FamilyView(
+        channel="ipv6",
+        suffix="_v6",
+        kernel=" kernel6",
+        header="IPv6: the same functions and filters for the ipv6 channels (names end in _v6).",
+        host="/128",
+        shared=_family_cluster(cluster, 6),
+        own_blocks=_prefix_set(own),
+        own_blocks_within=_prefix_set(own, "+"),
+        blocks=node.blocks_v6,
+        advertised=_advertised(node.sessions_v6),
+        local=node.address_v6.ip if node.address_v6 else None,
+        subnet=node.address_v6.network if node.address_v6 else None,
+    )
+
+
+def families(cluster: ClusterPlan, node: NodePlan) -> list[FamilyView]:
+    """Return the node's families: IPv4 if it has an IPv4 address or blocks, then IPv6 likewise."""
+    views = []
+    if node.address is not None or node.blocks:
+        views.append(_v4(cluster, node))
+    if node.address_v6 is not None or node.blocks_v6:
+        views.append(_v6(cluster, node))
+    return views
 
 
 def bird_view(cluster: ClusterPlan, node: NodePlan) -> dict[str, object]:
     """Return the template context for bird.conf."""
-    extra = sorted({n for s in node.sessions for n in s.extra_exports})
-    own = [b.cidr for b in node.blocks]
+    v6 = node.address_v6 is not None or bool(node.blocks_v6)
     return {
         **_cluster_view(cluster),
         "node": node,
-        "own_blocks": _prefix_set(own),
-        "own_blocks_within": _prefix_set(own, "+"),
-        "blocks": node.blocks,
-        "advertised": extra,
+        "families": families(cluster, node),
+        "excluded_interfaces": _EXCLUDED_V6 if v6 else _EXCLUDED,
         "sessions": node_sessions(node),  # rendered one by one: compiler/render.py
         "snippets": node.snippets,
     }

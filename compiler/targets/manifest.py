@@ -58,13 +58,14 @@ def identity(cluster: ClusterPlan, node: NodePlan) -> NodeIdentity:
 
 
 def bird_section(node: NodePlan) -> BirdSection:
-    """Return how BIRD runs: off without sessions; secret includes the agent must write."""
+    """Return how BIRD runs: off without sessions of either family; secrets the agent writes."""
+    sessions = (*node.sessions, *node.sessions_v6)
     secrets: dict[str, SecretRef] = {
         session.secret_include: session.password
-        for session in node.sessions
+        for session in sessions
         if session.secret_include is not None and session.password is not None
     }
-    return BirdSection(config=BIRD_CONFIG, enabled=bool(node.sessions), secrets=secrets)
+    return BirdSection(config=BIRD_CONFIG, enabled=bool(sessions), secrets=secrets)
 
 
 def build_manifest(
