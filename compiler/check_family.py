@@ -13,6 +13,7 @@ from calicc.compiler.load import Source
 from calicc.compiler.model.spec import ClusterSpec, EncapMode, Node
 from calicc.compiler.pools import PoolPlan, node_address
 from calicc.compiler.router_id import router_id
+from calicc.compiler.selector import parse_selector
 
 Check = Callable[[ClusterSpec, tuple[PoolPlan, ...], Source], Iterator[Problem]]
 FIELD = {4: "address", 6: "address_v6"}
@@ -91,6 +92,8 @@ def check_family_without_pool(
 ) -> Iterator[Problem]:
     """A node address of a family no pool has: nothing would use it (a typo, or a missing pool)."""
     families = {p.version for p in pools}
+    if not families:
+        return  # no pool at all: check_default_pools says so once
     for version, pool_key in ((4, "network_cidr"), (6, "network_cidr_v6")):
         if version in families:
             continue
@@ -107,8 +110,20 @@ def check_family_without_pool(
 def check_peer_families(
     spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source
 ) -> Iterator[Problem]:
-    """What a peer exports is of the peer's family (a session carries one family)."""
+    """What a peer exports is of the peer's family (a session carries one family).
+
+    A peer also needs a node that can reach it: one it selects with an address of its family.
+    """
     for i, peer in enumerate(spec.bgp.peers):
+        version = peer.peer_ip.version
+        selector = parse_selector(peer.node_selector) if peer.node_selector else None
+        nodes = [n for n in spec.nodes if selector is None or selector.matches(n.labels)]
+        if nodes and all(node_address(n, version) is None for n in nodes):
+            yield src.problem(
+                ("bgp", "peers", i, "peer_ip"),
+                f"peer {peer.peer_ip} is IPv{version} but none of the nodes it peers with has "
+                f"an IPv{version} address (nodes[].{FIELD[version]})",
+            )
         for j, prefix in enumerate(peer.export):
             if prefix.version != peer.peer_ip.version:
                 yield src.problem(

@@ -6,6 +6,7 @@ import difflib
 import types
 import typing
 from collections.abc import Sequence
+from ipaddress import ip_interface, ip_network
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -79,6 +80,62 @@ def _shown(value: Any) -> str:
     return cut(repr(value))
 
 
+# pydantic's error types of IP fields: family, what the field holds, an example of it
+IP_KINDS = {
+    "ip_v4_network": (4, "network", "10.244.0.0/16"),
+    "ip_v6_network": (6, "network", "fd00:244::/56"),
+    "ip_v4_address": (4, "address", "10.0.0.1"),
+    "ip_v6_address": (6, "address", "fd00:30::1"),
+    "ip_v4_interface": (4, "address with its prefix", "10.0.0.5/24"),
+    "ip_v6_interface": (6, "address with its prefix", "fd00:30::5/64"),
+}
+OTHER_FAMILY_KEY = {
+    "network_cidr": "network_cidr_v6",
+    "network_cidr_v6": "network_cidr",
+    "address": "address_v6",
+    "address_v6": "address",
+    "service_cluster_ip_range": "service_cluster_ip_range_v6",
+    "service_cluster_ip_range_v6": "service_cluster_ip_range",
+}
+
+
+def _family_of(value: Any) -> int | None:
+    """Return the IP version `value` reads as (address, network or interface), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return ip_interface(value).version
+    except ValueError:
+        return None
+
+
+def ip_message(kinds: Sequence[str], loc: tuple[str | int, ...], value: Any) -> str:
+    """Say what an IP field takes, what it got, and where a value of the other family goes.
+
+    `kinds` are the pydantic error types at `loc`: one for a single-family field, one per
+    family for a field that takes either.
+    """
+    families = sorted({IP_KINDS[k][0] for k in kinds})
+    what = IP_KINDS[kinds[0]][1]
+    taken = " or ".join(f"IPv{f}" for f in families)
+    expected = f"expected an {taken} {what} such as " + " or ".join(
+        IP_KINDS[k][2] for k in sorted(kinds)
+    )
+    found = _family_of(value)
+    if found is not None and found not in families:
+        other = OTHER_FAMILY_KEY.get(str(loc[-1]) if loc else "")
+        move = f"; an IPv{found} one goes in {other}" if other else ""
+        return f"{cut(str(value))} is IPv{found}: this field takes {taken} ({expected}){move}"
+    if what == "network" and found is not None:
+        try:
+            net = ip_network(value, strict=False)
+        except ValueError:
+            pass
+        else:
+            return f"{cut(str(value))} has host bits set: the network holding it is {net}"
+    return f"{expected} (got {_shown(value)})"
+
+
 def _message(root: type[BaseModel], error: Any, loc: tuple[str | int, ...]) -> str:
     kind = error["type"]
     if is_secret(root, loc):
@@ -122,10 +179,19 @@ def problems_from(exc: ValidationError, source: Source, root: type[BaseModel]) -
     """One Problem per pydantic error, located through the source's side table."""
     errors = exc.errors()
     locs = [_data_loc(e["loc"]) for e in errors]
+    ip_kinds: dict[tuple[str | int, ...], list[str]] = {}
+    for error, loc in zip(errors, locs, strict=True):
+        if error["type"] in IP_KINDS:
+            ip_kinds.setdefault(loc, []).append(error["type"])
     problems = []
     for error, loc in zip(errors, locs, strict=True):
         nested = any(other[: len(loc)] == loc and len(other) > len(loc) for other in locs)
         if error["type"] == "too_short" and nested:
+            continue
+        if error["type"] in IP_KINDS:
+            kinds = ip_kinds.pop(loc, None)  # one problem for the errors of both families
+            if kinds is not None:
+                problems.append(source.problem(loc, ip_message(kinds, loc, error.get("input"))))
             continue
         problems.append(source.problem(loc, _message(root, error, loc)))
     return problems

@@ -3,7 +3,7 @@ what the YAML loader reads (or gives way to it)."""
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import yaml
 from hypothesis import given, settings
@@ -29,11 +29,31 @@ BLOCKS = st.lists(
     max_size=3,
     unique=True,
 ).map(lambda blocks: tuple(sorted(blocks)))
+# IPv6 blocks and addresses in the spellings that matter to YAML: a leading "::", a trailing
+# "::" (fd00:: ends in an indicator: quoted), all-digit groups (1:2:3:4:5:6:7:8 reads as a
+# sexagesimal int: quoted), and ordinary ones.
+V6_INTS = st.one_of(
+    st.integers(0, 2**128 - 1),
+    st.integers(0, 2**32),  # ::a.b.c.d-like, leading ::
+    st.integers(0, 0xFF).map(lambda i: (0xFD00 + i) << 112),  # fdNN:: with trailing ::
+    st.tuples(*[st.integers(1, 59)] * 8).map(  # 1:2:...:59: every group decimal, below 60
+        lambda groups: int("".join(f"{int(str(g), 16):04x}" for g in groups), 16)
+    ),
+)
+V6_BLOCKS = st.lists(
+    st.tuples(V6_INTS, st.integers(116, 128)).map(
+        lambda t: IPv6Network((t[0] >> (128 - t[1]) << (128 - t[1]), t[1]))
+    ),
+    max_size=3,
+    unique=True,
+).map(lambda blocks: tuple(sorted(blocks)))
 ALLOCATIONS = st.builds(
     NodeAllocation,
-    blocks=st.dictionaries(NAMES, BLOCKS, max_size=3),
+    blocks=st.dictionaries(NAMES, BLOCKS | V6_BLOCKS, max_size=3),
     tunnel_address=st.none() | st.integers(0x0A000000, 0x0AFFFFFF).map(IPv4Address),
     vtep_mac=st.none() | MACS,
+    tunnel_address_v6=st.none() | V6_INTS.map(IPv6Address),
+    vtep_mac_v6=st.none() | MACS,
 )
 
 
@@ -50,6 +70,19 @@ def test_lock_text_is_yaml_dump_of_its_data(nodes: dict[str, NodeAllocation]) ->
     text = lock.to_yaml()
     assert text == reference(lock)
     assert yaml.safe_load(text) == lock.as_data()
+
+
+def test_ipv6_values_are_written_as_yaml_dump_writes_them() -> None:
+    alloc = NodeAllocation(
+        blocks={"v6": (IPv6Network("::/122"), IPv6Network("fd00:244::40/122"))},
+        tunnel_address_v6=IPv6Address("fd00:244::"),
+        vtep_mac_v6="66:46:32:55:72:28",
+    )
+    text = Lock(nodes={"n1": alloc}).to_yaml()
+    assert "      - ::/122\n      - fd00:244::40/122\n" in text
+    assert "    tunnel_address_v6: 'fd00:244::'\n" in text  # a trailing ':' is an indicator
+    assert text == reference(Lock(nodes={"n1": alloc}))
+    assert _written_data(text) == yaml.safe_load(text)
 
 
 def test_a_mac_that_reads_as_a_number_is_quoted() -> None:
