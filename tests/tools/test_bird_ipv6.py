@@ -6,7 +6,10 @@ until every renderer lands, so the test plans the cluster and renders each node'
 with the BIRD renderer itself. Every node must hold both families' sessions Established and
 the other nodes' blocks of both families as `proto bird` routes via the owner's address of
 that family on eth0: a next hop BIRD could not resolve would be installed as unreachable.
-Own-block blackholes are routes.sh's and are not added; BIRD must not install them.
+Own-block blackholes are routes.sh's and are not added; BIRD must not install them. The same
+holds in an IPv6-only cluster with route reflectors (reflection keeps the owner's next hop) and
+for an external peer of each family (a hand-written BIRD ToR with both addresses), which learns
+every node's blocks of that family over the session of that family.
 """
 
 from __future__ import annotations
@@ -41,6 +44,23 @@ nodes:
   - {name: node-c, address: 192.168.49.4/24, address_v6: "fd00:49::4/64"}
 """
 
+TOR = """\
+router id 192.168.49.254;
+protocol device { scan time 10; }
+protocol direct { ipv4; ipv6; interface "*"; }
+protocol kernel { ipv4 { import none; export where source = RTS_BGP; }; }
+protocol kernel kernel6 { ipv6 { import none; export where source = RTS_BGP; }; }
+template bgp rack {
+  local as 65001; multihop; connect delay time 0; connect retry time 1; error wait time 1, 5;
+}
+"""
+SESSION = """\
+protocol bgp {name} from rack {{
+  neighbor {ip} as 64512; source address {local};
+  {channel} {{ import all; export none; }};
+}}
+"""
+
 V6_RR = """\
 name: v6rr
 network_cidr_v6: fd00:244::/56
@@ -53,6 +73,7 @@ nodes:
 """
 
 RouteKey = tuple[str, str, str, str]  # dst, gateway, dev, type
+Extra = dict[str, tuple[tuple[str, ...], str]]  # host name -> (addresses, bird.conf)
 
 
 @pytest.fixture(autouse=True)
@@ -61,21 +82,19 @@ def _tools() -> None:
     need_tool("bird", "birdc")
 
 
-def _wire(plan: ClusterPlan, make_ns: Callable[[str], str]) -> dict[str, str]:
-    """Put each node in a namespace on the hub's bridge, with both addresses; return them."""
+def _wire(hosts: dict[str, tuple[str, ...]], make_ns: Callable[[str], str]) -> dict[str, str]:
+    """Put each host in a namespace on the hub's bridge with its addresses; return them."""
     hub = make_ns("hub")
     ns_run(hub, ["ip", "link", "add", "br0", "type", "bridge"])
     ns_run(hub, ["ip", "link", "set", "br0", "up"])
     spaces = {}
-    for node in plan.nodes:
-        ns = spaces[node.name] = make_ns(node.name)
-        port = f"p-{node.name}"
+    for name, addresses in hosts.items():
+        ns = spaces[name] = make_ns(name)
+        port = f"p-{name}"
         veth_between(ns, "eth0", hub, port)
         ns_run(hub, ["ip", "link", "set", port, "master", "br0"])
-        if node.address is not None:
-            ns_run(ns, ["ip", "addr", "add", str(node.address), "dev", "eth0"])
-        if node.address_v6 is not None:
-            ns_run(ns, ["ip", "-6", "addr", "add", str(node.address_v6), "dev", "eth0", "nodad"])
+        for address in addresses:
+            ns_run(ns, ["ip", "addr", "add", address, "dev", "eth0", "nodad"])
     return spaces
 
 
@@ -111,16 +130,30 @@ def _expected(plan: ClusterPlan, me: str) -> set[RouteKey]:
 
 
 def _start(
-    tmp_path: Path, text: str, make_ns: Callable[[str], str], birds: list[BirdDaemon]
+    tmp_path: Path,
+    text: str,
+    make_ns: Callable[[str], str],
+    birds: list[BirdDaemon],
+    extra: Callable[[ClusterPlan], Extra] | None = None,
 ) -> tuple[ClusterPlan, dict[str, str], dict[str, dict[str, str]]]:
-    """Plan `text`, wire its nodes, start BIRD on each; return the plan, namespaces, sessions."""
+    """Plan `text`, wire its nodes, start BIRD on each; return the plan, namespaces, sessions.
+
+    `extra(plan)` adds hosts that are no nodes (an external peer): {name: (addresses, conf)}.
+    """
     plan = plan_of(tmp_path, text)
-    spaces = _wire(plan, make_ns)
-    for node in plan.nodes:
-        conf = tmp_path / node.name / "bird.conf"
+    hosts = {
+        n.name: tuple(str(a) for a in (n.address, n.address_v6) if a is not None)
+        for n in plan.nodes
+    }
+    confs = {n.name: render_bird(plan, n) for n in plan.nodes}
+    for name, (addresses, conf_text) in (extra(plan) if extra else {}).items():
+        hosts[name], confs[name] = addresses, conf_text
+    spaces = _wire(hosts, make_ns)
+    for name, conf_text in confs.items():
+        conf = tmp_path / name / "bird.conf"
         conf.parent.mkdir()
-        conf.write_text(render_bird(plan, node), encoding="utf-8")
-        birds.append(start_bird(spaces[node.name], conf, tmp_path / "run", node.name))
+        conf.write_text(conf_text, encoding="utf-8")
+        birds.append(start_bird(spaces[name], conf, tmp_path / "run", name))
     by_ns = {d.ns: wait_established(d.sock) for d in birds}
     return plan, spaces, {name: by_ns[ns] for name, ns in spaces.items()}
 
@@ -129,11 +162,13 @@ def _all_routes(ns: str) -> set[RouteKey]:
     return _routes(ns, "-4") | _routes(ns, "-6")
 
 
-def _check_routes(plan: ClusterPlan, spaces: dict[str, str], per_node: int) -> None:
-    """Every node holds exactly the other nodes' blocks, via their address of the family."""
-    for node in plan.nodes:
-        ns, want = spaces[node.name], _expected(plan, node.name)
-        assert len(want) == per_node
+def _check_routes(
+    plan: ClusterPlan, spaces: dict[str, str], per_node: int, hosts: tuple[str, ...] = ()
+) -> None:
+    """Every node and host holds exactly the other nodes' blocks, via the owner's address."""
+    for name in (*(n.name for n in plan.nodes), *hosts):
+        ns, want = spaces[name], _expected(plan, name)
+        assert name in hosts or len(want) == per_node
 
         def have(ns: str = ns, want: set[RouteKey] = want) -> set[RouteKey] | None:
             routes = _all_routes(ns)
@@ -142,7 +177,7 @@ def _check_routes(plan: ClusterPlan, spaces: dict[str, str], per_node: int) -> N
         routes = poll(
             have,
             15.0,
-            f"block routes in {node.name}",
+            f"block routes in {name}",
             last=lambda ns=ns: repr(sorted(_all_routes(ns))),  # type: ignore[misc]
         )
         assert routes == want  # nothing else: no own block, no unreachable route
@@ -172,3 +207,42 @@ def test_ipv6_only_route_reflectors_keep_the_owner_next_hop(
         "RR_fd00_49__12",
     ]
     _check_routes(plan, spaces, per_node=6)  # 2 IPv6 blocks on each of 3 peers
+
+
+def _tor_config(plan: ClusterPlan) -> str:
+    """Return the external peer's bird.conf: a session per node and family, learning all."""
+    text = TOR
+    for node in plan.nodes:
+        for ip, local, channel in (
+            (node.address, "192.168.49.254", "ipv4"),
+            (node.address_v6, "fd00:49::fe", "ipv6"),
+        ):
+            if ip is not None:
+                name = f"{node.name.replace('-', '_')}_{channel}"
+                text += SESSION.format(name=name, ip=ip.ip, local=local, channel=channel)
+    return text
+
+
+def test_external_peers_of_each_family(
+    tmp_path: Path, make_ns: Callable[[str], str], birds: list[BirdDaemon]
+) -> None:
+    cluster = DUAL.replace(
+        "fast_timers: true}",
+        "fast_timers: true, peers: [{peer_ip: 192.168.49.254, as_number: 65001},"
+        ' {peer_ip: "fd00:49::fe", as_number: 65001}]}',
+    )
+
+    def tor(plan: ClusterPlan) -> Extra:
+        return {"tor": (("192.168.49.254/24", "fd00:49::fe/64"), _tor_config(plan))}
+
+    plan, spaces, sessions = _start(tmp_path, cluster, make_ns, birds, tor)
+    assert sorted(sessions["node-b"]) == [
+        "Global_192_168_49_254",
+        "Global_fd00_49__fe",
+        "Mesh_192_168_49_2",
+        "Mesh_192_168_49_4",
+        "Mesh_fd00_49__2",
+        "Mesh_fd00_49__4",
+    ]
+    assert len(sessions["tor"]) == 6  # one per node and family
+    _check_routes(plan, spaces, per_node=8, hosts=("tor",))  # the ToR: all 12 blocks
