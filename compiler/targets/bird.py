@@ -18,7 +18,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 
 from calicc.compiler.lock import net_key
 from calicc.compiler.model.spec import EncapMode
@@ -187,39 +194,41 @@ def _advertised(sessions: tuple[Session, ...]) -> tuple[IPv4Network | IPv6Networ
     return tuple(sorted({n for s in sessions for n in s.extra_exports}, key=net_key))
 
 
-def _v4(cluster: ClusterPlan, node: NodePlan) -> FamilyView:
-    own = [b.cidr for b in node.blocks]
-    return FamilyView(
-        channel="ipv4",
-        suffix="",
-        kernel="",
-        header=None,
-        host="/32",
-        shared=_family_cluster(cluster, 4),
-        own_blocks=_prefix_set(own),
-        own_blocks_within=_prefix_set(own, "+"),
-        blocks=node.blocks,
-        advertised=_advertised(node.sessions),
-        local=node.address.ip if node.address else None,
-        subnet=node.address.network if node.address else None,
-    )
+# Per family: channel, name suffix, kernel protocol name, header comment, host route length.
+_NAMING: dict[int, tuple[str, str, str, str | None, str]] = {
+    4: ("ipv4", "", "", None, "/32"),
+    6: (
+        "ipv6",
+        "_v6",
+        " kernel6",
+        "IPv6: the same functions and filters for the ipv6 channels (names end in _v6).",
+        "/128",
+    ),
+}
 
 
-def _v6(cluster: ClusterPlan, node: NodePlan) -> FamilyView:
-    own = [b.cidr for b in node.blocks_v6]
+def _family(
+    cluster: ClusterPlan,
+    address: IPv4Interface | IPv6Interface | None,
+    blocks: tuple[Block, ...] | tuple[BlockV6, ...],
+    sessions: tuple[Session, ...],
+    version: int,
+) -> FamilyView:
+    channel, suffix, kernel, header, host = _NAMING[version]
+    own = [b.cidr for b in blocks]
     return FamilyView(
-        channel="ipv6",
-        suffix="_v6",
-        kernel=" kernel6",
-        header="IPv6: the same functions and filters for the ipv6 channels (names end in _v6).",
-        host="/128",
-        shared=_family_cluster(cluster, 6),
+        channel=channel,
+        suffix=suffix,
+        kernel=kernel,
+        header=header,
+        host=host,
+        shared=_family_cluster(cluster, version),
         own_blocks=_prefix_set(own),
         own_blocks_within=_prefix_set(own, "+"),
-        blocks=node.blocks_v6,
-        advertised=_advertised(node.sessions_v6),
-        local=node.address_v6.ip if node.address_v6 else None,
-        subnet=node.address_v6.network if node.address_v6 else None,
+        blocks=blocks,
+        advertised=_advertised(sessions),
+        local=address.ip if address else None,
+        subnet=address.network if address else None,
     )
 
 
@@ -227,9 +236,9 @@ def families(cluster: ClusterPlan, node: NodePlan) -> list[FamilyView]:
     """Return the node's families: IPv4 if it has an IPv4 address or blocks, then IPv6 likewise."""
     views = []
     if node.address is not None or node.blocks:
-        views.append(_v4(cluster, node))
+        views.append(_family(cluster, node.address, node.blocks, node.sessions, 4))
     if node.address_v6 is not None or node.blocks_v6:
-        views.append(_v6(cluster, node))
+        views.append(_family(cluster, node.address_v6, node.blocks_v6, node.sessions_v6, 6))
     return views
 
 
