@@ -109,9 +109,16 @@ def set_host_sysctls(name: str, root: Path = PROC_SYS_NET, ipv6: bool = False) -
 
 
 def write_sysctls(table: tuple[tuple[str, str], ...], name: str, root: Path) -> None:
-    """Write each (path template, value) of `table` for interface `name`."""
+    """Write each (path template, value) of `table` for interface `name` that differs.
+
+    Most IPv6 ones (disable_ipv6, addr_gen_mode, forwarding, proxy_ndp) take the RTNL lock on
+    write, retrying the syscall while another holds it; a new link usually has several of the
+    values already (forwarding, from the node's default), and reading costs no lock.
+    """
     for template, value in table:
-        (root / template.format(name)).write_text(value)
+        path = root / template.format(name)
+        if path.read_text().strip() != value:
+            path.write_text(value)
 
 
 def pod_mac() -> bytes:
@@ -126,18 +133,27 @@ def mac_text(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
 
 
-def _wire_pod(w: Wiring) -> None:
-    """Configure the pod end through a socket opened in the pod's namespace.
+def _open_pod(w: Wiring) -> Rtnl:
+    """Return a netlink socket of the pod's namespace (runs on a thread inside it).
 
-    The sysctls are written on a thread in that namespace too: /proc/sys/net is the writing
-    thread's namespace's (the caller's is the host's).
+    The pod end's IPv6 sysctls are written here too, on the same thread: /proc/sys/net is the
+    writing thread's namespace's (the caller's is the host's), and each thread that joins a
+    namespace costs about a millisecond.
     """
-    with in_netns(w.netns, Rtnl) as pod:
+    if w.ipv6:
+        try:
+            write_sysctls(POD_SYSCTLS_V6, w.ifname, PROC_SYS_NET)
+        except FileNotFoundError as exc:
+            raise CniError(NETLINK_FAILURE, f"{w.ifname} did not appear in {w.netns}") from exc
+    return Rtnl()
+
+
+def _wire_pod(w: Wiring) -> None:
+    """Configure the pod end through a socket opened in the pod's namespace."""
+    with in_netns(w.netns, partial(_open_pod, w)) as pod:
         index = pod.link_index(w.ifname)
         if index is None:
             raise CniError(NETLINK_FAILURE, f"{w.ifname} did not appear in {w.netns}")
-        if w.ipv6:
-            in_netns(w.netns, partial(write_sysctls, POD_SYSCTLS_V6, w.ifname, PROC_SYS_NET))
         for address in w.addresses:
             pod.create(RTM_NEWADDR, address_body(index, address, address.max_prefixlen))
         pod.set_up(index)
