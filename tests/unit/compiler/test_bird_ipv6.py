@@ -7,10 +7,15 @@ BIRD when it is installed (bird_parse returns None without it).
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.render import render_bird
@@ -18,7 +23,7 @@ from calicc.compiler.router_id import derived_router_id
 from calicc.compiler.targets.bird import bird_view, families
 from calicc.compiler.targets.manifest import bird_section
 from calicc.compiler.toolcheck import bird_parse
-from tests.conftest import need_tool
+from tests.conftest import ROOT, need_tool
 from tests.support.clusters import plan_of
 
 DS: dict[str, Any] = {
@@ -200,3 +205,44 @@ def test_every_ipv6_variant_parses_with_real_bird(tmp_path: Path) -> None:
     )
     data["nodes"][0]["route_reflector_cluster_id"] = "1.0.0.1"
     assert len(texts(plan_of(tmp_path, data))) == 3
+
+
+RENDER = """
+import json, sys
+from pathlib import Path
+from calicc.compiler.build import load_cluster
+from calicc.compiler.lock import Lock
+from calicc.compiler.plan import build_plan
+from calicc.compiler.render import render_bird
+plan = build_plan(load_cluster(Path(sys.argv[1])).spec, Lock())
+print(json.dumps({n.name: render_bird(plan, n) for n in plan.nodes}))
+"""
+
+
+def _render_in_subprocess(cluster: Path, seed: str) -> dict[str, str]:
+    env = {**os.environ, "PYTHONHASHSEED": seed}
+    args = [sys.executable, "-c", RENDER, str(cluster)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, env=env, cwd=ROOT)
+    confs: dict[str, str] = json.loads(out.stdout)
+    return confs
+
+
+def test_dual_stack_bytes_do_not_depend_on_node_order_or_hash_seed(tmp_path: Path) -> None:
+    peers = [
+        {
+            "peer_ip": "fd00:30::fe",
+            "as_number": 65001,
+            "export": ["fd00:96::/112", "fd00:95::/112"],
+        },
+        {"peer_ip": "10.0.0.254", "as_number": 65001, "export": ["10.96.0.0/12", "10.95.0.0/16"]},
+    ]
+    data = ds(bgp={"as_number": 64512, "peers": peers})
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "cluster.yaml").write_text(yaml.safe_dump(data))
+    data["nodes"].reverse()
+    (tmp_path / "b" / "cluster.yaml").write_text(yaml.safe_dump(data))
+    first = _render_in_subprocess(tmp_path / "a" / "cluster.yaml", "1")
+    second = _render_in_subprocess(tmp_path / "b" / "cluster.yaml", "2")
+    assert first == second
+    assert "route fd00:95::/112 blackhole;\n  route fd00:96::/112 blackhole;" in first["n1"]
