@@ -20,6 +20,7 @@ from calicc.contract.names import (
     CLUSTER_ROUTES,
     CLUSTER_SETTINGS,
     CONFLIST,
+    IP6TABLES_FILE,
     IPTABLES_FILE,
     MANIFEST,
     NODES_TABLE,
@@ -33,6 +34,7 @@ BIRD_V2 = "bird/bird.conf"  # where bundle version 2 kept it: a diff across the 
 SEMANTIC = (BIRD, BIRD_V2, MANIFEST)
 ROLES = {  # node.json's role -> how a report names it
     IPTABLES_FILE: "iptables rules",
+    IP6TABLES_FILE: "ip6tables rules",
     SYSCTL_FILE: "kernel settings",
     CONFLIST: "CNI conflist",
     ROUTES_FILE: "routes script",

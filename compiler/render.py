@@ -20,6 +20,7 @@ from calicc.compiler.targets.cluster import (
     settings_json,
 )
 from calicc.compiler.targets.cni import conflist, kubeconfig_text
+from calicc.compiler.targets.ip6tables import ip6tables_text
 from calicc.compiler.targets.ipset import IPSETS_TEMPLATE, ipsets_view
 from calicc.compiler.targets.iptables import IPTABLES_TEMPLATE, iptables_view
 from calicc.compiler.targets.manifest import file_entries, manifest_text
@@ -35,6 +36,7 @@ from calicc.contract.names import (
     CLUSTER_ROUTES,
     CLUSTER_SETTINGS,
     CONFLIST,
+    IP6TABLES_FILE,
     IPTABLES_FILE,
     MANIFEST,
     NODE_BUILT_FROM,
@@ -91,8 +93,13 @@ def _iptables(cluster: ClusterPlan, shared: SharedFile) -> str:
     return render_template(IPTABLES_TEMPLATE, iptables_view(cluster, shared.encaps))
 
 
+def _ip6tables(cluster: ClusterPlan, shared: SharedFile) -> str:
+    return ip6tables_text(cluster, shared.encaps)  # no template yet: see ip6tables_text
+
+
 def _sysctl(cluster: ClusterPlan, shared: SharedFile) -> str:
-    return render_template("sysctl/99-calicc.conf.j2", sysctl_view(cluster, shared.devices))
+    view = sysctl_view(cluster, shared.devices, shared.ipv6)
+    return render_template("sysctl/99-calicc.conf.j2", view)
 
 
 def _conflist(cluster: ClusterPlan, shared: SharedFile) -> str:
@@ -101,6 +108,7 @@ def _conflist(cluster: ClusterPlan, shared: SharedFile) -> str:
 
 SHARED_RENDERERS: dict[str, Renderer] = {
     IPTABLES_FILE: _iptables,
+    IP6TABLES_FILE: _ip6tables,
     SYSCTL_FILE: _sysctl,
     CONFLIST: _conflist,
 }

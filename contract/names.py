@@ -60,6 +60,23 @@ IPBLOCK_SET_PREFIX = "cali40b:"
 ALL_POOLS_SET = "cali40all-ipam-pools"
 MASQ_POOLS_SET = "cali40masq-ipam-pools"
 ALL_HOSTS_SET = "cali40all-hosts-net"
+# IPv6 (`family inet6`) sets carry Calico's cali6 prefix; a set's family follows from its name.
+V6_SET_PREFIX = "cali6"
+TEMP_SET_PREFIX_V6 = "cali6t"
+ALL_POOLS_SET_V6 = "cali60all-ipam-pools"
+MASQ_POOLS_SET_V6 = "cali60masq-ipam-pools"
+ALL_HOSTS_SET_V6 = "cali60all-hosts-net"
+
+
+def set_family(name: str) -> str:
+    """Return the ipset family of owned set `name`: inet6 for cali6 names, else inet.
+
+    Examples:
+        >>> set_family("cali60all-ipam-pools"), set_family("cali40all-ipam-pools")
+        ('inet6', 'inet')
+    """
+    return "inet6" if name.startswith(V6_SET_PREFIX) else "inet"
+
 
 # The files of a node's bundle. A node's directory (nodes/<node>/) holds only node.json and
 # bird.conf; every other file a node uses is a file of the cluster part that node.json names
@@ -72,6 +89,7 @@ ROUTES_FILE = "routes/routes.sh"  # roles: node.json's key of the shared file th
 SYSCTL_FILE = "sysctl/99-calicc.conf"
 CONFLIST = "cni/10-calicc.conflist"
 IPTABLES_FILE = "iptables/iptables.rules"
+IP6TABLES_FILE = "iptables/ip6tables.rules"  # nodes with IPv6: ip6tables-restore input
 
 # The cluster part of a rendered tree, written once (paths relative to the rendered tree; in a
 # node's installed bundle, relative to the bundle). contract/manifest.py says who names what.
@@ -86,6 +104,7 @@ CLUSTER_KUBECONFIG = f"{CLUSTER_DIR}/kubeconfig"  # cluster.yaml's kubernetes.se
 # The shared files of each role, one per kind of node: cluster/<dir>/<kind><suffix>.
 SHARED_DIRS = {
     IPTABLES_FILE: (f"{CLUSTER_DIR}/iptables", ".rules"),
+    IP6TABLES_FILE: (f"{CLUSTER_DIR}/ip6tables", ".rules"),
     SYSCTL_FILE: (f"{CLUSTER_DIR}/sysctl", ".conf"),
     CONFLIST: (f"{CLUSTER_DIR}/cni", ".conflist"),
 }

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from calicc import __version__
 from calicc.compiler.emit import digest, dump_json
-from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.plan import Block, BlockV6, ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
 from calicc.compiler.targets.ipset import cluster_ipsets
 from calicc.compiler.targets.iptables import jump_rules, policy_bindings
@@ -45,6 +45,7 @@ from calicc.contract.names import (
 )
 from calicc.contract.nodes_table import NodeRow, block_order, table_text
 
+V4 = 4
 ENCAPSULATION: dict[str | None, Encapsulation] = {"ipip": "ipip", "vxlan": "vxlan", None: "none"}
 
 
@@ -65,7 +66,7 @@ def cluster_pools(cluster: ClusterPlan) -> tuple[ClusterPool, ...]:
             nat_outgoing=pool.nat_outgoing,
             disabled=pool.disabled,
         )
-        for pool in sorted(cluster.pools, key=lambda p: p.cidr)
+        for pool in sorted(cluster.pools, key=lambda p: (p.cidr.version, p.cidr))
     )
 
 
@@ -106,6 +107,11 @@ def index_json(cluster: ClusterPlan, files: dict[str, str]) -> str:
     return dump_json(ClusterIndex(cluster=cluster.name, files=entries).model_dump(mode="json"))
 
 
+def node_blocks(node: NodePlan) -> tuple[Block | BlockV6, ...]:
+    """Return the node's blocks of both families, IPv4 first (node.json, the node table)."""
+    return (*node.blocks, *node.blocks_v6)
+
+
 def node_row(node: NodePlan) -> NodeRow:
     """Return the node table's row of `node`."""
     return NodeRow(
@@ -113,7 +119,7 @@ def node_row(node: NodePlan) -> NodeRow:
         address=node.ipv4,
         tunnel_address=node.tunnel_address,
         vtep_mac=node.vtep_mac,
-        blocks=block_order((b.pool, b.cidr) for b in node.blocks),
+        blocks=block_order((b.pool, b.cidr) for b in node_blocks(node)),
         interface=node.interface,
         pod_mtu=node.pod_mtu,
     )
@@ -131,7 +137,7 @@ def nodes_text(cluster: ClusterPlan) -> str:
 
 def routes_script_view(cluster: ClusterPlan) -> dict[str, object]:
     """Return the template context of cluster/routes.sh (every node's: routes.sh NODE)."""
-    pools = [p for p in cluster_pools(cluster) if not p.disabled]
+    pools = [p for p in cluster_pools(cluster) if not p.disabled and p.cidr.version == V4]
     return {
         "cluster": cluster.name,
         "proto": ROUTE_PROTOCOL,

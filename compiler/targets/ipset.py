@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from ipaddress import IPv6Network, collapse_addresses
 
 from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.policy.names import set_name
@@ -30,10 +31,15 @@ from calicc.compiler.policy.rules import SetSpec
 from calicc.contract.manifest import Ipset
 from calicc.contract.names import (
     ALL_HOSTS_SET,
+    ALL_HOSTS_SET_V6,
     ALL_POOLS_SET,
+    ALL_POOLS_SET_V6,
     IPSET_MAXELEM,
     MASQ_POOLS_SET,
+    MASQ_POOLS_SET_V6,
     TEMP_SET_PREFIX,
+    TEMP_SET_PREFIX_V6,
+    set_family,
 )
 
 
@@ -44,13 +50,42 @@ def static_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
     Disabled pools stay in the pool sets: pods already holding their addresses still need
     the same NAT decisions.
     """
-    pools = sorted(cluster.pools, key=lambda p: p.cidr)
+    pools = sorted(cluster.pools_v4, key=lambda p: p.cidr)
     masq = tuple(str(p.cidr) for p in pools if p.nat_outgoing)
     hosts = tuple(str(net) for net in cluster.host_networks)
     return (
         SetSpec(ALL_POOLS_SET, "hash:net", tuple(str(p.cidr) for p in pools), None, "all pools"),
         SetSpec(MASQ_POOLS_SET, "hash:net", masq, None, "pools with nat_outgoing"),
         SetSpec(ALL_HOSTS_SET, "hash:net", hosts, None, "node addresses (collapsed)"),
+        *static_sets_v6(cluster),
+    )
+
+
+def static_sets_v6(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
+    """Return the `family inet6` twins of the static sets (none without IPv6 pools).
+
+    The node-address set lists every IPv6 node address as a /128, collapsed; unlike the IPv4
+    one, policy.json keeps its members (the node table has no IPv6 column yet).
+    """
+    pools = sorted(cluster.pools_v6, key=lambda p: p.cidr)
+    if not pools:
+        return ()
+    masq = tuple(str(p.cidr) for p in pools if p.nat_outgoing)
+    hosts = collapse_addresses(
+        IPv6Network(n.address_v6.ip) for n in cluster.nodes if n.address_v6 is not None
+    )
+    return (
+        SetSpec(
+            ALL_POOLS_SET_V6, "hash:net", tuple(str(p.cidr) for p in pools), None, "IPv6 pools"
+        ),
+        SetSpec(MASQ_POOLS_SET_V6, "hash:net", masq, None, "IPv6 pools with nat_outgoing"),
+        SetSpec(
+            ALL_HOSTS_SET_V6,
+            "hash:net",
+            tuple(str(n) for n in hosts),
+            None,
+            "IPv6 node addresses (collapsed)",
+        ),
     )
 
 
@@ -98,12 +133,16 @@ class SetView:
 
 
 def temp_name(live: str) -> str:
-    """Return the temporary set used to replace `live` (stable, 31 characters at most)."""
-    return set_name(TEMP_SET_PREFIX, live)
+    """Return the temporary set used to replace `live` (stable, 31 characters at most).
+
+    Of the live set's family: an IPv6 set's twin starts with cali6t (a name says its family).
+    """
+    inet6 = set_family(live) == "inet6"
+    return set_name(TEMP_SET_PREFIX_V6 if inet6 else TEMP_SET_PREFIX, live)
 
 
 def _set_view(spec: SetSpec) -> SetView:
-    options = f"{spec.type} family inet maxelem {IPSET_MAXELEM}"
+    options = f"{spec.type} family {set_family(spec.name)} maxelem {IPSET_MAXELEM}"
     runtime = spec.selector is not None
     temp = None if runtime else temp_name(spec.name)
     return SetView(

@@ -58,6 +58,7 @@ WL_TO_HOST = "cali-wl-to-host"
 NAT_OUTGOING = "cali-nat-outgoing"
 Table = Literal["raw", "mangle", "nat", "filter"]
 Position = Literal["top", "bottom"]
+V4 = 4
 HOOKS: tuple[tuple[Table, str, Position], ...] = (
     ("raw", "PREROUTING", "top"),
     ("raw", "OUTPUT", "top"),
@@ -133,8 +134,11 @@ def policy_bindings(cluster: ClusterPlan) -> tuple[PolicyBinding, ...]:
 
 
 def node_encaps(node: NodePlan) -> frozenset[str]:
-    """Return the encapsulations of the pools that serve `node` (what its rules depend on)."""
-    return frozenset(p.encap for p in node.pools if p.encap is not None)
+    """Return the encapsulations of the IPv4 pools that serve `node` (what its rules depend on).
+
+    The IPv6 pools' are its ip6tables rules' (compiler/targets/ip6tables.py).
+    """
+    return frozenset(p.encap for p in node.pools if p.encap is not None and p.version == V4)
 
 
 def raw_chains() -> tuple[ChainView, ...]:
@@ -186,7 +190,7 @@ def _tunnel_masquerade(encaps: frozenset[str]) -> tuple[str, ...]:
 
 def nat_chains(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[ChainView, ...]:
     """NAT POSTROUTING: NAT outgoing for pools with nat_outgoing, and tunnel source fix-up."""
-    masq = sorted(p.name for p in cluster.pools if p.nat_outgoing)
+    masq = sorted(p.name for p in cluster.pools_v4 if p.nat_outgoing)
     outgoing: tuple[str, ...] = ()
     if masq:
         outgoing = (

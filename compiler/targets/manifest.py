@@ -15,6 +15,8 @@ from functools import lru_cache
 from calicc import __version__
 from calicc.compiler.emit import digest, dump_json
 from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.targets.cluster import node_blocks
+from calicc.compiler.targets.ip6tables import has_ipv6
 from calicc.compiler.targets.routes import blackholes, tunnel_links
 from calicc.compiler.targets.sysctl import sysctl_values
 from calicc.contract.manifest import (
@@ -54,6 +56,10 @@ def identity(cluster: ClusterPlan, node: NodePlan) -> NodeIdentity:
         as_number=node.as_number,
         labels=dict(node.labels),
         autodetection_method=cluster.spec.ip_autodetection_method,
+        address_v6=node.address_v6,
+        autodetection_method_v6=(
+            None if node.address_v6 is None else cluster.spec.ip6_autodetection_method
+        ),
     )
 
 
@@ -89,12 +95,14 @@ def build_manifest(
         link_mtu=node.link_mtu,
         pod_mtu=node.pod_mtu,
         pools=tuple(sorted(pool.name for pool in node.pools)),
-        blocks=tuple(BlockEntry(cidr=b.cidr, pool=b.pool) for b in node.blocks),
+        blocks=tuple(BlockEntry(cidr=b.cidr, pool=b.pool) for b in node_blocks(node)),
         tunnel_address=node.tunnel_address,
         vtep_mac=node.vtep_mac,
+        tunnel_address_v6=node.tunnel_address_v6,
+        vtep_mac_v6=node.vtep_mac_v6,
         links=links,
         routes=blackholes(node),
-        sysctls=sysctl_values(tuple(link.name for link in links)),
+        sysctls=sysctl_values(tuple(link.name for link in links), has_ipv6(node)),
         bird=bird_section(node),
         files={**file_entries(files), **cluster_files, **_shared_entries(tuple(sources.items()))},
     )

@@ -24,7 +24,7 @@ from ipaddress import IPv4Interface
 
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
-from calicc.compiler.targets.cluster import cluster_pools, node_rows
+from calicc.compiler.targets.cluster import cluster_pools, node_blocks, node_rows
 from calicc.contract.manifest import FdbEntry, Link, Neighbor, Route
 from calicc.contract.names import (
     ROUTE_PROTOCOL,
@@ -90,14 +90,17 @@ def has_vtep(cluster: ClusterPlan, node: NodePlan) -> bool:
 
 
 def blackholes(node: NodePlan) -> tuple[Route, ...]:
-    """Return a blackhole route for each block of the node (pods get /32s inside them)."""
+    """Return a blackhole route for each block of the node, IPv4 then IPv6.
+
+    Pods get /32s (and /128s) inside them, so only addresses no pod holds hit the blackhole.
+    """
     return tuple(
         Route(
             dst=block.cidr,
             type="blackhole",
             comment=f"pool {block.pool}: block of this node ({node.name})",
         )
-        for block in node.blocks
+        for block in node_blocks(node)
     )
 
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.compiler.targets.ip6tables import has_ipv6, node_encaps_v6
 from calicc.compiler.targets.iptables import node_encaps
 from calicc.compiler.targets.routes import tunnel_links
 from calicc.contract.names import (
     CLUSTER_ROUTES,
     CONFLIST,
+    IP6TABLES_FILE,
     IPTABLES_FILE,
     ROUTES_FILE,
     SYSCTL_FILE,
@@ -39,6 +41,7 @@ class SharedFile:
     encaps: frozenset[str] = frozenset()  # iptables: the serving pools' encapsulations
     devices: tuple[str, ...] = ()  # sysctl: the tunnel devices, sorted
     mtu: int = 0  # conflist: the pod MTU
+    ipv6: bool = False  # sysctl: the node forwards IPv6 (its kind's name ends in -ipv6)
 
 
 @dataclass(frozen=True)
@@ -64,15 +67,18 @@ def node_shared(cluster: ClusterPlan, node: NodePlan) -> tuple[SharedFile, ...]:
     encaps = node_encaps(node)
     links = tunnel_links(cluster, node)
     devices = tuple(link.name for link in links)
-    return (
+    ipv6 = has_ipv6(node)
+    sysctl_kind = encap_kind(link.kind for link in links) + ("-ipv6" if ipv6 else "")
+    files = (
         SharedFile(IPTABLES_FILE, shared_path(IPTABLES_FILE, encap_kind(encaps)), encaps=encaps),
-        SharedFile(
-            SYSCTL_FILE,
-            shared_path(SYSCTL_FILE, encap_kind(link.kind for link in links)),
-            devices=devices,
-        ),
+        SharedFile(SYSCTL_FILE, shared_path(SYSCTL_FILE, sysctl_kind), devices=devices, ipv6=ipv6),
         SharedFile(CONFLIST, shared_path(CONFLIST, f"mtu-{node.pod_mtu}"), mtu=node.pod_mtu),
     )
+    if not ipv6:
+        return files
+    encaps_v6 = node_encaps_v6(node)
+    path = shared_path(IP6TABLES_FILE, encap_kind(encaps_v6))
+    return (*files, SharedFile(IP6TABLES_FILE, path, encaps=encaps_v6))
 
 
 @lru_cache(maxsize=2)

@@ -42,11 +42,20 @@ class Sysctl:
 
 
 @lru_cache(maxsize=16)
-def host_sysctls(devices: tuple[str, ...]) -> tuple[Sysctl, ...]:
-    """Return the host-wide settings of a node with `devices`: forwarding, then per device."""
+def host_sysctls(devices: tuple[str, ...], ipv6: bool = False) -> tuple[Sysctl, ...]:
+    """Return the host-wide settings of a node with `devices`: forwarding, then per device.
+
+    A node with IPv6 (`ipv6`) forwards IPv6 too (Felix sets the same). With forwarding on, the
+    kernel ignores router advertisements on interfaces whose accept_ra is 1: a node that takes
+    its IPv6 default route from them needs accept_ra 2 on that interface.
+    """
     settings = [
         Sysctl("net.ipv4.ip_forward", "1", "route pod traffic between interfaces"),
     ]
+    if ipv6:
+        settings.append(
+            Sysctl("net.ipv6.conf.all.forwarding", "1", "route IPv6 pod traffic between interfaces")
+        )
     for device in devices:
         settings.append(
             Sysctl(
@@ -60,11 +69,13 @@ def host_sysctls(devices: tuple[str, ...]) -> tuple[Sysctl, ...]:
     return tuple(settings)
 
 
-def sysctl_values(devices: tuple[str, ...]) -> dict[str, str]:
+def sysctl_values(devices: tuple[str, ...], ipv6: bool = False) -> dict[str, str]:
     """Return the settings of a node with tunnel `devices` as node.json carries them."""
-    return {s.key: s.value for s in host_sysctls(devices)}
+    return {s.key: s.value for s in host_sysctls(devices, ipv6)}
 
 
-def sysctl_view(cluster: ClusterPlan, devices: tuple[str, ...]) -> dict[str, object]:
+def sysctl_view(
+    cluster: ClusterPlan, devices: tuple[str, ...], ipv6: bool = False
+) -> dict[str, object]:
     """Return the template context of the settings of nodes with tunnel `devices`."""
-    return {"cluster": cluster.name, "devices": devices, "sysctls": host_sysctls(devices)}
+    return {"cluster": cluster.name, "devices": devices, "sysctls": host_sysctls(devices, ipv6)}
