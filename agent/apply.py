@@ -63,9 +63,10 @@ from calicc.agent.runner import Runner
 from calicc.agent.sysctl import PROC_SYS, apply_sysctls
 from calicc.contract.endpoint import with_endpoints
 from calicc.contract.host import with_host
-from calicc.contract.names import BUNDLE_DIR, CONFLIST, IPTABLES_FILE, STATE_DIR
+from calicc.contract.names import BUNDLE_DIR, CONFLIST, IP6TABLES_FILE, IPTABLES_FILE, STATE_DIR
 
 MEMO_FILE = f"{STATE_DIR}/agent/iptables-memo.json"
+MEMO_FILE_V6 = f"{STATE_DIR}/agent/ip6tables-memo.json"
 BUNDLE_COPY = BUNDLE_DIR.lstrip("/")  # relative to --root, as reports show it
 
 
@@ -170,6 +171,8 @@ class Reconciler:
         self.runner = runner if runner is not None else Runner()
         self.memo_path = under(options.root, MEMO_FILE)
         self.memo = load_memo(self.memo_path)
+        self.memo6_path = under(options.root, MEMO_FILE_V6)
+        self.memo6 = load_memo(self.memo6_path)
         self.stale_sets: list[str] = []
         self.watch = make_watch()
         self.endpoints: tuple[tuple[Fingerprint, str, object], Endpoints] | None = None
@@ -299,7 +302,31 @@ class Reconciler:
         )
         if changes:
             save_memo(self.memo_path, self.memo)
+        changes += self.ip6tables(bundle)
         self.watch.settled(None if changes else key)
+        return changes
+
+    def ip6tables(self, bundle: Bundle) -> list[str]:
+        """Write the owned IPv6 chains and jump rules that differ (ip6tables-restore).
+
+        Run when the bundle has IPv6 rules, or an earlier one had (the memo is not empty: its
+        chains are removed as stale), so an IPv4-only node runs no ip6tables command. The IPv6
+        rules have no endpoint chains yet (compiler/targets/ip6tables.py); the jump rules are
+        cluster.json's whose chain the file declares.
+        """
+        has = bundle.has(IP6TABLES_FILE)
+        if not has and not (self.memo6.chains or self.memo6.rules):
+            return []
+        text = bundle.text(IP6TABLES_FILE) if has else ""
+        jumps = iptables.family_jumps(bundle.manifest.jump_rules, iptables.parse_rules(text))
+        current = iptables.read_ruleset(self.runner, family=6)
+        changes = iptables.reconcile_iptables(
+            self.runner, text, current, jumps, self.memo6, family=6
+        )
+        if not has:
+            self.memo6 = iptables.Memo()
+        if changes or not has:
+            save_memo(self.memo6_path, self.memo6)
         return changes
 
     def routes(self, ipr: IPRouteT, bundle: Bundle) -> list[str]:

@@ -1,12 +1,13 @@
 """ipsets: read through netlink, diff, and change in one `ipset restore` session.
 
-Only sets whose names start with "cali" are owned. The kernel's sets are dumped over netlink
-(pyroute2's IPSet: no command runs, so a no-op reconcile is cheap); `ipset save` is the
-fallback when the dump fails. Membership changes are deltas; a temporary set and `swap` are
-used only when a set's type or maxelem must change. Runtime sets (pod selectors and named
-ports, which the CNI plugin fills at ADD) hold the addresses of the node's live endpoints
-(agent/endpoints.py): a re-apply keeps the running pods' memberships and removes those of pods
-that are gone.
+Only sets whose names start with "cali" are owned. A set's family follows from its name: cali6
+sets are `family inet6` (contract/names.py set_family), the others inet. The kernel's sets are
+dumped over netlink (pyroute2's IPSet: no command runs, so a no-op reconcile is cheap);
+`ipset save` is the fallback when the dump fails. Membership changes are deltas; a temporary
+set and `swap` are used only when a set's type or maxelem must change. Runtime sets (pod
+selectors and named ports, which the CNI plugin fills at ADD) hold the addresses of the node's
+live endpoints (agent/endpoints.py): a re-apply keeps the running pods' memberships and removes
+those of pods that are gone.
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ from calicc.contract.manifest import Ipset
 from calicc.contract.names import IPSET_MAXELEM as MAXELEM
 from calicc.contract.names import OWNED_SET_PREFIX as OWNED_PREFIX
 from calicc.contract.names import TEMP_SET_PREFIX as TEMP_PREFIX
+from calicc.contract.names import TEMP_SET_PREFIX_V6 as TEMP_PREFIX_V6
+from calicc.contract.names import set_family
+
+TEMP_PREFIXES = (TEMP_PREFIX, TEMP_PREFIX_V6)
 
 MIN_WORDS = 3  # "add NAME MEMBER"
 HOST_PREFIX = 32
+HOST_PREFIX_V6 = 128
 PROTOCOLS = {1: "icmp", 6: "tcp", 17: "udp", 132: "sctp"}
 
 
@@ -43,11 +49,11 @@ def member(text: str) -> str:
     """Normalise a member as `ipset save` prints it (a /32 network is a bare address).
 
     Examples:
-        >>> member("10.0.0.1/32"), member("10.0.0.0/24")
-        ('10.0.0.1', '10.0.0.0/24')
+        >>> member("10.0.0.1/32"), member("10.0.0.0/24"), member("FD00::1/128")
+        ('10.0.0.1', '10.0.0.0/24', 'fd00::1')
     """
     text = text.strip().lower()
-    return text.removesuffix("/32")
+    return text.removesuffix("/128" if ":" in text else "/32")
 
 
 def desired_sets(
@@ -90,21 +96,24 @@ def parse_save(text: str, prefix: str = OWNED_PREFIX) -> dict[str, SetState]:
     return {n: SetState(n, t, m, frozenset(members[n])) for n, (t, m) in meta.items()}
 
 
-def _create(name: str, want: SetState) -> list[str]:
-    lines = [f"create {name} {want.type} family inet maxelem {want.maxelem}"]
+def _create(name: str, want: SetState, family: str | None = None) -> list[str]:
+    """Return the lines creating set `name` like `want` (family: the name's, cali6 is inet6)."""
+    family = family or set_family(name)
+    lines = [f"create {name} {want.type} family {family} maxelem {want.maxelem}"]
     return lines + [f"add {name} {m}" for m in sorted(want.members or ())]
 
 
-def _temp_name(taken: set[str]) -> str:
+def _temp_name(taken: set[str], family: str = "inet") -> str:
+    prefix = TEMP_PREFIX_V6 if family == "inet6" else TEMP_PREFIX
     index = 0
-    while f"{TEMP_PREFIX}{index}" in taken:
+    while f"{prefix}{index}" in taken:
         index += 1
-    return f"{TEMP_PREFIX}{index}"
+    return f"{prefix}{index}"
 
 
 def _update(name: str, want: SetState, have: SetState, taken: set[str]) -> list[str]:
     if (want.type, want.maxelem) != (have.type, have.maxelem):
-        temp = _temp_name(taken)
+        temp = _temp_name(taken, set_family(name))
         taken.add(temp)
         return [*_create(temp, want), f"swap {name} {temp}", f"destroy {temp}"]
     if want.members is None or have.members is None:
@@ -136,21 +145,23 @@ def summarize(lines: list[str]) -> list[str]:
     out: list[str] = []
     for words in (line.split() for line in lines):
         verb, name = words[0], words[1]
-        if verb == "create" and not name.startswith(TEMP_PREFIX):
+        if verb == "create" and not name.startswith(TEMP_PREFIXES):
             count = sum(1 for line in lines if line.startswith(f"add {name} "))
             out.append(f"ipset {name}: created with {count} members")
         elif verb in ("add", "del") and name not in created:
             out.append(f"ipset {name}: {verb} {words[2]}")
-        elif verb in ("swap", "destroy") and not name.startswith(TEMP_PREFIX):
+        elif verb in ("swap", "destroy") and not name.startswith(TEMP_PREFIXES):
             out.append(f"ipset {name}: {'replaced (type or size)' if verb == 'swap' else verb}")
     return sorted(out)
 
 
 def _member(data: Any) -> str:
     """Return one netlink ADT entry in `ipset save`'s notation (e.g. "10.0.0.5,tcp:80")."""
-    text = str(data.get_attr("IPSET_ATTR_IP_FROM").get_attr("IPSET_ATTR_IPADDR_IPV4"))
+    address = data.get_attr("IPSET_ATTR_IP_FROM")
+    v4 = address.get_attr("IPSET_ATTR_IPADDR_IPV4")
+    text = str(v4 if v4 is not None else address.get_attr("IPSET_ATTR_IPADDR_IPV6"))
     cidr = data.get_attr("IPSET_ATTR_CIDR")
-    if cidr is not None and cidr != HOST_PREFIX:
+    if cidr is not None and cidr != (HOST_PREFIX if v4 is not None else HOST_PREFIX_V6):
         text += f"/{cidr}"
     port = data.get_attr("IPSET_ATTR_PORT_FROM")
     if port is not None:

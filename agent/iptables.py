@@ -1,5 +1,7 @@
 """iptables: read with iptables-save, write owned chains in one `iptables-restore --noflush`.
 
+IPv6 the same way with ip6tables-save and ip6tables-restore (`family` 6): the text is the same.
+
 Owned chains are named "cali-". A chain is rewritten only when its desired content changed or
 the kernel's copy drifted. iptables-save prints rules in a canonical form that may differ from
 the rendered text, so after each write the agent records, per chain, the digest of the desired
@@ -29,6 +31,7 @@ from calicc.contract.names import OWNED_CHAIN_PREFIX as OWNED_PREFIX
 DISPATCH_CHAINS = (FROM_DISPATCH, TO_DISPATCH)
 QUOTED_WORD = re.compile(r'"([^"\s]*)"')
 Chains = dict[str, list[str]]
+TOOLS = {4: "iptables", 6: "ip6tables"}  # the family's save/restore commands' stem
 
 
 @dataclass
@@ -233,29 +236,50 @@ def learn(memo: Memo, desired: Ruleset, after: Ruleset, jumps: tuple[JumpRule, .
                     memo.rules[f"{table}/{chain} {spec}"] = layout.rules[i]
 
 
-def summarize(lines: list[str]) -> list[str]:
+def summarize(lines: list[str], family: int = 4) -> list[str]:
     """Describe a restore input in one line per chain written, removed or re-jumped."""
+    tool = TOOLS[family]
     table = ""
     out: list[str] = []
     for line in lines:
         if line.startswith("*"):
             table = line[1:]
         elif line.startswith(":"):
-            out.append(f"iptables {table}/{line[1:].split()[0]}: written")
+            out.append(f"{tool} {table}/{line[1:].split()[0]}: written")
         elif line.startswith("-X "):
-            out.append(f"iptables {table}/{line[3:]}: removed (stale)")
+            out.append(f"{tool} {table}/{line[3:]}: removed (stale)")
         elif line.startswith(("-I ", "-D ")):
-            out.append(f"iptables {table}/{line.split()[1]}: jump rules fixed")
+            out.append(f"{tool} {table}/{line.split()[1]}: jump rules fixed")
     return sorted(set(out))
 
 
-def read_ruleset(runner: Runner) -> Ruleset:
-    """Return the kernel's rules (all tables) through iptables-save."""
-    return parse_rules(runner.run(["iptables-save"]))
+def read_ruleset(runner: Runner, family: int = 4) -> Ruleset:
+    """Return the kernel's rules (all tables) through iptables-save (ip6tables-save: family 6)."""
+    return parse_rules(runner.run([f"{TOOLS[family]}-save"]))
+
+
+def family_jumps(jumps: tuple[JumpRule, ...], desired: Ruleset) -> tuple[JumpRule, ...]:
+    """Return the jump rules whose target chain the desired rules declare in its table.
+
+    The IPv6 rules hold fewer chains than the IPv4 ones (no host protection yet), and both
+    files share cluster.json's hooks: a hook into a chain a file lacks is not kept in its
+    family (jumping to a missing chain fails the whole restore).
+    """
+    return tuple(
+        j
+        for j in jumps
+        if (name := target(jump_spec(j))) is None or name in desired.tables.get(j.table, {})
+    )
 
 
 def reconcile_iptables(
-    runner: Runner, rules_text: str, current: Ruleset, jumps: tuple[JumpRule, ...], memo: Memo
+    runner: Runner,
+    rules_text: str,
+    current: Ruleset,
+    jumps: tuple[JumpRule, ...],
+    memo: Memo,
+    *,
+    family: int = 4,
 ) -> list[str]:
     """Plan against `current` and, when anything differs, apply one iptables-restore transaction.
 
@@ -264,7 +288,9 @@ def reconcile_iptables(
         rules_text: the desired rules (iptables.rules merged with the live endpoints).
         current: the kernel's rules, read before the endpoint records were (agent/endpoints.py).
         jumps: node.json's jump rules.
-        memo: what the kernel made of earlier writes; updated after a write.
+        memo: what the kernel made of earlier writes (one per family); updated after a write.
+        family: 4 (iptables-save/-restore) or 6 (ip6tables-save/-restore); the text
+            processing is the same.
 
     Returns:
         One line per change; empty when nothing was written (no restore was run).
@@ -274,6 +300,6 @@ def reconcile_iptables(
     if not lines:
         return []
     text = "\n".join(lines) + "\n"
-    runner.run(["iptables-restore", "--noflush", "--wait"], stdin=text, write=True)
-    learn(memo, desired, read_ruleset(runner), jumps)
-    return summarize(lines)
+    runner.run([f"{TOOLS[family]}-restore", "--noflush", "--wait"], stdin=text, write=True)
+    learn(memo, desired, read_ruleset(runner, family), jumps)
+    return summarize(lines, family)

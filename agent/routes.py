@@ -1,6 +1,7 @@
 """Kernel routes the agent owns: dump, diff against the manifest, apply through netlink.
 
-Ownership is the rtnetlink protocol number (manifest.route_protocol): only routes carrying it
+Routes of both families (an IPv6 block's blackhole beside the IPv4 ones). Ownership is the
+rtnetlink protocol number (manifest.route_protocol): only routes carrying it
 are ever replaced or deleted, so routes of BIRD, Docker, kube-proxy or an admin are never touched.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, replace
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from calicc.agent.netlink import IPRoute, call, need_index
@@ -18,6 +19,7 @@ MAIN_TABLE = 254
 RTN_UNICAST = 1
 RTN_BLACKHOLE = 6
 RTNH_F_ONLINK = 4
+ANY = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}  # the dump's families, and their "any"
 
 
 @dataclass(frozen=True, order=True)
@@ -52,6 +54,10 @@ def _as_wanted(have: RouteState, want: RouteState | None) -> RouteState:
     return have
 
 
+def _order(r: RouteState) -> tuple[int, IPv4Network | IPv6Network]:
+    return r.dst.version, r.dst  # IPv4 first: networks of two families do not compare
+
+
 def diff_routes(desired: list[RouteState], current: list[RouteState]) -> RouteDiff:
     """Compare desired with the current owned routes (both keyed by destination).
 
@@ -65,9 +71,11 @@ def diff_routes(desired: list[RouteState], current: list[RouteState]) -> RouteDi
     want = {r.dst: r for r in desired}
     have = {r.dst: _as_wanted(r, want.get(r.dst)) for r in current}
     return RouteDiff(
-        add=tuple(sorted(r for d, r in want.items() if d not in have)),
-        replace=tuple(sorted(r for d, r in want.items() if d in have and have[d] != r)),
-        delete=tuple(sorted(r for d, r in have.items() if d not in want)),
+        add=tuple(sorted((r for d, r in want.items() if d not in have), key=_order)),
+        replace=tuple(
+            sorted((r for d, r in want.items() if d in have and have[d] != r), key=_order)
+        ),
+        delete=tuple(sorted((r for d, r in have.items() if d not in want), key=_order)),
     )
 
 
@@ -82,7 +90,7 @@ def desired_routes(ipr: IPRoute, routes: tuple[Route, ...]) -> list[RouteState]:
 
 
 def _state(msg: Any) -> RouteState:
-    dst = IPv4Network(f"{msg.get_attr('RTA_DST') or '0.0.0.0'}/{msg['dst_len']}")
+    dst = ip_network(f"{msg.get_attr('RTA_DST') or ANY[msg['family']]}/{msg['dst_len']}")
     kind = "blackhole" if msg["type"] == RTN_BLACKHOLE else "unicast"
     oif = msg.get_attr("RTA_OIF")
     return RouteState(
@@ -91,9 +99,13 @@ def _state(msg: Any) -> RouteState:
 
 
 def current_routes(ipr: IPRoute, protocol: int) -> list[RouteState]:
-    """Dump the main table's IPv4 routes carrying `protocol` (the owned ones)."""
-    msgs = ipr.get_routes(family=socket.AF_INET, table=MAIN_TABLE, proto=protocol)
-    return [_state(m) for m in msgs if m["proto"] == protocol]
+    """Dump the main table's IPv4 and IPv6 routes carrying `protocol` (the owned ones)."""
+    return [
+        _state(m)
+        for family in ANY
+        for m in ipr.get_routes(family=family, table=MAIN_TABLE, proto=protocol)
+        if m["proto"] == protocol
+    ]
 
 
 def _netlink_args(r: RouteState, protocol: int) -> dict[str, Any]:

@@ -141,7 +141,7 @@ def assemble(
         tunnel_address=node.tunnel_address,
         route_protocol=node.route_protocol,
         links=node.links,
-        routes=tuple(sorted((*node.routes, *plane.routes), key=lambda r: r.dst)),
+        routes=tuple(sorted((*node.routes, *plane.routes), key=lambda r: (r.dst.version, r.dst))),
         neighbors=plane.neighbors,
         fdb=plane.fdb,
         ipsets=_ipsets(policy, rows),

@@ -116,7 +116,9 @@ def dataplane(cluster: ClusterPlan, node: NodePlan) -> Dataplane:
     plane = vxlan_plane(me, node.interface, cluster_pools(cluster), rows)
     return Dataplane(
         links=tunnel_links(cluster, node),
-        routes=tuple(sorted([*blackholes(node), *plane.routes], key=lambda r: r.dst)),
+        routes=tuple(
+            sorted([*blackholes(node), *plane.routes], key=lambda r: (r.dst.version, r.dst))
+        ),
         neighbors=plane.neighbors,
         fdb=plane.fdb,
     )
