@@ -124,3 +124,25 @@ def test_ipv6_state_removed_with_the_ipv6_part(make_ns: MakeNs, tmp_path: Path) 
     assert "cali-" not in ns_run(ns, ["ip6tables-save"]).stdout
     assert ns_run(ns, ["ip", "-6", "route", "show", "proto", "81"]).stdout.strip() == ""
     assert "cali60" not in ns_run(ns, ["ipset", "list", "-n"]).stdout
+
+
+def test_routes_sh_installs_ipv6_blackholes(make_ns: MakeNs, tmp_path: Path) -> None:
+    """routes.sh reads the node's IPv6 blocks from the node table's blocks column.
+
+    Not yet: routes.sh removes only stale IPv4 routes (its template is unchanged while the
+    build refuses IPv6; the agent removes stale IPv6 routes).
+    """
+    _, bundle = write_tree(tmp_path)
+    ns = make_ns("v6rs")
+    cluster = bundle.parent.parent / "cluster"
+    command = ["env", f"CALICC_CLUSTER_DIR={cluster}", "bash", str(cluster / "routes.sh"), "n1"]
+    for _ in range(2):  # idempotent
+        ns_run(ns, command)
+    routes = ns_run(ns, ["ip", "-6", "route", "show", "proto", "81"]).stdout.splitlines()
+    assert sorted(r.split()[1] for r in routes) == [
+        "fd00:244::/122",
+        "fd00:244::40/122",
+        "fd00:246::/122",
+        "fd00:246::40/122",
+    ]
+    assert all(r.startswith("blackhole ") for r in routes)
