@@ -4,7 +4,12 @@ side with the reference ptp + host-local plugins, driven by cnitool (root only).
 Everything runs in throwaway namespaces (calicc-bench-cni-<pid>-*, removed at the end): a node
 with a default route and 100 pod namespaces. For each plugin: 100 sequential ADDs then DELs,
 then 100 ADDs and DELs 16 at a time. Prints p50/p99 per case, the ratio to ptp + host-local
-and the ratio to calicc through the agent, measured in the same run.
+and the ratio to calicc through the agent, measured in the same run. calicc runs twice through
+the agent: on the IPv4-only node and on the same node made dual stack (an IPv6 pool and block
+added, tests/support/bundles.py dual_stack_bundle; each pod gets a /32 and a /128), and the
+dual-stack ADD p50 is printed over the IPv4-only one (issue 13: at most 1.2), from the runs above
+and from one more sequential run that alternates the two pod by pod (odd pods dual stack), so
+both see the same machine: this host's load drifts by tens of percent within a run.
 `--standalone` adds calicc without an agent: the launchers as installed (the first call starts
 the CNI server on demand, later calls reach it; the first ADD's time is printed apart) and
 launchers installed with idle 0 (every call runs the plugin in a new interpreter).
@@ -32,13 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from calicc.agent.cni.install import install_plugins
 from calicc.agent.cni.server import socket_path, stop_on_demand
 from calicc.lab.netns import ns_add, ns_delete, ns_run, veth_between
-from tests.support.cni import write_bundle
-from tests.tools.test_cni_cnitool import cnitool
+from tests.support.bundles import derive_bundle, dual_stack_bundle, rendered
+from tests.support.cni import cnitool, write_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = f"calicc-bench-cni-{os.getpid()}"
 BASE = "ptp+host-local"
 AGENT = "calicc (agent)"
+DUAL = "calicc dual-stack (agent)"
+DUAL_BUNDLE, DUAL_STATE = "/etc/calicc/dual/node.json", "/var/lib/calicc-dual"
 ON_DEMAND = "calicc (standalone)"
 PTP = {
     "cniVersion": "1.0.0",
@@ -53,12 +60,12 @@ PTP = {
 }
 
 
-def calicc_conf() -> dict[str, object]:
+def calicc_conf(**keys: str) -> dict[str, object]:
     return {
         "cniVersion": "1.0.0",
         "name": "k8s-pod-network",
         "plugins": [{"type": "calicc", "mtu": 1480, "nodename": "minikube",
-                     "ipam": {"type": "calicc-ipam"}}],
+                     "ipam": {"type": "calicc-ipam"}, **keys}],
     }  # fmt: skip
 
 
@@ -74,9 +81,17 @@ def setup(root: Path, pods: int) -> tuple[str, list[str]]:
     for name in names:
         ns_add(name)
     write_bundle(root)
+    dual_bundle = (root / DUAL_BUNDLE.lstrip("/")).parent  # 128 addresses a family, as IPv4's
+    dual_stack_bundle(rendered("minikube-ipip", "minikube"), dual_bundle, block="fd00:10:244::/121")
+    # its own IPv4 block: the two IPAM states share the node when the runs alternate
+    blocks = json.loads((dual_bundle / "node.json").read_text())["blocks"]
+    pool = blocks[0]["pool"]
+    moved = [{"cidr": "10.244.2.0/25", "pool": pool}, *(b for b in blocks if ":" in b["cidr"])]
+    derive_bundle(dual_bundle, dual_bundle, blocks=moved)
+    dual = calicc_conf(bundle=DUAL_BUNDLE, state_dir=DUAL_STATE)
     ptp = json.loads(json.dumps(PTP))
     ptp["plugins"][0]["ipam"]["dataDir"] = str(root / "host-local")
-    for conf_dir, conf in (("calicc", calicc_conf()), ("ptp", ptp)):
+    for conf_dir, conf in (("calicc", calicc_conf()), ("dual", dual), ("ptp", ptp)):
         (root / "etc/cni" / conf_dir).mkdir(parents=True)
         (root / "etc/cni" / conf_dir / "net.conflist").write_text(json.dumps(conf))
     install_plugins(root, sys.executable)
@@ -164,13 +179,43 @@ class Agent:
 
 def plugins_for(options: argparse.Namespace) -> dict[str, tuple[str, str]]:
     """Label -> (conf dir, bin dir) of every plugin to measure; the baseline first."""
-    plugins = {BASE: ("ptp", "bin"), AGENT: ("calicc", "bin")}
+    plugins = {BASE: ("ptp", "bin"), AGENT: ("calicc", "bin"), DUAL: ("dual", "bin")}
     if options.python_launcher:
         plugins["calicc (agent, py)"] = ("calicc", "pybin")
     if options.standalone:
         plugins[ON_DEMAND] = ("calicc", "bin")
         plugins["calicc (standalone, idle 0)"] = ("calicc", "direct")
     return plugins
+
+
+def interleaved(node: str, root: Path, overhead: float, pods: list[str]) -> dict[str, list[float]]:
+    """Time IPv4-only and dual-stack ADDs, then DELs, alternating pod by pod (agent running)."""
+    cases = {AGENT: ("calicc", "bin"), DUAL: ("dual", "bin")}
+    times: dict[str, list[float]] = {}
+    for verb in ("add", "del"):
+        for i, pod in enumerate(pods):
+            label = (AGENT, DUAL)[i % 2]
+            took = one(node, root, cases[label], verb, pod) - overhead
+            times.setdefault(f"{label} {verb}", []).append(took)
+    return times
+
+
+def print_dual(
+    results: dict[tuple[str, int], dict[str, list[float]]], paired: dict[str, list[float]]
+) -> None:
+    """Print the dual-stack over IPv4-only ratios (ADD; DEL too for the alternating run)."""
+    for workers in (1, 16):
+        dual, ipv4 = (pct(results[(label, workers)]["add"], 0.5) for label in (DUAL, AGENT))
+        print(
+            f"dual-stack ADD p50 {dual:.1f} ms / IPv4-only ADD p50 {ipv4:.1f} ms "
+            f"({'sequential' if workers == 1 else f'{workers}-way'}): x{dual / ipv4:.2f}"
+        )
+    for verb in ("add", "del"):
+        dual, ipv4 = (pct(paired[f"{label} {verb}"], 0.5) for label in (DUAL, AGENT))
+        print(
+            f"alternating pod by pod: dual-stack {verb.upper()} p50 {dual:.1f} ms / IPv4-only "
+            f"{ipv4:.1f} ms: x{dual / ipv4:.2f}"
+        )
 
 
 def run_all(options: argparse.Namespace, root: Path, agent: Agent) -> None:
@@ -182,7 +227,7 @@ def run_all(options: argparse.Namespace, root: Path, agent: Agent) -> None:
     for workers in (1, 16):
         for label, plugin in plugins_for(options).items():
             stop_on_demand(root)  # each standalone case starts cold: no server yet
-            agent.want(label.startswith("calicc (agent"))
+            agent.want("(agent" in label)
 
             def run(verb: str, pod: str, plugin: tuple[str, str] = plugin) -> float:
                 return one(node, root, plugin, verb, pod) - overhead
@@ -190,11 +235,14 @@ def run_all(options: argparse.Namespace, root: Path, agent: Agent) -> None:
             results[(label, workers)] = measure(run, pods, workers)
             if label == ON_DEMAND:
                 first[workers] = results[(label, workers)]["add"][0] * 1000
+    agent.want(True)
+    paired = interleaved(node, root, overhead, pods)
     stop_on_demand(root)
     print(f"{options.pods} pods; `ip netns exec` overhead {overhead * 1000:.1f} ms removed")
     report(results)
     for workers, took in first.items():
         print(f"{ON_DEMAND}: the first ADD ({workers}-way), which starts the server: {took:.1f} ms")
+    print_dual(results, paired)
 
 
 def main() -> None:
