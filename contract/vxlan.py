@@ -33,8 +33,16 @@ class VxlanPlane:
 
 
 def vxlan_pools(pools: Iterable[ClusterPool]) -> tuple[ClusterPool, ...]:
-    """Return the enabled VXLAN pools."""
-    return tuple(p for p in pools if p.encapsulation == "vxlan" and not p.disabled)
+    """Return the enabled IPv4 VXLAN pools.
+
+    VXLAN over IPv6 (vxlan-v6.calico) is not derived here yet: the node table has no IPv6
+    address, tunnel address or VTEP MAC.
+    """
+    return tuple(
+        p
+        for p in pools
+        if p.encapsulation == "vxlan" and not p.disabled and p.cidr.version == 4  # noqa: PLR2004
+    )
 
 
 def direct(pool: ClusterPool, me: NodeRow, peer: NodeRow) -> bool:

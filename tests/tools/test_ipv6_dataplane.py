@@ -146,3 +146,14 @@ def test_routes_sh_installs_ipv6_blackholes(make_ns: MakeNs, tmp_path: Path) -> 
         "fd00:246::40/122",
     ]
     assert all(r.startswith("blackhole ") for r in routes)
+
+
+def test_vxlan_kind_ipv6_rules_restore(make_ns: MakeNs, tmp_path: Path) -> None:
+    files, _ = write_tree(tmp_path, {**DS, "vxlan_mode": "Always"})
+    ns = make_ns("v6vx")
+    ns_run(ns, ["ipset", "restore"], input_text=files[CLUSTER_IPSETS])
+    rules = files["cluster/ip6tables/vxlan.rules"]
+    ns_run(ns, ["ip6tables-restore", "--test", "--noflush"], input_text=rules)
+    ns_run(ns, ["ip6tables-restore", "--noflush"], input_text=rules)
+    saved = ns_run(ns, ["ip6tables-save", "-t", "filter"]).stdout
+    assert "--dport 4789 -m set --match-set cali60all-hosts-net src" in saved

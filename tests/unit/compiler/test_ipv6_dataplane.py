@@ -13,6 +13,7 @@ from typing import Any
 from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.render import render_cluster, render_node
 from calicc.compiler.targets.ip6tables import ip6tables_tables
+from calicc.compiler.targets.routes import dataplane
 from calicc.compiler.targets.shared import shared_plan
 from calicc.contract.names import (
     CLUSTER_IPSETS,
@@ -168,3 +169,22 @@ def test_ipv4_only_cluster_has_no_ipv6_part(tmp_path: Path) -> None:
     assert (
         IP6TABLES_FILE not in json.loads(render_node(plan, plan.node("n1"))["node.json"])["files"]
     )
+
+
+def test_dual_stack_vxlan_routes_and_rules(tmp_path: Path) -> None:
+    """VXLAN pools of both families: IPv4 VXLAN routes as before, IPv6 blocks only blackholed
+    (vxlan-v6.calico is not derived yet), and the IPv6 rules accept VXLAN from IPv6 nodes."""
+    plan = plan_of(tmp_path, {**DS, "pools": [], "vxlan_mode": "Always"})
+    plane = dataplane(plan, plan.node("n1"))
+    v6 = [r for r in plane.routes if r.dst.version == 6]
+    assert v6
+    assert all(r.type == "blackhole" for r in v6)
+    assert {r.dev for r in plane.routes if r.type == "unicast"} == {"vxlan.calico"}
+    assert [link.name for link in plane.links] == ["vxlan.calico"]
+    sources = shared_plan(plan).sources["n1"]
+    assert sources[IP6TABLES_FILE] == "cluster/ip6tables/vxlan.rules"
+    assert sources[IPTABLES_FILE] == "cluster/iptables/vxlan.rules"
+    rules = chains(render_cluster(plan)[sources[IP6TABLES_FILE]])["filter"]["cali-INPUT"]
+    assert "--dport 4789 -m set --match-set cali60all-hosts-net src" in rules[0]
+    assert rules[0].endswith("-j ACCEPT")
+    assert rules[1].endswith("-j DROP")
