@@ -1,8 +1,10 @@
 """The files every node of one kind shares, each written once in the cluster part.
 
-A node's iptables rules depend on it only through the encapsulations of the pools that serve
-it, its kernel settings only through its tunnel devices, its CNI conflist only through its pod
-MTU, and its routes script not at all (the script reads the node's row of the node table). So
+A node's iptables rules depend on it only through the encapsulations of the IPv4 pools that
+serve it (its ip6tables rules, on a node with IPv6, through those of its IPv6 pools), its kernel
+settings only through its tunnel devices and whether it has IPv6, its CNI conflist only through
+its pod MTU, and its routes script not at all (the script reads the node's row of the node
+table). So
 each is rendered once per distinct value, as `cluster/<dir>/<kind><suffix>`
 (contract.names.shared_path: cluster/iptables/ipip.rules, cluster/sysctl/vxlan.conf,
 cluster/cni/mtu-1450.conflist), and each node's node.json names, for each role, the file of its
