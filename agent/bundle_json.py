@@ -7,7 +7,7 @@ model (contract/manifest.py). Every message names the file and the field or plac
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,6 +82,42 @@ def earlier_layout(data: dict[str, Any]) -> str | None:
     return None
 
 
+def _union_member(part: int | str) -> bool:
+    """Return whether a location part names a member of a union (pydantic's tag, with '[')."""
+    return isinstance(part, str) and "[" in part
+
+
+def field_errors(errors: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Return one `field: message` per field, the members of a union (IPv4 or IPv6) merged.
+
+    Examples:
+        >>> v4, v6 = "Input is not a valid IPv4 network", "Input is not a valid IPv6 network"
+        >>> field_errors([
+        ...     {"loc": ("routes", 0, "dst", "lax[v4]"), "msg": v4},
+        ...     {"loc": ("routes", 0, "dst", "lax[v6]"), "msg": v6},
+        ... ])
+        ['routes[0].dst: Input is not a valid IPv4 network or IPv6 network']
+    """
+    merged: dict[str, list[str]] = {}
+    for e in errors:
+        loc = tuple(p for p in e["loc"] if not _union_member(p))
+        merged.setdefault(_field(loc) or "(top)", []).append(str(e["msg"]))
+    return [f"{field}: {_either(messages)}" for field, messages in merged.items()]
+
+
+def _either(messages: list[str]) -> str:
+    unique = list(dict.fromkeys(messages))
+    if len(unique) == 1:
+        return unique[0]
+    words = [m.split(" ") for m in unique]
+    shared = 0
+    while all(len(w) > shared + 1 and w[shared] == words[0][shared] for w in words):
+        shared += 1
+    head = " ".join(words[0][:shared])
+    tails = " or ".join(" ".join(w[shared:]) for w in words)
+    return f"{head} {tails}" if head else tails
+
+
 def version_problem(version: object) -> str:
     """Return why a file of bundle_version `version` (not this agent's) is refused.
 
@@ -126,6 +162,6 @@ def parse_model(
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        found = [f"{path}: {_field(e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()]
+        found = [f"{path}: {line}" for line in field_errors(exc.errors())]
         hint = explain(data) if explain is not None else None
         raise problems_error(path.parent, [f"{path}: {hint}"] if hint else found) from exc
