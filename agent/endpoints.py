@@ -93,12 +93,11 @@ def runtime_members(
     members: dict[str, set[str]] = {name: set() for name in runtime}
     selected: dict[object, tuple[str, ...]] = {}  # replicas share facts: evaluate once
     for r in records:
-        key = (r.namespace, frozenset(r.labels.items()), frozenset(r.namespace_labels.items()))
-        if key not in selected:
-            selected[key] = selector_sets_for_pod(
+        if r.facts not in selected:
+            selected[r.facts] = selector_sets_for_pod(
                 runtime.values(), r.namespace, r.labels, r.namespace_labels
             )
-        for name in selected[key]:
+        for name in selected[r.facts]:
             if runtime[name].type != NAMED_PORT_TYPE and ":" not in r.address:  # IPv4 sets
                 members[name].add(r.address)
         for name, member in r.members:

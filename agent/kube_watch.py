@@ -32,6 +32,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from calicc.agent.cni.errors import CniError
 from calicc.agent.cni.kube import api_get, open_stream
@@ -147,7 +148,7 @@ class Informer:
         history), "refused" (another error event, or a line that is no watch event), "stopped".
         """
         query = (
-            f"?watch=1&allowWatchBookmarks=true&resourceVersion={self.version}"
+            f"?watch=1&allowWatchBookmarks=true&resourceVersion={quote(self.version, safe='')}"
             f"&timeoutSeconds={int(self.resync)}{self.query}"
         )
         conn, response = open_stream(self.kubeconfig, self.path + query, self.resync + READ_SLACK)

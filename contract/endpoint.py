@@ -65,6 +65,7 @@ from calicc.contract.syntax import (
     SET_ACCEPT,
     comment,
     rule,
+    tracked_rules,
 )
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # every namespace carries it (Kubernetes)
@@ -275,13 +276,7 @@ def _direction_rules(
     chain: str, iface: str, direction: str, tiers: tuple[Chains, Chains, Chains]
 ) -> list[str]:
     lines = [
-        rule(
-            chain,
-            "-m conntrack --ctstate RELATED,ESTABLISHED",
-            comment("established or related"),
-            "-j ACCEPT",
-        ),
-        rule(chain, "-m conntrack --ctstate INVALID", comment("invalid"), "-j DROP"),
+        *tracked_rules(chain),
         rule(chain, comment("clear accept and pass marks"), CLEAR_MARKS),
     ]
     if chain.startswith(FW_PREFIX):

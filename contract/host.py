@@ -30,7 +30,14 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from calicc.contract.syntax import ACCEPT_MATCH, CLEAR_MARKS, MARK_PASS, comment, rule
+from calicc.contract.syntax import (
+    ACCEPT_MATCH,
+    CLEAR_MARKS,
+    MARK_PASS,
+    comment,
+    rule,
+    tracked_rules,
+)
 
 ALL_INTERFACES = "*"
 ALL_SUFFIX = "@all"  # chain suffix of the all-interfaces endpoint: '@' is in no interface name
@@ -107,27 +114,15 @@ def _policy_rules(chain: str, refs: Sequence[tuple[str, str]], end: str) -> list
     return lines
 
 
-def _tracked(chain: str) -> list[str]:
-    return [
-        rule(
-            chain,
-            "-m conntrack --ctstate RELATED,ESTABLISHED",
-            comment("established or related"),
-            "-j ACCEPT",
-        ),
-        rule(chain, "-m conntrack --ctstate INVALID", comment("invalid"), "-j DROP"),
-    ]
-
-
 def _normal(chain: str, iface: str, failsafe: str, refs: list[tuple[str, str]]) -> list[str]:
-    lines = [*_tracked(chain), rule(chain, comment("failsafe ports"), f"-j {failsafe}")]
+    lines = [*tracked_rules(chain), rule(chain, comment("failsafe ports"), f"-j {failsafe}")]
     lines += _policy_rules(chain, refs, "-j DROP")
     why = "no host policy allowed it" if refs else "no host policy applies"
     return [*lines, rule(chain, comment(f"default deny on {iface}: {why}"), "-j DROP")]
 
 
 def _forward(chain: str, iface: str, refs: list[tuple[str, str]]) -> list[str]:
-    lines = [*_tracked(chain), *_policy_rules(chain, refs, "-j DROP")]
+    lines = [*tracked_rules(chain), *_policy_rules(chain, refs, "-j DROP")]
     return [*lines, rule(chain, comment(f"default deny forwarding via {iface}"), "-j DROP")]
 
 

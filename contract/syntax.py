@@ -41,6 +41,19 @@ def comment(text: str) -> str:
     return f'-m comment --comment "{safe}"'
 
 
+def tracked_rules(chain: str) -> list[str]:
+    """Return the first rules of an endpoint chain: accept established, drop invalid."""
+    return [
+        rule(
+            chain,
+            "-m conntrack --ctstate RELATED,ESTABLISHED",
+            comment("established or related"),
+            "-j ACCEPT",
+        ),
+        rule(chain, "-m conntrack --ctstate INVALID", comment("invalid"), "-j DROP"),
+    ]
+
+
 def rule(chain: str, *parts: str) -> str:
     """Join an `-A chain` rule from its non-empty parts.
 

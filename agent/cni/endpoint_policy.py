@@ -28,6 +28,7 @@ from calicc.agent.cni.pod import PodFacts
 from calicc.agent.cni.request import Request
 from calicc.contract.endpoint import (
     EndpointRules,
+    PodPolicies,
     add_restore,
     del_restore,
     endpoint_rules,
@@ -84,6 +85,15 @@ class EndpointRecord:
         if data["address_v6"] is None:
             del data["address_v6"]
         return data
+
+    @property
+    def facts(self) -> tuple[str, frozenset[tuple[str, str]], frozenset[tuple[str, str]]]:
+        """Return what policy selects the pod by: namespace, labels, namespace labels."""
+        return (
+            self.namespace,
+            frozenset(self.labels.items()),
+            frozenset(self.namespace_labels.items()),
+        )
 
 
 def _labels(value: Any, what: str) -> dict[str, str]:
@@ -170,15 +180,14 @@ def rules_for_all(
     Replicas share their namespace and labels, so a node's pods have few distinct facts; the
     choice walks every binding of the node, the chains are cheap.
     """
-    chosen: dict[tuple[str, frozenset[tuple[str, str]], frozenset[tuple[str, str]]], Any] = {}
+    chosen: dict[object, PodPolicies] = {}
     found = []
     for r in records:
-        key = (r.namespace, frozenset(r.labels.items()), frozenset(r.namespace_labels.items()))
-        if key not in chosen:
-            chosen[key] = policies_for_pod(
+        if r.facts not in chosen:
+            chosen[r.facts] = policies_for_pod(
                 manifest.policies, r.namespace, r.labels, r.namespace_labels
             )
-        found.append(endpoint_rules(r.iface, chosen[key]))
+        found.append(endpoint_rules(r.iface, chosen[r.facts]))
     return tuple(found)
 
 

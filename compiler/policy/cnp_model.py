@@ -16,8 +16,8 @@ from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
-from calicc.compiler.policy.model import PORT_MAX, PORT_NAME_MAX, LabelSelector
-from calicc.contract.fields import IANA_SVC_NAME, Dns1123Subdomain, LabelKey, Labels
+from calicc.compiler.policy.model import PORT_MAX, LabelSelector, check_port_name
+from calicc.contract.fields import Dns1123Subdomain, LabelKey, Labels
 from calicc.contract.manifest import Strict
 from calicc.contract.names import CNP_PRIORITY_MAX
 from calicc.contract.patterns import ANY_CONTROL
@@ -91,12 +91,7 @@ class CnpProtocol(Strict):
     @field_validator("destinationNamedPort")
     @classmethod
     def _named(cls, name: str | None) -> str | None:
-        if name is not None and (len(name) > PORT_NAME_MAX or not IANA_SVC_NAME.fullmatch(name)):
-            raise ValueError(
-                f"port name {cut(name)!r} is not an IANA service name (at most 15 lower-case "
-                "letters, digits and '-', with at least one letter), e.g. http"
-            )
-        return name
+        return check_port_name(name) if name is not None else None
 
     @model_validator(mode="after")
     def _one(self) -> CnpProtocol:

@@ -28,6 +28,20 @@ PORT_NAME_MAX = 15
 Protocol = Literal["TCP", "UDP", "SCTP"]
 
 
+def check_port_name(name: str) -> str:
+    """Return `name` if it is an IANA service name (a named container port), else raise.
+
+    Raises:
+        ValueError: saying what a port name may hold.
+    """
+    if len(name) > PORT_NAME_MAX or not IANA_SVC_NAME.fullmatch(name):
+        raise ValueError(
+            f"port name {cut(name)!r} is not an IANA service name (at most 15 lower-case "
+            "letters, digits and '-', with at least one letter), e.g. http"
+        )
+    return name
+
+
 class LabelSelectorRequirement(Strict):
     """One matchExpressions entry."""
 
@@ -87,13 +101,8 @@ class NetworkPolicyPort(Strict):
     def _port(cls, port: int | str | None) -> int | str | None:
         if isinstance(port, int) and not 1 <= port <= PORT_MAX:
             raise ValueError(f"port {port} is out of range; use 1-{PORT_MAX} or a port name")
-        if isinstance(port, str) and (
-            len(port) > PORT_NAME_MAX or not IANA_SVC_NAME.fullmatch(port)
-        ):
-            raise ValueError(
-                f"port name {cut(port)!r} is not an IANA service name (at most 15 lower-case "
-                "letters, digits and '-', with at least one letter), e.g. http"
-            )
+        if isinstance(port, str):
+            check_port_name(port)
         return port
 
 
