@@ -23,7 +23,6 @@ from calicc.compiler.plan import ClusterPlan, build_plan
 from calicc.compiler.policy.cnp import compile_cluster_policies
 from calicc.compiler.policy.load import AnyLoaded, load_policies
 from calicc.compiler.policy.rules import compile_policies
-from calicc.compiler.pools import PoolPlan
 from calicc.compiler.render import render_cluster, render_node
 from calicc.compiler.render_keys import render_key
 from calicc.compiler.spec_errors import problems_from
@@ -143,12 +142,13 @@ def plan_locked(inputs: Inputs, reallocate: bool = False) -> tuple[ClusterPlan, 
         compile_policies(inputs.policies),
         compile_cluster_policies(inputs.policies),
     )
-    if plan.pools_v6:
+    unrendered = unrendered_v6(inputs.source, plan)
+    if unrendered:
         if not reallocate:
             moved = moved_blocks(lock_file, plan.lock, inputs.spec, plan.pools)
             if moved:
                 raise LockProblems(moved)
-        raise SpecError([unrendered_v6(inputs.source, plan.pools_v6[0])])
+        raise SpecError(unrendered)
     plan = attach_host(plan, inputs.host_policies, inputs.source)
     if not reallocate:
         moved = moved_blocks(lock_file, plan.lock, inputs.spec, plan.pools)
@@ -157,17 +157,34 @@ def plan_locked(inputs: Inputs, reallocate: bool = False) -> tuple[ClusterPlan, 
     return plan, lock_file
 
 
-def unrendered_v6(source: Source, pool: PoolPlan) -> Problem:
-    """The refusal of a cluster with IPv6 pools, after every check passed (issue 13).
+def unrendered_v6(source: Source, plan: ClusterPlan) -> list[Problem]:
+    """The refusals of what IPv6 the renderers do not take yet, after every check (issue 13).
 
-    The checks, the lock and the plan know both families; the renderers (BIRD, iptables,
-    routes, CNI) know only IPv4 so far, so nothing is written rather than half a cluster.
+    The checks, the lock and the plan know both families. Dual-stack nodes and IPv6 pools
+    without encapsulation render; IPv6-only nodes (the node table has no row for a node without
+    an IPv4 address) and VXLAN over IPv6 do not yet, so nothing is written rather than half a
+    cluster.
     """
-    return source.problem(
-        pool.spec_loc,
-        f"pool {pool.name} ({pool.cidr}) is IPv6: IPv6 pools are checked and locked but not "
-        "rendered yet (issue 13); `calicc build` writes nothing for this cluster",
-    )
+    problems = [
+        source.problem(
+            ("nodes", index, "address_v6"),
+            f"node {node.name} has no IPv4 address: IPv6-only nodes are checked and locked but "
+            "not rendered yet (issue 13); `calicc build` writes nothing for this cluster",
+        )
+        for index, node in enumerate(plan.spec.nodes)
+        if node.address is None
+    ]
+    problems += [
+        source.problem(
+            pool.spec_loc,
+            f"pool {pool.name} ({pool.cidr}) is IPv6 with VXLAN: VXLAN over IPv6 is checked and "
+            "locked but not rendered yet (issue 13); `calicc build` writes nothing for this "
+            "cluster",
+        )
+        for pool in plan.pools_v6
+        if pool.encap == "vxlan"
+    ]
+    return problems
 
 
 def plan_cluster(inputs: Inputs, reallocate: bool = False) -> ClusterPlan:

@@ -271,18 +271,39 @@ def calicc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
 
 
-def test_build_refuses_ipv6_pools_after_the_checks_writing_nothing(tmp_path: Path) -> None:
-    path = write_cluster(tmp_path, DS)
+def test_build_refuses_ipv6_only_nodes_after_the_checks_writing_nothing(tmp_path: Path) -> None:
+    data = v6()
+    path = write_cluster(tmp_path, data)
     with pytest.raises(SpecError) as caught:
-        build(load(tmp_path, DS), tmp_path / "rendered")
-    [problem] = caught.value.problems
-    assert problem.line == 3
-    assert problem.field == "network_cidr_v6"
-    assert "IPv6 pools are checked and locked but not rendered yet (issue 13)" in problem.message
+        build(load(tmp_path, data), tmp_path / "rendered")
+    problem = caught.value.problems[1]
+    assert problem.field == "nodes[1].address_v6"
+    assert "node n2 has no IPv4 address: IPv6-only nodes are checked and locked but not " in (
+        problem.message
+    )
+    result = calicc("build", str(path))
+    assert result.returncode == 1
+    assert "nodes[1].address_v6: node n2 has no IPv4 address" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.yaml"]
+
+
+def test_build_refuses_vxlan_over_ipv6_writing_nothing(tmp_path: Path) -> None:
+    path = write_cluster(tmp_path, ds(vxlan_mode="Always", ipip_mode="Never"))
     result = calicc("build", str(path))
     assert result.returncode == 1
     assert f"{path}:3:1: network_cidr_v6: pool default-ipv6-ippool" in result.stderr
+    assert "is IPv6 with VXLAN: VXLAN over IPv6 is checked and locked but not rendered" in (
+        result.stderr
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.yaml"]
+
+
+def test_a_dual_stack_cluster_without_encapsulation_builds(tmp_path: Path) -> None:
+    path = write_cluster(tmp_path, ds(ipip_mode="Never"))
+    result = calicc("build", str(path))
+    assert result.returncode == 0, result.stderr
+    bird = (tmp_path / "rendered" / "nodes" / "n1" / "bird.conf").read_text(encoding="utf-8")
+    assert "fd00:244::/122" in bird
 
 
 def test_the_checks_come_before_the_refusal(tmp_path: Path) -> None:

@@ -243,8 +243,9 @@ def test_ipv6_lock_shape_errors(tmp_path: Path, edit: tuple[str, str], expected:
 
 
 def test_a_moved_ipv6_pool_is_refused_before_the_rendering_refusal(tmp_path: Path) -> None:
-    _locked(tmp_path, DS, plan_of(tmp_path, DS).lock)
-    moved = ds(network_cidr_v6="fd00:999::/56")
+    unrendered = ds(vxlan_mode="Always", ipip_mode="Never")  # VXLAN over IPv6: refused for now
+    _locked(tmp_path, unrendered, plan_of(tmp_path, unrendered).lock)
+    moved = {**unrendered, "network_cidr_v6": "fd00:999::/56"}
     write_cluster(tmp_path, moved)
     with pytest.raises(LockProblems) as caught:
         plan_locked(load(tmp_path, moved))
