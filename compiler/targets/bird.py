@@ -32,9 +32,7 @@ from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.peering import Role, Session
 from calicc.compiler.plan import Block, BlockV6, ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
-from calicc.contract.names import TUNNEL_DEVICE, VXLAN_DEVICE
-
-VXLAN_V6_DEVICE = "vxlan-v6.calico"  # Calico's VXLAN-over-IPv6 device (docs/ipv6.md)
+from calicc.contract.names import TUNNEL_DEVICE, VXLAN_DEVICE, VXLAN_V6_DEVICE
 
 
 @dataclass(frozen=True)
