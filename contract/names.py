@@ -156,3 +156,21 @@ def install_path(rel: str) -> str:
 
 # VXLAN over IPv6, as Calico: its own device (same VNI and port), 70 bytes of overhead.
 VXLAN_V6_DEVICE = "vxlan-v6.calico"
+
+# IPv6 twins of the policy sets (issue 13): the set of a peer's or named port's IPv6 members is
+# the IPv4 set's name with Calico's cali60 prefix (cali60s:, cali60n:, cali60b:), same hash.
+V4_SET_PREFIX = "cali4"
+# ICMPv6 neighbour discovery (and MLD) an endpoint chain accepts before policy: Calico's list
+# (felix cali-wl-to-host); a workload may not send router advertisements (134).
+ICMPV6_ND_TO_WORKLOAD = (130, 131, 132, 133, 134, 135, 136)
+ICMPV6_ND_FROM_WORKLOAD = (130, 131, 132, 133, 135, 136)
+
+
+def v6_twin(name: str) -> str:
+    """Return the `family inet6` twin of IPv4 set `name` (an IPv6 set's name is its own twin).
+
+    Examples:
+        >>> v6_twin("cali40s:qMt7iLlGDhvLnCjM0l9nzxb")
+        'cali60s:qMt7iLlGDhvLnCjM0l9nzxb'
+    """
+    return V6_SET_PREFIX + name[len(V4_SET_PREFIX) :] if name.startswith(V4_SET_PREFIX) else name
