@@ -148,15 +148,20 @@ def wait_established(sock: Path, timeout: float = WAIT_S) -> dict[str, str]:
     return bgp_sessions(sock)
 
 
-def kernel_routes(ns: str) -> list[dict[str, Any]]:
-    """Return the main IPv4 routing table of namespace `ns` as `ip -j route` objects.
+def kernel_routes(ns: str, version: int = 4) -> list[dict[str, Any]]:
+    """Return the main routing table of family `version` of namespace `ns` as `ip -j route`.
 
     `ip -n` enters the namespace itself: no `ip netns exec` (and its mount namespace) per read.
     """
-    args = ["ip", "-n", ns, "-j", "-4", "route", "show", "table", "main"]
+    args = ["ip", "-n", ns, "-j", f"-{version}", "route", "show", "table", "main"]
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
     routes: list[dict[str, Any]] = json.loads(out or "[]")
     return routes
+
+
+def both_tables(ns: str) -> list[dict[str, Any]]:
+    """Return the main routing tables of both families of namespace `ns`, IPv4 first."""
+    return kernel_routes(ns) + kernel_routes(ns, 6)
 
 
 def route_key(route: dict[str, Any]) -> tuple[str, str, str, str, bool]:
@@ -177,11 +182,11 @@ def wait_routes(
     """Wait until namespace `ns` holds every route of `want` (see route_key); return all keys."""
 
     def probe() -> set[tuple[str, str, str, str, bool]] | None:
-        keys = {route_key(r) for r in kernel_routes(ns)}
+        keys = {route_key(r) for r in both_tables(ns)}
         return keys if want <= keys else None
 
     def state() -> str:
-        have = {route_key(r) for r in kernel_routes(ns)}
+        have = {route_key(r) for r in both_tables(ns)}
         return f"missing {sorted(want - have)}\nhave {sorted(have)}"
 
     return poll(probe, timeout, f"routes in {ns}", last=state)

@@ -15,33 +15,37 @@ from pathlib import Path
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.compiler.plan import ClusterPlan
 from calicc.contract.names import TUNNEL_DEVICE
-from calicc.lab.expect import expected_routes
+from calicc.lab.expect import lab_routes
 from calicc.lab.matrix import Paths
 from calicc.lab.parallel import run_each
 from calicc.lab.podcheck import pod_rows
 from calicc.lab.probe import ping
 from calicc.lab.progress import Echo, Laps, quiet
 from calicc.lab.state import LabState
-from calicc.lab.topology import EXTERNAL_HOST, Topology, plan_topology
+from calicc.lab.topology import EXTERNAL_HOST, EXTERNAL_HOST_V6, Topology, plan_topology
 from calicc.lab.verify import FAIL, PASS, SKIP, Row, bgp_rows, route_rows
 from calicc.lab.walkthrough import policy_rows
 
 
 def underlay_rows(plan: ClusterPlan, topo: Topology) -> list[Row]:
-    """Each node reaches the external namespace via its default router (pinged at once)."""
-    names = [node.name for node in plan.nodes]
+    """Each node reaches the external namespace via its default router of each family it has.
+
+    Pinged at once; IPv4 rows, then IPv6 rows.
+    """
+    pairs = [(n.name, str(EXTERNAL_HOST.ip)) for n in plan.nodes if n.address is not None]
+    pairs += [(n.name, str(EXTERNAL_HOST_V6.ip)) for n in plan.nodes if n.address_v6 is not None]
     replies = run_each(
-        names, lambda node: ping(topo.node(node).ns, str(EXTERNAL_HOST.ip)), what="underlay"
+        pairs, lambda pair: ping(topo.node(pair[0]).ns, pair[1]), name=str, what="underlay"
     )
     return [
         Row(
             "underlay",
-            f"{node} -> external",
+            f"{node} -> external" + (f" ({target})" if ":" in target else ""),
             "reply",
             "reply" if ok else "no reply",
             PASS if ok else FAIL,
         )
-        for node, ok in zip(names, replies, strict=True)
+        for (node, target), ok in zip(pairs, replies, strict=True)
     ]
 
 
@@ -52,11 +56,7 @@ def ipip_rows(plan: ClusterPlan, topo: Topology, state: LabState) -> list[Row]:
     rows = []
     for node in plan.nodes:
         owners = sorted(
-            {
-                r.owner
-                for r in expected_routes(plan, node, topo.gateway(node.name))
-                if r.dev == TUNNEL_DEVICE
-            }
+            {r.owner for r in lab_routes(plan, topo, node.name) if r.dev == TUNNEL_DEVICE}
         )
         for owner in owners:
             rows.append(

@@ -7,12 +7,13 @@ compare these against `ip -j route`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
 from calicc.contract.names import TUNNEL_DEVICE
+from calicc.lab.topology import Topology
 
 LINK_DEVICE = "eth0"
 
@@ -21,8 +22,8 @@ LINK_DEVICE = "eth0"
 class ExpectedRoute:
     """A block route BIRD must install: `<dst> via <gateway> dev <dev> proto bird [onlink]`."""
 
-    dst: IPv4Network
-    gateway: IPv4Address
+    dst: IPv4Network | IPv6Network
+    gateway: IPv4Address | IPv6Address
     dev: str
     onlink: bool
     owner: str  # the node whose block this is
@@ -48,18 +49,36 @@ def _tunnelled(pool: PoolPlan, me: NodePlan, peer: NodePlan) -> bool:
 
 
 def expected_routes(
-    plan: ClusterPlan, me: NodePlan, gateway: IPv4Address
+    plan: ClusterPlan,
+    me: NodePlan,
+    gateway: IPv4Address | None,
+    gateway_v6: IPv6Address | None = None,
 ) -> tuple[ExpectedRoute, ...]:
-    """Return the BGP-learned block routes node `me` must hold, sorted by destination.
+    """Return the BGP-learned block routes node `me` must hold, sorted by family and destination.
 
-    IPIP routes go via the owner over tunl0 onlink; direct routes go via the owner on the
-    node's link when it shares the subnet, else via `gateway` (the node's default router),
-    which is how BIRD resolves a recursive next hop. VXLAN and disabled pools are not BIRD's.
+    IPIP routes go via the owner over tunl0 onlink; direct routes go via the owner's address of
+    the block's family on the node's link when it shares that subnet, else via the node's
+    default router of that family (`gateway`, `gateway_v6`), which is how BIRD resolves a
+    recursive next hop. IPv6 blocks travel over IPv6 sessions, so a node without an IPv6
+    address (or whose owner has none) expects none. VXLAN and disabled pools are not BIRD's.
     """
+    routes = _routes_v4(plan, me, gateway) if me.address is not None and gateway else []
+    if me.address_v6 is not None and gateway_v6 is not None:
+        routes += _routes_v6(plan, me, gateway_v6)
+    return tuple(sorted(routes, key=lambda r: (r.dst.version, r.dst)))
+
+
+def lab_routes(plan: ClusterPlan, topo: Topology, node: str) -> tuple[ExpectedRoute, ...]:
+    """Return the block routes node `node` of the lab `topo` must hold (both families)."""
+    gateways = topo.gateways(node)
+    return expected_routes(plan, plan.node(node), gateways.get(4), gateways.get(6))  # type: ignore[arg-type]
+
+
+def _routes_v4(plan: ClusterPlan, me: NodePlan, gateway: IPv4Address) -> list[ExpectedRoute]:
     pools = {p.name: p for p in plan.pools}
     routes: list[ExpectedRoute] = []
     for peer in plan.nodes:
-        if peer.name == me.name:
+        if peer.name == me.name or peer.address is None:
             continue
         for block in peer.blocks:
             pool = pools[block.pool]
@@ -71,7 +90,24 @@ def expected_routes(
                 via = peer.ipv4.ip if peer.ipv4.ip in me.subnet else gateway
                 route = ExpectedRoute(block.cidr, via, LINK_DEVICE, False, peer.name)
             routes.append(route)
-    return tuple(sorted(routes, key=lambda r: r.dst))
+    return routes
+
+
+def _routes_v6(plan: ClusterPlan, me: NodePlan, gateway: IPv6Address) -> list[ExpectedRoute]:
+    pools = {p.name: p for p in plan.pools_v6}
+    assert me.address_v6 is not None
+    routes: list[ExpectedRoute] = []
+    for peer in plan.nodes:
+        if peer.name == me.name or peer.address_v6 is None:
+            continue
+        for block in peer.blocks_v6:
+            pool = pools[block.pool]
+            if pool.disabled or pool.encap == "vxlan":
+                continue
+            owner = peer.address_v6.ip
+            via = owner if owner in me.address_v6.network else gateway
+            routes.append(ExpectedRoute(block.cidr, via, LINK_DEVICE, False, peer.name))
+    return routes
 
 
 def own_block_leaks(plan_node: NodePlan, kernel: list[dict[str, object]]) -> list[str]:
@@ -80,8 +116,10 @@ def own_block_leaks(plan_node: NodePlan, kernel: list[dict[str, object]]) -> lis
     for route in kernel:
         if route.get("protocol") != "bird":
             continue
-        dst = IPv4Network(str(route.get("dst")))
-        if any(dst.subnet_of(b.cidr) for b in plan_node.blocks):
+        dst = ip_network(str(route.get("dst")))
+        own: list[IPv4Network | IPv6Network] = [b.cidr for b in plan_node.blocks]
+        own += [b.cidr for b in plan_node.blocks_v6]
+        if any(dst.version == b.version and dst.subnet_of(b) for b in own):  # type: ignore[arg-type]
             leaks.append(str(dst))
     return sorted(leaks)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.compiler.plan import ClusterPlan
-from calicc.lab.bird import kernel_routes, wait_established, wait_routes
-from calicc.lab.expect import expected_routes, needs_tunnel_device, own_block_leaks
+from calicc.lab.bird import both_tables, wait_established, wait_routes
+from calicc.lab.expect import lab_routes, needs_tunnel_device, own_block_leaks
 from calicc.lab.network import create_topology, remove_namespaces
 from calicc.lab.routing import (
     Daemons,
@@ -39,13 +39,12 @@ class BgpLab:
 
     def wait_block_routes(self, node: str) -> set[tuple[str, str, str, str, bool]]:
         """Wait until `node` holds every expected block route; return the routes it has."""
-        me = self.plan.node(node)
-        want = {r.key for r in expected_routes(self.plan, me, self.topo.gateway(node))}
+        want = {r.key for r in lab_routes(self.plan, self.topo, node)}
         return wait_routes(self.topo.node(node).ns, want)
 
     def leaks(self, node: str) -> list[str]:
         """Return own blocks of `node` that BIRD installed in its kernel (must be empty)."""
-        return own_block_leaks(self.plan.node(node), kernel_routes(self.topo.node(node).ns))
+        return own_block_leaks(self.plan.node(node), both_tables(self.topo.node(node).ns))
 
 
 @contextmanager

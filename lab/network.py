@@ -7,6 +7,7 @@ namespaces are made in one `ip -batch`, the wiring is one `ip -n NS -batch` per 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import suppress
 
 from calicc.lab.ipbatch import IpFailed, add_namespaces, delete_namespaces, run_stages
@@ -14,13 +15,20 @@ from calicc.lab.names import lab_prefix
 from calicc.lab.netns import ns_list, ns_run
 from calicc.lab.parallel import run_each
 from calicc.lab.topology import Host, Topology
-from calicc.lab.wiring import Script, base_scripts, host_scripts, merged
+from calicc.lab.wiring import Script, base_scripts, has_v6, host_scripts, merged
 
 FORWARD = "net.ipv4.ip_forward=1"
+FORWARD_V6 = "net.ipv6.conf.all.forwarding=1"
 
 
-def _forward(ns: str) -> None:
-    ns_run(ns, ["sysctl", "-qw", FORWARD])
+def _forwarder(topo: Topology) -> Callable[[str], None]:
+    """Return what turns forwarding on in a namespace: IPv4, and IPv6 in a lab that has it."""
+    settings = [FORWARD, FORWARD_V6] if has_v6(topo) else [FORWARD]
+
+    def forward(ns: str) -> None:
+        ns_run(ns, ["sysctl", "-qw", *settings])
+
+    return forward
 
 
 def _attached(topo: Topology) -> tuple[Host, ...]:
@@ -40,7 +48,7 @@ def create_topology(topo: Topology) -> None:
         for host in hosts:
             scripts += host_scripts(topo, host)
         run_stages(merged(scripts))
-        run_each([topo.router_ns, *(h.ns for h in topo.nodes)], _forward, what="sysctl")
+        run_each([topo.router_ns, *(h.ns for h in topo.nodes)], _forwarder(topo), what="sysctl")
     except BaseException:
         remove_namespaces(topo.lab)
         raise
@@ -53,7 +61,7 @@ def add_nodes(topo: Topology, hosts: tuple[Host, ...]) -> None:
     for host in hosts:
         scripts += host_scripts(topo, host)
     run_stages(merged(scripts))
-    run_each([h.ns for h in hosts], _forward, what="sysctl")
+    run_each([h.ns for h in hosts], _forwarder(topo), what="sysctl")
 
 
 def lab_namespaces(lab: str) -> list[str]:

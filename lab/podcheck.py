@@ -1,6 +1,7 @@
 """Run the pod probes of lab.matrix and the egress NAT probes; return check rows.
 
-Probes run several at once (each is a `ping` process); results are reported in plan order.
+Probes run several at once (each is a `ping` process); results are reported in plan order,
+IPv4 rows first, then IPv6 rows when the pods have IPv6 addresses.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from calicc.lab.matrix import Paths, Probe, mtu_probes, node_pod_probes, pod_pod_probes
 from calicc.lab.probe import ping, send_udp, udp_listener
-from calicc.lab.topology import EXTERNAL_HOST
+from calicc.lab.topology import EXTERNAL_HOST, EXTERNAL_HOST_V6
 from calicc.lab.verify import FAIL, PASS, SKIP, Row
 
 WORKERS = 8
@@ -39,28 +40,38 @@ def run_probes(probes: list[Probe]) -> list[Row]:
         return list(pool.map(run_probe, probes))
 
 
-def nat_rows(paths: Paths, log: Path) -> list[Row]:
+def nat_rows(paths: Paths, log: Path, version: int = 4) -> list[Row]:
     """Each node's first pod sends UDP to the external namespace, which reports the source.
 
-    A pod of a nat_outgoing pool must arrive as its node's address, any other as itself.
+    A pod of a nat_outgoing pool must arrive as its node's address of the same family (NAT44,
+    NAT66), any other as itself.
     """
-    target = str(EXTERNAL_HOST.ip)
+    target = str(EXTERNAL_HOST.ip if version == 4 else EXTERNAL_HOST_V6.ip)  # noqa: PLR2004
     rows = []
     with udp_listener(paths.topo.external_ns, target, log) as ear:
-        pods = paths.first_pods()
+        pods = paths.first_pods(version)
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             list(pool.map(lambda p: send_udp(p.netns, target, p.name), pods))
         for pod in pods:
-            nat = paths.pool_nat(pod.address)
-            want = str(paths.plan.node(pod.node).ipv4.ip) if nat else pod.address
+            address = pod.address_of(version)
+            nat = paths.pool_nat(address)
+            want = paths.node_address(pod.node, version) if nat else address
             seen = ear.wait_for(pod.name) or "nothing received"
             what = "source NATed to node" if nat else "source kept (nat_outgoing false)"
-            subject = f"{pod.name} ({pod.address}) -> external: {what}"
+            subject = f"{pod.name} ({address}) -> external: {what}"
             rows.append(Row("egress-nat", subject, want, seen, PASS if seen == want else FAIL))
     return rows
 
 
 def pod_rows(paths: Paths, log: Path) -> list[Row]:
-    """Return every pod row: pod-pod, node-pod, pod-node, MTU, egress NAT."""
-    probes = pod_pod_probes(paths) + node_pod_probes(paths) + mtu_probes(paths)
-    return run_probes(probes) + nat_rows(paths, log)
+    """Return every pod row of each family the pods have: pod-pod, node-pod, pod-node, MTU, NAT.
+
+    The IPv6 listener writes beside `log` (`<stem>-v6<suffix>`).
+    """
+    rows: list[Row] = []
+    for version in paths.families():
+        probes = pod_pod_probes(paths, version)
+        probes += node_pod_probes(paths, version) + mtu_probes(paths, version)
+        ear = log if version == 4 else log.with_name(f"{log.stem}-v6{log.suffix}")  # noqa: PLR2004
+        rows += run_probes(probes) + nat_rows(paths, ear, version)
+    return rows

@@ -107,8 +107,9 @@ def add_pod(lab_root: Path, lab: str, pod: Pod) -> Pod:
     cache = _cache(lab_root, pod)
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    address = str(result["ips"][0]["address"]).split("/")[0]
-    return replace(pod, address=address)
+    addresses = [str(ip["address"]).split("/")[0] for ip in result["ips"]]
+    address_v6 = next((a for a in addresses if ":" in a), "")
+    return replace(pod, address=addresses[0], address_v6=address_v6)
 
 
 def del_pod(lab_root: Path, lab: str, pod: Pod) -> list[str]:

@@ -1,5 +1,8 @@
 """Probes run inside lab namespaces: ping, and a UDP listener that reports each sender's address.
 
+Both take either family: `ping` (iputils) pings an IPv6 target as ping6 does, and the listener
+and sender open an IPv6 socket for an IPv6 address.
+
 The listener lives in the external namespace for the duration of one check; it is this
 process's child, stopped by its PID. Each datagram's payload names the probe, so the address
 the external side saw can be matched to the pod that sent it (NAT or not).
@@ -22,7 +25,7 @@ WAIT_S = 5.0
 
 LISTENER = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], int(sys.argv[2])))
 out = open(sys.argv[3], "a")
 print("ready", file=out, flush=True)
@@ -33,7 +36,7 @@ while True:
 
 SENDER = """
 import socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(3):
     s.sendto(sys.argv[3].encode(), (sys.argv[1], int(sys.argv[2])))
 """

@@ -63,7 +63,7 @@ def reconfigure_tors(plan: ClusterPlan, topo: Topology, state: LabState) -> list
             continue
         entry = next(p for p in bgp.peers if str(p.peer_ip) == speaker.name)
         conf = Path(state.root) / "speakers" / f"tor-{speaker.name}.conf"
-        text = tor_config(plan, speaker.address.ip, entry.as_number)
+        text = tor_config(plan, speaker.primary.ip, entry.as_number)
         if conf.read_text() != text:
             conf.write_text(text)
             birdc(Path(proc.match), "configure")

@@ -57,9 +57,12 @@ def add_tunnel_device(ns: str) -> str:
 def start_node_birds(
     plan: ClusterPlan, topo: Topology, files: dict[str, str], root: Path, daemons: Daemons
 ) -> None:
-    """Write each node's rendered bird.conf under `root` and start BIRD where it has peers."""
+    """Write each node's rendered bird.conf under `root` and start BIRD where it has peers.
+
+    Sessions of either family count: an IPv6-only node's BIRD holds only IPv6 sessions.
+    """
     for node in plan.nodes:
-        if not node.sessions:
+        if not node.sessions and not node.sessions_v6:
             continue
         conf = root / "nodes" / node.name / BIRD_CONFIG
         conf.parent.mkdir(parents=True, exist_ok=True)
@@ -73,19 +76,27 @@ def reflector_clients(plan: ClusterPlan, peer: Host) -> tuple[Neighbor, ...]:
     return tuple(
         Neighbor(node.ipv4.ip, node.as_number)
         for node in plan.nodes
-        if any(str(s.peer_ip) == peer.name for s in node.sessions)
+        if node.address is not None and any(str(s.peer_ip) == peer.name for s in node.sessions)
     )
 
 
 def start_gobgp_reflectors(
     plan: ClusterPlan, topo: Topology, root: Path, daemons: Daemons, detach: bool = False
 ) -> None:
-    """Start gobgpd for every external peer in the cluster's own AS (an off-cluster RR)."""
+    """Start gobgpd for every external peer in the cluster's own AS (an off-cluster RR).
+
+    Raises:
+        ValueError: such a peer has an IPv6 address (the lab's GoBGP reflectors are IPv4-only).
+    """
     spec_bgp = plan.spec.bgp
     for peer in topo.speakers:
         entry = next(p for p in spec_bgp.peers if str(p.peer_ip) == peer.name)
         if entry.as_number != spec_bgp.as_number:
             continue
+        if peer.address is None:
+            raise ValueError(
+                f"peer {peer.name}: the lab runs off-cluster reflectors over IPv4 only"
+            )
         conf = root / "speakers" / f"gobgp-{peer.name}.toml"
         conf.parent.mkdir(parents=True, exist_ok=True)
         port = entry.port or 179

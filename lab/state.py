@@ -26,7 +26,11 @@ class Proc:
 
 @dataclass(frozen=True)
 class Pod:
-    """A test pod: its node, Kubernetes namespace, network namespace, container id, address."""
+    """A test pod: its node, Kubernetes namespace, network namespace, container id, addresses.
+
+    `address` is the first address CNI gave (the IPv4 one in a dual-stack cluster), `address_v6`
+    the IPv6 one when it has one (then equal to `address` in an IPv6-only cluster).
+    """
 
     name: str
     node: str
@@ -34,6 +38,13 @@ class Pod:
     netns: str
     container_id: str
     address: str = ""  # empty until CNI ADD succeeded
+    address_v6: str = ""
+
+    def address_of(self, version: int) -> str:
+        """Return the pod's address of family `version` ("" if it has none)."""
+        if version == 6:  # noqa: PLR2004
+            return self.address_v6
+        return self.address if self.address and ":" not in self.address else ""
 
 
 @dataclass

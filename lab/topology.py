@@ -1,42 +1,89 @@
 """The lab's network: which namespaces exist and how they are wired (pure), and making it.
 
-Per node subnet a bridge namespace; a router namespace with one leg per subnet is every node's
-default gateway; an "external" namespace (203.0.113.0/24, a documentation range) sits behind the
-router; external BGP speakers get a namespace on the bridge of their subnet (or on the router
-when their address is the router's own address in a subnet: a ToR).
+Per underlay segment a bridge namespace; a router namespace with one leg per segment is every
+node's default gateway, of both families; an "external" namespace (203.0.113.0/24 and
+2001:db8:113::/64, documentation ranges) sits behind the router; external BGP speakers get a
+namespace on the bridge of their subnet (or on the router when their address is the router's
+own address in a subnet: a ToR).
+
+A segment is one IPv4 node subnet and the IPv6 subnet of its nodes (dual stack), or one IPv6
+node subnet whose nodes have no IPv4 address (IPv6 only). The router holds the highest free
+host address of each family on each segment.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_address,
+)
 
-from calicc.compiler.plan import ClusterPlan
+from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.lab.names import ns_name, port_name
 
 EXTERNAL_NET = IPv4Network("203.0.113.0/24")
 EXTERNAL_ROUTER = IPv4Interface("203.0.113.1/24")
 EXTERNAL_HOST = IPv4Interface("203.0.113.10/24")
+EXTERNAL_NET_V6 = IPv6Network("2001:db8:113::/64")
+EXTERNAL_ROUTER_V6 = IPv6Interface("2001:db8:113::1/64")
+EXTERNAL_HOST_V6 = IPv6Interface("2001:db8:113::10/64")
+
+Address = IPv4Address | IPv6Address
+Network = IPv4Network | IPv6Network
 
 
 @dataclass(frozen=True)
 class Subnet:
-    """One underlay subnet: its bridge namespace and the router's address on it."""
+    """One underlay segment: its bridge namespace and the router's addresses on it.
 
-    cidr: IPv4Network
+    `cidr` and `gateway` are None on a segment of IPv6-only nodes; `cidr_v6` and `gateway_v6`
+    None on one of IPv4-only nodes.
+    """
+
+    cidr: IPv4Network | None
     ns: str
-    gateway: IPv4Address
+    gateway: IPv4Address | None
     router_port: str
+    cidr_v6: IPv6Network | None = None
+    gateway_v6: IPv6Address | None = None
+
+    def holds(self, address: Address) -> bool:
+        """Return whether `address` is in one of the segment's subnets."""
+        return any(
+            address in c for c in (self.cidr, self.cidr_v6) if c and c.version == address.version
+        )
+
+    def gateway_of(self, version: int) -> Address | None:
+        """Return the router's address of family `version` on this segment (None if none)."""
+        return self.gateway if version == 4 else self.gateway_v6  # noqa: PLR2004
 
 
 @dataclass(frozen=True)
 class Host:
-    """A namespace attached to a subnet's bridge (a node or an external speaker)."""
+    """A namespace attached to a segment's bridge (a node or an external speaker).
+
+    `address` is None for an IPv6-only node or speaker (then `address_v6` is set).
+    """
 
     name: str
     ns: str
-    address: IPv4Interface
+    address: IPv4Interface | None
     bridge_port: str
+    address_v6: IPv6Interface | None = None
+
+    @property
+    def primary(self) -> IPv4Interface | IPv6Interface:
+        """Return the host's IPv4 address, else its IPv6 one (which segment it is on)."""
+        found = self.address or self.address_v6
+        if found is None:
+            raise ValueError(f"lab host {self.name} has no address")
+        return found
 
 
 @dataclass(frozen=True)
@@ -54,31 +101,130 @@ class Topology:
         """Return the host of node `name`."""
         return next(h for h in self.nodes if h.name == name)
 
-    def gateway(self, node: str) -> IPv4Address:
-        """Return the default router address of node `node` (the router's leg on its subnet)."""
-        subnet = self.subnet_of(self.node(node).address.ip)
+    def segment(self, node: str) -> Subnet:
+        """Return the segment node `node` is on."""
+        subnet = self.subnet_of(self.node(node).primary.ip)
         if subnet is None:
             raise KeyError(f"node {node} is on none of the lab's subnets")
-        return subnet.gateway
+        return subnet
 
-    def subnet_of(self, address: IPv4Address) -> Subnet | None:
-        """Return the subnet holding `address`, if any."""
-        return next((s for s in self.subnets if address in s.cidr), None)
+    def gateway(self, node: str) -> IPv4Address:
+        """Return the IPv4 default router of node `node` (the router's leg on its subnet)."""
+        gateway = self.segment(node).gateway
+        if gateway is None:
+            raise KeyError(f"node {node} has no IPv4 subnet")
+        return gateway
+
+    def gateway_v6(self, node: str) -> IPv6Address | None:
+        """Return the IPv6 default router of node `node` (None when it has no IPv6 address)."""
+        return self.segment(node).gateway_v6 if self.node(node).address_v6 else None
+
+    def gateways(self, node: str) -> dict[int, Address]:
+        """Return the default routers of node `node` by family (4, 6), of those it has."""
+        segment = self.segment(node)
+        host = self.node(node)
+        found: dict[int, Address] = {}
+        if host.address is not None and segment.gateway is not None:
+            found[4] = segment.gateway
+        if host.address_v6 is not None and segment.gateway_v6 is not None:
+            found[6] = segment.gateway_v6
+        return found
+
+    def subnet_of(self, address: Address) -> Subnet | None:
+        """Return the segment holding `address`, if any."""
+        return next((s for s in self.subnets if s.holds(address)), None)
 
 
-def _gateway(cidr: IPv4Network, taken: set[IPv4Address]) -> IPv4Address:
+def _gateway(cidr: Network, taken: set[Address]) -> Address:
     """Return the highest host address of `cidr` that no node or speaker uses."""
-    for host in reversed(list(cidr.hosts())[-64:]):
-        if host not in taken:
+    last = int(cidr.broadcast_address) - (1 if cidr.version == 4 else 0)  # noqa: PLR2004
+    for offset in range(64):
+        host = ip_address(last - offset)
+        if host not in taken and host in cidr and host != cidr.network_address:
             return host
     raise ValueError(f"no free address for the lab router in {cidr}")
 
 
-def speaker_addresses(plan: ClusterPlan) -> tuple[IPv4Address, ...]:
-    """Return the addresses of external BGP peers that are not cluster nodes, sorted."""
-    nodes = {n.ipv4.ip for n in plan.nodes}
-    peers = {p.peer_ip for p in plan.spec.bgp.peers if isinstance(p.peer_ip, IPv4Address)}
-    return tuple(sorted(peers - nodes))
+def _last_host(cidr: Network) -> Address:
+    return ip_address(int(cidr.broadcast_address) - (1 if cidr.version == 4 else 0))  # noqa: PLR2004
+
+
+def _node_addresses(plan: ClusterPlan) -> set[Address]:
+    found: set[Address] = set()
+    for n in plan.nodes:
+        found |= {a.ip for a in (n.address, n.address_v6) if a is not None}
+    return found
+
+
+def speaker_addresses(plan: ClusterPlan) -> tuple[Address, ...]:
+    """Return the addresses of external BGP peers that are not cluster nodes (IPv4 first)."""
+    peers = {p.peer_ip for p in plan.spec.bgp.peers}
+    return tuple(sorted(peers - _node_addresses(plan), key=lambda a: (a.version, a)))
+
+
+def segments(plan: ClusterPlan) -> list[tuple[IPv4Network | None, IPv6Network | None]]:
+    """Return each segment's (IPv4 subnet, IPv6 subnet), IPv4 segments first (no I/O).
+
+    Raises:
+        ValueError: one segment would need two IPv6 subnets, or an IPv6 subnet two segments.
+    """
+    pairs: dict[object, list[IPv4Network | IPv6Network | None]] = {}
+    for node in plan.nodes:
+        v4 = node.address.network if node.address else None
+        v6 = node.address_v6.network if node.address_v6 else None
+        pair = pairs.setdefault(v4 or v6, [v4, None])
+        if v6 is not None and pair[1] not in (None, v6):
+            raise ValueError(
+                f"the lab puts one IPv6 subnet per IPv4 subnet: {v4} has {pair[1]}, {v6}"
+            )
+        pair[1] = v6 if v6 is not None else pair[1]
+    v6s = [p[1] for p in pairs.values() if p[1] is not None]
+    if len(v6s) != len(set(v6s)):
+        raise ValueError("the lab puts each IPv6 node subnet on one IPv4 subnet's segment")
+    ordered = sorted(
+        pairs.values(),
+        key=lambda p: (
+            p[0] is None,
+            p[0] or IPv4Network("0.0.0.0/32"),
+            p[1] or IPv6Network("::/128"),
+        ),
+    )
+    return [(p[0], p[1]) for p in ordered]  # type: ignore[misc]
+
+
+def _subnet(
+    lab: str,
+    v4: IPv4Network | None,
+    v6: IPv6Network | None,
+    taken: set[Address],
+    speakers: tuple[Address, ...],
+) -> Subnet:
+    def gateway(cidr: Network) -> Address:
+        own = {s for s in speakers if _is_own(s, cidr)}
+        return _gateway(cidr, taken | own)
+
+    key = v4 or v6
+    assert key is not None
+    label = str(key.network_address).replace(":", "-")
+    return Subnet(
+        cidr=v4,
+        ns=ns_name(lab, "br", label),
+        gateway=gateway(v4) if v4 else None,  # type: ignore[arg-type]
+        router_port=port_name("s", str(key)),
+        cidr_v6=v6,
+        gateway_v6=gateway(v6) if v6 else None,  # type: ignore[arg-type]
+    )
+
+
+def node_host(lab: str, node: NodePlan) -> Host:
+    """Return the lab host of cluster node `node`."""
+    return Host(
+        node.name,
+        ns_name(lab, "node", node.name),
+        node.address,
+        port_name("n", node.name),
+        node.address_v6,
+    )
 
 
 def plan_topology(plan: ClusterPlan, lab: str) -> Topology:
@@ -88,44 +234,41 @@ def plan_topology(plan: ClusterPlan, lab: str) -> Topology:
     gateway avoids node addresses and other peers' addresses.
     """
     speakers = speaker_addresses(plan)
-    taken = {n.ipv4.ip for n in plan.nodes}
-    subnets = tuple(
-        Subnet(
-            cidr=cidr,
-            ns=ns_name(lab, "br", str(cidr.network_address)),
-            gateway=_gateway(cidr, taken | {s for s in speakers if _is_own(s, cidr)}),
-            router_port=port_name("s", str(cidr)),
-        )
-        for cidr in plan.node_subnets
-    )
-    nodes = tuple(
-        Host(n.name, ns_name(lab, "node", n.name), n.ipv4, port_name("n", n.name))
-        for n in plan.nodes
-    )
+    taken = _node_addresses(plan)
+    subnets = tuple(_subnet(lab, v4, v6, taken, speakers) for v4, v6 in segments(plan))
     return Topology(
         lab=lab,
         subnets=subnets,
-        nodes=nodes,
+        nodes=tuple(node_host(lab, n) for n in plan.nodes),
         speakers=tuple(_speaker(lab, ip, subnets) for ip in speakers),
         router_ns=ns_name(lab, "router"),
         external_ns=ns_name(lab, "ext"),
     )
 
 
-def _is_own(address: IPv4Address, cidr: IPv4Network) -> bool:
+def _is_own(address: Address, cidr: Network) -> bool:
     """A peer address in `cidr` keeps its own namespace unless it is the subnet's last host."""
-    return address in cidr and address != list(cidr.hosts())[-1]
+    return address.version == cidr.version and address in cidr and address != _last_host(cidr)
 
 
-def _speaker(lab: str, ip: IPv4Address, subnets: tuple[Subnet, ...]) -> Host:
+def _speaker(lab: str, ip: Address, subnets: tuple[Subnet, ...]) -> Host:
     """Return where the external speaker at `ip` lives."""
-    subnet = next((s for s in subnets if ip in s.cidr), None)
-    if subnet is not None and subnet.gateway == ip:
-        return Host(str(ip), ns_name(lab, "router"), IPv4Interface(f"{ip}/32"), "")
-    prefix = subnet.cidr.prefixlen if subnet else 32
-    return Host(
+    subnet = next((s for s in subnets if s.holds(ip)), None)
+    if subnet is not None and subnet.gateway_of(ip.version) == ip:
+        return _host(str(ip), ns_name(lab, "router"), ip, None, "")
+    cidr = (subnet.cidr if ip.version == 4 else subnet.cidr_v6) if subnet else None  # noqa: PLR2004
+    prefix = cidr.prefixlen if cidr else ip.max_prefixlen
+    return _host(
         str(ip),
-        ns_name(lab, "peer", str(ip)),
-        IPv4Interface(f"{ip}/{prefix}"),
+        ns_name(lab, "peer", str(ip).replace(":", "-")),
+        ip,
+        prefix,
         port_name("p", str(ip)),
     )
+
+
+def _host(name: str, ns: str, ip: Address, prefix: int | None, port: str) -> Host:
+    length = ip.max_prefixlen if prefix is None else prefix
+    if isinstance(ip, IPv4Address):
+        return Host(name, ns, IPv4Interface(f"{ip}/{length}"), port)
+    return Host(name, ns, None, port, IPv6Interface(f"{ip}/{length}"))

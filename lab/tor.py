@@ -1,43 +1,66 @@
 """A top-of-rack router for the lab: BIRD speaking eBGP with the nodes that peer with it.
 
 It runs where the cluster file puts it (the router namespace when its address is the router's
-own address in a subnet), learns every pool prefix from its rack, advertises them to its other
-neighbors and installs them in its kernel, so unencapsulated pod traffic crosses subnets.
+own address in a subnet), learns every pool prefix of its family from its rack, advertises them
+to its other neighbors and installs them in its kernel, so unencapsulated pod traffic crosses
+subnets. A ToR at an IPv6 address speaks IPv6 sessions carrying the IPv6 pools (a cluster's
+IPv6 routes travel over IPv6 sessions, docs/ipv6.md); its 32-bit router id is derived from
+its address. A ToR with both families is two speakers, one per peer_ip, each its own BIRD.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+import hashlib
+from ipaddress import IPv4Address, IPv6Address
 
 from calicc.compiler.plan import ClusterPlan
 
+Address = IPv4Address | IPv6Address
 
-def tor_peers(plan: ClusterPlan, address: IPv4Address) -> tuple[tuple[IPv4Address, int], ...]:
-    """Return (address, AS) of every node with a session to the speaker at `address`."""
-    return tuple(
-        (node.ipv4.ip, node.as_number)
-        for node in plan.nodes
-        if any(s.peer_ip == address for s in node.sessions)
+
+def tor_peers(plan: ClusterPlan, address: Address) -> tuple[tuple[Address, int], ...]:
+    """Return (address, AS) of every node with a session to the speaker at `address`.
+
+    The node's address is of the speaker's family.
+    """
+    found: list[tuple[Address, int]] = []
+    for node in plan.nodes:
+        own = node.address if address.version == 4 else node.address_v6  # noqa: PLR2004
+        sessions = node.sessions if address.version == 4 else node.sessions_v6  # noqa: PLR2004
+        if own is not None and any(s.peer_ip == address for s in sessions):
+            found.append((own.ip, node.as_number))
+    return tuple(found)
+
+
+def tor_router_id(address: Address) -> IPv4Address:
+    """Return the ToR's router id: its IPv4 address, or one derived from its IPv6 address."""
+    if isinstance(address, IPv4Address):
+        return address
+    digest = int.from_bytes(hashlib.sha256(address.packed).digest()[:4], "big")
+    return IPv4Address(digest | 0x80000000)
+
+
+def tor_config(plan: ClusterPlan, address: Address, as_number: int) -> str:
+    """Return bird.conf for the ToR at `address` in AS `as_number` (its family's pools)."""
+    family = "ipv4" if address.version == 4 else "ipv6"  # noqa: PLR2004
+    pools = ", ".join(
+        f"{p.cidr}+" for p in plan.pools if not p.disabled and p.cidr.version == address.version
     )
-
-
-def tor_config(plan: ClusterPlan, address: IPv4Address, as_number: int) -> str:
-    """Return bird.conf for the ToR at `address` in AS `as_number`."""
-    pools = ", ".join(f"{p.cidr}+" for p in plan.pools if not p.disabled)
     lines = [
         f"# Lab ToR {address} (AS {as_number}) for cluster {plan.name}; written by calicc lab.",
-        f"router id {address};",
+        f"router id {tor_router_id(address)};",
         "protocol device { scan time 10; }",
-        'protocol direct { ipv4; interface "*"; }',
-        "protocol kernel { merge paths on; ipv4 { import none; export where source = RTS_BGP; }; }",
+        f'protocol direct {{ {family}; interface "*"; }}',
+        "protocol kernel { merge paths on; "
+        f"{family} {{ import none; export where source = RTS_BGP; }}; }}",
         f"filter lab_pools {{ if net ~ [ {pools} ] then accept; reject; }}",
         "template bgp rack {",
         f"  local {address} as {as_number};",
         "  multihop; connect delay time 0; connect retry time 1; error wait time 1, 5;",
-        "  ipv4 { next hop keep; import filter lab_pools; export filter lab_pools; };",
+        f"  {family} {{ next hop keep; import filter lab_pools; export filter lab_pools; }};",
         "}",
     ]
     for ip, asn in tor_peers(plan, address):
-        name = "node_" + str(ip).replace(".", "_")
+        name = "node_" + str(ip).replace(".", "_").replace(":", "_")
         lines.append(f"protocol bgp {name} from rack {{ neighbor {ip} as {asn}; }}")
     return "\n".join(lines) + "\n"

@@ -54,7 +54,7 @@ def start_tors(plan: ClusterPlan, topo: Topology, root: Path, state: LabState) -
             continue
         conf = root / "speakers" / f"tor-{speaker.name}.conf"
         conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(tor_config(plan, speaker.address.ip, entry.as_number))
+        conf.write_text(tor_config(plan, speaker.primary.ip, entry.as_number))
         daemon = start_bird(speaker.ns, conf, root / "run", f"tor-{speaker.name}", detach=True)
         state.procs[f"tor:{speaker.name}"] = Proc(daemon.pid, str(daemon.sock))
         state.save()

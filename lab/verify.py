@@ -12,7 +12,7 @@ from pathlib import Path
 
 from calicc.compiler.plan import ClusterPlan
 from calicc.lab.bird import bgp_sessions, kernel_routes, route_key
-from calicc.lab.expect import expected_routes, own_block_leaks
+from calicc.lab.expect import lab_routes, own_block_leaks
 from calicc.lab.gobgp import neighbor_states
 from calicc.lab.parallel import run_each
 from calicc.lab.state import LabState
@@ -65,10 +65,12 @@ def bgp_rows(state: LabState, topo: Topology) -> list[Row]:
 def node_route_rows(plan: ClusterPlan, topo: Topology, node: str) -> list[Row]:
     """Return one row per expected remote block route of `node`, and one for own-block leaks."""
     me = plan.node(node)
-    kernel = kernel_routes(topo.node(node).ns)
+    host = topo.node(node)
+    kernel = kernel_routes(host.ns) if host.address else []
+    kernel += kernel_routes(host.ns, 6) if host.address_v6 else []
     have = {route_key(r) for r in kernel}
     rows = []
-    for want in expected_routes(plan, me, topo.gateway(node)):
+    for want in lab_routes(plan, topo, node):
         seen = want.key in have
         observed = "present" if seen else _closest(want.key[0], kernel)
         rows.append(Row("route", node, want.text, observed, PASS if seen else FAIL))
