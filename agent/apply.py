@@ -47,7 +47,7 @@ from pathlib import Path
 from pyroute2 import IPRoute
 
 from calicc.agent import AgentError, ipsets, iptables
-from calicc.agent.autodetect import check_address
+from calicc.agent.autodetect import check_node_addresses
 from calicc.agent.bird import reconcile_bird
 from calicc.agent.bundle import Bundle, installed_node, load_bundle
 from calicc.agent.cni.install import install_plugins
@@ -217,10 +217,14 @@ class Reconciler:
         return result
 
     def check_address(self, ipr: IPRouteT, bundle: Bundle) -> list[str]:
-        """Require the detected address to be the compiled one (unless switched off)."""
-        node = bundle.manifest.node
-        if self.options.check_address and node.address is not None:
-            check_address(ipr, node.autodetection_method, node.address)
+        """Require the detected addresses to be the compiled ones (unless switched off).
+
+        Each family the node has an address of (agent/autodetect.py: `address` with
+        autodetection_method, `address_v6` with autodetection_method_v6); both are checked
+        and every mismatch reported, before any part applies anything.
+        """
+        if self.options.check_address:
+            check_node_addresses(ipr, bundle.manifest.node)
         return []
 
     def sysctls(self, bundle: Bundle, skip_missing: bool) -> list[str]:
