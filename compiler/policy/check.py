@@ -17,9 +17,16 @@ Locate = Callable[[Loc, str], Problem]
 
 
 def check_ip_block(block: IPBlock, loc: Loc, locate: Locate) -> Iterator[Problem]:
-    """Every `except` CIDR must lie strictly inside the block's cidr."""
+    """Every `except` CIDR must lie strictly inside the block's cidr (so be of its family)."""
     for index, excluded in enumerate(block.except_):
-        if not excluded.subnet_of(block.cidr) or excluded == block.cidr:
+        if excluded.version != block.cidr.version:
+            yield locate(
+                (*loc, "except", index),
+                f"{excluded} is IPv{excluded.version} but cidr {block.cidr} is "
+                f"IPv{block.cidr.version}; an except entry must be a smaller range within "
+                f"{block.cidr}",
+            )
+        elif excluded == block.cidr or not excluded.subnet_of(block.cidr):  # type: ignore[arg-type]
             yield locate(
                 (*loc, "except", index),
                 f"{excluded} is not inside cidr {block.cidr}; an except entry must be a "

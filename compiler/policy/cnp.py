@@ -9,7 +9,8 @@ order written; each rule is the product of its peers and protocols (every port w
 - `namespaces: S` and `pods: {namespaceSelector: S, podSelector: P}`: a runtime `cali40s:` set
   of the pods matching P (all pods for `namespaces`) in namespaces matching S, the same
   selector form (and so the same set) as a NetworkPolicy peer with a namespaceSelector;
-- `networks`: one static `cali40b:` hash:net set of the collapsed networks of the peer;
+- `networks`: static hash:net sets of the collapsed networks of the peer, one per family it
+  has (`cali40b:` for the IPv4 networks, `cali60b:` with the same hash for the IPv6 ones);
 - `destinationNamedPort: N`: the runtime `cali40n:` sets of N for TCP, UDP and SCTP (a
   container port name carries its protocol; the rule matches whichever the pod declares).
 
@@ -17,13 +18,16 @@ A policy's subject is a runtime `cali40s:` set of the same selector form (the po
 to). Each tier and direction has one chain (contract/names.py `TIER_CHAINS`) that, per policy
 in evaluation order, jumps to the policy's chain for the pods of that set (`tier_jumps`): an
 endpoint chain jumps once per tier, whatever the number of policies.
+
+Every selector and named-port set has its `family inet6` twin (compiler/policy/rules.py `twin`),
+named by the IPv6 (ip6tables) rules; the ipset target adds them for clusters with IPv6 pools.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network, collapse_addresses
+from ipaddress import IPv4Network, IPv6Network, collapse_addresses
 from typing import Literal
 
 from calicc.compiler.policy.cnp_model import (
@@ -40,7 +44,12 @@ from calicc.compiler.policy.cnp_model import (
 from calicc.compiler.policy.load import AnyLoaded, LoadedCnp
 from calicc.compiler.policy.model import LabelSelector
 from calicc.compiler.policy.names import policy_chain, set_name
-from calicc.compiler.policy.rules import PeerMatch, PortMatch, SetSpec
+from calicc.compiler.policy.rules import (
+    V4,
+    PeerMatch,
+    PortMatch,
+    SetSpec,
+)
 from calicc.compiler.policy.selectors import SelectorDict, canonical, describe
 from calicc.contract.names import (
     ADMIN_EGRESS_PREFIX,
@@ -50,6 +59,7 @@ from calicc.contract.names import (
     IPBLOCK_SET_PREFIX,
     NAMED_PORT_SET_PREFIX,
     SELECTOR_SET_PREFIX,
+    v6_twin,
 )
 
 Direction = Literal["ingress", "egress"]
@@ -127,17 +137,23 @@ def subject_selectors(subject: CnpSubject) -> tuple[SelectorDict, SelectorDict]:
     return canonical(subject.namespaces or LabelSelector()), canonical(LabelSelector())
 
 
-def networks_members(networks: Sequence[IPv4Network]) -> tuple[str, ...]:
+def networks_members(networks: Sequence[IPv4Network | IPv6Network]) -> tuple[str, ...]:
     """Return the collapsed networks as hash:net members (a /0 as its two halves).
+
+    IPv4 networks first, then IPv6 ones.
 
     Examples:
         >>> from ipaddress import IPv4Network as N
         >>> networks_members([N("10.0.1.0/24"), N("10.0.0.0/24"), N("0.0.0.0/0")])
         ('0.0.0.0/1', '128.0.0.0/1')
     """
-    collapsed = collapse_addresses(networks)
-    halves = [h for n in collapsed for h in (n.subnets() if n.prefixlen == 0 else [n])]
-    return tuple(str(n) for n in sorted(halves))
+    found: list[IPv4Network | IPv6Network] = []
+    for version in (4, 6):
+        same = (n for n in networks if n.version == version)
+        collapsed = collapse_addresses(same)  # type: ignore[type-var]  # of one family
+        halves = [h for n in collapsed for h in (n.subnets() if n.prefixlen == 0 else [n])]
+        found += sorted(halves)
+    return tuple(str(n) for n in found)
 
 
 def selector_set(spaces: SelectorDict, pods: SelectorDict) -> SetSpec:
@@ -147,26 +163,37 @@ def selector_set(spaces: SelectorDict, pods: SelectorDict) -> SetSpec:
     return SetSpec(set_name(SELECTOR_SET_PREFIX, selector), "hash:ip", (), selector, text)
 
 
-def _peer_set(peer: CnpIngressPeer | CnpEgressPeer) -> SetSpec:
+def _networks_peer(
+    networks: Sequence[IPv4Network | IPv6Network],
+) -> tuple[PeerMatch, list[SetSpec]]:
+    members = networks_members(networks)
+    name = set_name(IPBLOCK_SET_PREFIX, {"networks": list(members)})
+    text = f"networks {', '.join(members)}"
+    names: dict[int, str | None] = {4: None, 6: None}
+    sets = []
+    for version, set_of in ((4, name), (6, v6_twin(name))):
+        held = tuple(m for m in members if (":" in m) == (version != V4))
+        if held:
+            names[version] = set_of
+            sets.append(SetSpec(set_of, "hash:net", held, None, f"networks {', '.join(held)}"))
+    return PeerMatch(names[4], text, names[6]), sets
+
+
+def _peer(peer: CnpIngressPeer | CnpEgressPeer) -> tuple[PeerMatch, list[SetSpec]]:
+    """Return a peer's match and sets: a selector set and its IPv6 twin, or networks' sets."""
     if isinstance(peer, CnpEgressPeer) and peer.networks is not None:
-        members = networks_members(peer.networks)
-        return SetSpec(
-            set_name(IPBLOCK_SET_PREFIX, {"networks": list(members)}),
-            "hash:net",
-            members,
-            None,
-            f"networks {', '.join(members)}",
-        )
+        return _networks_peer(peer.networks)
     if peer.pods is not None:
         spaces, pods = canonical(peer.pods.namespaceSelector), canonical(peer.pods.podSelector)
     else:
         spaces, pods = canonical(peer.namespaces or LabelSelector()), canonical(LabelSelector())
-    return selector_set(spaces, pods)
+    spec = selector_set(spaces, pods)
+    return PeerMatch(spec.name, spec.comment, v6_twin(spec.name)), [spec]
 
 
-def _port_matches(protocol: CnpProtocol) -> list[tuple[PortMatch, SetSpec | None]]:
+def _port_matches(protocol: CnpProtocol) -> list[tuple[PortMatch, tuple[SetSpec, ...]]]:
     if protocol.destinationNamedPort is not None:
-        found: list[tuple[PortMatch, SetSpec | None]] = []
+        found: list[tuple[PortMatch, tuple[SetSpec, ...]]] = []
         for proto in NAMED_PORT_PROTOCOLS:
             selector: SelectorDict = {"namedPort": protocol.destinationNamedPort, "protocol": proto}
             text = f"{proto}/{protocol.destinationNamedPort}"
@@ -177,7 +204,7 @@ def _port_matches(protocol: CnpProtocol) -> list[tuple[PortMatch, SetSpec | None
                 selector,
                 f"named port {text}",
             )
-            found.append((PortMatch(proto.lower(), None, named.name, text), named))
+            found.append((PortMatch(proto.lower(), None, named.name, text), (named,)))
         return found
     for proto in ("tcp", "udp", "sctp"):
         given = getattr(protocol, proto)
@@ -186,7 +213,7 @@ def _port_matches(protocol: CnpProtocol) -> list[tuple[PortMatch, SetSpec | None
             ports = (
                 str(port.number) if port.range is None else f"{port.range.start}:{port.range.end}"
             )
-            return [(PortMatch(proto, ports, None, f"{proto.upper()}/{ports}"), None)]
+            return [(PortMatch(proto, ports, None, f"{proto.upper()}/{ports}"), ())]
     raise ValueError("a validated protocol has a port")  # pragma: no cover
 
 
@@ -195,14 +222,15 @@ def _rule(label: str, written: CnpIngressRule | CnpEgressRule, sets: dict[str, S
     protocols = written.protocols
     peer_matches = []
     for peer in peers:
-        spec = _peer_set(peer)
-        sets.setdefault(spec.name, spec)
-        peer_matches.append(PeerMatch(spec.name, spec.comment))
+        peer_match, peer_sets = _peer(peer)
+        for spec in peer_sets:
+            sets.setdefault(spec.name, spec)
+        peer_matches.append(peer_match)
     port_matches: list[PortMatch | None] = []
     for protocol in protocols or ():
         for match, named in _port_matches(protocol):
-            if named is not None:
-                sets.setdefault(named.name, named)
+            for spec in named:
+                sets.setdefault(spec.name, spec)
             port_matches.append(match)
     matches = tuple(CnpMatch(p, q) for p in peer_matches for q in port_matches or [None])
     return CnpRule(label, written.name, written.action, matches)

@@ -5,13 +5,13 @@ and the standard-channel CRD's validation): field names are the upstream ones, s
 like the YAML, e.g. `spec.egress[0].to[1].networks[0]`. What the CRD rejects is rejected here
 (tier and action enums, priority 0-1000, at most 25 rules / peers / protocols / networks,
 exactly one field of a subject, peer, protocol and port, start < end, rule names of at most
-100 characters). Experimental-channel peers (`nodes`, `domainNames`) and IPv6 networks are
-refused with a message saying so: calicc enforces neither.
+100 characters). Experimental-channel peers (`nodes`, `domainNames`) are refused with a
+message saying so: calicc does not enforce them. `networks` take either family (issue 13).
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -131,7 +131,7 @@ class CnpIngressPeer(Strict):
 
 
 class CnpEgressPeer(Strict):
-    """A destination: pods (as ingress peers) or IPv4 networks.
+    """A destination: pods (as ingress peers) or networks (IPv4 or IPv6).
 
     `nodes` and `domainNames` are the experimental channel's; they are read so the refusal
     names them, never enforced.
@@ -139,19 +139,16 @@ class CnpEgressPeer(Strict):
 
     namespaces: LabelSelector | None = None
     pods: NamespacedPod | None = None
-    networks: tuple[IPv4Network, ...] | None = Field(None, min_length=1, max_length=RULES_MAX)
+    networks: tuple[IPv4Network | IPv6Network, ...] | None = Field(
+        None, min_length=1, max_length=RULES_MAX
+    )
     nodes: object | None = None
     domainNames: object | None = None
 
     @field_validator("networks", mode="before")
     @classmethod
-    def _ipv4(cls, networks: object) -> object:
+    def _cidrs(cls, networks: object) -> object:
         for value in networks if isinstance(networks, list) else []:
-            if isinstance(value, str) and ":" in value:
-                raise ValueError(
-                    f"{cut(value)!r} is an IPv6 network; calicc enforces IPv4 only, so give "
-                    "IPv4 networks such as 10.0.0.0/8"
-                )
             if isinstance(value, str):
                 try:
                     ip_network(value, strict=True)

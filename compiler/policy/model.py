@@ -7,7 +7,7 @@ wrote: `spec.ingress[0].from[1].ipBlock.cidr`. `from` and `except` are Python ke
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -66,10 +66,15 @@ class LabelSelector(Strict):
 
 
 class IPBlock(Strict):
-    """A CIDR, minus the CIDRs in `except` (which must lie inside it; checked in check.py)."""
+    """A CIDR of either family, minus the CIDRs in `except` (inside it; checked in check.py).
 
-    cidr: IPv4Network
-    except_: tuple[IPv4Network, ...] = Field((), validation_alias=AliasChoices("except"))
+    An IPv4 block matches IPv4 traffic only (iptables), an IPv6 one IPv6 traffic (ip6tables).
+    """
+
+    cidr: IPv4Network | IPv6Network
+    except_: tuple[IPv4Network | IPv6Network, ...] = Field(
+        (), validation_alias=AliasChoices("except")
+    )
 
 
 class NetworkPolicyPeer(Strict):

@@ -11,13 +11,20 @@ its peers (any source/destination when `from`/`to` is empty) and its ports (any 
 - named ports: a `hash:ip,port` set (`cali40n:<hash>`) per (protocol, port name), filled at
   runtime with `pod-ip,proto:number` for every pod declaring that container port name, and
   matched with `dst,dst` (destination pod and destination port).
+
+IPv6 (issue 13): every selector and named-port set has a `family inet6` twin (`cali60s:`,
+`cali60n:`, the same hash: contract/names.py `v6_twin`, `twin` here) holding the pods' IPv6
+members, which ip6tables rules name; the ipset target adds the twins for clusters with IPv6 pools
+(compiler/targets/ipset.py). An ipBlock's set is of its cidr's family (`cali40b:` or `cali60b:`),
+so an IPv4 block matches only in iptables and an IPv6 one only in ip6tables. A peer without a set
+of a family yields no allow in that family (`PeerMatch.set_for`): never an allow of any address.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network, collapse_addresses
+from ipaddress import IPv4Network, IPv6Network, collapse_addresses
 from typing import Literal
 
 from calicc.compiler.policy.load import AnyLoaded, LoadedPolicy
@@ -36,9 +43,12 @@ from calicc.contract.names import (
     IPBLOCK_SET_PREFIX,
     NAMED_PORT_SET_PREFIX,
     SELECTOR_SET_PREFIX,
+    set_family,
+    v6_twin,
 )
 
 Direction = Literal["ingress", "egress"]
+V4 = 4
 
 
 @dataclass(frozen=True)
@@ -52,12 +62,31 @@ class SetSpec:
     comment: str
 
 
+def is_v4(name: str) -> bool:
+    """Return whether set `name` is of family inet (not an IPv6 twin or block)."""
+    return set_family(name) == "inet"
+
+
+def twin(spec: SetSpec) -> SetSpec:
+    """Return the `family inet6` twin of a runtime (selector or named-port) set."""
+    return SetSpec(v6_twin(spec.name), spec.type, (), spec.selector, f"{spec.comment}, IPv6")
+
+
 @dataclass(frozen=True)
 class PeerMatch:
-    """The remote end of an allow: membership of the remote address in `set_name`."""
+    """The remote end of an allow: membership of the remote address in a set of its family.
 
-    set_name: str
+    `set_name` holds the peer's IPv4 addresses, `set_name_v6` its IPv6 ones; None where the
+    peer has no address of that family (an ipBlock of the other family).
+    """
+
+    set_name: str | None
     description: str
+    set_name_v6: str | None = None
+
+    def set_for(self, family: int) -> str | None:
+        """Return the set of the peer's addresses of `family` (4 or 6), None if it has none."""
+        return self.set_name if family == V4 else self.set_name_v6
 
 
 @dataclass(frozen=True)
@@ -68,6 +97,12 @@ class PortMatch:
     ports: str | None
     named_set: str | None
     description: str
+
+    def named_set_for(self, family: int) -> str | None:
+        """Return the named-port set of `family` (the IPv4 set's inet6 twin for 6)."""
+        if self.named_set is None or family == V4:
+            return self.named_set
+        return v6_twin(self.named_set)
 
 
 @dataclass(frozen=True)
@@ -116,40 +151,46 @@ class CompiledPolicy:
 def block_members(block: IPBlock) -> tuple[str, ...]:
     """Return the CIDRs of `block.cidr` minus its excepts, as hash:net members.
 
-    hash:net refuses a /0, so 0.0.0.0/0 is written as its two halves.
+    hash:net refuses a /0, so 0.0.0.0/0 (or ::/0) is written as its two halves.
 
     Examples:
-        >>> from ipaddress import IPv4Network as N
+        >>> from ipaddress import IPv4Network as N, IPv6Network as N6
         >>> block_members(IPBlock(cidr=N("10.0.0.0/24"), except_=(N("10.0.0.0/25"),)))
         ('10.0.0.128/25',)
+        >>> block_members(IPBlock(cidr=N6("::/0")))
+        ('::/1', '8000::/1')
     """
-    nets = [block.cidr]
+    nets: list[IPv4Network | IPv6Network] = [block.cidr]
     for excluded in block.except_:
-        kept: list[IPv4Network] = []
+        kept: list[IPv4Network | IPv6Network] = []
         for net in nets:
-            if excluded.subnet_of(net):
-                kept.extend(net.address_exclude(excluded))
-            elif not net.subnet_of(excluded):
+            if excluded.subnet_of(net):  # type: ignore[arg-type]
+                kept.extend(net.address_exclude(excluded))  # type: ignore[arg-type]
+            elif not net.subnet_of(excluded):  # type: ignore[arg-type]
                 kept.append(net)
         nets = kept
-    halves = [
-        h for n in collapse_addresses(nets) for h in (n.subnets() if n.prefixlen == 0 else [n])
-    ]
+    collapsed = collapse_addresses(nets)  # type: ignore[type-var]  # one family: the block's
+    halves = [h for n in collapsed for h in (n.subnets() if n.prefixlen == 0 else [n])]
     return tuple(str(n) for n in sorted(halves))
 
 
-def _peer_set(peer: NetworkPolicyPeer, namespace: str) -> SetSpec:
+def _block_peer(block: IPBlock) -> tuple[PeerMatch, tuple[SetSpec, ...]]:
+    identity = {"cidr": str(block.cidr), "except": sorted(str(e) for e in block.except_)}
+    excepts = f" except {', '.join(identity['except'])}" if block.except_ else ""
+    text = f"ipBlock {block.cidr}{excepts}"
+    name = set_name(IPBLOCK_SET_PREFIX, identity)
+    if block.cidr.version != V4:
+        name = v6_twin(name)
+    spec = SetSpec(name, "hash:net", block_members(block), None, text)
+    if is_v4(name):
+        return PeerMatch(name, text), (spec,)
+    return PeerMatch(None, text, name), (spec,)
+
+
+def _peer(peer: NetworkPolicyPeer, namespace: str) -> tuple[PeerMatch, tuple[SetSpec, ...]]:
+    """Return a peer's match and its sets (a selector set with its IPv6 twin, or a block's)."""
     if peer.ipBlock is not None:
-        block = peer.ipBlock
-        identity = {"cidr": str(block.cidr), "except": sorted(str(e) for e in block.except_)}
-        excepts = f" except {', '.join(identity['except'])}" if block.except_ else ""
-        return SetSpec(
-            set_name(IPBLOCK_SET_PREFIX, identity),
-            "hash:net",
-            block_members(block),
-            None,
-            f"ipBlock {block.cidr}{excepts}",
-        )
+        return _block_peer(peer.ipBlock)
     pods = canonical(peer.podSelector or LabelSelector())
     selector: SelectorDict = {"podSelector": pods}
     if peer.namespaceSelector is not None:
@@ -159,10 +200,11 @@ def _peer_set(peer: NetworkPolicyPeer, namespace: str) -> SetSpec:
         selector["namespace"] = namespace
         where = f"namespace {namespace}"
     text = f"pods {describe(pods)} in {where}"
-    return SetSpec(set_name(SELECTOR_SET_PREFIX, selector), "hash:ip", (), selector, text)
+    spec = SetSpec(set_name(SELECTOR_SET_PREFIX, selector), "hash:ip", (), selector, text)
+    return PeerMatch(spec.name, text, v6_twin(spec.name)), (spec,)
 
 
-def _port_match(port: NetworkPolicyPort) -> tuple[PortMatch, SetSpec | None]:
+def _port_match(port: NetworkPolicyPort) -> tuple[PortMatch, tuple[SetSpec, ...]]:
     proto = port.protocol.lower()
     if isinstance(port.port, str):
         selector: SelectorDict = {"namedPort": port.port, "protocol": port.protocol}
@@ -173,11 +215,12 @@ def _port_match(port: NetworkPolicyPort) -> tuple[PortMatch, SetSpec | None]:
             selector,
             f"named port {port.protocol}/{port.port}",
         )
-        return PortMatch(proto, None, named.name, f"{port.protocol}/{port.port}"), named
+        match = PortMatch(proto, None, named.name, f"{port.protocol}/{port.port}")
+        return match, (named,)
     if port.port is None:
-        return PortMatch(proto, None, None, f"{port.protocol}/any"), None
+        return PortMatch(proto, None, None, f"{port.protocol}/any"), ()
     ports = f"{port.port}:{port.endPort}" if port.endPort is not None else str(port.port)
-    return PortMatch(proto, ports, None, f"{port.protocol}/{ports}"), None
+    return PortMatch(proto, ports, None, f"{port.protocol}/{ports}"), ()
 
 
 def _rule_block(
@@ -189,14 +232,15 @@ def _rule_block(
 ) -> RuleBlock:
     peer_matches: list[PeerMatch | None] = []
     for peer in peers:
-        spec = _peer_set(peer, namespace)
-        sets.setdefault(spec.name, spec)
-        peer_matches.append(PeerMatch(spec.name, spec.comment))
+        peer_match, peer_sets = _peer(peer, namespace)
+        for spec in peer_sets:
+            sets.setdefault(spec.name, spec)
+        peer_matches.append(peer_match)
     port_matches: list[PortMatch | None] = []
     for port in ports:
         match, named = _port_match(port)
-        if named is not None:
-            sets.setdefault(named.name, named)
+        for spec in named:
+            sets.setdefault(spec.name, spec)
         port_matches.append(match)
     allows = tuple(Allow(p, q) for p in peer_matches or [None] for q in port_matches or [None])
     return RuleBlock(label, allows)

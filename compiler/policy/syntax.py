@@ -3,13 +3,18 @@
 Peers and ports of a compiled NetworkPolicy or ClusterNetworkPolicy rule, spelled as
 `iptables-save` prints them, and the ClusterNetworkPolicy tier chains that jump to the
 policies' chains for the pods of their subjects.
+
+Each function takes the `family` (4: iptables, 6: ip6tables): the chains have the same names in
+both, their rules name the sets of that family (the IPv6 twins, compiler/policy/rules.py). A
+match whose peer has no set of the family (an ipBlock or networks of the other family) is left
+out of that family's chain: it allows (or denies, or passes) nothing there.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from calicc.contract.names import CNP_ONLY_CHAINS, TIER_CHAINS
+from calicc.contract.names import CNP_ONLY_CHAINS, TIER_CHAINS, v6_twin
 from calicc.contract.syntax import (
     ACCEPT_MATCH,
     CLEAR_PASS,
@@ -28,19 +33,28 @@ if TYPE_CHECKING:
     from calicc.compiler.policy.rules import Allow, PeerMatch, PolicyChain, PortMatch
 
 
-def peer_match(peer: PeerMatch | None, direction: str) -> str:
+V4 = 4
+
+
+def in_family(peer: PeerMatch | None, family: int) -> bool:
+    """Return whether a match of `peer` (None: any address) can hold in `family`."""
+    return peer is None or peer.set_for(family) is not None
+
+
+def peer_match(peer: PeerMatch | None, direction: str, family: int = V4) -> str:
     """Match the remote end: the source of ingress traffic, the destination of egress."""
     if peer is None:
         return ""
-    return f"-m set --match-set {peer.set_name} {'src' if direction == 'ingress' else 'dst'}"
+    side = "src" if direction == "ingress" else "dst"
+    return f"-m set --match-set {peer.set_for(family)} {side}"
 
 
-def port_match(port: PortMatch | None) -> str:
+def port_match(port: PortMatch | None, family: int = V4) -> str:
     """Match protocol and destination port (number, range, named-port set, or any)."""
     if port is None:
         return ""
     if port.named_set is not None:
-        return f"-p {port.protocol} -m set --match-set {port.named_set} dst,dst"
+        return f"-p {port.protocol} -m set --match-set {port.named_set_for(family)} dst,dst"
     if port.ports is None:
         return f"-p {port.protocol}"
     return f"-p {port.protocol} -m {port.protocol} --dport {port.ports}"
@@ -52,20 +66,23 @@ def _describe(allow: Allow, direction: str) -> str:
     return f"{'from' if direction == 'ingress' else 'to'} {peer} on {port}"
 
 
-def policy_rules(chain: PolicyChain, policy: str) -> tuple[str, ...]:
-    """Return the rules of a policy chain.
+def policy_rules(chain: PolicyChain, policy: str, family: int = V4) -> tuple[str, ...]:
+    """Return the rules of a policy chain in `family`.
 
     Each allow sets the accept mark; after each Kubernetes rule, a marked packet returns at
-    once. A chain with no rules allows nothing: the endpoint chain then drops the packet.
+    once. A chain with no rules allows nothing: the endpoint chain then drops the packet. An
+    allow whose peer has no set of `family` is left out (it allows nothing in that family).
     """
     lines: list[str] = []
     for block in chain.rules:
         for allow in block.allows:
+            if not in_family(allow.peer, family):
+                continue
             lines.append(
                 rule(
                     chain.name,
-                    port_match(allow.port),
-                    peer_match(allow.peer, chain.direction),
+                    port_match(allow.port, family),
+                    peer_match(allow.peer, chain.direction, family),
                     comment(f"{policy} {block.label} allow {_describe(allow, chain.direction)}"),
                     SET_ACCEPT,
                 )
@@ -95,23 +112,26 @@ def _rule_label(policy: str, written: CnpRule) -> str:
     return f"{policy} {written.label}{named}"
 
 
-def cnp_rules(chain: CnpChain, policy: str) -> tuple[str, ...]:
+def cnp_rules(chain: CnpChain, policy: str, family: int = V4) -> tuple[str, ...]:
     """Return the rules of a ClusterNetworkPolicy chain, its rules in the order written.
 
     Accept sets the accept mark and Pass the pass mark, and after each rule a marked packet
     returns at once (the endpoint chain reads the mark: contract/endpoint.py); Deny drops. A
-    packet no rule matched returns unmarked: the next chain of the tier decides.
+    packet no rule matched returns unmarked: the next chain of the tier decides. A match whose
+    peer has no set of `family` is left out of that family's chain.
     """
     lines: list[str] = []
     for written in chain.rules:
         verb, target, returns_on = _ACTIONS[written.action]
         label = _rule_label(policy, written)
         for match in written.matches:
+            if not in_family(match.peer, family):
+                continue
             lines.append(
                 rule(
                     chain.name,
-                    port_match(match.port),
-                    peer_match(match.peer, chain.direction),
+                    port_match(match.port, family),
+                    peer_match(match.peer, chain.direction, family),
                     comment(f"{label} {verb} {_cnp_describe(match, chain.direction)}"),
                     target,
                 )
@@ -121,7 +141,9 @@ def cnp_rules(chain: CnpChain, policy: str) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def tier_rules(chain: str, tier: str, direction: str, jumps: Sequence[TierJump]) -> tuple[str, ...]:
+def tier_rules(
+    chain: str, tier: str, direction: str, jumps: Sequence[TierJump], family: int = V4
+) -> tuple[str, ...]:
     """Return the rules of a tier chain: each policy's chain for the pods of its subject.
 
     The subject is the pod the endpoint chain stands for: the destination of ingress, the
@@ -134,7 +156,8 @@ def tier_rules(chain: str, tier: str, direction: str, jumps: Sequence[TierJump])
     if tier == "Baseline":
         lines.append(rule(chain, comment("clear the pass mark of the Admin tier"), CLEAR_PASS))
     for jump in jumps:
-        subject = f"-m set --match-set {jump.subject_set} {side}"
+        subject_set = jump.subject_set if family == V4 else v6_twin(jump.subject_set)
+        subject = f"-m set --match-set {subject_set} {side}"
         lines.append(rule(chain, subject, comment(jump.label), f"-j {jump.chain}"))
         if jump.decides:
             why = comment(f"accepted or passed by {jump.label}")
@@ -164,7 +187,7 @@ def cnp_only_rules(
 
 
 def direction_tiers(
-    direction: str, jumps: Mapping[str, Sequence[TierJump]]
+    direction: str, jumps: Mapping[str, Sequence[TierJump]], family: int = V4
 ) -> list[tuple[str, str, tuple[str, ...]]]:
     """Return (name, note, rules) of one direction's ClusterNetworkPolicy tier chains.
 
@@ -179,7 +202,7 @@ def direction_tiers(
         present[tier] = name if found else None
         if found:
             note = f"{tier} tier {direction}, policies by priority then name: {len(found)}"
-            chains.append((name, note, tier_rules(name, tier, direction, found)))
+            chains.append((name, note, tier_rules(name, tier, direction, found, family)))
     if chains:
         name = CNP_ONLY_CHAINS[direction]
         note = f"{direction} of pods no NetworkPolicy selects: the tiers, then allow"

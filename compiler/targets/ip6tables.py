@@ -14,10 +14,12 @@ What it holds, per table, beside the IPv4 file's:
   (`cali60all-ipam-pools`) or a node (`cali60all-hosts-net`);
 - filter: cali-INPUT (VXLAN over IPv6 from nodes only, when an IPv6 pool of the kind uses it;
   workloads to the host), cali-wl-to-host, cali-FORWARD and the two dispatch chains, as the IPv4
-  file has them.
-Not yet: policy chains (NetworkPolicy rules name IPv4 sets), host protection, the per-workload
-endpoint chains. So the dispatch chains drop every pod's IPv6 traffic through the host until
-IPv6 endpoint chains exist (issue 13): the file fails closed.
+  file has them; then the policy chains (NetworkPolicy and ClusterNetworkPolicy, and the tier
+  chains) under the IPv4 names, their rules naming the IPv6 sets (the `cali60` twins of the
+  selector and named-port sets, IPv6 ipBlocks' sets): a peer of the other family only (an
+  IPv4 ipBlock) allows nothing here, as an IPv6 one allows nothing in the IPv4 file.
+The per-pod endpoint chains and dispatch rules are the CNI plugin's and the agent's
+(contract/endpoint.py, family 6), as in iptables. Not yet: host protection.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from calicc.compiler.targets.iptables import (
     TableView,
     jump_rules,
     mangle_chains,
+    policy_chains,
     raw_chains,
     workload_chains,
 )
@@ -115,7 +118,7 @@ def ip6tables_tables(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[Tabl
         TableView("raw", raw_chains()),
         TableView("mangle", mangle_chains()),
         TableView("nat", nat_chains_v6(cluster)),
-        TableView("filter", filter_chains_v6(encaps)),
+        TableView("filter", filter_chains_v6(encaps) + policy_chains(cluster, V6)),
     )
     for table in tables:
         for chain in table.chains:
@@ -133,7 +136,7 @@ def _header(cluster: ClusterPlan, encaps: frozenset[str]) -> list[str]:
         "# declared (and so flushed); no built-in chain is touched. The agent keeps these jumps",
         "# in built-in chains:",
         *(f"#   {j.table} {j.chain} ({j.position}): {j.rule}" for j in jump_rules(False)),
-        "# IPv6 pods have no endpoint chains yet: the dispatch chains drop their traffic.",
+        "# The CNI plugin and the agent add each IPv6 pod's endpoint chains and dispatch rules.",
     ]
 
 

@@ -9,7 +9,9 @@ Two kinds of sets:
   set is never flushed, so a rule using it never sees it empty. This works whether or not the
   live set exists yet, and whether or not an earlier run died half-way (the temporary set is
   created with `-exist` and flushed before it is filled).
-- runtime sets (pod selectors and named ports of policies), whose members only the node knows.
+- runtime sets (pod selectors and named ports of policies), whose members only the node knows;
+  with IPv6 pools each has a `family inet6` twin (cali60s:, cali60n:) for the pods' IPv6
+  members, and IPv6 ipBlocks have static cali60b: sets.
   The file creates them if missing and never touches their members: the CNI plugin adds a pod's
   IP at ADD and removes it at DEL (`selector_sets_for_pod`, `named_port_members` in
   contract/endpoint.py). Their `selector` in node.json says what belongs in them.
@@ -27,7 +29,7 @@ from ipaddress import IPv6Network, collapse_addresses
 
 from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.policy.names import set_name
-from calicc.compiler.policy.rules import SetSpec
+from calicc.compiler.policy.rules import SetSpec, twin
 from calicc.contract.manifest import Ipset
 from calicc.contract.names import (
     ALL_HOSTS_SET,
@@ -91,11 +93,21 @@ def static_sets_v6(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
 
 @lru_cache(maxsize=2)
 def policy_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
-    """Return every ipset the cluster's policies use, once each, sorted by name."""
+    """Return every ipset the cluster's policies use, once each, sorted by name.
+
+    The `family inet6` ones (the IPv6 twins of selector and named-port sets, IPv6 ipBlocks and
+    networks: compiler/policy/rules.py) only when the cluster has IPv6 pools: an IPv4-only
+    cluster has no IPv6 rules to name them.
+    """
     owned = [p.sets for p in cluster.policies] + [
         (*c.sets, c.subject) for c in cluster.cluster_policies
     ]
     sets = {s.name: s for policy_sets in owned for s in policy_sets}
+    if cluster.pools_v6:
+        runtime = [twin(s) for s in sets.values() if s.selector is not None]
+        sets |= {s.name: s for s in runtime}
+    else:
+        sets = {name: s for name, s in sets.items() if set_family(name) != "inet6"}
     return tuple(sets[name] for name in sorted(sets))
 
 

@@ -37,7 +37,7 @@ from typing import Literal
 from calicc.compiler.host.chains import host_tables
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.policy.cnp import tier_jumps
-from calicc.compiler.policy.syntax import cnp_rules, direction_tiers, policy_rules
+from calicc.compiler.policy.syntax import cnp_rules, direction_tiers, in_family, policy_rules
 from calicc.contract.manifest import JumpRule, PolicyBinding
 from calicc.contract.names import (
     ALL_HOSTS_SET,
@@ -320,29 +320,32 @@ def workload_chains(encaps: frozenset[str]) -> tuple[ChainView, ...]:
     )
 
 
-def tier_chains(cluster: ClusterPlan) -> tuple[ChainView, ...]:
+def tier_chains(cluster: ClusterPlan, family: int = V4) -> tuple[ChainView, ...]:
     """Per direction, the ClusterNetworkPolicy tier chains (compiler/policy/syntax.py)."""
     views: list[ChainView] = []
     for direction in ("ingress", "egress"):
         jumps = {
             t: tier_jumps(cluster.cluster_policies, t, direction) for t in ("Admin", "Baseline")
         }
-        views += (ChainView(*chain) for chain in direction_tiers(direction, jumps))
+        views += (ChainView(*chain) for chain in direction_tiers(direction, jumps, family))
     return tuple(views)
 
 
-def policy_chains(cluster: ClusterPlan) -> tuple[ChainView, ...]:
-    """One chain per policy direction (ClusterNetworkPolicies after NetworkPolicies), tiers last."""
+def policy_chains(cluster: ClusterPlan, family: int = V4) -> tuple[ChainView, ...]:
+    """One chain per policy direction (ClusterNetworkPolicies after NetworkPolicies), tiers last.
+
+    `family` 6: the same chains for ip6tables, naming the IPv6 sets (compiler/policy/syntax.py).
+    """
     views = []
     for policy in cluster.policies:
         for chain in (policy.ingress, policy.egress):
             if chain is None:
                 continue
-            allows = sum(len(b.allows) for b in chain.rules)
+            allows = sum(1 for b in chain.rules for a in b.allows if in_family(a.peer, family))
             note = f"policy {policy.key} ({policy.origin}) {chain.direction}: " + (
                 f"{len(chain.rules)} rules, {allows} allows" if chain.rules else "allows nothing"
             )
-            views.append(ChainView(chain.name, note, policy_rules(chain, policy.key)))
+            views.append(ChainView(chain.name, note, policy_rules(chain, policy.key, family)))
     for cnp in cluster.cluster_policies:
         for cnp_chain in (cnp.ingress, cnp.egress):
             if cnp_chain is not None:
@@ -350,10 +353,9 @@ def policy_chains(cluster: ClusterPlan) -> tuple[ChainView, ...]:
                     f"{cnp.key} ({cnp.origin}) priority {cnp.priority} {cnp_chain.direction}: "
                     f"{len(cnp_chain.rules)} rules"
                 )
-                views.append(
-                    ChainView(cnp_chain.name, note, cnp_rules(cnp_chain, f"cnp {cnp.name}"))
-                )
-    return tuple(views) + tier_chains(cluster)
+                rules = cnp_rules(cnp_chain, f"cnp {cnp.name}", family)
+                views.append(ChainView(cnp_chain.name, note, rules))
+    return tuple(views) + tier_chains(cluster, family)
 
 
 def iptables_tables(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[TableView, ...]:

@@ -135,9 +135,9 @@ FROM_ALL = "      from:\n        - namespaces: {}\n"
             "not an IANA service name",
         ),
         (
-            VALID + "  egress:\n    - action: Deny\n      to:\n        - networks: [fd00::/8]\n",
+            VALID + "  egress:\n    - action: Deny\n      to:\n        - networks: [fd00::1/8]\n",
             ":13:",
-            "is an IPv6 network; calicc enforces IPv4 only",
+            "'fd00::1/8' is not a network in CIDR form",
         ),
         (
             VALID + "  egress:\n    - action: Deny\n      to:\n        - networks: [10.0.0.1/8]\n",
