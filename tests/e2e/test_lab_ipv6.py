@@ -8,6 +8,8 @@ agent and real pods, their IPv6 rows proved, then taken down (root, real tools).
   namespace as the node's IPv6 address (a UDP listener records each sender's address).
 - ipv6-rr: IPv6-only nodes with two in-cluster route reflectors: only IPv6 sessions (BIRD runs
   on nodes that have no IPv4 session), every block reflected with the owner's next hop.
+- a dual-stack eBGP cluster with a ToR of each family on the lab router (two racks): the IPv6
+  ToR holds IPv6 sessions with every node and installs every IPv6 block via its owner.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from calicc.compiler.plan import ClusterPlan
+from calicc.lab.bird import kernel_routes
 from calicc.lab.check import lab_context, underlay_rows
 from calicc.lab.down import lab_down
 from calicc.lab.expect import lab_routes
@@ -35,6 +38,23 @@ from tests.support.labkit import short_base
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 
 DUAL = EXAMPLES / "dual-stack-mesh" / "cluster.yaml"
+TOR_V6 = "fd00:60:1:0:ffff:ffff:ffff:ffff"  # the lab router's IPv6 address on rack r1
+TORS = f"""\
+name: tor6
+network_cidr: 10.244.0.0/16
+network_cidr_v6: fd00:244::/56
+ipip_mode: Never
+bgp:
+  as_number: 64512
+  node_to_node_mesh: false
+  peers:
+    - {{peer_ip: 10.60.1.254, as_number: 65000}}
+    - {{peer_ip: "{TOR_V6}", as_number: 65000}}
+nodes:
+  - {{name: r1-n1, address: 10.60.1.11/24, address_v6: "fd00:60:1::11/64", as_number: 65011}}
+  - {{name: r1-n2, address: 10.60.1.12/24, address_v6: "fd00:60:1::12/64", as_number: 65012}}
+  - {{name: r2-n1, address: 10.60.2.11/24, address_v6: "fd00:60:2::11/64", as_number: 65021}}
+"""
 V6_RR = EXAMPLES / "ipv6-rr" / "cluster.yaml"
 IPV6_IN_PARENS = re.compile(r"\([0-9a-f]*:[0-9a-f:]*\)")
 
@@ -116,3 +136,28 @@ def test_ipv6_only_route_reflectors_carry_every_block_with_the_owners_next_hop()
                 assert row.expected.endswith(
                     f"via {plan.node(owner.owner).address_v6.ip} dev eth0 proto bird"
                 )  # type: ignore[union-attr]
+
+
+def test_an_ipv6_tor_on_the_router_learns_and_installs_every_ipv6_block(tmp_path: Path) -> None:
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(TORS)
+    with lab(cluster, pods=False) as state:
+        plan, topo = lab_context(state)
+        assert {k for k in state.procs if k.startswith("tor:")} == {
+            "tor:10.60.1.254",
+            f"tor:{TOR_V6}",
+        }
+        rows = routing_rows(plan, topo, state)
+        assert_v6_routing(plan, topo, rows)
+        tor = [r for r in rows if r.subject.startswith(f"tor {TOR_V6}:")]
+        assert [r.status for r in tor] == [PASS] * 3
+        installed = {
+            (r["dst"], r["gateway"])
+            for r in kernel_routes(topo.router_ns, 6)
+            if r.get("protocol") == "bird"
+        }
+        assert installed == {
+            (str(b.cidr), str(n.address_v6.ip))  # type: ignore[union-attr]
+            for n in plan.nodes
+            for b in n.blocks_v6
+        }
