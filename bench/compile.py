@@ -19,6 +19,14 @@ files calicc wrote, and the file count) against the 100 MB aim, and which files 
 change touched: the node's own, reflectors' (bird.conf and the node.json listing it), other
 nodes' (aim: none) and the cluster part's. `python3 -c pass` is timed beside as the floor.
 Run: .venv/bin/python bench/compile.py [--sizes 5000] [--kinds rr,vxlan,mesh]
+
+With --baseline REV the run compares instead: the same clusters compiled by this tree's calicc
+and by REV's (exported with `git archive` into a temporary directory and run from it with the
+same interpreter), alternating build by build so the host's drifting load falls on both alike.
+Each round times a fresh build (no lock, no tree: the full compile and write) and a no-op
+build of each; printed are the medians and current/baseline ratios (issue 13's aim: an IPv4-only
+cluster compiles within 10% of before IPv6, i.e. ratios at most 1.10).
+Run: .venv/bin/python bench/compile.py --baseline 8a59208 [--rounds 5] [--sizes 1000]
 """
 
 from __future__ import annotations
@@ -26,10 +34,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +71,12 @@ def cluster(nodes: int, kind: str) -> dict[str, Any]:
     return data
 
 
-def run(args: list[str], cwd: Path, check: bool = True) -> tuple[float, float, str]:
+def run(
+    args: Sequence[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> tuple[float, float, str]:
     """Run a command; return (seconds, peak RSS in MB, stdout); `check`: it must succeed."""
     start = time.perf_counter()
-    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     out = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)  # this process's own peak memory
@@ -172,11 +185,82 @@ def show_kinds(counts: dict[str, int]) -> str:
     return " ".join(f"{k} {v}" for k, v in counts.items())
 
 
+def export(revision: str, dest: Path) -> Path:
+    """Write the files of `revision` under `dest` (git archive) and return that directory."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", "--format=tar", revision],
+        capture_output=True,
+        check=True,
+    ).stdout
+    dest.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def fresh_build(command: Sequence[str], work: Path, env: dict[str, str] | None) -> float:
+    """Return the seconds of a build with no lock and no tree (both removed first)."""
+    (work / "cluster.lock.yaml").unlink(missing_ok=True)
+    shutil.rmtree(work / "rendered", ignore_errors=True)
+    os.sync()
+    return run([*command, "build", "cluster.yaml"], work, env=env)[0]
+
+
+def compare(baseline: str, sizes: list[int], kinds: list[str], rounds: int) -> None:
+    """Print the median build times of this tree and of `baseline`, alternating, and ratios."""
+    with tempfile.TemporaryDirectory(prefix="calicc-bench-") as tmp:
+        base_src = export(baseline, Path(tmp) / "baseline-src")
+        sides = {
+            "current": ([CALICC], None),
+            "baseline": (
+                [sys.executable, "-m", "calicc"],
+                os.environ | {"PYTHONPATH": str(base_src)},
+            ),
+        }
+        where = [sys.executable, "-c", "import calicc; print(calicc.__file__)"]
+        imported = run(where, Path(tmp), env=sides["baseline"][1])[2].strip()
+        if not imported.startswith(str(base_src)):
+            raise SystemExit(f"the baseline side imports calicc from {imported}, not {base_src}")
+        print(f"baseline {baseline}: calicc from {imported}")
+        print(f"{'topology':<26}{'side':>9}{'fresh s':>9}{'no-op s':>9}")
+        runs = [(k, n) for k in kinds for n in ([100] if k == "mesh" else sizes)]
+        for number, (kind, size) in enumerate(runs):
+            text = yaml.safe_dump(cluster(size, kind))
+            times: dict[str, dict[str, list[float]]] = {}
+            for side in sides:
+                work = Path(tmp) / f"{number}-{side}"
+                work.mkdir()
+                (work / "cluster.yaml").write_text(text, encoding="utf-8")
+                times[side] = {"fresh": [], "noop": []}
+            for _ in range(rounds):
+                for side, (command, env) in sides.items():
+                    work = Path(tmp) / f"{number}-{side}"
+                    times[side]["fresh"].append(fresh_build(command, work, env))
+                    times[side]["noop"].append(
+                        run([*command, "build", "cluster.yaml"], work, env=env)[0]
+                    )
+            label = f"{size} {kind}"
+            medians = {s: {k: statistics.median(v) for k, v in t.items()} for s, t in times.items()}
+            for side in sides:
+                m = medians[side]
+                print(f"{label:<26}{side:>9}{m['fresh']:>9.2f}{m['noop']:>9.3f}")
+            ratio = {k: medians["current"][k] / medians["baseline"][k] for k in ("fresh", "noop")}
+            print(f"{label:<26}{'ratio':>9}{ratio['fresh']:>9.2f}{ratio['noop']:>9.2f}")
+            for side in sides:
+                shutil.rmtree(Path(tmp) / f"{number}-{side}" / "rendered", ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="5000")
     parser.add_argument("--kinds", default="rr,vxlan,mesh")
+    parser.add_argument("--baseline", help="a git revision to compare with, side by side")
+    parser.add_argument("--rounds", type=int, default=5, help="builds of each side (--baseline)")
     options = parser.parse_args()
+    if options.baseline:
+        sizes = [int(s) for s in options.sizes.split(",")]
+        compare(options.baseline, sizes, options.kinds.split(","), options.rounds)
+        return
     print(f"`python3 -c pass`: {floor():.3f} s")
     head = f"{'topology':<26}{'render s':>9}{'write s':>8}{'full s':>8}{'/aim':>6}"
     head += f"{'no-op s':>9}{'/aim':>6}"
