@@ -7,7 +7,15 @@ compare these against `ip -j route`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+    ip_network,
+)
 
 from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.plan import ClusterPlan, NodePlan
@@ -62,9 +70,8 @@ def expected_routes(
     recursive next hop. IPv6 blocks travel over IPv6 sessions, so a node without an IPv6
     address (or whose owner has none) expects none. VXLAN and disabled pools are not BIRD's.
     """
-    routes = _routes_v4(plan, me, gateway) if me.address is not None and gateway else []
-    if me.address_v6 is not None and gateway_v6 is not None:
-        routes += _routes_v6(plan, me, gateway_v6)
+    routes = _family_routes(plan, me, 4, gateway) if gateway else []
+    routes += _family_routes(plan, me, 6, gateway_v6) if gateway_v6 else []
     return tuple(sorted(routes, key=lambda r: (r.dst.version, r.dst)))
 
 
@@ -74,39 +81,33 @@ def lab_routes(plan: ClusterPlan, topo: Topology, node: str) -> tuple[ExpectedRo
     return expected_routes(plan, plan.node(node), gateways.get(4), gateways.get(6))  # type: ignore[arg-type]
 
 
-def _routes_v4(plan: ClusterPlan, me: NodePlan, gateway: IPv4Address) -> list[ExpectedRoute]:
-    pools = {p.name: p for p in plan.pools}
+def _address(node: NodePlan, version: int) -> IPv4Interface | IPv6Interface | None:
+    return node.address if version == 4 else node.address_v6  # noqa: PLR2004
+
+
+def _family_routes(
+    plan: ClusterPlan, me: NodePlan, version: int, gateway: IPv4Address | IPv6Address
+) -> list[ExpectedRoute]:
+    """Return the routes to other nodes' blocks of family `version` (none without an address)."""
+    mine = _address(me, version)
+    if mine is None:
+        return []
+    pools = {p.name: p for p in plan.pools if p.version == version}
     routes: list[ExpectedRoute] = []
     for peer in plan.nodes:
-        if peer.name == me.name or peer.address is None:
+        owner = _address(peer, version)
+        if peer.name == me.name or owner is None:
             continue
-        for block in peer.blocks:
+        for block in peer.blocks if version == 4 else peer.blocks_v6:  # noqa: PLR2004
             pool = pools[block.pool]
             if pool.disabled or pool.encap == "vxlan":
                 continue
             if _tunnelled(pool, me, peer):
-                route = ExpectedRoute(block.cidr, peer.ipv4.ip, TUNNEL_DEVICE, True, peer.name)
+                route = ExpectedRoute(block.cidr, owner.ip, TUNNEL_DEVICE, True, peer.name)
             else:
-                via = peer.ipv4.ip if peer.ipv4.ip in me.subnet else gateway
+                via = owner.ip if owner.ip in mine.network else gateway
                 route = ExpectedRoute(block.cidr, via, LINK_DEVICE, False, peer.name)
             routes.append(route)
-    return routes
-
-
-def _routes_v6(plan: ClusterPlan, me: NodePlan, gateway: IPv6Address) -> list[ExpectedRoute]:
-    pools = {p.name: p for p in plan.pools_v6}
-    assert me.address_v6 is not None
-    routes: list[ExpectedRoute] = []
-    for peer in plan.nodes:
-        if peer.name == me.name or peer.address_v6 is None:
-            continue
-        for block in peer.blocks_v6:
-            pool = pools[block.pool]
-            if pool.disabled or pool.encap == "vxlan":
-                continue
-            owner = peer.address_v6.ip
-            via = owner if owner in me.address_v6.network else gateway
-            routes.append(ExpectedRoute(block.cidr, via, LINK_DEVICE, False, peer.name))
     return routes
 
 
