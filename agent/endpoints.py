@@ -9,7 +9,10 @@ about which pods exist:
   pods without a record are stale (removed with the node's other stale chains);
 - the members of the runtime (selector) ipsets are the live pods' addresses, with the pod
   selectors evaluated against the current node.json, so a new policy's selector set also gets
-  the pods that were already running.
+  the pods that were already running; each address goes to the sets of its family (IPv6 ones
+  to the cali60s: twins);
+- its desired ip6tables state is `with_endpoints(ip6tables.rules, rules_v6)`: the chains of
+  the pods with an IPv6 address (contract/endpoint.py, family 6).
 
 The agent reads the kernel's state first and the records second: a pod added in between has its
 record written before its chains, so its chains are never mistaken for stale ones.
@@ -30,7 +33,7 @@ from calicc.agent.cni.endpoint_policy import (
     rules_for_all,
 )
 from calicc.agent.files import under
-from calicc.contract.endpoint import EndpointRules, selector_sets_for_pod
+from calicc.contract.endpoint import EndpointRules, selector_sets_for_pod, set_members
 from calicc.contract.manifest import NodeManifest
 from calicc.contract.names import STATE_DIR
 
@@ -40,11 +43,12 @@ Fingerprint = tuple[tuple[str, int, int], ...]
 
 @dataclass(frozen=True)
 class Endpoints:
-    """The live endpoints' chains and the members they put into the runtime ipsets."""
+    """The live endpoints' chains (iptables, ip6tables) and their runtime ipsets' members."""
 
     rules: tuple[EndpointRules, ...] = ()
     members: dict[str, frozenset[str]] = field(default_factory=dict)
     records: tuple[EndpointRecord, ...] = ()
+    rules_v6: tuple[EndpointRules, ...] = ()
 
 
 def state_dir(root: Path, conflist_text: str | None) -> Path:
@@ -97,9 +101,9 @@ def runtime_members(
             selected[r.facts] = selector_sets_for_pod(
                 runtime.values(), r.namespace, r.labels, r.namespace_labels
             )
-        for name in selected[r.facts]:
-            if runtime[name].type != NAMED_PORT_TYPE and ":" not in r.address:  # IPv4 sets
-                members[name].add(r.address)
+        sets = (name for name in selected[r.facts] if runtime[name].type != NAMED_PORT_TYPE)
+        for name, address in set_members(sets, [str(a) for a in r.addresses()]):
+            members[name].add(address)
         for name, member in r.members:
             if name in runtime and runtime[name].type == NAMED_PORT_TYPE:
                 members[name].add(member)
@@ -121,4 +125,5 @@ def load_endpoints(
         rules=rules_for_all(records, manifest),
         members=runtime_members(records, manifest),
         records=tuple(records),
+        rules_v6=rules_for_all(records, manifest, family=6),
     )

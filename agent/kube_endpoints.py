@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +115,7 @@ class KubeSource:
         key = (pods_version, spaces_version, digest)
         if key == self.key and all(key[:2]):
             return self.members
-        pools = (p.cidr for p in manifest.pools if isinstance(p.cidr, IPv4Network))
+        pools = (p.cidr for p in manifest.pools)  # both families: IPv6 ones fill cali60 sets
         found = pods_from_list(pods, pools)
         self.namespaces = namespaces_from_list(spaces)
         self.members = cluster_members(manifest.ipsets, found, self.namespaces)

@@ -2,19 +2,21 @@
 
 Pure functions, no I/O. The selector sets (`cali40s:`) of a NetworkPolicy peer must hold every
 matching pod of the cluster, not only the pods of this node, and the named-port sets
-(`cali40n:`) every matching pod's `ip,proto:port`. The agent computes them from cluster-wide pod
-facts (the Kubernetes API, agent/kube_endpoints.py; or peer endpoint records, agent/peers.py)
-and unions them with the node's own endpoints (agent/endpoints.py) before the ipset diff.
+(`cali40n:`) every matching pod's `ip,proto:port`; a pod's IPv6 address goes to their
+`family inet6` twins (`cali60s:`, `cali60n:`), each address to the sets of its family. The
+agent computes them from cluster-wide pod facts (the Kubernetes API, agent/kube_endpoints.py;
+or peer endpoint records, agent/peers.py) and unions them with the node's own endpoints
+(agent/endpoints.py) before the ipset diff.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, ip_address
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any
 
-from calicc.contract.endpoint import named_port_members, selector_sets_for_pod
+from calicc.contract.endpoint import named_port_members, selector_sets_for_pod, set_members
 from calicc.contract.manifest import Ipset
 
 NAMED_PORT_TYPE = "hash:ip,port"
@@ -33,7 +35,10 @@ class ClusterPod:
     ports: tuple[tuple[str, str, int], ...] = ()  # named container ports: (name, proto, number)
 
 
-def _pod_addresses(status: Mapping[str, Any], pools: tuple[IPv4Network, ...]) -> list[str]:
+Pool = IPv4Network | IPv6Network
+
+
+def _pod_addresses(status: Mapping[str, Any], pools: tuple[Pool, ...]) -> list[str]:
     listed = [str(p.get("ip", "")) for p in status.get("podIPs") or []]
     texts = listed or [str(status.get("podIP") or "")]
     found = []
@@ -42,7 +47,7 @@ def _pod_addresses(status: Mapping[str, Any], pools: tuple[IPv4Network, ...]) ->
             address = ip_address(text)
         except ValueError:
             continue
-        if isinstance(address, IPv4Address) and any(address in pool for pool in pools):
+        if any(address.version == pool.version and address in pool for pool in pools):
             found.append(str(address))
     return sorted(set(found))
 
@@ -58,8 +63,10 @@ def _named_ports(spec: Mapping[str, Any]) -> tuple[tuple[str, str, int], ...]:
     )
 
 
-def pods_from_list(body: Mapping[str, Any], pools: Iterable[IPv4Network]) -> list[ClusterPod]:
+def pods_from_list(body: Mapping[str, Any], pools: Iterable[Pool]) -> list[ClusterPod]:
     """Return the live pods of a Kubernetes PodList that hold an address in one of `pools`.
+
+    A dual-stack pod is one ClusterPod per address (podIPs), of either family.
 
     Pods in phase Running or Pending count (Succeeded and Failed pods gave their address back);
     host-network pods are left out because their address (the node's) is in no pool.
@@ -121,9 +128,9 @@ def cluster_members(
         if key not in selected:  # replicas share labels: evaluate the selectors once
             spaces = namespaces.get(pod.namespace, {})
             selected[key] = selector_sets_for_pod(runtime, pod.namespace, pod.labels, spaces)
-        for name in selected[key]:
-            if kinds[name] != NAMED_PORT_TYPE:
-                members[name].add(pod.address)
+        sets = [name for name in selected[key] if kinds[name] != NAMED_PORT_TYPE]
+        for name, address in set_members(sets, [pod.address]):
+            members[name].add(address)
         for name, member in named_port_members(runtime, pod.address, pod.ports):
             members[name].add(member)
     return {name: frozenset(found) for name, found in members.items()}

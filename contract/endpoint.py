@@ -39,6 +39,14 @@ and iptables.rules declares the dispatch chains. So
 
 Selector ipsets: `selector_sets_for_pod()` lists the `cali40s:` sets a pod's IP joins
 (`ipset add -exist`), `named_port_members()` the `ip,proto:port` members of `cali40n:` sets.
+
+IPv6 (issue 13): a pod with an IPv6 address has the same chains and dispatch rules in ip6tables
+(`endpoint_rules(..., family=6)`; the policy chains there name the `family inet6` twins of the
+sets). They also accept ICMPv6 neighbour discovery and MLD before policy (Calico's types
+130-136; a workload may not send router advertisements, 134), which conntrack leaves
+untracked: without it a deny-all policy would cut a pod off its gateway. Its IPv6 address joins
+the cali60s: twins of its selector sets and its named ports the cali60n: twins
+(`set_members`, `named_port_members` pair each set with the addresses of its family).
 """
 
 from __future__ import annotations
@@ -51,11 +59,14 @@ from calicc.contract.names import (
     CNP_ONLY_CHAINS,
     FROM_DISPATCH,
     FW_PREFIX,
+    ICMPV6_ND_FROM_WORKLOAD,
+    ICMPV6_ND_TO_WORKLOAD,
     IFNAMSIZ,
     TIER_CHAINS,
     TO_DISPATCH,
     TW_PREFIX,
     VXLAN_PORT,
+    set_family,
 )
 from calicc.contract.selectors import matches
 from calicc.contract.syntax import (
@@ -69,6 +80,16 @@ from calicc.contract.syntax import (
 )
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # every namespace carries it (Kubernetes)
+V4, V6 = 4, 6
+ICMPV6_NAMES = {
+    130: "MLD query",
+    131: "MLD report",
+    132: "MLD done",
+    133: "router solicitation",
+    134: "router advertisement",
+    135: "neighbour solicitation",
+    136: "neighbour advertisement",
+}
 
 
 class IpsetFacts(Protocol):
@@ -245,6 +266,30 @@ def selector_sets_for_pod(
     )
 
 
+def address_family(address: str) -> str:
+    """Return the ipset family of an address: inet6 for IPv6, else inet.
+
+    Examples:
+        >>> address_family("fd00::1"), address_family("10.0.0.1")
+        ('inet6', 'inet')
+    """
+    return "inet6" if ":" in address else "inet"
+
+
+def set_members(sets: Iterable[str], addresses: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """Return (set, address) pairs: each set with each of the pod's addresses of its family.
+
+    An IPv4 address joins the cali40s: sets, an IPv6 one their cali60s: twins.
+
+    Examples:
+        >>> set_members(["cali40s:a", "cali60s:a"], ["10.0.0.1", "fd00::1"])
+        (('cali40s:a', '10.0.0.1'), ('cali60s:a', 'fd00::1'))
+    """
+    held = list(addresses)
+    found = {(s, a) for s in sets for a in held if set_family(s) == address_family(a)}
+    return tuple(sorted(found))
+
+
 def named_port_members(
     ipsets: Iterable[IpsetFacts], pod_ip: str, ports: Iterable[tuple[str, str, int]]
 ) -> tuple[tuple[str, str], ...]:
@@ -252,15 +297,16 @@ def named_port_members(
 
     Args:
         ipsets: node.json's ipsets.
-        pod_ip: the pod's IPv4 address.
+        pod_ip: one of the pod's addresses: only the named-port sets of its family take it.
         ports: the pod's container ports as (name, protocol, number), e.g. ("http", "TCP", 8080).
     """
     wanted = {(name, proto.upper()): number for name, proto, number in ports}
+    family = address_family(pod_ip)
     found = []
     for s in ipsets:
         sel = s.selector or {}
         key = (sel.get("namedPort"), sel.get("protocol"))
-        if s.type == "hash:ip,port" and key in wanted:
+        if s.type == "hash:ip,port" and key in wanted and set_family(s.name) == family:
             found.append((s.name, f"{pod_ip},{str(key[1]).lower()}:{wanted[key]}"))
     return tuple(sorted(found))
 
@@ -272,11 +318,26 @@ def chain_names(iface: str) -> tuple[str, str]:
     return FW_PREFIX + iface, TW_PREFIX + iface
 
 
+def neighbour_discovery(chain: str) -> list[str]:
+    """Return the ICMPv6 rules of an IPv6 endpoint chain: ND and MLD, accepted before policy."""
+    types = ICMPV6_ND_FROM_WORKLOAD if chain.startswith(FW_PREFIX) else ICMPV6_ND_TO_WORKLOAD
+    return [
+        rule(
+            chain,
+            f"-p ipv6-icmp -m icmp6 --icmpv6-type {t}",
+            comment(f"ICMPv6 {ICMPV6_NAMES[t]}: before policy"),
+            "-j ACCEPT",
+        )
+        for t in types
+    ]
+
+
 def _direction_rules(
-    chain: str, iface: str, direction: str, tiers: tuple[Chains, Chains, Chains]
+    chain: str, iface: str, direction: str, tiers: tuple[Chains, Chains, Chains], family: int
 ) -> list[str]:
     lines = [
         *tracked_rules(chain),
+        *(neighbour_discovery(chain) if family == V6 else []),
         rule(chain, comment("clear accept and pass marks"), CLEAR_MARKS),
     ]
     if chain.startswith(FW_PREFIX):
@@ -318,14 +379,19 @@ def _policy_rules(
     return lines
 
 
-def endpoint_rules(iface: str, policies: PodPolicies) -> EndpointRules:
-    """Return the chains, rules and dispatch rules of one workload interface."""
+def endpoint_rules(iface: str, policies: PodPolicies, family: int = V4) -> EndpointRules:
+    """Return the chains, rules and dispatch rules of one workload interface.
+
+    `family` 6: its ip6tables chains (the same, with neighbour discovery before policy).
+    """
     fw, tw = chain_names(iface)
     p = policies
-    rules = _direction_rules(fw, iface, "egress", (p.admin_egress, p.egress, p.baseline_egress))
-    rules += _direction_rules(
-        tw, iface, "ingress", (p.admin_ingress, p.ingress, p.baseline_ingress)
+    egress, ingress = (
+        (p.admin_egress, p.egress, p.baseline_egress),
+        (p.admin_ingress, p.ingress, p.baseline_ingress),
     )
+    rules = _direction_rules(fw, iface, "egress", egress, family)
+    rules += _direction_rules(tw, iface, "ingress", ingress, family)
     return EndpointRules(iface, (fw, tw), tuple(rules), dispatch_rules(iface))
 
 

@@ -8,12 +8,19 @@ endpoint is recorded in `<state_dir>/endpoints/<iface>.json` first, so DEL and G
 what ADD added, and the agent can merge every live endpoint into the node's rules
 (`live_endpoint_rules` with `contract.endpoint.with_endpoints`). Until the agent has
 applied the node's iptables.rules (no dispatch chain yet) only the record is written.
+
+A pod with an IPv6 address gets the same chains in ip6tables too (family 6, when the node's
+ip6tables rules are applied), and its IPv6 address joins the inet6 twins of its selector and
+named-port sets. The ipset session and the iptables-restore and ip6tables-restore transactions
+of one ADD or DEL run at the same time (`_run_together`): a dual-stack ADD then costs about what
+an IPv4-only one does, not one more process.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
@@ -22,7 +29,7 @@ from typing import Any
 
 from calicc.agent.cni.errors import POLICY_FAILURE, CniError
 from calicc.agent.cni.ipam import write_atomic
-from calicc.agent.cni.live_filter import FilterCache
+from calicc.agent.cni.live_filter import FilterCache, Snapshot
 from calicc.agent.cni.naming import pod_ref
 from calicc.agent.cni.pod import PodFacts
 from calicc.agent.cni.request import Request
@@ -35,6 +42,7 @@ from calicc.contract.endpoint import (
     named_port_members,
     policies_for_pod,
     selector_sets_for_pod,
+    set_members,
 )
 from calicc.contract.names import FROM_DISPATCH, FW_PREFIX
 from calicc.contract.node import NodeFacts
@@ -43,11 +51,13 @@ ENDPOINTS = "endpoints"
 Members = tuple[tuple[str, str], ...]
 MAX_STDERR = 500  # characters of a failed tool's complaint quoted in the error
 FILTERS = FilterCache(enabled=False)  # the agent's CNI server enables it: cache_filter_table()
+FILTERS_V6 = FilterCache(enabled=False)  # ip6tables' filter table; FILTERS.lock guards both
+TOOLS = {4: "iptables", 6: "ip6tables"}
 
 
 def cache_filter_table() -> None:
-    """Keep the filter table between requests of this process (agent/cni/live_filter.py)."""
-    FILTERS.enabled = FilterCache(enabled=True).enabled
+    """Keep the filter tables between requests of this process (agent/cni/live_filter.py)."""
+    FILTERS.enabled = FILTERS_V6.enabled = FilterCache(enabled=True).enabled
 
 
 Address = IPv4Address | IPv6Address
@@ -59,7 +69,8 @@ class EndpointRecord:
 
     `address` is the pod's IPv4 address, or its IPv6 one on an IPv6-only node; `address_v6`
     its IPv6 address whenever it has one (written only then: an IPv4 pod's record is as before).
-    Selector ipsets are IPv4 sets: only an IPv4 address joins them.
+    Each address joins the selector sets of its family (IPv6 ones the cali60s: twins), and
+    the pod gets endpoint chains in ip6tables too when it has an IPv6 address.
     """
 
     iface: str
@@ -125,21 +136,60 @@ def pod_facts_for(req: Request) -> tuple[str, PodFacts]:
     return pod.namespace, PodFacts(labels, namespace_labels)
 
 
-def _run(args: Sequence[str], stdin: str | None = None) -> str:
+Job = tuple[Sequence[str], str | None]  # a command and its standard input
+
+
+def _start(args: Sequence[str]) -> subprocess.Popen[str]:
     try:
-        done = subprocess.run(list(args), input=stdin, capture_output=True, text=True, check=False)
+        return subprocess.Popen(
+            list(args),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     except FileNotFoundError as exc:
         raise CniError(POLICY_FAILURE, f"{args[0]} is not installed") from exc
-    if done.returncode != 0:
-        raise CniError(
-            POLICY_FAILURE,
-            f"{' '.join(args)} failed: {done.stderr.strip()[:MAX_STDERR]}; run `calicc apply`",
-        )
-    return done.stdout
+
+
+def _run_together(jobs: Sequence[Job]) -> list[str]:
+    """Run the commands at the same time (each fed its input); return their outputs in order.
+
+    Raises:
+        CniError: a command is missing or failed (the first failure, after all finished).
+    """
+    procs = [_start(args) for args, _ in jobs]
+    done: list[tuple[str, str]] = [("", "")] * len(jobs)
+
+    def finish(i: int) -> None:
+        done[i] = procs[i].communicate(jobs[i][1])
+
+    helpers = [threading.Thread(target=finish, args=(i,)) for i in range(1, len(jobs))]
+    for helper in helpers:
+        helper.start()
+    if jobs:
+        finish(0)
+    for helper in helpers:
+        helper.join()
+    for (args, _), proc, (_, err) in zip(jobs, procs, done, strict=True):
+        if proc.returncode != 0:
+            raise CniError(
+                POLICY_FAILURE,
+                f"{' '.join(args)} failed: {err.strip()[:MAX_STDERR]}; run `calicc apply`",
+            )
+    return [out for out, _ in done]
+
+
+def _run(args: Sequence[str], stdin: str | None = None) -> str:
+    return _run_together([(args, stdin)])[0]
 
 
 def _save() -> str:
     return _run(["iptables-save", "-t", "filter"])
+
+
+def _save_v6() -> str:
+    return _run(["ip6tables-save", "-t", "filter"])
 
 
 def record_path(state_dir: Path, iface: str) -> Path:
@@ -164,30 +214,38 @@ def load_records(state_dir: Path) -> list[EndpointRecord]:
     return [r for r in found if r is not None]
 
 
-def rules_for(record: EndpointRecord, manifest: NodeFacts) -> EndpointRules:
-    """Return the endpoint's chains under the manifest's current policies."""
+def has_v6(record: EndpointRecord) -> bool:
+    """Return whether the endpoint has an IPv6 address (and so chains in ip6tables)."""
+    return record.address_v6 is not None
+
+
+def rules_for(record: EndpointRecord, manifest: NodeFacts, family: int = 4) -> EndpointRules:
+    """Return the endpoint's chains of `family` under the manifest's current policies."""
     pod = policies_for_pod(
         manifest.policies, record.namespace, record.labels, record.namespace_labels
     )
-    return endpoint_rules(record.iface, pod)
+    return endpoint_rules(record.iface, pod, family)
 
 
 def rules_for_all(
-    records: Iterable[EndpointRecord], manifest: NodeFacts
+    records: Iterable[EndpointRecord], manifest: NodeFacts, family: int = 4
 ) -> tuple[EndpointRules, ...]:
     """Return `rules_for` of every record, choosing the policies once per distinct set of facts.
 
     Replicas share their namespace and labels, so a node's pods have few distinct facts; the
-    choice walks every binding of the node, the chains are cheap.
+    choice walks every binding of the node, the chains are cheap. Family 6: the records of
+    pods with an IPv6 address only.
     """
     chosen: dict[object, PodPolicies] = {}
     found = []
     for r in records:
+        if family == 6 and not has_v6(r):  # noqa: PLR2004
+            continue
         if r.facts not in chosen:
             chosen[r.facts] = policies_for_pod(
                 manifest.policies, r.namespace, r.labels, r.namespace_labels
             )
-        found.append(endpoint_rules(r.iface, chosen[r.facts]))
+        found.append(endpoint_rules(r.iface, chosen[r.facts], family))
     return tuple(found)
 
 
@@ -196,28 +254,52 @@ def live_endpoint_rules(state_dir: Path, manifest: NodeFacts) -> list[EndpointRu
     return list(rules_for_all(load_records(state_dir), manifest))
 
 
-def _ipset(verb: str, members: Iterable[tuple[str, str]]) -> None:
+def _ipset_job(verb: str, members: Iterable[tuple[str, str]]) -> list[Job]:
     lines = [f"{verb} {name} {member}" for name, member in members]
-    if lines:
-        _run(["ipset", "restore", "-exist"], "\n".join(lines) + "\n")
+    return [(["ipset", "restore", "-exist"], "\n".join(lines) + "\n")] if lines else []
 
 
 def _node_applied(live: str) -> bool:
     return f":{FROM_DISPATCH} " in live
 
 
-def _members(manifest: NodeFacts, facts: PodFacts, sets: Iterable[str], address: str) -> Members:
-    members = tuple(sorted({(s, address) for s in sets}))
-    return members + named_port_members(manifest.ipsets, address, facts.ports)
+def _members(
+    manifest: NodeFacts, facts: PodFacts, sets: Iterable[str], addresses: Sequence[str]
+) -> Members:
+    members = set_members(sets, addresses)
+    for address in addresses:
+        members += named_port_members(manifest.ipsets, address, facts.ports)
+    return members
+
+
+def _read(families: Iterable[int]) -> dict[int, Snapshot]:
+    """Return the live filter table of each family (cached: agent/cni/live_filter.py)."""
+    return {f: FILTERS.read(_save) if f == 4 else FILTERS_V6.read(_save_v6) for f in families}  # noqa: PLR2004
+
+
+def _program(lives: dict[int, Snapshot], texts: dict[int, str], sets: list[Job]) -> None:
+    """Run the ipset session and each family's restore together; record what was restored."""
+    jobs = [
+        *sets,
+        *(([f"{TOOLS[f]}-restore", "--noflush", "--wait"], t) for f, t in texts.items()),
+    ]
+    _run_together(jobs)
+    for family, text in texts.items():
+        cache = FILTERS if family == 4 else FILTERS_V6  # noqa: PLR2004
+        cache.restored(lives[family], text, steps=len(texts))
 
 
 def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Address]) -> None:
-    """Record the endpoint, then program its chains, dispatch rules and ipset memberships."""
+    """Record the endpoint, then program its chains, dispatch rules and ipset memberships.
+
+    Its chains in iptables, and in ip6tables too for an IPv6 address (each once the node's
+    own rules of that family are applied).
+    """
     namespace, facts = pod_facts_for(req)
     sets = selector_sets_for_pod(manifest.ipsets, namespace, facts.labels, facts.namespace_labels)
     ipv4 = [str(a) for a in addresses if a.version == 4]  # noqa: PLR2004
     ipv6 = [str(a) for a in addresses if a.version == 6]  # noqa: PLR2004
-    members = _members(manifest, facts, sets, ipv4[0]) if ipv4 else ()
+    members = _members(manifest, facts, sets, [*ipv4[:1], *ipv6[:1]])
     record = EndpointRecord(
         iface, req.container_id, req.ifname, (ipv4 or ipv6)[0], namespace,
         facts.labels, facts.namespace_labels, members, ipv6[0] if ipv6 else None,
@@ -226,33 +308,34 @@ def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Ad
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_atomic(path, json.dumps(record.to_json(), sort_keys=True), durable=False)
     with FILTERS.lock:
-        live = FILTERS.read(_save)
-        if not _node_applied(live.text):
+        lives = _read([4, 6] if ipv6 else [4])
+        if not _node_applied(lives[4].text):
             return
-        _ipset("add", members)
-        text = add_restore(rules_for(record, manifest), live.text)
-        _run(["iptables-restore", "--noflush", "--wait"], text)
-        FILTERS.restored(live, text)
+        texts = {
+            f: add_restore(rules_for(record, manifest, f), live.text)
+            for f, live in lives.items()
+            if _node_applied(live.text)
+        }
+        _program(lives, texts, _ipset_job("add", members))
 
 
-def _fallback_members(manifest: NodeFacts, addresses: Iterable[Address]) -> list[tuple[str, str]]:
+def _fallback_members(manifest: NodeFacts, addresses: Iterable[Address]) -> Members:
     sets = [s.name for s in manifest.ipsets if s.selector is not None and s.type != "hash:ip,port"]
-    return [(s, str(a)) for s in sets for a in addresses if a.version == 4]  # noqa: PLR2004
+    return set_members(sets, [str(a) for a in addresses])
 
 
 def detach(state_dir: Path, manifest: NodeFacts, iface: str, released: Iterable[Address]) -> None:
     """Remove the endpoint's dispatch rules, chains and ipset memberships, then its record."""
     path = record_path(state_dir, iface)
     record = _read_record(path)
-    members = list(record.members) if record else _fallback_members(manifest, released)
+    members = record.members if record else _fallback_members(manifest, released)
+    v6 = has_v6(record) if record else any(a.version == 6 for a in released)  # noqa: PLR2004
     with FILTERS.lock:
-        live = FILTERS.read(_save)
-        if _node_applied(live.text) or f":{FW_PREFIX}{iface} " in live.text:
-            _ipset("del", members)
-            text = del_restore(iface, live.text)
-            if text is not None:
-                _run(["iptables-restore", "--noflush", "--wait"], text)
-                FILTERS.restored(live, text)
+        lives = _read([4, 6] if v6 else [4])
+        if _node_applied(lives[4].text) or f":{FW_PREFIX}{iface} " in lives[4].text:
+            found = {f: del_restore(iface, live.text) for f, live in lives.items()}
+            texts = {f: text for f, text in found.items() if text is not None}
+            _program(lives, texts, _ipset_job("del", members))
     path.unlink(missing_ok=True)
 
 

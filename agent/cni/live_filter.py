@@ -113,12 +113,16 @@ class FilterCache:
             self._known[netns] = snapshot
         return snapshot
 
-    def restored(self, before: Snapshot, restore: str) -> None:
-        """Record that `restore` was applied on top of `before` (one nftables transaction)."""
+    def restored(self, before: Snapshot, restore: str, steps: int = 1) -> None:
+        """Record that `restore` was applied on top of `before` (one nftables transaction).
+
+        `steps`: the transactions of ours since `before`, this one included (an ip6tables
+        restore run beside the iptables one moves the same generation).
+        """
         self._known.pop(before.netns, None)
         if before.generation is None:
             return
         generation = nft_generation()
-        if generation == before.generation + 1:
+        if generation == before.generation + steps:
             text = apply_restore(before.text, restore)
             self._known[before.netns] = Snapshot(before.netns, generation, text)
