@@ -314,9 +314,10 @@ class Reconciler:
         """Write the owned IPv6 chains and jump rules that differ (ip6tables-restore).
 
         Run when the bundle has IPv6 rules, or an earlier one had (the memo is not empty: its
-        chains are removed as stale), so an IPv4-only node runs no ip6tables command. The IPv6
-        rules have no endpoint chains yet (compiler/targets/ip6tables.py); the jump rules are
-        cluster.json's whose chain the file declares.
+        chains are removed as stale), so an IPv4-only node runs no ip6tables command. The live
+        pods with an IPv6 address keep their endpoint chains and dispatch rules (agent/endpoints.py
+        `rules_v6`, merged as in iptables); the jump rules are cluster.json's whose chain the file
+        declares.
         """
         has = bundle.has(IP6TABLES_FILE)
         if not has and not (self.memo6.chains or self.memo6.rules):
@@ -324,6 +325,8 @@ class Reconciler:
         text = bundle.text(IP6TABLES_FILE) if has else ""
         jumps = iptables.family_jumps(bundle.manifest.jump_rules, iptables.parse_rules(text))
         current = iptables.read_ruleset(self.runner, family=6)
+        if has:  # the kernel's rules first, then the records (see agent/endpoints.py)
+            text = with_endpoints(text, self.live_endpoints(bundle).rules_v6)
         changes = iptables.reconcile_iptables(
             self.runner, text, current, jumps, self.memo6, family=6
         )
