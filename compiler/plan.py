@@ -103,9 +103,13 @@ class NodePlan:
 
     @property
     def ipv4(self) -> IPv4Interface:
-        """Return the node's IPv4 address; every node of a cluster rendered today has one."""
+        """Return the node's IPv4 address, for what exists only on nodes that have one.
+
+        Raises:
+            ValueError: an IPv6-only node (a caller that may meet one reads `address`).
+        """
         if self.address is None:
-            raise ValueError(f"node {self.name} has no IPv4 address (IPv6 is not rendered yet)")
+            raise ValueError(f"node {self.name} is IPv6-only: it has no IPv4 address")
         return self.address
 
     def family_key(self) -> str:

@@ -18,8 +18,8 @@ from calicc.contract.manifest import (
     NodeManifest,
     PoolEntry,
 )
-from calicc.contract.names import ALL_HOSTS_SET, NODE_BUILT_FROM
-from calicc.contract.nodes_table import NodeRow, block_order, host_networks
+from calicc.contract.names import ALL_HOSTS_SET, ALL_HOSTS_SET_V6, NODE_BUILT_FROM
+from calicc.contract.nodes_table import NodeRow, block_order, host_networks, host_networks_v6
 from calicc.contract.vxlan import vxlan_plane
 
 
@@ -51,16 +51,7 @@ def built_from_problems(node: NodeFile, index: ClusterIndex) -> list[str]:
 
 
 def own_row(node: NodeFile) -> NodeRow:
-    """Return the node table's row of `node`, as its node.json states it.
-
-    Raises:
-        AssemblyError: the node has no IPv4 address; nodes.tsv has no IPv6 columns yet.
-    """
-    if node.node.address is None:
-        raise AssemblyError(
-            f"node {node.node.name} has no IPv4 address: IPv6-only nodes need the node table's "
-            "IPv6 columns, which this calicc does not write yet (issue 13)"
-        )
+    """Return the node table's row of `node`, as its node.json states it."""
     return NodeRow(
         name=node.node.name,
         address=node.node.address,
@@ -69,6 +60,9 @@ def own_row(node: NodeFile) -> NodeRow:
         blocks=block_order((b.pool, b.cidr) for b in node.blocks),
         interface=node.node.interface,
         pod_mtu=node.pod_mtu,
+        address_v6=node.node.address_v6,
+        tunnel_address_v6=node.tunnel_address_v6,
+        vtep_mac_v6=node.vtep_mac_v6,
     )
 
 
@@ -80,9 +74,10 @@ def _check(node: NodeFile, settings: ClusterSettings, rows: tuple[NodeRow, ...])
     mine = own_row(node)
     found = [row for row in rows if row.name == mine.name]
     if found != [mine]:
-        what = "has no line" if not found else f"says {found[0].line()!r}"
+        wide = mine.wide or any(row.wide for row in found)
+        what = "has no line" if not found else f"says {found[0].line(wide)!r}"
         raise AssemblyError(
-            f"nodes.tsv {what} for node {mine.name}, node.json says {mine.line()!r}: "
+            f"nodes.tsv {what} for node {mine.name}, node.json says {mine.line(wide)!r}: "
             "node.json and the node table come from different builds"
         )
     unknown = sorted(set(node.pools) - {pool.name for pool in settings.pools})
@@ -92,9 +87,15 @@ def _check(node: NodeFile, settings: ClusterSettings, rows: tuple[NodeRow, ...])
 
 
 def _ipsets(policy: ClusterPolicy, rows: tuple[NodeRow, ...]) -> tuple[Ipset, ...]:
-    hosts = tuple(str(net) for net in host_networks(row.address for row in rows))
+    """Return the policy's ipsets, the node-address sets of both families filled from the table."""
+    hosts = {
+        ALL_HOSTS_SET: host_networks(r.address for r in rows if r.address is not None),
+        ALL_HOSTS_SET_V6: host_networks_v6(r.address_v6 for r in rows if r.address_v6 is not None),
+    }
     return tuple(
-        s.model_copy(update={"members": hosts}) if s.name == ALL_HOSTS_SET else s
+        s.model_copy(update={"members": tuple(str(net) for net in hosts[s.name])})
+        if s.name in hosts
+        else s
         for s in policy.ipsets
     )
 
@@ -139,6 +140,7 @@ def assemble(
         pools=pools,
         blocks=node.blocks,
         tunnel_address=node.tunnel_address,
+        tunnel_address_v6=node.tunnel_address_v6,
         route_protocol=node.route_protocol,
         links=node.links,
         routes=tuple(sorted((*node.routes, *plane.routes), key=lambda r: (r.dst.version, r.dst))),

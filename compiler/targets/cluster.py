@@ -36,16 +36,19 @@ from calicc.contract.manifest import (
 )
 from calicc.contract.names import (
     ALL_HOSTS_SET,
+    ALL_HOSTS_SET_V6,
     ROUTE_PROTOCOL,
     TUNNEL_DEVICE,
     VXLAN_DEVICE,
     VXLAN_PORT,
+    VXLAN_V6_DEVICE,
     VXLAN_VNI,
     install_path,
 )
 from calicc.contract.nodes_table import NodeRow, block_order, table_text
 
 V4 = 4
+HOST_SETS = (ALL_HOSTS_SET, ALL_HOSTS_SET_V6)  # members derived from the node table
 ENCAPSULATION: dict[str | None, Encapsulation] = {"ipip": "ipip", "vxlan": "vxlan", None: "none"}
 
 
@@ -84,11 +87,12 @@ def settings_json(cluster: ClusterPlan) -> str:
 def policy_json(cluster: ClusterPlan) -> str:
     """Return policy.json: policy bindings and ipsets.
 
-    The node-address set is listed without members: the agent takes them from nodes.tsv, so a
-    node joining changes nodes.tsv and ipsets.restore alone.
+    The node-address sets (IPv4 and IPv6) are listed without members: the agent takes them from
+    nodes.tsv (contract/assemble.py), so a node joining changes nodes.tsv and ipsets.restore
+    alone.
     """
     ipsets = tuple(
-        s.model_copy(update={"members": ()}) if s.name == ALL_HOSTS_SET else s
+        s.model_copy(update={"members": ()}) if s.name in HOST_SETS else s
         for s in cluster_ipsets(cluster)
     )
     host = cluster.host.cluster_host() if cluster.host is not None else None
@@ -116,12 +120,15 @@ def node_row(node: NodePlan) -> NodeRow:
     """Return the node table's row of `node`."""
     return NodeRow(
         name=node.name,
-        address=node.ipv4,
+        address=node.address,
         tunnel_address=node.tunnel_address,
         vtep_mac=node.vtep_mac,
         blocks=block_order((b.pool, b.cidr) for b in node_blocks(node)),
         interface=node.interface,
         pod_mtu=node.pod_mtu,
+        address_v6=node.address_v6,
+        tunnel_address_v6=node.tunnel_address_v6,
+        vtep_mac_v6=node.vtep_mac_v6,
     )
 
 
@@ -136,8 +143,15 @@ def nodes_text(cluster: ClusterPlan) -> str:
 
 
 def routes_script_view(cluster: ClusterPlan) -> dict[str, object]:
-    """Return the template context of cluster/routes.sh (every node's: routes.sh NODE)."""
-    pools = [p for p in cluster_pools(cluster) if not p.disabled and p.cidr.version == V4]
+    """Return the template context of cluster/routes.sh (every node's: routes.sh NODE).
+
+    `ipv6` when the node table has its IPv6 columns (a node has an IPv6 address): the script
+    then reads them, programs vxlan-v6.calico from the IPv6 VXLAN pools and removes stale IPv6
+    routes too. Without IPv6 the script is what it was before IPv6, byte for byte.
+    """
+    pools = [p for p in cluster_pools(cluster) if not p.disabled]
+    v4 = [p for p in pools if p.cidr.version == V4]
+    v6 = [p for p in pools if p.cidr.version != V4]
     return {
         "cluster": cluster.name,
         "proto": ROUTE_PROTOCOL,
@@ -145,6 +159,9 @@ def routes_script_view(cluster: ClusterPlan) -> dict[str, object]:
         "tunnel_device": TUNNEL_DEVICE,
         "vni": VXLAN_VNI,
         "port": VXLAN_PORT,
-        "vxlan_pools": [f"{p.name}={p.mode}" for p in pools if p.encapsulation == "vxlan"],
-        "ipip": any(p.encapsulation == "ipip" for p in pools),
+        "vxlan_pools": [f"{p.name}={p.mode}" for p in v4 if p.encapsulation == "vxlan"],
+        "ipip": any(p.encapsulation == "ipip" for p in v4),
+        "ipv6": any(row.wide for row in node_rows(cluster)),
+        "vxlan_v6_device": VXLAN_V6_DEVICE,
+        "vxlan_v6_pools": [f"{p.name}={p.mode}" for p in v6 if p.encapsulation == "vxlan"],
     }

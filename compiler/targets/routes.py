@@ -14,13 +14,15 @@ Every route carries protocol ROUTE_PROTOCOL, so the agent can tell its routes fr
 
 A node gets `vxlan.calico` only when it has a VTEP (a VXLAN pool serves it, so the lock holds its
 VTEP MAC and tunnel address); only such nodes send or receive VXLAN. When both IPIP and VXLAN
-pools serve a node, its one tunnel address is put on both devices.
+pools serve a node, its one tunnel address is put on both devices. VXLAN over IPv6 is the same
+per family: `vxlan-v6.calico` when an IPv6 VXLAN pool serves the node (IPv6 VTEP MAC and tunnel
+address), sending between the nodes' IPv6 addresses, with the same VNI and port as Calico.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface
 
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
@@ -31,6 +33,7 @@ from calicc.contract.names import (
     TUNNEL_DEVICE,
     VXLAN_DEVICE,
     VXLAN_PORT,
+    VXLAN_V6_DEVICE,
     VXLAN_VNI,
 )
 from calicc.contract.vxlan import vxlan_plane
@@ -52,15 +55,20 @@ def _tunnel_interface(node: NodePlan) -> IPv4Interface | None:
     return IPv4Interface(f"{node.tunnel_address}/32")
 
 
-def _enabled(cluster: ClusterPlan, encap: str) -> tuple[PoolPlan, ...]:
-    return tuple(p for p in cluster.pools if not p.disabled and p.encap == encap)
+def _enabled(cluster: ClusterPlan, encap: str, version: int = 4) -> tuple[PoolPlan, ...]:
+    return tuple(
+        p
+        for p in cluster.pools
+        if not p.disabled and p.encap == encap and (encap == "ipip" or p.version == version)
+    )
 
 
 def tunnel_links(cluster: ClusterPlan, node: NodePlan) -> tuple[Link, ...]:
     """Return the node's tunnel devices, sorted by name.
 
     tunl0 exists when any enabled pool uses IPIP (BIRD routes remote IPIP blocks through it,
-    even on a node no IPIP pool serves); vxlan.calico when the node has a VTEP.
+    even on a node no IPIP pool serves); vxlan.calico when the node has an IPv4 VTEP,
+    vxlan-v6.calico (IPv6 local and /128 address, Calico's) when it has an IPv6 one.
     """
     links = []
     if _enabled(cluster, "ipip"):
@@ -81,12 +89,41 @@ def tunnel_links(cluster: ClusterPlan, node: NodePlan) -> tuple[Link, ...]:
                 parent=node.interface,
             )
         )
+    if has_vtep_v6(cluster, node) and node.address_v6 is not None:
+        links.append(
+            Link(
+                name=VXLAN_V6_DEVICE,
+                kind="vxlan",
+                mtu=node.pod_mtu,
+                address=IPv6Interface(f"{node.tunnel_address_v6}/128"),
+                vni=VXLAN_VNI,
+                port=VXLAN_PORT,
+                mac=node.vtep_mac_v6,
+                local=node.address_v6.ip,
+                parent=node.interface,
+            )
+        )
     return tuple(sorted(links, key=lambda link: link.name))
 
 
+def device_kind(link: Link) -> str:
+    """Return the word naming `link` in a kind of node: its kind, vxlan6 for vxlan-v6.calico.
+
+    Examples:
+        >>> device_kind(Link(name="vxlan-v6.calico", kind="vxlan", mtu=1430))
+        'vxlan6'
+    """
+    return "vxlan6" if link.name == VXLAN_V6_DEVICE else link.kind
+
+
 def has_vtep(cluster: ClusterPlan, node: NodePlan) -> bool:
-    """Return whether the node takes part in VXLAN (a VXLAN pool exists and serves it)."""
+    """Return whether the node takes part in IPv4 VXLAN (an IPv4 VXLAN pool serves it)."""
     return bool(_enabled(cluster, "vxlan")) and bool(node.vtep_mac and node.tunnel_address)
+
+
+def has_vtep_v6(cluster: ClusterPlan, node: NodePlan) -> bool:
+    """Return whether the node takes part in IPv6 VXLAN (an IPv6 VXLAN pool serves it)."""
+    return bool(_enabled(cluster, "vxlan", 6)) and bool(node.vtep_mac_v6 and node.tunnel_address_v6)
 
 
 def blackholes(node: NodePlan) -> tuple[Route, ...]:

@@ -20,7 +20,7 @@ from functools import lru_cache
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.targets.ip6tables import has_ipv6, node_encaps_v6
 from calicc.compiler.targets.iptables import node_encaps
-from calicc.compiler.targets.routes import tunnel_links
+from calicc.compiler.targets.routes import device_kind, tunnel_links
 from calicc.contract.names import (
     CLUSTER_ROUTES,
     CONFLIST,
@@ -70,7 +70,7 @@ def node_shared(cluster: ClusterPlan, node: NodePlan) -> tuple[SharedFile, ...]:
     links = tunnel_links(cluster, node)
     devices = tuple(link.name for link in links)
     ipv6 = has_ipv6(node)
-    sysctl_kind = encap_kind(link.kind for link in links) + ("-ipv6" if ipv6 else "")
+    sysctl_kind = encap_kind(device_kind(link) for link in links) + ("-ipv6" if ipv6 else "")
     files = (
         SharedFile(IPTABLES_FILE, shared_path(IPTABLES_FILE, encap_kind(encaps)), encaps=encaps),
         SharedFile(SYSCTL_FILE, shared_path(SYSCTL_FILE, sysctl_kind), devices=devices, ipv6=ipv6),

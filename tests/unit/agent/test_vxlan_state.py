@@ -18,6 +18,7 @@ import pytest
 
 from calicc.compiler.build import compile_cluster
 from calicc.contract.manifest import ClusterSettings, NodeFile
+from calicc.contract.names import VXLAN_DEVICE, VXLAN_V6_DEVICE
 from calicc.contract.nodes_table import NodeRow, parse_table
 from calicc.contract.vxlan import VxlanPlane, vxlan_plane
 from tests.support.clusters import load, with_
@@ -30,11 +31,38 @@ TWO_SUBNETS = [
     {"name": "a2", "address": "10.30.1.12/24", "interface": "ens3"},
     {"name": "b1", "address": "10.30.2.11/24", "interface": "ens4"},
 ]
+# IPv6-only nodes whose subnets are not nibble-aligned (/62, /65) or are written without "::"
+# (/124), so vxlan_state6's prefix test meets every case; d1's /65 holds a1 and a2 only from
+# its own side (a node's own subnet decides, as in contract/vxlan.py).
+V6_SUBNETS = [
+    {"name": "a1", "address_v6": "fd00:30::11/62", "interface": "ens3"},
+    {"name": "a2", "address_v6": "fd00:30:0:3::12/62", "interface": "ens3"},
+    {"name": "b1", "address_v6": "fd00:30:0:4::11/62"},
+    {"name": "c1", "address_v6": "fd00:31:1:2:3:4:5:6/124"},
+    {"name": "c2", "address_v6": "fd00:31:1:2:3:4:5:9/124"},
+    {"name": "d1", "address_v6": "fd00:30::7fff:0:0:1/65"},
+]
+V6_ONLY = {"name": "t", "network_cidr_v6": "fd00:244::/56", "nodes": V6_SUBNETS}
+DUAL = [
+    {**node, "address_v6": f"fd00:30:{index}::{index + 1}/64"}
+    for index, node in enumerate(TWO_SUBNETS)
+]
 RUN_MAIN = 'main "$@"\n'  # routes.sh's last line: routes.sh NODE programs the node
 CLUSTERS: dict[str, dict[str, Any]] = {
     "crosssubnet-interfaces": with_(ipip_mode="Never", vxlan_mode="CrossSubnet", nodes=TWO_SUBNETS),
     "always-interfaces": with_(ipip_mode="Never", vxlan_mode="Always", nodes=TWO_SUBNETS),
     "ipip-only": with_(),
+    "v6-crosssubnet": {**V6_ONLY, "vxlan_mode": "CrossSubnet"},
+    "v6-always": {**V6_ONLY, "vxlan_mode": "Always"},
+    "dual-stack-crosssubnet": with_(
+        network_cidr_v6="fd00:244::/56", ipip_mode="Never", vxlan_mode="CrossSubnet", nodes=DUAL
+    ),
+    "dual-stack-v6-only-vxlan": with_(
+        network_cidr_v6="fd00:244::/56",
+        ipip_mode="Never",
+        pools=[{"name": "v6-vxlan", "cidr": "fd00:245::/56", "vxlan_mode": "Always"}],
+        nodes=DUAL,
+    ),
 }
 
 
@@ -52,15 +80,20 @@ def expected_lines(plane: VxlanPlane) -> list[str]:
         + (" onlink" if r.onlink else "")
         for r in plane.routes
     ]
-    neighbors = [f"neigh {n.address} {n.lladdr}" for n in plane.neighbors]
-    return sorted(routes + neighbors + [f"fdb {f.lladdr} {f.dst}" for f in plane.fdb])
+    six = {VXLAN_V6_DEVICE: "6", VXLAN_DEVICE: ""}  # IPv6 VTEPs: neigh6 and fdb6 lines
+    neighbors = [f"neigh{six[n.dev]} {n.address} {n.lladdr}" for n in plane.neighbors]
+    fdb = [f"fdb{six[f.dev]} {f.lladdr} {f.dst}" for f in plane.fdb]
+    return sorted(routes + neighbors + fdb)
 
 
-def awk_lines(cluster_dir: Path, row: NodeRow) -> list[str]:
-    """Return what `vxlan_state` prints for the node of `row`, as routes.sh's main asks it (the
-    node's name, address and interface from its row of nodes.tsv), from `cluster_dir`."""
-    args = [str(cluster_dir / "nodes.tsv"), row.name, str(row.address), row.interface or ""]
-    script = '. "$0/routes.sh"; vxlan_state "$@"'
+def awk_lines(cluster_dir: Path, row: NodeRow, version: int = 4) -> list[str]:
+    """Return what `vxlan_state` (`vxlan_state6` for IPv6) prints for the node of `row`, as
+    routes.sh's main asks it (the node's name, address of the family and interface from its
+    row of nodes.tsv), from `cluster_dir`."""
+    address = row.address if version == 4 else row.address_v6
+    args = [str(cluster_dir / "nodes.tsv"), row.name, str(address), row.interface or ""]
+    function = "vxlan_state" if version == 4 else "vxlan_state6"
+    script = f'. "$0/routes.sh"; {function} "$@"'
     done = subprocess.run(
         ["bash", "-c", script, str(cluster_dir), *args],
         capture_output=True,
@@ -87,13 +120,16 @@ def compare(files: dict[str, str], tmp_path: Path) -> int:
         node = NodeFile.model_validate(json.loads(files[rel]))
         me = _row(rows, node)
         assert node.node.interface == me.interface
-        if node.vtep_mac is None:  # no VTEP: routes.sh does not ask, vxlan.py gives nothing
-            assert me.vtep_mac is None
-            assert expected_lines(vxlan_plane(me, None, settings.pools, rows)) == []
-            continue
-        assert vxlan_pools, "a node has a VTEP: routes.sh asks vxlan_state for it"
+        assert (me.vtep_mac, me.vtep_mac_v6) == (node.vtep_mac, node.vtep_mac_v6)
+        got = []  # no VTEP of a family: routes.sh does not ask, vxlan.py must give nothing
+        if node.vtep_mac is not None:
+            assert vxlan_pools, "a node has a VTEP: routes.sh asks vxlan_state for it"
+            got += awk_lines(cluster_dir, me)
+        if node.vtep_mac_v6 is not None:
+            assert "VXLAN_V6_POOLS=''" not in script, "an IPv6 VTEP: routes.sh asks vxlan_state6"
+            got += awk_lines(cluster_dir, me, 6)
         want = expected_lines(vxlan_plane(me, node.node.interface, settings.pools, rows))
-        assert awk_lines(cluster_dir, me) == want, node.node.name
+        assert sorted(got) == want, node.node.name
         compared += len(want)
     return compared
 

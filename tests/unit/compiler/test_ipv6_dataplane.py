@@ -137,7 +137,7 @@ def test_inet6_sets_beside_the_ipv4_ones(tmp_path: Path) -> None:
     policy = json.loads(render_cluster(plan)[CLUSTER_POLICY])
     hosts = {s["name"]: s["members"] for s in policy["ipsets"]}
     assert hosts["cali40all-hosts-net"] == []  # from the node table
-    assert hosts["cali60all-hosts-net"] == ["fd00:30::1/128", "fd00:30::2/128"]
+    assert hosts["cali60all-hosts-net"] == []  # from the node table's address_v6 column
 
 
 def test_ipv6_sysctls_and_blackholes(tmp_path: Path) -> None:
@@ -172,15 +172,18 @@ def test_ipv4_only_cluster_has_no_ipv6_part(tmp_path: Path) -> None:
 
 
 def test_dual_stack_vxlan_routes_and_rules(tmp_path: Path) -> None:
-    """VXLAN pools of both families: IPv4 VXLAN routes as before, IPv6 blocks only blackholed
-    (vxlan-v6.calico is not derived yet), and the IPv6 rules accept VXLAN from IPv6 nodes."""
+    """VXLAN pools of both families: IPv4 blocks over vxlan.calico, IPv6 blocks over
+    vxlan-v6.calico (tests/unit/compiler/test_vxlan_v6.py has the rest), and the IPv6 rules
+    accept VXLAN from IPv6 nodes."""
     plan = plan_of(tmp_path, {**DS, "pools": [], "vxlan_mode": "Always"})
     plane = dataplane(plan, plan.node("n1"))
-    v6 = [r for r in plane.routes if r.dst.version == 6]
+    v6 = [r for r in plane.routes if r.dst.version == 6 and r.type == "unicast"]
     assert v6
-    assert all(r.type == "blackhole" for r in v6)
-    assert {r.dev for r in plane.routes if r.type == "unicast"} == {"vxlan.calico"}
-    assert [link.name for link in plane.links] == ["vxlan.calico"]
+    assert {r.dev for r in v6} == {"vxlan-v6.calico"}
+    assert {r.dev for r in plane.routes if r.type == "unicast" and r.dst.version == 4} == {
+        "vxlan.calico"
+    }
+    assert [link.name for link in plane.links] == ["vxlan-v6.calico", "vxlan.calico"]
     sources = shared_plan(plan).sources["n1"]
     assert sources[IP6TABLES_FILE] == "cluster/ip6tables/vxlan.rules"
     assert sources[IPTABLES_FILE] == "cluster/iptables/vxlan.rules"
