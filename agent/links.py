@@ -1,9 +1,11 @@
-"""Tunnel devices (tunl0, vxlan.calico): existence, kind, MTU, state and address.
+"""Tunnel devices (tunl0, vxlan.calico, vxlan-v6.calico): existence, kind, MTU, state, address.
 
 vxlan.calico sends through its parent: the node's interface when the cluster file names one,
 else the interface that holds the node address (as Felix chooses it, and as cluster/routes.sh
 does), so the agent and the stock script build the same device and neither recreates the
-other's.
+other's. vxlan-v6.calico is the same over IPv6: its `local` is the node's IPv6 address, its
+address a /128 (added without duplicate address detection, as routes.sh does), and the
+kernel's link-local address on it is left alone, as Felix leaves it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ from calicc.agent.netlink import IPRoute, call, link_index, link_kind, need_inde
 from calicc.contract.manifest import Link
 
 IFF_UP = 1
+IFA_F_NODAD = 0x02
+RT_SCOPE_LINK = 253
+
+
+def family(link: Link) -> int:
+    """Return the address family of `link` (AF_INET6 for vxlan-v6.calico, else AF_INET)."""
+    ipv6 = any(v is not None and v.version == 6 for v in (link.address, link.local))  # noqa: PLR2004
+    return socket.AF_INET6 if ipv6 else socket.AF_INET
 
 
 def parent_index(ipr: IPRoute, link: Link, parent: str | None) -> int | None:
@@ -32,7 +42,7 @@ def parent_index(ipr: IPRoute, link: Link, parent: str | None) -> int | None:
         return need_index(ipr, parent, f"{link.name} as its parent")
     if link.local is None:
         return None
-    for msg in ipr.get_addr(family=socket.AF_INET):
+    for msg in ipr.get_addr(family=family(link)):
         if msg.get_attr("IFA_ADDRESS") == str(link.local):
             return int(msg["index"])
     raise AgentError(
@@ -46,7 +56,7 @@ def _create(ipr: IPRoute, link: Link, parent: int | None) -> None:
     if link.kind == "vxlan":
         args.update(vxlan_id=link.vni, vxlan_port=link.port, vxlan_learning=0)
         if link.local is not None:
-            args["vxlan_local"] = str(link.local)
+            args["vxlan_local6" if link.local.version == 6 else "vxlan_local"] = str(link.local)  # noqa: PLR2004
         if parent is not None:
             args["vxlan_link"] = parent
         if link.mac:
@@ -64,7 +74,8 @@ def _create(ipr: IPRoute, link: Link, parent: int | None) -> None:
 
 def _vxlan_matches(msg: Any, link: Link, parent: int | None) -> bool:
     data = msg.get_attr("IFLA_LINKINFO").get_attr("IFLA_INFO_DATA")
-    local = data.get_attr("IFLA_VXLAN_LOCAL")
+    six = family(link) == socket.AF_INET6
+    local = data.get_attr("IFLA_VXLAN_LOCAL6" if six else "IFLA_VXLAN_LOCAL")
     return bool(
         data.get_attr("IFLA_VXLAN_ID") == link.vni
         and data.get_attr("IFLA_VXLAN_PORT") == link.port
@@ -91,9 +102,12 @@ def _check_existing(
 
 
 def _ensure_address(ipr: IPRoute, index: int, link: Link) -> bool:
+    """Make the link's address its only one of its family (an IPv6 link-local one stays)."""
+    kind = family(link)
     current = {
         (a.get_attr("IFA_ADDRESS"), a["prefixlen"])
-        for a in ipr.get_addr(index=index, family=socket.AF_INET)
+        for a in ipr.get_addr(index=index, family=kind)
+        if not (kind == socket.AF_INET6 and a["scope"] == RT_SCOPE_LINK)
     }
     wanted = (
         set() if link.address is None else {(str(link.address.ip), link.address.network.prefixlen)}
@@ -107,6 +121,7 @@ def _ensure_address(ipr: IPRoute, index: int, link: Link) -> bool:
             address=ip,
             prefixlen=plen,
         )
+    flags = {"flags": IFA_F_NODAD} if kind == socket.AF_INET6 else {}
     for ip, plen in sorted(wanted - current):
         call(
             f"add {ip}/{plen} to {link.name}",
@@ -115,6 +130,7 @@ def _ensure_address(ipr: IPRoute, index: int, link: Link) -> bool:
             index=index,
             address=ip,
             prefixlen=plen,
+            **flags,
         )
     return current != wanted
 

@@ -1,14 +1,16 @@
 """VXLAN's static layer 2: permanent neighbours and bridge FDB entries on owned devices.
 
 Only devices the manifest creates (its vxlan links) are reconciled, and on them only permanent
-entries (neighbours) and entries with a remote destination (FDB), which calicc owns.
+entries (neighbours) and entries with a remote destination (FDB), which calicc owns. A link's
+neighbours are of its family (IPv6 ones on vxlan-v6.calico); its FDB entries' destinations are
+the remote nodes' addresses of that family.
 """
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
+from calicc.agent.links import family
 from calicc.agent.netlink import IPRoute, call, link_index
 from calicc.contract.manifest import FdbEntry, Link, Neighbor
 
@@ -29,8 +31,8 @@ def diff_entries(desired: set[Entry], current: set[Entry]) -> tuple[list[Entry],
     return sorted(desired - current), sorted(e for e in current if e[0] not in keys)
 
 
-def _neighbours(ipr: IPRoute, index: int) -> set[Entry]:
-    msgs = ipr.get_neighbours(ifindex=index, family=socket.AF_INET)
+def _neighbours(ipr: IPRoute, index: int, kind: int) -> set[Entry]:
+    msgs = ipr.get_neighbours(ifindex=index, family=kind)
     return {
         (m.get_attr("NDA_DST"), str(m.get_attr("NDA_LLADDR")).lower())
         for m in msgs
@@ -46,8 +48,9 @@ def _fdb(ipr: IPRoute, index: int) -> set[Entry]:
     }
 
 
-def _reconcile_neigh(ipr: IPRoute, dev: str, index: int, wanted: set[Entry]) -> list[str]:
-    add, delete = diff_entries(wanted, _neighbours(ipr, index))
+def _reconcile_neigh(ipr: IPRoute, link: Link, index: int, wanted: set[Entry]) -> list[str]:
+    dev = link.name
+    add, delete = diff_entries(wanted, _neighbours(ipr, index, family(link)))
     for ip, mac in add:
         args: dict[str, Any] = {"dst": ip, "lladdr": mac, "ifindex": index}
         call(f"neighbour {ip} on {dev}", ipr.neigh, "replace", state=NUD_PERMANENT, **args)
@@ -85,6 +88,6 @@ def reconcile_l2(
             continue
         neigh = {(str(n.address), n.lladdr.lower()) for n in neighbors if n.dev == link.name}
         entries = {(f.lladdr.lower(), str(f.dst)) for f in fdb if f.dev == link.name}
-        changes += _reconcile_neigh(ipr, link.name, index, neigh)
+        changes += _reconcile_neigh(ipr, link, index, neigh)
         changes += _reconcile_fdb(ipr, link.name, index, entries)
     return changes

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from calicc import __version__
 from calicc.compiler.check import run_checks
 from calicc.compiler.emit import INDEX, EmitReport, digest, dump_json
-from calicc.compiler.errors import Problem, SpecError
+from calicc.compiler.errors import SpecError
 from calicc.compiler.host.build import attach_host, load_host
 from calicc.compiler.host.load import LoadedHostPolicy
 from calicc.compiler.load import Source, read_yaml
@@ -142,49 +142,12 @@ def plan_locked(inputs: Inputs, reallocate: bool = False) -> tuple[ClusterPlan, 
         compile_policies(inputs.policies),
         compile_cluster_policies(inputs.policies),
     )
-    unrendered = unrendered_v6(inputs.source, plan)
-    if unrendered:
-        if not reallocate:
-            moved = moved_blocks(lock_file, plan.lock, inputs.spec, plan.pools)
-            if moved:
-                raise LockProblems(moved)
-        raise SpecError(unrendered)
     plan = attach_host(plan, inputs.host_policies, inputs.source)
     if not reallocate:
         moved = moved_blocks(lock_file, plan.lock, inputs.spec, plan.pools)
         if moved:
             raise LockProblems(moved)
     return plan, lock_file
-
-
-def unrendered_v6(source: Source, plan: ClusterPlan) -> list[Problem]:
-    """The refusals of what IPv6 the renderers do not take yet, after every check (issue 13).
-
-    The checks, the lock and the plan know both families. Dual-stack nodes and IPv6 pools
-    without encapsulation render; IPv6-only nodes (the node table has no row for a node without
-    an IPv4 address) and VXLAN over IPv6 do not yet, so nothing is written rather than half a
-    cluster.
-    """
-    problems = [
-        source.problem(
-            ("nodes", index, "address_v6"),
-            f"node {node.name} has no IPv4 address: IPv6-only nodes are checked and locked but "
-            "not rendered yet (issue 13); `calicc build` writes nothing for this cluster",
-        )
-        for index, node in enumerate(plan.spec.nodes)
-        if node.address is None
-    ]
-    problems += [
-        source.problem(
-            pool.spec_loc,
-            f"pool {pool.name} ({pool.cidr}) is IPv6 with VXLAN: VXLAN over IPv6 is checked and "
-            "locked but not rendered yet (issue 13); `calicc build` writes nothing for this "
-            "cluster",
-        )
-        for pool in plan.pools_v6
-        if pool.encap == "vxlan"
-    ]
-    return problems
 
 
 def plan_cluster(inputs: Inputs, reallocate: bool = False) -> ClusterPlan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from ipaddress import IPv4Address
@@ -10,8 +11,6 @@ from typing import Any
 
 import pytest
 
-from calicc.compiler.build import build
-from calicc.compiler.errors import SpecError
 from calicc.compiler.router_id import derived_router_id
 from tests.support.clusters import load, plan_of, problems, write_cluster
 
@@ -271,31 +270,37 @@ def calicc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
 
 
-def test_build_refuses_ipv6_only_nodes_after_the_checks_writing_nothing(tmp_path: Path) -> None:
-    data = v6()
-    path = write_cluster(tmp_path, data)
-    with pytest.raises(SpecError) as caught:
-        build(load(tmp_path, data), tmp_path / "rendered")
-    problem = caught.value.problems[1]
-    assert problem.field == "nodes[1].address_v6"
-    assert "node n2 has no IPv4 address: IPv6-only nodes are checked and locked but not " in (
-        problem.message
-    )
+def test_build_renders_ipv6_only_nodes(tmp_path: Path) -> None:
+    """IPv6-only nodes build end to end: a node-table row without an IPv4 address, node.json
+    without one, bird.conf with the IPv6 part only and the router id derived from the name."""
+    path = write_cluster(tmp_path, v6())
     result = calicc("build", str(path))
-    assert result.returncode == 1
-    assert "nodes[1].address_v6: node n2 has no IPv4 address" in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.yaml"]
+    assert result.returncode == 0, result.stderr
+    rendered = tmp_path / "rendered"
+    table = (rendered / "cluster" / "nodes.tsv").read_text(encoding="utf-8").splitlines()
+    assert table[2].endswith("\tpod_mtu\taddress_v6\ttunnel_address_v6\tvtep_mac_v6")
+    assert table[4].startswith("n2\t-\t-\t-\tdefault-ipv6-ippool=")
+    assert table[4].endswith("\tfd00:30::2/64\t-\t-")
+    node = json.loads((rendered / "nodes" / "n2" / "node.json").read_text(encoding="utf-8"))
+    assert "address" not in node["node"]
+    assert node["node"]["address_v6"] == "fd00:30::2/64"
+    bird = (rendered / "nodes" / "n2" / "bird.conf").read_text(encoding="utf-8")
+    assert f"router id {derived_router_id('n2')};" in bird
+    assert "ipv4 {" not in bird
+    assert "ipv6 {" in bird
 
 
-def test_build_refuses_vxlan_over_ipv6_writing_nothing(tmp_path: Path) -> None:
+def test_build_renders_vxlan_over_ipv6(tmp_path: Path) -> None:
     path = write_cluster(tmp_path, ds(vxlan_mode="Always", ipip_mode="Never"))
     result = calicc("build", str(path))
-    assert result.returncode == 1
-    assert f"{path}:3:1: network_cidr_v6: pool default-ipv6-ippool" in result.stderr
-    assert "is IPv6 with VXLAN: VXLAN over IPv6 is checked and locked but not rendered" in (
-        result.stderr
-    )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.yaml"]
+    assert result.returncode == 0, result.stderr
+    node = json.loads((tmp_path / "rendered/nodes/n1/node.json").read_text(encoding="utf-8"))
+    links = {link["name"]: link for link in node["links"]}
+    assert sorted(links) == ["vxlan-v6.calico", "vxlan.calico"]
+    assert links["vxlan-v6.calico"]["local"] == "fd00:30::1"
+    assert links["vxlan-v6.calico"]["address"] == f"{node['tunnel_address_v6']}/128"
+    assert links["vxlan-v6.calico"]["mac"] == node["vtep_mac_v6"]
+    assert node["pod_mtu"] == 1430  # 1500 less VXLAN over IPv6's 70 bytes
 
 
 def test_a_dual_stack_cluster_without_encapsulation_builds(tmp_path: Path) -> None:
@@ -311,4 +316,4 @@ def test_the_checks_come_before_the_refusal(tmp_path: Path) -> None:
     result = calicc("validate", str(path))
     assert result.returncode == 1
     assert "block_size_v6: Input should be greater than or equal to 116" in result.stderr
-    assert "not rendered yet" not in result.stderr
+    assert "not rendered" not in result.stderr

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calicc.compiler.build import plan_locked
-from calicc.compiler.errors import LockError, SpecError
+from calicc.compiler.errors import LockError
 from calicc.compiler.lock import Lock, _Allocator, allocate, vtep_mac
 from calicc.compiler.lock_check import check_lock
 from calicc.compiler.lock_read import LockProblems, _written_data, read_lock
@@ -242,15 +242,17 @@ def test_ipv6_lock_shape_errors(tmp_path: Path, edit: tuple[str, str], expected:
     assert expected in str(caught.value)
 
 
-def test_a_moved_ipv6_pool_is_refused_before_the_rendering_refusal(tmp_path: Path) -> None:
-    unrendered = ds(vxlan_mode="Always", ipip_mode="Never")  # VXLAN over IPv6: refused for now
-    _locked(tmp_path, unrendered, plan_of(tmp_path, unrendered).lock)
-    moved = {**unrendered, "network_cidr_v6": "fd00:999::/56"}
+def test_a_moved_ipv6_pool_is_refused_unless_reallocated(tmp_path: Path) -> None:
+    vxlan = ds(vxlan_mode="Always", ipip_mode="Never")  # VXLAN over IPv6: tunnel address too
+    _locked(tmp_path, vxlan, plan_of(tmp_path, vxlan).lock)
+    moved = {**vxlan, "network_cidr_v6": "fd00:999::/56"}
     write_cluster(tmp_path, moved)
     with pytest.raises(LockProblems) as caught:
         plan_locked(load(tmp_path, moved))
     assert "node n1 would lose block fd00:244::/122: it is outside pool default-ipv6" in str(
         caught.value
     )
-    with pytest.raises(SpecError, match="not rendered yet"):
-        plan_locked(load(tmp_path, moved), reallocate=True)
+    plan, _ = plan_locked(load(tmp_path, moved), reallocate=True)
+    node = plan.node("n1")
+    assert all(b.cidr.subnet_of(IPv6Network("fd00:999::/56")) for b in node.blocks_v6)
+    assert node.tunnel_address_v6 == node.blocks_v6[0].cidr.network_address
