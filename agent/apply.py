@@ -323,6 +323,8 @@ class Reconciler:
         if not has and not (self.memo6.chains or self.memo6.rules):
             return []
         text = bundle.text(IP6TABLES_FILE) if has else ""
+        if has:  # host endpoints of ip6tables, neighbour discovery first (contract/host.py)
+            text = with_host(text, bundle.manifest.host, family=6)
         jumps = iptables.family_jumps(bundle.manifest.jump_rules, iptables.parse_rules(text))
         current = iptables.read_ruleset(self.runner, family=6)
         if has:  # the kernel's rules first, then the records (see agent/endpoints.py)

@@ -21,6 +21,13 @@ mark (Pass) set, or drops (Deny). Ends: a normal chain drops (Calico's host endp
 deny what no policy allowed, failsafes excepted); a forward chain exists only when some
 applyOnForward policy applies (else forwarded traffic is not policed) and then drops; a
 pre-DNAT chain returns (what pre-DNAT policy neither allowed nor denied meets normal policy).
+
+In ip6tables (`family` 6) the normal chains accept ICMPv6 neighbour discovery and multicast
+listener messages before the failsafes (HOST_ICMPV6_ND): they are link-local, untracked by
+conntrack, and without them a protected interface loses its neighbours (and, behind an MLD
+snooping switch, the solicitations for its own addresses). Calico accepts these only from
+workloads (felix cali-wl-to-host, types 130-133, 135, 136) and leaves a host endpoint's to
+policy; calicc keeps the host reachable whatever the policy says, as its lockout check does.
 """
 
 from __future__ import annotations
@@ -52,7 +59,13 @@ TO_HOST_FORWARD = "cali-to-hep-forward"
 HOST_INGRESS_PREFIX = "cali-hi-"
 HOST_EGRESS_PREFIX = "cali-ho-"
 HOST_SET_PREFIX = "cali40h:"  # ipsets of the nodes a host policy rule's selector picks
+HOST_SET_PREFIX_V6 = "cali60h:"  # their family inet6 twins (the nodes' IPv6 addresses)
 WORKLOAD_IFACES = "cali+"
+# ICMPv6 a host endpoint accepts both ways before policy: MLD query, report, done (130-132),
+# router solicitation and advertisement (133, 134), neighbour solicitation and advertisement
+# (135, 136), MLDv2 report (143, what Linux sends).
+HOST_ICMPV6_ND = (130, 131, 132, 133, 134, 135, 136, 143)
+V6 = 6
 
 
 class _Frozen(BaseModel):
@@ -114,8 +127,24 @@ def _policy_rules(chain: str, refs: Sequence[tuple[str, str]], end: str) -> list
     return lines
 
 
-def _normal(chain: str, iface: str, failsafe: str, refs: list[tuple[str, str]]) -> list[str]:
-    lines = [*tracked_rules(chain), rule(chain, comment("failsafe ports"), f"-j {failsafe}")]
+def neighbour_rules(chain: str) -> list[str]:
+    """Return the ICMPv6 accept rules of an IPv6 host endpoint chain (HOST_ICMPV6_ND)."""
+    return [
+        rule(
+            chain,
+            f"-p ipv6-icmp -m icmp6 --icmpv6-type {kind}",
+            comment("ICMPv6 neighbour discovery and MLD"),
+            "-j ACCEPT",
+        )
+        for kind in HOST_ICMPV6_ND
+    ]
+
+
+def _normal(
+    chain: str, iface: str, failsafe: str, refs: list[tuple[str, str]], family: int
+) -> list[str]:
+    lines = tracked_rules(chain) + (neighbour_rules(chain) if family == V6 else [])
+    lines.append(rule(chain, comment("failsafe ports"), f"-j {failsafe}"))
     lines += _policy_rules(chain, refs, "-j DROP")
     why = "no host policy allowed it" if refs else "no host policy applies"
     return [*lines, rule(chain, comment(f"default deny on {iface}: {why}"), "-j DROP")]
@@ -148,8 +177,11 @@ class _Table:
         self.dispatch.append(dispatch)
 
 
-def host_rules(host: NodeHost) -> HostRules:
-    """Return the node's endpoint chains and dispatch rules (see the module docstring)."""
+def host_rules(host: NodeHost, family: int = 4) -> HostRules:
+    """Return the node's endpoint chains and dispatch rules (see the module docstring).
+
+    `family` 6: of ip6tables (the normal chains accept neighbour discovery first).
+    """
     pols = host.policies
     ingress = _refs(pols, "ingress", forward=False)
     egress = _refs(pols, "egress", forward=False)
@@ -162,10 +194,10 @@ def host_rules(host: NodeHost) -> HostRules:
     for iface in ordered:
         end = suffix(iface)
         fh, th, fhfw, thfw = (f"cali-{d}-{end}" for d in ("fh", "th", "fhfw", "thfw"))
-        filt.add(
-            fh, _normal(fh, iface, FAILSAFE_IN, ingress), _dispatch(FROM_HOST, iface, "-i", fh)
-        )
-        filt.add(th, _normal(th, iface, FAILSAFE_OUT, egress), _dispatch(TO_HOST, iface, "-o", th))
+        fh_rules = _normal(fh, iface, FAILSAFE_IN, ingress, family)
+        filt.add(fh, fh_rules, _dispatch(FROM_HOST, iface, "-i", fh))
+        th_rules = _normal(th, iface, FAILSAFE_OUT, egress, family)
+        filt.add(th, th_rules, _dispatch(TO_HOST, iface, "-o", th))
         if fwd_in:
             filt.add(
                 fhfw, _forward(fhfw, iface, fwd_in), _dispatch(FROM_HOST_FORWARD, iface, "-i", fhfw)
@@ -201,8 +233,8 @@ def _by_chain(dispatch: list[str]) -> list[str]:
     return sorted(dispatch, key=lambda line: order.index(line.split()[1]))
 
 
-def with_host(rules_text: str, host: NodeHost | None) -> str:
-    """Return the rules text with the node's host endpoint chains merged in.
+def with_host(rules_text: str, host: NodeHost | None, family: int = 4) -> str:
+    """Return the rules text with the node's host endpoint chains merged in (family 6: ip6tables').
 
     Endpoint chains are declared right after their table's `*table` line; their rules and
     the dispatch rules go before its COMMIT, so the dispatch rules follow the file's own
@@ -210,7 +242,7 @@ def with_host(rules_text: str, host: NodeHost | None) -> str:
     """
     if host is None or not host.interfaces:
         return rules_text
-    found = host_rules(host)
+    found = host_rules(host, family)
     out: list[str] = []
     table = ""
     for line in rules_text.splitlines():

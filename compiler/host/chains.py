@@ -10,6 +10,11 @@ Added only when the cluster file has `host_protection:` (as Calico's felix/rules
                          before the final accept (applyOnForward policy)
     mangle cali-PREROUTING  after the established rule: cali-from-host-endpoint (pre-DNAT)
 
+The same in ip6tables (`version` 6: compiler/targets/ip6tables.py calls `host_tables` on its
+tables) for a cluster with IPv6 nodes: the failsafe chains hold the ports whose net is IPv6 or
+absent, the policy chains the rules of IPv6 (compiler/host/rules.py), VXLAN to the nodes is
+matched by their IPv6 set; the agent adds ICMPv6 neighbour discovery to the endpoint chains.
+
 The four dispatch chains hold only their RETURN rules for `lo` and the workloads' `cali+`
 interfaces (never a host endpoint); the agent appends the node's interfaces
 (contract/host.py). The failsafe chains, and every host policy chain, are written here once.
@@ -30,7 +35,7 @@ from calicc.contract.host import (
     TO_HOST_FORWARD,
     WORKLOAD_IFACES,
 )
-from calicc.contract.names import ALL_HOSTS_SET, VXLAN_PORT
+from calicc.contract.names import ALL_HOSTS_SET, ALL_HOSTS_SET_V6, VXLAN_PORT
 from calicc.contract.syntax import ACCEPT_MATCH, CLEAR_MARKS, comment, rule
 
 if TYPE_CHECKING:
@@ -38,6 +43,7 @@ if TYPE_CHECKING:
     from calicc.compiler.targets.iptables import ChainView, TableView
 
 OUTPUT = "cali-OUTPUT"
+V4 = 4
 
 
 def _returns(chain: str, flag: str) -> tuple[str, ...]:
@@ -49,8 +55,8 @@ def _returns(chain: str, flag: str) -> tuple[str, ...]:
     )
 
 
-def _output_rules(encaps: frozenset[str]) -> tuple[str, ...]:
-    hosts = f"-m set --match-set {ALL_HOSTS_SET} dst"
+def _output_rules(encaps: frozenset[str], version: int) -> tuple[str, ...]:
+    hosts = f"-m set --match-set {ALL_HOSTS_SET if version == V4 else ALL_HOSTS_SET_V6} dst"
     lines = [
         rule(
             OUTPUT, f"-o {WORKLOAD_IFACES}", comment("to a workload: not host policy"), "-j RETURN"
@@ -99,14 +105,14 @@ def _forward_rules(rules: tuple[str, ...]) -> tuple[str, ...]:
     return (*rules[: reset + 1], into, *rules[reset + 1 : accept], out, *rules[accept:])
 
 
-def _policy_views(host: HostPlan, *, pre_dnat: bool) -> list[ChainView]:
+def _policy_views(host: HostPlan, *, pre_dnat: bool, version: int) -> list[ChainView]:
     from calicc.compiler.targets.iptables import ChainView  # noqa: PLC0415 (cycle)
 
     views = []
     for p in host.policies:
         if p.loaded.policy.spec.preDNAT != pre_dnat:
             continue
-        for chain in (p.ingress, p.egress):
+        for chain in p.chains(version):
             if chain is not None:
                 count = sum(1 for r in chain.rules if "-j RETURN" not in r)
                 note = f"host policy {p.name} ({p.loaded.where()}) {chain.direction}: {count} rules"
@@ -114,7 +120,7 @@ def _policy_views(host: HostPlan, *, pre_dnat: bool) -> list[ChainView]:
     return views
 
 
-def _failsafe_views(host: HostPlan, *, outbound: bool) -> list[ChainView]:
+def _failsafe_views(host: HostPlan, *, outbound: bool, version: int) -> list[ChainView]:
     from calicc.compiler.targets.iptables import ChainView  # noqa: PLC0415 (cycle)
 
     s = host.settings
@@ -122,7 +128,7 @@ def _failsafe_views(host: HostPlan, *, outbound: bool) -> list[ChainView]:
         ChainView(
             FAILSAFE_IN,
             "failsafe: always open to the node",
-            tuple(failsafe_lines(FAILSAFE_IN, s.failsafe_inbound, "in")),
+            tuple(failsafe_lines(FAILSAFE_IN, s.failsafe_inbound, "in", version)),
         )
     ]
     if outbound:
@@ -130,7 +136,7 @@ def _failsafe_views(host: HostPlan, *, outbound: bool) -> list[ChainView]:
             ChainView(
                 FAILSAFE_OUT,
                 "failsafe: the node may always reach",
-                tuple(failsafe_lines(FAILSAFE_OUT, s.failsafe_outbound, "out")),
+                tuple(failsafe_lines(FAILSAFE_OUT, s.failsafe_outbound, "out", version)),
             )
         )
     return views
@@ -167,9 +173,13 @@ def _splice(chain: ChainView) -> ChainView:
 
 
 def host_tables(
-    host: HostPlan, encaps: frozenset[str], tables: tuple[TableView, ...]
+    host: HostPlan, encaps: frozenset[str], tables: tuple[TableView, ...], version: int = V4
 ) -> tuple[TableView, ...]:
-    """Return `tables` with host protection's hooks, static chains and policy chains."""
+    """Return `tables` with host protection's hooks, static chains and policy chains.
+
+    `version` 6: the tables are ip6tables' (compiler/targets/ip6tables.py), `encaps` those
+    of the node kind's IPv6 pools.
+    """
     from calicc.compiler.targets.iptables import ChainView  # noqa: PLC0415 (cycle)
 
     out = []
@@ -179,15 +189,19 @@ def host_tables(
             chains = [_splice(c) for c in chains]
             chains.append(
                 ChainView(
-                    OUTPUT, "filter OUTPUT: host endpoint egress policy", _output_rules(encaps)
+                    OUTPUT,
+                    "filter OUTPUT: host endpoint egress policy",
+                    _output_rules(encaps, version),
                 )
             )
             chains += _dispatch_views(FILTER_DISPATCH)
-            chains += _failsafe_views(host, outbound=True) + _policy_views(host, pre_dnat=False)
+            chains += _failsafe_views(host, outbound=True, version=version)
+            chains += _policy_views(host, pre_dnat=False, version=version)
         elif table.name == "mangle":
             chains = [_prerouting(c) for c in chains]
             chains += _dispatch_views(MANGLE_DISPATCH)
-            chains += _failsafe_views(host, outbound=False) + _policy_views(host, pre_dnat=True)
+            chains += _failsafe_views(host, outbound=False, version=version)
+            chains += _policy_views(host, pre_dnat=True, version=version)
         out.append(replace(table, chains=tuple(chains)))
     return tuple(out)
 

@@ -11,6 +11,12 @@ it follows, as the node's chains would (contract/host.py), the traffic of:
   agent and CNI plugin read it), and in from the management networks and the other nodes on
   the node `kubernetes.server` names (by address or name).
 
+Per family: a node's IPv4 traffic is checked against the iptables chains and its IPv6 traffic
+against the ip6tables ones (the rules of that family, compiler/host/rules.py): SSH from each
+management network of the node's families, BGP with the peers of each family (`sessions`,
+`sessions_v6`), the API server by an address of either family (by name: in IPv4, or IPv6 on
+an IPv6-only node). A failsafe port with a net opens that net's family only.
+
 Traffic passes the failsafe chain first, then pre-DNAT policy (inbound), then the node's
 policies in order; a Deny that matches any part of the traffic, a Pass, or the default deny
 at the end fails the build, naming the rule's file and line (the default deny: the last
@@ -21,21 +27,35 @@ as allowing the traffic, and a Deny of that kind counts as cutting it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, collapse_addresses
+from ipaddress import (
+    IPv4Address,
+    IPv4Network,
+    IPv6Address,
+    IPv6Network,
+    collapse_addresses,
+    ip_address,
+)
 from urllib.parse import urlsplit
 
 from calicc.compiler.errors import Problem
 from calicc.compiler.host.model import EntityRule, Rule
-from calicc.compiler.host.plan import HostPlan, HostPolicyPlan, selected_nodes
-from calicc.compiler.host.rules import side_nets
+from calicc.compiler.host.plan import (
+    V4,
+    V6,
+    HostPlan,
+    HostPolicyPlan,
+    node_addresses,
+    selected_nodes,
+)
+from calicc.compiler.host.rules import IPNet, side_nets
 from calicc.compiler.host.spec import FailsafePort, port_range
 from calicc.compiler.load import Source
 from calicc.compiler.plan import ClusterPlan, NodePlan
 
 SSH_PORT, BGP_PORT, API_PORT = 22, 179, 6443
-Nets = list[IPv4Network] | None  # None: an address not known at build time
+Nets = list[IPNet] | None  # None: an address not known at build time; one family per list
 
 
 @dataclass(frozen=True)
@@ -51,41 +71,55 @@ class Probe:
 
 @dataclass(frozen=True)
 class Facts:
-    """What rules are evaluated against: node addresses and labels."""
+    """What rules are evaluated against: the nodes' addresses of one family, and labels."""
 
-    addresses: dict[str, IPv4Network]
+    addresses: dict[str, IPNet]
     labels: dict[str, dict[str, str]]
+    version: int = V4
 
-    def nets(self, entity: EntityRule) -> tuple[IPv4Network, ...] | None:
-        """Return the networks an end of a rule matches (None: any)."""
-        return side_nets(entity, self.addresses, selected_nodes(entity.selector, self.labels))
+    def nets(self, entity: EntityRule) -> tuple[IPNet, ...] | None:
+        """Return the networks of the family an end of a rule matches (None: any)."""
+        selected = selected_nodes(entity.selector, self.labels)
+        return side_nets(entity, self.addresses, selected, self.version)
 
 
-def intersect(left: Sequence[IPv4Network], right: Sequence[IPv4Network]) -> list[IPv4Network]:
+def within(a: IPNet, b: IPNet) -> bool:
+    """Return whether `a` lies inside `b` (False across families)."""
+    return a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]
+
+
+def collapse(nets: Iterable[IPNet]) -> list[IPNet]:
+    """Return `nets` (of one family) collapsed."""
+    return list(collapse_addresses(nets))  # type: ignore[type-var]
+
+
+def intersect(left: Sequence[IPNet], right: Sequence[IPNet]) -> list[IPNet]:
     """Return the addresses in both (each list's networks nest or are disjoint)."""
-    found = [a if a.subnet_of(b) else b for a in left for b in right if a.overlaps(b)]
-    return list(collapse_addresses(found))
+    found = [a if within(a, b) else b for a in left for b in right if a.overlaps(b)]
+    return collapse(found)
 
 
-def subtract(left: Sequence[IPv4Network], right: Sequence[IPv4Network]) -> list[IPv4Network]:
-    """Return the addresses of `left` outside `right`."""
+def subtract(left: Sequence[IPNet], right: Sequence[IPNet]) -> list[IPNet]:
+    """Return the addresses of `left` outside `right` (both of one family)."""
     pieces = list(left)
     for b in right:
-        kept: list[IPv4Network] = []
+        kept: list[IPNet] = []
         for p in pieces:
             if not p.overlaps(b):
                 kept.append(p)
-            elif not p.subnet_of(b):
-                kept.extend(p.address_exclude(b))
+            elif not within(p, b):
+                kept.extend(p.address_exclude(b))  # type: ignore[arg-type]
         pieces = kept
-    return list(collapse_addresses(pieces))
+    return collapse(pieces)
 
 
-def _failsafe(probe: Probe, ports: Sequence[FailsafePort], remote: Nets) -> Nets:
-    """Return what the failsafes leave of `remote` (empty: all of it is open)."""
+def _failsafe(probe: Probe, ports: Sequence[FailsafePort], remote: Nets, version: int) -> Nets:
+    """Return what the failsafes of IPv`version` leave of `remote` (empty: all of it is open)."""
     for f in ports:
         first, last = f.ports
         if f.protocol != probe.protocol or not first <= probe.port <= last:
+            continue
+        if f.net is not None and f.net.version != version:
             continue
         if f.net is None:
             return []
@@ -106,10 +140,10 @@ class Match:
     certain: bool
 
 
-def match(rule: Rule, probe: Probe, remote: Nets, local: IPv4Network, facts: Facts) -> Match | None:
-    """Return the part of `remote` a rule matches (None: none of it)."""
+def match(rule: Rule, probe: Probe, remote: Nets, local: IPNet, facts: Facts) -> Match | None:
+    """Return the part of `remote` a rule of the probe's family matches (None: none of it)."""
     dest = rule.destination
-    if rule.proto not in (None, probe.protocol):
+    if rule.proto not in (None, probe.protocol) or not rule.in_family(facts.version):
         return None
     if (dest.ports and not _in_ports(probe.port, dest.ports)) or _in_ports(
         probe.port, dest.notPorts
@@ -117,7 +151,7 @@ def match(rule: Rule, probe: Probe, remote: Nets, local: IPv4Network, facts: Fac
         return None
     far, near = (rule.source, dest) if probe.direction == "ingress" else (dest, rule.source)
     mine = facts.nets(near)
-    if mine is not None and not any(local.subnet_of(n) for n in mine):
+    if mine is not None and not any(within(local, n) for n in mine):
         return None
     certain = not (rule.source.ports or rule.source.notPorts)
     theirs = facts.nets(far)
@@ -140,7 +174,7 @@ class Cut:
 
 
 def _walk(
-    policy: HostPolicyPlan, probe: Probe, remote: Nets, local: IPv4Network, facts: Facts
+    policy: HostPolicyPlan, probe: Probe, remote: Nets, local: IPNet, facts: Facts
 ) -> tuple[Nets, Cut | None, bool]:
     """Walk one policy's rules: what stays undecided, a cut, and whether a Pass ended it."""
     rules = (
@@ -167,10 +201,10 @@ def evaluate(probe: Probe, node: NodePlan, host: HostPlan, facts: Facts) -> Cut 
     """Return where the node's chains would cut `probe`, or None when they let it through."""
     s = host.settings
     failsafes = s.failsafe_inbound if probe.direction == "ingress" else s.failsafe_outbound
-    remote = _failsafe(probe, failsafes, probe.remote)
+    remote = _failsafe(probe, failsafes, probe.remote, facts.version)
     if remote == []:
         return None
-    local = IPv4Network(node.ipv4.ip)
+    local = facts.addresses[node.name]
     mine = [p for p in host.policies if node.name in p.nodes]
     key = "ingress" if probe.direction == "ingress" else "egress"
     if key == "ingress":
@@ -193,7 +227,7 @@ def evaluate(probe: Probe, node: NodePlan, host: HostPlan, facts: Facts) -> Cut 
     return Cut(last, None, "leaves it to the default deny", remote)
 
 
-def _api(cluster: ClusterPlan) -> tuple[IPv4Address | str | None, int]:
+def _api(cluster: ClusterPlan) -> tuple[IPv4Address | IPv6Address | str | None, int]:
     """Return the API server's host (an address, a name, None: unknown) and port."""
     kube = cluster.spec.kubernetes
     if kube is None or kube.server is None:
@@ -202,38 +236,53 @@ def _api(cluster: ClusterPlan) -> tuple[IPv4Address | str | None, int]:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     host = parts.hostname or ""
     try:
-        return IPv4Address(host), port
+        return ip_address(host), port
     except ValueError:
         return host, port
 
 
+def _bgp(cluster: ClusterPlan, node: NodePlan, version: int) -> Iterator[Probe]:
+    sessions = node.sessions if version == V4 else node.sessions_v6
+    by_port: dict[int, list[IPNet]] = {}
+    for s in sessions:
+        by_port.setdefault(s.port or BGP_PORT, []).append(ip_network_of(s.peer_ip))
+    peers = {n for nets in by_port.values() for n in nets}
+    family = "" if version == V4 else "IPv6 "
+    if peers:
+        listen = cluster.spec.bgp.listen_port
+        remote = collapse(peers)
+        yield Probe(f"{family}BGP (tcp {listen}) from its peers", "ingress", remote, listen)
+    for port, nets in sorted(by_port.items()):
+        remote = collapse(nets)
+        yield Probe(f"{family}BGP (tcp {port}) to its peers", "egress", remote, port)
+
+
+def ip_network_of(address: IPv4Address | IPv6Address) -> IPNet:
+    """Return the host network of `address` (/32, /128)."""
+    return IPv4Network(address) if address.version == V4 else IPv6Network(address)
+
+
 def probes(
-    cluster: ClusterPlan, node: NodePlan, facts: Facts, mgmt: list[IPv4Network]
+    cluster: ClusterPlan, node: NodePlan, facts: Facts, mgmt: list[IPNet]
 ) -> Iterator[Probe]:
-    """Return the traffic node `node` must keep (see the module docstring)."""
-    for net in mgmt:
+    """Return the traffic node `node` must keep in `facts`' family (see the module docstring)."""
+    version = facts.version
+    for net in (n for n in mgmt if n.version == version):
         yield Probe(
             f"SSH (tcp {SSH_PORT}) from management network {net}", "ingress", [net], SSH_PORT
         )
-    by_port: dict[int, list[IPv4Network]] = {}
-    for s in node.sessions:
-        by_port.setdefault(s.port or BGP_PORT, []).append(IPv4Network(s.peer_ip))
-    peers = sorted({n for nets in by_port.values() for n in nets})
-    if peers:
-        listen = cluster.spec.bgp.listen_port
-        yield Probe(
-            f"BGP (tcp {listen}) from its peers", "ingress", list(collapse_addresses(peers)), listen
-        )
-    for port, nets in sorted(by_port.items()):
-        yield Probe(
-            f"BGP (tcp {port}) to its peers", "egress", list(collapse_addresses(nets)), port
-        )
+    yield from _bgp(cluster, node, version)
     host, port = _api(cluster)
-    server = [IPv4Network(host)] if isinstance(host, IPv4Address) else None
-    yield Probe(f"the Kubernetes API (tcp {port})", "egress", server, port)
-    if host in (node.name, node.ipv4.ip):
+    if isinstance(host, IPv4Address | IPv6Address):
+        if host.version == version:
+            yield Probe(f"the Kubernetes API (tcp {port})", "egress", [ip_network_of(host)], port)
+    elif version == (V4 if node.address is not None else V6):  # by name: one family
+        yield Probe(f"the Kubernetes API (tcp {port})", "egress", None, port)
+    own = [node.name, *(a.ip for a in (node.address, node.address_v6) if a is not None)]
+    if host in own:
         others = [a for n, a in facts.addresses.items() if n != node.name]
-        remote = list(collapse_addresses([*mgmt, *others]))
+        mine = [n for n in mgmt if n.version == version]
+        remote = collapse([*mine, *others])
         if remote:
             yield Probe(
                 f"the API server (tcp {port}) from management and nodes", "ingress", remote, port
@@ -271,19 +320,19 @@ def check_lockout(cluster: ClusterPlan, source: Source) -> list[Problem]:
     host = cluster.host
     if host is None:
         return []
-    facts = Facts(
-        addresses={n.name: IPv4Network(n.ipv4.ip) for n in cluster.nodes},
-        labels={n.name: dict(n.labels) for n in cluster.nodes},
-    )
+    labels = {n.name: dict(n.labels) for n in cluster.nodes}
     found: dict[tuple[str, str], Problem] = {}
-    for node in cluster.nodes:
-        if node.name not in host.nodes:
-            continue
-        for probe in probes(cluster, node, facts, list(host.settings.management_networks)):
-            cut = evaluate(probe, node, host, facts)
-            if cut is not None:
-                problem = _problem(cut, probe, node, source)
-                found.setdefault(
-                    (problem.file, f"{problem.line}{problem.field}{probe.what}"), problem
-                )
+    mgmt = list(host.settings.management_networks)
+    for version in (V4, V6):
+        facts = Facts(node_addresses(cluster.spec, version), labels, version)
+        for node in cluster.nodes:
+            if node.name not in host.nodes or node.name not in facts.addresses:
+                continue
+            for probe in probes(cluster, node, facts, mgmt):
+                cut = evaluate(probe, node, host, facts)
+                if cut is not None:
+                    problem = _problem(cut, probe, node, source)
+                    found.setdefault(
+                        (problem.file, f"{problem.line}{problem.field}{probe.what}"), problem
+                    )
     return sorted(found.values())

@@ -3,14 +3,20 @@
 Field names are Calico's, so error locations read like the YAML: `spec.ingress[0].action`.
 Selectors are Calico selectors over node labels (cluster.yaml `nodes[].labels`): a host
 endpoint carries its node's labels, as Calico's automatic host endpoints do. Supported:
-order, selector, types, ingress/egress rules (action Allow, Deny, Pass or Log; protocol;
-source/destination nets, selector, ports and notPorts; source ports), applyOnForward, preDNAT.
-doNotTrack and the rest of Calico's fields are refused by name.
+order, selector, types, ingress/egress rules (action Allow, Deny, Pass or Log; ipVersion;
+protocol; source/destination nets, selector, ports and notPorts; source ports), applyOnForward,
+preDNAT. doNotTrack and the rest of Calico's fields are refused by name.
+
+Both families, as Felix renders a policy into iptables and ip6tables (rules/policy.go
+FilterRuleToIPVersion): a rule is written into a family's chain unless its `ipVersion` or its
+protocol (ICMP: IPv4, ICMPv6: IPv6) is the other family's, or every net of one of its ends is
+of the other family (then it has no meaning there, and is left out rather than widened to any
+address). Mixed nets keep the family's ones.
 """
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -21,7 +27,10 @@ from calicc.contract.fields import Dns1123Subdomain, LabelKey, Labels
 from calicc.contract.manifest import Strict
 from calicc.contract.text import cut
 
-PROTOCOLS = ("TCP", "UDP", "ICMP", "SCTP", "UDPLite")
+PROTOCOLS = ("TCP", "UDP", "ICMP", "ICMPv6", "SCTP", "UDPLite")
+PROTOCOL_FAMILY = {"ICMP": 4, "ICMPv6": 6}  # Calico's validator: ICMP is IPv4, ICMPv6 IPv6
+IPTABLES_PROTOCOL = {"icmpv6": "ipv6-icmp"}  # as ip6tables-save prints it
+FAMILIES = (4, 6)
 PORT_PROTOCOLS = ("tcp", "udp", "sctp")
 MAX_PORTS = 64
 
@@ -41,7 +50,9 @@ def _ports(value: tuple[int | str, ...]) -> tuple[int | str, ...]:
 class EntityRule(Strict):
     """One end of a rule: the source or the destination."""
 
-    nets: tuple[IPv4Network, ...] = Field((), description="any of these networks")
+    nets: tuple[IPv4Network | IPv6Network, ...] = Field(
+        (), description="any of these networks (either family; see the module docstring)"
+    )
     selector: str | None = Field(None, description="nodes (by cluster.yaml labels)")
     ports: tuple[int | str, ...] = Field((), description="ports or ranges, e.g. 22, '8000:8080'")
     notPorts: tuple[int | str, ...] = Field((), description="none of these ports")
@@ -54,7 +65,8 @@ class Rule(Strict):
     """A rule: what it matches and its action."""
 
     action: Literal["Allow", "Deny", "Pass", "Log"]
-    protocol: Literal["TCP", "UDP", "ICMP", "SCTP", "UDPLite"] | int | None = None
+    ipVersion: Literal[4, 6] | None = Field(None, description="only this IP family")
+    protocol: Literal["TCP", "UDP", "ICMP", "ICMPv6", "SCTP", "UDPLite"] | int | None = None
     source: EntityRule = Field(default_factory=EntityRule)
     destination: EntityRule = Field(default_factory=EntityRule)
 
@@ -74,12 +86,30 @@ class Rule(Strict):
             raise ValueError("ports need protocol TCP, UDP or SCTP (Calico's rule)")
         return self
 
+    @model_validator(mode="after")
+    def _one_family(self) -> Rule:
+        """Refuse what Calico's validator refuses: a protocol or net of the other ipVersion."""
+        family = PROTOCOL_FAMILY.get(str(self.protocol))
+        if self.ipVersion is not None and family not in (None, self.ipVersion):
+            raise ValueError(f"protocol {self.protocol} is not IPv{self.ipVersion} (ipVersion)")
+        nets = (*self.source.nets, *self.destination.nets)
+        wrong = [n for n in nets if self.ipVersion not in (None, n.version)]
+        if wrong:
+            raise ValueError(f"net {wrong[0]} is not IPv{self.ipVersion} (ipVersion)")
+        return self
+
     @property
     def proto(self) -> str | None:
-        """Return the protocol as iptables spells it (tcp, udp, 47), or None for any."""
+        """Return the protocol as iptables spells it (tcp, udp, ipv6-icmp, 47), or None."""
         if self.protocol is None:
             return None
-        return str(self.protocol).lower()
+        name = str(self.protocol).lower()
+        return IPTABLES_PROTOCOL.get(name, name)
+
+    def in_family(self, version: int) -> bool:
+        """Return whether the rule is written into IPv`version`'s chains (its nets aside)."""
+        family = self.ipVersion or PROTOCOL_FAMILY.get(str(self.protocol))
+        return family in (None, version)
 
 
 class GlobalNetworkPolicySpec(Strict):

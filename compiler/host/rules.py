@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 from calicc.compiler.host.model import EntityRule, Rule
 from calicc.compiler.host.spec import FailsafePort, port_range
@@ -30,7 +30,8 @@ ACTIONS = {
     "Pass": SET_PASS,
     "Log": '-j LOG --log-prefix "calicc-host: "',
 }
-Nets = tuple[IPv4Network, ...] | None  # None: any address
+IPNet = IPv4Network | IPv6Network
+Nets = tuple[IPNet, ...] | None  # None: any address
 
 
 class TooManyLines(ValueError):
@@ -47,20 +48,39 @@ class Ends:
     destination_set: str | None = None
 
 
-def side_nets(
-    entity: EntityRule, addresses: dict[str, IPv4Network], selected: Sequence[str]
-) -> Nets:
-    """Return the networks an end matches: its nets, and/or the selected nodes' addresses.
+def family_nets(nets: Sequence[IPNet], version: int = 4) -> Nets:
+    """Return the nets of IP `version` of an end's nets: None (any) when it has none at all.
 
+    An empty tuple, when every net is of the other family, matches nothing.
+
+    Examples:
+        >>> family_nets([IPv4Network("10.0.0.0/8")], 6), family_nets([], 6)
+        ((), None)
+    """
+    if not nets:
+        return None
+    return tuple(n for n in nets if n.version == version)
+
+
+def side_nets(
+    entity: EntityRule,
+    addresses: dict[str, IPNet],
+    selected: Sequence[str],
+    version: int = 4,
+) -> Nets:
+    """Return the networks of IP `version` an end matches: its nets and/or selected nodes.
+
+    `addresses` are the nodes' addresses of `version`; a node without one is left out.
     Both given: the nodes' addresses inside the nets (Calico ANDs the two). An empty tuple
     matches nothing: the rule is left out.
     """
+    nets = family_nets(entity.nets, version)
     if entity.selector is None:
-        return entity.nets or None
-    nodes = tuple(sorted({addresses[n] for n in selected}))
-    if not entity.nets:
+        return nets
+    nodes = tuple(sorted({addresses[n] for n in selected if n in addresses}))
+    if nets is None:
         return nodes
-    return tuple(a for a in nodes if any(a.subnet_of(n) for n in entity.nets))
+    return tuple(a for a in nodes if any(a.subnet_of(n) for n in nets))  # type: ignore[arg-type]
 
 
 def port_chunks(ports: Sequence[int | str]) -> list[str]:
@@ -124,9 +144,16 @@ def rule_lines(chain: str, r: Rule, ends: Ends, label: str) -> list[str]:
     return lines
 
 
-def failsafe_lines(chain: str, ports: Sequence[FailsafePort], direction: str) -> Iterator[str]:
-    """Return the accept rules of a failsafe chain (inbound: source nets; outbound: dest)."""
+def failsafe_lines(
+    chain: str, ports: Sequence[FailsafePort], direction: str, version: int = 4
+) -> Iterator[str]:
+    """Return the accept rules of a failsafe chain (inbound: source nets; outbound: dest).
+
+    A port with a net of the other family is left out of IPv`version`'s chain.
+    """
     for f in ports:
+        if f.net is not None and f.net.version != version:
+            continue
         first, last = f.ports
         port = str(first) if first == last else f"{first}:{last}"
         net = "" if f.net is None else f"{'-s' if direction == 'in' else '-d'} {f.net}"

@@ -9,7 +9,7 @@ their cluster.yaml labels.
 from __future__ import annotations
 
 import re
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, WithJsonSchema, field_validator
@@ -65,8 +65,11 @@ class FailsafePort(Strict):
 
     protocol: Literal["tcp", "udp"] = Field(description="tcp or udp")
     port: int | str = Field(description="a port, or a range: 2379-2380")
-    net: IPv4Network | None = Field(
-        None, description="only to/from this network (inbound: source, outbound: destination)"
+    net: IPv4Network | IPv6Network | None = Field(
+        None,
+        description="only to/from this network (inbound: source, outbound: destination); "
+        "of either family: the port opens in that family only (iptables or ip6tables), "
+        "without it in both",
     )
 
     @field_validator("port")
@@ -121,10 +124,10 @@ class HostProtection(Strict):
         description="ports the node may always reach (Calico's: udp 53, udp 67, tcp 179, "
         "2379-2380, 5473, 6443, 6666-6667); [] turns them off",
     )
-    management_networks: tuple[IPv4Network, ...] = Field(
+    management_networks: tuple[IPv4Network | IPv6Network, ...] = Field(
         (),
-        description="where operators and the bundle push (SSH) come from: a host policy "
-        "that cuts SSH or the API server from them fails the build",
+        description="where operators and the bundle push (SSH) come from, of either family: "
+        "a host policy that cuts SSH or the API server from them fails the build",
     )
 
     @field_validator("interfaces")

@@ -24,6 +24,7 @@ The per-pod endpoint chains and dispatch rules are the CNI plugin's and the agen
 
 from __future__ import annotations
 
+from calicc.compiler.host.chains import host_tables
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.targets.iptables import (
     NAT_OUTGOING,
@@ -114,12 +115,15 @@ def filter_chains_v6(encaps: frozenset[str]) -> tuple[ChainView, ...]:
 
 def ip6tables_tables(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[TableView, ...]:
     """Return the four tables of the IPv6 rules of nodes served by IPv6 pools of `encaps`."""
-    tables = (
+    tables: tuple[TableView, ...] = (
         TableView("raw", raw_chains()),
         TableView("mangle", mangle_chains()),
         TableView("nat", nat_chains_v6(cluster)),
         TableView("filter", filter_chains_v6(encaps) + policy_chains(cluster, V6)),
     )
+    # host protection (compiler/host/chains.py): IPv6 failsafes, host policy and endpoint hooks
+    if cluster.host is not None:
+        tables = host_tables(cluster.host, encaps, tables, version=V6)
     for table in tables:
         for chain in table.chains:
             if len(chain.name) > CHAIN_MAX or not chain.name.startswith(OWNED_CHAIN_PREFIX):
