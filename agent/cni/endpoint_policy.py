@@ -324,11 +324,25 @@ def _fallback_members(manifest: NodeFacts, addresses: Iterable[Address]) -> Memb
     return set_members(sets, [str(a) for a in addresses])
 
 
+def _held(record: EndpointRecord, manifest: NodeFacts) -> Members:
+    """Return the memberships to remove: ADD's, and the selector sets the pod is in now.
+
+    The agent adds a running pod to the sets of policies that came after its ADD (both
+    families); DEL takes it out of those too rather than leave that to the next reconcile.
+    """
+    sets = selector_sets_for_pod(
+        manifest.ipsets, record.namespace, record.labels, record.namespace_labels
+    )
+    named = {s.name for s in manifest.ipsets if s.type == "hash:ip,port"}
+    now = set_members([s for s in sets if s not in named], [str(a) for a in record.addresses()])
+    return tuple(sorted({*record.members, *now}))
+
+
 def detach(state_dir: Path, manifest: NodeFacts, iface: str, released: Iterable[Address]) -> None:
     """Remove the endpoint's dispatch rules, chains and ipset memberships, then its record."""
     path = record_path(state_dir, iface)
     record = _read_record(path)
-    members = record.members if record else _fallback_members(manifest, released)
+    members = _held(record, manifest) if record else _fallback_members(manifest, released)
     v6 = has_v6(record) if record else any(a.version == 6 for a in released)  # noqa: PLR2004
     with FILTERS.lock:
         lives = _read([4, 6] if v6 else [4])
