@@ -259,7 +259,9 @@ def test_neighbour_discovery_under_deny_all(node: Node, pods: dict[str, Pod]) ->
     assert "icmp6" not in ns_run(node.ns, ["iptables-save", "-t", "filter"]).stdout
 
 
-def test_del_removes_ipv6_chains_and_memberships(node: Node, pods: dict[str, Pod]) -> None:
+def test_del_removes_ipv6_chains_and_memberships(
+    node: Node, pods: dict[str, Pod], make_ns: MakeNs
+) -> None:
     a, b = pods["a"], pods["b"]
     node.apply(
         netpol("from-b", "a", ingress=[{"from": [{"podSelector": {"matchLabels": {"app": "b"}}}]}])
@@ -274,3 +276,7 @@ def test_del_removes_ipv6_chains_and_memberships(node: Node, pods: dict[str, Pod
     again = apply(node.ns, node.work / "tree2/rendered/nodes/n1", node.root, node.work / "l2")
     assert again.returncode == 0, again.stderr + again.stdout
     assert "ip6tables" not in again.stdout, "nothing to change: the DEL left the desired state"
+    late = node.add(make_ns("pb2"), "b")  # ADD under the policy: the plugin fills the twin
+    assert late.v6 in members(node, twin)
+    assert reaches(late, a.v6)
+    assert not reaches(pods["c"], a.v6)
