@@ -30,8 +30,14 @@ STATE = (
 
 
 def node_ns(make_ns: MakeNs, suffix: str, address: str) -> str:
-    """A node namespace whose eth0 (a veth to a throwaway peer) holds `address`."""
+    """A node namespace whose eth0 (a veth to a throwaway peer) holds `address`.
+
+    Without IPv6 duplicate address detection: `state` compares `ip addr` output, which shows a
+    link-local address as tentative for its first second or so.
+    """
     ns = make_ns(suffix)
+    for scope in ("all", "default"):
+        ns_run(ns, ["sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0"])
     ns_run(ns, ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"])
     ns_run(ns, ["ip", "addr", "add", address, "dev", "eth0"])
     ns_run(ns, ["ip", "link", "set", "eth0", "up"])
