@@ -28,7 +28,7 @@ from calicc.contract.names import (
     SHARED_DIRS,
     SYSCTL_FILE,
 )
-from calicc.contract.nodes_table import NodesTableError, parse_table
+from calicc.contract.nodes_table import NodeRow, NodesTableError, parse_table
 
 BIRD_V2 = "bird/bird.conf"  # where bundle version 2 kept it: a diff across the upgrade reads both
 SEMANTIC = (BIRD, BIRD_V2, MANIFEST)
@@ -110,11 +110,26 @@ def table_facts(text: str) -> Facts:
     except NodesTableError as exc:
         return {"nodes": {"nodes.tsv": f"unreadable: {exc}"}}
     return {
-        "nodes": {r.name: f"{r.address}, {many(len(r.blocks), 'block')}\0{r.line()}" for r in rows},
-        "VXLAN peers": {
-            r.name: f"VTEP {r.vtep_mac} at {r.address.ip}" for r in rows if r.vtep_mac is not None
+        "nodes": {
+            r.name: f"{_addresses(r)}, {many(len(r.blocks), 'block')}\0{r.line()}" for r in rows
         },
+        "VXLAN peers": {r.name: _vteps(r) for r in rows if _vteps(r)},
     }
+
+
+def _addresses(row: NodeRow) -> str:
+    """Return the row's addresses (IPv4, IPv6), as many as it has."""
+    return ", ".join(str(a) for a in (row.address, row.address_v6) if a is not None)
+
+
+def _vteps(row: NodeRow) -> str:
+    """Return the row's VTEPs (vxlan.calico, vxlan-v6.calico) as the diff names them."""
+    vteps = []
+    if row.vtep_mac is not None and row.address is not None:
+        vteps.append(f"VTEP {row.vtep_mac} at {row.address.ip}")
+    if row.vtep_mac_v6 is not None and row.address_v6 is not None:
+        vteps.append(f"IPv6 VTEP {row.vtep_mac_v6} at {row.address_v6.ip}")
+    return "; ".join(vteps)
 
 
 def settings_facts(text: str) -> Facts:

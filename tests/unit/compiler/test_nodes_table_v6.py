@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from calicc.compiler.build import compile_cluster
+from calicc.compiler.diff_facts import table_facts
 from calicc.contract.names import NODES_TABLE
 from calicc.contract.nodes_table import (
     HEADER,
@@ -185,3 +186,13 @@ def test_table_round_trip(table: tuple[NodeRow, ...]) -> None:
     assert parse_table(text) == table
     assert (WIDE_HEADER in text.splitlines()) == any(row.wide for row in table)
     assert table_text("t", parse_table(text)) == text
+
+
+def test_calicc_diff_names_ipv6_addresses_and_vteps() -> None:
+    facts = table_facts(table_text("t", (V6_ONLY_ROW, V4_ROW)))
+    assert facts["nodes"]["b"].startswith("fd00:30::2/64, 1 block\0b\t-\t")
+    assert facts["nodes"]["a"].startswith("10.0.0.1/24, 1 block\0")
+    assert facts["VXLAN peers"] == {
+        "a": "VTEP 66:00:00:00:00:01 at 10.0.0.1",
+        "b": "IPv6 VTEP 66:00:00:00:00:02 at fd00:30::2",
+    }
