@@ -17,11 +17,10 @@ from typing import Any
 
 import pytest
 
-from calicc.compiler.render import render_cluster, render_node
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.support.bundles import MakeNs, apply
-from tests.support.clusters import plan_of
+from tests.tools.test_ipv6_dataplane import write_tree as render_tree
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 
@@ -132,21 +131,9 @@ DS: dict[str, Any] = {
 }
 
 
-def dual_stack_bundle(tmp_path: Path) -> Path:
-    """Render DS into tmp_path/rendered (the cluster part and n1's files); return n1's bundle."""
-    plan = plan_of(tmp_path, DS)
-    out = tmp_path / "rendered"
-    files = dict(render_cluster(plan))
-    files |= {f"nodes/n1/{k}": v for k, v in render_node(plan, plan.node("n1")).items()}
-    for rel, text in files.items():
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        (out / rel).write_text(text, encoding="utf-8")
-    return out / "nodes/n1"
-
-
 def test_apply_refuses_a_node_without_its_ipv6_address(make_ns: MakeNs, tmp_path: Path) -> None:
     need_tool("ip6tables-save", "iptables-save", "ipset")
-    bundle = dual_stack_bundle(tmp_path)
+    _, bundle = render_tree(tmp_path, DS)  # n1's bundle, rendered as a build would
     node = json.loads((bundle / "node.json").read_text())["node"]
     assert node["autodetection_method_v6"] == "interface=eth0"
     ns = make_ns("adap")

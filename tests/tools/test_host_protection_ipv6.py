@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import json
 import shlex
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,10 @@ from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
 from tests.support.bundles import apply, stop_bird, write_tree, writes
+from tests.tools.test_host_protection import (
+    connects,
+    servers,  # noqa: F401 (the fixture)
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 NODE, CLIENT = "10.99.0.1", "10.99.0.2"
@@ -58,7 +60,7 @@ spec:
   egress:
     - {action: Allow}
 """
-SERVER = """
+SERVER = """  # test_host_protection.py's, listening on both families
 import selectors, socket, sys
 sel = selectors.DefaultSelector()
 for port in sys.argv[1:]:
@@ -87,31 +89,6 @@ def wire(make_ns: Callable[[str], str]) -> tuple[str, str]:
     return client, node
 
 
-@pytest.fixture
-def server() -> Iterator[Callable[[str, Path], None]]:
-    """Start one dual-stack TCP listener process in a namespace; stop exactly it afterwards."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(ns: str, script: Path) -> None:
-        cmd = ["ip", "netns", "exec", ns, sys.executable, str(script), *map(str, PORTS)]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-        started.append(proc)
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "ready"
-
-    yield start
-    for proc in started:
-        proc.kill()
-        proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-def connects(client: str, address: str, port: int) -> bool:
-    code = f"import socket; socket.create_connection(({address!r}, {port}), timeout=1.5)"
-    return ns_run(client, [sys.executable, "-c", code], check=False).returncode == 0
-
-
 def compile_into(tmp_path: Path) -> Path:
     """Compile the cluster; return node-1's bundle in tmp_path/rendered."""
     (tmp_path / "cluster.yaml").write_text(CLUSTER)
@@ -123,13 +100,15 @@ def compile_into(tmp_path: Path) -> Path:
 
 
 def test_ipv6_failsafe_passes_denied_port_dropped(
-    make_ns: Callable[[str], str], tmp_path: Path, server: Callable[[str, Path], None]
+    make_ns: Callable[[str], str],
+    tmp_path: Path,
+    servers: Callable[[str, Path, tuple[int, ...]], None],  # noqa: F811 (the fixture)
 ) -> None:
     need_tool("ipset", "iptables-restore", "ip6tables-restore", "ip6tables-save")
     client, node = wire(make_ns)
     script = tmp_path / "server.py"
     script.write_text(SERVER)
-    server(node, script)
+    servers(node, script, PORTS)
     assert all(connects(client, a, p) for a in (NODE, NODE6) for p in PORTS), "open before"
     bundle, root, log = compile_into(tmp_path), tmp_path / "root", tmp_path / "log.json"
     try:
