@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.support.bundles import MakeNs, apply
+from tests.tools.test_ipv6_dataplane import DS as DATAPLANE_DS
 from tests.tools.test_ipv6_dataplane import write_tree as render_tree
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
@@ -121,14 +121,7 @@ def test_deprecated_address_is_a_candidate_as_in_calico(node: str) -> None:
     assert run_detect(node, [("first-found", 6)]) == {"6 first-found": "eth2 fd00:32::7/64"}
 
 
-DS: dict[str, Any] = {
-    "name": "t",
-    "network_cidr": "10.244.0.0/16",
-    "network_cidr_v6": "fd00:244::/56",
-    "ipip_mode": "Never",
-    "ip6_autodetection_method": "interface=eth0",
-    "nodes": [{"name": "n1", "address": "10.0.0.1/24", "address_v6": "fd00:30::1/64"}],
-}
+DS = {**DATAPLANE_DS, "ip6_autodetection_method": "interface=eth0"}  # n1: fd00:30::1/64
 
 
 def test_apply_refuses_a_node_without_its_ipv6_address(make_ns: MakeNs, tmp_path: Path) -> None:
