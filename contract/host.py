@@ -22,8 +22,8 @@ deny what no policy allowed, failsafes excepted); a forward chain exists only wh
 applyOnForward policy applies (else forwarded traffic is not policed) and then drops; a
 pre-DNAT chain returns (what pre-DNAT policy neither allowed nor denied meets normal policy).
 
-In ip6tables (`family` 6) the normal chains accept ICMPv6 neighbour discovery and multicast
-listener messages before the failsafes (HOST_ICMPV6_ND): they are link-local, untracked by
+In ip6tables (`family` 6) the normal and pre-DNAT chains accept ICMPv6 neighbour discovery and
+multicast listener messages before the failsafes (HOST_ICMPV6_ND): they are link-local, untracked by
 conntrack, and without them a protected interface loses its neighbours (and, behind an MLD
 snooping switch, the solicitations for its own addresses). Calico accepts these only from
 workloads (felix cali-wl-to-host, types 130-133, 135, 136) and leaves a host endpoint's to
@@ -155,8 +155,9 @@ def _forward(chain: str, iface: str, refs: list[tuple[str, str]]) -> list[str]:
     return [*lines, rule(chain, comment(f"default deny forwarding via {iface}"), "-j DROP")]
 
 
-def _pre_dnat(chain: str, refs: list[tuple[str, str]]) -> list[str]:
-    lines = [rule(chain, comment("failsafe ports"), f"-j {FAILSAFE_IN}")]
+def _pre_dnat(chain: str, refs: list[tuple[str, str]], family: int) -> list[str]:
+    lines = neighbour_rules(chain) if family == V6 else []
+    lines.append(rule(chain, comment("failsafe ports"), f"-j {FAILSAFE_IN}"))
     return lines + _policy_rules(chain, refs, "-j RETURN")
 
 
@@ -207,7 +208,7 @@ def host_rules(host: NodeHost, family: int = 4) -> HostRules:
                 thfw, _forward(thfw, iface, fwd_out), _dispatch(TO_HOST_FORWARD, iface, "-o", thfw)
             )
         if pre:
-            mangle.add(fh, _pre_dnat(fh, pre), _dispatch(FROM_HOST, iface, "-i", fh))
+            mangle.add(fh, _pre_dnat(fh, pre, family), _dispatch(FROM_HOST, iface, "-i", fh))
     return HostRules(
         chains={"filter": tuple(filt.chains), "mangle": tuple(mangle.chains)},
         rules={

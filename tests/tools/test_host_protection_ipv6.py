@@ -59,6 +59,16 @@ spec:
     - {action: Allow, protocol: TCP, source: {nets: ["fd00:99::/64"]}, destination: {ports: [8082]}}
   egress:
     - {action: Allow}
+---
+apiVersion: projectcalico.org/v3
+kind: GlobalNetworkPolicy
+metadata: {name: no-icmpv6}
+spec:
+  selector: all()
+  preDNAT: true
+  applyOnForward: true
+  ingress:
+    - {action: Deny, protocol: ICMPv6}
 """
 SERVER = """  # test_host_protection.py's, listening on both families
 import selectors, socket, sys
@@ -104,7 +114,7 @@ def test_ipv6_failsafe_passes_denied_port_dropped(
     tmp_path: Path,
     servers: Callable[[str, Path, tuple[int, ...]], None],  # noqa: F811 (the fixture)
 ) -> None:
-    need_tool("ipset", "iptables-restore", "ip6tables-restore", "ip6tables-save")
+    need_tool("ipset", "iptables-restore", "ip6tables-restore", "ip6tables-save", "ping")
     client, node = wire(make_ns)
     script = tmp_path / "server.py"
     script.write_text(SERVER)
@@ -120,6 +130,8 @@ def test_ipv6_failsafe_passes_denied_port_dropped(
         assert not connects(client, NODE6, 8080), "the host policy drops tcp 8080 over IPv6"
         assert not connects(client, NODE6, 8081), "an IPv4-only allow allows nothing in IPv6"
         assert connects(client, NODE6, 8082), "the IPv6 allow"
+        ping = ns_run(client, ["ping", "-6", "-c", "1", "-W", "1", NODE6], check=False)
+        assert ping.returncode != 0, "the pre-DNAT policy denies ICMPv6 echo"
         assert connects(client, NODE, 8081), "the IPv4 allow"
         assert not connects(client, NODE, 22), "the IPv6 failsafe does not open IPv4 SSH"
         assert not connects(client, NODE, 8082), "an IPv6-only allow allows nothing in IPv4"

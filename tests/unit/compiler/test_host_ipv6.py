@@ -16,7 +16,7 @@ import pytest
 from calicc.compiler.build import Compiled, compile_cluster, load_cluster
 from calicc.compiler.errors import SpecError
 from calicc.compiler.host.model import Rule
-from calicc.contract.host import HOST_ICMPV6_ND, NodeHost, with_host
+from calicc.contract.host import HOST_ICMPV6_ND, HostPolicyRef, NodeHost, with_host
 
 CLUSTER = """name: hp
 network_cidr: 10.244.0.0/16
@@ -168,6 +168,14 @@ def test_ipv6_endpoint_chains_accept_neighbour_discovery_first() -> None:
     assert "ESTABLISHED" in fh[0]
     assert "failsafe" in fh[2 + len(HOST_ICMPV6_ND)]
     assert "icmpv6" not in with_host(text, host)
+    pre = HostPolicyRef(name="pre", ingress_chain="cali-hi-x", pre_dnat=True)
+    mangle = "*mangle\n:cali-failsafe-in - [0:0]\nCOMMIT\n"
+    text = with_host(mangle, NodeHost(interfaces=("eth0",), policies=(pre,)), family=6)
+    fh = [ln for ln in text.splitlines() if ln.startswith("-A cali-fh-eth0 ")]
+    assert [("icmpv6-type" in ln) for ln in fh[: len(HOST_ICMPV6_ND) + 1]] == [
+        *(True for _ in HOST_ICMPV6_ND),
+        False,
+    ]
 
 
 def lockout(tmp: Path, policies: str, **kw: str) -> str:
