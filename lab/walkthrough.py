@@ -3,9 +3,10 @@
 Step 1 adds `default-deny-ingress` for namespace lab-walkthrough (where every node's `-b` pod
 lives) to a copy of the cluster, rebuilds it and runs `calicc apply` on the nodes whose pods the
 probes use (the nodes that have pods): ingress to those pods is blocked while their egress still
-works. Step 2 adds `allow-all-ingress`: ingress is restored. The lab's own bundle is then
-re-applied on those nodes, so the lab ends as it began. Other nodes are never touched: on a
-200-node lab with pods on 8, re-applying every node would be most of the check's time.
+works, in each address family the pods have. Step 2 adds `allow-all-ingress`: ingress is
+restored. The lab's own bundle is then re-applied on those nodes, so the lab ends as it began.
+Other nodes are never touched: on a 200-node lab with pods on 8, re-applying every node would
+be most of the check's time.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def variant(cluster: Path, out: Path, policies: list[dict[str, Any]]) -> Path:
 
 def walk_nodes(paths: Paths) -> list[str]:
     """Return the nodes whose pods the walkthrough's probes use, in node order."""
-    used = {p.node for p in paths.first_pods()}
+    used = {p.node for v in paths.families() for p in paths.first_pods(v)}
     return [n.name for n in paths.plan.nodes if n.name in used]
 
 
@@ -91,25 +92,27 @@ def policies_applied(
 
 
 def walk_probes(paths: Paths, isolated: bool) -> list[Probe]:
-    """Ingress to each node's `-b` pod from its `-a` pod, and the `-b` pod's own egress."""
+    """Ingress to each node's `-b` pod from its `-a` pod, and the `-b` pod's own egress.
+
+    In each family the pods have (IPv4 probes first): the policies select pods, not addresses.
+    """
+    what = "default-deny-ingress" if isolated else "default-deny + allow-all-ingress"
     probes = []
-    for pod in paths.first_pods():
-        walled = paths.pods[f"{pod.node}-b"]
-        what = "default-deny-ingress" if isolated else "default-deny + allow-all-ingress"
-        probes.append(
-            Probe(
-                "policy",
-                f"{what}: {pod.name} -> {walled.name} ({walled.address})",
-                pod.netns,
-                walled.address,
-                answered=not isolated,
+    for version in paths.families():
+        for pod in paths.first_pods(version):
+            walled = paths.pods[f"{pod.node}-b"]
+            there, back = walled.address_of(version), pod.address_of(version)
+            probes.append(
+                Probe(
+                    "policy",
+                    f"{what}: {pod.name} -> {walled.name} ({there})",
+                    pod.netns,
+                    there,
+                    answered=not isolated,
+                )
             )
-        )
-        probes.append(
-            Probe(
-                "policy", f"{what}: {walled.name} -> {pod.name} (egress)", walled.netns, pod.address
-            )
-        )
+            subject = f"{what}: {walled.name} -> {pod.name} ({back}, egress)"
+            probes.append(Probe("policy", subject, walled.netns, back))
     return probes
 
 
