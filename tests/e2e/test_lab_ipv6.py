@@ -14,7 +14,9 @@ agent and real pods, their IPv6 rows proved, then taken down (root, real tools).
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +29,9 @@ from calicc.lab.bird import kernel_routes
 from calicc.lab.check import lab_context, underlay_rows
 from calicc.lab.down import lab_down
 from calicc.lab.expect import lab_routes
+from calicc.lab.matrix import Paths
 from calicc.lab.network import lab_namespaces
+from calicc.lab.podcheck import pod_rows
 from calicc.lab.state import LabState
 from calicc.lab.topology import Topology
 from calicc.lab.up import lab_up
@@ -56,6 +60,7 @@ nodes:
   - {{name: r2-n1, address: 10.60.2.11/24, address_v6: "fd00:60:2::11/64", as_number: 65021}}
 """
 V6_RR = EXAMPLES / "ipv6-rr" / "cluster.yaml"
+VXLAN_CS = EXAMPLES / "dual-stack-vxlan-crosssubnet" / "cluster.yaml"
 IPV6_IN_PARENS = re.compile(r"\([0-9a-f]*:[0-9a-f:]*\)")
 
 
@@ -166,3 +171,55 @@ def test_an_ipv6_tor_on_the_router_learns_and_installs_every_ipv6_block(tmp_path
         assert installed == {
             (str(b.cidr), address_v6(plan, n.name)) for n in plan.nodes for b in n.blocks_v6
         }
+
+
+def test_dual_stack_mesh_pods_ping6_across_nodes_at_the_pod_mtu_and_leave_by_nat66() -> None:
+    with lab(DUAL) as state:
+        plan, topo = lab_context(state)
+        assert all(p.address_v6.startswith("fd00:244:") for p in state.pods.values())
+        paths = Paths(plan, topo, state.pods, standin=False)
+        rows = [r for r in pod_rows(paths, Path(state.root) / "run" / "udp.log") if is_v6(r)]
+        assert [r for r in rows if r.status != PASS] == []
+        checks = [r.check for r in rows]
+        assert checks.count("pod-pod node") == 3
+        assert checks.count("pod-pod nodes") == 3  # a ring over the three nodes
+        assert checks.count("node-pod") == checks.count("pod-node") == 6
+        mtu = [r for r in rows if r.check == "mtu"]
+        pod_mtu = plan.nodes[0].pod_mtu
+        assert pod_mtu == 1500  # no encapsulation in either family
+        assert [(f"{pod_mtu}-byte" in r.subject, r.observed) for r in mtu[:2]] == [
+            (True, "reply"),
+            (False, "no reply"),
+        ]
+        assert all(" -> node-" in r.subject and "-a (fd00:244:" in r.subject for r in mtu)
+        nat = {r.subject.split(" ")[0]: r.observed for r in rows if r.check == "egress-nat"}
+        assert nat == {f"{n.name}-a": address_v6(plan, n.name) for n in plan.nodes}
+
+
+def route_dev(ns: str, address: str) -> str:
+    """Return the device the kernel of namespace `ns` sends `address` through."""
+    out = subprocess.run(
+        ["ip", "-n", ns, "-j", "route", "get", address], capture_output=True, text=True, check=True
+    ).stdout
+    return str(json.loads(out)[0]["dev"])
+
+
+def test_dual_stack_vxlan_crosssubnet_goes_direct_in_a_rack_and_over_vxlan_v6_across() -> None:
+    with lab(VXLAN_CS) as state:
+        plan, topo = lab_context(state)
+        assert {n.pod_mtu for n in plan.nodes} == {1500 - 70}  # VXLAN over IPv6's overhead
+        ns = topo.node("rack1-node1").ns
+        same, other = state.pods["rack1-node2-a"], state.pods["rack2-node1-a"]
+        assert route_dev(ns, same.address_v6) == "eth0"
+        assert route_dev(ns, other.address_v6) == "vxlan-v6.calico"
+        assert route_dev(ns, other.address) == "vxlan.calico"
+        paths = Paths(plan, topo, state.pods, standin=False)
+        rows = [r for r in pod_rows(paths, Path(state.root) / "run" / "udp.log") if is_v6(r)]
+        assert [r for r in rows if r.status != PASS] == []
+        assert any(r.check == "pod-pod subnets" for r in rows)
+        assert any(r.check == "pod-pod nodes" for r in rows)
+        mtu = [r for r in rows if r.check == "mtu"]
+        assert [("1430-byte" in r.subject, r.observed) for r in mtu[:2]] == [
+            (True, "reply"),
+            (False, "no reply"),
+        ]
