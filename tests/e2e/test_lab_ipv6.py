@@ -9,7 +9,11 @@ agent and real pods, their IPv6 rows proved, then taken down (root, real tools).
 - ipv6-rr: IPv6-only nodes with two in-cluster route reflectors: only IPv6 sessions (BIRD runs
   on nodes that have no IPv4 session), every block reflected with the owner's next hop.
 - a dual-stack eBGP cluster with a ToR of each family on the lab router (two racks): the IPv6
-  ToR holds IPv6 sessions with every node and installs every IPv6 block via its owner.
+  ToR holds IPv6 sessions with every node and installs every IPv6 block via its owner, so pods
+  ping6 across racks unencapsulated.
+- ipv6-rr with pods: IPv6-only pods ping6 across nodes, the MTU and NAT66 rows pass.
+- dual-stack-vxlan-crosssubnet: within a rack IPv6 pod traffic goes direct over eth0, across
+  racks over vxlan-v6.calico; pod MTU 1430 (VXLAN over IPv6 costs 70 bytes).
 """
 
 from __future__ import annotations
@@ -150,10 +154,12 @@ def test_ipv6_only_route_reflectors_carry_every_block_with_the_owners_next_hop()
                 assert row.expected.endswith(want)
 
 
-def test_an_ipv6_tor_on_the_router_learns_and_installs_every_ipv6_block(tmp_path: Path) -> None:
+def test_an_ipv6_tor_on_the_router_learns_every_ipv6_block_and_routes_pods_across_racks(
+    tmp_path: Path,
+) -> None:
     cluster = tmp_path / "cluster.yaml"
     cluster.write_text(TORS)
-    with lab(cluster, pods=False) as state:
+    with lab(cluster) as state:
         plan, topo = lab_context(state)
         assert {k for k in state.procs if k.startswith("tor:")} == {
             "tor:10.60.1.254",
@@ -171,6 +177,12 @@ def test_an_ipv6_tor_on_the_router_learns_and_installs_every_ipv6_block(tmp_path
         assert installed == {
             (str(b.cidr), address_v6(plan, n.name)) for n in plan.nodes for b in n.blocks_v6
         }
+        paths = Paths(plan, topo, state.pods, standin=False)
+        pods = [r for r in pod_rows(paths, Path(state.root) / "run" / "udp.log") if is_v6(r)]
+        assert [r for r in pods if r.status != PASS] == []
+        across = [r for r in pods if r.check == "pod-pod subnets"]
+        # rack r1 to r2 and back, unencapsulated through the ToR
+        assert {r.subject[:2] for r in across} == {"r1", "r2"}
 
 
 def test_dual_stack_mesh_pods_ping6_across_nodes_at_the_pod_mtu_and_leave_by_nat66() -> None:
@@ -223,3 +235,20 @@ def test_dual_stack_vxlan_crosssubnet_goes_direct_in_a_rack_and_over_vxlan_v6_ac
             (True, "reply"),
             (False, "no reply"),
         ]
+
+
+def test_ipv6_only_pods_ping6_across_nodes_and_leave_by_nat66() -> None:
+    with lab(V6_RR) as state:
+        plan, topo = lab_context(state)
+        assert all(p.address == p.address_v6 != "" for p in state.pods.values())
+        assert state.timings["first_pod_ping_s"] >= state.timings["routes_installed_s"]
+        paths = Paths(plan, topo, state.pods, standin=False)
+        assert paths.families() == [6]
+        rows = pod_rows(paths, Path(state.root) / "run" / "udp.log")
+        assert rows
+        assert all(is_v6(r) for r in rows)
+        assert [r for r in rows if r.status != PASS] == []
+        assert sum(r.check == "pod-pod nodes" for r in rows) == len(plan.nodes)
+        assert sum(r.check == "mtu" for r in rows) == 2 * len(plan.nodes)
+        nat = {r.subject.split(" ")[0]: r.observed for r in rows if r.check == "egress-nat"}
+        assert nat == {f"{n.name}-a": address_v6(plan, n.name) for n in plan.nodes}
