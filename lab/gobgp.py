@@ -1,6 +1,8 @@
 """GoBGP (Debian's gobgpd) as an off-cluster route reflector in a lab namespace.
 
-The config is written from Python: one neighbor per node, each a route-reflector client.
+The config is written from Python: one neighbor per node, each a route-reflector client. A
+reflector at an IPv6 address listens there and peers with the nodes' IPv6 addresses (gobgpd
+gives a neighbor the unicast family of its address); its router id and cluster id are 32-bit.
 gobgpd never touches the kernel here (no zebra); its RIB is read over gRPC on the namespace's
 own loopback with `gobgp -j`.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ FSM = {1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm", 6:
 class Neighbor:
     """A gobgpd neighbor: a node's address and AS, and whether it is a reflector client."""
 
-    address: IPv4Address
+    address: IPv4Address | IPv6Address
     as_number: int
     rr_client: bool = True
 
@@ -45,17 +47,24 @@ class GobgpDaemon:
 
 
 def gobgp_config(
-    router_id: IPv4Address, as_number: int, port: int, neighbors: tuple[Neighbor, ...]
+    router_id: IPv4Address,
+    as_number: int,
+    port: int,
+    neighbors: tuple[Neighbor, ...],
+    local: IPv4Address | IPv6Address | None = None,
 ) -> str:
-    """Return gobgpd's TOML config: global settings and one neighbor per node, sorted."""
+    """Return gobgpd's TOML config: global settings and one neighbor per node, sorted.
+
+    gobgpd listens on `local` (default: the router id, the reflector's IPv4 address).
+    """
     lines = [
         "[global.config]",
         f"  as = {as_number}",
         f'  router-id = "{router_id}"',
         f"  port = {port}",
-        f'  local-address-list = ["{router_id}"]',
+        f'  local-address-list = ["{local or router_id}"]',
     ]
-    for n in sorted(neighbors, key=lambda x: x.address):
+    for n in sorted(neighbors, key=lambda x: (x.address.version, int(x.address))):
         lines += [
             "",
             "[[neighbors]]",

@@ -14,6 +14,7 @@ from calicc.lab.bird import BirdDaemon, start_bird, stop_bird
 from calicc.lab.gobgp import GobgpDaemon, Neighbor, gobgp_config, start_gobgpd, stop_gobgpd
 from calicc.lab.netns import ns_run
 from calicc.lab.topology import Host, Topology
+from calicc.lab.tor import tor_peers, tor_router_id
 
 
 @dataclass
@@ -72,12 +73,11 @@ def start_node_birds(
 
 
 def reflector_clients(plan: ClusterPlan, peer: Host) -> tuple[Neighbor, ...]:
-    """Return the nodes that open a session to the external speaker `peer`, as neighbors."""
-    return tuple(
-        Neighbor(node.ipv4.ip, node.as_number)
-        for node in plan.nodes
-        if node.address is not None and any(str(s.peer_ip) == peer.name for s in node.sessions)
-    )
+    """Return the nodes that open a session to the external speaker `peer`, as neighbors.
+
+    Each at its address of the speaker's family.
+    """
+    return tuple(Neighbor(ip, asn) for ip, asn in tor_peers(plan, peer.primary.ip))
 
 
 def start_gobgp_reflectors(
@@ -85,22 +85,20 @@ def start_gobgp_reflectors(
 ) -> None:
     """Start gobgpd for every external peer in the cluster's own AS (an off-cluster RR).
 
-    Raises:
-        ValueError: such a peer has an IPv6 address (the lab's GoBGP reflectors are IPv4-only).
+    One at an IPv6 address listens there, reflects the IPv6 sessions of the nodes and takes a
+    router id derived from its address (lab.tor.tor_router_id).
     """
     spec_bgp = plan.spec.bgp
     for peer in topo.speakers:
         entry = next(p for p in spec_bgp.peers if str(p.peer_ip) == peer.name)
         if entry.as_number != spec_bgp.as_number:
             continue
-        if peer.address is None:
-            raise ValueError(
-                f"peer {peer.name}: the lab runs off-cluster reflectors over IPv4 only"
-            )
         conf = root / "speakers" / f"gobgp-{peer.name}.toml"
         conf.parent.mkdir(parents=True, exist_ok=True)
         port = entry.port or 179
-        text = gobgp_config(peer.address.ip, entry.as_number, port, reflector_clients(plan, peer))
+        ip = peer.primary.ip
+        clients = reflector_clients(plan, peer)
+        text = gobgp_config(tor_router_id(ip), entry.as_number, port, clients, ip)
         conf.write_text(text, encoding="utf-8")
         log = root / "speakers" / f"gobgp-{peer.name}.log"
         daemons.gobgp[peer.name] = start_gobgpd(peer.ns, conf, log, detach)

@@ -11,6 +11,8 @@ agent and real pods, their IPv6 rows proved, then taken down (root, real tools).
 - a dual-stack eBGP cluster with a ToR of each family on the lab router (two racks): the IPv6
   ToR holds IPv6 sessions with every node and installs every IPv6 block via its owner, so pods
   ping6 across racks unencapsulated.
+- a dual-stack cluster with an off-cluster reflector of each family (gobgpd): the IPv6 one
+  reflects every IPv6 block between the nodes over IPv6 sessions.
 - ipv6-rr with pods: IPv6-only pods ping6 across nodes, the MTU and NAT66 rows pass.
 - dual-stack-vxlan-crosssubnet: within a rack IPv6 pod traffic goes direct over eth0, across
   racks over vxlan-v6.calico; pod MTU 1430 (VXLAN over IPv6 costs 70 bytes).
@@ -64,6 +66,22 @@ nodes:
   - {{name: r2-n1, address: 10.60.2.11/24, address_v6: "fd00:60:2::11/64", as_number: 65021}}
 """
 V6_RR = EXAMPLES / "ipv6-rr" / "cluster.yaml"
+OFF_RR = """\
+name: rr6
+network_cidr: 10.200.0.0/16
+network_cidr_v6: fd00:200::/56
+ipip_mode: Never
+bgp:
+  as_number: 64512
+  node_to_node_mesh: false
+  peers:
+    - {peer_ip: 10.40.0.100, as_number: 64512}
+    - {peer_ip: "fd00:40::100", as_number: 64512}
+nodes:
+  - {name: node-1, address: 10.40.0.11/24, address_v6: "fd00:40::11/64"}
+  - {name: node-2, address: 10.40.0.12/24, address_v6: "fd00:40::12/64"}
+  - {name: node-3, address: 10.40.0.13/24, address_v6: "fd00:40::13/64"}
+"""
 VXLAN_CS = EXAMPLES / "dual-stack-vxlan-crosssubnet" / "cluster.yaml"
 IPV6_IN_PARENS = re.compile(r"\([0-9a-f]*:[0-9a-f:]*\)")
 
@@ -252,3 +270,22 @@ def test_ipv6_only_pods_ping6_across_nodes_and_leave_by_nat66() -> None:
         assert sum(r.check == "mtu" for r in rows) == 2 * len(plan.nodes)
         nat = {r.subject.split(" ")[0]: r.observed for r in rows if r.check == "egress-nat"}
         assert nat == {f"{n.name}-a": address_v6(plan, n.name) for n in plan.nodes}
+
+
+def test_an_ipv6_offcluster_reflector_reflects_every_ipv6_block(tmp_path: Path) -> None:
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(OFF_RR)
+    with lab(cluster, pods=False) as state:
+        plan, topo = lab_context(state)
+        assert {k for k in state.procs if k.startswith("gobgpd:")} == {
+            "gobgpd:10.40.0.100",
+            "gobgpd:fd00:40::100",
+        }
+        rows = routing_rows(plan, topo, state)
+        assert_v6_routing(plan, topo, rows)
+        reflector = [r for r in rows if r.subject.startswith("gobgpd fd00:40::100:")]
+        assert sorted(r.subject.rsplit(" ", 1)[1] for r in reflector if r.status == PASS) == [
+            "fd00:40::11",
+            "fd00:40::12",
+            "fd00:40::13",
+        ]

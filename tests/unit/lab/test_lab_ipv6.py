@@ -12,6 +12,7 @@ import pytest
 from calicc.compiler.build import load_cluster, plan_cluster
 from calicc.compiler.plan import ClusterPlan
 from calicc.lab.expect import lab_routes
+from calicc.lab.gobgp import Neighbor, gobgp_config
 from calicc.lab.matrix import Paths, first_probe, mtu_probes, node_pod_probes, pod_pod_probes
 from calicc.lab.pods import plan_pods
 from calicc.lab.state import Pod
@@ -147,6 +148,19 @@ def test_ipv6_tor_speaks_ipv6_with_the_ipv6_pools(tmp_path: Path) -> None:
     assert "[ fd00:244::/56+ ]" in text
     assert "10.244" not in text
     assert "neighbor fd00:31:1::11 as 64512;" in text
+
+
+def test_an_ipv6_gobgp_reflector_listens_on_its_ipv6_address_with_a_32_bit_id() -> None:
+    ip = IPv6Address("fd00:40::100")
+    clients = (
+        Neighbor(IPv6Address("fd00:40::12"), 64512),
+        Neighbor(IPv6Address("fd00:40::11"), 64512),
+    )
+    text = gobgp_config(tor_router_id(ip), 64512, 179, clients, ip)
+    assert 'local-address-list = ["fd00:40::100"]' in text
+    assert f'router-id = "{tor_router_id(ip)}"' in text
+    assert f'route-reflector-cluster-id = "{tor_router_id(ip)}"' in text
+    assert text.index('"fd00:40::11"') < text.index('"fd00:40::12"')
 
 
 def test_ipv6_probes_mirror_the_ipv4_ones_with_48_header_bytes(tmp_path: Path) -> None:
