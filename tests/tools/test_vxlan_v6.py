@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from calicc.compiler.build import Compiled, build, compile_cluster
-from calicc.contract.names import ROUTE_PROTOCOL, VXLAN_V6_DEVICE
+from calicc.contract.names import ROUTE_PROTOCOL, VXLAN_DEVICE, VXLAN_V6_DEVICE
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
 from tests.support.bundles import apply
@@ -76,9 +76,9 @@ def ping6(ns: str, src: str, dst: str) -> bool:
     return ns_run(ns, args, check=False).returncode == 0
 
 
-def tx_packets(ns: str) -> int:
-    path = f"/sys/class/net/{VXLAN_V6_DEVICE}/statistics/tx_packets"
-    return int(ns_run(ns, ["cat", path]).stdout)
+def tx(ns: str, device: str = VXLAN_V6_DEVICE) -> int:
+    """Return the packets `device` has sent."""
+    return int(ns_run(ns, ["cat", f"/sys/class/net/{device}/statistics/tx_packets"]).stdout)
 
 
 def owned_v6(ns: str) -> set[str]:
@@ -102,9 +102,9 @@ def assert_pods_talk_over_vxlan_v6(ns: dict[str, str], compiled: Compiled) -> No
     for name, address in pods.items():
         place(ns[name], address)
     for src, dst in (("n1", "n2"), ("n2", "n1")):
-        before = tx_packets(ns[src])
+        before = tx(ns[src])
         assert ping6(ns[src], pods[src], pods[dst]), f"{src} -> {dst}"
-        assert tx_packets(ns[src]) > before  # through vxlan-v6.calico, not around it
+        assert tx(ns[src]) > before  # through vxlan-v6.calico, not around it
 
 
 def assert_vxlan_v6_state(ns: str, compiled: Compiled, node: str) -> None:
@@ -188,3 +188,44 @@ def test_agent_applies_ipv6_only_nodes_with_vxlan_v6(make_ns: MakeNs, tmp_path: 
         assert "fd00:30::1" in hosts
         assert "fd00:30::2" in hosts  # from the node table's address_v6 column
     assert_pods_talk_over_vxlan_v6(ns, compiled)
+
+
+DUAL_CROSS: dict[str, Any] = {
+    "name": "t46",
+    "network_cidr": "10.244.0.0/16",
+    "network_cidr_v6": "fd00:244::/56",
+    "ipip_mode": "Never",
+    "vxlan_mode": "CrossSubnet",
+    "nodes": [
+        {"name": "n1", "address": "10.0.0.1/24", "address_v6": "fd00:30::1/64"},
+        {"name": "n2", "address": "10.0.0.2/24", "address_v6": "fd00:31::2/64"},
+    ],
+}
+
+
+def test_crosssubnet_per_family_on_one_link(make_ns: MakeNs, tmp_path: Path) -> None:
+    """One link, one IPv4 subnet, two IPv6 subnets: CrossSubnet sends IPv4 pod traffic direct
+    and IPv6 pod traffic through vxlan-v6.calico (routes.sh in both nodes)."""
+    compiled = compile_cluster(load(tmp_path, DUAL_CROSS))
+    ns = node_pair(make_ns)  # IPv6 fd00:30::1/64 and fd00:30::2/64: give n2 its own subnet
+    ns_run(ns["n2"], ["ip", "-6", "addr", "del", "fd00:30::2/64", "dev", "eth0"])
+    ns_run(ns["n2"], ["ip", "-6", "addr", "add", "fd00:31::2/64", "dev", "eth0", "nodad"])
+    ns_run(ns["n1"], ["ip", "-6", "route", "add", "fd00:31::/64", "dev", "eth0"])
+    ns_run(ns["n2"], ["ip", "-6", "route", "add", "fd00:30::/64", "dev", "eth0"])
+    for name, address in (("n1", "10.0.0.1/24"), ("n2", "10.0.0.2/24")):
+        ns_run(ns[name], ["ip", "addr", "add", address, "dev", "eth0"])
+        run_routes(ns[name], write_cluster_part(compiled, tmp_path / name), name)
+    pods = {}
+    for name in ns:
+        plan = compiled.plan.node(name)
+        pods[name] = (str(plan.blocks[0].cidr[5]), str(plan.blocks_v6[0].cidr[5]))
+        ns_run(ns[name], ["ip", "addr", "add", f"{pods[name][0]}/32", "dev", "lo"])
+        place(ns[name], pods[name][1])
+    before = {name: (tx(ns[name], VXLAN_DEVICE), tx(ns[name], VXLAN_V6_DEVICE)) for name in ns}
+    for src, dst in (("n1", "n2"), ("n2", "n1")):
+        ping4 = ["ping", "-n", "-q", "-c", "2", "-i", "0.2", "-W", "2", "-I", pods[src][0]]
+        assert ns_run(ns[src], [*ping4, pods[dst][0]], check=False).returncode == 0
+        assert ping6(ns[src], pods[src][1], pods[dst][1]), f"{src} -> {dst}"
+    for name in ns:
+        assert tx(ns[name], VXLAN_DEVICE) == before[name][0]  # same IPv4 subnet: direct
+        assert tx(ns[name], VXLAN_V6_DEVICE) > before[name][1]  # other IPv6 subnet: tunnelled

@@ -62,8 +62,8 @@ def test_ipv6_blocks_go_over_vxlan_v6_to_the_peers_ipv6_vteps(tmp_path: Path) ->
         assert plan.address_v6 is not None
         assert (fdb.dev, fdb.dst) == (VXLAN_V6_DEVICE, plan.address_v6.ip)
     n2 = built.plan.node("n2")
-    for block in n2.blocks:  # the IPv4 family as before: vxlan.calico, IPv4 facts
-        route = next(r for r in n1.routes if r.dst == block.cidr)
+    for block4 in n2.blocks:  # the IPv4 family as before: vxlan.calico, IPv4 facts
+        route = next(r for r in n1.routes if r.dst == block4.cidr)
         assert (route.via, route.dev) == (n2.tunnel_address, VXLAN_DEVICE)
     assert n2.address is not None
     assert {f.dst for f in n1.fdb if f.dev == VXLAN_DEVICE} == {n2.address.ip}  # not n3: no IPv4
@@ -114,8 +114,8 @@ def test_crosssubnet_per_family(tmp_path: Path) -> None:
     for block in n2.blocks_v6:
         route = next(r for r in n1.routes if r.dst == block.cidr)
         assert (route.via, route.dev) == (n2.tunnel_address_v6, VXLAN_V6_DEVICE)
-    for block in n2.blocks:
-        route = next(r for r in n1.routes if r.dst == block.cidr)
+    for block4 in n2.blocks:
+        route = next(r for r in n1.routes if r.dst == block4.cidr)
         assert n2.address is not None
         assert (route.via, route.dev) == (n2.address.ip, None)
     assert [f.dst for f in n1.fdb] == [n2.address_v6.ip if n2.address_v6 else None]
