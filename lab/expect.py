@@ -7,21 +7,13 @@ compare these against `ip -j route`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import (
-    IPv4Address,
-    IPv4Interface,
-    IPv4Network,
-    IPv6Address,
-    IPv6Interface,
-    IPv6Network,
-    ip_network,
-)
+from ipaddress import IPv4Address, IPv6Address, ip_network
 
 from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
 from calicc.contract.names import TUNNEL_DEVICE
-from calicc.lab.topology import Topology
+from calicc.lab.topology import Address, Interface, Network, Topology
 
 LINK_DEVICE = "eth0"
 
@@ -30,8 +22,8 @@ LINK_DEVICE = "eth0"
 class ExpectedRoute:
     """A block route BIRD must install: `<dst> via <gateway> dev <dev> proto bird [onlink]`."""
 
-    dst: IPv4Network | IPv6Network
-    gateway: IPv4Address | IPv6Address
+    dst: Network
+    gateway: Address
     dev: str
     onlink: bool
     owner: str  # the node whose block this is
@@ -81,12 +73,12 @@ def lab_routes(plan: ClusterPlan, topo: Topology, node: str) -> tuple[ExpectedRo
     return expected_routes(plan, plan.node(node), gateways.get(4), gateways.get(6))  # type: ignore[arg-type]
 
 
-def _address(node: NodePlan, version: int) -> IPv4Interface | IPv6Interface | None:
+def _address(node: NodePlan, version: int) -> Interface | None:
     return node.address if version == 4 else node.address_v6  # noqa: PLR2004
 
 
 def _family_routes(
-    plan: ClusterPlan, me: NodePlan, version: int, gateway: IPv4Address | IPv6Address
+    plan: ClusterPlan, me: NodePlan, version: int, gateway: Address
 ) -> list[ExpectedRoute]:
     """Return the routes to other nodes' blocks of family `version` (none without an address)."""
     mine = _address(me, version)
@@ -118,7 +110,7 @@ def own_block_leaks(plan_node: NodePlan, kernel: list[dict[str, object]]) -> lis
         if route.get("protocol") != "bird":
             continue
         dst = ip_network(str(route.get("dst")))
-        own: list[IPv4Network | IPv6Network] = [b.cidr for b in plan_node.blocks]
+        own: list[Network] = [b.cidr for b in plan_node.blocks]
         own += [b.cidr for b in plan_node.blocks_v6]
         if any(dst.version == b.version and dst.subnet_of(b) for b in own):  # type: ignore[arg-type]
             leaks.append(str(dst))

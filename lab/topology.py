@@ -36,6 +36,7 @@ EXTERNAL_HOST_V6 = IPv6Interface("2001:db8:113::10/64")
 
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
+Interface = IPv4Interface | IPv6Interface
 
 
 @dataclass(frozen=True)
