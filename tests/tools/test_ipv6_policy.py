@@ -21,41 +21,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from calicc.agent.cni.install import install_plugins
 from calicc.agent.cni.naming import host_veth_name
-from calicc.compiler.lock import Lock
-from calicc.compiler.plan import build_plan
-from calicc.compiler.policy.cnp import compile_cluster_policies
-from calicc.compiler.policy.rules import compile_policies
 from calicc.compiler.render import render_cluster, render_node
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.support.bundles import MakeNs, apply, stop_bird
-from tests.support.clusters import load
 from tests.support.cni import cnitool, labelled_pod
+from tests.unit.compiler.test_ipv6_policy import DS
+from tests.unit.compiler.test_ipv6_policy import netpol as policy_of
+from tests.unit.compiler.test_ipv6_policy import plan as plan_of
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
-CLUSTER: dict[str, Any] = {
-    "name": "t",
-    "network_cidr": "10.244.0.0/16",
-    "network_cidr_v6": "fd00:244::/56",
-    "ipip_mode": "Never",
-    "nodes": [{"name": "n1", "address": "10.0.0.1/24", "address_v6": "fd00:30::1/64"}],
-    "policies": ["policies.yaml"],
-}
+CLUSTER = DS  # n1: 10.0.0.1/24 and fd00:30::1/64, policies from policies.yaml
 NODE_V6 = "fd00:30::1"
 PORT = 8080
 
 
 def netpol(name: str, app: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"podSelector": {"matchLabels": {"app": app}}, **spec},
-    }
+    return policy_of(name, app, "default", **spec)
 
 
 @dataclass
@@ -82,15 +67,8 @@ class Node:
         self.applies += 1
         tree = self.work / f"tree{self.applies}"
         tree.mkdir()
-        (tree / "policies.yaml").write_text(yaml.safe_dump_all(policies))
         cluster = CLUSTER if policies else {k: v for k, v in CLUSTER.items() if k != "policies"}
-        inputs = load(tree, cluster)
-        plan = build_plan(
-            inputs.spec,
-            Lock(),
-            compile_policies(inputs.policies),
-            compile_cluster_policies(inputs.policies),
-        )
+        plan = plan_of(tree, cluster, *policies)
         files = dict(render_cluster(plan))
         files |= {f"nodes/n1/{k}": v for k, v in render_node(plan, plan.node("n1")).items()}
         for rel, text in files.items():

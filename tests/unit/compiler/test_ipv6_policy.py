@@ -41,12 +41,13 @@ V4_ONLY: dict[str, Any] = {
 V4_RULES, V6_RULES = "cluster/iptables/plain.rules", "cluster/ip6tables/plain.rules"
 
 
-def netpol(name: str, **spec: Any) -> dict[str, Any]:
+def netpol(name: str, app: str = "db", namespace: str = "demo", **spec: Any) -> dict[str, Any]:
+    """A NetworkPolicy of `namespace` selecting the pods labelled app=`app`."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": "demo"},
-        "spec": {"podSelector": {"matchLabels": {"app": "db"}}, **spec},
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"podSelector": {"matchLabels": {"app": app}}, **spec},
     }
 
 
@@ -60,6 +61,7 @@ def cnp(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def plan(tmp_path: Path, cluster: dict[str, Any], *docs: dict[str, Any]) -> ClusterPlan:
+    """Plan `cluster` with policy documents `docs` (its policies.yaml) in tmp_path."""
     (tmp_path / "policies.yaml").write_text(yaml.safe_dump_all(docs), encoding="utf-8")
     inputs = load(tmp_path, cluster)
     compiled = compile_policies(inputs.policies), compile_cluster_policies(inputs.policies)
