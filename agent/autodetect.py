@@ -38,6 +38,7 @@ from typing import Any
 
 from calicc.agent import AgentError
 from calicc.agent.netlink import IPRoute
+from calicc.contract.manifest import NodeIdentity
 
 # Calico's DEFAULT_INTERFACES_TO_EXCLUDE (autodetection_linux.go), for both families.
 DEFAULT_EXCLUDES = (
@@ -204,16 +205,18 @@ def check_address(ipr: IPRoute, method: str, expected: Address) -> Candidate:
     return found
 
 
-def check_node_addresses(ipr: IPRoute, node: Any) -> list[Candidate]:
+def check_node_addresses(ipr: IPRoute, node: NodeIdentity) -> list[Candidate]:
     """Check each address node.json's `node` has (IPv4, IPv6) with its family's method.
 
-    `node` is the manifest's NodeIdentity. Every family is checked; all mismatches are raised
+    Every family is checked; all mismatches are raised
     together (one AgentError), so a dual-stack node names both when both are wrong. An
     `address_v6` without a method (a hand-made bundle) is found by first-found, calico-node's
     default.
     """
-    wanted = [(node.autodetection_method, node.address)]
-    wanted.append((node.autodetection_method_v6 or "first-found", node.address_v6))
+    wanted: list[tuple[str, Address | None]] = [
+        (node.autodetection_method, node.address),
+        (node.autodetection_method_v6 or "first-found", node.address_v6),
+    ]
     found, errors = [], []
     for method, expected in wanted:
         if expected is None:
