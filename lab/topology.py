@@ -116,10 +116,6 @@ class Topology:
             raise KeyError(f"node {node} has no IPv4 subnet")
         return gateway
 
-    def gateway_v6(self, node: str) -> IPv6Address | None:
-        """Return the IPv6 default router of node `node` (None when it has no IPv6 address)."""
-        return self.segment(node).gateway_v6 if self.node(node).address_v6 else None
-
     def gateways(self, node: str) -> dict[int, Address]:
         """Return the default routers of node `node` by family (4, 6), of those it has."""
         segment = self.segment(node)
@@ -164,33 +160,33 @@ def speaker_addresses(plan: ClusterPlan) -> tuple[Address, ...]:
 
 
 def segments(plan: ClusterPlan) -> list[tuple[IPv4Network | None, IPv6Network | None]]:
-    """Return each segment's (IPv4 subnet, IPv6 subnet), IPv4 segments first (no I/O).
+    """Return each segment's (IPv4 subnet, IPv6 subnet): IPv4 ones first, sorted (no I/O).
+
+    An IPv6-only node joins the segment whose nodes' IPv6 subnet holds its address; one in no
+    such subnet makes a segment of its IPv6 subnet.
 
     Raises:
-        ValueError: one segment would need two IPv6 subnets, or an IPv6 subnet two segments.
+        ValueError: one IPv4 subnet's nodes have two IPv6 subnets, or two share one.
     """
-    pairs: dict[object, list[IPv4Network | IPv6Network | None]] = {}
+    paired: dict[IPv4Network, IPv6Network | None] = {}
+    alone: set[IPv6Network] = set()
     for node in plan.nodes:
-        v4 = node.address.network if node.address else None
         v6 = node.address_v6.network if node.address_v6 else None
-        pair = pairs.setdefault(v4 or v6, [v4, None])
-        if v6 is not None and pair[1] not in (None, v6):
+        if node.address is None:
+            alone |= {v6} if v6 else set()
+            continue
+        known = paired.setdefault(node.address.network, v6)
+        if v6 is not None and known not in (None, v6):
             raise ValueError(
-                f"the lab puts one IPv6 subnet per IPv4 subnet: {v4} has {pair[1]}, {v6}"
+                f"the lab puts one IPv6 subnet beside each IPv4 subnet: {node.address.network} "
+                f"has nodes in {known} and {v6}"
             )
-        pair[1] = v6 if v6 is not None else pair[1]
-    v6s = [p[1] for p in pairs.values() if p[1] is not None]
-    if len(v6s) != len(set(v6s)):
-        raise ValueError("the lab puts each IPv6 node subnet on one IPv4 subnet's segment")
-    ordered = sorted(
-        pairs.values(),
-        key=lambda p: (
-            p[0] is None,
-            p[0] or IPv4Network("0.0.0.0/32"),
-            p[1] or IPv6Network("::/128"),
-        ),
-    )
-    return [(p[0], p[1]) for p in ordered]  # type: ignore[misc]
+        paired[node.address.network] = known or v6
+    taken = [v6 for v6 in paired.values() if v6 is not None]
+    if len(taken) != len(set(taken)):
+        raise ValueError("the lab puts each IPv6 node subnet beside one IPv4 subnet")
+    ordered: list[tuple[IPv4Network | None, IPv6Network | None]] = sorted(paired.items())
+    return ordered + [(None, v6) for v6 in sorted(alone - set(taken))]
 
 
 def _subnet(
@@ -200,20 +196,21 @@ def _subnet(
     taken: set[Address],
     speakers: tuple[Address, ...],
 ) -> Subnet:
-    def gateway(cidr: Network) -> Address:
+    def gateway(cidr: Network | None) -> Address | None:
+        if cidr is None:
+            return None
         own = {s for s in speakers if _is_own(s, cidr)}
         return _gateway(cidr, taken | own)
 
-    key = v4 or v6
-    assert key is not None
-    label = str(key.network_address).replace(":", "-")
+    gateway4, gateway6 = gateway(v4), gateway(v6)
+    key: Network = v4 or v6  # type: ignore[assignment]  # a segment has one or both
     return Subnet(
         cidr=v4,
-        ns=ns_name(lab, "br", label),
-        gateway=gateway(v4) if v4 else None,  # type: ignore[arg-type]
+        ns=ns_name(lab, "br", str(key.network_address).replace(":", "-")),
+        gateway=gateway4 if isinstance(gateway4, IPv4Address) else None,
         router_port=port_name("s", str(key)),
         cidr_v6=v6,
-        gateway_v6=gateway(v6) if v6 else None,  # type: ignore[arg-type]
+        gateway_v6=gateway6 if isinstance(gateway6, IPv6Address) else None,
     )
 
 

@@ -199,3 +199,29 @@ def test_first_probe_of_an_ipv6_only_lab_is_ipv6(tmp_path: Path) -> None:
 def test_pod_address_of_a_family(address: str, version: int, want: str) -> None:
     pod = Pod("p", "n", "default", "ns", "c", address, address if ":" in address else "")
     assert pod.address_of(version) == want
+
+
+def test_an_ipv6_only_node_joins_the_dual_stack_segment_of_its_ipv6_subnet(
+    tmp_path: Path,
+) -> None:
+    mixed = """\
+name: mixed
+network_cidr_v6: fd00:244::/56
+pools:
+  - {name: v4, cidr: 10.244.0.0/16, ipip_mode: Never, node_selector: "stack == 'dual'"}
+nodes:
+  - {name: n1, address: 10.70.0.11/24, address_v6: "fd00:70::11/64", labels: {stack: dual}}
+  - {name: n4, address_v6: "fd00:70::14/64"}
+"""
+    plan = plan_of(tmp_path, mixed)
+    topo = plan_topology(plan, "u")
+    (segment,) = topo.subnets
+    assert (str(segment.cidr), str(segment.cidr_v6)) == ("10.70.0.0/24", "fd00:70::/64")
+    assert topo.segment("n4") == segment
+    assert topo.gateways("n4") == {6: segment.gateway_v6}
+
+
+def test_two_ipv6_subnets_beside_one_ipv4_subnet_are_refused(tmp_path: Path) -> None:
+    split = MESH.replace("fd00:70::13/64", "fd00:71::13/64")
+    with pytest.raises(ValueError, match="one IPv6 subnet beside each IPv4 subnet"):
+        plan_topology(plan_of(tmp_path, split), "u")
