@@ -88,7 +88,6 @@ class HostPlan:
     policies: tuple[HostPolicyPlan, ...]
     nodes: dict[str, NodeHost]
     sets: tuple[SetSpec, ...] = ()
-    ipv6: bool = False  # some node has an IPv6 address: the ip6tables chains exist
 
     def cluster_host(self) -> ClusterHost:
         """Return policy.json's `host`: the distinct profiles and each node's."""
@@ -227,6 +226,4 @@ def plan_host(spec: ClusterSpec, policies: Sequence[LoadedHostPolicy]) -> HostPl
         (node_set(sel, family, labels, v) for sel in selectors for v, family in addresses.items()),
         key=lambda s: s.name,
     )
-    return HostPlan(
-        settings=settings, policies=tuple(compiled), nodes=nodes, sets=tuple(sets), ipv6=bool(v6)
-    )
+    return HostPlan(settings=settings, policies=tuple(compiled), nodes=nodes, sets=tuple(sets))
