@@ -53,6 +53,7 @@ MAX_STDERR = 500  # characters of a failed tool's complaint quoted in the error
 FILTERS = FilterCache(enabled=False)  # the agent's CNI server enables it: cache_filter_table()
 FILTERS_V6 = FilterCache(enabled=False)  # ip6tables' filter table; FILTERS.lock guards both
 TOOLS = {4: "iptables", 6: "ip6tables"}
+V4, V6 = 4, 6
 
 
 def cache_filter_table() -> None:
@@ -219,7 +220,7 @@ def has_v6(record: EndpointRecord) -> bool:
     return record.address_v6 is not None
 
 
-def rules_for(record: EndpointRecord, manifest: NodeFacts, family: int = 4) -> EndpointRules:
+def rules_for(record: EndpointRecord, manifest: NodeFacts, family: int = V4) -> EndpointRules:
     """Return the endpoint's chains of `family` under the manifest's current policies."""
     pod = policies_for_pod(
         manifest.policies, record.namespace, record.labels, record.namespace_labels
@@ -228,7 +229,7 @@ def rules_for(record: EndpointRecord, manifest: NodeFacts, family: int = 4) -> E
 
 
 def rules_for_all(
-    records: Iterable[EndpointRecord], manifest: NodeFacts, family: int = 4
+    records: Iterable[EndpointRecord], manifest: NodeFacts, family: int = V4
 ) -> tuple[EndpointRules, ...]:
     """Return `rules_for` of every record, choosing the policies once per distinct set of facts.
 
@@ -239,7 +240,7 @@ def rules_for_all(
     chosen: dict[object, PodPolicies] = {}
     found = []
     for r in records:
-        if family == 6 and not has_v6(r):  # noqa: PLR2004
+        if family == V6 and not has_v6(r):
             continue
         if r.facts not in chosen:
             chosen[r.facts] = policies_for_pod(
@@ -272,9 +273,13 @@ def _members(
     return members
 
 
+def _cache(family: int) -> FilterCache:
+    return FILTERS if family == V4 else FILTERS_V6
+
+
 def _read(families: Iterable[int]) -> dict[int, Snapshot]:
     """Return the live filter table of each family (cached: agent/cni/live_filter.py)."""
-    return {f: FILTERS.read(_save) if f == 4 else FILTERS_V6.read(_save_v6) for f in families}  # noqa: PLR2004
+    return {f: _cache(f).read(_save if f == V4 else _save_v6) for f in families}
 
 
 def _program(lives: dict[int, Snapshot], texts: dict[int, str], sets: list[Job]) -> None:
@@ -285,8 +290,7 @@ def _program(lives: dict[int, Snapshot], texts: dict[int, str], sets: list[Job])
     ]
     _run_together(jobs)
     for family, text in texts.items():
-        cache = FILTERS if family == 4 else FILTERS_V6  # noqa: PLR2004
-        cache.restored(lives[family], text, steps=len(texts))
+        _cache(family).restored(lives[family], text, steps=len(texts))
 
 
 def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Address]) -> None:
@@ -297,8 +301,8 @@ def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Ad
     """
     namespace, facts = pod_facts_for(req)
     sets = selector_sets_for_pod(manifest.ipsets, namespace, facts.labels, facts.namespace_labels)
-    ipv4 = [str(a) for a in addresses if a.version == 4]  # noqa: PLR2004
-    ipv6 = [str(a) for a in addresses if a.version == 6]  # noqa: PLR2004
+    ipv4 = [str(a) for a in addresses if a.version == V4]
+    ipv6 = [str(a) for a in addresses if a.version == V6]
     members = _members(manifest, facts, sets, [*ipv4[:1], *ipv6[:1]])
     record = EndpointRecord(
         iface, req.container_id, req.ifname, (ipv4 or ipv6)[0], namespace,
@@ -308,8 +312,8 @@ def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Ad
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_atomic(path, json.dumps(record.to_json(), sort_keys=True), durable=False)
     with FILTERS.lock:
-        lives = _read([4, 6] if ipv6 else [4])
-        if not _node_applied(lives[4].text):
+        lives = _read([V4, V6] if ipv6 else [V4])
+        if not _node_applied(lives[V4].text):
             return
         texts = {
             f: add_restore(rules_for(record, manifest, f), live.text)
@@ -343,10 +347,10 @@ def detach(state_dir: Path, manifest: NodeFacts, iface: str, released: Iterable[
     path = record_path(state_dir, iface)
     record = _read_record(path)
     members = _held(record, manifest) if record else _fallback_members(manifest, released)
-    v6 = has_v6(record) if record else any(a.version == 6 for a in released)  # noqa: PLR2004
+    v6 = has_v6(record) if record else any(a.version == V6 for a in released)
     with FILTERS.lock:
-        lives = _read([4, 6] if v6 else [4])
-        if _node_applied(lives[4].text) or f":{FW_PREFIX}{iface} " in lives[4].text:
+        lives = _read([V4, V6] if v6 else [V4])
+        if _node_applied(lives[V4].text) or f":{FW_PREFIX}{iface} " in lives[V4].text:
             found = {f: del_restore(iface, live.text) for f, live in lives.items()}
             texts = {f: text for f, text in found.items() if text is not None}
             _program(lives, texts, _ipset_job("del", members))
