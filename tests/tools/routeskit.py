@@ -15,11 +15,12 @@ from typing import Any
 
 from calicc.compiler.build import Compiled
 from calicc.contract.manifest import Link, NodeManifest, Route
-from calicc.contract.names import CLUSTER_DIR, ROUTE_PROTOCOL, VXLAN_DEVICE
+from calicc.contract.names import CLUSTER_DIR, ROUTE_PROTOCOL, VXLAN_DEVICE, VXLAN_V6_DEVICE
 from calicc.lab.netns import ns_run
 from tests.tools.treekit import role_text
 
 MakeNs = Callable[[str], str]
+VXLAN_DEVICES = (VXLAN_DEVICE, VXLAN_V6_DEVICE)
 STATE = (
     ["ip", "-d", "link", "show"],
     ["ip", "addr", "show"],
@@ -29,8 +30,8 @@ STATE = (
 )
 
 
-def node_ns(make_ns: MakeNs, suffix: str, address: str) -> str:
-    """A node namespace whose eth0 (a veth to a throwaway peer) holds `address`.
+def node_ns(make_ns: MakeNs, suffix: str, *addresses: str) -> str:
+    """A node namespace whose eth0 (a veth to a throwaway peer) holds `addresses` (either family).
 
     Without IPv6 duplicate address detection: `state` compares `ip addr` output, which shows a
     link-local address as tentative for its first second or so.
@@ -39,7 +40,8 @@ def node_ns(make_ns: MakeNs, suffix: str, address: str) -> str:
     for scope in ("all", "default"):
         ns_run(ns, ["sysctl", "-qw", f"net.ipv6.conf.{scope}.accept_dad=0"])
     ns_run(ns, ["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "peer0"])
-    ns_run(ns, ["ip", "addr", "add", address, "dev", "eth0"])
+    for address in addresses:
+        ns_run(ns, ["ip", "addr", "add", address, "dev", "eth0"])
     ns_run(ns, ["ip", "link", "set", "eth0", "up"])
     ns_run(ns, ["ip", "link", "set", "peer0", "up"])
     return ns
@@ -88,20 +90,43 @@ def state(ns: str) -> list[str]:
     return [ns_run(ns, cmd, check=False).stdout for cmd in STATE]
 
 
+def owned_routes(ns: str, family: str) -> set[str]:
+    """Return the routes of protocol ROUTE_PROTOCOL of `family` ("-4", "-6") as kernel_form()
+    writes them (IPv6's metric, preference and a blackhole's lo left out)."""
+    out = ns_run(ns, ["ip", family, "route", "show", "proto", str(ROUTE_PROTOCOL)]).stdout
+    routes = set()
+    for line in out.splitlines():
+        words = line.split()
+        for key in ("metric", "pref"):
+            if key in words:
+                at = words.index(key)
+                del words[at : at + 2]
+        routes.add(" ".join(words[:2] if words[0] == "blackhole" else words))
+    return routes
+
+
 def calicc_routes(ns: str) -> set[str]:
-    out = ns_run(ns, ["ip", "-4", "route", "show", "proto", str(ROUTE_PROTOCOL)]).stdout
-    return {line.strip() for line in out.splitlines()}
+    """Return the owned routes of both families."""
+    return owned_routes(ns, "-4") | owned_routes(ns, "-6")
 
 
 def neighbours(ns: str) -> set[str]:
-    args = ["ip", "neigh", "show", "dev", VXLAN_DEVICE, "nud", "permanent"]
-    result = ns_run(ns, args, check=False)
-    return {line.strip() for line in result.stdout.splitlines()}
+    """Return the permanent neighbours on both VXLAN devices."""
+    found = set()
+    for device in VXLAN_DEVICES:
+        args = ["ip", "neigh", "show", "dev", device, "nud", "permanent"]
+        result = ns_run(ns, args, check=False)
+        found |= {line.strip() for line in result.stdout.splitlines()}
+    return found
 
 
 def fdb_entries(ns: str) -> set[str]:
-    result = ns_run(ns, ["bridge", "fdb", "show", "dev", VXLAN_DEVICE], check=False)
-    return {line.strip() for line in result.stdout.splitlines() if " dst " in line}
+    """Return the FDB entries with a remote destination on both VXLAN devices."""
+    found = set()
+    for device in VXLAN_DEVICES:
+        result = ns_run(ns, ["bridge", "fdb", "show", "dev", device], check=False)
+        found |= {line.strip() for line in result.stdout.splitlines() if " dst " in line}
+    return found
 
 
 def kernel_form(route: Route, device: str) -> str:
@@ -126,8 +151,11 @@ def link_problems(ns: str, link: Link, parent: str) -> list[str]:
     got = link_json(ns, link.name)
     if got is None:
         return [f"{link.name}: missing"]
+    inet = "inet6" if link.address is not None and link.address.version == 6 else "inet"
     addresses = {
-        f"{a['local']}/{a['prefixlen']}" for a in got.get("addr_info", ()) if a["family"] == "inet"
+        f"{a['local']}/{a['prefixlen']}"
+        for a in got.get("addr_info", ())
+        if a["family"] == inet and a.get("scope") != "link"  # IPv6's link-local stays
     }
     facts = {
         "mtu": (got["mtu"], link.mtu),
@@ -139,7 +167,7 @@ def link_problems(ns: str, link: Link, parent: str) -> list[str]:
         facts |= {
             "vni": (data.get("id"), link.vni),
             "port": (data.get("port"), link.port),
-            "local": (data.get("local"), str(link.local)),
+            "local": (data.get("local", data.get("local6")), str(link.local)),
             "learning": (data.get("learning"), False),
             "mac": (got["address"], link.mac),
             "parent": (data.get("link"), link.parent or parent),
@@ -152,9 +180,10 @@ def assert_programs(ns: str, manifest: NodeManifest, device: str = "eth0") -> No
     entries `manifest` says (`device`: the node's uplink, where unnamed routes resolve)."""
     problems = [p for link in manifest.links for p in link_problems(ns, link, device)]
     listed = {link.name for link in manifest.links}
-    if VXLAN_DEVICE not in listed and link_json(ns, VXLAN_DEVICE) is not None:
-        problems.append(f"{VXLAN_DEVICE}: present, the manifest has none")
-    assert problems == []
+    for vxlan in VXLAN_DEVICES:
+        if vxlan not in listed and link_json(ns, vxlan) is not None:
+            problems.append(f"{vxlan}: present, the manifest has none")
+    assert problems == [], problems
     assert calicc_routes(ns) == {kernel_form(r, device) for r in manifest.routes}
     assert neighbours(ns) == {
         f"{n.address} lladdr {n.lladdr} PERMANENT" for n in manifest.neighbors

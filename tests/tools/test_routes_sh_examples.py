@@ -30,7 +30,16 @@ from tests.tools.routeskit import (
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 
-EXAMPLES = ("crosssubnet", "minikube-ipip", "tor-ebgp", "vxlan", "vxlan-crosssubnet")
+EXAMPLES = (
+    "crosssubnet",
+    "dual-stack-mesh",
+    "dual-stack-vxlan-crosssubnet",
+    "ipv6-rr",
+    "minikube-ipip",
+    "tor-ebgp",
+    "vxlan",
+    "vxlan-crosssubnet",
+)
 
 
 @cache
@@ -54,7 +63,8 @@ def test_example_node_programs_its_manifest_twice(
     compiled = compiled_example(example)
     cluster = write_cluster_part(compiled, tmp_path)
     manifest = compiled.node_manifest(node)
-    ns = node_ns(make_ns, "ex", str(manifest.node.address))
+    addresses = (manifest.node.address, manifest.node.address_v6)
+    ns = node_ns(make_ns, "ex", *(str(a) for a in addresses if a is not None))
     if any(link.name == TUNNEL_DEVICE for link in manifest.links):
         ns_run(ns, ["ip", "link", "add", TUNNEL_DEVICE, "type", "ifb"])  # no ipip module here
     run_routes(ns, cluster, node)

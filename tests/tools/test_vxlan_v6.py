@@ -19,12 +19,18 @@ from typing import Any
 import pytest
 
 from calicc.compiler.build import Compiled, build, compile_cluster
-from calicc.contract.names import ROUTE_PROTOCOL, VXLAN_DEVICE, VXLAN_V6_DEVICE
+from calicc.contract.names import VXLAN_DEVICE, VXLAN_V6_DEVICE
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_tool
 from tests.support.bundles import apply
 from tests.support.clusters import load
-from tests.tools.routeskit import kernel_form, run_routes, state, write_cluster_part
+from tests.tools.routeskit import (
+    kernel_form,
+    owned_routes,
+    run_routes,
+    state,
+    write_cluster_part,
+)
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 
@@ -82,19 +88,7 @@ def tx(ns: str, device: str = VXLAN_V6_DEVICE) -> int:
 
 
 def owned_v6(ns: str) -> set[str]:
-    """Return the owned IPv6 routes as kernel_form() writes them (no metric, preference or lo)."""
-    out = ns_run(ns, ["ip", "-6", "route", "show", "proto", str(ROUTE_PROTOCOL)]).stdout
-    routes = set()
-    for line in out.splitlines():
-        words = line.split()
-        for key in ("metric", "pref"):
-            if key in words:
-                at = words.index(key)
-                del words[at : at + 2]
-        if words[0] == "blackhole":
-            words = words[:2]
-        routes.add(" ".join(words))
-    return routes
+    return owned_routes(ns, "-6")
 
 
 def assert_pods_talk_over_vxlan_v6(ns: dict[str, str], compiled: Compiled) -> None:
