@@ -1,9 +1,9 @@
 """Real BIRD 2 with calicc's dual-stack bird.conf: one daemon, IPv4 and IPv6 sessions.
 
 Three node namespaces on one bridge (in a hub namespace), each with an IPv4 and an IPv6
-address (nodad: no wait for duplicate address detection). The build still refuses IPv6 pools
-until every renderer lands, so the test plans the cluster and renders each node's bird.conf
-with the BIRD renderer itself. Every node must hold both families' sessions Established and
+address (nodad: no wait for duplicate address detection). The test plans the cluster and
+renders each node's bird.conf with the BIRD renderer itself (written before the build rendered
+IPv6; `calicc build` renders the same). Every node must hold both families' sessions Established and
 the other nodes' blocks of both families as `proto bird` routes via the owner's address of
 that family on eth0: a next hop BIRD could not resolve would be installed as unreachable.
 Own-block blackholes are routes.sh's and are not added; BIRD must not install them. The same

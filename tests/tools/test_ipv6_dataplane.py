@@ -1,7 +1,7 @@
 """The IPv6 data plane for real, in throwaway namespaces: rendered files and `calicc apply`.
 
-The build still refuses IPv6 pools (compiler/build.py), so the dual-stack tree is planned and
-rendered directly (as tests/unit/compiler/test_ipv6_dataplane.py does) and written out like a
+The dual-stack tree is planned and rendered directly (as tests/unit/compiler/
+test_ipv6_dataplane.py does; written before the build rendered IPv6) and written out like a
 build's: the cluster part under rendered/cluster, the node's files under rendered/nodes/n1.
 One node, so no BGP session and no BIRD.
 """
@@ -127,11 +127,8 @@ def test_ipv6_state_removed_with_the_ipv6_part(make_ns: MakeNs, tmp_path: Path) 
 
 
 def test_routes_sh_installs_ipv6_blackholes(make_ns: MakeNs, tmp_path: Path) -> None:
-    """routes.sh reads the node's IPv6 blocks from the node table's blocks column.
-
-    Not yet: routes.sh removes only stale IPv4 routes (its template is unchanged while the
-    build refuses IPv6; the agent removes stale IPv6 routes).
-    """
+    """routes.sh reads the node's IPv6 blocks from the node table's blocks column (stale IPv6
+    routes and VXLAN over IPv6: tests/tools/test_vxlan_v6.py)."""
     _, bundle = write_tree(tmp_path)
     ns = make_ns("v6rs")
     cluster = bundle.parent.parent / "cluster"

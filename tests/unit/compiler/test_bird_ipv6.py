@@ -1,7 +1,7 @@
 """bird.conf of IPv6 and dual-stack nodes: one daemon, per-family filters and sessions.
 
-The build still refuses IPv6 pools (compiler/build.py, until every renderer lands), so these
-tests plan the cluster and call the BIRD renderer directly. Every text is also parsed by real
+These tests plan the cluster and call the BIRD renderer directly (written before the build
+rendered IPv6; `calicc build` renders the same). Every text is also parsed by real
 BIRD when it is installed (bird_parse returns None without it).
 """
 

@@ -1,7 +1,7 @@
 """The IPv6 data plane of a dual-stack cluster: ip6tables rules, inet6 ipsets, sysctls, routes.
 
-The build still refuses IPv6 pools (compiler/build.py), so these tests plan the cluster and
-render its cluster part and nodes directly, as tests/unit/compiler/test_bird_ipv6.py does.
+These tests plan the cluster and render its cluster part and nodes directly (written before
+the build rendered IPv6; `calicc build` renders the same).
 """
 
 from __future__ import annotations
