@@ -197,10 +197,17 @@ DUAL_CROSS: dict[str, Any] = {
 }
 
 
-def test_crosssubnet_per_family_on_one_link(make_ns: MakeNs, tmp_path: Path) -> None:
+@pytest.mark.parametrize("programmer", ["routes.sh", "agent"])
+def test_crosssubnet_per_family_on_one_link(
+    make_ns: MakeNs, tmp_path: Path, programmer: str
+) -> None:
     """One link, one IPv4 subnet, two IPv6 subnets: CrossSubnet sends IPv4 pod traffic direct
-    and IPv6 pod traffic through vxlan-v6.calico (routes.sh in both nodes)."""
-    compiled = compile_cluster(load(tmp_path, DUAL_CROSS))
+    and IPv6 pod traffic through vxlan-v6.calico (programmed by routes.sh, or by the agent)."""
+    if programmer == "agent":
+        need_tool("ip6tables-restore", "ip6tables-save", "iptables-restore", "ipset")
+    inputs = load(tmp_path, DUAL_CROSS)
+    build(inputs, tmp_path / "rendered")
+    compiled = compile_cluster(inputs)
     ns = node_pair(make_ns)  # IPv6 fd00:30::1/64 and fd00:30::2/64: give n2 its own subnet
     ns_run(ns["n2"], ["ip", "-6", "addr", "del", "fd00:30::2/64", "dev", "eth0"])
     ns_run(ns["n2"], ["ip", "-6", "addr", "add", "fd00:31::2/64", "dev", "eth0", "nodad"])
@@ -208,7 +215,12 @@ def test_crosssubnet_per_family_on_one_link(make_ns: MakeNs, tmp_path: Path) -> 
     ns_run(ns["n2"], ["ip", "-6", "route", "add", "fd00:30::/64", "dev", "eth0"])
     for name, address in (("n1", "10.0.0.1/24"), ("n2", "10.0.0.2/24")):
         ns_run(ns[name], ["ip", "addr", "add", address, "dev", "eth0"])
-        run_routes(ns[name], write_cluster_part(compiled, tmp_path / name), name)
+        if programmer == "routes.sh":
+            run_routes(ns[name], write_cluster_part(compiled, tmp_path / name), name)
+            continue
+        bundle, root = tmp_path / "rendered" / "nodes" / name, tmp_path / f"root-{name}"
+        done = apply(ns[name], bundle, root, tmp_path / f"log-{name}.json")
+        assert done.returncode == 0, done.stderr + done.stdout
     pods = {}
     for name in ns:
         plan = compiled.plan.node(name)
