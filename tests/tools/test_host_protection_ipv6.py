@@ -70,7 +70,8 @@ spec:
   ingress:
     - {action: Deny, protocol: ICMPv6}
 """
-SERVER = """  # test_host_protection.py's, listening on both families
+# test_host_protection.py's listener, on both families
+SERVER = """
 import selectors, socket, sys
 sel = selectors.DefaultSelector()
 for port in sys.argv[1:]:
