@@ -30,7 +30,6 @@ from calicc.contract.text import cut
 PROTOCOLS = ("TCP", "UDP", "ICMP", "ICMPv6", "SCTP", "UDPLite")
 PROTOCOL_FAMILY = {"ICMP": 4, "ICMPv6": 6}  # Calico's validator: ICMP is IPv4, ICMPv6 IPv6
 IPTABLES_PROTOCOL = {"icmpv6": "ipv6-icmp"}  # as ip6tables-save prints it
-FAMILIES = (4, 6)
 PORT_PROTOCOLS = ("tcp", "udp", "sctp")
 MAX_PORTS = 64
 
