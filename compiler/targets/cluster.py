@@ -152,6 +152,7 @@ def routes_script_view(cluster: ClusterPlan) -> dict[str, object]:
     pools = [p for p in cluster_pools(cluster) if not p.disabled]
     v4 = [p for p in pools if p.cidr.version == V4]
     v6 = [p for p in pools if p.cidr.version != V4]
+    wide = any(row.wide for row in node_rows(cluster))
     return {
         "cluster": cluster.name,
         "proto": ROUTE_PROTOCOL,
@@ -161,7 +162,8 @@ def routes_script_view(cluster: ClusterPlan) -> dict[str, object]:
         "port": VXLAN_PORT,
         "vxlan_pools": [f"{p.name}={p.mode}" for p in v4 if p.encapsulation == "vxlan"],
         "ipip": any(p.encapsulation == "ipip" for p in v4),
-        "ipv6": any(row.wide for row in node_rows(cluster)),
+        "ipv6": wide,
+        "v6_columns": " address6 tunnel6 mac6" if wide else "",  # the variables they are read into
         "vxlan_v6_device": VXLAN_V6_DEVICE,
         "vxlan_v6_pools": [f"{p.name}={p.mode}" for p in v6 if p.encapsulation == "vxlan"],
     }
