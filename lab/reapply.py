@@ -9,6 +9,8 @@ did not change stay up. New subnets or new off-cluster speakers need `lab down` 
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 from calicc.compiler.build import build, load_cluster, plan_cluster
@@ -25,21 +27,43 @@ from calicc.lab.procs import stop_pid
 from calicc.lab.progress import Echo, quiet
 from calicc.lab.routing import add_tunnel_device
 from calicc.lab.state import LabState
-from calicc.lab.topology import Topology, plan_topology
+from calicc.lab.topology import EXTERNAL_ROUTER_V6, Topology, plan_topology
 from calicc.lab.tor import tor_config
 from calicc.lab.up import LabError, apply_agents
 from calicc.lab.wait import WaitTimeout
+from calicc.lab.wiring import has_v6
 
 
 def _fixed_parts(topo: Topology, existing: set[str]) -> None:
-    """Raise LabError when the change needs namespaces other than nodes (subnets, speakers)."""
+    """Raise LabError when the change needs more than node namespaces.
+
+    That is: new subnets or speakers, or router addresses the lab was made without (a family
+    new to a segment, or IPv6 new to the lab).
+    """
     fixed = [s.ns for s in topo.subnets] + [h.ns for h in topo.speakers]
     missing = sorted(ns for ns in [*fixed, topo.router_ns, topo.external_ns] if ns not in existing)
+    if not missing:
+        missing = [f"router address {a}" for a in _missing_router_addresses(topo)]
     if missing:
         raise LabError(
             f"the change needs new subnets or speakers ({', '.join(missing)}): "
             f"run `calicc lab down` and `calicc lab up` for lab {topo.lab}"
         )
+
+
+def _missing_router_addresses(topo: Topology) -> list[str]:
+    """Return the gateway addresses `topo` gives the router that its namespace lacks."""
+    wanted = [str(g) for s in topo.subnets for g in (s.gateway, s.gateway_v6) if g is not None]
+    if has_v6(topo):
+        wanted.append(str(EXTERNAL_ROUTER_V6.ip))
+    done = subprocess.run(
+        ["ip", "-n", topo.router_ns, "-j", "addr", "show"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    held = {a["local"] for link in json.loads(done.stdout) for a in link.get("addr_info", [])}
+    return [a for a in wanted if a not in held]
 
 
 def remove_nodes(state: LabState, gone: list[str]) -> list[str]:

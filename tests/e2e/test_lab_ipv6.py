@@ -14,6 +14,8 @@ agent and real pods, their IPv6 rows proved, then taken down (root, real tools).
 - a dual-stack cluster with an off-cluster reflector of each family (gobgpd): the IPv6 one
   reflects every IPv6 block between the nodes over IPv6 sessions.
 - ipv6-rr with pods: IPv6-only pods ping6 across nodes, the MTU and NAT66 rows pass.
+- `lab apply` of a change that gives IPv4 nodes IPv6 refuses (the router has no IPv6 yet) and
+  says to bring the lab down and up.
 - dual-stack-vxlan-crosssubnet: within a rack IPv6 pod traffic goes direct over eth0, across
   racks over vxlan-v6.calico; pod MTU 1430 (VXLAN over IPv6 costs 70 bytes).
 """
@@ -38,9 +40,10 @@ from calicc.lab.expect import lab_routes
 from calicc.lab.matrix import Paths
 from calicc.lab.network import lab_namespaces
 from calicc.lab.podcheck import pod_rows
+from calicc.lab.reapply import lab_apply
 from calicc.lab.state import LabState
 from calicc.lab.topology import Topology
-from calicc.lab.up import lab_up
+from calicc.lab.up import LabError, lab_up
 from calicc.lab.verify import FAIL, PASS, Row, bgp_rows, route_rows
 from tests.conftest import EXAMPLES, need_root, need_tool
 from tests.support.labkit import short_base
@@ -289,3 +292,28 @@ def test_an_ipv6_offcluster_reflector_reflects_every_ipv6_block(tmp_path: Path) 
             "fd00:40::12",
             "fd00:40::13",
         ]
+
+
+def test_lab_apply_refuses_ipv6_new_to_a_running_lab(tmp_path: Path) -> None:
+    cluster = tmp_path / "cluster.yaml"
+    v4_only = """\
+name: rr6
+network_cidr: 10.200.0.0/16
+ipip_mode: Never
+bgp:
+  as_number: 64512
+  node_to_node_mesh: false
+  peers:
+    - {peer_ip: 10.40.0.100, as_number: 64512}
+nodes:
+  - {name: node-1, address: 10.40.0.11/24}
+  - {name: node-2, address: 10.40.0.12/24}
+  - {name: node-3, address: 10.40.0.13/24}
+"""
+    cluster.write_text(v4_only)
+    with lab(cluster, pods=False) as state:
+        cluster.write_text(
+            OFF_RR.replace('    - {peer_ip: "fd00:40::100", as_number: 64512}\n', "")
+        )
+        with pytest.raises(LabError, match=r"router address fd00:40::.*lab down.*lab up"):
+            lab_apply(state, lambda _line: None)
