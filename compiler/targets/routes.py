@@ -56,11 +56,9 @@ def _tunnel_interface(node: NodePlan) -> IPv4Interface | None:
 
 
 def _enabled(cluster: ClusterPlan, encap: str, version: int = 4) -> tuple[PoolPlan, ...]:
-    return tuple(
-        p
-        for p in cluster.pools
-        if not p.disabled and p.encap == encap and (encap == "ipip" or p.version == version)
-    )
+    """Return the enabled pools of IP `version` using `encap` (IPIP pools are all IPv4)."""
+    pools = cluster.pools
+    return tuple(p for p in pools if not p.disabled and p.encap == encap and p.version == version)
 
 
 def tunnel_links(cluster: ClusterPlan, node: NodePlan) -> tuple[Link, ...]:
