@@ -287,6 +287,7 @@ def test_build_renders_ipv6_only_nodes(tmp_path: Path) -> None:
     bird = (rendered / "nodes" / "n2" / "bird.conf").read_text(encoding="utf-8")
     assert f"router id {derived_router_id('n2')};" in bird
     assert "ipv4 {" not in bird
+    assert "ipv4;" not in bird  # no IPv4 channel anywhere (kernel, direct, static)
     assert "ipv6 {" in bird
 
 
