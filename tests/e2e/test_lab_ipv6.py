@@ -256,6 +256,9 @@ def test_dual_stack_vxlan_crosssubnet_goes_direct_in_a_rack_and_over_vxlan_v6_ac
             (True, "reply"),
             (False, "no reply"),
         ]
+        # the ring's rack1-node2 -> rack2-node1 pair: a full 1430-byte packet through the tunnel
+        tunnel = [r for r in mtu if r.subject.startswith("rack1-node2-a -> rack2-node1-a")]
+        assert [r.observed for r in tunnel] == ["reply", "no reply"]
 
 
 def test_ipv6_only_pods_ping6_across_nodes_and_leave_by_nat66() -> None:
