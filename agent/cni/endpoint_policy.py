@@ -11,17 +11,24 @@ applied the node's iptables.rules (no dispatch chain yet) only the record is wri
 
 A pod with an IPv6 address gets the same chains in ip6tables too (family 6, when the node's
 ip6tables rules are applied), and its IPv6 address joins the inet6 twins of its selector and
-named-port sets. The ipset session and the iptables-restore and ip6tables-restore transactions
-of one ADD or DEL run at the same time (`_run_together`): a dual-stack ADD then costs about what
-an IPv4-only one does, not one more process.
+named-port sets (in the same ipset session as the IPv4 ones). How the ip6tables write is paid:
+- the plugin run on its own (launchers with idle 0): the ipset session, iptables-restore and
+  ip6tables-restore run at the same time (`_run_together`) and the request waits for all;
+- the agent's CNI server (`cache_filter_table`): the ip6tables write of an ADD or DEL runs on a
+  writer thread right after the answer (`LATER`), in request order and under the same lock, so
+  a dual-stack ADD answers as fast as an IPv4-only one. Until it lands, the pod's IPv6 traffic
+  meets the dispatch chains' "Unknown interface" drop (it fails closed); a failed write is
+  reported on stderr and redone by the agent's next reconcile (agent/endpoints.py `rules_v6`).
+Both filter tables stay cached across each other's restores (`FilterCache.advance`).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
@@ -56,9 +63,58 @@ TOOLS = {4: "iptables", 6: "ip6tables"}
 V4, V6 = 4, 6
 
 
+class Later:
+    """The server's ip6tables writes, run in order on one writer thread after the answer.
+
+    The thread lives while there is work (it is not a daemon: a server exiting finishes them).
+    """
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.lock = threading.Lock()
+        self.jobs: list[Callable[[], None]] = []
+        self.writer: threading.Thread | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Queue `job`; start the writer unless it is running."""
+        with self.lock:
+            self.jobs.append(job)
+            if self.writer is None:
+                self.writer = threading.Thread(target=self._drain, name="calicc-ip6tables")
+                self.writer.start()
+
+    def _drain(self) -> None:
+        while True:
+            with self.lock:
+                if not self.jobs:
+                    self.writer = None
+                    return
+                job = self.jobs.pop(0)
+            try:
+                job()
+            except (CniError, OSError) as exc:
+                print(f"calicc: {exc}; the agent's next reconcile writes it", file=sys.stderr)
+
+    def wait(self) -> None:
+        """Return once every queued write is done (tests)."""
+        while True:
+            with self.lock:
+                writer = self.writer
+            if writer is None:
+                return
+            writer.join()
+
+
+LATER = Later()
+
+
 def cache_filter_table() -> None:
-    """Keep the filter tables between requests of this process (agent/cni/live_filter.py)."""
+    """Keep the filter tables between requests of this process (agent/cni/live_filter.py).
+
+    The agent's CNI server calls it: it also moves the ip6tables writes after the answer.
+    """
     FILTERS.enabled = FILTERS_V6.enabled = FilterCache(enabled=True).enabled
+    LATER.enabled = True
 
 
 Address = IPv4Address | IPv6Address
@@ -291,6 +347,19 @@ def _program(lives: dict[int, Snapshot], texts: dict[int, str], sets: list[Job])
     _run_together(jobs)
     for family, text in texts.items():
         _cache(family).restored(lives[family], text, steps=len(texts))
+    if len(texts) == 1:  # the other family's table is as it was
+        (family,) = texts
+        _cache(V6 if family == V4 else V4).advance(lives[family], 1)
+
+
+def _write_v6(endpoint: EndpointRules | None, iface: str) -> None:
+    """Add (`endpoint`) or remove (None) one endpoint's ip6tables chains, if the node has them."""
+    with FILTERS.lock:
+        lives = _read([V6])
+        live = lives[V6].text
+        text = del_restore(iface, live) if endpoint is None else add_restore(endpoint, live)
+        if text is not None and (endpoint is None or _node_applied(live)):
+            _program(lives, {V6: text}, [])
 
 
 def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Address]) -> None:
@@ -311,8 +380,9 @@ def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Ad
     path = record_path(req.state_dir, iface)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     write_atomic(path, json.dumps(record.to_json(), sort_keys=True), durable=False)
+    later = bool(ipv6) and LATER.enabled
     with FILTERS.lock:
-        lives = _read([V4, V6] if ipv6 else [V4])
+        lives = _read([V4, V6] if ipv6 and not later else [V4])
         if not _node_applied(lives[V4].text):
             return
         texts = {
@@ -321,6 +391,8 @@ def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Ad
             if _node_applied(live.text)
         }
         _program(lives, texts, _ipset_job("add", members))
+    if later:
+        LATER.submit(lambda: _write_v6(rules_for(record, manifest, V6), iface))
 
 
 def _fallback_members(manifest: NodeFacts, addresses: Iterable[Address]) -> Members:
@@ -348,12 +420,15 @@ def detach(state_dir: Path, manifest: NodeFacts, iface: str, released: Iterable[
     record = _read_record(path)
     members = _held(record, manifest) if record else _fallback_members(manifest, released)
     v6 = has_v6(record) if record else any(a.version == V6 for a in released)
+    later = v6 and LATER.enabled
     with FILTERS.lock:
-        lives = _read([V4, V6] if v6 else [V4])
+        lives = _read([V4, V6] if v6 and not later else [V4])
         if _node_applied(lives[V4].text) or f":{FW_PREFIX}{iface} " in lives[V4].text:
             found = {f: del_restore(iface, live.text) for f, live in lives.items()}
             texts = {f: text for f, text in found.items() if text is not None}
             _program(lives, texts, _ipset_job("del", members))
+    if later:
+        LATER.submit(lambda: _write_v6(None, iface))
     path.unlink(missing_ok=True)
 
 

@@ -113,6 +113,19 @@ class FilterCache:
             self._known[netns] = snapshot
         return snapshot
 
+    def advance(self, base: Snapshot, steps: int) -> None:
+        """Keep this table's text across `steps` transactions of ours on the other family's.
+
+        `base` is what the restored table was read at: when this table's snapshot is of that
+        generation and the ruleset moved by exactly `steps`, nothing changed this table (an
+        ip6tables restore leaves iptables' filter table as it is, and the reverse).
+        """
+        known = self._known.get(base.netns)
+        if known is None or base.generation is None or known.generation != base.generation:
+            return
+        if nft_generation() == base.generation + steps:
+            self._known[base.netns] = Snapshot(base.netns, base.generation + steps, known.text)
+
     def restored(self, before: Snapshot, restore: str, steps: int = 1) -> None:
         """Record that `restore` was applied on top of `before` (one nftables transaction).
 

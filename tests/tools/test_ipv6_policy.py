@@ -28,7 +28,8 @@ from calicc.compiler.render import render_cluster, render_node
 from calicc.lab.netns import ns_run
 from tests.conftest import need_tool
 from tests.support.bundles import MakeNs, apply, stop_bird
-from tests.support.cni import cnitool, labelled_pod
+from tests.support.cni import cni_server, cnitool, labelled_pod
+from tests.support.poll import wait_for
 from tests.unit.compiler.test_ipv6_policy import DS
 from tests.unit.compiler.test_ipv6_policy import netpol as policy_of
 from tests.unit.compiler.test_ipv6_policy import plan as plan_of
@@ -258,3 +259,28 @@ def test_del_removes_ipv6_chains_and_memberships(
     assert late.v6 in members(node, twin)
     assert reaches(late, a.v6)
     assert not reaches(pods["c"], a.v6)
+
+
+def test_agent_server_writes_ipv6_chains_right_after_the_answer(
+    node: Node, make_ns: MakeNs
+) -> None:
+    """Through the agent's CNI server the ip6tables write follows the answer (in order, on a
+    writer thread); the pod's IPv6 set memberships are in place at once."""
+    node.apply(
+        netpol("from-b", "a", ingress=[{"from": [{"podSelector": {"matchLabels": {"app": "b"}}}]}])
+    )
+    with cni_server(node.ns, node.root):
+        a, b = node.add(make_ns("sa"), "a"), node.add(make_ns("sb"), "b")
+        (twin,) = set_named(node, "cali60s:")
+        assert b.v6 in members(node, twin)
+
+        def saved6() -> str:
+            return ns_run(node.ns, ["ip6tables-save", "-t", "filter"]).stdout
+
+        wait_for(lambda: f"-g cali-tw-{a.iface}" in saved6(), "a's ip6tables chains", 5)
+        wait_for(lambda: f"-g cali-tw-{b.iface}" in saved6(), "b's ip6tables chains", 5)
+        assert reaches(b, a.v6)
+        assert reaches(a, b.v6), "b has no policy: open"
+        labelled_pod(node.ns, node.root, "del", a.ns, namespace="default", labels={"app": "a"})
+        wait_for(lambda: a.iface not in saved6(), "a's ip6tables chains gone", 5)
+        assert f"-g cali-tw-{b.iface}" in saved6()

@@ -11,8 +11,14 @@ from typing import Any
 
 import pytest
 
-from calicc.agent.cni.endpoint_policy import EndpointRecord, _run_together, rules_for_all
-from calicc.agent.cni.errors import CniError
+from calicc.agent.cni import live_filter
+from calicc.agent.cni.endpoint_policy import (
+    EndpointRecord,
+    Later,
+    _run_together,
+    rules_for_all,
+)
+from calicc.agent.cni.errors import POLICY_FAILURE, CniError
 from calicc.agent.endpoints import runtime_members
 from calicc.agent.membership import cluster_members, pods_from_list
 from calicc.contract.endpoint import (
@@ -124,3 +130,40 @@ def test_restores_run_side_by_side_and_a_failure_is_reported() -> None:
     assert time.monotonic() - start < 0.75, "both processes run at once"
     with pytest.raises(CniError, match="false failed"):
         _run_together([(["true"], None), (["false"], "x")])
+
+
+def test_later_writes_run_in_order_and_a_failure_does_not_stop_the_rest(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    later, done = Later(), []
+
+    def fail() -> None:
+        raise CniError(POLICY_FAILURE, "ip6tables-restore failed")
+
+    for job in (lambda: done.append(1), fail, lambda: done.append(2)):
+        later.submit(job)
+    later.wait()
+    assert done == [1, 2]
+    assert "ip6tables-restore failed" in capsys.readouterr().err
+    later.submit(lambda: done.append(3))  # a new writer after the last one ended
+    later.wait()
+    assert done == [1, 2, 3]
+
+
+def test_a_restore_of_one_family_keeps_the_other_familys_cache(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    generation = [7]
+    monkeypatch.setattr(live_filter, "nft_generation", lambda: generation[0])
+    monkeypatch.setattr(live_filter, "current_netns", lambda: 1)
+    monkeypatch.setattr(live_filter, "iptables_backend", lambda: "nft")
+    v4, v6 = live_filter.FilterCache(enabled=True), live_filter.FilterCache(enabled=True)
+    before4 = v4.read(lambda: "v4 text\n")
+    v6.read(lambda: "v6 text\n")
+    generation[0] = 8  # our iptables restore
+    v4.restored(before4, "*filter\nCOMMIT\n")
+    v6.advance(before4, 1)
+    assert v6.read(lambda: pytest.fail("the IPv6 table was not changed: no ip6tables-save"))
+    generation[0] = 10  # someone else too
+    v4.advance(v6.read(lambda: "v6 again\n"), 1)
+    assert v4.read(lambda: "v4 read again\n").text == "v4 read again\n"
