@@ -15,7 +15,12 @@ the CNI server on demand, later calls reach it; the first ADD's time is printed 
 launchers installed with idle 0 (every call runs the plugin in a new interpreter).
 `--python-launcher` adds calicc through the agent started by the Python launcher (python3 -SI)
 instead of the native one, to show what the launcher costs.
+`--applied` first puts the node's own rules in place (minikube's ipsets and iptables rules, a
+dual-stack node's ip6tables filter chains, their hooks), so ADD and DEL program the endpoint
+chains (iptables-restore, and ip6tables-restore for dual stack) as on a real node; without it
+the node looks unapplied and the plugin only writes each pod's record.
 Usage: sudo .venv/bin/python bench/cni.py [--pods N] [--standalone] [--python-launcher]
+[--applied]
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -36,9 +42,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from calicc.agent.cni.install import install_plugins
 from calicc.agent.cni.server import socket_path, stop_on_demand
+from calicc.compiler.targets.ip6tables import ip6tables_text
+from calicc.compiler.targets.iptables import jump_rules
+from calicc.contract.names import IPTABLES_FILE
 from calicc.lab.netns import ns_add, ns_delete, ns_run, veth_between
 from tests.support.bundles import derive_bundle, dual_stack_bundle, rendered
-from tests.support.cni import cnitool, write_bundle
+from tests.support.clusters import plan_of
+from tests.support.cni import cnitool, example_build, write_bundle
+from tests.tools.treekit import role_text
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = f"calicc-bench-cni-{os.getpid()}"
@@ -67,6 +78,32 @@ def calicc_conf(**keys: str) -> dict[str, object]:
         "plugins": [{"type": "calicc", "mtu": 1480, "nodename": "minikube",
                      "ipam": {"type": "calicc-ipam"}, **keys}],
     }  # fmt: skip
+
+
+V6_NODE = {
+    "name": "bench",
+    "network_cidr": "10.244.0.0/16",
+    "network_cidr_v6": "fd00:10:244::/48",
+    "ipip_mode": "Never",
+    "nodes": [{"name": "minikube", "address": "192.168.49.2/24", "address_v6": "fd00::2/64"}],
+}
+
+
+def apply_rules(node: str, work: Path) -> None:
+    """Put the node's own rules in place (--applied): sets, both families' filter chains, hooks."""
+    files = example_build()
+    ns_run(node, ["ipset", "restore"], input_text=files["cluster/ipsets.restore"])
+    v4 = role_text(files, "minikube", IPTABLES_FILE)
+    ns_run(node, ["iptables-restore", "--noflush"], input_text=v4)
+    v6 = ip6tables_text(plan_of(work, V6_NODE), frozenset())
+    flt = v6[v6.index("*filter") :]
+    ns_run(node, ["ip6tables-restore", "--noflush"], input_text=flt[: flt.index("COMMIT") + 7])
+    for jump in jump_rules():
+        where = ["-I", jump.chain, "1"] if jump.position == "top" else ["-A", jump.chain]
+        hook = [*where, *shlex.split(jump.rule)]
+        ns_run(node, ["iptables", "-t", jump.table, *hook])
+        if jump.table == "filter":
+            ns_run(node, ["ip6tables", "-t", "filter", *hook])
 
 
 def setup(root: Path, pods: int) -> tuple[str, list[str]]:
@@ -220,6 +257,9 @@ def print_dual(
 
 def run_all(options: argparse.Namespace, root: Path, agent: Agent) -> None:
     node, pods = setup(root, options.pods)
+    if options.applied:
+        (root / "v6plan").mkdir()
+        apply_rules(node, root / "v6plan")
     agent.node = node
     overhead = exec_overhead(node)
     results: dict[tuple[str, int], dict[str, list[float]]] = {}
@@ -238,7 +278,8 @@ def run_all(options: argparse.Namespace, root: Path, agent: Agent) -> None:
     agent.want(True)
     paired = interleaved(node, root, overhead, pods)
     stop_on_demand(root)
-    print(f"{options.pods} pods; `ip netns exec` overhead {overhead * 1000:.1f} ms removed")
+    applied = "node rules applied" if options.applied else "node rules not applied"
+    print(f"{options.pods} pods ({applied}); `ip netns exec` overhead {overhead * 1000:.1f} ms")
     report(results)
     for workers, took in first.items():
         print(f"{ON_DEMAND}: the first ADD ({workers}-way), which starts the server: {took:.1f} ms")
@@ -251,6 +292,9 @@ def main() -> None:
     parser.add_argument("--standalone", action="store_true", help="also calicc without agent")
     parser.add_argument(
         "--python-launcher", action="store_true", help="also calicc (agent) via python3 -SI"
+    )
+    parser.add_argument(
+        "--applied", action="store_true", help="the node's rules applied: endpoint chains written"
     )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="calicc-bench-cni-") as tmp:
