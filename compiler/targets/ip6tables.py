@@ -19,7 +19,8 @@ What it holds, per table, beside the IPv4 file's:
   selector and named-port sets, IPv6 ipBlocks' sets): a peer of the other family only (an
   IPv4 ipBlock) allows nothing here, as an IPv6 one allows nothing in the IPv4 file.
 The per-pod endpoint chains and dispatch rules are the CNI plugin's and the agent's
-(contract/endpoint.py, family 6), as in iptables. Not yet: host protection.
+(contract/endpoint.py, family 6), as in iptables. Host protection is added by
+`host_tables(..., version=6)` (compiler/host/chains.py).
 """
 
 from __future__ import annotations
