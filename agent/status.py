@@ -62,10 +62,17 @@ def node_allocations(root: Path, manifest: NodeManifest) -> list[Allocation]:
     return ipam_store(under(root, STATE_DIR), manifest).allocations()
 
 
+def node_line(manifest: NodeManifest) -> str:
+    """Return the report's first line: the node, its addresses of each family, its cluster."""
+    node = manifest.node
+    addresses = ", ".join(str(a) for a in (node.address, node.address_v6) if a is not None)
+    return f"node {node.name} ({addresses}), cluster {manifest.cluster}"
+
+
 def status_lines(root: Path, runner: Runner) -> list[str]:
     """Return the status report of the node under `root`."""
     manifest = installed_manifest(root)
-    lines = [f"node {manifest.node.name} ({manifest.node.address}), cluster {manifest.cluster}"]
+    lines = [node_line(manifest)]
     try:
         sessions = bgp_sessions(runner, root)
         lines += ["BGP sessions:", *(f"  {n:<24} {s:<8} {i}" for n, s, i in sessions)]
@@ -76,5 +83,5 @@ def status_lines(root: Path, runner: Runner) -> list[str]:
     for block, used, size in block_use([b.cidr for b in manifest.blocks], allocations):
         lines.append(f"  {block!s:<20} {used}/{size} used")
     lines.append(f"endpoints: {len(allocations)}")
-    lines += [f"  {a.address!s:<16} {a.container_id[:12]} {a.ifname}" for a in allocations]
+    lines += [f"  {a.address!s:<24} {a.container_id[:12]} {a.ifname}" for a in allocations]
     return lines

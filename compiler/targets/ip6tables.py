@@ -35,6 +35,7 @@ from calicc.compiler.targets.iptables import (
     mangle_chains,
     policy_chains,
     raw_chains,
+    tunnel_masquerade,
     workload_chains,
 )
 from calicc.contract.names import (
@@ -44,6 +45,7 @@ from calicc.contract.names import (
     MASQ_POOLS_SET_V6,
     OWNED_CHAIN_PREFIX,
     VXLAN_PORT,
+    VXLAN_V6_DEVICE,
 )
 from calicc.contract.syntax import comment, rule
 
@@ -60,8 +62,8 @@ def node_encaps_v6(node: NodePlan) -> frozenset[str]:
     return frozenset(p.encap for p in node.pools if p.encap is not None and p.version == V6)
 
 
-def nat_chains_v6(cluster: ClusterPlan) -> tuple[ChainView, ...]:
-    """NAT POSTROUTING: NAT66 for IPv6 pools with nat_outgoing."""
+def nat_chains_v6(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[ChainView, ...]:
+    """NAT POSTROUTING: NAT66 for IPv6 pools with nat_outgoing, and tunnel source fix-up."""
     masq = sorted(p.name for p in cluster.pools_v6 if p.nat_outgoing)
     outgoing: tuple[str, ...] = ()
     if masq:
@@ -76,6 +78,7 @@ def nat_chains_v6(cluster: ClusterPlan) -> tuple[ChainView, ...]:
             ),
         )
     post = (rule("cali-POSTROUTING", comment("NAT outgoing"), f"-j {NAT_OUTGOING}"),)
+    post += tunnel_masquerade([VXLAN_V6_DEVICE] if "vxlan" in encaps else [])
     return (
         ChainView("cali-POSTROUTING", "nat POSTROUTING", post),
         ChainView(
@@ -119,7 +122,7 @@ def ip6tables_tables(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[Tabl
     tables: tuple[TableView, ...] = (
         TableView("raw", raw_chains()),
         TableView("mangle", mangle_chains()),
-        TableView("nat", nat_chains_v6(cluster)),
+        TableView("nat", nat_chains_v6(cluster, encaps)),
         TableView("filter", filter_chains_v6(encaps) + policy_chains(cluster, V6)),
     )
     # host protection (compiler/host/chains.py): IPv6 failsafes, host policy and endpoint hooks

@@ -31,6 +31,7 @@ survive a re-apply of this file.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -173,8 +174,8 @@ def mangle_chains() -> tuple[ChainView, ...]:
     )
 
 
-def _tunnel_masquerade(encaps: frozenset[str]) -> tuple[str, ...]:
-    devices = sorted({"ipip": TUNNEL_DEVICE, "vxlan": VXLAN_DEVICE}[e] for e in encaps)
+def tunnel_masquerade(devices: Iterable[str]) -> tuple[str, ...]:
+    """Rules that give host traffic into a tunnel device the device's address (Calico's)."""
     return tuple(
         rule(
             "cali-POSTROUTING",
@@ -184,7 +185,7 @@ def _tunnel_masquerade(encaps: frozenset[str]) -> tuple[str, ...]:
             comment(f"host traffic into {dev} leaves from the tunnel address"),
             "-j MASQUERADE",
         )
-        for dev in devices
+        for dev in sorted(devices)
     )
 
 
@@ -208,7 +209,8 @@ def nat_chains(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[ChainView,
         ChainView(
             "cali-POSTROUTING",
             "nat POSTROUTING",
-            post + _tunnel_masquerade(encaps),
+            post
+            + tunnel_masquerade({"ipip": TUNNEL_DEVICE, "vxlan": VXLAN_DEVICE}[e] for e in encaps),
         ),
         ChainView(
             NAT_OUTGOING, "pods leaving the pools: masquerade (fully random ports)", outgoing

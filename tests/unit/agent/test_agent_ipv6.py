@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from ipaddress import ip_network
 
+from calicc.agent.bundle import load_bundle
 from calicc.agent.ipsets import SetState, desired_sets, diff_sets, member, summarize
 from calicc.agent.iptables import (
     Memo,
@@ -16,7 +17,9 @@ from calicc.agent.iptables import (
 )
 from calicc.agent.routes import RouteState, diff_routes
 from calicc.agent.runner import Runner
+from calicc.agent.status import node_line
 from calicc.contract.manifest import Ipset, JumpRule
+from tests.conftest import EXAMPLES
 
 V6_RULES = """*filter
 :cali-FORWARD - [0:0]
@@ -88,3 +91,10 @@ def test_family_6_runs_the_ip6tables_tools() -> None:
     assert runner.writes == [("ip6tables-restore", "--noflush", "--wait")]
     assert runner.reads == [("ip6tables-save",)]
     assert "ip6tables filter/cali-FORWARD: written" in changes
+
+
+def test_status_names_the_addresses_of_each_family_the_node_has() -> None:
+    only_v6 = load_bundle(EXAMPLES / "ipv6-rr" / "rendered" / "nodes" / "rr-1").manifest
+    assert node_line(only_v6) == "node rr-1 (fd00:80::11/64), cluster ipv6-rr"
+    dual = load_bundle(EXAMPLES / "dual-stack-mesh" / "rendered" / "nodes" / "node-1").manifest
+    assert node_line(dual) == "node node-1 (10.70.0.11/24, fd00:70::11/64), cluster dual-stack-mesh"

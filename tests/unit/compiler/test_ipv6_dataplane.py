@@ -191,3 +191,11 @@ def test_dual_stack_vxlan_routes_and_rules(tmp_path: Path) -> None:
     assert "--dport 4789 -m set --match-set cali60all-hosts-net src" in rules[0]
     assert rules[0].endswith("-j ACCEPT")
     assert rules[1].endswith("-j DROP")
+    post = chains(render_cluster(plan)[sources[IP6TABLES_FILE]])["nat"]["cali-POSTROUTING"]
+    assert post[1].startswith(
+        "-A cali-POSTROUTING -o vxlan-v6.calico -m addrtype ! --src-type LOCAL --limit-iface-out "
+        "-m addrtype --src-type LOCAL"
+    )
+    assert post[1].endswith("-j MASQUERADE")
+    plain = chains(render_cluster(plan_of(tmp_path, DS))["cluster/ip6tables/plain.rules"])
+    assert not any("-o vxlan" in r for r in plain["nat"]["cali-POSTROUTING"])
