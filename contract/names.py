@@ -154,6 +154,7 @@ def install_path(rel: str) -> str:
     """
     return INSTALL_OVERRIDES.get(rel, INSTALL_PREFIX + rel).lstrip("/")
 
+
 # VXLAN over IPv6, as Calico: its own device (same VNI and port), 70 bytes of overhead.
 VXLAN_V6_DEVICE = "vxlan-v6.calico"
 

@@ -77,8 +77,10 @@ def nat_chains_v6(cluster: ClusterPlan, encaps: frozenset[str]) -> tuple[ChainVi
                 "-j MASQUERADE --random-fully",
             ),
         )
-    post = (rule("cali-POSTROUTING", comment("NAT outgoing"), f"-j {NAT_OUTGOING}"),)
-    post += tunnel_masquerade([VXLAN_V6_DEVICE] if "vxlan" in encaps else [])
+    post = (
+        rule("cali-POSTROUTING", comment("NAT outgoing"), f"-j {NAT_OUTGOING}"),
+        *tunnel_masquerade([VXLAN_V6_DEVICE] if "vxlan" in encaps else []),
+    )
     return (
         ChainView("cali-POSTROUTING", "nat POSTROUTING", post),
         ChainView(
