@@ -9,7 +9,10 @@ the agent: on the IPv4-only node and on the same node made dual stack (an IPv6 p
 added, tests/support/bundles.py dual_stack_bundle; each pod gets a /32 and a /128), and the
 dual-stack ADD p50 is printed over the IPv4-only one (issue 13: at most 1.2), from the runs above
 and from one more sequential run that alternates the two pod by pod (odd pods dual stack), so
-both see the same machine: this host's load drifts by tens of percent within a run.
+both see the same machine: this host's load drifts by tens of percent within a run. That run
+leaves SETTLE between calls, so a dual-stack ADD's ip6tables write, which the agent makes after
+answering, is not charged to the next call: it shows one ADD's latency on an idle node, the
+batches the cost under load.
 `--standalone` adds calicc without an agent: the launchers as installed (the first call starts
 the CNI server on demand, later calls reach it; the first ADD's time is printed apart) and
 launchers installed with idle 0 (every call runs the plugin in a new interpreter).
@@ -58,6 +61,7 @@ AGENT = "calicc (agent)"
 DUAL = "calicc dual-stack (agent)"
 DUAL_BUNDLE, DUAL_STATE = "/etc/calicc/dual/node.json", "/var/lib/calicc-dual"
 ON_DEMAND = "calicc (standalone)"
+SETTLE = 0.2  # seconds between the alternating run's calls: background writes land first
 PTP = {
     "cniVersion": "1.0.0",
     "name": "ref",
@@ -226,12 +230,18 @@ def plugins_for(options: argparse.Namespace) -> dict[str, tuple[str, str]]:
 
 
 def interleaved(node: str, root: Path, overhead: float, pods: list[str]) -> dict[str, list[float]]:
-    """Time IPv4-only and dual-stack ADDs, then DELs, alternating pod by pod (agent running)."""
+    """Time IPv4-only and dual-stack ADDs, then DELs, alternating pod by pod (agent running).
+
+    Each call starts SETTLE after the previous one answered: the agent writes a dual-stack
+    pod's ip6tables chains after its answer, and that write must not be charged to the next
+    pod's call (an IPv4-only one every other time). The batches above show the load together.
+    """
     cases = {AGENT: ("calicc", "bin"), DUAL: ("dual", "bin")}
     times: dict[str, list[float]] = {}
     for verb in ("add", "del"):
         for i, pod in enumerate(pods):
             label = (AGENT, DUAL)[i % 2]
+            time.sleep(SETTLE)
             took = one(node, root, cases[label], verb, pod) - overhead
             times.setdefault(f"{label} {verb}", []).append(took)
     return times

@@ -21,6 +21,7 @@ from calicc.contract.names import (
     CLUSTER_INDEX,
     CLUSTER_SETTINGS,
     CONFLIST,
+    IP6TABLES_FILE,
     IPTABLES_FILE,
     MANIFEST,
     ROUTES_FILE,
@@ -31,7 +32,7 @@ from tests.support.bundles import bundle_files, write_tree
 
 NODE_DIRS = sorted(p.parent for p in EXAMPLES.glob("*/rendered/nodes/*/node.json"))
 CROSSSUBNET = EXAMPLES / "crosssubnet/rendered/nodes/rack1-node1"
-ROLES = (CONFLIST, IPTABLES_FILE, ROUTES_FILE, SYSCTL_FILE)
+ROLES = (CONFLIST, IPTABLES_FILE, ROUTES_FILE, SYSCTL_FILE)  # and IP6TABLES_FILE with IPv6
 
 
 def sources(bundle: Bundle) -> dict[str, str]:
@@ -44,7 +45,8 @@ def sources(bundle: Bundle) -> dict[str, str]:
 def test_a_roles_bytes_are_its_sources(node_dir: Path) -> None:
     bundle = load_bundle(node_dir)
     named = sources(bundle)
-    assert set(named) == set(ROLES)
+    ipv6 = bundle.manifest.node.address_v6 is not None
+    assert set(named) == set(ROLES) | ({IP6TABLES_FILE} if ipv6 else set())
     tree = node_dir.parents[1]
     for role, source in named.items():
         assert bundle.has(role)
