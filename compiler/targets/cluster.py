@@ -19,6 +19,8 @@ changing, and cluster/index.json holds their digests.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from calicc import __version__
 from calicc.compiler.emit import digest, dump_json
 from calicc.compiler.plan import Block, BlockV6, ClusterPlan, NodePlan
@@ -132,8 +134,9 @@ def node_row(node: NodePlan) -> NodeRow:
     )
 
 
+@lru_cache(maxsize=2)
 def node_rows(cluster: ClusterPlan) -> tuple[NodeRow, ...]:
-    """Return the node table, sorted by name."""
+    """Return the node table, sorted by name (once per build: nodes.tsv and routes.sh read it)."""
     return tuple(node_row(node) for node in cluster.nodes)
 
 
