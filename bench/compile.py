@@ -24,8 +24,9 @@ With --baseline REV the run compares instead: the same clusters compiled by this
 and by REV's (exported with `git archive` into a temporary directory and run from it with the
 same interpreter), alternating build by build so the host's drifting load falls on both alike.
 Each round times a fresh build (no lock, no tree: the full compile and write) and a no-op
-build of each; printed are the medians and current/baseline ratios (issue 13's aim: an IPv4-only
-cluster compiles within 10% of before IPv6, i.e. ratios at most 1.10).
+build of each, wall and CPU seconds (user + system, rendering workers included: steadier when
+other work shares the machine); printed are the medians and current/baseline ratios (issue 13's
+aim: an IPv4-only cluster compiles within 10% of before IPv6, i.e. ratios at most 1.10).
 Run: .venv/bin/python bench/compile.py --baseline 8a59208 [--rounds 5] [--sizes 1000]
 """
 
@@ -198,12 +199,28 @@ def export(revision: str, dest: Path) -> Path:
     return dest
 
 
-def fresh_build(command: Sequence[str], work: Path, env: dict[str, str] | None) -> float:
-    """Return the seconds of a build with no lock and no tree (both removed first)."""
+def timed(args: Sequence[str], cwd: Path, env: dict[str, str] | None) -> tuple[float, float]:
+    """Run a command that must succeed; return (wall seconds, CPU seconds of it and its children).
+
+    CPU time (user + system, rendering workers included) moves much less than wall time when
+    other work shares the machine, so the comparison prints both.
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(args)} failed in {cwd}")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+
+def fresh_build(
+    command: Sequence[str], work: Path, env: dict[str, str] | None
+) -> tuple[float, float]:
+    """Return (wall, CPU) seconds of a build with no lock and no tree (both removed first)."""
     (work / "cluster.lock.yaml").unlink(missing_ok=True)
     shutil.rmtree(work / "rendered", ignore_errors=True)
     os.sync()
-    return run([*command, "build", "cluster.yaml"], work, env=env)[0]
+    return timed([*command, "build", "cluster.yaml"], work, env)
 
 
 def compare(baseline: str, sizes: list[int], kinds: list[str], rounds: int) -> None:
@@ -222,7 +239,8 @@ def compare(baseline: str, sizes: list[int], kinds: list[str], rounds: int) -> N
         if not imported.startswith(str(base_src)):
             raise SystemExit(f"the baseline side imports calicc from {imported}, not {base_src}")
         print(f"baseline {baseline}: calicc from {imported}")
-        print(f"{'topology':<26}{'side':>9}{'fresh s':>9}{'no-op s':>9}")
+        print(f"{'topology':<26}{'side':>9}{'fresh s':>9}{'cpu s':>8}{'no-op s':>9}{'cpu s':>8}")
+        steps = ("fresh", "fresh cpu", "noop", "noop cpu")
         runs = [(k, n) for k in kinds for n in ([100] if k == "mesh" else sizes)]
         for number, (kind, size) in enumerate(runs):
             text = yaml.safe_dump(cluster(size, kind))
@@ -231,21 +249,27 @@ def compare(baseline: str, sizes: list[int], kinds: list[str], rounds: int) -> N
                 work = Path(tmp) / f"{number}-{side}"
                 work.mkdir()
                 (work / "cluster.yaml").write_text(text, encoding="utf-8")
-                times[side] = {"fresh": [], "noop": []}
+                times[side] = {step: [] for step in steps}
             for _ in range(rounds):
                 for side, (command, env) in sides.items():
                     work = Path(tmp) / f"{number}-{side}"
-                    times[side]["fresh"].append(fresh_build(command, work, env))
-                    times[side]["noop"].append(
-                        run([*command, "build", "cluster.yaml"], work, env=env)[0]
-                    )
+                    fresh = fresh_build(command, work, env)
+                    noop = timed([*command, "build", "cluster.yaml"], work, env)
+                    for step, value in zip(steps, (*fresh, *noop), strict=True):
+                        times[side][step].append(value)
             label = f"{size} {kind}"
             medians = {s: {k: statistics.median(v) for k, v in t.items()} for s, t in times.items()}
             for side in sides:
                 m = medians[side]
-                print(f"{label:<26}{side:>9}{m['fresh']:>9.2f}{m['noop']:>9.3f}")
-            ratio = {k: medians["current"][k] / medians["baseline"][k] for k in ("fresh", "noop")}
-            print(f"{label:<26}{'ratio':>9}{ratio['fresh']:>9.2f}{ratio['noop']:>9.2f}")
+                print(
+                    f"{label:<26}{side:>9}{m['fresh']:>9.2f}{m['fresh cpu']:>8.2f}"
+                    f"{m['noop']:>9.3f}{m['noop cpu']:>8.3f}"
+                )
+            r = {k: medians["current"][k] / medians["baseline"][k] for k in steps}
+            print(
+                f"{label:<26}{'ratio':>9}{r['fresh']:>9.2f}{r['fresh cpu']:>8.2f}"
+                f"{r['noop']:>9.2f}{r['noop cpu']:>8.2f}"
+            )
             for side in sides:
                 shutil.rmtree(Path(tmp) / f"{number}-{side}" / "rendered", ignore_errors=True)
 
