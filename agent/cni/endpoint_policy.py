@@ -94,6 +94,8 @@ class Later:
                 job()
             except (CniError, OSError) as exc:
                 print(f"calicc: {exc}; the agent's next reconcile writes it", file=sys.stderr)
+            except Exception as exc:  # a bad job must not end the writer: the queue would stall
+                print(f"calicc: ip6tables write failed: {exc!r}", file=sys.stderr)
 
     def wait(self) -> None:
         """Return once every queued write is done (tests)."""

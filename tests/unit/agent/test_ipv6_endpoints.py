@@ -150,6 +150,19 @@ def test_later_writes_run_in_order_and_a_failure_does_not_stop_the_rest(
     assert done == [1, 2, 3]
 
 
+def test_a_writer_ended_by_an_unexpected_error_is_replaced() -> None:
+    later, done = Later(), []
+
+    def broken() -> None:
+        raise ValueError("a bug in a job")
+
+    later.submit(broken)
+    later.wait()
+    later.submit(lambda: done.append(1))  # the writer that died must not block the queue
+    later.wait()
+    assert done == [1]
+
+
 def test_a_restore_of_one_family_keeps_the_other_familys_cache(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
