@@ -15,7 +15,9 @@ named-port sets (in the same ipset session as the IPv4 ones). How the ip6tables 
 - the plugin run on its own (launchers with idle 0): the ipset session, iptables-restore and
   ip6tables-restore run at the same time (`_run_together`) and the request waits for all;
 - the agent's CNI server (`cache_filter_table`): the ip6tables write of an ADD or DEL runs on a
-  writer thread right after the answer (`LATER`), in request order and under the same lock, so
+  writer thread once the answer is sent and the connection closed (agent/cni/later.py,
+  started by `write_queued`): the latest write of each interface, those queued meanwhile in
+  one ip6tables-restore, under the same lock, so
   a dual-stack ADD answers as fast as an IPv4-only one. Until it lands, the pod's IPv6 traffic
   meets the dispatch chains' "Unknown interface" drop (it fails closed); a failed write is
   reported on stderr and redone by the agent's next reconcile (agent/endpoints.py `rules_v6`).
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -36,6 +37,7 @@ from typing import Any
 
 from calicc.agent.cni.errors import POLICY_FAILURE, CniError
 from calicc.agent.cni.ipam import write_atomic
+from calicc.agent.cni.later import Later
 from calicc.agent.cni.live_filter import FilterCache, Snapshot
 from calicc.agent.cni.naming import pod_ref
 from calicc.agent.cni.pod import PodFacts
@@ -63,53 +65,6 @@ TOOLS = {4: "iptables", 6: "ip6tables"}
 V4, V6 = 4, 6
 
 
-class Later:
-    """The server's ip6tables writes, run in order on one writer thread after the answer.
-
-    The thread lives while there is work (it is not a daemon: a server exiting finishes them).
-    """
-
-    def __init__(self) -> None:
-        self.enabled = False
-        self.lock = threading.Lock()
-        self.jobs: list[Callable[[], None]] = []
-        self.writer: threading.Thread | None = None
-
-    def submit(self, job: Callable[[], None]) -> None:
-        """Queue `job`; start the writer unless it is running."""
-        with self.lock:
-            self.jobs.append(job)
-            if self.writer is None:
-                self.writer = threading.Thread(target=self._drain, name="calicc-ip6tables")
-                self.writer.start()
-
-    def _drain(self) -> None:
-        while True:
-            with self.lock:
-                if not self.jobs:
-                    self.writer = None
-                    return
-                job = self.jobs.pop(0)
-            try:
-                job()
-            except (CniError, OSError) as exc:
-                print(f"calicc: {exc}; the agent's next reconcile writes it", file=sys.stderr)
-            except Exception as exc:  # a bad job must not end the writer: the queue would stall
-                print(f"calicc: ip6tables write failed: {exc!r}", file=sys.stderr)
-
-    def wait(self) -> None:
-        """Return once every queued write is done (tests)."""
-        while True:
-            with self.lock:
-                writer = self.writer
-            if writer is None:
-                return
-            writer.join()
-
-
-LATER = Later()
-
-
 def cache_filter_table() -> None:
     """Keep the filter tables between requests of this process (agent/cni/live_filter.py).
 
@@ -117,6 +72,11 @@ def cache_filter_table() -> None:
     """
     FILTERS.enabled = FILTERS_V6.enabled = FilterCache(enabled=True).enabled
     LATER.enabled = True
+
+
+def write_queued() -> None:
+    """Start the queued ip6tables writes (the server calls it after closing a connection)."""
+    LATER.run()
 
 
 Address = IPv4Address | IPv6Address
@@ -354,14 +314,38 @@ def _program(lives: dict[int, Snapshot], texts: dict[int, str], sets: list[Job])
         _cache(V6 if family == V4 else V4).advance(lives[family], 1)
 
 
-def _write_v6(endpoint: EndpointRules | None, iface: str) -> None:
-    """Add (`endpoint`) or remove (None) one endpoint's ip6tables chains, if the node has them."""
+def _write_v6(batch: dict[str, Callable[[], EndpointRules | None]]) -> None:
+    """Add or remove (None) the ip6tables chains of each interface, in one transaction.
+
+    Chains are added only once the node's ip6tables rules are applied; removed regardless.
+    """
     with FILTERS.lock:
         lives = _read([V6])
         live = lives[V6].text
-        text = del_restore(iface, live) if endpoint is None else add_restore(endpoint, live)
-        if text is not None and (endpoint is None or _node_applied(live)):
-            _program(lives, {V6: text}, [])
+        applied = _node_applied(live)
+        texts = []
+        for iface, wanted in batch.items():
+            endpoint = wanted()
+            if endpoint is None:
+                texts.append(del_restore(iface, live))
+            elif applied:
+                texts.append(add_restore(endpoint, live))
+        merged = merge_restores([t for t in texts if t is not None])
+        if merged is not None:
+            _program(lives, {V6: merged}, [])
+
+
+def merge_restores(texts: Sequence[str]) -> str | None:
+    """Return one filter-table transaction doing what each of `texts` does, in order.
+
+    Each text is add_restore's or del_restore's for a different interface, computed on the same
+    table: none touches another's chains or dispatch rules, so their lines can run together.
+    """
+    body = [ln for t in texts for ln in t.splitlines() if ln not in ("*filter", "COMMIT", "")]
+    return "\n".join(["*filter", *body, "COMMIT", ""]) if body else None
+
+
+LATER: Later[EndpointRules | None] = Later(_write_v6)
 
 
 def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Address]) -> None:
@@ -394,7 +378,7 @@ def attach(req: Request, manifest: NodeFacts, iface: str, addresses: Sequence[Ad
         }
         _program(lives, texts, _ipset_job("add", members))
     if later:
-        LATER.submit(lambda: _write_v6(rules_for(record, manifest, V6), iface))
+        LATER.submit(iface, lambda: rules_for(record, manifest, V6))
 
 
 def _fallback_members(manifest: NodeFacts, addresses: Iterable[Address]) -> Members:
@@ -430,7 +414,7 @@ def detach(state_dir: Path, manifest: NodeFacts, iface: str, released: Iterable[
             texts = {f: text for f, text in found.items() if text is not None}
             _program(lives, texts, _ipset_job("del", members))
     if later:
-        LATER.submit(lambda: _write_v6(None, iface))
+        LATER.submit(iface, lambda: None)
     path.unlink(missing_ok=True)
 
 

@@ -35,7 +35,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import Any
 
-from calicc.agent.cni.endpoint_policy import cache_filter_table
+from calicc.agent.cni.endpoint_policy import cache_filter_table, write_queued
 from calicc.agent.cni.errors import INVALID_ENV, CniError
 from calicc.agent.cni.main import run
 from calicc.agent.cni.thin import MAX_STDIN
@@ -162,6 +162,7 @@ class _Server(socketserver.ThreadingUnixStreamServer):
 
     def shutdown_request(self, request: _Request) -> None:
         super().shutdown_request(request)
+        write_queued()  # a dual-stack pod's ip6tables chains, now that its answer is out
         with self.counter:
             self.busy -= 1
             self.last = time.monotonic()

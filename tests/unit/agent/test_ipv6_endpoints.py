@@ -14,11 +14,10 @@ import pytest
 from calicc.agent.cni import live_filter
 from calicc.agent.cni.endpoint_policy import (
     EndpointRecord,
-    Later,
     _run_together,
     rules_for_all,
 )
-from calicc.agent.cni.errors import POLICY_FAILURE, CniError
+from calicc.agent.cni.errors import CniError
 from calicc.agent.endpoints import runtime_members
 from calicc.agent.membership import cluster_members, pods_from_list
 from calicc.contract.endpoint import (
@@ -130,37 +129,6 @@ def test_restores_run_side_by_side_and_a_failure_is_reported() -> None:
     assert time.monotonic() - start < 0.75, "both processes run at once"
     with pytest.raises(CniError, match="false failed"):
         _run_together([(["true"], None), (["false"], "x")])
-
-
-def test_later_writes_run_in_order_and_a_failure_does_not_stop_the_rest(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    later, done = Later(), []
-
-    def fail() -> None:
-        raise CniError(POLICY_FAILURE, "ip6tables-restore failed")
-
-    for job in (lambda: done.append(1), fail, lambda: done.append(2)):
-        later.submit(job)
-    later.wait()
-    assert done == [1, 2]
-    assert "ip6tables-restore failed" in capsys.readouterr().err
-    later.submit(lambda: done.append(3))  # a new writer after the last one ended
-    later.wait()
-    assert done == [1, 2, 3]
-
-
-def test_a_writer_ended_by_an_unexpected_error_is_replaced() -> None:
-    later, done = Later(), []
-
-    def broken() -> None:
-        raise ValueError("a bug in a job")
-
-    later.submit(broken)
-    later.wait()
-    later.submit(lambda: done.append(1))  # the writer that died must not block the queue
-    later.wait()
-    assert done == [1]
 
 
 def test_a_restore_of_one_family_keeps_the_other_familys_cache(
