@@ -155,3 +155,29 @@ def test_torn_state_from_before_the_boot_starts_empty(tmp_path: Path, text: str)
     assert s.assign("net.c2", "c2", "eth0", {}).handle == "net.c2"
     assert [a.handle for a in s.allocations()] == ["net.c2"]
     assert (tmp_path / "ipam" / f"{STATE_FILE}.torn").read_text() == text
+
+
+def test_a_state_written_by_another_process_is_read_not_the_one_this_process_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store skips parsing only when the file holds exactly the bytes it last wrote."""
+    s = store(tmp_path)
+    s.assign("net.c1", "c1", "eth0", {})
+    parsed: list[bytes] = []
+    real_loads = json.loads
+
+    def loads(raw: bytes) -> object:
+        parsed.append(raw)
+        return real_loads(raw)
+
+    monkeypatch.setattr(json, "loads", loads)
+    assert [a.handle for a in s.allocations()] == ["net.c1"]
+    assert parsed == [], "its own last write is not parsed again"
+    path = tmp_path / "ipam" / STATE_FILE
+    data = real_loads(path.read_text())
+    data["allocations"]["10.244.0.9"] = dict(data["allocations"]["10.244.0.1"], handle="net.x")
+    path.write_text(json.dumps(data))  # another process's write
+    assert [a.handle for a in s.allocations()] == ["net.c1", "net.x"]
+    assert len(parsed) == 1
+    taken = s.assign("net.c2", "c2", "eth0", {}).address
+    assert taken not in (IPv4Address("10.244.0.1"), IPv4Address("10.244.0.9"))
