@@ -39,6 +39,7 @@ from typing import Any
 from calicc.agent import AgentError
 from calicc.agent.netlink import IPRoute
 from calicc.contract.manifest import NodeIdentity
+from calicc.contract.names import V4
 
 # Calico's DEFAULT_INTERFACES_TO_EXCLUDE (autodetection_linux.go), for both families.
 DEFAULT_EXCLUDES = (
@@ -65,7 +66,6 @@ DEFAULT_EXCLUDES = (
 FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
 METHOD_KEY = {4: "ip_autodetection_method", 6: "ip6_autodetection_method"}
 BROADCAST = IPv4Address("255.255.255.255")
-V4 = 4
 
 Address = IPv4Interface | IPv6Interface
 

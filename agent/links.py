@@ -19,6 +19,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from calicc.agent import AgentError
 from calicc.agent.netlink import IPRoute, call, link_index, link_kind, need_index
 from calicc.contract.manifest import Link
+from calicc.contract.names import V6
 
 IFF_UP = 1
 IFA_F_NODAD = 0x02
@@ -27,7 +28,7 @@ RT_SCOPE_LINK = 253
 
 def family(link: Link) -> int:
     """Return the address family of `link` (AF_INET6 for vxlan-v6.calico, else AF_INET)."""
-    ipv6 = any(v is not None and v.version == 6 for v in (link.address, link.local))  # noqa: PLR2004
+    ipv6 = any(v is not None and v.version == V6 for v in (link.address, link.local))
     return socket.AF_INET6 if ipv6 else socket.AF_INET
 
 
@@ -56,7 +57,7 @@ def _create(ipr: IPRoute, link: Link, parent: int | None) -> None:
     if link.kind == "vxlan":
         args.update(vxlan_id=link.vni, vxlan_port=link.port, vxlan_learning=0)
         if link.local is not None:
-            args["vxlan_local6" if link.local.version == 6 else "vxlan_local"] = str(link.local)  # noqa: PLR2004
+            args["vxlan_local6" if link.local.version == V6 else "vxlan_local"] = str(link.local)
         if parent is not None:
             args["vxlan_link"] = parent
         if link.mac:

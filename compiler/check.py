@@ -19,6 +19,7 @@ from calicc.compiler.pools import (
     resolve_pools,
 )
 from calicc.compiler.selector import parse_selector
+from calicc.contract.names import V4
 
 Check = Callable[[ClusterSpec, tuple[PoolPlan, ...], Source], Iterator[Problem]]
 SHOW_NODES = 5
@@ -47,7 +48,7 @@ def check_pool_overlaps(
                 f"pool {pool.name} ({pool.cidr}) overlaps {key} ({service}); "
                 "pick a pool outside it",
             )
-        field = "address" if pool.version == 4 else "address_v6"  # noqa: PLR2004
+        field = "address" if pool.version == V4 else "address_v6"
         for n, node in enumerate(spec.nodes):
             address = node_address(node, pool.version)
             if address is not None and pool.cidr.overlaps(address.network):
@@ -62,7 +63,7 @@ def check_block_sizes(
 ) -> Iterator[Problem]:
     """A block size must be in its family's range and the block must fit inside its pool."""
     for pool in pools:
-        low, high = V4_BLOCK if pool.version == 4 else V6_BLOCK  # noqa: PLR2004
+        low, high = V4_BLOCK if pool.version == V4 else V6_BLOCK
         if not low <= pool.block_size <= high:
             yield src.problem(
                 pool.block_size_loc,
@@ -84,7 +85,7 @@ def check_encapsulation(
     for pool in pools:
         loc = pool.spec_loc if pool.index else ("ipip_mode",)
         both = EncapMode.NEVER not in (pool.ipip_mode, pool.vxlan_mode)
-        if both and pool.version == 4:  # noqa: PLR2004  IPv6 with IPIP: check_ipv6_ipip
+        if both and pool.version == V4:  # IPv6 with IPIP: check_ipv6_ipip
             yield src.problem(
                 loc,
                 f"pool {pool.name} enables both IPIP ({pool.ipip_mode}) and VXLAN "
@@ -92,7 +93,7 @@ def check_encapsulation(
             )
         if pool.encap_mode != EncapMode.CROSS_SUBNET:
             continue
-        field, example = ("address", 24) if pool.version == 4 else ("address_v6", 64)  # noqa: PLR2004
+        field, example = ("address", 24) if pool.version == V4 else ("address_v6", 64)
         for n, node in enumerate(spec.nodes):
             address = node_address(node, pool.version)
             if address is None or not pool.selects(node):
@@ -115,7 +116,7 @@ def check_one_tunnel_per_node(
     family), and every node holds tunl0 when any pool uses IPIP, so mixing would put one /32
     on two devices. IPv6 pools encapsulate only with VXLAN (their own vxlan-v6.calico).
     """
-    kinds = {p.encap: p for p in pools if p.encap and not p.disabled and p.version == 4}  # noqa: PLR2004
+    kinds = {p.encap: p for p in pools if p.encap and not p.disabled and p.version == V4}
     if len(kinds) > 1:
         vxlan = kinds["vxlan"]
         yield src.problem(
@@ -174,7 +175,7 @@ def check_mtu(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> It
     misfits: defaultdict[tuple[int, str, int], list[str]] = defaultdict(list)
     for node in spec.nodes:
         mine = node_pools(pools, node)
-        encaps = sorted({f"{p.encap}{'' if p.version == 4 else '-v6'}" for p in mine if p.encap})  # noqa: PLR2004
+        encaps = sorted({f"{p.encap}{'' if p.version == V4 else '-v6'}" for p in mine if p.encap})
         extra = max((pool_overhead(p) for p in mine), default=0)
         if spec.mtu + extra > link_mtu(spec, node):
             misfits[(link_mtu(spec, node), "/".join(encaps) or "no", extra)].append(node.name)
@@ -216,7 +217,7 @@ def check_pool_capacity(
                 need[pool.name] += blocks_needed(pool, node.max_pods)
     for pool in pools:
         have = pool.cidr.num_addresses >> max(0, pool.cidr.max_prefixlen - pool.block_size)
-        low, high = V4_BLOCK if pool.version == 4 else V6_BLOCK  # noqa: PLR2004
+        low, high = V4_BLOCK if pool.version == V4 else V6_BLOCK
         fits = pool.cidr.prefixlen <= pool.block_size and low <= pool.block_size <= high
         if fits and need[pool.name] > have:
             yield src.problem(

@@ -14,6 +14,7 @@ from calicc.compiler.model.spec import ClusterSpec, EncapMode, Node
 from calicc.compiler.pools import PoolPlan, node_address
 from calicc.compiler.router_id import router_id
 from calicc.compiler.selector import parse_selector
+from calicc.contract.names import V4, V6
 
 Check = Callable[[ClusterSpec, tuple[PoolPlan, ...], Source], Iterator[Problem]]
 FIELD = {4: "address", 6: "address_v6"}
@@ -37,14 +38,14 @@ def check_ipv6_ipip(
 ) -> Iterator[Problem]:
     """IPIP carries only IPv4: an IPv6 pool with ipip_mode other than Never is refused."""
     for pool in pools:
-        if pool.version == 6 and pool.ipip_mode != EncapMode.NEVER:  # noqa: PLR2004
+        if pool.version == V6 and pool.ipip_mode != EncapMode.NEVER:
             yield src.problem(
                 (*pool.spec_loc, "ipip_mode"),
                 f"pool {pool.name} ({pool.cidr}) is IPv6 and IPIP has no IPv6: use vxlan_mode "
                 "or Never",
             )
     explicit = "ipip_mode" in spec.model_fields_set or spec.calico_ipip_enabled
-    if explicit and spec.ipip_mode != EncapMode.NEVER and all(p.version == 6 for p in pools):  # noqa: PLR2004
+    if explicit and spec.ipip_mode != EncapMode.NEVER and all(p.version == V6 for p in pools):
         yield src.problem(
             ("ipip_mode",),
             f"ipip_mode {spec.ipip_mode} in a cluster with no IPv4 pool: IPIP has no IPv6; "
@@ -99,7 +100,7 @@ def check_family_without_pool(
             continue
         for n, node in enumerate(spec.nodes):
             if node_address(node, version) is not None:
-                hint = " (set router_id for BGP's id)" if version == 4 else ""  # noqa: PLR2004
+                hint = " (set router_id for BGP's id)" if version == V4 else ""
                 yield src.problem(
                     ("nodes", n, FIELD[version]),
                     f"node {node.name} has an IPv{version} address but the cluster has no "

@@ -30,6 +30,7 @@ from calicc.compiler.check import blocks_needed
 from calicc.compiler.errors import LockError
 from calicc.compiler.model.spec import ClusterSpec, Node
 from calicc.compiler.pools import PoolPlan, node_pools
+from calicc.contract.names import V4, V6
 
 LOCK_VERSION = 1
 _STR = "tag:yaml.org,2002:str"
@@ -135,7 +136,7 @@ def _node_lines(name: str, alloc: NodeAllocation) -> list[str] | None:
             return None
         lines.append(f"      {pool_key}:\n" if blocks else f"      {pool_key}: []\n")
         for block in blocks:
-            text = str(block) if block.version == 4 else yaml_scalar(str(block))  # noqa: PLR2004
+            text = str(block) if block.version == V4 else yaml_scalar(str(block))
             if text is None:
                 return None
             lines.append(f"      - {text}\n")
@@ -266,8 +267,8 @@ def _allocate_node(
         while len(have) < blocks_needed(pool, node.max_pods):
             have.append(allocators[pool.name].take())
         blocks[pool.name] = tuple(sorted(have, key=net_key))
-    v4 = tuple(p for p in mine if p.version == 4)  # noqa: PLR2004
-    v6 = tuple(p for p in mine if p.version == 6)  # noqa: PLR2004
+    v4 = tuple(p for p in mine if p.version == V4)
+    v6 = tuple(p for p in mine if p.version == V6)
     tunnel = _tunnel_address(v4, blocks, old.tunnel_address if old else None)
     tunnel_v6 = _tunnel_address(v6, blocks, old.tunnel_address_v6 if old else None)
     return NodeAllocation(

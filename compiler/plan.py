@@ -29,6 +29,7 @@ from calicc.compiler.policy.cnp import CompiledCnp, cnp_api_warnings
 from calicc.compiler.policy.rules import CompiledPolicy, api_warnings
 from calicc.compiler.pools import PoolPlan, link_mtu, node_pools, pod_mtu, resolve_pools
 from calicc.compiler.router_id import router_id
+from calicc.contract.names import V4, V6
 from calicc.contract.nodes_table import host_networks
 
 if TYPE_CHECKING:
@@ -143,12 +144,12 @@ class ClusterPlan:
     @property
     def pools_v4(self) -> tuple[PoolPlan, ...]:
         """Return the IPv4 pools, in spec order."""
-        return tuple(p for p in self.pools if p.version == 4)  # noqa: PLR2004
+        return tuple(p for p in self.pools if p.version == V4)
 
     @property
     def pools_v6(self) -> tuple[PoolPlan, ...]:
         """Return the IPv6 pools, in spec order."""
-        return tuple(p for p in self.pools if p.version == 6)  # noqa: PLR2004
+        return tuple(p for p in self.pools if p.version == V6)
 
     @cached_property
     def host_networks(self) -> tuple[IPv4Network, ...]:

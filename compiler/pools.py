@@ -11,6 +11,7 @@ from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 from calicc.compiler.model.spec import ClusterSpec, EncapMode, Node
 from calicc.compiler.selector import parse_selector
+from calicc.contract.names import V4
 
 DEFAULT_POOL = "default-ipv4-ippool"
 DEFAULT_POOL_V6 = "default-ipv6-ippool"  # Calico's name
@@ -72,7 +73,7 @@ class PoolPlan:
 
 
 def _default_pool(spec: ClusterSpec, name: str, cidr: IPv4Network | IPv6Network) -> PoolPlan:
-    ipip = spec.ipip_mode if cidr.version == 4 else EncapMode.NEVER  # noqa: PLR2004
+    ipip = spec.ipip_mode if cidr.version == V4 else EncapMode.NEVER
     return PoolPlan(
         0,
         name,
@@ -89,7 +90,7 @@ def _default_pool(spec: ClusterSpec, name: str, cidr: IPv4Network | IPv6Network)
 
 def family_block_size(spec: ClusterSpec, version: int) -> int:
     """Return the cluster's block size for pools of IP `version` (4 or 6)."""
-    return spec.block_size if version == 4 else spec.block_size_v6  # noqa: PLR2004
+    return spec.block_size if version == V4 else spec.block_size_v6
 
 
 def resolve_pools(spec: ClusterSpec) -> tuple[PoolPlan, ...]:
@@ -104,7 +105,7 @@ def resolve_pools(spec: ClusterSpec) -> tuple[PoolPlan, ...]:
     if spec.network_cidr_v6 is not None:
         pools.append(_default_pool(spec, DEFAULT_POOL_V6, spec.network_cidr_v6))
     for index, pool in enumerate(spec.pools, start=1):
-        v4 = pool.cidr.version == 4  # noqa: PLR2004
+        v4 = pool.cidr.version == V4
         ipip = spec.ipip_mode if v4 else EncapMode.NEVER
         pools.append(
             PoolPlan(
@@ -127,7 +128,7 @@ def resolve_pools(spec: ClusterSpec) -> tuple[PoolPlan, ...]:
 
 def node_address(node: Node, version: int) -> IPv4Interface | IPv6Interface | None:
     """Return the node's address of IP `version` (4 or 6), None when it has none."""
-    return node.address if version == 4 else node.address_v6  # noqa: PLR2004
+    return node.address if version == V4 else node.address_v6
 
 
 def node_pools(pools: tuple[PoolPlan, ...], node: Node) -> tuple[PoolPlan, ...]:
@@ -155,7 +156,7 @@ def pool_overhead(pool: PoolPlan) -> int:
     """Return the bytes the pool's encapsulation adds (0 when it has none)."""
     if pool.encap is None:
         return 0
-    return (OVERHEAD if pool.version == 4 else OVERHEAD_V6)[pool.encap]  # noqa: PLR2004
+    return (OVERHEAD if pool.version == V4 else OVERHEAD_V6)[pool.encap]
 
 
 def overhead(pools: tuple[PoolPlan, ...]) -> int:

@@ -65,6 +65,8 @@ from calicc.contract.names import (
     TIER_CHAINS,
     TO_DISPATCH,
     TW_PREFIX,
+    V4,
+    V6,
     VXLAN_PORT,
     set_family,
 )
@@ -80,7 +82,6 @@ from calicc.contract.syntax import (
 )
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # every namespace carries it (Kubernetes)
-V4, V6 = 4, 6
 ICMPV6_NAMES = {
     130: "MLD query",
     131: "MLD report",

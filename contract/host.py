@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
+from calicc.contract.names import V6
 from calicc.contract.syntax import (
     ACCEPT_MATCH,
     CLEAR_MARKS,
@@ -65,7 +66,6 @@ WORKLOAD_IFACES = "cali+"
 # router solicitation and advertisement (133, 134), neighbour solicitation and advertisement
 # (135, 136), MLDv2 report (143, what Linux sends).
 HOST_ICMPV6_ND = (130, 131, 132, 133, 134, 135, 136, 143)
-V6 = 6
 
 
 class _Frozen(BaseModel):

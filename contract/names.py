@@ -7,6 +7,9 @@ Paths on the node are absolute; the agent puts them under its --root (`agent.fil
 
 from __future__ import annotations
 
+# Address families, as ipaddress's `.version` numbers them: of an address, pool, set or rule.
+V4, V6 = 4, 6
+
 # Devices. IFNAMSIZ counts the name's bytes without the kernel's trailing NUL (16 - 1).
 IFNAMSIZ = 15
 TUNNEL_DEVICE = "tunl0"

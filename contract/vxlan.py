@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from calicc.contract.manifest import ClusterPool, FdbEntry, Neighbor, Route
-from calicc.contract.names import VXLAN_DEVICE, VXLAN_V6_DEVICE
+from calicc.contract.names import V4, VXLAN_DEVICE, VXLAN_V6_DEVICE
 from calicc.contract.nodes_table import NodeRow
 
 DEVICES = {4: VXLAN_DEVICE, 6: VXLAN_V6_DEVICE}  # the VXLAN device of each family
@@ -55,7 +55,7 @@ class Vtep:
 
 def vtep(row: NodeRow, version: int) -> Vtep:
     """Return the facts of `row` of IP `version` (4 or 6)."""
-    if version == 4:  # noqa: PLR2004
+    if version == V4:
         return Vtep(row.address, row.tunnel_address, row.vtep_mac)
     return Vtep(row.address_v6, row.tunnel_address_v6, row.vtep_mac_v6)
 

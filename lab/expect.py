@@ -12,7 +12,7 @@ from ipaddress import IPv4Address, IPv6Address, ip_network
 from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
-from calicc.contract.names import TUNNEL_DEVICE
+from calicc.contract.names import TUNNEL_DEVICE, V4
 from calicc.lab.topology import Address, Interface, Network, Topology
 
 LINK_DEVICE = "eth0"
@@ -74,7 +74,7 @@ def lab_routes(plan: ClusterPlan, topo: Topology, node: str) -> tuple[ExpectedRo
 
 
 def _address(node: NodePlan, version: int) -> Interface | None:
-    return node.address if version == 4 else node.address_v6  # noqa: PLR2004
+    return node.address if version == V4 else node.address_v6
 
 
 def _family_routes(
@@ -90,7 +90,7 @@ def _family_routes(
         owner = _address(peer, version)
         if peer.name == me.name or owner is None:
             continue
-        for block in peer.blocks if version == 4 else peer.blocks_v6:  # noqa: PLR2004
+        for block in peer.blocks if version == V4 else peer.blocks_v6:
             pool = pools[block.pool]
             if pool.disabled or pool.encap == "vxlan":
                 continue

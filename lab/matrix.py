@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 
 from calicc.compiler.plan import ClusterPlan, NodePlan
-from calicc.contract.names import TUNNEL_DEVICE
+from calicc.contract.names import TUNNEL_DEVICE, V4
 from calicc.lab.expect import lab_routes
 from calicc.lab.state import Pod
 from calicc.lab.topology import Topology
@@ -63,7 +63,7 @@ class Paths:
     def node_address(self, node: str, version: int) -> str:
         """Return node `node`'s address of family `version` ("" if it has none)."""
         plan = self.plan.node(node)
-        found = plan.address if version == 4 else plan.address_v6  # noqa: PLR2004
+        found = plan.address if version == V4 else plan.address_v6
         return str(found.ip) if found is not None else ""
 
     def tunnel_dev(self, me: NodePlan, address: object) -> str:
@@ -182,7 +182,7 @@ def mtu_probes(paths: Paths, version: int = 4) -> list[Probe]:
     of the same node instead (which still proves the pod interfaces' MTU).
     """
     firsts = paths.first_pods(version)
-    headers = ICMP_IP_HEADERS if version == 4 else ICMP_IP_HEADERS_V6  # noqa: PLR2004
+    headers = ICMP_IP_HEADERS if version == V4 else ICMP_IP_HEADERS_V6
     probes = []
     for i, pod in enumerate(firsts):
         peer = firsts[(i + 1) % len(firsts)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from calicc.contract.names import V4
 from calicc.lab.matrix import Paths, Probe, mtu_probes, node_pod_probes, pod_pod_probes
 from calicc.lab.probe import ping, send_udp, udp_listener
 from calicc.lab.topology import EXTERNAL_HOST, EXTERNAL_HOST_V6
@@ -46,7 +47,7 @@ def nat_rows(paths: Paths, log: Path, version: int = 4) -> list[Row]:
     A pod of a nat_outgoing pool must arrive as its node's address of the same family (NAT44,
     NAT66), any other as itself.
     """
-    target = str(EXTERNAL_HOST.ip if version == 4 else EXTERNAL_HOST_V6.ip)  # noqa: PLR2004
+    target = str(EXTERNAL_HOST.ip if version == V4 else EXTERNAL_HOST_V6.ip)
     rows = []
     with udp_listener(paths.topo.external_ns, target, log) as ear:
         pods = paths.first_pods(version)
@@ -72,6 +73,6 @@ def pod_rows(paths: Paths, log: Path) -> list[Row]:
     for version in paths.families():
         probes = pod_pod_probes(paths, version)
         probes += node_pod_probes(paths, version) + mtu_probes(paths, version)
-        ear = log if version == 4 else log.with_name(f"{log.stem}-v6{log.suffix}")  # noqa: PLR2004
+        ear = log if version == V4 else log.with_name(f"{log.stem}-v6{log.suffix}")
         rows += run_probes(probes) + nat_rows(paths, ear, version)
     return rows

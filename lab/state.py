@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from calicc.contract.names import V6
 from calicc.lab.names import check_lab_name
 
 DEFAULT_BASE = Path("/run/calicc-lab")
@@ -42,7 +43,7 @@ class Pod:
 
     def address_of(self, version: int) -> str:
         """Return the pod's address of family `version` ("" if it has none)."""
-        if version == 6:  # noqa: PLR2004
+        if version == V6:
             return self.address_v6
         return self.address if self.address and ":" not in self.address else ""
 

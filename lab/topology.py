@@ -25,6 +25,7 @@ from ipaddress import (
 )
 
 from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.contract.names import V4
 from calicc.lab.names import ns_name, port_name
 
 EXTERNAL_NET = IPv4Network("203.0.113.0/24")
@@ -62,7 +63,7 @@ class Subnet:
 
     def gateway_of(self, version: int) -> Address | None:
         """Return the router's address of family `version` on this segment (None if none)."""
-        return self.gateway if version == 4 else self.gateway_v6  # noqa: PLR2004
+        return self.gateway if version == V4 else self.gateway_v6
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class Topology:
 
 def _gateway(cidr: Network, taken: set[Address]) -> Address:
     """Return the highest host address of `cidr` that no node or speaker uses."""
-    last = int(cidr.broadcast_address) - (1 if cidr.version == 4 else 0)  # noqa: PLR2004
+    last = int(cidr.broadcast_address) - (1 if cidr.version == V4 else 0)
     for offset in range(64):
         host = ip_address(last - offset)
         if host not in taken and host in cidr and host != cidr.network_address:
@@ -143,7 +144,7 @@ def _gateway(cidr: Network, taken: set[Address]) -> Address:
 
 
 def _last_host(cidr: Network) -> Address:
-    return ip_address(int(cidr.broadcast_address) - (1 if cidr.version == 4 else 0))  # noqa: PLR2004
+    return ip_address(int(cidr.broadcast_address) - (1 if cidr.version == V4 else 0))
 
 
 def _node_addresses(plan: ClusterPlan) -> set[Address]:
@@ -254,7 +255,7 @@ def _speaker(lab: str, ip: Address, subnets: tuple[Subnet, ...]) -> Host:
     subnet = next((s for s in subnets if s.holds(ip)), None)
     if subnet is not None and subnet.gateway_of(ip.version) == ip:
         return _host(str(ip), ns_name(lab, "router"), ip, None, "")
-    cidr = (subnet.cidr if ip.version == 4 else subnet.cidr_v6) if subnet else None  # noqa: PLR2004
+    cidr = (subnet.cidr if ip.version == V4 else subnet.cidr_v6) if subnet else None
     prefix = cidr.prefixlen if cidr else ip.max_prefixlen
     return _host(
         str(ip),

@@ -14,6 +14,7 @@ import hashlib
 from ipaddress import IPv4Address, IPv6Address
 
 from calicc.compiler.plan import ClusterPlan
+from calicc.contract.names import V4
 
 Address = IPv4Address | IPv6Address
 
@@ -25,8 +26,8 @@ def tor_peers(plan: ClusterPlan, address: Address) -> tuple[tuple[Address, int],
     """
     found: list[tuple[Address, int]] = []
     for node in plan.nodes:
-        own = node.address if address.version == 4 else node.address_v6  # noqa: PLR2004
-        sessions = node.sessions if address.version == 4 else node.sessions_v6  # noqa: PLR2004
+        own = node.address if address.version == V4 else node.address_v6
+        sessions = node.sessions if address.version == V4 else node.sessions_v6
         if own is not None and any(s.peer_ip == address for s in sessions):
             found.append((own.ip, node.as_number))
     return tuple(found)
@@ -42,7 +43,7 @@ def tor_router_id(address: Address) -> IPv4Address:
 
 def tor_config(plan: ClusterPlan, address: Address, as_number: int) -> str:
     """Return bird.conf for the ToR at `address` in AS `as_number` (its family's pools)."""
-    family = "ipv4" if address.version == 4 else "ipv6"  # noqa: PLR2004
+    family = "ipv4" if address.version == V4 else "ipv6"
     pools = ", ".join(
         f"{p.cidr}+" for p in plan.pools if not p.disabled and p.cidr.version == address.version
     )

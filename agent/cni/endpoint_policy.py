@@ -53,7 +53,7 @@ from calicc.contract.endpoint import (
     selector_sets_for_pod,
     set_members,
 )
-from calicc.contract.names import FROM_DISPATCH, FW_PREFIX
+from calicc.contract.names import FROM_DISPATCH, FW_PREFIX, V4, V6
 from calicc.contract.node import NodeFacts
 
 ENDPOINTS = "endpoints"
@@ -62,7 +62,6 @@ MAX_STDERR = 500  # characters of a failed tool's complaint quoted in the error
 FILTERS = FilterCache(enabled=False)  # the agent's CNI server enables it: cache_filter_table()
 FILTERS_V6 = FilterCache(enabled=False)  # ip6tables' filter table; FILTERS.lock guards both
 TOOLS = {4: "iptables", 6: "ip6tables"}
-V4, V6 = 4, 6
 
 
 def cache_filter_table() -> None:

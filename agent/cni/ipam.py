@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from calicc.agent.cni.errors import IO_FAILURE, POOL_EXHAUSTED, CniError
+from calicc.contract.names import V4
 
 STATE_FILE = "allocations.json"
 LOCK_FILE = "lock"
@@ -268,14 +269,14 @@ class IpamStore:
         pool = self.candidates(version)
         cursor = state.cursors.get(version)
         start = bisect.bisect_right(pool, int(cursor)) if cursor is not None else 0
-        make = IPv4Address if version == 4 else IPv6Address  # noqa: PLR2004
+        make = IPv4Address if version == V4 else IPv6Address
         for value in pool[start:] + pool[:start]:
             address = make(value)
             if address not in state.allocations:
                 return address
         blocks = ", ".join(str(b) for b in self.blocks if b.version == version) or "none"
         used = sum(1 for a in state.allocations if a.version == version)
-        size = "block_size" if version == 4 else "block_size_v6"  # noqa: PLR2004
+        size = "block_size" if version == V4 else "block_size_v6"
         raise CniError(
             POOL_EXHAUSTED,
             f"node {self.node} has no free pod address (IPv{version}): all of its IPv{version} "

@@ -20,6 +20,8 @@ import socket
 import struct
 from ipaddress import IPv4Address, IPv6Address
 
+from calicc.contract.names import V4, V6
+
 NETLINK_ROUTE, NETLINK_NETFILTER = 0, 12
 NFT_MSG_GETGEN, NFTA_GEN_ID = (10 << 8) | 16, 1  # nfnetlink subsystem nf_tables
 NLMSG_ERROR, NLMSG_DONE = 2, 3
@@ -77,7 +79,7 @@ Address = IPv4Address | IPv6Address
 
 def family(address: Address) -> int:
     """Return the socket family of an address (AF_INET or AF_INET6)."""
-    return socket.AF_INET if address.version == 4 else socket.AF_INET6  # noqa: PLR2004
+    return socket.AF_INET if address.version == V4 else socket.AF_INET6
 
 
 def route_body(
@@ -87,7 +89,7 @@ def route_body(
 
     The family is `dst`'s; IPv6 routes have no scope (the kernel wants universe).
     """
-    ipv6 = dst.version == 6  # noqa: PLR2004
+    ipv6 = dst.version == V6
     head = struct.pack(
         "=BBBBBBBBI",
         family(dst), prefixlen, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT,
@@ -106,7 +108,7 @@ def address_body(index: int, address: Address, prefixlen: int) -> bytes:
 
     An IPv6 address is added with nodad: it is the pod's own, from IPAM, and usable at once.
     """
-    if address.version == 4:  # noqa: PLR2004
+    if address.version == V4:
         head = struct.pack("=BBBBI", socket.AF_INET, prefixlen, 0, SCOPE_UNIVERSE, index)
         return head + attr(IFA_LOCAL, address.packed) + attr(IFA_ADDRESS, address.packed)
     head = struct.pack("=BBBBI", socket.AF_INET6, prefixlen, IFA_F_NODAD, SCOPE_UNIVERSE, index)

@@ -40,6 +40,7 @@ from calicc.agent.cni.rtnl import (
     route_body,
     veth_body,
 )
+from calicc.contract.names import V4, V6
 
 HOST_MAC = "ee:ee:ee:ee:ee:ee"
 HOST_MAC_RAW = bytes.fromhex("eeeeeeeeeeee")
@@ -84,7 +85,7 @@ class Wiring:
     @property
     def ipv6(self) -> bool:
         """Whether the pod has an IPv6 address."""
-        return any(a.version == 6 for a in self.addresses)  # noqa: PLR2004
+        return any(a.version == V6 for a in self.addresses)
 
 
 def netlink_error(action: str, exc: OSError) -> CniError:
@@ -158,7 +159,7 @@ def _wire_pod(w: Wiring) -> None:
             pod.create(RTM_NEWADDR, address_body(index, address, address.max_prefixlen))
         pod.set_up(index)
         for address in w.addresses:
-            if address.version == 4:  # noqa: PLR2004
+            if address.version == V4:
                 pod.create(RTM_NEWROUTE, route_body(GATEWAY, 32, index, SCOPE_LINK))
                 pod.create(RTM_NEWROUTE, route_body(ANY, 0, index, SCOPE_UNIVERSE, GATEWAY))
             else:  # the link-local gateway needs no route of its own

@@ -35,7 +35,7 @@ from calicc.contract.host import (
     TO_HOST_FORWARD,
     WORKLOAD_IFACES,
 )
-from calicc.contract.names import ALL_HOSTS_SET, ALL_HOSTS_SET_V6, VXLAN_PORT
+from calicc.contract.names import ALL_HOSTS_SET, ALL_HOSTS_SET_V6, V4, VXLAN_PORT
 from calicc.contract.syntax import ACCEPT_MATCH, CLEAR_MARKS, comment, rule
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
     from calicc.compiler.targets.iptables import ChainView, TableView
 
 OUTPUT = "cali-OUTPUT"
-V4 = 4
 
 
 def _returns(chain: str, flag: str) -> tuple[str, ...]:

@@ -42,8 +42,6 @@ from urllib.parse import urlsplit
 from calicc.compiler.errors import Problem
 from calicc.compiler.host.model import EntityRule, Rule
 from calicc.compiler.host.plan import (
-    V4,
-    V6,
     HostPlan,
     HostPolicyPlan,
     node_addresses,
@@ -53,6 +51,7 @@ from calicc.compiler.host.rules import IPNet, side_nets
 from calicc.compiler.host.spec import FailsafePort, port_range
 from calicc.compiler.load import Source
 from calicc.compiler.plan import ClusterPlan, NodePlan
+from calicc.contract.names import V4, V6
 
 SSH_PORT, BGP_PORT, API_PORT = 22, 179, 6443
 Nets = list[IPNet] | None  # None: an address not known at build time; one family per list

@@ -34,8 +34,7 @@ from calicc.contract.host import (
     HostPolicyRef,
     NodeHost,
 )
-
-V4, V6 = 4, 6
+from calicc.contract.names import V4, V6
 
 
 @dataclass(frozen=True)

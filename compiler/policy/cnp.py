@@ -45,7 +45,6 @@ from calicc.compiler.policy.load import AnyLoaded, LoadedCnp
 from calicc.compiler.policy.model import LabelSelector
 from calicc.compiler.policy.names import policy_chain, set_name
 from calicc.compiler.policy.rules import (
-    V4,
     PeerMatch,
     PortMatch,
     SetSpec,
@@ -59,6 +58,7 @@ from calicc.contract.names import (
     IPBLOCK_SET_PREFIX,
     NAMED_PORT_SET_PREFIX,
     SELECTOR_SET_PREFIX,
+    V4,
     v6_twin,
 )
 

@@ -43,12 +43,12 @@ from calicc.contract.names import (
     IPBLOCK_SET_PREFIX,
     NAMED_PORT_SET_PREFIX,
     SELECTOR_SET_PREFIX,
+    V4,
     set_family,
     v6_twin,
 )
 
 Direction = Literal["ingress", "egress"]
-V4 = 4
 
 
 @dataclass(frozen=True)

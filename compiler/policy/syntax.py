@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from calicc.contract.names import CNP_ONLY_CHAINS, TIER_CHAINS, v6_twin
+from calicc.contract.names import CNP_ONLY_CHAINS, TIER_CHAINS, V4, v6_twin
 from calicc.contract.syntax import (
     ACCEPT_MATCH,
     CLEAR_PASS,
@@ -31,9 +31,6 @@ if TYPE_CHECKING:
 
     from calicc.compiler.policy.cnp import CnpChain, CnpMatch, CnpRule, TierJump
     from calicc.compiler.policy.rules import Allow, PeerMatch, PolicyChain, PortMatch
-
-
-V4 = 4
 
 
 def in_family(peer: PeerMatch | None, family: int) -> bool:

@@ -32,7 +32,7 @@ from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.peering import Role, Session
 from calicc.compiler.plan import Block, BlockV6, ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
-from calicc.contract.names import TUNNEL_DEVICE, VXLAN_DEVICE, VXLAN_V6_DEVICE
+from calicc.contract.names import TUNNEL_DEVICE, V4, V6, VXLAN_DEVICE, VXLAN_V6_DEVICE
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def _bgp_view(session: Session) -> BgpView:
         next_hop = "next hop keep;"
     else:
         next_hop = None
-    v6 = session.peer_ip.version == 6  # noqa: PLR2004
+    v6 = session.peer_ip.version == V6
     suffix = "_v6" if v6 else ""
     return BgpView(
         name=session.name,
@@ -164,8 +164,8 @@ def _prefix_set(nets: Iterable[IPv4Network | IPv6Network], suffix: str = "") -> 
 
 @lru_cache(maxsize=4)
 def _family_cluster(cluster: ClusterPlan, version: int) -> FamilyCluster:
-    pools = cluster.pools_v4 if version == 4 else cluster.pools_v6  # noqa: PLR2004
-    subnets = cluster.node_subnets if version == 4 else cluster.node_subnets_v6  # noqa: PLR2004
+    pools = cluster.pools_v4 if version == V4 else cluster.pools_v6
+    subnets = cluster.node_subnets if version == V4 else cluster.node_subnets_v6
     return FamilyCluster(
         pool_routes=_prefix_set(sorted((p.cidr for p in pools), key=net_key), "+"),
         node_subnets=_prefix_set(list(subnets), "+"),

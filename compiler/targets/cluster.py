@@ -41,6 +41,7 @@ from calicc.contract.names import (
     ALL_HOSTS_SET_V6,
     ROUTE_PROTOCOL,
     TUNNEL_DEVICE,
+    V4,
     VXLAN_DEVICE,
     VXLAN_PORT,
     VXLAN_V6_DEVICE,
@@ -49,7 +50,6 @@ from calicc.contract.names import (
 )
 from calicc.contract.nodes_table import NodeRow, block_order, table_text
 
-V4 = 4
 HOST_SETS = (ALL_HOSTS_SET, ALL_HOSTS_SET_V6)  # members derived from the node table
 ENCAPSULATION: dict[str | None, Encapsulation] = {"ipip": "ipip", "vxlan": "vxlan", None: "none"}
 

@@ -44,12 +44,11 @@ from calicc.contract.names import (
     CHAIN_MAX,
     MASQ_POOLS_SET_V6,
     OWNED_CHAIN_PREFIX,
+    V6,
     VXLAN_PORT,
     VXLAN_V6_DEVICE,
 )
 from calicc.contract.syntax import comment, rule
-
-V6 = 6
 
 
 def has_ipv6(node: NodePlan) -> bool:

@@ -49,6 +49,7 @@ from calicc.contract.names import (
     OWNED_CHAIN_PREFIX,
     TO_DISPATCH,
     TUNNEL_DEVICE,
+    V4,
     VXLAN_DEVICE,
     VXLAN_PORT,
 )
@@ -59,7 +60,6 @@ WL_TO_HOST = "cali-wl-to-host"
 NAT_OUTGOING = "cali-nat-outgoing"
 Table = Literal["raw", "mangle", "nat", "filter"]
 Position = Literal["top", "bottom"]
-V4 = 4
 HOOKS: tuple[tuple[Table, str, Position], ...] = (
     ("raw", "PREROUTING", "top"),
     ("raw", "OUTPUT", "top"),
