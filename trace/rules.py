@@ -1,0 +1,441 @@
+"""Parse iptables-restore text, as calicc renders it, into chains of compiled rules.
+
+Each rule is parsed once: its matches become small predicates `(packet, mark, sets) -> bool`
+(trace/walk.py evaluates them in order, stopping at the first that fails) and its target a
+`kind` the walk dispatches on. Only the forms calicc renders are understood; any other option,
+match module, target or line raises RuleError naming the rule, since a rule read as matching
+less (or more) than it does would give a wrong verdict, which is worse than none.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from ipaddress import ip_network
+from operator import attrgetter
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from calicc.trace.walk import Packet, SetMembership
+
+Match = Callable[["Packet", int, "SetMembership"], bool]  # (packet, current mark, ipsets)
+
+BUILTIN_CHAINS = {
+    "raw": ("PREROUTING", "OUTPUT"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+}
+PROTOCOLS = {"all": 0, "icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "udp": 17, "gre": 47}
+PROTOCOLS |= {"esp": 50, "ah": 51, "icmpv6": 58, "ipv6-icmp": 58, "sctp": 132, "udplite": 136}
+ICMP_TYPES = {"echo-reply": 0, "pong": 0, "destination-unreachable": 3, "source-quench": 4}
+ICMP_TYPES |= {"redirect": 5, "echo-request": 8, "ping": 8, "router-advertisement": 9}
+ICMP_TYPES |= {"router-solicitation": 10, "time-exceeded": 11, "ttl-exceeded": 11}
+ICMP_TYPES |= {"parameter-problem": 12, "timestamp-request": 13, "timestamp-reply": 14}
+ICMPV6_TYPES = {"destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3}
+ICMPV6_TYPES |= {"ttl-exceeded": 3, "parameter-problem": 4, "echo-request": 128, "ping": 128}
+ICMPV6_TYPES |= {"echo-reply": 129, "pong": 129, "router-solicitation": 133, "redirect": 137}
+ICMPV6_TYPES |= {"router-advertisement": 134, "neighbour-solicitation": 135}
+ICMPV6_TYPES |= {"neighbor-solicitation": 135, "neighbour-advertisement": 136}
+ICMPV6_TYPES |= {"neighbor-advertisement": 136}
+CT_STATES = frozenset({"NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED", "SNAT", "DNAT"})
+GENERIC = {"-p": 1, "-s": 1, "-d": 1, "-i": 1, "-o": 1}
+MODULES: dict[str, dict[str, int]] = {  # match module -> its options and their arity
+    "comment": {"--comment": 1},
+    "set": {"--match-set": 2},
+    "mark": {"--mark": 1},
+    "conntrack": {"--ctstate": 1},
+    "addrtype": {"--src-type": 1, "--dst-type": 1, "--limit-iface-in": 0, "--limit-iface-out": 0},
+    "tcp": {"--dport": 1, "--sport": 1},
+    "udp": {"--dport": 1, "--sport": 1},
+    "sctp": {"--dport": 1, "--sport": 1},
+    "multiport": {"--dports": 1, "--sports": 1},
+    "icmp": {"--icmp-type": 1},
+    "icmp6": {"--icmpv6-type": 1},
+}
+NAT = frozenset({"nat"})
+TARGETS: dict[str, tuple[str, dict[str, int], frozenset[str] | None]] = {  # kind, options, tables
+    "ACCEPT": ("verdict", {}, None),
+    "DROP": ("verdict", {}, None),
+    "REJECT": ("verdict", {"--reject-with": 1}, None),
+    "RETURN": ("return", {}, None),
+    "MARK": ("mark", {"--set-xmark": 1, "--set-mark": 1}, None),
+    "LOG": ("log", {"--log-prefix": 1, "--log-level": 1}, None),
+    "MASQUERADE": ("nat", {"--random-fully": 0, "--random": 0, "--to-ports": 1}, NAT),
+    "SNAT": ("nat", {"--to-source": 1, "--random-fully": 0, "--random": 0}, NAT),
+    "DNAT": ("nat", {"--to-destination": 1, "--random": 0}, NAT),
+}
+ALL_BITS = 0xFFFFFFFF
+
+
+class RuleError(ValueError):
+    """A line or rule the interpreter does not understand (the message names the rule)."""
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: compared and hashed by identity (walk caches)
+class Rule:
+    """One `-A` rule: its number in its chain (as `iptables -L --line-numbers`), text, target.
+
+    `kind` is what the walk does when it matches: verdict (ACCEPT, DROP, REJECT), return,
+    jump, goto, mark (`xmark`: mark = (mark & ~mask) ^ value), log, or nat (MASQUERADE, SNAT,
+    DNAT: the nat table's verdict). `action` is how a trace shows that.
+    """
+
+    chain: str
+    number: int
+    text: str
+    comment: str
+    target: str
+    target_args: tuple[str, ...]
+    goto: bool
+    matches: tuple[Match, ...]
+    kind: str
+    action: str
+    xmark: tuple[int, int] = (0, 0)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain: its policy (ACCEPT or DROP for built-in chains, "-" for user chains), rules."""
+
+    name: str
+    policy: str
+    rules: tuple[Rule, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table's chains by name, for IP `family` 4 (iptables) or 6 (ip6tables)."""
+
+    name: str
+    chains: Mapping[str, Chain]
+    family: int = 4
+
+
+class Option(NamedTuple):
+    """One option of a rule as written: its module instance, name, negation and arguments."""
+
+    instance: int
+    module: str
+    name: str
+    negated: bool
+    args: tuple[str, ...]
+
+
+class Context(NamedTuple):
+    """What compiling an option needs beside it: the family, rule text, sibling options."""
+
+    family: int
+    text: str
+    options: tuple[Option, ...]
+
+    def error(self, problem: str) -> RuleError:
+        """Return the error for `problem` in this rule."""
+        return RuleError(f"{problem} in rule: {self.text}")
+
+
+def parse_tables(text: str, family: int = 4) -> dict[str, Table]:
+    """Return the tables of iptables-restore `text` (`family` 6: ip6tables' ICMPv6, addresses).
+
+    Built-in chains a table appends to without declaring them get the kernel's default
+    policy, ACCEPT. A second section for the same table is refused (restore semantics differ
+    with and without --noflush).
+    """
+    if family not in (4, 6):
+        raise ValueError(f"family must be 4 or 6, not {family}")
+    tables: dict[str, Table] = {}
+    draft: _Draft | None = None
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("*"):
+            if draft is not None or line[1:] in tables or line[1:] not in BUILTIN_CHAINS:
+                raise RuleError(f"line {number}: unexpected table {line!r}")
+            draft = _Draft(line[1:])
+        elif draft is None:
+            raise RuleError(f"line {number}: {line!r} outside a table")
+        elif line == "COMMIT":
+            tables[draft.name], draft = draft.build(family), None
+        else:
+            draft.add(line, number)
+    if draft is not None:
+        raise RuleError(f"table {draft.name} has no COMMIT")
+    return tables
+
+
+class _Draft:
+    """A table being read: chain policies and rule lines, compiled at COMMIT."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.policies: dict[str, str] = {}
+        self.lines: dict[str, list[str]] = {}
+
+    def add(self, line: str, number: int) -> None:
+        words = line.split()
+        builtin = words[0].lstrip(":") in BUILTIN_CHAINS[self.name]
+        declared = words[0][1:] in self.policies
+        if line.startswith(":") and len(words) > 1 and not declared:
+            if words[1] not in (("ACCEPT", "DROP") if builtin else ("-",)):
+                raise RuleError(f"line {number}: bad policy in {line!r}")
+            self.policies[words[0][1:]] = words[1]
+            self.lines[words[0][1:]] = []
+        elif words[0] == "-A" and words[2:] and (builtin or words[1] in self.policies):
+            if words[1] not in self.policies:
+                self.policies[words[1]], self.lines[words[1]] = "ACCEPT", []
+            self.lines[words[1]].append(line)
+        else:
+            raise RuleError(f"line {number}: unsupported or undeclared: {line!r}")
+
+    def build(self, family: int) -> Table:
+        names = frozenset(self.policies)
+        chains = {
+            name: Chain(
+                name,
+                self.policies[name],
+                tuple(self._rule(text, i, names, family) for i, text in enumerate(lines, 1)),
+            )
+            for name, lines in self.lines.items()
+        }
+        return Table(self.name, chains, family)
+
+    def _rule(self, text: str, number: int, chains: frozenset[str], family: int) -> Rule:
+        try:
+            words = shlex.split(text)
+        except ValueError as exc:
+            raise RuleError(f"{exc} in rule: {text}") from None
+        options, target = _options(words, text)
+        ctx = Context(family, text, options)
+        matches = tuple(m for o in options if (m := _compile(o, ctx)) is not None)
+        comment = " ".join(o.args[0] for o in options if o.name == "--comment")
+        fields = _target(target, ctx, self.name, chains)
+        return Rule(words[1], number, text, comment, *fields[:3], matches, *fields[3:])
+
+
+def _options(words: list[str], text: str) -> tuple[tuple[Option, ...], list[str]]:
+    """Split a rule's words into its options (in order) and its target words."""
+    out: list[Option] = []
+    i, instance, module, negated = 2, 0, "", False
+    while i < len(words):
+        word = words[i]
+        if word in ("-j", "-g") and not negated:
+            return tuple(out), words[i:]
+        if word == "!" and not negated:
+            negated, i = True, i + 1
+            continue
+        if word == "-m" and not negated and i + 1 < len(words) and words[i + 1] in MODULES:
+            instance, module, i = instance + 1, words[i + 1], i + 2
+            continue
+        owner = "" if word in GENERIC else module
+        arity = GENERIC.get(word) if owner == "" else MODULES[owner].get(word)
+        if arity is None or i + 1 + arity > len(words):
+            raise RuleError(f"unknown option {word!r} (match {module or 'none'}) in rule: {text}")
+        out.append(Option(instance, owner, word, negated, tuple(words[i + 1 : i + 1 + arity])))
+        i, negated = i + 1 + arity, False
+    raise RuleError(f"no -j or -g target in rule: {text}")
+
+
+def _target(
+    words: list[str], ctx: Context, table: str, chains: frozenset[str]
+) -> tuple[str, tuple[str, ...], bool, str, str, tuple[int, int]]:
+    """Return target, args, goto, kind, action and MARK's (value, mask) of a rule's target."""
+    name, args = (words[1] if len(words) > 1 else ""), tuple(words[2:])
+    if name in chains and not args:
+        goto = words[0] == "-g"
+        kind = "goto" if goto else "jump"
+        return name, args, goto, kind, f"{kind} {name}", (0, 0)
+    kind, allowed, tables = TARGETS.get(name, ("", {}, None))
+    if not kind or words[0] == "-g" or (tables is not None and table not in tables):
+        raise ctx.error(f"unknown target {name!r} (table {table})")
+    given: dict[str, str] = {}
+    i = 0
+    while i < len(args):
+        arity = allowed.get(args[i])
+        if arity is None or i + 1 + arity > len(args):
+            raise ctx.error(f"unknown option {args[i]!r} of target {name}")
+        given[args[i]], i = " ".join(args[i + 1 : i + 1 + arity]), i + 1 + arity
+    if kind != "mark":
+        return name, args, False, kind, " ".join((name, *args)), (0, 0)
+    if len(given) != 1:
+        raise ctx.error("MARK needs one of --set-xmark, --set-mark")
+    [(option, spec)] = given.items()
+    value, mask = _value_mask(spec, ctx)
+    xmark = (value, mask) if option == "--set-xmark" else (value, mask | value)
+    return name, args, False, kind, f"MARK {xmark[0]:#x}/{xmark[1]:#x}", xmark
+
+
+def _compile(o: Option, ctx: Context) -> Match | None:
+    """Return the predicate of one option (None for a comment and addrtype's interface limit)."""
+    if o.name in ("--comment", "--limit-iface-in", "--limit-iface-out"):
+        return None
+    return COMPILERS[o.name](o, ctx)
+
+
+def _protocol(o: Option, ctx: Context) -> Match:
+    word, neg = o.args[0], o.negated
+    number = int(word) if word.isdigit() else PROTOCOLS.get(word)
+    if number is None:
+        raise ctx.error(f"unknown protocol {word!r}")
+    if number == 0:
+        return lambda p, m, s: not neg
+    return lambda p, m, s: (PROTOCOLS[p.proto] == number) != neg
+
+
+def _address(o: Option, ctx: Context) -> Match:
+    try:
+        net = ip_network(o.args[0], strict=False)
+    except ValueError:
+        raise ctx.error(f"bad address {o.args[0]!r}") from None
+    if net.version != ctx.family:
+        raise ctx.error(f"an IPv{net.version} address in IPv{ctx.family} rules")
+    base, mask, neg = int(net.network_address), int(net.netmask), o.negated
+    if o.name == "-s":
+        return lambda p, m, s: ((int(p.src) & mask) == base) != neg
+    return lambda p, m, s: ((int(p.dst) & mask) == base) != neg
+
+
+def _interface(o: Option, ctx: Context) -> Match:
+    name, neg = o.args[0], o.negated
+    get: Callable[[Packet], str | None] = attrgetter("iif" if o.name == "-i" else "oif")
+    if name.endswith("+"):  # iptables' wildcard: any interface whose name starts so
+        prefix = name[:-1]
+        return lambda p, m, s: (get(p) or "").startswith(prefix) != neg
+    return lambda p, m, s: (get(p) == name) != neg
+
+
+def _set(o: Option, ctx: Context) -> Match:
+    """The set's flags: the first says which address, a second (ip,port sets) which port."""
+    name, flags, neg = o.args[0], o.args[1].split(","), o.negated
+    if flags[2:] or not set(flags) <= {"src", "dst"}:
+        raise ctx.error(f"unsupported set flags {o.args[1]!r}")
+    address = attrgetter(flags[0])
+    if len(flags) == 1:
+        return lambda p, m, s: s.member(name, address(p), None, None) != neg
+    port = attrgetter(f"{flags[1][0]}port")  # sport or dport
+    return lambda p, m, s: s.member(name, address(p), p.proto, port(p)) != neg
+
+
+def _value_mask(spec: str, ctx: Context) -> tuple[int, int]:
+    value, _, mask = spec.partition("/")
+    try:
+        return int(value, 0), (int(mask, 0) if mask else ALL_BITS)
+    except ValueError:
+        raise ctx.error(f"bad mark {spec!r}") from None
+
+
+def _mark(o: Option, ctx: Context) -> Match:
+    value, mask = _value_mask(o.args[0], ctx)
+    neg = o.negated
+    return lambda p, mark, s: ((mark & mask) == value) != neg
+
+
+@lru_cache(maxsize=256)
+def packet_states(ctstate: str) -> frozenset[str]:
+    """Return a packet's conntrack states: "NEW", or several as "NEW,DNAT"."""
+    return frozenset(ctstate.split(","))
+
+
+def _ctstate(o: Option, ctx: Context) -> Match:
+    states, neg = frozenset(o.args[0].split(",")), o.negated
+    if not states <= CT_STATES:
+        raise ctx.error(f"unknown conntrack state in {o.args[0]!r}")
+    return lambda p, m, s: bool(states & packet_states(p.ctstate)) != neg
+
+
+def _addrtype(o: Option, ctx: Context) -> Match:
+    """LOCAL only; with an interface limit, asked of the packet only when its address is local."""
+    side, neg, text = o.name[2:5], o.negated, ctx.text
+    if o.args[0] != "LOCAL":
+        raise ctx.error(f"address type {o.args[0]!r} (only LOCAL is understood)")
+    limits = {x.name for x in ctx.options if x.instance == o.instance and x.name[:7] == "--limit"}
+    local: Callable[[Packet], bool] = attrgetter(f"{side}_local")
+    if not limits:
+        return lambda p, m, s: local(p) != neg
+    if limits != {"--limit-iface-out" if side == "src" else "--limit-iface-in"}:
+        raise ctx.error(f"--{side}-type with {' '.join(sorted(limits))}")
+    field = "src_on_oif" if side == "src" else "dst_on_iif"
+    on_iface: Callable[[Packet], bool | None] = attrgetter(field)
+
+    def test(p: Packet, m: int, s: SetMembership) -> bool:
+        if not local(p):
+            return neg
+        on = on_iface(p)
+        if on is None:
+            raise RuleError(f"the packet leaves {field} unsaid, needed by rule: {text}")
+        return on != neg
+
+    return test
+
+
+def _range(spec: str, ctx: Context) -> tuple[int, int]:
+    low, sep, high = spec.partition(":")
+    try:
+        first = int(low) if low else 0
+        return first, (int(high) if high else 65535) if sep else first
+    except ValueError:
+        raise ctx.error(f"bad port {spec!r}") from None
+
+
+def _port_of(field: str, text: str) -> Callable[[Packet], int]:
+    def port(p: Packet) -> int:
+        number: int | None = getattr(p, field)
+        if number is None:
+            raise RuleError(f"the packet has no {field}, needed by rule: {text}")
+        return number
+
+    return port
+
+
+def _port(o: Option, ctx: Context) -> Match:
+    (low, high), protocol, neg = _range(o.args[0], ctx), PROTOCOLS[o.module], o.negated
+    port = _port_of(o.name[2:], ctx.text)
+    return lambda p, m, s: PROTOCOLS[p.proto] == protocol and (low <= port(p) <= high) != neg
+
+
+def _multiport(o: Option, ctx: Context) -> Match:
+    ranges, neg = [_range(part, ctx) for part in o.args[0].split(",")], o.negated
+    port = _port_of(o.name[2:-1], ctx.text)
+    return lambda p, m, s: any(low <= port(p) <= high for low, high in ranges) != neg
+
+
+def _icmp(o: Option, ctx: Context) -> Match:
+    """An ICMP (family 4) or ICMPv6 (family 6) type, by name or number, without a code."""
+    v6, word, neg = o.module == "icmp6", o.args[0], o.negated
+    if ctx.family != (6 if v6 else 4):
+        raise ctx.error(f"-m {o.module} in IPv{ctx.family} rules")
+    kind = (
+        -1
+        if word == "any"
+        else int(word)
+        if word.isdigit()
+        else (ICMPV6_TYPES if v6 else ICMP_TYPES).get(word)
+    )
+    if kind is None:
+        raise ctx.error(f"unsupported ICMP type {word!r} (a name or number, no code)")
+    protocol, icmp_type = (58 if v6 else 1), _port_of("icmp_type", ctx.text)
+    return lambda p, m, s: (
+        PROTOCOLS[p.proto] == protocol and (kind < 0 or icmp_type(p) == kind) != neg
+    )
+
+
+COMPILERS: dict[str, Callable[[Option, Context], Match]] = {
+    "-p": _protocol,
+    "-s": _address,
+    "-d": _address,
+    "-i": _interface,
+    "-o": _interface,
+    "--match-set": _set,
+    "--mark": _mark,
+    "--ctstate": _ctstate,
+    "--src-type": _addrtype,
+    "--dst-type": _addrtype,
+    "--dport": _port,
+    "--sport": _port,
+    "--dports": _multiport,
+    "--sports": _multiport,
+    "--icmp-type": _icmp,
+    "--icmpv6-type": _icmp,
+}
