@@ -1,0 +1,159 @@
+"""How one node's BIRD learns another node's block: the BGP sessions of the rendered bird.conf.
+
+Each `protocol bgp` of a node's bird.conf is a session: its neighbour and AS, whether it is a
+route reflector client session (`rr client`), and whether it exports BGP-learned routes (its
+export names `source = RTS_BGP`: a reflector's sessions do). Every node exports its own blocks
+on every session. So a node S learns node D's block:
+- straight from D, when S has a session with D's address (the node-to-node mesh, or a
+  reflector and its client) and D has one back;
+- through an in-cluster reflector R: S has a session with R, R learns the block (from D or from
+  another reflector) and R's session with S exports BGP-learned routes;
+- through an external peer E (a ToR, an off-cluster reflector): S and D both have a session
+  with E. What E does is outside the tree: the trace assumes it passes the route on with its
+  next hop unchanged (`next hop keep`, what a reflector does and what the lab's ToR does).
+The next hop is D's address on every path, so the kernel route's device follows from D's
+address alone (bird.conf's calicc_kernel_export; trace/route.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address, ip_address
+
+from calicc.contract.names import V4
+from calicc.contract.nodes_table import NodeRow
+
+Address = IPv4Address | IPv6Address
+PROTOCOL = re.compile(r"^protocol bgp (\S+) from \S+ \{\n(.*?)^\}", re.MULTILINE | re.DOTALL)
+NEIGHBOR = re.compile(r"^\s*neighbor (\S+) as (\d+);", re.MULTILINE)
+DESCRIPTION = re.compile(r'^\s*description "([^"]*)";', re.MULTILINE)
+LOCAL_AS = re.compile(r"^\s*local \S+ port \d+ as (\d+);", re.MULTILINE)
+MAX_REFLECTOR_HOPS = 8  # reflectors between two nodes (a chain of clusters); more is a loop
+
+
+@dataclass(frozen=True)
+class Session:
+    """One BGP session of a node, as its bird.conf states it."""
+
+    name: str
+    neighbor: Address
+    peer_as: int
+    description: str
+    rr_client: bool
+    reflects: bool  # exports routes learned over BGP (a reflector's session)
+
+
+@dataclass(frozen=True)
+class Learned:
+    """One way a node learns a block: over `session`, through `through` (speakers in between)."""
+
+    session: Session
+    through: tuple[str, ...]
+
+    def text(self) -> str:
+        """Return e.g. `session Mesh_10_30_1_12 (node node-2 (node-to-node mesh))`."""
+        hops = "".join(f" through {t}" for t in self.through)
+        return f"over session {self.session.name} ({self.session.description}){hops}"
+
+
+def sessions(bird_conf: str) -> tuple[Session, ...]:
+    """Return the BGP sessions of a rendered bird.conf, in file order."""
+    found = []
+    for name, body in PROTOCOL.findall(bird_conf):
+        neighbor = NEIGHBOR.search(body)
+        if neighbor is None:
+            continue
+        description = DESCRIPTION.search(body)
+        found.append(
+            Session(
+                name=name,
+                neighbor=ip_address(neighbor.group(1)),
+                peer_as=int(neighbor.group(2)),
+                description=description.group(1) if description else "",
+                rr_client="rr client;" in body,
+                reflects="RTS_BGP" in body,
+            )
+        )
+    return tuple(found)
+
+
+def local_as(bird_conf: str) -> int | None:
+    """Return the node's own AS (the peer template's `local ... as N`), None without BGP."""
+    found = LOCAL_AS.search(bird_conf)
+    return int(found.group(1)) if found else None
+
+
+class Speakers:
+    """The sessions of every node a question needs, read from their bird.conf once each."""
+
+    def __init__(
+        self, bird_conf: Callable[[str], str], node_at: Callable[[Address], NodeRow | None]
+    ) -> None:
+        self._bird_conf = bird_conf
+        self._node_at = node_at
+        self._sessions: dict[str, tuple[Session, ...]] = {}
+
+    def of(self, node: str, version: int) -> tuple[Session, ...]:
+        """Return the node's sessions of IP `version`."""
+        if node not in self._sessions:
+            self._sessions[node] = sessions(self._bird_conf(node))
+        return tuple(s for s in self._sessions[node] if s.neighbor.version == version)
+
+    def peers_with(self, node: str, address: Address) -> Session | None:
+        """Return the node's session with `address`, if it has one."""
+        return next((s for s in self.of(node, address.version) if s.neighbor == address), None)
+
+    def learned(self, src: NodeRow, dst: NodeRow, version: int) -> tuple[Learned, ...]:
+        """Return every way `src` learns `dst`'s blocks of IP `version` (empty: it does not)."""
+        src_ip, dst_ip = _address(src, version), _address(dst, version)
+        if src_ip is None or dst_ip is None:
+            return ()
+        found = []
+        for session in self.of(src.name, version):
+            if session.neighbor == dst_ip:
+                if self.peers_with(dst.name, src_ip) is not None:
+                    found.append(Learned(session, ()))
+                continue
+            peer = self._node_at(session.neighbor)
+            if peer is None:  # external: it has the route when dst peers with it too
+                if self.peers_with(dst.name, session.neighbor) is not None:
+                    found.append(Learned(session, (f"external peer {session.neighbor}",)))
+                continue
+            path = self._reflected(peer, src_ip, dst, version, {src.name})
+            if path is not None:
+                found.append(Learned(session, path))
+        return tuple(found)
+
+    def _reflected(
+        self, peer: NodeRow, to: Address, dst: NodeRow, version: int, seen: set[str]
+    ) -> tuple[str, ...] | None:
+        """Return the reflectors through which in-cluster `peer` passes dst's blocks to `to`."""
+        if peer.name in seen or len(seen) > MAX_REFLECTOR_HOPS:
+            return None
+        back = self.peers_with(peer.name, to)
+        if back is None or not back.reflects:
+            return None
+        dst_ip, peer_ip = _address(dst, version), _address(peer, version)
+        here = (f"route reflector {peer.name}",)
+        if (
+            dst_ip is not None
+            and peer_ip is not None
+            and self.peers_with(peer.name, dst_ip) is not None
+            and self.peers_with(dst.name, peer_ip) is not None
+        ):
+            return here
+        for session in self.of(peer.name, version):
+            other = self._node_at(session.neighbor)
+            if other is None or other.name == dst.name or peer_ip is None:
+                continue
+            further = self._reflected(other, peer_ip, dst, version, seen | {peer.name})
+            if further is not None:
+                return here + further
+        return None
+
+
+def _address(row: NodeRow, version: int) -> Address | None:
+    interface = row.address if version == V4 else row.address_v6
+    return interface.ip if interface is not None else None

@@ -1,0 +1,9 @@
+"""The trace's own error: a question it cannot answer from the tree it was given (exit 2)."""
+
+from __future__ import annotations
+
+from calicc.contract.errors import CaliccError
+
+
+class TraceError(CaliccError):
+    """Bad arguments, an unknown pod or node, or a tree the trace cannot read."""
