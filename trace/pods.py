@@ -1,0 +1,337 @@
+"""The pods file of `calicc trace`: the cluster's pods, their labels, ports and addresses.
+
+`calicc trace` names pods as `namespace/name`; this file says what they are (docs/pods-file.md):
+the node each runs on, its labels (what policy selectors match), its named container ports (what
+named ports in policies resolve to) and, optionally, its addresses. The whole file is validated
+by one pydantic model (fast: no per-pod line lookup unless something is wrong), then checked
+across pods, and every problem is reported at once as `file:line: field: message`.
+
+A pod without `ips` gets the addresses the node's IPAM would hand out (`predict_addresses`):
+the CNI plugin's own store (agent/cni/ipam.py) scans its candidates round-robin from the first
+one on a fresh node, so the i-th such pod of a node (file order) gets the i-th free candidate of
+each family the node has blocks of, explicit addresses taken out first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, ValidationError, field_validator
+
+from calicc.agent.cni.ipam import IpamStore
+from calicc.agent.cni.node import ipam_store
+from calicc.compiler.errors import Problem, SpecError
+from calicc.compiler.load import Source, read_yaml
+from calicc.compiler.policy.model import PORT_MAX, Protocol, check_port_name
+from calicc.compiler.spec_errors import problems_from
+from calicc.contract.endpoint import NAMESPACE_NAME_LABEL, with_name_label
+from calicc.contract.fields import Dns1123Label, Dns1123Subdomain, Labels
+from calicc.contract.manifest import Strict
+from calicc.contract.names import V4
+from calicc.contract.node import NodeFacts
+
+__all__ = [
+    "Address",
+    "NamedPort",
+    "PodsFile",
+    "TracePod",
+    "load_pods",
+    "pods_on",
+    "predict_addresses",
+]
+
+Address = IPv4Address | IPv6Address
+SHOWN_NODES = 5  # nodes listed in an "unknown node" message
+DEFAULT_NAMESPACE = "default"
+MAPPING_EXPECTED = (
+    "expected a mapping with `pods:` (a list of pods) and optionally `namespaces:` "
+    "(labels per namespace); see docs/pods-file.md"
+)
+
+
+class PortSpec(Strict):
+    """A named container port, as written in the file."""
+
+    name: Annotated[str, AfterValidator(check_port_name)]
+    port: int = Field(ge=1, le=PORT_MAX)
+    protocol: Protocol = "TCP"
+
+
+class PodSpec(Strict):
+    """One pod, as written in the file."""
+
+    name: Dns1123Subdomain
+    namespace: Dns1123Label = DEFAULT_NAMESPACE
+    node: str
+    labels: Labels = Field(default_factory=dict)
+    ports: tuple[PortSpec, ...] = ()
+    ips: tuple[IPv4Address | IPv6Address, ...] = ()
+
+    @field_validator("ips")
+    @classmethod
+    def _one_per_family(cls, ips: tuple[Address, ...]) -> tuple[Address, ...]:
+        for version in (4, 6):
+            same = [str(a) for a in ips if a.version == version]
+            if len(same) > 1:
+                raise ValueError(
+                    f"a pod has at most one IPv{version} address (got {', '.join(same)}); "
+                    "keep the one it has"
+                )
+        return ips
+
+
+class PodsSpec(Strict):
+    """The whole pods file."""
+
+    namespaces: dict[Dns1123Label, Labels] = Field(default_factory=dict)
+    pods: tuple[PodSpec, ...]
+
+
+@dataclass(frozen=True)
+class NamedPort:
+    """A named container port: what a NetworkPolicy's named port resolves to on this pod."""
+
+    name: str
+    port: int
+    protocol: str  # "TCP", "UDP" or "SCTP"
+
+
+@dataclass(frozen=True)
+class TracePod:
+    """A pod of the pods file.
+
+    `ips` are the addresses the file gives (empty: predicted by `predict_addresses`); `line` is
+    the line of the pod's entry and `path` the file, to locate later problems.
+    """
+
+    namespace: str
+    name: str
+    node: str
+    labels: Mapping[str, str]
+    ports: tuple[NamedPort, ...]
+    ips: tuple[Address, ...]
+    line: int
+    path: Path | None = None
+
+    @property
+    def key(self) -> str:
+        """Return `namespace/name`, how `calicc trace` names the pod."""
+        return f"{self.namespace}/{self.name}"
+
+    def problem(self, field_name: str, message: str) -> Problem:
+        """Build a Problem at this pod's entry."""
+        file = str(self.path) if self.path is not None else "pods file"
+        return Problem(file, self.line, None, field_name, message)
+
+
+@dataclass(frozen=True)
+class PodsFile:
+    """A loaded pods file.
+
+    `namespaces` holds the labels of every namespace that has pods or is listed, each with the
+    `kubernetes.io/metadata.name` label Kubernetes sets.
+    """
+
+    path: Path
+    pods: tuple[TracePod, ...]
+    namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def _pod(spec: PodSpec, line: int, path: Path) -> TracePod:
+    ports = tuple(NamedPort(p.name, p.port, p.protocol) for p in spec.ports)
+    ips = tuple(sorted(spec.ips, key=lambda a: a.version))
+    return TracePod(spec.namespace, spec.name, spec.node, spec.labels, ports, ips, line, path)
+
+
+def _validate(source: Source) -> PodsSpec:
+    if not isinstance(source.data, dict):
+        raise SpecError([source.problem((), MAPPING_EXPECTED)])
+    try:
+        return PodsSpec.model_validate(source.data)
+    except ValidationError as exc:
+        raise SpecError(problems_from(exc, source, PodsSpec)) from exc
+
+
+def _duplicate_pods(spec: PodsSpec, source: Source) -> list[Problem]:
+    first: dict[tuple[str, str], int] = {}
+    problems = []
+    for index, pod in enumerate(spec.pods):
+        seen = first.setdefault((pod.namespace, pod.name), index)
+        if seen != index:
+            line, _ = source.position(("pods", seen))
+            message = (
+                f"pod {pod.namespace}/{pod.name} is listed twice (also at line {line}); "
+                "a namespace holds one pod of a name"
+            )
+            problems.append(source.problem(("pods", index, "name"), message))
+    return problems
+
+
+def _unknown_nodes(spec: PodsSpec, source: Source, nodes: Collection[str]) -> list[Problem]:
+    known = sorted(nodes)
+    shown = ", ".join(known[:SHOWN_NODES]) + (", ..." if len(known) > SHOWN_NODES else "")
+    return [
+        source.problem(
+            ("pods", index, "node"),
+            f"{pod.node!r} is not a node of the cluster; use one of: {shown or 'none'}",
+        )
+        for index, pod in enumerate(spec.pods)
+        if pod.node not in nodes
+    ]
+
+
+def _duplicate_ips(spec: PodsSpec, source: Source) -> list[Problem]:
+    owner: dict[Address, PodSpec] = {}
+    problems = []
+    for index, pod in enumerate(spec.pods):
+        for address in pod.ips:
+            first = owner.setdefault(address, pod)
+            if first is not pod:
+                message = (
+                    f"{address} is also pod {first.namespace}/{first.name}'s address; "
+                    "give each pod its own, or leave ips out to have them predicted"
+                )
+                problems.append(source.problem(("pods", index, "ips"), message))
+    return problems
+
+
+def _duplicate_port_names(spec: PodsSpec, source: Source) -> list[Problem]:
+    problems = []
+    for index, pod in enumerate(spec.pods):
+        seen: set[str] = set()
+        for number, port in enumerate(pod.ports):
+            if port.name in seen:
+                message = f"port name {port.name!r} is used twice in this pod; names are unique"
+                problems.append(source.problem(("pods", index, "ports", number, "name"), message))
+            seen.add(port.name)
+    return problems
+
+
+def _name_labels(spec: PodsSpec, source: Source) -> list[Problem]:
+    return [
+        source.problem(
+            ("namespaces", namespace, NAMESPACE_NAME_LABEL),
+            f"Kubernetes sets this label to the namespace's name ({namespace!r}); leave it out",
+        )
+        for namespace, labels in spec.namespaces.items()
+        if labels.get(NAMESPACE_NAME_LABEL, namespace) != namespace
+    ]
+
+
+def _check(spec: PodsSpec, source: Source, nodes: Collection[str]) -> list[Problem]:
+    """The checks across pods, after each pod validated on its own."""
+    return [
+        *_duplicate_pods(spec, source),
+        *_unknown_nodes(spec, source, nodes),
+        *_duplicate_ips(spec, source),
+        *_duplicate_port_names(spec, source),
+        *_name_labels(spec, source),
+    ]
+
+
+def _namespaces(spec: PodsSpec) -> dict[str, Mapping[str, str]]:
+    names = sorted({*spec.namespaces, *(pod.namespace for pod in spec.pods)})
+    return {name: with_name_label(name, spec.namespaces.get(name, {})) for name in names}
+
+
+def _pod_lines(source: Source, count: int) -> list[int]:
+    return [source.position(("pods", index))[0] or 0 for index in range(count)]
+
+
+def load_pods(path: Path, nodes: Collection[str]) -> PodsFile:
+    """Read and check the pods file at `path` against the cluster's `nodes`.
+
+    Raises:
+        SpecError: with every problem found (syntax, a field, a duplicate pod or address, an
+            unknown node), each located at its file, line and field.
+    """
+    source = read_yaml(path)
+    spec = _validate(source)
+    problems = _check(spec, source, nodes)
+    if problems:
+        raise SpecError(problems)
+    lines = _pod_lines(source, len(spec.pods))
+    pods = tuple(_pod(pod, line, path) for pod, line in zip(spec.pods, lines, strict=True))
+    return PodsFile(path, pods, _namespaces(spec))
+
+
+def pods_on(pods: PodsFile, node: str) -> tuple[TracePod, ...]:
+    """Return the pods of `node`, in file order (the order IPAM hands out their addresses)."""
+    return tuple(pod for pod in pods.pods if pod.node == node)
+
+
+def _refusal(pod: TracePod, address: Address, store: IpamStore) -> str | None:
+    """Why an explicit address is not one the node's IPAM could have handed to the pod."""
+    if address in store.reserved:
+        return f"{address} is node {pod.node}'s tunnel address, never a pod's; pick another"
+    blocks = [b for b in store.blocks if b.version == address.version]
+    if any(address in block for block in blocks):
+        return None
+    held = ", ".join(str(b) for b in blocks) or f"none of IPv{address.version}"
+    return (
+        f"{address} is not in a block of node {pod.node} (its blocks: {held}); give an address "
+        "of those, or leave ips out to have it predicted"
+    )
+
+
+def _explicit_problems(pods: Sequence[TracePod], store: IpamStore) -> list[Problem]:
+    problems = []
+    for pod in pods:
+        for address in pod.ips:
+            refused = _refusal(pod, address, store)
+            if refused:
+                problems.append(pod.problem("ips", refused))
+    return problems
+
+
+def predict_addresses(pods: Sequence[TracePod], node: NodeFacts) -> dict[str, tuple[Address, ...]]:
+    """Return each pod's addresses (IPv4 first): its own, else the ones IPAM would hand out.
+
+    `pods` are the pods of `node`, in file order. The candidates are the CNI plugin's own
+    (`IpamStore.candidates`: the blocks of pools serving the node, tunnel addresses kept out);
+    explicit addresses are taken out first, then each pod lacking an address of a family the
+    node has blocks of gets the next free one, as IPAM's round-robin does on a fresh node.
+
+    Raises:
+        SpecError: at the pod's line, for an explicit address the node does not hand out, or
+            when the node runs out of addresses (saying how many it has).
+    """
+    store = ipam_store(Path("/nonexistent"), node)  # candidates() reads no file
+    problems = _explicit_problems(pods, store)
+    if problems:
+        raise SpecError(problems)
+    explicit = {int(a) for pod in pods for a in pod.ips}
+    free = {
+        version: iter([c for c in store.candidates(version) if c not in explicit])
+        for version in store.families
+    }
+    return {pod.key: _addresses(pod, free, store) for pod in pods}
+
+
+def _addresses(
+    pod: TracePod, free: Mapping[int, Iterator[int]], store: IpamStore
+) -> tuple[Address, ...]:
+    """The pod's own addresses, and the next free one of each family it lacks."""
+    own: dict[int, Address] = {a.version: a for a in pod.ips}
+    for version, pool in free.items():
+        if version in own:
+            continue
+        value = next(pool, None)
+        if value is None:
+            raise SpecError([pod.problem("node", _exhausted(pod, version, store))])
+        own[version] = IPv4Address(value) if version == V4 else IPv6Address(value)
+    return tuple(own[v] for v in sorted(own))
+
+
+def _exhausted(pod: TracePod, version: int, store: IpamStore) -> str:
+    held = ", ".join(str(b) for b in store.blocks if b.version == version) or "none"
+    count = len(store.candidates(version))
+    return (
+        f"pod {pod.key} gets no IPv{version} address: node {pod.node} hands out {count} "
+        f"(blocks: {held}), all taken by the pods listed before it; move pods to other "
+        "nodes, or give the node more blocks (max_pods / block_size in cluster.yaml)"
+    )
