@@ -176,17 +176,17 @@ class _Draft:
 
     def add(self, line: str, number: int) -> None:
         words = line.split()
-        builtin = words[0].lstrip(":") in BUILTIN_CHAINS[self.name]
-        declared = words[0][1:] in self.policies
-        if line.startswith(":") and len(words) > 1 and not declared:
+        declare = words[0].startswith(":")
+        name = words[0][1:] if declare else (words[1:] or [""])[0]
+        builtin = name in BUILTIN_CHAINS[self.name]
+        if declare and words[1:] and name not in self.policies:
             if words[1] not in (("ACCEPT", "DROP") if builtin else ("-",)):
                 raise RuleError(f"line {number}: bad policy in {line!r}")
-            self.policies[words[0][1:]] = words[1]
-            self.lines[words[0][1:]] = []
-        elif words[0] == "-A" and words[2:] and (builtin or words[1] in self.policies):
-            if words[1] not in self.policies:
-                self.policies[words[1]], self.lines[words[1]] = "ACCEPT", []
-            self.lines[words[1]].append(line)
+            self.policies[name], self.lines[name] = words[1], []
+        elif words[0] == "-A" and words[2:] and (builtin or name in self.policies):
+            if name not in self.policies:
+                self.policies[name], self.lines[name] = "ACCEPT", []
+            self.lines[name].append(line)
         else:
             raise RuleError(f"line {number}: unsupported or undeclared: {line!r}")
 
@@ -226,8 +226,11 @@ def _options(words: list[str], text: str) -> tuple[tuple[Option, ...], list[str]
         if word == "!" and not negated:
             negated, i = True, i + 1
             continue
-        if word == "-m" and not negated and i + 1 < len(words) and words[i + 1] in MODULES:
-            instance, module, i = instance + 1, words[i + 1], i + 2
+        if word == "-m" and not negated:
+            module = words[i + 1] if i + 1 < len(words) else ""
+            if module not in MODULES:
+                raise RuleError(f"unknown match module {module!r} in rule: {text}")
+            instance, i = instance + 1, i + 2
             continue
         owner = "" if word in GENERIC else module
         arity = GENERIC.get(word) if owner == "" else MODULES[owner].get(word)
