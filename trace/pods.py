@@ -111,7 +111,7 @@ class TracePod:
     namespace: str
     name: str
     node: str
-    labels: Mapping[str, str]
+    labels: Mapping[str, str] = field(hash=False)  # a pod hashes by the other fields
     ports: tuple[NamedPort, ...]
     ips: tuple[Address, ...]
     line: int
@@ -300,6 +300,9 @@ def predict_addresses(pods: Sequence[TracePod], node: NodeFacts) -> dict[str, tu
         SpecError: at the pod's line, for an explicit address the node does not hand out, or
             when the node runs out of addresses (saying how many it has).
     """
+    strangers = [pod.key for pod in pods if pod.node != node.node.name]
+    if strangers:
+        raise ValueError(f"pods {strangers} are not on node {node.node.name}: use pods_on()")
     store = ipam_store(Path("/nonexistent"), node)  # candidates() reads no file
     problems = _explicit_problems(pods, store)
     if problems:

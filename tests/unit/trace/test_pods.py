@@ -400,3 +400,14 @@ def test_predicted_types() -> None:
     pods = load_pods(EXAMPLES / "policies-demo" / "pods.yaml", DEMO_NODES)
     predicted = predict_addresses(pods_on(pods, "node-1"), node_facts("policies-demo", "node-1"))
     assert all(isinstance(a, IPv4Address | IPv6Address) for v in predicted.values() for a in v)
+
+
+def test_pods_of_another_node_are_refused(tmp_path: Path) -> None:
+    pods = many(tmp_path, 1, "minikube-m02")
+    with pytest.raises(ValueError, match=r"\['default/p0'\] are not on node minikube"):
+        predict_addresses(pods.pods, node_facts("minikube-ipip", "minikube"))
+
+
+def test_pods_are_hashable() -> None:
+    pods = load_pods(EXAMPLES / "policies-demo" / "pods.yaml", DEMO_NODES)
+    assert len(set(pods.pods)) == len(pods.pods)
