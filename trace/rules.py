@@ -13,7 +13,7 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from ipaddress import ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_network
 from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -67,6 +67,8 @@ TARGETS: dict[str, tuple[str, dict[str, int], frozenset[str] | None]] = {  # kin
     "SNAT": ("nat", {"--to-source": 1, "--random-fully": 0, "--random": 0}, NAT),
     "DNAT": ("nat", {"--to-destination": 1, "--random": 0}, NAT),
 }
+PROTOCOL_OF = {"tcp": {6}, "udp": {17}, "sctp": {132}, "icmp": {1}, "icmp6": {58}}
+PROTOCOL_OF["multiport"] = {6, 17, 132, 136}
 ALL_BITS = 0xFFFFFFFF
 
 
@@ -209,6 +211,7 @@ class _Draft:
             raise RuleError(f"{exc} in rule: {text}") from None
         options, target = _options(words, text)
         ctx = Context(family, text, options)
+        _needs_protocol(options, ctx)
         matches = tuple(m for o in options if (m := _compile(o, ctx)) is not None)
         comment = " ".join(o.args[0] for o in options if o.name == "--comment")
         fields = _target(target, ctx, self.name, chains)
@@ -222,7 +225,7 @@ def _options(words: list[str], text: str) -> tuple[tuple[Option, ...], list[str]
     while i < len(words):
         word = words[i]
         if word in ("-j", "-g") and not negated:
-            return tuple(out), words[i:]
+            return tuple(sorted(out, key=lambda o: o.module != "")), words[i:]  # header first
         if word == "!" and not negated:
             negated, i = True, i + 1
             continue
@@ -274,17 +277,28 @@ def _compile(o: Option, ctx: Context) -> Match | None:
     """Return the predicate of one option (None for a comment and addrtype's interface limit)."""
     if o.name in ("--comment", "--limit-iface-in", "--limit-iface-out"):
         return None
-    return COMPILERS[o.name](o, ctx)
+    test = COMPILERS[o.name](o, ctx)
+    return (lambda p, m, s: not test(p, m, s)) if o.negated else test
 
 
-def _protocol(o: Option, ctx: Context) -> Match:
-    word, neg = o.args[0], o.negated
+def _protocol_of(word: str, ctx: Context) -> int:
     number = int(word) if word.isdigit() else PROTOCOLS.get(word)
     if number is None:
         raise ctx.error(f"unknown protocol {word!r}")
-    if number == 0:
-        return lambda p, m, s: not neg
-    return lambda p, m, s: (PROTOCOLS[p.proto] == number) != neg
+    return number
+
+
+def _needs_protocol(options: tuple[Option, ...], ctx: Context) -> None:
+    """As iptables: -m tcp needs -p tcp, multiport a protocol with ports, and so on."""
+    given = [_protocol_of(o.args[0], ctx) for o in options if o.name == "-p" and not o.negated]
+    for o in options:
+        if o.module in PROTOCOL_OF and not set(given) & PROTOCOL_OF[o.module]:
+            raise ctx.error(f"-m {o.module} without the protocol it needs (-p)")
+
+
+def _protocol(o: Option, ctx: Context) -> Match:
+    number = _protocol_of(o.args[0], ctx)
+    return (lambda p, m, s: True) if number == 0 else (lambda p, m, s: PROTOCOLS[p.proto] == number)
 
 
 def _address(o: Option, ctx: Context) -> Match:
@@ -294,31 +308,31 @@ def _address(o: Option, ctx: Context) -> Match:
         raise ctx.error(f"bad address {o.args[0]!r}") from None
     if net.version != ctx.family:
         raise ctx.error(f"an IPv{net.version} address in IPv{ctx.family} rules")
-    base, mask, neg = int(net.network_address), int(net.netmask), o.negated
-    if o.name == "-s":
-        return lambda p, m, s: ((int(p.src) & mask) == base) != neg
-    return lambda p, m, s: ((int(p.dst) & mask) == base) != neg
+    base, mask = int(net.network_address), int(net.netmask)
+    address: Callable[[Packet], IPv4Address | IPv6Address] = attrgetter(
+        "src" if o.name == "-s" else "dst"
+    )
+    return lambda p, m, s: (int(address(p)) & mask) == base
 
 
 def _interface(o: Option, ctx: Context) -> Match:
-    name, neg = o.args[0], o.negated
-    get: Callable[[Packet], str | None] = attrgetter("iif" if o.name == "-i" else "oif")
+    name = o.args[0]
+    field: Callable[[Packet], str | None] = attrgetter("iif" if o.name == "-i" else "oif")
     if name.endswith("+"):  # iptables' wildcard: any interface whose name starts so
-        prefix = name[:-1]
-        return lambda p, m, s: (get(p) or "").startswith(prefix) != neg
-    return lambda p, m, s: (get(p) == name) != neg
+        return lambda p, m, s: (field(p) or "").startswith(name[:-1])
+    return lambda p, m, s: field(p) == name
 
 
 def _set(o: Option, ctx: Context) -> Match:
     """The set's flags: the first says which address, a second (ip,port sets) which port."""
-    name, flags, neg = o.args[0], o.args[1].split(","), o.negated
+    name, flags = o.args[0], o.args[1].split(",")
     if flags[2:] or not set(flags) <= {"src", "dst"}:
         raise ctx.error(f"unsupported set flags {o.args[1]!r}")
     address = attrgetter(flags[0])
-    if len(flags) == 1:
-        return lambda p, m, s: s.member(name, address(p), None, None) != neg
+    if not flags[1:]:
+        return lambda p, m, s: s.member(name, address(p), None, None)
     port = attrgetter(f"{flags[1][0]}port")  # sport or dport
-    return lambda p, m, s: s.member(name, address(p), p.proto, port(p)) != neg
+    return lambda p, m, s: s.member(name, address(p), p.proto, port(p))
 
 
 def _value_mask(spec: str, ctx: Context) -> tuple[int, int]:
@@ -331,8 +345,7 @@ def _value_mask(spec: str, ctx: Context) -> tuple[int, int]:
 
 def _mark(o: Option, ctx: Context) -> Match:
     value, mask = _value_mask(o.args[0], ctx)
-    neg = o.negated
-    return lambda p, mark, s: ((mark & mask) == value) != neg
+    return lambda p, mark, s: (mark & mask) == value
 
 
 @lru_cache(maxsize=256)
@@ -342,86 +355,72 @@ def packet_states(ctstate: str) -> frozenset[str]:
 
 
 def _ctstate(o: Option, ctx: Context) -> Match:
-    states, neg = frozenset(o.args[0].split(",")), o.negated
+    states = frozenset(o.args[0].split(","))
     if not states <= CT_STATES:
         raise ctx.error(f"unknown conntrack state in {o.args[0]!r}")
-    return lambda p, m, s: bool(states & packet_states(p.ctstate)) != neg
+    return lambda p, m, s: not states.isdisjoint(packet_states(p.ctstate))
 
 
 def _addrtype(o: Option, ctx: Context) -> Match:
     """LOCAL only; with an interface limit, asked of the packet only when its address is local."""
-    side, neg, text = o.name[2:5], o.negated, ctx.text
+    side, text = o.name[2:5], ctx.text
     if o.args[0] != "LOCAL":
         raise ctx.error(f"address type {o.args[0]!r} (only LOCAL is understood)")
     limits = {x.name for x in ctx.options if x.instance == o.instance and x.name[:7] == "--limit"}
     local: Callable[[Packet], bool] = attrgetter(f"{side}_local")
     if not limits:
-        return lambda p, m, s: local(p) != neg
+        return lambda p, m, s: local(p)
     if limits != {"--limit-iface-out" if side == "src" else "--limit-iface-in"}:
         raise ctx.error(f"--{side}-type with {' '.join(sorted(limits))}")
     field = "src_on_oif" if side == "src" else "dst_on_iif"
     on_iface: Callable[[Packet], bool | None] = attrgetter(field)
 
     def test(p: Packet, m: int, s: SetMembership) -> bool:
-        if not local(p):
-            return neg
-        on = on_iface(p)
+        on = on_iface(p) if local(p) else False  # not local at all: not the interface's either
         if on is None:
             raise RuleError(f"the packet leaves {field} unsaid, needed by rule: {text}")
-        return on != neg
+        return on
 
     return test
 
 
-def _range(spec: str, ctx: Context) -> tuple[int, int]:
-    low, sep, high = spec.partition(":")
-    try:
-        first = int(low) if low else 0
-        return first, (int(high) if high else 65535) if sep else first
-    except ValueError:
-        raise ctx.error(f"bad port {spec!r}") from None
+def _number(field: str, text: str) -> Callable[[Packet], int]:
+    """Return a getter of a packet's port or ICMP type that refuses a missing one."""
 
-
-def _port_of(field: str, text: str) -> Callable[[Packet], int]:
-    def port(p: Packet) -> int:
-        number: int | None = getattr(p, field)
-        if number is None:
+    def number(p: Packet) -> int:
+        found: int | None = getattr(p, field)
+        if found is None:
             raise RuleError(f"the packet has no {field}, needed by rule: {text}")
-        return number
+        return found
 
-    return port
-
-
-def _port(o: Option, ctx: Context) -> Match:
-    (low, high), protocol, neg = _range(o.args[0], ctx), PROTOCOLS[o.module], o.negated
-    port = _port_of(o.name[2:], ctx.text)
-    return lambda p, m, s: PROTOCOLS[p.proto] == protocol and (low <= port(p) <= high) != neg
+    return number
 
 
-def _multiport(o: Option, ctx: Context) -> Match:
-    ranges, neg = [_range(part, ctx) for part in o.args[0].split(",")], o.negated
-    port = _port_of(o.name[2:-1], ctx.text)
-    return lambda p, m, s: any(low <= port(p) <= high for low, high in ranges) != neg
+def _ports(o: Option, ctx: Context) -> Match:
+    """A port or range (tcp, udp, sctp --dport/--sport), or a list of them (multiport)."""
+    ranges = []
+    for spec in o.args[0].split(",") if o.module == "multiport" else o.args:
+        low, sep, high = spec.partition(":")
+        if not (low or "0").isdigit() or not (high or "0").isdigit():
+            raise ctx.error(f"bad port {spec!r}")
+        first = int(low or 0)
+        ranges.append((first, int(high or 65535) if sep else first))
+    port = _number(o.name[2:7], ctx.text)  # sport or dport
+    return lambda p, m, s: any(low <= port(p) <= high for low, high in ranges)
 
 
 def _icmp(o: Option, ctx: Context) -> Match:
     """An ICMP (family 4) or ICMPv6 (family 6) type, by name or number, without a code."""
-    v6, word, neg = o.module == "icmp6", o.args[0], o.negated
+    v6, word = o.module == "icmp6", o.args[0]
     if ctx.family != (6 if v6 else 4):
         raise ctx.error(f"-m {o.module} in IPv{ctx.family} rules")
-    kind = (
-        -1
-        if word == "any"
-        else int(word)
-        if word.isdigit()
-        else (ICMPV6_TYPES if v6 else ICMP_TYPES).get(word)
-    )
+    if word == "any":
+        return lambda p, m, s: True
+    kind = int(word) if word.isdigit() else (ICMPV6_TYPES if v6 else ICMP_TYPES).get(word)
     if kind is None:
         raise ctx.error(f"unsupported ICMP type {word!r} (a name or number, no code)")
-    protocol, icmp_type = (58 if v6 else 1), _port_of("icmp_type", ctx.text)
-    return lambda p, m, s: (
-        PROTOCOLS[p.proto] == protocol and (kind < 0 or icmp_type(p) == kind) != neg
-    )
+    icmp_type = _number("icmp_type", ctx.text)
+    return lambda p, m, s: icmp_type(p) == kind
 
 
 COMPILERS: dict[str, Callable[[Option, Context], Match]] = {
@@ -435,10 +434,10 @@ COMPILERS: dict[str, Callable[[Option, Context], Match]] = {
     "--ctstate": _ctstate,
     "--src-type": _addrtype,
     "--dst-type": _addrtype,
-    "--dport": _port,
-    "--sport": _port,
-    "--dports": _multiport,
-    "--sports": _multiport,
+    "--dport": _ports,
+    "--sport": _ports,
+    "--dports": _ports,
+    "--sports": _ports,
     "--icmp-type": _icmp,
     "--icmpv6-type": _icmp,
 }

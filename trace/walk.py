@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
@@ -110,6 +111,12 @@ def walk(
     return _Walk(found, packet, sets).run(found.chains[chain])
 
 
+@lru_cache(maxsize=1 << 16)  # rules hash by identity: a step is built once per rule
+def step_of(table: str, rule: Rule) -> Step:
+    """Return the step of `rule` of `table` matching."""
+    return Step(table, rule.chain, rule.number, rule.text, rule.comment, rule.action)
+
+
 def _check(packet: Packet) -> None:
     if packet.family not in (4, 6) or {packet.src.version, packet.dst.version} != {packet.family}:
         raise ValueError(f"addresses {packet.src}, {packet.dst} are not IPv{packet.family}")
@@ -164,7 +171,7 @@ class _Walk:
         return None
 
     def _record(self, rule: Rule) -> Step:
-        step = Step(self.table.name, rule.chain, rule.number, rule.text, rule.comment, rule.action)
+        step = step_of(self.table.name, rule)
         self.steps.append(step)
         if rule.kind == "mark":
             value, mask = rule.xmark

@@ -123,7 +123,12 @@ def test_dual_stack_ip6tables_text_with_ipv6_endpoint_chains_parses() -> None:
         ("-A cali-a -p tcp -m tcp --dport http -j ACCEPT", "bad port 'http'"),
         ("-A cali-a -p icmp -m icmp --icmp-type 3/1 -j ACCEPT", "unsupported ICMP type '3/1'"),
         ("-A cali-a -p icmp -m icmp --icmp-type port-unreachable -j ACCEPT", "ICMP type"),
-        ("-A cali-a -p icmp -m icmp6 --icmpv6-type 135 -j ACCEPT", "-m icmp6 in IPv4 rules"),
+        ("-A cali-a -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT", "-m icmp6 in IPv4 rules"),
+        ("-A cali-a -m udp --dport 80 -j ACCEPT", "-m udp without the protocol it needs (-p)"),
+        ("-A cali-a -p tcp -m udp --dport 80 -j ACCEPT", "-m udp without the protocol"),
+        ("-A cali-a ! -p udp -m udp --dport 80 -j ACCEPT", "-m udp without the protocol"),
+        ("-A cali-a -p icmp -m multiport --dports 80 -j ACCEPT", "-m multiport without"),
+        ("-A cali-a -p tcp -m tcp --dport 80,81 -j ACCEPT", "bad port '80,81'"),
         ('-A cali-a -m comment --comment "open -j ACCEPT', "No closing quotation"),
     ],
 )

@@ -100,7 +100,7 @@ def run(rule: str, p: Packet | None = None, sets: FakeSets | None = None) -> str
         ("-p tcp -m tcp --sport 1024:", {"sport": 40000}, "ACCEPT"),
         ("-p tcp -m tcp --sport 1024:", {"sport": 22}, "DROP"),
         ("-p udp -m udp --dport 53", {"proto": "udp", "dport": 53}, "ACCEPT"),
-        ("-m udp --dport 80", {}, "DROP"),
+        ("-p udp -m udp --dport 80", {}, "DROP"),
         ("-p sctp -m sctp --dport 9000", {"proto": "sctp", "dport": 9000}, "ACCEPT"),
         ("-p tcp -m multiport --dports 22,6443", {"dport": 6443}, "ACCEPT"),
         ("-p tcp -m multiport --dports 22,6443", {"dport": 6444}, "DROP"),
