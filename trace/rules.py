@@ -30,16 +30,12 @@ BUILTIN_CHAINS = {
 }
 PROTOCOLS = {"all": 0, "icmp": 1, "igmp": 2, "ipencap": 4, "tcp": 6, "udp": 17, "gre": 47}
 PROTOCOLS |= {"esp": 50, "ah": 51, "icmpv6": 58, "ipv6-icmp": 58, "sctp": 132, "udplite": 136}
-ICMP_TYPES = {"echo-reply": 0, "pong": 0, "destination-unreachable": 3, "source-quench": 4}
-ICMP_TYPES |= {"redirect": 5, "echo-request": 8, "ping": 8, "router-advertisement": 9}
-ICMP_TYPES |= {"router-solicitation": 10, "time-exceeded": 11, "ttl-exceeded": 11}
-ICMP_TYPES |= {"parameter-problem": 12, "timestamp-request": 13, "timestamp-reply": 14}
+ICMP_TYPES = {"echo-reply": 0, "destination-unreachable": 3, "redirect": 5, "echo-request": 8}
+ICMP_TYPES |= {"time-exceeded": 11, "parameter-problem": 12}
 ICMPV6_TYPES = {"destination-unreachable": 1, "packet-too-big": 2, "time-exceeded": 3}
-ICMPV6_TYPES |= {"ttl-exceeded": 3, "parameter-problem": 4, "echo-request": 128, "ping": 128}
-ICMPV6_TYPES |= {"echo-reply": 129, "pong": 129, "router-solicitation": 133, "redirect": 137}
-ICMPV6_TYPES |= {"router-advertisement": 134, "neighbour-solicitation": 135}
-ICMPV6_TYPES |= {"neighbor-solicitation": 135, "neighbour-advertisement": 136}
-ICMPV6_TYPES |= {"neighbor-advertisement": 136}
+ICMPV6_TYPES |= {"parameter-problem": 4, "echo-request": 128, "echo-reply": 129, "redirect": 137}
+ICMPV6_TYPES |= {"router-solicitation": 133, "router-advertisement": 134}
+ICMPV6_TYPES |= {"neighbour-solicitation": 135, "neighbour-advertisement": 136}
 CT_STATES = frozenset({"NEW", "ESTABLISHED", "RELATED", "INVALID", "UNTRACKED", "SNAT", "DNAT"})
 GENERIC = {"-p": 1, "-s": 1, "-d": 1, "-i": 1, "-o": 1}
 MODULES: dict[str, dict[str, int]] = {  # match module -> its options and their arity
@@ -249,7 +245,7 @@ def _target(
 ) -> tuple[str, tuple[str, ...], bool, str, str, tuple[int, int]]:
     """Return target, args, goto, kind, action and MARK's (value, mask) of a rule's target."""
     name, args = (words[1] if len(words) > 1 else ""), tuple(words[2:])
-    if name in chains and not args:
+    if name in chains and name not in BUILTIN_CHAINS[table] and not args:
         goto = words[0] == "-g"
         kind = "goto" if goto else "jump"
         return name, args, goto, kind, f"{kind} {name}", (0, 0)
@@ -318,8 +314,9 @@ def _address(o: Option, ctx: Context) -> Match:
 def _interface(o: Option, ctx: Context) -> Match:
     name = o.args[0]
     field: Callable[[Packet], str | None] = attrgetter("iif" if o.name == "-i" else "oif")
+    prefix = name[:-1]
     if name.endswith("+"):  # iptables' wildcard: any interface whose name starts so
-        return lambda p, m, s: (field(p) or "").startswith(name[:-1])
+        return lambda p, m, s: (field(p) or "").startswith(prefix)
     return lambda p, m, s: field(p) == name
 
 
@@ -423,21 +420,8 @@ def _icmp(o: Option, ctx: Context) -> Match:
     return lambda p, m, s: icmp_type(p) == kind
 
 
-COMPILERS: dict[str, Callable[[Option, Context], Match]] = {
-    "-p": _protocol,
-    "-s": _address,
-    "-d": _address,
-    "-i": _interface,
-    "-o": _interface,
-    "--match-set": _set,
-    "--mark": _mark,
-    "--ctstate": _ctstate,
-    "--src-type": _addrtype,
-    "--dst-type": _addrtype,
-    "--dport": _ports,
-    "--sport": _ports,
-    "--dports": _ports,
-    "--sports": _ports,
-    "--icmp-type": _icmp,
-    "--icmpv6-type": _icmp,
-}
+COMPILERS: dict[str, Callable[[Option, Context], Match]] = {"-p": _protocol, "-s": _address}
+COMPILERS |= {"-d": _address, "-i": _interface, "-o": _interface, "--match-set": _set}
+COMPILERS |= {"--mark": _mark, "--ctstate": _ctstate, "--src-type": _addrtype}
+COMPILERS |= {"--dst-type": _addrtype, "--icmp-type": _icmp, "--icmpv6-type": _icmp}
+COMPILERS |= dict.fromkeys(("--dport", "--sport", "--dports", "--sports"), _ports)

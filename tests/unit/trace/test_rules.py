@@ -107,6 +107,7 @@ def test_dual_stack_ip6tables_text_with_ipv6_endpoint_chains_parses() -> None:
         ("-A cali-a -j NOTRACK", "unknown target 'NOTRACK' (table filter)"),
         ("-A cali-a -j cali-missing", "unknown target 'cali-missing'"),
         ("-A cali-a -g ACCEPT", "unknown target 'ACCEPT'"),
+        ("-A cali-a -j FORWARD", "unknown target 'FORWARD'"),
         ("-A cali-a -j MASQUERADE", "unknown target 'MASQUERADE' (table filter)"),
         ("-A cali-a -j MARK --and-mark 0x1", "unknown option '--and-mark' of target MARK"),
         ("-A cali-a -j MARK", "MARK needs one of"),
@@ -134,7 +135,7 @@ def test_dual_stack_ip6tables_text_with_ipv6_endpoint_chains_parses() -> None:
 )
 def test_what_it_does_not_understand_is_an_error_naming_the_rule(rule: str, problem: str) -> None:
     with pytest.raises(RuleError, match="in rule: ") as caught:
-        parse_tables(filter_table(":cali-a - [0:0]", rule))
+        parse_tables(filter_table(":FORWARD ACCEPT [0:0]", ":cali-a - [0:0]", rule))
     assert problem in str(caught.value)
     assert str(caught.value).endswith(rule)
 
