@@ -272,6 +272,8 @@ def _target(
 def _compile(o: Option, ctx: Context) -> Match | None:
     """Return the predicate of one option (None for a comment and addrtype's interface limit)."""
     if o.name in ("--comment", "--limit-iface-in", "--limit-iface-out"):
+        if o.negated:
+            raise ctx.error(f"! {o.name}")
         return None
     test = COMPILERS[o.name](o, ctx)
     return (lambda p, m, s: not test(p, m, s)) if o.negated else test

@@ -21,6 +21,7 @@ from calicc.trace.rules import PROTOCOLS, Chain, Rule, RuleError, Table
 MAX_DEPTH = 64  # nested jumps; deeper means a loop (the kernel refuses loops when loading)
 MAX_ENTRIES = 4096  # chains entered in one walk: gotos in a loop never deepen the stack
 PORTED = frozenset({"tcp", "udp", "sctp"})
+ICMP = {4: 1, 6: 58}  # protocol numbers of ICMP and ICMPv6
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,8 @@ def _check(packet: Packet) -> None:
         raise ValueError(f"addresses {packet.src}, {packet.dst} are not IPv{packet.family}")
     if packet.proto not in PROTOCOLS or packet.proto == "all":
         raise ValueError(f"unknown protocol {packet.proto!r}")
+    if PROTOCOLS[packet.proto] in ICMP.values() and PROTOCOLS[packet.proto] != ICMP[packet.family]:
+        raise ValueError(f"{packet.proto} is not the ICMP of IPv{packet.family}")
     if packet.proto in PORTED and packet.dport is None:
         raise ValueError(f"a {packet.proto} packet needs a destination port")
 

@@ -108,6 +108,7 @@ def test_dual_stack_ip6tables_text_with_ipv6_endpoint_chains_parses() -> None:
         ("-A cali-a -j cali-missing", "unknown target 'cali-missing'"),
         ("-A cali-a -g ACCEPT", "unknown target 'ACCEPT'"),
         ("-A cali-a -j FORWARD", "unknown target 'FORWARD'"),
+        ("-A cali-a -m comment ! --comment x -j ACCEPT", "! --comment"),
         ("-A cali-a -j MASQUERADE", "unknown target 'MASQUERADE' (table filter)"),
         ("-A cali-a -j MARK --and-mark 0x1", "unknown option '--and-mark' of target MARK"),
         ("-A cali-a -j MARK", "MARK needs one of"),

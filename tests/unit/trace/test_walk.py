@@ -334,8 +334,9 @@ def test_bad_walks_are_refused() -> None:
     v6 = Packet(6, ip_address("fd00::1"), ip_address("fd00::2"), "udp", dport=53)
     with pytest.raises(ValueError, match="IPv6 packet through IPv4 rules"):
         walk(tables, "filter", "FORWARD", v6, FakeSets())
-    for bad in (packet(family=6), packet(proto="ipx"), packet(dport=None)):
-        with pytest.raises(ValueError, match=r"not IPv6|unknown protocol|destination port"):
+    icmp = packet(proto="icmpv6", dport=None)
+    for bad in (packet(family=6), packet(proto="ipx"), packet(dport=None), icmp):
+        with pytest.raises(ValueError, match=r"not IPv6|unknown protocol|port|not the ICMP"):
             walk(tables, "filter", "FORWARD", bad, FakeSets())
 
 
