@@ -7,10 +7,13 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 import pytest
 
+from calicc.compiler.build import compile_cluster
 from calicc.contract.endpoint import PodPolicies, endpoint_rules, with_endpoints
+from calicc.contract.host import with_host
 from calicc.trace.rules import RuleError, Table, parse_tables
 from calicc.trace.walk import Packet, Step, Verdict, walk
 from tests.conftest import EXAMPLES
+from tests.support.examples import load_example
 
 Address = IPv4Address | IPv6Address
 POD = "cali0123456789a"
@@ -391,3 +394,22 @@ def test_policies_demo_pod_ingress_through_filter_forward() -> None:
     )
     established = walk(tables, "filter", "FORWARD", replace(to_pod, ctstate="ESTABLISHED"), sets)
     assert (established.verdict, deciding(established).number) == ("ACCEPT", 1)
+
+
+def test_host_protection_failsafe_through_host_endpoint_goto() -> None:
+    compiled = compile_cluster(load_example("host-protection"))
+    node = compiled.node_manifest(compiled.plan.nodes[0].name)
+    text = with_host(compiled.files["cluster/iptables/ipip.rules"], node.host)
+    tables = parse_tables(text)
+    ssh = Packet(
+        4, ip_address("192.168.100.5"), ip_address("192.168.100.10"), "tcp", dport=22,
+        iif="eth0", dst_local=True,
+    )  # fmt: skip
+    verdict = walk(tables, "filter", "cali-INPUT", ssh, FakeSets())
+    assert verdict.verdict == "ACCEPT"
+    assert (deciding(verdict).chain, deciding(verdict).number) == ("cali-failsafe-in", 1)
+    assert "goto cali-fh-@all" in [s.action for s in verdict.steps]
+    other = walk(tables, "filter", "cali-INPUT", replace(ssh, dport=2222), FakeSets())
+    assert other.verdict == "DROP"
+    assert deciding(other).chain == "cali-fh-@all"
+    assert deciding(other).comment.startswith("default deny on *")
