@@ -1,7 +1,7 @@
-"""The calicc command: the compiler's, the agent's and the lab's commands, composed here.
+"""The calicc command: the compiler's, the agent's, the trace's and the lab's commands, composed.
 
-compiler/cli.py, agent/cli.py and lab/cli.py each declare their own commands; none of them
-imports another part's. COMMANDS names every command with its part and one-line help, so
+compiler/cli.py, agent/cli.py, trace/cli.py and lab/cli.py each declare their own commands; none
+of them imports another part's. COMMANDS names every command with its part and one-line help, so
 `calicc --help` lists them all without importing any part, and a command's part is imported
 only when that command runs: `calicc build` never loads the agent, the lab, pyroute2 or
 Ansible. (click's docs call this lazily loading subcommands.)
@@ -65,6 +65,10 @@ COMMANDS = {
     "status": Entry(
         _AGENT,
         "Show BGP sessions, the node's blocks and their use, and the endpoints on this node.",
+    ),
+    "trace": Entry(
+        "calicc.trace.cli",
+        "Say what the compiled cluster does with one packet: route, MTU, SNAT, policy verdict.",
     ),
     "lab": Entry(
         "calicc.lab.cli", "Run a compiled cluster as network namespaces.", "lab_app", group=True

@@ -19,6 +19,7 @@ from typer.main import get_group
 from calicc.agent.cli import app as agent_app
 from calicc.cli import COMMANDS, load_command
 from calicc.compiler.cli import app as compiler_app
+from calicc.trace.cli import app as trace_app
 from tests.conftest import EXAMPLES
 
 NEVER_AT_START = ("calicc.agent", "calicc.lab", "pyroute2", "ansible", "ansible_runner")
@@ -98,5 +99,10 @@ def test_registry_help_is_the_commands_own(name: str) -> None:
 
 
 def test_registry_names_every_command_of_every_part() -> None:
-    declared = {*get_group(compiler_app).commands, *get_group(agent_app).commands, "lab"}
+    declared = {
+        *get_group(compiler_app).commands,
+        *get_group(agent_app).commands,
+        *get_group(trace_app).commands,
+        "lab",
+    }
     assert set(COMMANDS) == declared

@@ -1,0 +1,76 @@
+"""`calicc trace`: what the compiled cluster does with one packet.
+
+Exit 0 when the packet arrives, 1 when it is denied or unroutable, 2 on bad arguments or input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from calicc.compiler.errors import SpecError
+from calicc.trace.answer import Port, Tracer
+from calicc.trace.ends import Cluster
+from calicc.trace.errors import TraceError
+from calicc.trace.pods import load_pods
+from calicc.trace.report import as_json, as_text
+from calicc.trace.view import TreeView
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
+BAD_INPUT = 2
+
+
+def parse_port(text: str | None) -> Port:
+    """Return the packet's protocol and port from `PORT[/PROTO]` (None: a ping)."""
+    if text is None:
+        return Port("icmp", None)
+    found = PORT.match(text)
+    if found is None or not 1 <= int(found.group(1)) <= 65535:  # noqa: PLR2004
+        raise TraceError(f"--port {text!r}: give PORT or PORT/PROTO, e.g. 8080/TCP or 53/UDP")
+    return Port((found.group(2) or "tcp").lower(), int(found.group(1)))
+
+
+@app.command("trace")
+def trace_cmd(
+    src: Annotated[str, typer.Argument(help="a pod (namespace/name), a node, or an IP address")],
+    dst: Annotated[str, typer.Argument(help="a pod (namespace/name), a node, or an IP address")],
+    port: Annotated[
+        str | None, typer.Option("--port", "-p", help="PORT/PROTO, e.g. 8080/TCP; none: ping")
+    ] = None,
+    tree: Annotated[
+        Path, typer.Option("--tree", help="the rendered tree (`calicc build`'s output)")
+    ] = Path("rendered"),
+    pods: Annotated[
+        Path | None, typer.Option("--pods", help="the pods file (docs/pods-file.md)")
+    ] = None,
+    family: Annotated[
+        int | None, typer.Option("--family", help="4 or 6, for dual-stack ends (default 4)")
+    ] = None,
+    as_json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Say what the compiled cluster does with one packet: route, MTU, SNAT, policy verdict."""
+    try:
+        if family not in (None, 4, 6):
+            raise TraceError(f"--family {family}: give 4 or 6")
+        view = TreeView.open(tree)
+        pods_file = load_pods(pods, view.by_name) if pods is not None else None
+        cluster = Cluster(view, pods_file)
+        packet = parse_port(port)
+        source = cluster.resolve(src, family)
+        target = cluster.resolve(dst, family or source.address.version)
+        if source.address.version != target.address.version:
+            raise TraceError(f"{src} and {dst} have no address of the same family")
+        answer = Tracer(cluster).trace(source, target, packet)
+    except (TraceError, SpecError) as exc:
+        typer.echo(f"calicc trace: {exc}", err=True)
+        raise typer.Exit(BAD_INPUT) from None
+    if as_json_out:
+        typer.echo(json.dumps(as_json(answer), indent=2, sort_keys=True))
+    else:
+        typer.echo(as_text(answer), nl=False)
+    raise typer.Exit(0 if answer.allowed else 1)
