@@ -145,8 +145,10 @@ class Speakers:
         ):
             return here
         for session in self.of(peer.name, version):
+            if session.rr_client or peer_ip is None:  # clients reflect nothing to their reflector
+                continue
             other = self._node_at(session.neighbor)
-            if other is None or other.name == dst.name or peer_ip is None:
+            if other is None or other.name == dst.name:
                 continue
             further = self._reflected(other, peer_ip, dst, version, seen | {peer.name})
             if further is not None:

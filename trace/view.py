@@ -10,7 +10,7 @@ nodes.tsv) says which node owns which block and address.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from pathlib import Path
 
 from calicc.agent import AgentError
@@ -42,7 +42,8 @@ class TreeView:
     rows: tuple[NodeRow, ...]
     by_name: dict[str, NodeRow]
     _bundles: dict[str, Bundle] = field(default_factory=dict)
-    _blocks: list[tuple[Network, NodeRow, str]] | None = None
+    _blocks: dict[tuple[int, int], dict[Network, Owner]] | None = None  # by family, length
+    _addresses: dict[Address, NodeRow] | None = None
 
     @classmethod
     def open(cls, root: Path) -> TreeView:
@@ -95,24 +96,31 @@ class TreeView:
     def owner(self, address: Address) -> Owner | None:
         """Return the node, block and pool an address belongs to (None: in no node's block)."""
         if self._blocks is None:
-            self._blocks = sorted(
-                ((cidr, row, pool) for row in self.rows for pool, cidr in row.blocks),
-                key=lambda b: -b[0].prefixlen,
-            )
-        for cidr, row, pool in self._blocks:
-            if address.version == cidr.version and address in cidr:
-                return Owner(row, cidr, pool)
+            self._blocks = {}
+            for row in self.rows:
+                for pool, cidr in row.blocks:
+                    self._blocks.setdefault((cidr.version, cidr.prefixlen), {})[cidr] = Owner(
+                        row, cidr, pool
+                    )
+        for (version, prefixlen), blocks in sorted(self._blocks.items(), key=lambda b: -b[0][1]):
+            if version == address.version:
+                found = blocks.get(ip_network((address, prefixlen), strict=False))
+                if found is not None:
+                    return found
         return None
 
     def node_at(self, address: Address) -> NodeRow | None:
         """Return the node whose own (underlay or tunnel) address `address` is."""
-        for row in self.rows:
-            own = (row.address, row.address_v6)
-            if any(a is not None and a.ip == address for a in own):
-                return row
-            if address in (row.tunnel_address, row.tunnel_address_v6):
-                return row
-        return None
+        if self._addresses is None:
+            self._addresses = {}
+            for row in self.rows:
+                for own in (row.address, row.address_v6):
+                    if own is not None:
+                        self._addresses[own.ip] = row
+                for tunnel in (row.tunnel_address, row.tunnel_address_v6):
+                    if tunnel is not None:
+                        self._addresses[tunnel] = row
+        return self._addresses.get(address)
 
     def node_json(self, node: str) -> Path:
         """Return the path of the node's node.json (for messages)."""
