@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import (
     IPv4Address,
     IPv4Interface,
@@ -208,11 +209,14 @@ def parse_row(number: int, line: str, columns: tuple[str, ...] = COLUMNS) -> Nod
     )
 
 
+@lru_cache(maxsize=4)
 def parse_table(text: str) -> tuple[NodeRow, ...]:
     """Return the rows of nodes.tsv text, checked (names unique, lines sorted by name).
 
     The header line (a comment naming the columns) gives the table's width: the IPv4 columns,
-    or those and the IPv6 ones. A table without a header line has the IPv4 columns.
+    or those and the IPv6 ones. A table without a header line has the IPv4 columns. Cached by
+    text (the rows are immutable): `calicc trace` loads several nodes of one tree, each bundle
+    with the same table, and 1,000 rows take about 0.1 s to parse.
     """
     columns: tuple[str, ...] = COLUMNS
     rows = []

@@ -116,6 +116,8 @@ class Speakers:
                 if self.peers_with(dst.name, src_ip) is not None:
                     found.append(Learned(session, ()))
                 continue
+            if session.rr_client:  # src reflects to this client; a client reflects nothing back
+                continue
             peer = self._node_at(session.neighbor)
             if peer is None:  # external: it has the route when dst peers with it too
                 if self.peers_with(dst.name, session.neighbor) is not None:

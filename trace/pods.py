@@ -14,8 +14,9 @@ each family the node has blocks of, explicit addresses taken out first.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 from typing import Annotated
@@ -105,7 +106,9 @@ class TracePod:
     """A pod of the pods file.
 
     `ips` are the addresses the file gives (empty: predicted by `predict_addresses`); `line` is
-    the line of the pod's entry and `path` the file, to locate later problems.
+    the line of the pod's entry and `path` the file, to locate later problems. The line is
+    looked up when asked (`line_at`): a file without problems never builds its line table,
+    which costs more than validating it.
     """
 
     namespace: str
@@ -114,8 +117,13 @@ class TracePod:
     labels: Mapping[str, str] = field(hash=False)  # a pod hashes by the other fields
     ports: tuple[NamedPort, ...]
     ips: tuple[Address, ...]
-    line: int
+    line_at: Callable[[], int] = field(compare=False, hash=False, repr=False)
     path: Path | None = None
+
+    @property
+    def line(self) -> int:
+        """Return the line of the pod's entry in the file."""
+        return self.line_at()
 
     @property
     def key(self) -> str:
@@ -141,10 +149,10 @@ class PodsFile:
     namespaces: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
-def _pod(spec: PodSpec, line: int, path: Path) -> TracePod:
+def _pod(spec: PodSpec, line_at: Callable[[], int], path: Path) -> TracePod:
     ports = tuple(NamedPort(p.name, p.port, p.protocol) for p in spec.ports)
     ips = tuple(sorted(spec.ips, key=lambda a: a.version))
-    return TracePod(spec.namespace, spec.name, spec.node, spec.labels, ports, ips, line, path)
+    return TracePod(spec.namespace, spec.name, spec.node, spec.labels, ports, ips, line_at, path)
 
 
 def _validate(source: Source) -> PodsSpec:
@@ -238,8 +246,8 @@ def _namespaces(spec: PodsSpec) -> dict[str, Mapping[str, str]]:
     return {name: with_name_label(name, spec.namespaces.get(name, {})) for name in names}
 
 
-def _pod_lines(source: Source, count: int) -> list[int]:
-    return [source.position(("pods", index))[0] or 0 for index in range(count)]
+def _pod_line(source: Source, index: int) -> int:
+    return source.position(("pods", index))[0] or 0
 
 
 def load_pods(path: Path, nodes: Collection[str]) -> PodsFile:
@@ -254,8 +262,7 @@ def load_pods(path: Path, nodes: Collection[str]) -> PodsFile:
     problems = _check(spec, source, nodes)
     if problems:
         raise SpecError(problems)
-    lines = _pod_lines(source, len(spec.pods))
-    pods = tuple(_pod(pod, line, path) for pod, line in zip(spec.pods, lines, strict=True))
+    pods = tuple(_pod(pod, partial(_pod_line, source, i), path) for i, pod in enumerate(spec.pods))
     return PodsFile(path, pods, _namespaces(spec))
 
 

@@ -131,3 +131,13 @@ def test_a_tree_that_is_not_one_and_an_unknown_node(tmp_path: Path) -> None:
         TreeView.open(tmp_path)
     with pytest.raises(TraceError, match="unknown node 'nope': the cluster's nodes are minikube"):
         view_of("minikube-ipip").row("nope")
+
+
+def test_a_reflector_learns_a_clients_block_without_asking_its_other_clients() -> None:
+    view = view_of("rr-inline")
+    speakers = Speakers(view.bird_conf, view.node_at)
+    found = speakers.learned(view.row("rr-1"), view.row("worker-2"), 4)
+    assert [x.session.name for x in found] == ["RRClient_10_50_0_22", "RR_10_50_0_12"]
+    assert found[1].through == ("route reflector rr-2",)
+    read = set(speakers._sessions)
+    assert read == {"rr-1", "rr-2", "worker-2"}, "no other client's bird.conf is read"
