@@ -46,8 +46,8 @@ def policies() -> list[dict[str, Any]]:
     found = []
     for i in range(POLICIES):
         port: dict[str, Any] = {"port": "http"} if i % 2 else {"port": 8080, "protocol": "TCP"}
-        peer: dict[str, Any] = {"podSelector": {"matchLabels": {"app": f"app-{(i + 1) % APPS}"}}}
-        if i % 10 == 0:
+        peer: dict[str, Any] = {"podSelector": {"matchLabels": {"app": f"app-{(i + 20) % APPS}"}}}
+        if i % 10 == 5:  # the matrix's pods (every 20th) stay under pod-selector policies
             peer = {"ipBlock": {"cidr": "10.0.0.0/8", "except": [f"10.{i}.0.0/16"]}}
         found.append(
             {

