@@ -137,6 +137,9 @@ class Tracer:
         checks: list[Check] = []
         snat = None
         route = None
+        if src.pod is not None and src.pod == dst.pod:
+            route = _to_itself(src, self.view.bundle(src.pod.node).manifest.pod_mtu)
+            return self._done(src, dst, port, route=route, checks=checks, snat=snat)
         if src.node is not None:
             dst_iface = (
                 dst.pod.iface if dst.pod and dst.node and dst.node.name == src.node.name else None
@@ -239,6 +242,16 @@ class Tracer:
         path_mtu = min(mtus) if mtus else None
         family = dst.address.version
         return Trace(src, dst, port, family, route, tuple(checks), snat, path_mtu)
+
+
+def _to_itself(pod: End, mtu: int) -> Forward:
+    """Return the route of a pod's packet to its own address: it never leaves the pod."""
+    return Forward(
+        "self", "lo", None, "none", f"local {pod.address} dev lo (in the pod)",
+        "the kernel (the pod's own address)",
+        "the destination is the pod's own address: delivered inside the pod, no policy applies",
+        mtu, pod.node,
+    )  # fmt: skip
 
 
 def _masquerade(node: NodeRow, route: Forward, family: int) -> Address:

@@ -36,7 +36,7 @@ POOL_COMMENT = r"^\s*# pool {name} \([^)]*\): (.*)$"
 class Forward:
     """The node's forwarding decision for one destination address."""
 
-    kind: str  # "local-pod", "blackhole", "vxlan", "bgp", "node", "underlay", "unroutable"
+    kind: str  # "local-pod", "blackhole", "vxlan", "bgp", "node", "underlay", "unroutable", "self"
     device: str | None
     via: Address | None
     encapsulation: str  # "none", "ipip" or "vxlan"

@@ -280,6 +280,27 @@ class NetpolCluster:
             if self.ns_labels[namespace] != labels:
                 self.label_namespace(namespace, labels)
 
+    def pods_file(self) -> Path:
+        """Write the pods as `calicc trace` reads them: as the API has them, addresses included."""
+        served = [
+            {"name": f"serve-{port}-{proto.lower()}", "port": port, "protocol": proto}
+            for port, proto in SERVED
+        ]
+        pods = [
+            {
+                "name": pod.split("/")[1],
+                "namespace": pod.split("/")[0],
+                "node": self.pod_node[pod],
+                "labels": self.pod_labels[pod],
+                "ports": served,
+                "ips": [self.addresses[pod]],
+            }
+            for pod in PODS
+        ]
+        path = self.work / "pods.yaml"
+        path.write_text(yaml.safe_dump({"namespaces": self.ns_labels, "pods": pods}))
+        return path
+
     # ---- probing ----------------------------------------------------------------------------
 
     def probe(self, port: int, protocol: str) -> dict[tuple[str, str], bool]:

@@ -164,3 +164,11 @@ def test_a_node_sending_into_the_tunnel_leaves_from_its_tunnel_address(demo: Clu
     assert found.outcome == "denied", "shop/web-allow admits no node"
     to_nginx = trace(demo, "node-2", "demo/nginx")  # allow-all-ingress: any source
     assert to_nginx.outcome == "allowed"
+
+
+def test_a_pod_reaches_its_own_address_inside_the_pod(demo: Cluster) -> None:
+    found = trace(demo, "shop/web-1", "shop/web-1", Port("tcp", 22))
+    assert found.outcome == "allowed"
+    assert found.route is not None
+    assert found.route.kind == "self"
+    assert found.checks == ()
