@@ -120,11 +120,16 @@ class Tracer:
         return self._tables[key]
 
     def sets(self, node: str) -> Membership:
-        """Return the node's set membership (its ipsets, the cluster's pods)."""
-        if node not in self._sets:
+        """Return the set membership on `node` (the cluster's ipsets, the cluster's pods).
+
+        Every node holds the same sets with the same static members (policy.json's, filled from
+        the node table: contract/assemble.py), so one oracle serves all, and a pod's selector
+        sets are worked out once per trace session, not once per node.
+        """
+        if not self._sets:
             ipsets = self.view.bundle(node).manifest.ipsets
-            self._sets[node] = Membership(ipsets, self.cluster.pod_at)
-        return self._sets[node]
+            self._sets[""] = Membership(ipsets, self.cluster.pod_at)
+        return self._sets[""]
 
     def trace(self, src: End, dst: End, port: Port) -> Trace:
         """Return the trace of one packet from `src` to `dst`."""

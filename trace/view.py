@@ -42,7 +42,7 @@ class TreeView:
     rows: tuple[NodeRow, ...]
     by_name: dict[str, NodeRow]
     _bundles: dict[str, Bundle] = field(default_factory=dict)
-    _blocks: dict[tuple[int, int], dict[Network, Owner]] | None = None  # by family, length
+    _blocks: list[tuple[tuple[int, int], dict[Network, Owner]]] | None = None  # (family, len)
     _addresses: dict[Address, NodeRow] | None = None
 
     @classmethod
@@ -96,13 +96,14 @@ class TreeView:
     def owner(self, address: Address) -> Owner | None:
         """Return the node, block and pool an address belongs to (None: in no node's block)."""
         if self._blocks is None:
-            self._blocks = {}
+            index: dict[tuple[int, int], dict[Network, Owner]] = {}
             for row in self.rows:
                 for pool, cidr in row.blocks:
-                    self._blocks.setdefault((cidr.version, cidr.prefixlen), {})[cidr] = Owner(
+                    index.setdefault((cidr.version, cidr.prefixlen), {})[cidr] = Owner(
                         row, cidr, pool
                     )
-        for (version, prefixlen), blocks in sorted(self._blocks.items(), key=lambda b: -b[0][1]):
+            self._blocks = sorted(index.items(), key=lambda b: -b[0][1])  # longest first
+        for (version, prefixlen), blocks in self._blocks:
             if version == address.version:
                 found = blocks.get(ip_network((address, prefixlen), strict=False))
                 if found is not None:
