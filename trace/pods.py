@@ -14,13 +14,17 @@ each family the node has blocks of, explicit addresses taken out first.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from calicc.agent.cni.ipam import IpamStore
@@ -29,6 +33,7 @@ from calicc.compiler.errors import Problem, SpecError
 from calicc.compiler.load import Source, read_yaml
 from calicc.compiler.policy.model import PORT_MAX, Protocol, check_port_name
 from calicc.compiler.spec_errors import problems_from
+from calicc.compiler.uptodate import code_fingerprint
 from calicc.contract.endpoint import NAMESPACE_NAME_LABEL, with_name_label
 from calicc.contract.fields import Dns1123Label, Dns1123Subdomain, Labels
 from calicc.contract.manifest import Strict
@@ -253,17 +258,112 @@ def _pod_line(source: Source, index: int) -> int:
 def load_pods(path: Path, nodes: Collection[str]) -> PodsFile:
     """Read and check the pods file at `path` against the cluster's `nodes`.
 
+    A file read and checked before by this same calicc (code_fingerprint) is taken from the
+    user's cache, `$XDG_CACHE_HOME/calicc/pods/` (else ~/.cache), by the digest of its bytes:
+    reading 2,000 pods' YAML costs more than a whole trace. Its lines are looked up (the file
+    parsed again) only when a later problem must be located.
+
     Raises:
         SpecError: with every problem found (syntax, a field, a duplicate pod or address, an
             unknown node), each located at its file, line and field.
     """
+    key = _cache_key(path)
+    cached = _from_cache(key, path, nodes) if key is not None else None
+    if cached is not None:
+        return cached
     source = read_yaml(path)
     spec = _validate(source)
     problems = _check(spec, source, nodes)
     if problems:
         raise SpecError(problems)
     pods = tuple(_pod(pod, partial(_pod_line, source, i), path) for i, pod in enumerate(spec.pods))
-    return PodsFile(path, pods, _namespaces(spec))
+    found = PodsFile(path, pods, _namespaces(spec))
+    if key is not None:
+        _to_cache(key, found)
+    return found
+
+
+CACHE_KEEP = 8  # pods files remembered per user; the least recently written go first
+
+
+def cache_dir() -> Path:
+    """Return where checked pods files are kept (beside `calicc build`'s cache)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "calicc" / "pods"
+
+
+def _cache_key(path: Path) -> str | None:
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return None  # read_yaml says why
+    return hashlib.sha256(code_fingerprint().encode() + b"\0" + raw).hexdigest()
+
+
+def _from_cache(key: str, path: Path, nodes: Collection[str]) -> PodsFile | None:
+    """Return the checked pods of the file whose key is `key`, if they are cached.
+
+    None also when a pod's node is not one of `nodes`: the full read reports where.
+    """
+    try:
+        data = orjson.loads((cache_dir() / f"{key}.json").read_bytes())
+        known = set(nodes)
+        pods = []
+        for index, item in enumerate(data["pods"]):
+            if item["node"] not in known:
+                return None
+            pods.append(
+                TracePod(
+                    item["namespace"],
+                    item["name"],
+                    item["node"],
+                    item["labels"],
+                    tuple(NamedPort(*port) for port in item["ports"]),
+                    tuple(ip_address(a) for a in item["ips"]),
+                    partial(_line_in_file, path, index),
+                    path,
+                )
+            )
+        return PodsFile(path, tuple(pods), data["namespaces"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no entry, or one this code cannot read: the full read
+
+
+def _to_cache(key: str, pods: PodsFile) -> None:
+    """Keep the checked pods (a cache that cannot be written only costs the next read)."""
+    data = {
+        "pods": [
+            {
+                "namespace": p.namespace,
+                "name": p.name,
+                "node": p.node,
+                "labels": dict(p.labels),
+                "ports": [[n.name, n.port, n.protocol] for n in p.ports],
+                "ips": [str(a) for a in p.ips],
+            }
+            for p in pods.pods
+        ],
+        "namespaces": {name: dict(labels) for name, labels in pods.namespaces.items()},
+    }
+    directory = cache_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as handle:
+            handle.write(orjson.dumps(data))
+        os.replace(handle.name, directory / f"{key}.json")
+        kept = sorted(directory.glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
+        for old in kept[CACHE_KEEP:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        return
+
+
+def _line_in_file(path: Path, index: int) -> int:
+    """Return the line of pod `index` of the file, parsing it again (for a located problem)."""
+    try:
+        return _pod_line(read_yaml(path), index)
+    except SpecError:
+        return 0
 
 
 def pods_on(pods: PodsFile, node: str) -> tuple[TracePod, ...]:

@@ -11,10 +11,12 @@ import pytest
 from calicc.agent.cni.node import ipam_store
 from calicc.compiler.errors import SpecError
 from calicc.contract.node import CLUSTER_READS, CniNode, read_node
+from calicc.trace import pods as pods_module
 from calicc.trace.pods import (
     NamedPort,
     PodsFile,
     TracePod,
+    cache_dir,
     load_pods,
     pods_on,
     predict_addresses,
@@ -412,3 +414,47 @@ def test_pods_of_another_node_are_refused(tmp_path: Path) -> None:
 def test_pods_are_hashable() -> None:
     pods = load_pods(EXAMPLES / "policies-demo" / "pods.yaml", DEMO_NODES)
     assert len(set(pods.pods)) == len(pods.pods)
+
+
+# --- the cache of checked pods files ------------------------------------------------------------
+
+
+def test_a_file_read_before_comes_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(
+        tmp_path, "pods:\n  - {name: a, node: node-1, labels: {app: x}, ips: [10.244.0.9]}\n"
+    )
+    first = load_pods(path, DEMO_NODES)
+    assert list(cache_dir().glob("*.json")), "checked pods are kept"
+
+    def no_yaml(_: Path) -> None:
+        raise AssertionError("read the YAML again")
+
+    monkeypatch.setattr(pods_module, "read_yaml", no_yaml)
+    again = load_pods(path, DEMO_NODES)
+    assert again == first
+    assert again.namespaces == first.namespaces
+    assert again.pods[0].labels == {"app": "x"}
+
+
+def test_a_changed_file_or_an_unknown_node_is_read_again(tmp_path: Path) -> None:
+    path = write(tmp_path, "pods:\n  - {name: a, node: node-1}\n")
+    load_pods(path, DEMO_NODES)
+    path.write_text("pods:\n  - {name: b, node: node-2}\n")
+    assert [p.name for p in load_pods(path, DEMO_NODES).pods] == ["b"]
+    (found,) = problems(path, ("node-1",))
+    assert found.startswith(f"{path}:2:")
+    assert "'node-2' is not a node of the cluster" in found
+
+
+def test_a_cached_pod_still_locates_its_problems(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "pods:\n  - {name: a, node: minikube}\n  - {name: b, node: minikube, ips: [192.0.2.1]}\n",
+    )
+    load_pods(path, MINIKUBE)
+    cached = load_pods(path, MINIKUBE)
+    assert cached.pods[1].line == 3
+    with pytest.raises(SpecError, match=r"pods\.yaml:3"):
+        predict_addresses(pods_on(cached, "minikube"), node_facts("minikube-ipip", "minikube"))
