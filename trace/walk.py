@@ -16,7 +16,8 @@ from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address
 from typing import Protocol
 
-from calicc.trace.rules import PROTOCOLS, Chain, Rule, RuleError, Table
+from calicc.trace.matches import PROTOCOLS, RuleError
+from calicc.trace.rules import Chain, Rule, Table
 
 MAX_DEPTH = 64  # nested jumps; deeper means a loop (the kernel refuses loops when loading)
 MAX_ENTRIES = 4096  # chains entered in one walk: gotos in a loop never deepen the stack

@@ -9,7 +9,8 @@ import pytest
 from calicc.compiler.build import plan_cluster
 from calicc.compiler.targets.ip6tables import ip6tables_text, node_encaps_v6
 from calicc.contract.endpoint import PodPolicies, endpoint_rules, with_endpoints
-from calicc.trace.rules import RuleError, parse_tables
+from calicc.trace.matches import RuleError
+from calicc.trace.rules import parse_tables
 from tests.conftest import EXAMPLES
 from tests.support.examples import load_example
 

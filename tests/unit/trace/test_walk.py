@@ -10,7 +10,8 @@ import pytest
 from calicc.compiler.build import compile_cluster
 from calicc.contract.endpoint import PodPolicies, endpoint_rules, with_endpoints
 from calicc.contract.host import with_host
-from calicc.trace.rules import RuleError, Table, parse_tables
+from calicc.trace.matches import RuleError
+from calicc.trace.rules import Table, parse_tables
 from calicc.trace.walk import Packet, Step, Verdict, walk
 from tests.conftest import EXAMPLES
 from tests.support.examples import load_example

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calicc.trace.rules import RuleError, _words
+from calicc.trace.matches import RuleError
+from calicc.trace.rules import _words
 from tests.conftest import EXAMPLES
 
 RENDERED = sorted(EXAMPLES.glob("*/rendered/cluster/ip*tables/*.rules"))
