@@ -12,8 +12,9 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from calicc.contract.names import V4
 from calicc.contract.nodes_table import NodeRow
+from calicc.trace.addresses import predict_addresses
 from calicc.trace.errors import TraceError
-from calicc.trace.pods import PodsFile, TracePod, pods_on, predict_addresses
+from calicc.trace.pods import PodsFile, TracePod, pods_on
 from calicc.trace.policy import PodAt
 from calicc.trace.view import TreeView
 

@@ -6,39 +6,29 @@ named ports in policies resolve to) and, optionally, its addresses. The whole fi
 by one pydantic model (fast: no per-pod line lookup unless something is wrong), then checked
 across pods, and every problem is reported at once as `file:line: field: message`.
 
-A pod without `ips` gets the addresses the node's IPAM would hand out (`predict_addresses`):
-the CNI plugin's own store (agent/cni/ipam.py) scans its candidates round-robin from the first
-one on a fresh node, so the i-th such pod of a node (file order) gets the i-th free candidate of
-each family the node has blocks of, explicit addresses taken out first.
+A pod without `ips` gets the addresses the node's IPAM would hand out (trace/addresses.py);
+a file read before comes from the user's cache (trace/pods_cache.py).
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
-from calicc.agent.cni.ipam import IpamStore
-from calicc.agent.cni.node import ipam_store
 from calicc.compiler.errors import Problem, SpecError
 from calicc.compiler.load import Source, read_yaml
 from calicc.compiler.policy.model import PORT_MAX, Protocol, check_port_name
 from calicc.compiler.spec_errors import problems_from
-from calicc.compiler.uptodate import code_fingerprint
 from calicc.contract.endpoint import NAMESPACE_NAME_LABEL, with_name_label
 from calicc.contract.fields import Dns1123Label, Dns1123Subdomain, Labels
 from calicc.contract.manifest import Strict
-from calicc.contract.names import V4
-from calicc.contract.node import NodeFacts
+from calicc.trace.pods_cache import entry_key, read_entry, write_entry
 
 __all__ = [
     "Address",
@@ -47,7 +37,6 @@ __all__ = [
     "TracePod",
     "load_pods",
     "pods_on",
-    "predict_addresses",
 ]
 
 Address = IPv4Address | IPv6Address
@@ -258,16 +247,15 @@ def _pod_line(source: Source, index: int) -> int:
 def load_pods(path: Path, nodes: Collection[str]) -> PodsFile:
     """Read and check the pods file at `path` against the cluster's `nodes`.
 
-    A file read and checked before by this same calicc (code_fingerprint) is taken from the
-    user's cache, `$XDG_CACHE_HOME/calicc/pods/` (else ~/.cache), by the digest of its bytes:
-    reading 2,000 pods' YAML costs more than a whole trace. Its lines are looked up (the file
-    parsed again) only when a later problem must be located.
+    A file read and checked before by this same calicc comes from the user's cache
+    (trace/pods_cache.py): reading 2,000 pods' YAML costs more than a whole trace. Its lines
+    are looked up (the file parsed again) only when a later problem must be located.
 
     Raises:
         SpecError: with every problem found (syntax, a field, a duplicate pod or address, an
             unknown node), each located at its file, line and field.
     """
-    key = _cache_key(path)
+    key = entry_key(path)
     cached = _from_cache(key, path, nodes) if key is not None else None
     if cached is not None:
         return cached
@@ -283,33 +271,16 @@ def load_pods(path: Path, nodes: Collection[str]) -> PodsFile:
     return found
 
 
-CACHE_KEEP = 8  # pods files remembered per user; the least recently written go first
-
-
-def cache_dir() -> Path:
-    """Return where checked pods files are kept (beside `calicc build`'s cache)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "calicc" / "pods"
-
-
-def _cache_key(path: Path) -> str | None:
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        return None  # read_yaml says why
-    return hashlib.sha256(code_fingerprint().encode() + b"\0" + raw).hexdigest()
-
-
 def _from_cache(key: str, path: Path, nodes: Collection[str]) -> PodsFile | None:
     """Return the checked pods of the file whose key is `key`, if they are cached.
 
     None also when a pod's node is not one of `nodes`: the full read reports where.
     """
+    data = read_entry(key)
     try:
-        data = orjson.loads((cache_dir() / f"{key}.json").read_bytes())
         known = set(nodes)
         pods = []
-        for index, item in enumerate(data["pods"]):
+        for index, item in enumerate(data["pods"] if data is not None else ()):
             if item["node"] not in known:
                 return None
             pods.append(
@@ -324,38 +295,30 @@ def _from_cache(key: str, path: Path, nodes: Collection[str]) -> PodsFile | None
                     path,
                 )
             )
-        return PodsFile(path, tuple(pods), data["namespaces"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # no entry, or one this code cannot read: the full read
+        return PodsFile(path, tuple(pods), data["namespaces"]) if data is not None else None
+    except (ValueError, KeyError, TypeError):
+        return None  # an entry this code cannot read: the full read
 
 
 def _to_cache(key: str, pods: PodsFile) -> None:
-    """Keep the checked pods (a cache that cannot be written only costs the next read)."""
-    data = {
-        "pods": [
-            {
-                "namespace": p.namespace,
-                "name": p.name,
-                "node": p.node,
-                "labels": dict(p.labels),
-                "ports": [[n.name, n.port, n.protocol] for n in p.ports],
-                "ips": [str(a) for a in p.ips],
-            }
-            for p in pods.pods
-        ],
-        "namespaces": {name: dict(labels) for name, labels in pods.namespaces.items()},
-    }
-    directory = cache_dir()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as handle:
-            handle.write(orjson.dumps(data))
-        os.replace(handle.name, directory / f"{key}.json")
-        kept = sorted(directory.glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
-        for old in kept[CACHE_KEEP:]:
-            old.unlink(missing_ok=True)
-    except OSError:
-        return
+    """Keep the checked pods as plain data."""
+    write_entry(
+        key,
+        {
+            "pods": [
+                {
+                    "namespace": p.namespace,
+                    "name": p.name,
+                    "node": p.node,
+                    "labels": dict(p.labels),
+                    "ports": [[n.name, n.port, n.protocol] for n in p.ports],
+                    "ips": [str(a) for a in p.ips],
+                }
+                for p in pods.pods
+            ],
+            "namespaces": {name: dict(labels) for name, labels in pods.namespaces.items()},
+        },
+    )
 
 
 def _line_in_file(path: Path, index: int) -> int:
@@ -369,79 +332,3 @@ def _line_in_file(path: Path, index: int) -> int:
 def pods_on(pods: PodsFile, node: str) -> tuple[TracePod, ...]:
     """Return the pods of `node`, in file order (the order IPAM hands out their addresses)."""
     return tuple(pod for pod in pods.pods if pod.node == node)
-
-
-def _refusal(pod: TracePod, address: Address, store: IpamStore) -> str | None:
-    """Why an explicit address is not one the node's IPAM could have handed to the pod."""
-    if address in store.reserved:
-        return f"{address} is node {pod.node}'s tunnel address, never a pod's; pick another"
-    blocks = [b for b in store.blocks if b.version == address.version]
-    if any(address in block for block in blocks):
-        return None
-    held = ", ".join(str(b) for b in blocks) or f"none of IPv{address.version}"
-    return (
-        f"{address} is not in a block of node {pod.node} (its blocks: {held}); give an address "
-        "of those, or leave ips out to have it predicted"
-    )
-
-
-def _explicit_problems(pods: Sequence[TracePod], store: IpamStore) -> list[Problem]:
-    problems = []
-    for pod in pods:
-        for address in pod.ips:
-            refused = _refusal(pod, address, store)
-            if refused:
-                problems.append(pod.problem("ips", refused))
-    return problems
-
-
-def predict_addresses(pods: Sequence[TracePod], node: NodeFacts) -> dict[str, tuple[Address, ...]]:
-    """Return each pod's addresses (IPv4 first): its own, else the ones IPAM would hand out.
-
-    `pods` are the pods of `node`, in file order. The candidates are the CNI plugin's own
-    (`IpamStore.candidates`: the blocks of pools serving the node, tunnel addresses kept out);
-    explicit addresses are taken out first, then each pod lacking an address of a family the
-    node has blocks of gets the next free one, as IPAM's round-robin does on a fresh node.
-
-    Raises:
-        SpecError: at the pod's line, for an explicit address the node does not hand out, or
-            when the node runs out of addresses (saying how many it has).
-    """
-    strangers = [pod.key for pod in pods if pod.node != node.node.name]
-    if strangers:
-        raise ValueError(f"pods {strangers} are not on node {node.node.name}: use pods_on()")
-    store = ipam_store(Path("/nonexistent"), node)  # candidates() reads no file
-    problems = _explicit_problems(pods, store)
-    if problems:
-        raise SpecError(problems)
-    explicit = {int(a) for pod in pods for a in pod.ips}
-    free = {
-        version: iter([c for c in store.candidates(version) if c not in explicit])
-        for version in store.families
-    }
-    return {pod.key: _addresses(pod, free, store) for pod in pods}
-
-
-def _addresses(
-    pod: TracePod, free: Mapping[int, Iterator[int]], store: IpamStore
-) -> tuple[Address, ...]:
-    """The pod's own addresses, and the next free one of each family it lacks."""
-    own: dict[int, Address] = {a.version: a for a in pod.ips}
-    for version, pool in free.items():
-        if version in own:
-            continue
-        value = next(pool, None)
-        if value is None:
-            raise SpecError([pod.problem("node", _exhausted(pod, version, store))])
-        own[version] = IPv4Address(value) if version == V4 else IPv6Address(value)
-    return tuple(own[v] for v in sorted(own))
-
-
-def _exhausted(pod: TracePod, version: int, store: IpamStore) -> str:
-    held = ", ".join(str(b) for b in store.blocks if b.version == version) or "none"
-    count = len(store.candidates(version))
-    return (
-        f"pod {pod.key} gets no IPv{version} address: node {pod.node} hands out {count} "
-        f"(blocks: {held}), all taken by the pods listed before it; move pods to other "
-        "nodes, or give the node more blocks (max_pods / block_size in cluster.yaml)"
-    )

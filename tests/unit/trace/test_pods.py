@@ -12,15 +12,15 @@ from calicc.agent.cni.node import ipam_store
 from calicc.compiler.errors import SpecError
 from calicc.contract.node import CLUSTER_READS, CniNode, read_node
 from calicc.trace import pods as pods_module
+from calicc.trace.addresses import predict_addresses
 from calicc.trace.pods import (
     NamedPort,
     PodsFile,
     TracePod,
-    cache_dir,
     load_pods,
     pods_on,
-    predict_addresses,
 )
+from calicc.trace.pods_cache import cache_dir
 from tests.conftest import EXAMPLES
 
 DEMO_NODES = ("node-1", "node-2")
