@@ -18,7 +18,20 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 
-from calicc.contract.names import TUNNEL_DEVICE, V4, VXLAN_DEVICE, VXLAN_PORT, VXLAN_V6_DEVICE
+from calicc.contract.host import HOST_EGRESS_PREFIX, HOST_INGRESS_PREFIX
+from calicc.contract.names import (
+    ADMIN_EGRESS_PREFIX,
+    ADMIN_INGRESS_PREFIX,
+    BASELINE_EGRESS_PREFIX,
+    BASELINE_INGRESS_PREFIX,
+    EGRESS_PREFIX,
+    INGRESS_PREFIX,
+    TUNNEL_DEVICE,
+    V4,
+    VXLAN_DEVICE,
+    VXLAN_PORT,
+    VXLAN_V6_DEVICE,
+)
 from calicc.contract.nodes_table import NodeRow
 from calicc.trace.bgp import Speakers
 from calicc.trace.ends import Cluster, End
@@ -31,7 +44,10 @@ IP_HEADER = {4: 20, 6: 40}
 ICMP_HEADER = 8
 ECHO_REQUEST = {4: 8, 6: 128}
 ACCEPT_MARK = "0x10000"  # Calico's accept bit: a policy's allow rule sets it, then RETURNs
-POLICY_CHAIN_PREFIXES = ("cali-pi-", "cali-po-", "cali-ai-", "cali-ao-", "cali-bi-", "cali-bo-")
+POLICY_CHAIN_PREFIXES = (  # a policy's own chains: walked without an allow, it took part
+    INGRESS_PREFIX, EGRESS_PREFIX, ADMIN_INGRESS_PREFIX, ADMIN_EGRESS_PREFIX,
+    BASELINE_INGRESS_PREFIX, BASELINE_EGRESS_PREFIX, HOST_INGRESS_PREFIX, HOST_EGRESS_PREFIX,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,103 @@
+"""calicc trace through host endpoints (examples/host-protection: failsafes, host policies,
+pre-DNAT) and in IPv6 (examples/dual-stack-mesh: ip6tables chains, IPv6 routes)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from calicc.trace.answer import Port, Trace, Tracer
+from calicc.trace.cli import app
+from calicc.trace.ends import Cluster
+from calicc.trace.pods import load_pods
+from calicc.trace.view import TreeView
+from tests.conftest import EXAMPLES
+
+
+def trace(cluster: Cluster, src: str, dst: str, port: Port, family: int | None = None) -> Trace:
+    return Tracer(cluster).trace(cluster.resolve(src, family), cluster.resolve(dst, family), port)
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Cluster:
+    return Cluster(TreeView.open(EXAMPLES / "host-protection" / "rendered"), None)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("192.168.100.5", 22, "allowed", "cali-failsafe-in", None),  # failsafe from management
+        ("192.0.2.9", 22, "denied", "cali-fh-@all", "host policy management (host.yaml:2)"),
+        ("192.0.2.9", 8080, "denied", "cali-hi-", "host policy deny-8080 (host.yaml:24)"),
+        ("192.0.2.9", 8100, "allowed", "cali-hi-", "host policy deny-8080 (host.yaml:24)"),
+    ],
+)
+def test_host_endpoint_verdicts(
+    hosts: Cluster, case: tuple[str, int, str, str, str | None]
+) -> None:
+    source, port, outcome, chain, policy = case
+    found = trace(hosts, source, "worker-1", Port("tcp", port))
+    assert found.outcome == outcome
+    check = found.checks[-1]
+    assert (check.node, check.hook) == ("worker-1", "filter INPUT")
+    decided = check.decided_by
+    assert decided is not None
+    assert decided.chain.startswith(chain)
+    if policy is None:
+        assert check.policy is None
+    else:
+        assert check.policy is not None
+        assert policy in check.policy
+
+
+def test_a_pre_dnat_policy_denies_before_routing(hosts: Cluster) -> None:
+    found = trace(hosts, "192.0.2.9", "worker-1", Port("tcp", 30080))
+    assert found.outcome == "denied"
+    (check,) = found.checks
+    assert check.hook == "mangle PREROUTING"
+    assert check.policy == "host policy close-nodeports (host.yaml:42)"
+    allowed = trace(hosts, "192.168.100.7", "worker-1", Port("tcp", 30080))
+    assert allowed.checks[0].hook != "mangle PREROUTING"
+
+
+@pytest.fixture(scope="module")
+def dual(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    view = TreeView.open(EXAMPLES / "dual-stack-mesh" / "rendered")
+    pods = [
+        {"name": "web", "namespace": "shop", "node": "node-1", "labels": {"app": "web"}},
+        {"name": "api", "namespace": "shop", "node": "node-2", "labels": {"app": "api"}},
+    ]
+    path = tmp_path_factory.mktemp("pods") / "pods.yaml"
+    path.write_text(yaml.safe_dump({"pods": pods}))
+    return Cluster(view, load_pods(path, view.by_name))
+
+
+def test_an_ipv6_trace_takes_the_ipv6_route_and_ip6tables(dual: Cluster) -> None:
+    found = trace(dual, "shop/api", "shop/web", Port("tcp", 80), family=6)
+    assert found.family == 6
+    assert found.dst.address.version == 6
+    assert found.route is not None
+    assert found.route.kind == "bgp"
+    assert found.route.learned[0].session.neighbor.version == 6
+    assert found.outcome == "allowed"
+    assert {c.hook for c in found.checks} == {"filter FORWARD"}
+    assert found.path_mtu is not None
+    assert found.largest_ping == found.path_mtu - 48  # IPv6 and ICMPv6 headers
+    v4 = trace(dual, "shop/api", "shop/web", Port("tcp", 80))
+    assert v4.family == 4
+    assert v4.largest_ping == (v4.path_mtu or 0) - 28
+
+
+def test_an_ipv6_ping_is_icmpv6(dual: Cluster) -> None:
+    found = trace(dual, "shop/api", "shop/web", Port("icmp", None), family=6)
+    assert found.outcome == "allowed"
+
+
+def test_cli_family_6() -> None:
+    tree = EXAMPLES / "dual-stack-mesh" / "rendered"
+    result = CliRunner().invoke(app, ["node-1", "node-2", "--tree", str(tree), "--family", "6"])
+    assert result.exit_code == 0, result.output
+    assert "(IPv6)" in result.output.splitlines()[0]
+    bad = CliRunner().invoke(app, ["node-1", "node-2", "--tree", str(tree), "--family", "5"])
+    assert bad.exit_code == 2
