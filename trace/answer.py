@@ -15,6 +15,7 @@ walk and, for a policy chain, the policy and its file:line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv6Address
 
@@ -35,11 +36,14 @@ from calicc.contract.names import (
 from calicc.contract.nodes_table import NodeRow
 from calicc.trace.bgp import Speakers
 from calicc.trace.ends import Cluster, End
+from calicc.trace.errors import TraceError
 from calicc.trace.policy import Membership, NodeTables, node_tables
 from calicc.trace.route import Forward, forward, underlay_device
 from calicc.trace.walk import Packet, Step, Verdict, walk
 
 Address = IPv4Address | IPv6Address
+PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
+PORT_MAX = 65535
 IP_HEADER = {4: 20, 6: 40}
 ICMP_HEADER = 8
 ECHO_REQUEST = {4: 8, 6: 128}
@@ -60,6 +64,16 @@ class Port:
     def text(self) -> str:
         """Return e.g. `TCP/8080`, or `ping`."""
         return f"{self.proto.upper()}/{self.port}" if self.port is not None else "ping"
+
+
+def parse_port(text: str | None) -> Port:
+    """Return the packet's protocol and port from `PORT[/PROTO]` (None: a ping)."""
+    if text is None:
+        return Port("icmp", None)
+    found = PORT.match(text)
+    if found is None or not 1 <= int(found.group(1)) <= PORT_MAX:
+        raise TraceError(f"port {text!r}: give PORT or PORT/PROTO, e.g. 8080/TCP or 53/UDP")
+    return Port((found.group(2) or "tcp").lower(), int(found.group(1)))
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,13 @@ Exit 0 when the packet arrives, 1 when it is denied or unroutable, 2 on bad argu
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from calicc.compiler.errors import SpecError
-from calicc.trace.answer import Port, Tracer
+from calicc.trace.answer import Tracer, parse_port
 from calicc.trace.ends import Cluster
 from calicc.trace.errors import TraceError
 from calicc.trace.pods import load_pods
@@ -21,18 +20,7 @@ from calicc.trace.report import as_json, as_text
 from calicc.trace.view import TreeView
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-PORT = re.compile(r"^(\d{1,5})(?:/(tcp|udp|sctp))?$", re.IGNORECASE)
 BAD_INPUT = 2
-
-
-def parse_port(text: str | None) -> Port:
-    """Return the packet's protocol and port from `PORT[/PROTO]` (None: a ping)."""
-    if text is None:
-        return Port("icmp", None)
-    found = PORT.match(text)
-    if found is None or not 1 <= int(found.group(1)) <= 65535:  # noqa: PLR2004
-        raise TraceError(f"--port {text!r}: give PORT or PORT/PROTO, e.g. 8080/TCP or 53/UDP")
-    return Port((found.group(2) or "tcp").lower(), int(found.group(1)))
 
 
 @app.command("trace")
