@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 from calicc import __version__
 from calicc.compiler.check import run_checks
 from calicc.compiler.emit import INDEX, EmitReport, digest, dump_json
-from calicc.compiler.errors import SpecError
+from calicc.compiler.errors import Problem, SpecError
 from calicc.compiler.host.build import attach_host, load_host
 from calicc.compiler.host.load import LoadedHostPolicy
 from calicc.compiler.load import Source, read_yaml
@@ -69,6 +70,37 @@ class Inputs:
         return self.base_dir / LOCK_NAME
 
 
+def trace_files(spec: ClusterSpec, source: Source) -> tuple[tuple[Path, ...], list[Problem]]:
+    """Return the pods and intents files the cluster names, or why each is refused.
+
+    Like policy files they live beside the cluster file: relative, without '..', not a link
+    out of its directory, and there. They are inputs of the build (intents are checked by it).
+    """
+    base = source.path.parent
+    found, problems = [], []
+    for key, rel in (("pods", spec.pods), ("intents", spec.intents)):
+        if rel is None:
+            continue
+        path = base / rel
+        parts = rel.replace("\\", "/").split("/")
+        if (
+            rel.startswith("/")
+            or ".." in parts
+            or not path.resolve().is_relative_to(base.resolve())
+        ):
+            reason = f"{rel!r} is not a file inside the cluster file's directory; write it relative"
+            problems.append(
+                source.problem((key,), f"{reason} to the cluster file, e.g. {key}.yaml")
+            )
+        elif not path.is_file():
+            problems.append(
+                source.problem((key,), f"{path} does not exist: write it or drop `{key}`")
+            )
+        else:
+            found.append(path)
+    return tuple(found), problems
+
+
 def validate_source(source: Source, files: tuple[Path, ...]) -> Inputs:
     """Validate parsed data against the models and the semantic checks; raise every problem."""
     if not isinstance(source.data, dict):
@@ -85,13 +117,14 @@ def validate_source(source: Source, files: tuple[Path, ...]) -> Inputs:
     except SpecError as exc:
         problems = [*problems, *exc.problems]
     host_policies, host_problems = load_host(spec, source, policy_files)
-    problems = [*problems, *host_problems]
+    named, named_problems = trace_files(spec, source)
+    problems = [*problems, *host_problems, *named_problems]
     if problems:
         raise SpecError(problems)
     return Inputs(
         spec=spec,
         source=source,
-        files=(*files, *policy_files),
+        files=(*files, *policy_files, *named),
         policies=policies,
         host_policies=host_policies,
     )
@@ -231,6 +264,7 @@ def write_planned(
     *,
     frozen: bool = False,
     check: bool = False,
+    verify: Callable[[Path], None] | None = None,
 ) -> EmitReport:
     """Render and write a plan from plan_locked(), as build() does.
 
@@ -245,5 +279,6 @@ def write_planned(
     index = partial(index_text, inputs, plan, lock_text=lock_text)
     with writing(out):  # any OSError not named closer to its path
         return write_build(
-            plan, out, state, lock_file=lock_file, lock_text=lock_text, index=index, check=check
-        )
+            plan, out, state, lock_file=lock_file, lock_text=lock_text, index=index,
+            check=check, verify=verify,
+        )  # fmt: skip

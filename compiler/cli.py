@@ -126,7 +126,14 @@ def run_build(
         problems = check_snippets(inputs.source, plan)
         if problems:
             raise SpecError(problems)
-    report = write_planned(inputs, target, plan, lock_file, frozen=frozen, check=check)
+    verify = None
+    if inputs.spec.intents is not None:  # traced on the new tree before anything is written
+        from calicc.trace.build_check import intents_verifier
+
+        verify = intents_verifier(inputs.base_dir, inputs.spec.pods, inputs.spec.intents)
+    report = write_planned(
+        inputs, target, plan, lock_file, frozen=frozen, check=check, verify=verify
+    )
     return report, plan.warnings
 
 

@@ -21,6 +21,8 @@ from calicc import __version__
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.render import cluster_entries
 
+# Keys no node's files are rendered from: the pods and intents files are the trace's inputs.
+TRACE_KEYS = frozenset({"pods", "intents"})
 # Keys of the IPv6 inputs: left out of the spec's part of the key while unset, so an
 # IPv4-only cluster keeps the keys it had before IPv6 existed (no node re-rendered).
 V6_KEYS = frozenset(
@@ -54,7 +56,9 @@ def shared_key(cluster: ClusterPlan) -> bytes:
     for part in (
         __version__,
         templates_digest(),
-        cluster.spec.model_dump_json(exclude={"nodes"} | (V6_KEYS - cluster.spec.model_fields_set)),
+        cluster.spec.model_dump_json(
+            exclude={"nodes"} | TRACE_KEYS | (V6_KEYS - cluster.spec.model_fields_set)
+        ),
         repr(cluster.node_subnets) + v6_subnets,
         repr(sorted((rel, e.digest) for rel, e in cluster_entries(cluster).items())),
     ):

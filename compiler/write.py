@@ -4,7 +4,9 @@ Order matters for "nothing half-written". Every byte is written first: the nodes
 files into a staging directory beside the tree, and the lock into a temporary file beside
 the lock. Those are the writes that can fail (disk full, a file-size limit, permissions);
 when one does, the staging directory and the temporary lock are removed and nothing else was
-touched. Only then are files renamed into the tree, stale ones pruned, and the lock renamed
+touched. A caller's `verify` (the reachability intents) then reads the new tree as it will be
+(a view of hard links: the staged files, else the tree's own) and may refuse it, with the
+same result. Only then are files renamed into the tree, stale ones pruned, and the lock renamed
 over the old one, last, so a tree is never newer than a lock that says otherwise.
 """
 
@@ -94,6 +96,27 @@ def _stage(job: Job, state: TreeState, index: IndexText) -> EmitReport:
     return EmitReport(written=sorted(written), removed=sorted(stale & state.existing))
 
 
+def _view(out: Path, staging: Path, state: TreeState, report: EmitReport) -> Path:
+    """Return a directory holding the new tree as the swap will leave it (hard links).
+
+    Its files are the staged ones and the tree's own that stay (listed by the previous index,
+    not pruned); a link that cannot be made (another file system) is a copy.
+    """
+    view = Path(tempfile.mkdtemp(prefix=".calicc-view-", dir=out.parent))
+    staged = set(report.written)
+    for rel in sorted((state.listed | staged) - set(report.removed)):
+        source = staging / rel if rel in staged else out / rel
+        if not source.is_file():
+            continue
+        target = view / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+    return view
+
+
 def previous_nodes(state: TreeState) -> dict[str, tuple[str, Mapping[str, str]]]:
     """Return {node: (render key, file digests)} from the previous index.json.
 
@@ -128,8 +151,13 @@ def write_build(
     lock_text: str,
     index: IndexText,
     check: bool = False,
+    verify: Callable[[Path], None] | None = None,
 ) -> EmitReport:
-    """Stage, then swap in the tree and the lock; `check` only compares."""
+    """Stage, then swap in the tree and the lock; `check` only compares.
+
+    `verify` reads the new tree (a directory laid out as it will be) before anything is
+    swapped in; its exception leaves the tree and the lock as they were.
+    """
     relock = lock_file.digest != digest(lock_text)
     if check:
         job = Job(plan, out, state.existing, staging=None, previous=previous_nodes(state))
@@ -148,6 +176,13 @@ def write_build(
         report = _stage(job, state, index)
         lock_tmp = stage_beside(lock_file.path, lock_text) if relock else None
         fresh = not state.existing and not state.links and not _has_subdirs(out)
+        if verify is not None:
+            view = staging if fresh else _view(out, staging, state, report)
+            try:
+                verify(view)
+            finally:
+                if view != staging:
+                    shutil.rmtree(view, ignore_errors=True)
         _swap_in(out, staging, report, fresh)
         if lock_tmp is not None:
             with writing(lock_file.path):

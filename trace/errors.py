@@ -7,3 +7,7 @@ from calicc.contract.errors import CaliccError
 
 class TraceError(CaliccError):
     """Bad arguments, an unknown pod or node, or a tree the trace cannot read."""
+
+
+class IntentError(CaliccError):
+    """A build whose tree violates reachability intents (each named with its trace)."""

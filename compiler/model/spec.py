@@ -298,6 +298,16 @@ class ClusterSpec(Strict):
     bgp: Bgp = Field(default_factory=Bgp, description="BGP settings")
     nodes: tuple[Node, ...] = Field(min_length=1, description="the cluster's nodes")
     policies: tuple[str, ...] = Field((), description="NetworkPolicy files, globs allowed")
+    pods: str | None = Field(
+        None,
+        description="the cluster's pods for `calicc trace` and the intents (docs/pods-file.md), "
+        "relative to this file",
+    )
+    intents: str | None = Field(
+        None,
+        description="reachability intents (docs/trace.md), relative to this file: `calicc build` "
+        "traces each and fails, writing nothing, when one is violated",
+    )
     bird_snippets: BirdSnippets | None = Field(None, description="BIRD snippets of every node")
     kubernetes: KubernetesApi | None = Field(
         None,
