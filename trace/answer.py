@@ -37,7 +37,7 @@ from calicc.contract.nodes_table import NodeRow
 from calicc.trace.bgp import Speakers
 from calicc.trace.ends import Cluster, End
 from calicc.trace.errors import TraceError
-from calicc.trace.policy import Membership, NodeTables, node_tables
+from calicc.trace.policy import Membership, NodeTables, knows_the_api, node_tables
 from calicc.trace.route import Forward, forward, underlay_device
 from calicc.trace.walk import Packet, Step, Verdict, walk
 
@@ -157,8 +157,9 @@ class Tracer:
         sets are worked out once per trace session, not once per node.
         """
         if not self._sets:
-            ipsets = self.view.bundle(node).manifest.ipsets
-            self._sets[""] = Membership(ipsets, self.cluster.pod_at)
+            bundle = self.view.bundle(node)
+            api = knows_the_api(bundle)
+            self._sets[""] = Membership(bundle.manifest.ipsets, self.cluster.pod_at, api)
         return self._sets[""]
 
     def trace(self, src: End, dst: End, port: Port) -> Trace:

@@ -15,6 +15,7 @@ sets of its container ports (contract/endpoint.py).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from calicc.agent.cni.naming import host_veth_name
 from calicc.contract.endpoint import named_port_members, selector_sets_for_pod, with_endpoints
 from calicc.contract.host import with_host
 from calicc.contract.manifest import Ipset
-from calicc.contract.names import IP6TABLES_FILE, IPTABLES_FILE, V4, V6
+from calicc.contract.names import CONFLIST, IP6TABLES_FILE, IPTABLES_FILE, V4, V6
 from calicc.trace.rules import Table, parse_tables
 
 Address = IPv4Address | IPv6Address
@@ -122,13 +123,35 @@ def node_tables(bundle: Bundle, pods: Sequence[PodAt], family: int) -> NodeTable
     return NodeTables(bundle.manifest.node.name, family, parse_tables(text, family), sources)
 
 
-class Membership:
-    """Answers "is this address (and port) in that set" as the node's ipsets will."""
+def knows_the_api(bundle: Bundle) -> bool:
+    """Return whether the node's CNI plugin reads pods from the Kubernetes API.
 
-    def __init__(self, ipsets: Sequence[Ipset], pod_at: Callable[[Address], PodAt | None]) -> None:
+    Its conflist's calicc plugin has a `kubernetes` section: only then are container ports,
+    and so named ports, known; without it a named port matches nothing.
+    """
+    if not bundle.has(CONFLIST):
+        return False
+    plugins = json.loads(bundle.text(CONFLIST)).get("plugins") or []
+    return any(p.get("type") == "calicc" and "kubernetes" in p for p in plugins)
+
+
+class Membership:
+    """Answers "is this address (and port) in that set" as the node's ipsets will.
+
+    `named_ports`: whether pods' container ports reach the named-port sets (the node's CNI
+    plugin reads the Kubernetes API); without, those sets stay empty.
+    """
+
+    def __init__(
+        self,
+        ipsets: Sequence[Ipset],
+        pod_at: Callable[[Address], PodAt | None],
+        named_ports: bool = True,
+    ) -> None:
         self._sets = {s.name: s for s in ipsets}
         self._ipsets = tuple(ipsets)
         self._pod_at = pod_at
+        self._named_ports = named_ports
         self._nets = {
             s.name: tuple(ip_network(m.split(",")[0], strict=False) for m in s.members)
             for s in ipsets
@@ -143,7 +166,7 @@ class Membership:
         if found is None:
             return False
         if found.type == "hash:ip,port":
-            if proto is None or port is None:
+            if proto is None or port is None or not self._named_ports:
                 return False
             return f"{address},{proto}:{port}" in self._named(address)
         if any(address in net for net in self._nets.get(name, ())):

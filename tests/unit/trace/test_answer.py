@@ -14,9 +14,9 @@ from calicc.trace.answer import Port, Trace, Tracer
 from calicc.trace.cli import app
 from calicc.trace.ends import Cluster
 from calicc.trace.errors import TraceError
-from calicc.trace.pods import load_pods
 from calicc.trace.view import TreeView
 from tests.conftest import EXAMPLES
+from tests.support.trace_demo import demo_cluster, demo_with_api
 
 DEMO = EXAMPLES / "policies-demo"
 TCP = Port("tcp", 8080)
@@ -24,16 +24,21 @@ TCP = Port("tcp", 8080)
 
 @pytest.fixture(scope="module")
 def demo() -> Cluster:
-    view = TreeView.open(DEMO / "rendered")
-    return Cluster(view, load_pods(DEMO / "pods.yaml", view.by_name))
+    return demo_cluster()
+
+
+@pytest.fixture(scope="module")
+def demo_api(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    work = demo_with_api(tmp_path_factory.mktemp("api") / "demo")
+    return demo_cluster(work / "rendered", work / "pods.yaml")
 
 
 def trace(cluster: Cluster, src: str, dst: str, port: Port = TCP) -> Trace:
     return Tracer(cluster).trace(cluster.resolve(src, None), cluster.resolve(dst, None), port)
 
 
-def test_an_allowed_pair_names_the_allowing_policy_and_rule(demo: Cluster) -> None:
-    found = trace(demo, "monitoring/prometheus", "shop/web-1", Port("tcp", 9102))
+def test_an_allowed_pair_names_the_allowing_policy_and_rule(demo_api: Cluster) -> None:
+    found = trace(demo_api, "monitoring/prometheus", "shop/web-1", Port("tcp", 9102))
     assert found.outcome == "allowed"
     ingress = found.checks[-1]
     assert ingress.node == "node-1"
@@ -47,6 +52,16 @@ def test_an_allowed_pair_names_the_allowing_policy_and_rule(demo: Cluster) -> No
     assert "monitoring-scrapes-metrics" in decided.comment
     assert ingress.verdict.deciding is not None
     assert (ingress.verdict.deciding.chain, ingress.verdict.deciding.number) == ("cali-FORWARD", 4)
+
+
+def test_named_ports_match_nothing_without_the_kubernetes_api(
+    demo: Cluster, demo_api: Cluster
+) -> None:
+    """policies-demo names no API: its CNI plugin knows no container ports, so the metrics
+    port cluster-guardrails allows by name is closed there, and open with the API."""
+    without = trace(demo, "monitoring/prometheus", "shop/web-1", Port("tcp", 9102))
+    assert without.outcome == "denied"
+    assert trace(demo_api, "monitoring/prometheus", "shop/web-1", Port("tcp", 9102)).allowed
 
 
 def test_an_admin_deny_is_traced_to_its_rule(demo: Cluster) -> None:
@@ -110,7 +125,7 @@ def run(*args: str) -> tuple[int, str]:
 
 
 def test_the_command_exits_0_when_allowed_1_when_denied_2_on_bad_input() -> None:
-    code, out = run("monitoring/prometheus", "shop/web-1", "--port", "9102/TCP")
+    code, out = run("demo/client", "demo/nginx", "--port", "80/TCP")
     assert code == 0
     assert out.splitlines()[-1].split() == ["verdict", "ALLOWED"]
     code, out = run("quarantine/suspect", "demo/nginx", "--port", "80/tcp")

@@ -12,7 +12,7 @@ import yaml
 
 from tests.conftest import EXAMPLES
 
-HOLDS = {"name": "scrape", "from": "monitoring/prometheus", "to": "shop/web-1", "port": "9102/TCP"}
+HOLDS = {"name": "nginx", "from": "demo/client", "to": "demo/nginx", "port": "80/TCP"}
 HOLDS |= {"expect": "allow", "encapsulation": "ipip"}
 BROKEN = {"name": "open-nginx", "from": "quarantine/suspect", "to": "demo/nginx", "port": "80/TCP"}
 BROKEN |= {"expect": "allow"}

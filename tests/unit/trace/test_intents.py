@@ -12,17 +12,12 @@ from calicc.compiler.errors import SpecError
 from calicc.trace.ends import Cluster
 from calicc.trace.errors import TraceError
 from calicc.trace.intents import check_intents, load_intents
-from calicc.trace.pods import load_pods
-from calicc.trace.view import TreeView
-from tests.conftest import EXAMPLES
-
-DEMO = EXAMPLES / "policies-demo"
+from tests.support.trace_demo import demo_cluster
 
 
 @pytest.fixture(scope="module")
 def demo() -> Cluster:
-    view = TreeView.open(DEMO / "rendered")
-    return Cluster(view, load_pods(DEMO / "pods.yaml", view.by_name))
+    return demo_cluster()
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -36,7 +31,7 @@ def test_intents_that_hold_give_no_violation(tmp_path: Path, demo: Cluster) -> N
         tmp_path,
         """
         intents:
-          - {name: scrape, from: monitoring/prometheus, to: shop/web-1, port: 9102/TCP,
+          - {name: nginx, from: demo/client, to: demo/nginx, port: 80/TCP,
              expect: allow, encapsulation: ipip, min_mtu: 1480}
           - {name: quarantine, from: quarantine/suspect, to: demo/nginx, port: 80/TCP,
              expect: deny}
@@ -55,9 +50,9 @@ def test_each_contradiction_is_named_with_its_trace(tmp_path: Path, demo: Cluste
         intents:
           - {name: wrong-verdict, from: quarantine/suspect, to: demo/nginx, port: 80/TCP,
              expect: allow}
-          - {name: wrong-encap, from: monitoring/prometheus, to: shop/web-1, port: 9102/TCP,
+          - {name: wrong-encap, from: demo/client, to: demo/nginx, port: 80/TCP,
              expect: allow, encapsulation: none}
-          - {name: too-small, from: monitoring/prometheus, to: shop/web-1, port: 9102/TCP,
+          - {name: too-small, from: demo/client, to: demo/nginx, port: 80/TCP,
              expect: allow, min_mtu: 1500}
         """,
     )
