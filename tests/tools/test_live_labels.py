@@ -63,7 +63,9 @@ def build(tmp_path: Path) -> Path:
     (source / "policies").mkdir()
     (source / "policies/live.yaml").write_text(POLICIES)
     cluster = source / "cluster.yaml"
-    cluster.write_text(cluster.read_text() + f"kubernetes:\n  kubeconfig: {KUBECONFIG}\n")
+    kept = [ln for ln in cluster.read_text().splitlines() if not ln.startswith("intents:")]
+    # the example's intents are about its own policies, replaced here
+    cluster.write_text("\n".join(kept) + f"\nkubernetes:\n  kubeconfig: {KUBECONFIG}\n")
     out = tmp_path / "rendered"
     done = subprocess.run(
         [CALICC, "build", str(cluster), "-o", str(out)], capture_output=True, text=True, check=False
