@@ -4,9 +4,11 @@ The tables are the node's own file (the role's iptables rules, or ip6tables rule
 endpoint chains of the node's pods merged in and its host endpoints, by the functions the
 agent applies them with (contract/endpoint.py `with_endpoints`, contract/host.py `with_host`,
 in agent/apply.py's order), plus the hook rules every node keeps at the top or bottom of the
-built-in chains (cluster.json `jump_rules`). A pod's endpoint chains are the CNI plugin's
-(agent/cni/endpoint_policy.py `rules_for_all` on the record ADD writes), so rule numbers are
-the node's (`iptables -L CHAIN --line-numbers`) for every chain calicc owns.
+built-in chains (cluster.json `jump_rules`; in IPv6 only those whose target chain the
+file declares, as the agent keeps them: agent/iptables.py `family_jumps`). A pod's endpoint
+chains are the CNI plugin's (agent/cni/endpoint_policy.py `rules_for_all` on the record ADD
+writes), so rule numbers are the node's (`iptables -L CHAIN --line-numbers`) for every chain
+calicc owns.
 
 Set membership is the agent's: static members as assembled (node table, blocks, networks),
 a pod's address in the selector sets its namespace and labels match and in the named-port
@@ -25,9 +27,10 @@ from ipaddress import IPv4Address, IPv6Address, ip_network
 from calicc.agent.bundle import Bundle
 from calicc.agent.cni.endpoint_policy import EndpointRecord, rules_for_all
 from calicc.agent.cni.naming import host_veth_name
+from calicc.agent.iptables import family_jumps, parse_rules
 from calicc.contract.endpoint import named_port_members, selector_sets_for_pod, with_endpoints
 from calicc.contract.host import with_host
-from calicc.contract.manifest import Ipset
+from calicc.contract.manifest import Ipset, JumpRule
 from calicc.contract.names import CONFLIST, IP6TABLES_FILE, IPTABLES_FILE, V4, V6
 from calicc.trace.rules import Table, parse_tables
 
@@ -71,8 +74,8 @@ def record_of(pod: PodAt) -> EndpointRecord:
     )  # fmt: skip
 
 
-def _hooks(text: str, bundle: Bundle, tables: Sequence[str]) -> str:
-    """Return `text` with the built-in chains and calicc's hook rules in them."""
+def _hooks(text: str, jumps: Sequence[JumpRule], tables: Sequence[str]) -> str:
+    """Return `text` with the built-in chains and the hook rules `jumps` in them."""
     out: list[str] = []
     table = ""
     for line in text.splitlines():
@@ -81,7 +84,7 @@ def _hooks(text: str, bundle: Bundle, tables: Sequence[str]) -> str:
             table = line[1:].strip()
             if table not in tables:
                 continue
-            rules = [j for j in bundle.manifest.jump_rules if j.table == table]
+            rules = [j for j in jumps if j.table == table]
             for chain in sorted({j.chain for j in rules}):
                 out.append(f":{chain} {BUILTIN_POLICY} [0:0]")
             out += [f"-A {j.chain} {j.rule}" for j in rules]
@@ -99,11 +102,13 @@ def node_text(bundle: Bundle, pods: Sequence[PodAt], family: int) -> str:
     if family == V4:
         text = with_endpoints(text, rules_for_all(records, manifest, V4))
         text = with_host(text, manifest.host)
-    else:
+        jumps = manifest.jump_rules
+    else:  # the hooks the agent keeps in IPv6: those into chains the file declares
         text = with_host(text, manifest.host, family=6)
+        jumps = family_jumps(manifest.jump_rules, parse_rules(text))
         text = with_endpoints(text, rules_for_all(records, manifest, V6))
     declared = re.findall(r"^\*(\w+)$", text, re.MULTILINE)
-    return _hooks(text, bundle, declared)
+    return _hooks(text, jumps, declared)
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,20 @@ pre-DNAT) and in IPv6 (examples/dual-stack-mesh: ip6tables chains, IPv6 routes).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 import yaml
 from typer.testing import CliRunner
 
+from calicc.agent.bundle import Bundle
+from calicc.contract.names import IP6TABLES_FILE
 from calicc.trace.answer import Port, Trace, Tracer
 from calicc.trace.cli import app
 from calicc.trace.ends import Cluster
 from calicc.trace.pods import load_pods
+from calicc.trace.policy import node_tables
+from calicc.trace.rules import Table
 from calicc.trace.view import TreeView
 from tests.conftest import EXAMPLES
 
@@ -92,6 +98,39 @@ def test_an_ipv6_trace_takes_the_ipv6_route_and_ip6tables(dual: Cluster) -> None
 def test_an_ipv6_ping_is_icmpv6(dual: Cluster) -> None:
     found = trace(dual, "shop/api", "shop/web", Port("icmp", None), family=6)
     assert found.outcome == "allowed"
+
+
+class WithoutMangleChains:
+    """The dual-stack node's bundle with an ip6tables file whose mangle table declares no chain."""
+
+    def __init__(self, bundle: Bundle) -> None:
+        self.manifest = bundle.manifest
+        self.has = bundle.has
+        self._bundle = bundle
+
+    def text(self, name: str) -> str:
+        text = self._bundle.text(name)
+        if name != IP6TABLES_FILE:
+            return text
+        head, rest = text.split("*mangle\n", 1)
+        return head + "*mangle\nCOMMIT\n" + rest.split("COMMIT\n", 1)[1]
+
+
+def targets(tables: Mapping[str, Table], table: str) -> list[str]:
+    chain = tables[table].chains.get("PREROUTING")
+    return [r.target for r in chain.rules] if chain else []
+
+
+def test_ipv6_keeps_only_the_hooks_whose_chain_the_file_declares() -> None:
+    bundle = TreeView.open(EXAMPLES / "dual-stack-mesh" / "rendered").bundle("node-1")
+    hooked = {(j.table, j.chain) for j in bundle.manifest.jump_rules}
+    assert ("mangle", "PREROUTING") in hooked
+    tables = node_tables(WithoutMangleChains(bundle), [], 6).tables  # type: ignore[arg-type]
+    assert "cali-PREROUTING" not in tables["mangle"].chains
+    assert targets(tables, "mangle") == []  # its hook is not kept in IPv6: nothing to jump to
+    assert targets(tables, "raw") == ["cali-PREROUTING"]  # the hooks it declares stay
+    v4 = node_tables(WithoutMangleChains(bundle), [], 4).tables  # type: ignore[arg-type]
+    assert targets(v4, "mangle") == ["cali-PREROUTING"]
 
 
 def test_cli_family_6() -> None:
