@@ -24,7 +24,15 @@ from calicc.compiler.errors import LockError
 from calicc.compiler.lock import Lock
 from calicc.compiler.lock_check import lock_changes
 from calicc.compiler.lock_read import LockFile
-from calicc.compiler.outdir import TreeState, missing_dirs, prune, refuse_unsafe, writing
+from calicc.compiler.outdir import (
+    TreeState,
+    index_files,
+    missing_dirs,
+    prune,
+    read_index,
+    refuse_unsafe,
+    writing,
+)
 from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.render import render_cluster
 from calicc.compiler.stage import Job, stage_file, stage_nodes
@@ -96,18 +104,19 @@ def _stage(job: Job, state: TreeState, index: IndexText) -> EmitReport:
     return EmitReport(written=sorted(written), removed=sorted(stale & state.existing))
 
 
-def _view(out: Path, staging: Path, state: TreeState, report: EmitReport) -> Path:
+def _view(out: Path, staging: Path, report: EmitReport) -> Path:
     """Return a directory holding the new tree as the swap will leave it (hard links).
 
-    Its files are the staged ones and the tree's own that stay (listed by the previous index,
-    not pruned); a link that cannot be made (another file system) is a copy.
+    Its files are those the new index.json lists (staged, or the tree's own when unchanged):
+    each from the staging directory when staged, else from the tree. A link that cannot be
+    made (another file system) is a copy.
     """
-    view = Path(tempfile.mkdtemp(prefix=".calicc-view-", dir=out.parent))
     staged = set(report.written)
-    for rel in sorted((state.listed | staged) - set(report.removed)):
+    index = staging / INDEX if INDEX in staged else out / INDEX
+    files = index_files(read_index(index), index)
+    view = Path(tempfile.mkdtemp(prefix=".calicc-view-", dir=out.parent))
+    for rel in sorted(files):
         source = staging / rel if rel in staged else out / rel
-        if not source.is_file():
-            continue
         target = view / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -177,7 +186,7 @@ def write_build(
         lock_tmp = stage_beside(lock_file.path, lock_text) if relock else None
         fresh = not state.existing and not state.links and not _has_subdirs(out)
         if verify is not None:
-            view = staging if fresh else _view(out, staging, state, report)
+            view = staging if fresh else _view(out, staging, report)
             try:
                 verify(view)
             finally:

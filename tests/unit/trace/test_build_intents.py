@@ -3,6 +3,7 @@ a violated intent is a refusal naming it and its trace, with nothing written."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -62,6 +63,20 @@ def test_a_violated_intent_refuses_the_build_and_writes_nothing(tmp_path: Path) 
     assert snapshot(work) == before
     leftovers = [p.name for p in tmp_path.rglob(".calicc-*")]
     assert leftovers == []
+
+
+def test_intents_read_the_whole_new_tree_whatever_the_previous_index_listed(
+    tmp_path: Path,
+) -> None:
+    work = demo(tmp_path, [HOLDS])
+    index = work / "rendered" / "index.json"
+    older = json.loads(index.read_text())
+    del older["cluster_files"]  # an index that does not list the cluster part, which stays
+    index.write_text(json.dumps(older))
+    done = build(work)
+    assert done.returncode == 0, done.stderr
+    assert "cluster_files" in json.loads(index.read_text())
+    assert (work / "rendered" / "cluster" / "nodes.tsv").is_file()
 
 
 def test_a_fresh_tree_violating_an_intent_is_not_written(tmp_path: Path) -> None:
