@@ -7,7 +7,9 @@ the same in every rules file is one fact) and the shared files added, removed or
 each node whose own files changed (nodes/<node>/bird.conf and node.json): BGP peers from
 bird.conf; blocks, routes, MTU and the shared file of each role from node.json. A node whose
 node.json changed only by the digest of a cluster file it names is counted in the cluster
-section, not listed: that change is the cluster's.
+section, not listed: that change is the cluster's. Last, when the cluster file beside the tree
+names a pods or intents file, the reachability section (compiler/diff_reach.py): the intents and
+pod pairs whose verdict, path or path MTU change.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from calicc.compiler.diff_facts import (
     shared_facts,
     shared_role,
 )
+from calicc.compiler.diff_reach import reach_section
 from calicc.compiler.gitdiff import (
     Snapshot,
     rendered_trees,
@@ -122,12 +125,14 @@ def _change(key: str, before: str, after: str) -> str:
 class TreeDiff:
     """The changes of one rendered tree (its directory relative to the repository).
 
-    The cluster part's, once, and each node's.
+    The cluster part's, once, and each node's; then the reachability section's lines
+    (compiler/diff_reach.py), when the cluster names pods or intents.
     """
 
     tree: str
     changes: list[NodeChange]
     cluster: list[str] = field(default_factory=list)
+    reach: list[str] = field(default_factory=list)
 
 
 def node_change(
@@ -181,9 +186,8 @@ def _renamed(changes: list[NodeChange]) -> list[str]:
 
 def diff_snapshots(old: Snapshot, new: Snapshot, prefix: str = "") -> list[TreeDiff]:
     """Return the changes of every rendered tree that differs between two snapshots."""
-    trees = sorted(
-        set(rendered_trees(old.paths(), prefix)) | set(rendered_trees(new.paths(), prefix))
-    )
+    paths = (set(old.paths()), set(new.paths()))
+    trees = sorted(set(rendered_trees(paths[0], prefix)) | set(rendered_trees(paths[1], prefix)))
     old_blobs, new_blobs = old.blobs(trees), new.blobs(trees)
     result = []
     for tree in trees:
@@ -195,9 +199,16 @@ def diff_snapshots(old: Snapshot, new: Snapshot, prefix: str = "") -> list[TreeD
         ]
         shared = cluster_change((old, new), tree, (old_blobs, new_blobs)) + _renamed(changes)
         changes = [c for c in changes if c.status != "cluster"]
-        if changes or shared:
-            result.append(TreeDiff(tree, changes, shared))
+        tree_changed = _under(old_blobs, tree) != _under(new_blobs, tree)
+        reach = reach_section((old, new), tree, paths, tree_changed)
+        if changes or shared or reach:
+            result.append(TreeDiff(tree, changes, shared, reach))
     return result
+
+
+def _under(blobs: Mapping[str, str], tree: str) -> dict[str, str]:
+    base = tree_path(tree, "")
+    return {path: blob for path, blob in blobs.items() if path.startswith(base)}
 
 
 def to_markdown(diffs: list[TreeDiff], old_label: str, new_label: str) -> str:
@@ -209,15 +220,20 @@ def to_markdown(diffs: list[TreeDiff], old_label: str, new_label: str) -> str:
         lines += [f"### `{diff.tree or '.'}`", ""]
         if diff.cluster:
             lines += ["#### cluster (every node)", *diff.cluster, ""]
-        if not diff.changes:
-            lines += ["No node's own files changed.", ""]
-            continue
-        lines += ["| node | change |", "| --- | --- |"]
-        lines += [f"| `{c.node}` | {c.status} |" for c in diff.changes]
-        for change in diff.changes:
-            lines += ["", f"#### `{change.node}` ({change.status})", *change.lines]
-        lines.append("")
+        lines += _node_lines(diff.changes)
+        if diff.reach:
+            lines += ["#### reachability", "", *diff.reach, ""]
     return "\n".join(lines)
+
+
+def _node_lines(changes: list[NodeChange]) -> list[str]:
+    if not changes:
+        return ["No node's own files changed.", ""]
+    lines = ["| node | change |", "| --- | --- |"]
+    lines += [f"| `{c.node}` | {c.status} |" for c in changes]
+    for change in changes:
+        lines += ["", f"#### `{change.node}` ({change.status})", *change.lines]
+    return [*lines, ""]
 
 
 def diff_command(repo: Path, old_rev: str, new_rev: str | None, prefix: str = "") -> str:

@@ -1,0 +1,133 @@
+"""Whether `calicc diff` traces a rendered tree's reachability, and with which files.
+
+A tree gets a reachability section when its cluster file (cluster.yaml beside the tree, where
+`calicc build` writes `rendered/` by default) names a pods file or an intents file (`pods:`,
+`intents:`, relative to the cluster file) in either revision, and the tree, the pods file or
+the intents file differs between the two. The pods and intents files alone do not change the
+tree, so a change to only them is traced too. The tracing is calicc.trace's
+(trace/reach_diff.py), imported only then: a diff of trees without such files loads no part of
+the trace, nor a YAML parser.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from calicc.compiler.gitdiff import INDEX, Snapshot, tree_path
+
+CLUSTER_FILE = "cluster.yaml"
+NAMES_TRACE_FILES = re.compile(r"^(pods|intents)\s*:", re.MULTILINE)
+TRACE_KEYS = ("pods", "intents")
+
+
+@dataclass(frozen=True)
+class ReachFiles:
+    """The files a tree's cluster file names in one snapshot (paths from the repository top).
+
+    `problem`: why one of them cannot be used (a YAML error, a path outside the repository, a
+    missing file); the others are still traced.
+    """
+
+    cluster: str
+    pods: str | None = None
+    intents: str | None = None
+    problem: str | None = None
+
+    def named(self) -> tuple[str, ...]:
+        """Return the paths of the pods and intents files it names that exist."""
+        return tuple(p for p in (self.pods, self.intents) if p is not None)
+
+
+def reach_files(snap: Snapshot, paths: Collection[str], tree: str) -> ReachFiles | None:
+    """Return the pods and intents files of the tree's cluster file in `snap`.
+
+    None when the tree has no cluster file beside it, or the cluster file names neither.
+    `paths` are the snapshot's files (Snapshot.paths(), as a set for speed).
+    """
+    if not tree:  # a tree at the repository top has no directory beside it
+        return None
+    parent = posixpath.dirname(tree)
+    cluster = tree_path(parent, CLUSTER_FILE)
+    if cluster not in paths:
+        return None
+    data = _cluster_keys(snap.read([cluster])[cluster])
+    if isinstance(data, str):
+        return ReachFiles(cluster, problem=f"{cluster}: {data}")
+    named: dict[str, str] = {}
+    problems = []
+    for key, rel in data.items():
+        found = _named_path(rel, parent, paths)
+        if isinstance(found, tuple):
+            named[key] = found[0]
+        else:
+            problems.append(f"{cluster}: `{key}`: {found}")
+    if not named and not problems:
+        return None
+    return ReachFiles(cluster, named.get("pods"), named.get("intents"), "; ".join(problems) or None)
+
+
+def _cluster_keys(text: str) -> dict[str, object] | str:
+    """Return the `pods:` and `intents:` values the cluster file gives, or its YAML error.
+
+    A file that mentions neither key at the start of a line is not parsed (nor yaml imported).
+    """
+    if NAMES_TRACE_FILES.search(text) is None:
+        return {}
+    import yaml  # noqa: PLC0415 - only for cluster files that name pods or intents
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return str(exc).replace("\n", " ")
+    if not isinstance(data, dict):
+        return {}
+    return {key: data[key] for key in TRACE_KEYS if data.get(key) is not None}
+
+
+def _named_path(rel: object, parent: str, paths: Collection[str]) -> tuple[str] | str:
+    """Return (the repository path of `rel`,), or why it is refused."""
+    if not isinstance(rel, str) or not rel:
+        return "expected a file name"
+    path = posixpath.normpath(posixpath.join(parent, rel))
+    if rel.startswith("/") or path == ".." or path.startswith("../"):
+        return f"{rel!r} is outside the repository"
+    if path not in paths:
+        return f"{path} does not exist"
+    return (path,)
+
+
+def reach_section(
+    snaps: tuple[Snapshot, Snapshot],
+    tree: str,
+    paths: tuple[Collection[str], Collection[str]],
+    tree_changed: bool,
+) -> list[str]:
+    """Return the Markdown lines of the tree's reachability section (empty: no section).
+
+    `tree_changed`: whether any file of the tree differs between the snapshots.
+    """
+    files = (reach_files(snaps[0], paths[0], tree), reach_files(snaps[1], paths[1], tree))
+    if files == (None, None):
+        return []
+    if not tree_changed and not _inputs_differ(snaps, (files[0], files[1])):
+        return []
+    present = [tree_path(tree, INDEX) in p for p in paths]
+    if not all(present):
+        only = snaps[present.index(True)].label if any(present) else "neither revision"
+        return [f"Not traced: the tree is only in `{only}`."]
+    from calicc.trace.reach_diff import reach_lines  # noqa: PLC0415 - only when traced
+
+    return reach_lines(snaps, tree, files)
+
+
+def _inputs_differ(
+    snaps: tuple[Snapshot, Snapshot], files: tuple[ReachFiles | None, ReachFiles | None]
+) -> bool:
+    """Return whether the named files, or their contents, differ between the snapshots."""
+    old, new = files
+    if old is None or new is None or old != new:
+        return True
+    return snaps[0].read(old.named()) != snaps[1].read(new.named())
