@@ -3,7 +3,8 @@
 Rows: every BGP session Established; every remote block routed as its pool's mode demands and
 no own block learned back; the underlay (each node reaches the external namespace through the
 router); IPIP data-plane rows, reported as skipped when tunl0 is the ifb stand-in; the pod rows
-of lab.podcheck (pod to pod, node to pod, pod to node, MTU, egress NAT seen from outside).
+of lab.podcheck (pod to pod, node to pod, pod to node, MTU, egress NAT seen from outside); the
+trace's verdict for every pod pair and the cluster's intents, against real packets (lab.reach).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from calicc.lab.parallel import run_each
 from calicc.lab.podcheck import pod_rows
 from calicc.lab.probe import ping
 from calicc.lab.progress import Echo, Laps, quiet
+from calicc.lab.reach import reach_rows
 from calicc.lab.state import LabState
 from calicc.lab.topology import EXTERNAL_HOST, EXTERNAL_HOST_V6, Topology, plan_topology
 from calicc.lab.verify import FAIL, PASS, SKIP, Row, bgp_rows, route_rows
@@ -91,6 +93,9 @@ def pod_check_rows(
     paths = Paths(plan, topo, state.pods, state.tunnel == "ifb")
     rows = pod_rows(paths, Path(state.root) / "run" / "udp-listener.log")
     laps.done(f"check: {len(rows)} pod rows")
+    reach = reach_rows(state, paths)
+    laps.done(f"check: {len(reach)} trace and intent rows")
+    rows += reach
     if not policy:
         skipped = "not run (--skip-policy)"
         return [*rows, Row("policy", "seed walkthrough", "deny, then allow", skipped, SKIP)]

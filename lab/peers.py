@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from calicc.contract.names import STATE_DIR as NODE_STATE_DIR
-from calicc.lab.agent import node_root
+from calicc.lab.agent import ApplyJob, apply_nodes, node_root
+from calicc.lab.state import LabState
+from calicc.lab.topology import Topology
 
 STATE_DIR = Path(NODE_STATE_DIR.lstrip("/"))  # below a node's root
 
@@ -69,3 +71,20 @@ def share_endpoints(lab_root: Path, nodes: Iterable[str] | None = None) -> None:
         for reader in names:
             if reader != owner and (has_records or owner in held[reader]):
                 mirror(records, peers[reader] / owner / "endpoints")
+
+
+def refresh_pod_nodes(state: LabState, topo: Topology) -> None:
+    """Let each node with pods read the other nodes' records now, as its agent's loop would.
+
+    The lab runs `calicc apply` once per node, not the agent's loop, so pods made after that
+    apply are in their own node's policy sets only. Re-applying the nodes that have pods puts
+    every pod in the selector sets of those nodes' endpoint chains, so a policy that selects a
+    pod of another node matches it in the lab as it does in a cluster (and in `calicc trace`).
+    """
+    root = Path(state.root)
+    share_endpoints(root)
+    nodes = sorted({p.node for p in state.pods.values()})
+    standin = state.tunnel == "ifb"
+    rendered = root / "rendered" / "nodes"
+    jobs = [ApplyJob(n, topo.node(n).ns, rendered / n, node_root(root, n), standin) for n in nodes]
+    apply_nodes(jobs)

@@ -72,7 +72,12 @@ def plan_pods(plan: ClusterPlan, lab: str, pod_nodes: int = 0) -> tuple[Pod, ...
 
 
 def pod_labels(pod: Pod) -> dict[str, str]:
-    """Return the labels the runtime passes for `pod` (capability args `labels`)."""
+    """Return the labels the runtime passes for `pod` (capability args `labels`).
+
+    A pod of the pods file has its own; the lab's pods share `app: calicc-lab`.
+    """
+    if pod.labels is not None:
+        return pod.labels
     return {"app": "calicc-lab", "calicc-lab/pod": short_hash(pod.name, 12)}
 
 
@@ -82,8 +87,8 @@ def attachment(pod: Pod) -> Attachment:
         container_id=pod.container_id,
         netns=f"/var/run/netns/{pod.netns}",
         ifname=IFNAME,
-        args={"K8S_POD_NAMESPACE": pod.namespace, "K8S_POD_NAME": pod.name},
-        capability_args={"labels": pod_labels(pod), "namespaceLabels": {}},
+        args={"K8S_POD_NAMESPACE": pod.namespace, "K8S_POD_NAME": pod.kube_name or pod.name},
+        capability_args={"labels": pod_labels(pod), "namespaceLabels": pod.namespace_labels},
     )
 
 

@@ -5,6 +5,8 @@ that appeared get their namespaces, tunnel device and pods; nodes that vanished 
 BIRD and namespace; every ToR gets its new configuration through `birdc configure`; then
 `calicc apply` runs on every node. BIRD reconfigures in place, so sessions whose configuration
 did not change stay up. New subnets or new off-cluster speakers need `lab down` and `lab up`.
+Pods the cluster's pods file gained are made; a pod relabelled or dropped in the file keeps the
+labels it was made with until `lab down` (a runtime passes labels at ADD only).
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from calicc.lab.agent import AgentFailed
 from calicc.lab.bird import birdc
 from calicc.lab.converge import wait_converged
 from calicc.lab.expect import needs_tunnel_device
+from calicc.lab.filepods import file_pods, read_pods_file, with_namespace_labels
 from calicc.lab.names import ns_name
 from calicc.lab.netns import ns_delete
 from calicc.lab.network import add_nodes, lab_namespaces
+from calicc.lab.peers import refresh_pod_nodes
 from calicc.lab.pods import create_pods, delete_pods, plan_pods
 from calicc.lab.procs import stop_pid
 from calicc.lab.progress import Echo, quiet
@@ -128,8 +132,19 @@ def lab_apply(state: LabState, echo: Echo, progress: Echo = quiet) -> list[str]:
         wait_converged(plan, topo, state, progress)
     except (AgentFailed, WaitTimeout) as exc:
         raise LabError(f"lab {state.name} did not converge after the change: {exc}") from exc
-    fresh = [p for p in plan_pods(plan, state.name) if p.node in {h.name for h in new}]
+    pods_file = read_pods_file(inputs, wanted)
+    own = plan_pods(plan, state.name)
+    fresh = [p for p in with_namespace_labels(own, pods_file) if p.node in {h.name for h in new}]
+    listed = file_pods(pods_file, state.name) if pods_file is not None else ()
+    fresh += [
+        p for p in listed if p.name not in state.pods
+    ]  # a pod the file gained, or on a new node
     done += [f"pod {p.name} {p.address}" for p in create_pods(state, fresh)]
+    if fresh:
+        try:
+            refresh_pod_nodes(state, topo)  # the new pods in the other nodes' policy sets
+        except AgentFailed as exc:
+            raise LabError(f"lab {state.name}: applying the new pods failed: {exc}") from exc
     for line in done:
         echo(line)
     return done

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from calicc.contract.names import V6
 from calicc.lab.names import check_lab_name
@@ -31,6 +32,11 @@ class Pod:
 
     `address` is the first address CNI gave (the IPv4 one in a dual-stack cluster), `address_v6`
     the IPv6 one when it has one (then equal to `address` in an IPv6-only cluster).
+
+    A pod of the cluster's pods file (lab/filepods.py) has its Kubernetes name in `kube_name`
+    (`name` is the lab's key for it), the file's labels and namespace labels, which the
+    runtime passes to CNI, and its named container ports; the lab's own pods have none of these
+    (lab/pods.py `pod_labels`).
     """
 
     name: str
@@ -40,6 +46,15 @@ class Pod:
     container_id: str
     address: str = ""  # empty until CNI ADD succeeded
     address_v6: str = ""
+    kube_name: str = ""  # empty: `name`
+    labels: dict[str, str] | None = field(default=None, hash=False)
+    namespace_labels: dict[str, str] = field(default_factory=dict, hash=False)
+    ports: tuple[tuple[str, int, str], ...] = field(default=(), hash=False)  # (name, port, proto)
+
+    @property
+    def key(self) -> str:
+        """Return `namespace/name`, how `calicc trace` and the pods file name the pod."""
+        return f"{self.namespace}/{self.kube_name or self.name}"
 
     def address_of(self, version: int) -> str:
         """Return the pod's address of family `version` ("" if it has none)."""
@@ -77,6 +92,11 @@ def lab_root(name: str, base: Path | None = None) -> Path:
     return (base or DEFAULT_BASE) / check_lab_name(name)
 
 
+def _pod(data: dict[str, Any]) -> Pod:
+    ports = tuple((str(n), int(p), str(proto)) for n, p, proto in data.pop("ports", ()))
+    return Pod(**data, ports=ports)
+
+
 def load_state(root: Path) -> LabState | None:
     """Return the recorded state under `root`, or None when there is none."""
     path = root / STATE_FILE
@@ -84,5 +104,5 @@ def load_state(root: Path) -> LabState | None:
         return None
     data = json.loads(path.read_text())
     procs = {k: Proc(**v) for k, v in data.pop("procs").items()}
-    pods = {k: Pod(**v) for k, v in data.pop("pods", {}).items()}
+    pods = {k: _pod(v) for k, v in data.pop("pods", {}).items()}
     return LabState(procs=procs, pods=pods, **data)

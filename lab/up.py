@@ -16,9 +16,11 @@ from calicc.lab.agent import AgentFailed, ApplyJob, agent_bird, apply_nodes, nod
 from calicc.lab.bird import start_bird
 from calicc.lab.converge import wait_converged
 from calicc.lab.expect import needs_tunnel_device
+from calicc.lab.filepods import file_pods, read_pods_file, with_namespace_labels
 from calicc.lab.matrix import Paths, first_probe
 from calicc.lab.network import create_topology, lab_namespaces
 from calicc.lab.parallel import JobsFailed, run_each
+from calicc.lab.peers import refresh_pod_nodes
 from calicc.lab.pods import create_pods, default_pod_nodes, plan_pods
 from calicc.lab.probe import ping
 from calicc.lab.progress import Echo, Progress, quiet
@@ -28,6 +30,7 @@ from calicc.lab.state import LabState, Proc, load_state
 from calicc.lab.topology import Topology, plan_topology
 from calicc.lab.tor import tor_config
 from calicc.lab.wait import WaitTimeout, poll
+from calicc.trace.pods import PodsFile
 
 PING_WAIT_S = 15.0
 SOCKET_MAX = 107  # sun_path holds 108 bytes with the final NUL
@@ -145,6 +148,7 @@ def lab_up(
     started = time.monotonic()
     inputs = load_cluster(cluster)
     plan = plan_cluster(inputs)
+    pods_file = read_pods_file(inputs, [n.name for n in plan.nodes])  # its errors before any work
     _check_socket_paths(plan, root)
     build(inputs, root / "rendered")  # the one writer: lock beside the cluster, then the tree
     state = LabState(name=name, cluster=str(cluster.resolve()), root=str(root))
@@ -162,7 +166,7 @@ def lab_up(
     if not pods:
         return state
     chosen = default_pod_nodes(plan) if pod_nodes is None else pod_nodes
-    start_pods(plan, topo, state, started, echo=echo, pod_nodes=chosen)
+    start_pods(plan, topo, state, started, echo=echo, pod_nodes=chosen, pods_file=pods_file)
     return state
 
 
@@ -195,13 +199,22 @@ def start_pods(
     *,
     echo: Echo,
     pod_nodes: int,
+    pods_file: PodsFile | None = None,
 ) -> None:
-    """Make the test pods through the CNI plugin; time the first pod-to-pod ping."""
+    """Make the test pods through the CNI plugin; time the first pod-to-pod ping.
+
+    The lab's own pods first, then those of the cluster's pods file (lab/filepods.py); then
+    the nodes with pods apply again, to read the other nodes' pods (lab/peers.py).
+    """
+    own = with_namespace_labels(plan_pods(plan, state.name, pod_nodes), pods_file)
+    listed = file_pods(pods_file, state.name) if pods_file is not None else ()
     try:
-        made = create_pods(state, plan_pods(plan, state.name, pod_nodes))
-    except CniFailed as exc:
+        made = create_pods(state, own)
+        made += create_pods(state, listed) if listed else []
+        refresh_pod_nodes(state, topo)  # every pod in the other nodes' policy sets
+    except (CniFailed, AgentFailed) as exc:
         raise LabError(f"{exc}\nrun `calicc lab down` for lab {state.name}") from exc
-    echo(f"pods: {len(made)} made through the CNI plugin")
+    echo(f"pods: {len(made)} made through the CNI plugin ({len(listed)} of the pods file)")
     paths = Paths(plan, topo, state.pods, state.tunnel == "ifb")
     probe = first_probe(paths)
     try:

@@ -141,19 +141,28 @@ def check_intents(intents: Sequence[Intent], cluster: Cluster) -> list[Violation
     tracer = Tracer(cluster)
     found = []
     for intent in intents:
-        try:
-            src = cluster.resolve(intent.source, intent.family)
-            dst = cluster.resolve(intent.to, intent.family or src.address.version)
-        except TraceError as exc:
-            raise TraceError(f"intent {intent.name} ({intent.where}): {exc}") from None
-        trace = tracer.trace(src, dst, intent.port)
-        reason = _contradiction(intent, trace)
+        trace = trace_intent(intent, cluster, tracer)
+        reason = contradiction(intent, trace)
         if reason is not None:
             found.append(Violation(intent, reason, trace))
     return found
 
 
-def _contradiction(intent: Intent, trace: Trace) -> str | None:
+def trace_intent(intent: Intent, cluster: Cluster, tracer: Tracer) -> Trace:
+    """Return the trace of the packet `intent` speaks of.
+
+    Raises:
+        TraceError: the intent names nothing of the cluster (the intent and its line named).
+    """
+    try:
+        src = cluster.resolve(intent.source, intent.family)
+        dst = cluster.resolve(intent.to, intent.family or src.address.version)
+    except TraceError as exc:
+        raise TraceError(f"intent {intent.name} ({intent.where}): {exc}") from None
+    return tracer.trace(src, dst, intent.port)
+
+
+def contradiction(intent: Intent, trace: Trace) -> str | None:
     """Return how the trace contradicts the intent, or None."""
     wanted = "allowed" if intent.expect == "allow" else "denied"
     if (trace.outcome == "allowed") != (wanted == "allowed"):

@@ -48,8 +48,13 @@ def test_example_up_check_down(example: str) -> None:
         assert "routes_installed_s" in state.timings
         assert state.timings["first_pod_ping_s"] >= state.timings["routes_installed_s"]
         plan, _ = lab_context(state)
-        assert len(state.pods) == 2 * len(plan.nodes)
+        own = [p for p in state.pods.values() if not p.kube_name]  # not the pods file's
+        assert len(own) == 2 * len(plan.nodes)
         assert all(p.address for p in state.pods.values())
+        agreement = [r for r in rows if r.check == "trace"]
+        assert agreement[0].subject == "every pod pair and port"
+        assert agreement[0].status == PASS, agreement  # same-node pairs at least, every example
+        print(f"{example}: trace and packets: {agreement[0].observed}")
         kinds = {r.check for r in rows if r.status == PASS}
         assert {"pod-pod node", "node-pod", "pod-node", "mtu", "egress-nat", "policy"} <= kinds
         assert any(r.check.startswith("pod-pod node") and r.status == PASS for r in rows)
