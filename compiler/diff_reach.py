@@ -28,13 +28,15 @@ class ReachFiles:
     """The files a tree's cluster file names in one snapshot (paths from the repository top).
 
     `problem`: why one of them cannot be used (a YAML error, a path outside the repository, a
-    missing file); the others are still traced.
+    missing file), and `refused` the keys it is about (both for a YAML error): those are not
+    compared, the others are.
     """
 
     cluster: str
     pods: str | None = None
     intents: str | None = None
     problem: str | None = None
+    refused: frozenset[str] = frozenset()
 
     def named(self) -> tuple[str, ...]:
         """Return the paths of the pods and intents files it names that exist."""
@@ -55,18 +57,21 @@ def reach_files(snap: Snapshot, paths: Collection[str], tree: str) -> ReachFiles
         return None
     data = _cluster_keys(snap.read([cluster])[cluster])
     if isinstance(data, str):
-        return ReachFiles(cluster, problem=f"{cluster}: {data}")
+        return ReachFiles(cluster, problem=f"{cluster}: {data}", refused=frozenset(TRACE_KEYS))
     named: dict[str, str] = {}
-    problems = []
+    problems: dict[str, str] = {}
     for key, rel in data.items():
         found = _named_path(rel, parent, paths)
         if isinstance(found, tuple):
             named[key] = found[0]
         else:
-            problems.append(f"{cluster}: `{key}`: {found}")
+            problems[key] = f"{cluster}: `{key}`: {found}"
     if not named and not problems:
         return None
-    return ReachFiles(cluster, named.get("pods"), named.get("intents"), "; ".join(problems) or None)
+    problem = "; ".join(problems.values()) or None
+    return ReachFiles(
+        cluster, named.get("pods"), named.get("intents"), problem, frozenset(problems)
+    )
 
 
 def _cluster_keys(text: str) -> dict[str, object] | str:

@@ -143,10 +143,14 @@ def summary(
     """Return the section's first line: what was traced where, and how much."""
     named = sorted({path for f in files if f is not None for path in f.named()})
     with_files = f" with {', '.join(f'`{p}`' for p in named)}" if named else ""
-    counts = (
-        f"{many(sum(r.traced for r in intents), 'intent')} and "
-        f"{many(pairs.pairs, 'pod pair')} ({many(len(pairs.rows), 'question')}: "
-        "each destination port and a ping)"
-    )
+    counts = []
+    if any(f is not None and f.intents is not None for f in files):
+        counts.append(many(sum(r.traced for r in intents), "intent"))
+    if any(f is not None and f.pods is not None for f in files):
+        counts.append(
+            f"{many(pairs.pairs, 'pod pair')} ({many(len(pairs.rows), 'question')}: "
+            "each destination port and a ping)"
+        )
     old, new = revisions
-    return f"Traced in `{old.label}` and `{new.label}`{with_files}: {counts}."
+    traced = " and ".join(counts) or "nothing"
+    return f"Traced in `{old.label}` and `{new.label}`{with_files}: {traced}."

@@ -72,7 +72,8 @@ class Revision:
     """One revision's cluster and intents, as far as they load, and what did not load.
 
     `cluster` is None when the tree does not load; `pods_ok` and `intents` say whether the pods
-    and intents files loaded (no file: loaded, empty). `problems` are Markdown-free texts with
+    and intents files loaded (no file: loaded, empty; a file the cluster file names wrongly:
+    not loaded). `problems` are Markdown-free texts with
     paths from the repository top.
     """
 
@@ -96,15 +97,16 @@ def load_revision(root: Path, tree: str, files: ReachFiles | None, label: str) -
         view = TreeView.open(root / tree)
     except TraceError as exc:
         return Revision(label, None, False, None, [*problems, shown(str(exc))], shown)
+    refused = files.refused if files is not None else frozenset()
     pods: PodsFile | None = None
-    pods_ok = True
+    pods_ok = "pods" not in refused
     if files is not None and files.pods is not None:
         try:
             pods = load_pods(root / files.pods, view.by_name)
         except CaliccError as exc:
             pods_ok = False
             problems += shown.each(exc)
-    intents: tuple[Intent, ...] | None = ()
+    intents: tuple[Intent, ...] | None = None if "intents" in refused else ()
     if files is not None and files.intents is not None:
         try:
             intents = load_intents(root / files.intents)

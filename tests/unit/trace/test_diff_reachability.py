@@ -204,3 +204,65 @@ def test_a_diff_without_pods_or_intents_loads_no_trace(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert done.stdout.split() == ["True", "False", "False"]
+
+
+def test_a_dual_stack_pair_is_traced_in_each_family(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q", "-b", "main")
+    shutil.copytree(EXAMPLES / "dual-stack-mesh", tmp_path / "net")
+    (tmp_path / "net/pods.yaml").write_text(
+        "pods:\n"
+        "  - {name: a, namespace: d, node: node-1, ports: [{name: http, port: 80}]}\n"
+        "  - {name: b, namespace: d, node: node-2}\n"
+    )
+    with (tmp_path / "net/cluster.yaml").open("a") as handle:
+        handle.write("pods: pods.yaml\n")
+    rebuild(tmp_path / "net")
+    commit(tmp_path, "dual stack with pods")
+    with (tmp_path / "net/cluster.yaml").open("a") as handle:
+        handle.write("mtu: 1400\n")
+    rebuild(tmp_path / "net")
+    text = diff_command(tmp_path, "HEAD", None)
+    assert "with `net/pods.yaml`: 2 pod pairs (6 questions" in section(text)  # no intents counted
+    ports = [row.split(" | ")[2] for row in pair_rows(text)]
+    assert ports == ["ping", "ping IPv6", "ping", "ping IPv6", "TCP/80", "TCP/80 IPv6"]
+    assert "over Mesh_fd00_70__11 | 1500 → 1400 |" in pair_rows(text)[-1]
+
+
+def test_a_denial_names_the_policy(repo: Path) -> None:
+    edit(repo / "demo/pods.yaml", 'quarantine: {quarantine: "true"}', "quarantine: {}")
+    commit(repo, "quarantine lifted")
+    found = section(diff_command(repo, "HEAD", "HEAD~1"))  # from lifted back to quarantined
+    assert (
+        "| `quarantine-is-cut-off` | quarantine/suspect → demo/nginx TCP/80, expect deny | "
+        "allowed → denied (by Admin ClusterNetworkPolicy cluster-guardrails "
+        "(cluster-policies.yaml:" in found
+    )
+
+
+def test_a_tree_in_one_revision_only_is_not_traced(repo: Path) -> None:
+    shutil.copytree(repo / "demo", repo / "demo2")
+    text = diff_command(repo, "HEAD", None)
+    assert "Not traced: the tree is only in `working tree`." in section(text)
+
+
+def test_bad_names_in_the_cluster_file_are_lines(repo: Path) -> None:
+    cluster = repo / "demo/cluster.yaml"
+    edit(cluster, "pods: pods.yaml", "pods: ../../outside.yaml")
+    edit(cluster, "intents: intents.yaml", "intents: missing.yaml")
+    found = section(diff_command(repo, "HEAD", None))
+    assert "`pods`: '../../outside.yaml' is outside the repository" in found
+    assert "`intents`: demo/missing.yaml does not exist" in found
+    assert "intent removed" not in found  # not compared with intents that cannot be read
+    cluster.write_text(cluster.read_text() + "pods: [\n")
+    found = section(diff_command(repo, "HEAD", None))
+    assert "- cannot load in `working tree`: demo/cluster.yaml: " in found
+    assert "intent removed" not in found
+    assert "| from |" not in found
+
+
+def test_an_intents_file_that_does_not_validate_is_a_line(repo: Path) -> None:
+    edit(repo / "demo/intents.yaml", "expect: deny            # web-allow", "expect: maybe #")
+    found = section(diff_command(repo, "HEAD", None))
+    assert "- cannot load in `working tree`: demo/intents.yaml:" in found
+    assert "expect" in found
+    assert "| intent |" not in found  # not compared with a file that does not load
