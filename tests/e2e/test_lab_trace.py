@@ -3,7 +3,7 @@ the don't-fragment boundary are the trace's path, encapsulation and path MTU (ro
 
 examples/vxlan-crosssubnet: pods of one rack talk directly, across racks through vxlan.calico
 (this kernel has no ipip module, so IPIP paths cannot carry packets here). The lab's pods are
-written as a pods file with their labels and the addresses CNI gave them.
+written as a pods file with their labels and the addresses CNI gave them (lab/filepods.py).
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
+from calicc.lab.filepods import write_lab_pods
 from calicc.lab.names import ns_name
 from calicc.lab.netns import ns_run
-from calicc.lab.pods import pod_labels
 from calicc.lab.probe import ping
-from calicc.lab.state import LabState
 from calicc.trace.answer import Port, Tracer
 from calicc.trace.ends import Cluster
 from calicc.trace.pods import load_pods
@@ -30,35 +28,20 @@ pytestmark = [pytest.mark.root, pytest.mark.tools]
 PING = Port("icmp", None)
 
 
-def pods_file(state: LabState, path: Path) -> Path:
-    pods = [
-        {
-            "name": p.name,
-            "namespace": p.namespace,
-            "node": p.node,
-            "labels": pod_labels(p),
-            "ips": [p.address],
-        }
-        for p in state.pods.values()
-    ]
-    path.write_text(yaml.safe_dump({"pods": pods}))
-    return path
-
-
 def tx_packets(ns: str, device: str) -> int:
     shown = json.loads(ns_run(ns, ["ip", "-s", "-j", "link", "show", "dev", device]).stdout)
     return int(shown[0]["stats64"]["tx"]["packets"])
 
 
-def test_trace_paths_and_mtu_agree_with_the_lab(tmp_path: Path) -> None:
+def test_trace_paths_and_mtu_agree_with_the_lab() -> None:
     need_root()
     need_tool("bird", "birdc", "ping", "ip")
     with running_lab(EXAMPLES / "vxlan-crosssubnet" / "cluster.yaml") as state:
         view = TreeView.open(Path(state.root) / "rendered")
-        cluster = Cluster(view, load_pods(pods_file(state, tmp_path / "pods.yaml"), view.by_name))
+        cluster = Cluster(view, load_pods(write_lab_pods(state), view.by_name))
         tracer = Tracer(cluster)
         pods = list(state.pods.values())
-        ends = {p.name: cluster.resolve(f"{p.namespace}/{p.name}", None) for p in pods}
+        ends = {p.name: cluster.resolve(p.key, None) for p in pods}
         for pod in pods:  # the trace's endpoint chains are those of the veth CNI made
             iface = ends[pod.name].pod.iface  # type: ignore[union-attr]
             host = ns_name(state.name, "node", pod.node)
