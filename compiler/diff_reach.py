@@ -112,12 +112,14 @@ def reach_section(
 ) -> list[str]:
     """Return the Markdown lines of the tree's reachability section (empty: no section).
 
-    `tree_changed`: whether any file of the tree differs between the snapshots.
+    `tree_changed`: whether any file of the tree differs between the snapshots. With the same
+    tree and pods file, pod pairs cannot change: only the intents are traced.
     """
     files = (reach_files(snaps[0], paths[0], tree), reach_files(snaps[1], paths[1], tree))
     if files == (None, None):
         return []
-    if not tree_changed and not _inputs_differ(snaps, (files[0], files[1])):
+    pods_changed = tree_changed or _differs(snaps, files, "pods")
+    if not pods_changed and not _differs(snaps, files, "intents"):
         return []
     present = [tree_path(tree, INDEX) in p for p in paths]
     if not all(present):
@@ -125,14 +127,15 @@ def reach_section(
         return [f"Not traced: the tree is only in `{only}`."]
     from calicc.trace.reach_diff import reach_lines  # noqa: PLC0415 - only when traced
 
-    return reach_lines(snaps, tree, files)
+    return reach_lines(snaps, tree, files, pairs=pods_changed)
 
 
-def _inputs_differ(
-    snaps: tuple[Snapshot, Snapshot], files: tuple[ReachFiles | None, ReachFiles | None]
+def _differs(
+    snaps: tuple[Snapshot, Snapshot], files: tuple[ReachFiles | None, ReachFiles | None], key: str
 ) -> bool:
-    """Return whether the named files, or their contents, differ between the snapshots."""
-    old, new = files
-    if old is None or new is None or old != new:
+    """Return whether the file named by `key` (pods, intents) differs: path, refusal or text."""
+    old, new = (None if f is None else f.pods if key == "pods" else f.intents for f in files)
+    refused = [f is not None and key in f.refused for f in files]
+    if old != new or refused[0] != refused[1]:
         return True
-    return snaps[0].read(old.named()) != snaps[1].read(new.named())
+    return old is not None and snaps[0].read([old]) != snaps[1].read([old])

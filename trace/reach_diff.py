@@ -33,6 +33,7 @@ class PairAnswers:
 
     rows: list[PairRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    traced: bool = True
 
     @property
     def pairs(self) -> int:
@@ -41,9 +42,16 @@ class PairAnswers:
 
 
 def reach_lines(
-    snaps: tuple[Snapshot, Snapshot], tree: str, files: tuple[ReachFiles | None, ...]
+    snaps: tuple[Snapshot, Snapshot],
+    tree: str,
+    files: tuple[ReachFiles | None, ...],
+    *,
+    pairs: bool = True,
 ) -> list[str]:
-    """Return the Markdown lines of the tree's reachability section for two snapshots."""
+    """Return the Markdown lines of the tree's reachability section for two snapshots.
+
+    `pairs`: whether to trace the pod pairs (not when the tree and pods file are the same).
+    """
     with ExitStack() as stack:  # the trees are read while traced: kept until the end
         revisions = []
         for snap, found in zip(snaps, files, strict=True):
@@ -54,13 +62,15 @@ def reach_lines(
                 revisions.append(Revision(snap.label, None, False, None, [str(exc)]))
                 continue
             revisions.append(load_revision(root, tree, found, snap.label))
-        return section(revisions[0], revisions[1], files)
+        return section(revisions[0], revisions[1], files, pairs)
 
 
-def section(old: Revision, new: Revision, files: Sequence[ReachFiles | None]) -> list[str]:
-    """Trace both revisions and return the section's lines."""
+def section(
+    old: Revision, new: Revision, files: Sequence[ReachFiles | None], traced: bool = True
+) -> list[str]:
+    """Trace both revisions (`traced`: the pod pairs too) and return the section's lines."""
     intents = compare_intents(old, new)
-    pairs = compare_pairs(old, new)
+    pairs = compare_pairs(old, new) if traced else PairAnswers(traced=False)
     problems = [f"- cannot load in `{r.label}`: {p}" for r in (old, new) for p in r.problems]
     problems += [
         f"- cannot trace in `{label}`: {result.path}"
@@ -146,7 +156,9 @@ def summary(
     counts = []
     if any(f is not None and f.intents is not None for f in files):
         counts.append(many(sum(r.traced for r in intents), "intent"))
-    if any(f is not None and f.pods is not None for f in files):
+    if not pairs.traced:
+        counts.append("no pod pair (the same tree and pods file in both)")
+    elif any(f is not None and f.pods is not None for f in files):
         counts.append(
             f"{many(pairs.pairs, 'pod pair')} ({many(len(pairs.rows), 'question')}: "
             "each destination port and a ping)"

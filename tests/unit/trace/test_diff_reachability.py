@@ -14,6 +14,7 @@ import yaml
 
 from calicc.compiler.build import build, load_cluster
 from calicc.compiler.diff import diff_command
+from calicc.trace import reach_diff
 from calicc.trace.reach_table import MAX_ROWS
 from tests.conftest import EXAMPLES
 
@@ -136,7 +137,7 @@ def test_intents_added_and_removed_are_listed(repo: Path) -> None:
     )
     assert "- intent removed: `quarantine-is-cut-off` (quarantine/suspect → demo/nginx" in found
     assert "was denied" in found
-    assert "4 intents and 110 pod pairs" in found  # those in both revisions
+    assert "4 intents and no pod pair (the same tree and pods file in both)" in found
     assert "| from |" not in found  # no pair changed
 
 
@@ -266,3 +267,14 @@ def test_an_intents_file_that_does_not_validate_is_a_line(repo: Path) -> None:
     assert "- cannot load in `working tree`: demo/intents.yaml:" in found
     assert "expect" in found
     assert "| intent |" not in found  # not compared with a file that does not load
+
+
+def test_too_many_pod_pairs_trace_only_the_intents(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reach_diff, "MAX_PAIRS", 100)
+    close_web_range(repo)
+    found = section(diff_command(repo, "HEAD", None))
+    assert "- pod pairs not traced: 11 pods make 110 ordered pairs, more than 100" in found
+    assert "5 intents and 0 pod pairs" in found
+    assert "| from |" not in found
