@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from calicc.compiler.emit import INDEX, EmitReport, digest, stage_beside
@@ -104,17 +105,17 @@ def _stage(job: Job, state: TreeState, index: IndexText) -> EmitReport:
     return EmitReport(written=sorted(written), removed=sorted(stale & state.existing))
 
 
-def _view(out: Path, staging: Path, report: EmitReport) -> Path:
-    """Return a directory holding the new tree as the swap will leave it (hard links).
+def _view(out: Path, staging: Path, report: EmitReport, where: Path) -> Path:
+    """Return a directory under `where` holding the new tree as the swap will leave it.
 
     Its files are those the new index.json lists (staged, or the tree's own when unchanged):
-    each from the staging directory when staged, else from the tree. A link that cannot be
-    made (another file system) is a copy.
+    hard links to the staged file when staged, else to the tree's. A link that cannot be made
+    (another file system) is a copy.
     """
     staged = set(report.written)
     index = staging / INDEX if INDEX in staged else out / INDEX
     files = index_files(read_index(index), index)
-    view = Path(tempfile.mkdtemp(prefix=".calicc-view-", dir=out.parent))
+    view = Path(tempfile.mkdtemp(prefix=".calicc-view-", dir=where))
     for rel in sorted(files):
         source = staging / rel if rel in staged else out / rel
         target = view / rel
@@ -124,6 +125,33 @@ def _view(out: Path, staging: Path, report: EmitReport) -> Path:
         except OSError:
             shutil.copy2(source, target)
     return view
+
+
+def _verify(
+    verify: Callable[[Path], None], job: Job, state: TreeState, report: EmitReport, where: Path
+) -> None:
+    """Run `verify` on the new tree: the staging directory itself when it holds all of it."""
+    staging = job.staging
+    assert staging is not None  # only staged builds are verified
+    view = staging if _fresh(job, state) else _view(job.out, staging, report, where)
+    try:
+        verify(view)
+    finally:
+        if view != staging:
+            shutil.rmtree(view, ignore_errors=True)
+
+
+def _check_verified(
+    job: Job, state: TreeState, index: IndexText, verify: Callable[[Path], None]
+) -> EmitReport:
+    """Compare (--check) and `verify` the new tree, staged in a private temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="calicc-check-") as tmp:
+        staging = Path(tmp) / "tree"
+        staging.mkdir()
+        staged = replace(job, staging=staging)
+        report = _stage(staged, state, index)
+        _verify(verify, staged, state, report, Path(tmp))
+        return report
 
 
 def previous_nodes(state: TreeState) -> dict[str, tuple[str, Mapping[str, str]]]:
@@ -165,12 +193,17 @@ def write_build(
     """Stage, then swap in the tree and the lock; `check` only compares.
 
     `verify` reads the new tree (a directory laid out as it will be) before anything is
-    swapped in; its exception leaves the tree and the lock as they were.
+    swapped in; its exception leaves the tree and the lock as they were. With `check` it reads
+    the tree as a build would write it, staged in a temporary directory of its own.
     """
     relock = lock_file.digest != digest(lock_text)
-    if check:
+    if check:  # with `verify`, staged where nothing of the tree's or the user's is written
         job = Job(plan, out, state.existing, staging=None, previous=previous_nodes(state))
-        report = _stage(job, state, index)
+        report = (
+            _stage(job, state, index)
+            if verify is None
+            else _check_verified(job, state, index, verify)
+        )
         if relock:
             report.written.insert(0, str(lock_file.path))
         return report
@@ -184,15 +217,9 @@ def write_build(
         job = Job(plan, out, state.existing, staging=staging, previous=previous_nodes(state))
         report = _stage(job, state, index)
         lock_tmp = stage_beside(lock_file.path, lock_text) if relock else None
-        fresh = not state.existing and not state.links and not _has_subdirs(out)
         if verify is not None:
-            view = staging if fresh else _view(out, staging, report)
-            try:
-                verify(view)
-            finally:
-                if view != staging:
-                    shutil.rmtree(view, ignore_errors=True)
-        _swap_in(out, staging, report, fresh)
+            _verify(verify, job, state, report, out.parent)
+        _swap_in(out, staging, report, _fresh(job, state))
         if lock_tmp is not None:
             with writing(lock_file.path):
                 os.replace(lock_tmp, lock_file.path)
@@ -200,6 +227,11 @@ def write_build(
         return report
     finally:
         _cleanup([] if done else made, staging, None if done else lock_tmp)
+
+
+def _fresh(job: Job, state: TreeState) -> bool:
+    """Return whether the output holds nothing yet: the staging directory becomes the tree."""
+    return not state.existing and not state.links and not _has_subdirs(job.out)
 
 
 def _has_subdirs(path: Path) -> bool:

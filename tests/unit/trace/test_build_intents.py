@@ -30,9 +30,12 @@ def demo(tmp_path: Path, intents: list[dict[str, str]], fresh: bool = False) -> 
     return work
 
 
+def build_args(work: Path) -> list[str]:
+    return [sys.executable, "-m", "calicc", "build", str(work / "cluster.yaml")]
+
+
 def build(work: Path) -> subprocess.CompletedProcess[str]:
-    args = [sys.executable, "-m", "calicc", "build", str(work / "cluster.yaml")]
-    return subprocess.run(args, capture_output=True, text=True, check=False)
+    return subprocess.run(build_args(work), capture_output=True, text=True, check=False)
 
 
 def snapshot(work: Path) -> dict[str, bytes]:
@@ -77,6 +80,21 @@ def test_intents_read_the_whole_new_tree_whatever_the_previous_index_listed(
     assert done.returncode == 0, done.stderr
     assert "cluster_files" in json.loads(index.read_text())
     assert (work / "rendered" / "cluster" / "nodes.tsv").is_file()
+
+
+def test_build_check_traces_the_intents_too_and_writes_nothing(tmp_path: Path) -> None:
+    work = demo(tmp_path, [HOLDS])
+    assert build(work).returncode == 0
+    check = [*build_args(work), "--check"]
+    done = subprocess.run(check, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    (work / "intents.yaml").write_text(yaml.safe_dump({"intents": [HOLDS, BROKEN]}))
+    before = snapshot(tmp_path)
+    done = subprocess.run(check, capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert "1 reachability intent violated; nothing written" in done.stderr
+    assert "open-nginx (" in done.stderr
+    assert snapshot(tmp_path) == before
 
 
 def test_a_fresh_tree_violating_an_intent_is_not_written(tmp_path: Path) -> None:
