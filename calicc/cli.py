@@ -58,7 +58,7 @@ COMMANDS = {
     ),
     "diff": Entry(
         _COMPILER,
-        "Summarise, per node, what a change does to the rendered trees (Markdown for a PR).",
+        "Summarise a change to the rendered trees, per node, and to reachability (for a PR).",
     ),
     "apply": Entry(_AGENT, "Apply a node bundle once to this network namespace (idempotent)."),
     "agent": Entry(_AGENT, "Reconcile this node to its bundle every interval until SIGTERM."),

@@ -268,7 +268,7 @@ def diff_cmd(
     path: Annotated[str, typer.Option(help="only rendered trees under this path")] = "",
     out: Annotated[Path | None, typer.Option("-o", "--out", help="file (default stdout)")] = None,
 ) -> None:
-    """Summarise what a change does to the rendered trees, per node, and to reachability (a PR)."""
+    """Summarise a change to the rendered trees, per node, and to reachability (for a PR)."""
     from calicc.compiler.diff import diff_command
     from calicc.compiler.emit import write_atomic
 
