@@ -85,8 +85,8 @@ def intent_lines(rows: Sequence[IntentRow]) -> list[str]:
     lines = []
     if changed:
         lines += [
-            "| intent | what | verdict | path | path MTU |",
-            "| --- | --- | --- | --- | --- |",
+            "| intent | what | verdict | path | path MTU | expectation |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
     for row in changed:
         assert row.before is not None
@@ -94,7 +94,8 @@ def intent_lines(rows: Sequence[IntentRow]) -> list[str]:
         assert row.old is not None
         assert row.new is not None
         what = cell(intent_text(row.before), intent_text(row.after))
-        lines.append(f"| `{row.name}` | {what} | {results(row.old, row.new)} |")
+        holds = cell(row.old.expectation, row.new.expectation)
+        lines.append(f"| `{row.name}` | {what} | {results(row.old, row.new)} | {holds} |")
     for row in rows:
         if row.before is None and row.after is not None and row.new is not None:
             now = intent_text(row.after)
@@ -108,7 +109,8 @@ def intent_lines(rows: Sequence[IntentRow]) -> list[str]:
 def _now(result: Result) -> str:
     if not result.traced:
         return f"{result.verdict}: {result.path}"
-    return f"{result.verdict}, {result.path}, path MTU {mtu(result)}"
+    holds = f", {result.expectation}" if result.expectation else ""
+    return f"{result.verdict}, {result.path}, path MTU {mtu(result)}{holds}"
 
 
 def pair_lines(rows: Sequence[PairRow], limit: int = MAX_ROWS) -> list[str]:

@@ -10,12 +10,12 @@ without an address of the family, say) has the error as its verdict.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from calicc.trace.answer import Port, Trace, Tracer
 from calicc.trace.ends import Cluster
 from calicc.trace.errors import TraceError
-from calicc.trace.intents import Intent
+from calicc.trace.intents import Intent, contradiction, trace_intent
 from calicc.trace.pods import PodsFile
 from calicc.trace.route import Forward
 
@@ -29,13 +29,16 @@ NO_ANSWER = "not traced"
 class Result:
     """One answer, as compared: verdict, path and path MTU; `why` (who denied) is only shown.
 
-    `why` names the policy that denied, or the hook on the node that dropped the packet.
+    `why` names the policy that denied, or the hook on the node that dropped the packet. An
+    intent's answer also says whether the intent holds (compared too: a changed `min_mtu`, say,
+    can violate an intent whose path is the same).
     """
 
     verdict: str
     path: str
     mtu: int | None
     why: str = field(default="", compare=False)
+    expectation: str = ""  # an intent's: "holds" or "violated: why"
 
     @property
     def traced(self) -> bool:
@@ -99,13 +102,13 @@ def no_answer(error: TraceError) -> Result:
 
 
 def ask_intent(tracer: Tracer, cluster: Cluster, intent: Intent) -> Result:
-    """Trace one intent as `check_intents` does (its family, else the source's)."""
+    """Trace one intent as `calicc build` does; say whether it holds (`expectation`)."""
     try:
-        src = cluster.resolve(intent.source, intent.family)
-        dst = cluster.resolve(intent.to, intent.family or src.address.version)
-        return result_of(tracer.trace(src, dst, intent.port))
+        trace = trace_intent(intent, cluster, tracer)
     except TraceError as exc:
-        return no_answer(TraceError(f"intent {intent.name} ({intent.where}): {exc}"))
+        return no_answer(exc)
+    reason = contradiction(intent, trace)
+    return replace(result_of(trace), expectation=f"violated: {reason}" if reason else "holds")
 
 
 def ask_pair(tracer: Tracer, cluster: Cluster, question: PairQuestion) -> Result:

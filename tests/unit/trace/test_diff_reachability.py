@@ -119,6 +119,7 @@ def test_a_pods_file_change_alone_is_traced_and_lists_the_tree(repo: Path) -> No
     found = section(text)
     assert "| `api-reaches-web-dns` | shop/api-1 → shop/web-1 UDP/5353, expect allow |" in found
     assert "allowed → denied" in found
+    assert "| holds → violated: expected allow, the trace says denied |" in found
     rows = pair_rows(text)
     assert len(rows) == 2, rows
     assert rows[0].startswith(PROM_WEB1)
@@ -137,6 +138,7 @@ def test_intents_added_and_removed_are_listed(repo: Path) -> None:
     )
     assert "- intent removed: `quarantine-is-cut-off` (quarantine/suspect → demo/nginx" in found
     assert "was denied" in found
+    assert "path MTU 1480, holds" in found
     assert "4 intents and no pod pair (the same tree and pods file in both)" in found
     assert "| from |" not in found  # no pair changed
 
@@ -154,6 +156,17 @@ def test_an_mtu_change_shows_old_and_new_path_mtu(repo: Path) -> None:
     assert len(rows) == MAX_ROWS
     assert all(row.endswith("| 1480 → 1400 |") for row in rows)
     assert "more changed (" in found
+
+
+def test_an_intent_violated_by_its_own_change_is_listed(repo: Path) -> None:
+    edit(repo / "demo/intents.yaml", "min_mtu: 1480", "min_mtu: 1500")
+    found = section(diff_command(repo, "HEAD", None))
+    assert (
+        "| `client-reaches-nginx` | demo/client → demo/nginx TCP/80, expect allow | allowed | "
+        "bgp via tunl0 (ipip), over Mesh_10_30_0_11 | 1480 | "
+        "holds → violated: expected a path MTU of at least 1500, it is 1480 |"
+    ) in found
+    assert "no pod pair (the same tree and pods file in both)" in found
 
 
 def test_the_same_answers_say_so(repo: Path) -> None:
