@@ -189,6 +189,9 @@ class Tracer:
                 return self._done(src, dst, port, route=route, checks=checks, snat=snat)
             if snat is not None:  # masqueraded: the far end sees the leaving device's address
                 packet = replace(packet, src=_masquerade(src.node, route, packet.family))
+            leaves = self._tunnel_out(src.node, dst.node, route, packet.family, checks)
+            if not leaves:
+                return self._done(src, dst, port, route=route, checks=checks, snat=snat)
         if dst.node is not None:
             self._arrive(src, dst, packet, route, checks)
         return self._done(src, dst, port, route=route, checks=checks, snat=snat)
@@ -224,6 +227,27 @@ class Tracer:
             nt.tables, "nat", "POSTROUTING", replace(out, mark=verdict.mark), self.sets(node)
         )
         return nat
+
+    def _tunnel_out(
+        self, src: NodeRow, dst: NodeRow | None, route: Forward, family: int, checks: list[Check]
+    ) -> bool:
+        """Walk the source node's OUTPUT with the tunnel packet; return whether it leaves.
+
+        The encapsulated packet is the node's own: host endpoint egress policy sees it (calicc
+        accepts IPIP and VXLAN to cluster nodes before any host policy).
+        """
+        if route.encapsulation == "none" or dst is None:
+            return True
+        outer = _outer(route, src, dst, family, "")
+        if outer is None:
+            return True
+        nt = self.tables(src.name, family)
+        out = replace(outer, iif=None, oif=underlay_device(src), src_local=True, dst_local=False)
+        what = f"{route.encapsulation.upper()} packet to node {dst.name}"
+        for hook in ("raw OUTPUT", "filter OUTPUT"):
+            if self._check(checks, nt, hook, out, what) is None:
+                return False
+        return True
 
     def _arrive(
         self, src: End, dst: End, packet: Packet, route: Forward | None, checks: list[Check]

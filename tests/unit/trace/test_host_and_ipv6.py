@@ -3,7 +3,7 @@ pre-DNAT) and in IPv6 (examples/dual-stack-mesh: ip6tables chains, IPv6 routes).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pytest
 import yaml
@@ -11,12 +11,13 @@ from typer.testing import CliRunner
 
 from calicc.agent.bundle import Bundle
 from calicc.contract.names import IP6TABLES_FILE
+from calicc.trace import answer
 from calicc.trace.answer import Port, Trace, Tracer
 from calicc.trace.cli import app
 from calicc.trace.ends import Cluster
 from calicc.trace.pods import load_pods
-from calicc.trace.policy import node_tables
-from calicc.trace.rules import Table
+from calicc.trace.policy import NodeTables, PodAt, node_tables, node_text
+from calicc.trace.rules import Table, parse_tables
 from calicc.trace.view import TreeView
 from tests.conftest import EXAMPLES
 
@@ -140,3 +141,45 @@ def test_cli_family_6() -> None:
     assert "(IPv6)" in result.output.splitlines()[0]
     bad = CliRunner().invoke(app, ["node-1", "node-2", "--tree", str(tree), "--family", "5"])
     assert bad.exit_code == 2
+
+
+@pytest.fixture(scope="module")
+def hosts_with_pods(tmp_path_factory: pytest.TempPathFactory) -> Cluster:
+    view = TreeView.open(EXAMPLES / "host-protection" / "rendered")
+    pods = [{"name": "a", "node": "master-1"}, {"name": "b", "node": "worker-2"}]
+    path = tmp_path_factory.mktemp("pods") / "pods.yaml"
+    path.write_text(yaml.safe_dump({"pods": pods}))
+    return Cluster(view, load_pods(path, view.by_name))
+
+
+def test_the_tunnel_packet_passes_the_source_nodes_output_host_policy(
+    hosts_with_pods: Cluster,
+) -> None:
+    found = trace(hosts_with_pods, "default/a", "default/b", Port("tcp", 80))
+    assert found.outcome == "allowed"
+    hooks = [(c.node, c.hook, c.what) for c in found.checks]
+    leaving = ("master-1", "filter OUTPUT", "IPIP packet to node worker-2")
+    assert hooks.index(leaving) == 1  # after the pod's egress, before the far node's INPUT
+    decided = found.checks[1].decided_by
+    assert decided is not None
+    assert decided.comment == "IPIP to cluster nodes"
+
+
+def test_without_the_tunnel_accept_host_egress_policy_decides_the_tunnel_packet(
+    hosts_with_pods: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def without_tunnel_accept(bundle: Bundle, pods: Sequence[PodAt], family: int) -> NodeTables:
+        text = node_text(bundle, pods, family)
+        gone = ("IPIP to cluster nodes", "management egress")  # its allow-all egress too
+        text = "\n".join(line for line in text.splitlines() if not any(g in line for g in gone))
+        name = bundle.manifest.node.name
+        return NodeTables(name, family, parse_tables(text + "\n", family), {})
+
+    monkeypatch.setattr(answer, "node_tables", without_tunnel_accept)
+    found = trace(hosts_with_pods, "default/a", "default/b", Port("tcp", 80))
+    assert found.outcome == "denied"
+    last = found.checks[-1]
+    assert (last.node, last.hook, last.passed) == ("master-1", "filter OUTPUT", False)
+    decided = last.decided_by
+    assert decided is not None
+    assert decided.comment == "default deny on *: no host policy allowed it"
