@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from calicc.compiler.build import build, load_cluster
+from calicc.compiler.cli import app
 from calicc.compiler.diff import diff_command
 from calicc.trace import reach_diff
 from calicc.trace.reach_table import MAX_ROWS
@@ -251,6 +253,18 @@ def test_a_denial_names_the_policy(repo: Path) -> None:
         "allowed → denied (by Admin ClusterNetworkPolicy cluster-guardrails "
         "(cluster-policies.yaml:" in found
     )
+
+
+def test_the_cli_writes_the_section_for_a_path(repo: Path, tmp_path: Path) -> None:
+    edit(repo / "demo/pods.yaml", "{app: prometheus, role: scraper}", "{app: prometheus}")
+    out = tmp_path / "comment.md"
+    args = ["diff", "--repo", str(repo / "demo"), "--path", "demo", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert pair_rows(out.read_text())[0].startswith(PROM_WEB1)
+    result = CliRunner().invoke(app, [*args[:3], "--path", "elsewhere", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "No change to any rendered tree." in out.read_text()
 
 
 def test_a_tree_in_one_revision_only_is_not_traced(repo: Path) -> None:
