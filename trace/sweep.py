@@ -4,7 +4,7 @@ A question is an intent (by name) or a pod pair on one port of the destination p
 container ports of the pods file, and a ping) in one IP family. An answer is a `Result`: the
 verdict, the path in one short string (route kind, tunnel device, encapsulation, the BGP
 sessions it is learned over, SNAT) and the path MTU; a question the trace cannot answer (an end
-without an address of the family, say) has the error as its verdict.
+without an address of the family, say) has the verdict `not traced` and the error as its path.
 """
 
 from __future__ import annotations
