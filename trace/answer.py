@@ -16,7 +16,7 @@ walk and, for a policy chain, the policy and its file:line.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
 from calicc.contract.host import HOST_EGRESS_PREFIX, HOST_INGRESS_PREFIX
@@ -188,7 +188,7 @@ class Tracer:
             if src.node is not None and dst.node is not None and src.node.name == dst.node.name:
                 return self._done(src, dst, port, route=route, checks=checks, snat=snat)
             if snat is not None:  # masqueraded: the far end sees the leaving device's address
-                packet = replace(packet, src=_masquerade(src.node, route, packet.family))
+                packet = packet.but(src=_masquerade(src.node, route, packet.family))
             leaves = self._tunnel_out(src.node, dst.node, route, packet.family, checks)
             if not leaves:
                 return self._done(src, dst, port, route=route, checks=checks, snat=snat)
@@ -205,7 +205,7 @@ class Tracer:
         nt = self.tables(node, family)
         local_dst = dst.kind == "node" and dst.node is not None and dst.node.name == node
         if src.pod is not None:
-            out = replace(packet, iif=src.pod.iface, oif=route.device, dst_local=local_dst)
+            out = packet.but(iif=src.pod.iface, oif=route.device, dst_local=local_dst)
             for early in ("raw PREROUTING", "mangle PREROUTING"):
                 if not self._check(checks, nt, early, out, f"{src.pod.key} leaving"):
                     return _empty(out)
@@ -217,15 +217,13 @@ class Tracer:
         else:
             tunnels = (src.node.tunnel_address, src.node.tunnel_address_v6)
             on_oif = packet.src in tunnels if route.encapsulation != "none" else True
-            out = replace(
-                packet, oif=route.device, src_local=True, dst_local=local_dst, src_on_oif=on_oif
+            out = packet.but(
+                oif=route.device, src_local=True, dst_local=local_dst, src_on_oif=on_oif
             )
             verdict = self._check(checks, nt, "filter OUTPUT", out, f"node {node} sending")
         if verdict is None:
             return _empty(out)
-        nat = walk(
-            nt.tables, "nat", "POSTROUTING", replace(out, mark=verdict.mark), self.sets(node)
-        )
+        nat = walk(nt.tables, "nat", "POSTROUTING", out.but(mark=verdict.mark), self.sets(node))
         return nat
 
     def _tunnel_out(
@@ -242,7 +240,7 @@ class Tracer:
         if outer is None:
             return True
         nt = self.tables(src.name, family)
-        out = replace(outer, iif=None, oif=underlay_device(src), src_local=True, dst_local=False)
+        out = outer.but(iif=None, oif=underlay_device(src), src_local=True, dst_local=False)
         what = f"{route.encapsulation.upper()} packet to node {dst.name}"
         for hook in ("raw OUTPUT", "filter OUTPUT"):
             if self._check(checks, nt, hook, out, what) is None:
@@ -265,12 +263,12 @@ class Tracer:
                 what = f"{route.encapsulation.upper()} packet from node {src.node.name}"
                 if self._check(checks, nt, "filter INPUT", outer, what) is None:
                     return
-        inner = replace(packet, iif=iif, oif=None, dst_local=dst.kind == "node")
+        inner = packet.but(iif=iif, oif=None, dst_local=dst.kind == "node")
         for early in ("raw PREROUTING", "mangle PREROUTING"):
             if self._check(checks, nt, early, inner, "arriving") is None:
                 return
         if dst.pod is not None:
-            inner = replace(inner, oif=dst.pod.iface)
+            inner = inner.but(oif=dst.pod.iface)
             self._check(checks, nt, "filter FORWARD", inner, f"ingress of {dst.pod.key}")
         elif dst.kind == "node":
             self._check(checks, nt, "filter INPUT", inner, f"node {node} receiving")

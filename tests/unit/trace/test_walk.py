@@ -414,3 +414,13 @@ def test_host_protection_failsafe_through_host_endpoint_goto() -> None:
     assert other.verdict == "DROP"
     assert deciding(other).chain == "cali-fh-@all"
     assert deciding(other).comment.startswith("default deny on *")
+
+
+def test_a_packet_copied_with_changes_equals_dataclasses_replace() -> None:
+    packet = Packet(4, IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2"), "tcp", dport=80)
+    changed = packet.but(oif="eth0", mark=0x10000, src_local=True)
+    assert changed == replace(packet, oif="eth0", mark=0x10000, src_local=True)
+    assert hash(changed) == hash(replace(packet, oif="eth0", mark=0x10000, src_local=True))
+    assert packet.oif is None  # the original is unchanged
+    with pytest.raises(TypeError, match="no field oiff"):
+        packet.but(oiff="eth0")
