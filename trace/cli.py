@@ -1,6 +1,8 @@
 """`calicc trace`: what the compiled cluster does with one packet.
 
 Exit 0 when the packet arrives, 1 when it is denied or unroutable, 2 on bad arguments or input.
+The pods come from a pods file (--pods, trace/pods.py) or from the Kubernetes API
+(--kubeconfig, trace/kube_pods.py; imported only then: the API client brings ssl and http).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from calicc.compiler.errors import SpecError
 from calicc.trace.answer import Tracer, parse_port
 from calicc.trace.ends import Cluster
 from calicc.trace.errors import TraceError
-from calicc.trace.pods import load_pods
+from calicc.trace.pods import PodsFile, load_pods
 from calicc.trace.report import as_json, as_text
 from calicc.trace.view import TreeView
 
@@ -36,6 +38,14 @@ def trace_cmd(
     pods: Annotated[
         Path | None, typer.Option("--pods", help="the pods file (docs/pods-file.md)")
     ] = None,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig",
+            help="read the pods from the Kubernetes API of this kubeconfig, not a pods file "
+            "(docs/pods-file.md); not with --pods",
+        ),
+    ] = None,
     family: Annotated[
         int | None, typer.Option("--family", help="4 or 6, for dual-stack ends (default 4)")
     ] = None,
@@ -45,9 +55,10 @@ def trace_cmd(
     try:
         if family not in (None, 4, 6):
             raise TraceError(f"--family {family}: give 4 or 6")
+        if pods is not None and kubeconfig is not None:
+            raise TraceError("give --pods or --kubeconfig, not both: the pods come from one")
         view = TreeView.open(tree)
-        pods_file = load_pods(pods, view.by_name) if pods is not None else None
-        cluster = Cluster(view, pods_file)
+        cluster = Cluster(view, _read_pods(view, pods, kubeconfig))
         packet = parse_port(port)
         source = cluster.resolve(src, family)
         target = cluster.resolve(dst, family or source.address.version)
@@ -62,3 +73,16 @@ def trace_cmd(
     else:
         typer.echo(as_text(answer), nl=False)
     raise typer.Exit(0 if answer.allowed else 1)
+
+
+def _read_pods(view: TreeView, pods: Path | None, kubeconfig: Path | None) -> PodsFile | None:
+    """Return the pods of the pods file, or of the Kubernetes API (None: neither was named)."""
+    if kubeconfig is None:
+        return load_pods(pods, view.by_name) if pods is not None else None
+    from calicc.trace.kube_pods import pods_from_api  # the API client: ssl and http, only here
+
+    found = pods_from_api(kubeconfig, view.by_name)
+    note = found.left_out()
+    if note is not None:
+        typer.echo(f"calicc trace: {note}", err=True)
+    return found
