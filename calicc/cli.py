@@ -45,6 +45,10 @@ COMMANDS = {
         _COMPILER,
         "Write the cluster.yaml equivalent of an ICP config.yaml and hosts (calicc's own keys).",
     ),
+    "import": Entry(
+        _COMPILER,
+        "Write cluster.yaml, policies and lock from a running Calico's exported resources.",
+    ),
     "schema": Entry(
         _COMPILER, "Write the JSON Schemas generated from the models, and their reference pages."
     ),

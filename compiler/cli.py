@@ -1,4 +1,4 @@
-"""The compiler's commands: build, validate, convert, schema, inventory, push and diff.
+"""The compiler's commands: build, validate, convert, import, schema, inventory, push, diff.
 
 A thin typer app over importable functions. calicc/cli.py composes it with the agent's and
 the lab's commands; every import of the compiler's machinery sits inside a command body, so
@@ -190,6 +190,38 @@ def convert_cmd(
     else:
         write_atomic(out, text)
         typer.echo(f"written: {out}")
+
+
+@app.command("import")
+def import_cmd(
+    calico: Annotated[
+        list[Path],
+        typer.Argument(
+            help="calicoctl/kubectl `get ... -o yaml` output: IPPools, BGPConfigurations, "
+            "BGPPeers, Nodes, IPAMBlocks, BlockAffinities",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[Path, typer.Option("-o", "--out", help="directory to write into")],
+    policies: Annotated[
+        list[Path] | None,
+        typer.Option("--policies", help="`kubectl get networkpolicies -A -o yaml` output"),
+    ] = None,
+    name: Annotated[str, typer.Option(help="the cluster's name in cluster.yaml")] = "calico",
+    force: Annotated[bool, typer.Option(help="overwrite files already in the directory")] = False,
+) -> None:
+    """Write cluster.yaml, policies and lock from a running Calico's exported resources.
+
+    Every node keeps its blocks (no running pod changes address); what could not be mapped
+    is printed and written to import-report.md. Nothing is written on any error.
+    """
+    from calicc.compiler.calico_import.run import import_calico, write_imported
+
+    imported = import_calico([*calico, *(policies or [])], name)
+    for note in imported.notes:
+        typer.echo(str(note))
+    for path in write_imported(imported, out, force=force):
+        typer.echo(f"written: {path}")
 
 
 @app.command("schema")
