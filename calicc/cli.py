@@ -133,7 +133,8 @@ def command() -> TyperGroup:
 def main() -> None:
     """Entry point: run the app; a CaliccError or an OSError is one message and exit code 1.
 
-    A `calicc build` with nothing to do is answered before click runs (see noop_build).
+    A `calicc build` with nothing to do, and `calicc trace`, are answered before click runs
+    (see noop_build and quick_trace).
     """
     try:
         if sys.argv[1:2] == ["build"]:
@@ -141,6 +142,12 @@ def main() -> None:
 
             if noop_build(sys.argv[2:]):
                 return
+        if sys.argv[1:2] == ["trace"]:
+            from calicc.trace.cli import quick_trace
+
+            code = quick_trace(sys.argv[2:])
+            if code is not None:
+                sys.exit(code)
         command()()
     except CaliccError as exc:
         if state["debug"]:

@@ -38,6 +38,8 @@ ADMIN_INGRESS_PREFIX = "cali-ai-"  # ClusterNetworkPolicy, Admin tier, ingress
 ADMIN_EGRESS_PREFIX = "cali-ao-"
 BASELINE_INGRESS_PREFIX = "cali-bi-"  # ClusterNetworkPolicy, Baseline tier
 BASELINE_EGRESS_PREFIX = "cali-bo-"
+HOST_INGRESS_PREFIX = "cali-hi-"  # a host policy's chains (contract/host.py)
+HOST_EGRESS_PREFIX = "cali-ho-"
 CNP_PRIORITY_MAX = 1000  # a ClusterNetworkPolicy's priority is 0-1000 in its tier
 # One chain per ClusterNetworkPolicy tier and direction (compiler/targets/iptables.py): per
 # policy in evaluation order, a jump to its chain for packets of the pods in its subject set,

@@ -19,13 +19,14 @@ import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from calicc.contract.host import HOST_EGRESS_PREFIX, HOST_INGRESS_PREFIX
 from calicc.contract.names import (
     ADMIN_EGRESS_PREFIX,
     ADMIN_INGRESS_PREFIX,
     BASELINE_EGRESS_PREFIX,
     BASELINE_INGRESS_PREFIX,
     EGRESS_PREFIX,
+    HOST_EGRESS_PREFIX,
+    HOST_INGRESS_PREFIX,
     INGRESS_PREFIX,
     TUNNEL_DEVICE,
     V4,
@@ -37,7 +38,7 @@ from calicc.contract.nodes_table import NodeRow
 from calicc.trace.bgp import Speakers
 from calicc.trace.ends import Cluster, End
 from calicc.trace.errors import TraceError
-from calicc.trace.policy import Membership, NodeTables, knows_the_api, node_tables
+from calicc.trace.policy import Membership, NodeTables, node_tables
 from calicc.trace.route import Forward, forward, underlay_device
 from calicc.trace.walk import Packet, Step, Verdict, walk
 
@@ -146,7 +147,8 @@ class Tracer:
         key = (node, family)
         if key not in self._tables:
             pods = self.cluster.pods_of(node)
-            self._tables[key] = node_tables(self.view.bundle(node), pods, family)
+            text = self.view.text(node, family, pods)
+            self._tables[key] = node_tables(node, text, family)
         return self._tables[key]
 
     def sets(self, node: str) -> Membership:
@@ -157,9 +159,8 @@ class Tracer:
         sets are worked out once per trace session, not once per node.
         """
         if not self._sets:
-            bundle = self.view.bundle(node)
-            api = knows_the_api(bundle)
-            self._sets[""] = Membership(bundle.manifest.ipsets, self.cluster.pod_at, api)
+            facts = self.view.node(node)
+            self._sets[""] = Membership(facts.ipsets, self.cluster.pod_at, facts.knows_api)
         return self._sets[""]
 
     def trace(self, src: End, dst: End, port: Port) -> Trace:
@@ -174,7 +175,7 @@ class Tracer:
         snat = None
         route = None
         if src.pod is not None and src.pod == dst.pod:
-            route = _to_itself(src, self.view.bundle(src.pod.node).manifest.pod_mtu)
+            route = _to_itself(src, self.view.node(src.pod.node).pod_mtu)
             return self._done(src, dst, port, route=route, checks=checks, snat=snat)
         if src.node is not None:
             dst_iface = (
@@ -296,7 +297,7 @@ class Tracer:
         mtus = [route.mtu] if route is not None and route.routable else []
         for end in (src, dst):
             if end.pod is not None:
-                mtus.append(self.view.bundle(end.pod.node).manifest.pod_mtu)
+                mtus.append(self.view.node(end.pod.node).pod_mtu)
         path_mtu = min(mtus) if mtus else None
         family = dst.address.version
         return Trace(src, dst, port, family, route, tuple(checks), snat, path_mtu)

@@ -63,7 +63,7 @@ class Cluster:
 
     def _place(self, node: str, mine: tuple[TracePod, ...]) -> tuple[PodAt, ...]:
         assert self.pods is not None
-        addresses = predict_addresses(mine, self.view.bundle(node).manifest)
+        addresses = predict_addresses(mine, self.view.ipam_facts(node))
         spaces = self.pods.namespaces
         return tuple(
             PodAt(

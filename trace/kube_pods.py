@@ -35,7 +35,8 @@ from calicc.contract.endpoint import with_name_label
 from calicc.contract.fields import Dns1123Label, Labels
 from calicc.contract.manifest import Strict
 from calicc.trace.errors import TraceError
-from calicc.trace.pods import SHOWN_NODES, NamedPort, PodsFile, PodSpec, TracePod
+from calicc.trace.pods import SHOWN_NODES, NamedPort, PodsFile, TracePod
+from calicc.trace.pods_spec import PodSpec
 
 __all__ = ["ApiPod", "ApiPods", "pods_from_api"]
 

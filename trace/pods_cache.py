@@ -37,25 +37,27 @@ def entry_key(path: Path) -> str | None:
     return hashlib.sha256(code_fingerprint().encode() + b"\0" + raw).hexdigest()
 
 
-def read_entry(key: str) -> dict[str, Any] | None:
-    """Return the kept data of `key`, or None."""
+def read_entry(key: str, directory: Path | None = None) -> dict[str, Any] | None:
+    """Return the kept data of `key` (in `directory`, by default the pods'), or None."""
     try:
-        data = orjson.loads((cache_dir() / f"{key}.json").read_bytes())
+        data = orjson.loads(((directory or cache_dir()) / f"{key}.json").read_bytes())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def write_entry(key: str, data: dict[str, Any]) -> None:
-    """Keep `data` under `key`; forget the oldest entries beyond CACHE_KEEP."""
-    directory = cache_dir()
+def write_entry(
+    key: str, data: dict[str, Any], directory: Path | None = None, keep: int = CACHE_KEEP
+) -> None:
+    """Keep `data` under `key` (in `directory`, by default the pods'); the `keep` newest stay."""
+    directory = directory or cache_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, suffix=".tmp", delete=False) as handle:
             handle.write(orjson.dumps(data))
         os.replace(handle.name, directory / f"{key}.json")
         kept = sorted(directory.glob("*.json"), key=lambda f: f.stat().st_mtime, reverse=True)
-        for old in kept[CACHE_KEEP:]:
+        for old in kept[keep:]:
             old.unlink(missing_ok=True)
     except OSError:
         return

@@ -1,14 +1,8 @@
 """A node's filter, nat and raw tables as its agent will hold them, and who is in which set.
 
-The tables are the node's own file (the role's iptables rules, or ip6tables rules) with the
-endpoint chains of the node's pods merged in and its host endpoints, by the functions the
-agent applies them with (contract/endpoint.py `with_endpoints`, contract/host.py `with_host`,
-in agent/apply.py's order), plus the hook rules every node keeps at the top or bottom of the
-built-in chains (cluster.json `jump_rules`; in IPv6 only those whose target chain the
-file declares, as the agent keeps them: agent/iptables.py `family_jumps`). A pod's endpoint
-chains are the CNI plugin's (agent/cni/endpoint_policy.py `rules_for_all` on the record ADD
-writes), so rule numbers are the node's (`iptables -L CHAIN --line-numbers`) for every chain
-calicc owns.
+The tables are parsed from the node's rules text as trace/node_read.py assembles it (the node's
+file with its pods' endpoint chains, its host endpoints and the hooks, as the agent applies
+them), so rule numbers are the node's (`iptables -L CHAIN --line-numbers`).
 
 Set membership is the agent's: static members as assembled (node table, blocks, networks),
 a pod's address in the selector sets its namespace and labels match and in the named-port
@@ -17,26 +11,21 @@ sets of its container ports (contract/endpoint.py).
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from ipaddress import IPv4Address, IPv6Address, ip_network
 
-from calicc.agent.bundle import Bundle
-from calicc.agent.cni.endpoint_policy import EndpointRecord, rules_for_all
+from calicc.agent.cni.endpoint_policy import EndpointRecord
 from calicc.agent.cni.naming import host_veth_name
-from calicc.agent.iptables import family_jumps, parse_rules
-from calicc.contract.endpoint import named_port_members, selector_sets_for_pod, with_endpoints
-from calicc.contract.host import with_host
-from calicc.contract.manifest import Ipset, JumpRule
-from calicc.contract.names import CONFLIST, IP6TABLES_FILE, IPTABLES_FILE, V4, V6
+from calicc.contract.endpoint import named_port_members, selector_sets_for_pod
+from calicc.contract.names import V4, V6
+from calicc.trace.node import SetFact
 from calicc.trace.rules import Table, parse_tables
 
 Address = IPv4Address | IPv6Address
 HEADER = re.compile(r"^# (cali-[\w-]+): (.*?) \(([^()\s]+:\d+)\)", re.MULTILINE)
-BUILTIN_POLICY = "ACCEPT"  # what the tree says of the built-in chains' own policy: nothing
 
 
 @dataclass(frozen=True)
@@ -74,43 +63,6 @@ def record_of(pod: PodAt) -> EndpointRecord:
     )  # fmt: skip
 
 
-def _hooks(text: str, jumps: Sequence[JumpRule], tables: Sequence[str]) -> str:
-    """Return `text` with the built-in chains and the hook rules `jumps` in them."""
-    out: list[str] = []
-    table = ""
-    for line in text.splitlines():
-        out.append(line)
-        if line.startswith("*"):
-            table = line[1:].strip()
-            if table not in tables:
-                continue
-            rules = [j for j in jumps if j.table == table]
-            for chain in sorted({j.chain for j in rules}):
-                out.append(f":{chain} {BUILTIN_POLICY} [0:0]")
-            out += [f"-A {j.chain} {j.rule}" for j in rules]
-    return "\n".join(out) + "\n"
-
-
-def node_text(bundle: Bundle, pods: Sequence[PodAt], family: int) -> str:
-    """Return the node's rules text of `family` with its pods' endpoint chains and the hooks."""
-    manifest = bundle.manifest
-    records = [record_of(p) for p in pods]
-    name = IPTABLES_FILE if family == V4 else IP6TABLES_FILE
-    if not bundle.has(name):
-        return ""
-    text = bundle.text(name)
-    if family == V4:
-        text = with_endpoints(text, rules_for_all(records, manifest, V4))
-        text = with_host(text, manifest.host)
-        jumps = manifest.jump_rules
-    else:  # the hooks the agent keeps in IPv6: those into chains the file declares
-        text = with_host(text, manifest.host, family=6)
-        jumps = family_jumps(manifest.jump_rules, parse_rules(text))
-        text = with_endpoints(text, rules_for_all(records, manifest, V6))
-    declared = re.findall(r"^\*(\w+)$", text, re.MULTILINE)
-    return _hooks(text, jumps, declared)
-
-
 @dataclass(frozen=True)
 class NodeTables:
     """The tables of one node and family, parsed, and what its policy chains stand for."""
@@ -121,23 +73,10 @@ class NodeTables:
     sources: Mapping[str, tuple[str, str]]  # chain -> (what it is, file:line)
 
 
-def node_tables(bundle: Bundle, pods: Sequence[PodAt], family: int) -> NodeTables:
-    """Return the node's parsed tables of `family` (its pods' endpoint chains merged in)."""
-    text = node_text(bundle, pods, family)
+def node_tables(node: str, text: str, family: int) -> NodeTables:
+    """Return the parsed tables of `family` of the node's rules `text` (trace/node_read.py)."""
     sources = {c: (what, where) for c, what, where in HEADER.findall(text)}
-    return NodeTables(bundle.manifest.node.name, family, parse_tables(text, family), sources)
-
-
-def knows_the_api(bundle: Bundle) -> bool:
-    """Return whether the node's CNI plugin reads pods from the Kubernetes API.
-
-    Its conflist's calicc plugin has a `kubernetes` section: only then are container ports,
-    and so named ports, known; without it a named port matches nothing.
-    """
-    if not bundle.has(CONFLIST):
-        return False
-    plugins = json.loads(bundle.text(CONFLIST)).get("plugins") or []
-    return any(p.get("type") == "calicc" and "kubernetes" in p for p in plugins)
+    return NodeTables(node, family, parse_tables(text, family), sources)
 
 
 class Membership:
@@ -149,7 +88,7 @@ class Membership:
 
     def __init__(
         self,
-        ipsets: Sequence[Ipset],
+        ipsets: Sequence[SetFact],
         pod_at: Callable[[Address], PodAt | None],
         named_ports: bool = True,
     ) -> None:

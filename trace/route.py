@@ -20,11 +20,10 @@ import re
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
-from calicc.agent.bundle import Bundle
-from calicc.contract.manifest import PoolEntry
 from calicc.contract.names import TUNNEL_DEVICE, V4, VXLAN_DEVICE, VXLAN_V6_DEVICE
 from calicc.contract.nodes_table import NodeRow
 from calicc.trace.bgp import Learned, Speakers
+from calicc.trace.node import PoolFact, TraceNode
 from calicc.trace.view import Owner, TreeView
 
 Address = IPv4Address | IPv6Address
@@ -45,7 +44,7 @@ class Forward:
     why: str
     mtu: int  # the device's MTU
     dst_node: NodeRow | None = None
-    pool: PoolEntry | None = None
+    pool: PoolFact | None = None
     learned: tuple[Learned, ...] = ()
 
     @property
@@ -69,13 +68,6 @@ def _in_subnet(src: NodeRow, address: Address) -> bool:
     return interface is not None and address in interface.network
 
 
-def _device_mtu(bundle: Bundle, device: str) -> int:
-    for link in bundle.manifest.links:
-        if link.name == device:
-            return link.mtu
-    return bundle.manifest.link_mtu
-
-
 def forward(
     view: TreeView, speakers: Speakers, src: NodeRow, dst: Address, pod_iface: str | None
 ) -> Forward:
@@ -83,7 +75,7 @@ def forward(
 
     `pod_iface`: the host veth of the pod holding `dst` when it is a pod on `src` (trace/pods).
     """
-    bundle = view.bundle(src.name)
+    node = view.node(src.name)
     owner = view.owner(dst)
     host = dst.max_prefixlen
     if owner is not None and owner.row.name == src.name:
@@ -91,32 +83,32 @@ def forward(
             return Forward(
                 "local-pod", pod_iface, None, "none", f"{dst}/{host} dev {pod_iface} scope link",
                 "the CNI plugin (at the pod's ADD)", f"{dst} is a pod on {src.name}",
-                bundle.manifest.pod_mtu, src,
+                node.pod_mtu, src,
             )  # fmt: skip
         return Forward(
             "blackhole", None, None, "none", f"blackhole {owner.block}",
             "routes.sh (this node's block)",
             f"{dst} is in {src.name}'s block {owner.block} but no pod of the pods file holds it",
-            bundle.manifest.link_mtu, src,
+            node.link_mtu, src,
         )  # fmt: skip
     if owner is not None:
         pool = next(p for p in view.pools() if p.name == owner.pool)
         if pool.encapsulation == "vxlan":
-            return _vxlan(bundle, src, owner, pool)
+            return _vxlan(node, src, owner, pool)
         return _bgp(view, speakers, src, owner, pool)
-    return _outside(view, bundle, src, dst)
+    return _outside(view, node, src, dst)
 
 
-def _vxlan(bundle: Bundle, src: NodeRow, owner: Owner, pool: PoolEntry) -> Forward:
+def _vxlan(node: TraceNode, src: NodeRow, owner: Owner, pool: PoolFact) -> Forward:
     dst, block = owner.row, owner.block
-    routes = bundle.manifest.routes
+    routes = node.routes
     route = next((r for r in routes if r.dst == block and r.type == "unicast"), None)
     if route is None:
         return Forward(
             "unroutable", None, None, "vxlan", "-", "nobody",
             f"{src.name} has no route to {dst.name}'s block {block} of VXLAN pool {pool.name} "
             f"(one of the two has no VXLAN tunnel endpoint of this family)",
-            bundle.manifest.link_mtu, dst, pool,
+            node.link_mtu, dst, pool,
         )  # fmt: skip
     tunnel = route.dev in (VXLAN_DEVICE, VXLAN_V6_DEVICE)
     device = route.dev or underlay_device(src)
@@ -131,14 +123,14 @@ def _vxlan(bundle: Bundle, src: NodeRow, owner: Owner, pool: PoolEntry) -> Forwa
     return Forward(
         "vxlan", device, route.via, "vxlan" if tunnel else "none", text,
         "the calicc agent and routes.sh (static VXLAN route from the node table)", why,
-        _device_mtu(bundle, device), dst, pool,
+        node.device_mtu(device), dst, pool,
     )  # fmt: skip
 
 
 def _bgp(
-    view: TreeView, speakers: Speakers, src: NodeRow, owner: Owner, pool: PoolEntry
+    view: TreeView, speakers: Speakers, src: NodeRow, owner: Owner, pool: PoolFact
 ) -> Forward:
-    bundle, dst, block = view.bundle(src.name), owner.row, owner.block
+    node, dst, block = view.node(src.name), owner.row, owner.block
     version = pool.cidr.version
     learned = speakers.learned(src, dst, version)
     next_hop = _node_ip(dst, version)
@@ -148,7 +140,7 @@ def _bgp(
             "unroutable", None, None, "none", "-", "nobody",
             f"{src.name}'s BIRD learns no route to {dst.name}'s block {block}: none of its "
             f"sessions ({sessions}) leads to {dst.name}",
-            bundle.manifest.link_mtu, dst, pool,
+            node.link_mtu, dst, pool,
         )  # fmt: skip
     same = _in_subnet(src, next_hop)
     tunnel = pool.encapsulation == "ipip" and (
@@ -170,25 +162,25 @@ def _bgp(
     return Forward(
         "bgp", device, next_hop, "ipip" if tunnel else "none", text,
         f"BIRD on {src.name}, learned " + "; or ".join(x.text() for x in learned), why,
-        _device_mtu(bundle, device), dst, pool, learned,
+        node.device_mtu(device), dst, pool, learned,
     )  # fmt: skip
 
 
-def _outside(view: TreeView, bundle: Bundle, src: NodeRow, dst: Address) -> Forward:
+def _outside(view: TreeView, node: TraceNode, src: NodeRow, dst: Address) -> Forward:
     device = underlay_device(src)
-    node = view.node_at(dst)
-    if node is not None:
+    other = view.node_at(dst)
+    if other is not None:
         same = _in_subnet(src, dst)
         how = "on the link" if same else f"through {src.name}'s default route (the underlay)"
         route = f"{dst} dev {device}" if same else f"default dev {device}"
         return Forward(
             "node", device, None, "none", route,
-            "the node's network setup (not calicc)", f"{dst} is node {node.name}'s address: {how}",
-            bundle.manifest.link_mtu, node,
+            "the node's network setup (not calicc)", f"{dst} is node {other.name}'s address: {how}",
+            node.link_mtu, other,
         )  # fmt: skip
     return Forward(
         "underlay", device, None, "none", f"default dev {device}",
         "the node's network setup (not calicc)",
         f"{dst} is in no pool and no node's: it leaves by {src.name}'s default route",
-        bundle.manifest.link_mtu,
+        node.link_mtu,
     )  # fmt: skip

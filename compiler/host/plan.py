@@ -26,15 +26,13 @@ from calicc.compiler.policy.names import policy_chain, set_name
 from calicc.compiler.policy.rules import SetSpec
 from calicc.compiler.selector import parse_selector
 from calicc.contract.host import (
-    HOST_EGRESS_PREFIX,
-    HOST_INGRESS_PREFIX,
     HOST_SET_PREFIX,
     HOST_SET_PREFIX_V6,
     ClusterHost,
     HostPolicyRef,
     NodeHost,
 )
-from calicc.contract.names import V4, V6
+from calicc.contract.names import HOST_EGRESS_PREFIX, HOST_INGRESS_PREFIX, V4, V6
 
 
 @dataclass(frozen=True)

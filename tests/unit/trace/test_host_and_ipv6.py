@@ -3,7 +3,7 @@ pre-DNAT) and in IPv6 (examples/dual-stack-mesh: ip6tables chains, IPv6 routes).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pytest
 import yaml
@@ -15,8 +15,9 @@ from calicc.trace import answer
 from calicc.trace.answer import Port, Trace, Tracer
 from calicc.trace.cli import app
 from calicc.trace.ends import Cluster
+from calicc.trace.node_read import node_text
 from calicc.trace.pods import load_pods
-from calicc.trace.policy import NodeTables, PodAt, node_tables, node_text
+from calicc.trace.policy import NodeTables, node_tables
 from calicc.trace.rules import Table, parse_tables
 from calicc.trace.view import TreeView
 from tests.conftest import EXAMPLES
@@ -126,11 +127,11 @@ def test_ipv6_keeps_only_the_hooks_whose_chain_the_file_declares() -> None:
     bundle = TreeView.open(EXAMPLES / "dual-stack-mesh" / "rendered").bundle("node-1")
     hooked = {(j.table, j.chain) for j in bundle.manifest.jump_rules}
     assert ("mangle", "PREROUTING") in hooked
-    tables = node_tables(WithoutMangleChains(bundle), [], 6).tables  # type: ignore[arg-type]
+    tables = parse_tables(node_text(WithoutMangleChains(bundle), [], 6), 6)  # type: ignore[arg-type]
     assert "cali-PREROUTING" not in tables["mangle"].chains
     assert targets(tables, "mangle") == []  # its hook is not kept in IPv6: nothing to jump to
     assert targets(tables, "raw") == ["cali-PREROUTING"]  # the hooks it declares stay
-    v4 = node_tables(WithoutMangleChains(bundle), [], 4).tables  # type: ignore[arg-type]
+    v4 = parse_tables(node_text(WithoutMangleChains(bundle), [], 4), 4)  # type: ignore[arg-type]
     assert targets(v4, "mangle") == ["cali-PREROUTING"]
 
 
@@ -168,12 +169,10 @@ def test_the_tunnel_packet_passes_the_source_nodes_output_host_policy(
 def test_without_the_tunnel_accept_host_egress_policy_decides_the_tunnel_packet(
     hosts_with_pods: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def without_tunnel_accept(bundle: Bundle, pods: Sequence[PodAt], family: int) -> NodeTables:
-        text = node_text(bundle, pods, family)
+    def without_tunnel_accept(node: str, text: str, family: int) -> NodeTables:
         gone = ("IPIP to cluster nodes", "management egress")  # its allow-all egress too
         text = "\n".join(line for line in text.splitlines() if not any(g in line for g in gone))
-        name = bundle.manifest.node.name
-        return NodeTables(name, family, parse_tables(text + "\n", family), {})
+        return node_tables(node, text + "\n", family)
 
     monkeypatch.setattr(answer, "node_tables", without_tunnel_accept)
     found = trace(hosts_with_pods, "default/a", "default/b", Port("tcp", 80))

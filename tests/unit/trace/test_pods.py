@@ -11,7 +11,7 @@ import pytest
 from calicc.agent.cni.node import ipam_store
 from calicc.compiler.errors import SpecError
 from calicc.contract.node import CLUSTER_READS, CniNode, read_node
-from calicc.trace import pods as pods_module
+from calicc.trace import pods_spec
 from calicc.trace.addresses import predict_addresses
 from calicc.trace.pods import (
     NamedPort,
@@ -428,10 +428,10 @@ def test_a_file_read_before_comes_from_the_cache(
     first = load_pods(path, DEMO_NODES)
     assert list(cache_dir().glob("*.json")), "checked pods are kept"
 
-    def no_yaml(_: Path) -> None:
+    def no_yaml(_: Path, __: object) -> None:
         raise AssertionError("read the YAML again")
 
-    monkeypatch.setattr(pods_module, "read_yaml", no_yaml)
+    monkeypatch.setattr(pods_spec, "read_pods", no_yaml)
     again = load_pods(path, DEMO_NODES)
     assert again == first
     assert again.namespaces == first.namespaces
