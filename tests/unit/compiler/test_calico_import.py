@@ -328,3 +328,92 @@ def test_a_result_calicc_would_not_build_is_an_error(tmp_path: Path) -> None:
     calico = extra(tmp_path, "calico.yaml", text)
     with pytest.raises(CaliccError, match="the imported cluster does not build"):
         import_calico([calico, IPAM])
+
+
+DUAL_STACK_VXLAN = """\
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: default-ipv4-ippool}
+spec: {cidr: 10.50.0.0/16, blockSize: 26, vxlanMode: Always, ipipMode: Never, natOutgoing: true}
+---
+apiVersion: projectcalico.org/v3
+kind: IPPool
+metadata: {name: default-ipv6-ippool}
+spec: {cidr: "fd00:50::/56", blockSize: 122, vxlanMode: Always, natOutgoing: true}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPConfiguration
+metadata: {name: node.w1}
+spec: {listenPort: 1179, logSeverityScreen: Debug}
+---
+apiVersion: projectcalico.org/v3
+kind: BGPPeer
+metadata: {name: odd-peering}
+spec: {nodeSelector: all(), peerSelector: "rack == 'a'"}
+---
+apiVersion: projectcalico.org/v3
+kind: NodeList
+items:
+- apiVersion: projectcalico.org/v3
+  kind: Node
+  metadata: {name: w1, labels: {rack: a}}
+  spec:
+    bgp: {ipv4Address: 10.60.0.1/24, ipv6Address: "fd00:60::1/64"}
+    ipv4VXLANTunnelAddr: 10.50.0.1
+    vxlanTunnelMACAddr: "66:aa:bb:cc:dd:01"
+    ipv6VXLANTunnelAddr: "fd00:50::1"
+    vxlanTunnelMACAddrV6: "66:aa:bb:cc:dd:02"
+- apiVersion: projectcalico.org/v3
+  kind: Node
+  metadata: {name: w2}
+  spec:
+    bgp: {ipv4Address: 10.60.0.2/24, ipv6Address: "fd00:60::2/64"}
+---
+apiVersion: projectcalico.org/v3
+kind: BlockAffinityList
+items:
+- apiVersion: projectcalico.org/v3
+  kind: BlockAffinity
+  metadata: {name: w1-10-50-0-0-26}
+  spec: {cidr: 10.50.0.0/26, node: w1, state: confirmed, deleted: false}
+- apiVersion: projectcalico.org/v3
+  kind: BlockAffinity
+  metadata: {name: w1-fd00-50---122}
+  spec: {cidr: "fd00:50::/122", node: w1, state: confirmed, deleted: false}
+- apiVersion: projectcalico.org/v3
+  kind: BlockAffinity
+  metadata: {name: w2-10-50-1-0-26}
+  spec: {cidr: 10.50.1.0/26, node: w2, state: pending, deleted: false}
+"""
+
+
+def test_dual_stack_vxlan_keeps_blocks_tunnel_addresses_and_vtep_macs(tmp_path: Path) -> None:
+    result = import_calico([extra(tmp_path, "calico.yaml", DUAL_STACK_VXLAN)])
+    lock = yaml.safe_load(result.files["cluster.lock.yaml"])["nodes"]
+    w1 = lock["w1"]
+    assert "10.50.0.0/26" in w1["blocks"]["default-ipv4-ippool"]
+    assert "fd00:50::/122" in w1["blocks"]["default-ipv6-ippool"]
+    assert (w1["tunnel_address"], w1["vtep_mac"]) == ("10.50.0.1", "66:aa:bb:cc:dd:01")
+    assert (w1["tunnel_address_v6"], w1["vtep_mac_v6"]) == ("fd00:50::1", "66:aa:bb:cc:dd:02")
+    assert "10.50.1.0/26" not in str(lock)  # a pending affinity is not held
+    data = yaml.safe_load(result.files["cluster.yaml"])
+    assert (data["network_cidr_v6"], data["block_size_v6"]) == ("fd00:50::/56", 122)
+    assert data["vxlan_mode"] == "Always"
+    assert data["nodes"][0]["address_v6"] == "fd00:60::1/64"
+    by_field = {(n.kind, n.name, n.field): n for n in result.notes}
+    assert by_field[("BGPConfiguration", "node.w1", "spec.listenPort")].severity == "unmapped"
+    assert by_field[("BGPPeer", "odd-peering", "spec.peerSelector")].severity == "unmapped"
+    assert by_field[("BlockAffinity", "w2-10-50-1-0-26", "spec.state")].severity == "warning"
+
+
+def test_a_used_block_in_a_pool_that_no_longer_selects_its_node_is_an_error(
+    tmp_path: Path,
+) -> None:
+    text = CALICO.read_text().replace("nodeSelector: rack == 'b'", "nodeSelector: rack == 'c'")
+    calico = extra(tmp_path, "calico.yaml", text)
+    assert_refused(
+        tmp_path,
+        [calico, IPAM],
+        "IPAMBlock 10-245-0-0-27: spec.cidr:",
+        "IPPool rack-b-ippool's nodeSelector leaves node-3 out (1 address(es) in use)",
+    )
