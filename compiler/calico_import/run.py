@@ -23,6 +23,7 @@ from calicc.compiler.calico_import import bgp, ippools, nodes, policies
 from calicc.compiler.calico_import.blocks import Blocks, Network, collect_blocks
 from calicc.compiler.calico_import.report import NOTE, UNMAPPED, WARNING, Note, report_markdown
 from calicc.compiler.calico_import.resources import POLICY_API, Resource, read_resources
+from calicc.compiler.calico_import.validate import entry_problems
 from calicc.compiler.emit import write_atomic
 from calicc.compiler.errors import CaliccError, Problem, SpecError
 from calicc.compiler.lock import Lock, NodeAllocation, net_key
@@ -103,6 +104,10 @@ def _cluster(
     data["nodes"] = [by_name[n].entry for n in sorted(by_name)]
     if not settings["peers"]:
         del settings["peers"]
+    checked = [(p.res, p.entry()) for p in pools if p.name not in (DEFAULT_POOL, DEFAULT_POOL_V6)]
+    checked += [(r, p) for r, p in zip(kinds["BGPPeer"], peers, strict=True) if p is not None]
+    checked += [(node.res, node.entry) for node in by_name.values()]
+    problems += [p for res, entry in checked for p in entry_problems(res, entry)]
     return data, pools, by_name
 
 

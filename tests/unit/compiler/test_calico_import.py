@@ -417,3 +417,32 @@ def test_a_used_block_in_a_pool_that_no_longer_selects_its_node_is_an_error(
         "IPAMBlock 10-245-0-0-27: spec.cidr:",
         "IPPool rack-b-ippool's nodeSelector leaves node-3 out (1 address(es) in use)",
     )
+
+
+def test_a_value_calicc_refuses_is_blamed_on_the_calico_resource(tmp_path: Path) -> None:
+    text = CALICO.read_text().replace("        rack: a\n", "        rack: -a-\n")
+    calico = extra(tmp_path, "calico.yaml", text)
+    assert_refused(
+        tmp_path,
+        [calico, IPAM],
+        "calico.yaml:",
+        "Node node-2: metadata.labels:",
+        "calicc refuses it as labels.rack:",
+    )
+
+
+def test_import_is_deterministic_and_names_a_renamed_default_pool(tmp_path: Path) -> None:
+    text = CALICO.read_text().replace("name: default-ipv4-ippool", "name: pods-v4")
+    calico = extra(tmp_path, "calico.yaml", text)
+    first = import_calico([calico, IPAM, POLICIES])
+    assert import_calico([calico, IPAM, POLICIES]) == first
+    assert "default-ipv4-ippool:\n      - 10.244.0.0/26" in first.files["cluster.lock.yaml"]
+    assert any(n.kind == "IPPool" and n.name == "pods-v4" for n in first.notes)
+
+
+def test_a_node_peer_adds_the_hostname_label_the_node_lacks(tmp_path: Path) -> None:
+    text = CALICO.read_text().replace("        kubernetes.io/hostname: node-3\n", "")
+    result = import_calico([extra(tmp_path, "calico.yaml", text), IPAM])
+    nodes = {n["name"]: n for n in yaml.safe_load(result.files["cluster.yaml"])["nodes"]}
+    assert nodes["node-3"]["labels"]["kubernetes.io/hostname"] == "node-3"
+    assert any(n.name == "node-3" and n.field == "metadata.labels" for n in result.notes)
