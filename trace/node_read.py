@@ -25,7 +25,7 @@ from pathlib import Path
 
 from calicc.agent import AgentError
 from calicc.agent.bundle import Bundle, load_bundle
-from calicc.agent.cni.endpoint_policy import rules_for_all
+from calicc.agent.cni.endpoint_policy import EndpointRecord, rules_for_all
 from calicc.agent.iptables import family_jumps, parse_rules
 from calicc.contract.endpoint import with_endpoints
 from calicc.contract.host import with_host
@@ -33,7 +33,7 @@ from calicc.contract.manifest import JumpRule
 from calicc.contract.names import CONFLIST, IP6TABLES_FILE, IPTABLES_FILE, V4, V6
 from calicc.trace.errors import TraceError
 from calicc.trace.node import LinkFact, PoolFact, RouteFact, SetFact, TraceNode
-from calicc.trace.policy import PodAt, record_of
+from calicc.trace.policy import PodAt
 
 BUILTIN_POLICY = "ACCEPT"  # what the tree says of the built-in chains' own policy: nothing
 
@@ -66,6 +66,18 @@ def facts_of(bundle: Bundle) -> TraceNode:
         ipsets=tuple(SetFact(s.name, s.type, s.members, s.selector) for s in manifest.ipsets),
         knows_api=knows_the_api(bundle),
     )
+
+
+def record_of(pod: PodAt) -> EndpointRecord:
+    """Return the endpoint record the CNI plugin writes for the pod at ADD."""
+    v4 = [str(a) for a in pod.addresses if a.version == V4]
+    v6 = [str(a) for a in pod.addresses if a.version == V6]
+    return EndpointRecord(
+        iface=pod.iface, container_id="", ifname="eth0", address=(v4 or v6)[0],
+        namespace=pod.namespace, labels=dict(pod.labels),
+        namespace_labels=dict(pod.namespace_labels), members=(),
+        address_v6=v6[0] if v6 else None,
+    )  # fmt: skip
 
 
 def knows_the_api(bundle: Bundle) -> bool:

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from functools import cache
 from ipaddress import IPv4Address, IPv6Address, ip_network
 
-from calicc.agent.cni.endpoint_policy import EndpointRecord
 from calicc.agent.cni.naming import host_veth_name
 from calicc.contract.endpoint import named_port_members, selector_sets_for_pod
-from calicc.contract.names import V4, V6
 from calicc.trace.node import SetFact
 from calicc.trace.rules import Table, parse_tables
 
@@ -49,18 +47,6 @@ class PodAt:
     def iface(self) -> str:
         """Return the host end of the pod's veth (Calico's name for a Kubernetes pod)."""
         return host_veth_name(f"{self.namespace}.{self.name}")
-
-
-def record_of(pod: PodAt) -> EndpointRecord:
-    """Return the endpoint record the CNI plugin writes for the pod at ADD."""
-    v4 = [str(a) for a in pod.addresses if a.version == V4]
-    v6 = [str(a) for a in pod.addresses if a.version == V6]
-    return EndpointRecord(
-        iface=pod.iface, container_id="", ifname="eth0", address=(v4 or v6)[0],
-        namespace=pod.namespace, labels=dict(pod.labels),
-        namespace_labels=dict(pod.namespace_labels), members=(),
-        address_v6=v6[0] if v6 else None,
-    )  # fmt: skip
 
 
 @dataclass(frozen=True)
