@@ -9,8 +9,9 @@ is `host:NODE`; both are read because either may be the one exported. What canno
   its pool's blocks, in a disabled pool, or in a pool whose nodeSelector leaves the node out):
   its pods would lose their routes. Fix it in Calico (`calicoctl ipam check`) and export again.
 - Left out with a warning: a pending or deleted affinity, an affinity to a node that is not
-  exported (no node, so no pods on it), a block that cannot be placed but holds no address,
-  and addresses borrowed from a block no node owns (calicc has no borrowing).
+  exported (no node, so no pods on it), a block that cannot be placed but holds no address;
+  and reported, since calicc has no borrowing: addresses borrowed from a block no node owns,
+  and addresses of a node's block that pods on another node hold.
 
 Whether a block is in use comes from its IPAMBlock's `allocations`; with no IPAMBlock exported
 for it, a block counts as in use.
@@ -99,7 +100,29 @@ def _block(res: Resource, problems: list[Problem], notes: list[Note]) -> Claim |
         why = f"only host:NODE affinities are mapped (was {affinity!r}): left out"
         notes.append(Note(UNMAPPED, res.kind, res.name, "spec.affinity", why))
         return None
-    return Claim(cidr, affinity.removeprefix("host:"), res)
+    node = affinity.removeprefix("host:")
+    notes.extend(_borrowed(res, node))
+    return Claim(cidr, node, res)
+
+
+def _borrowed(res: Resource, owner: str) -> list[Note]:
+    """Note the addresses of `owner`'s block that pods on other nodes hold (Calico borrowing)."""
+    allocations, attributes = res.spec.get("allocations"), res.spec.get("attributes")
+    if not isinstance(allocations, list) or not isinstance(attributes, list):
+        return []
+    counts: dict[str, int] = {}
+    for index in allocations:
+        attr = attributes[index] if isinstance(index, int) and 0 <= index < len(attributes) else {}
+        owner_attrs = attr.get("secondary") if isinstance(attr, dict) else None
+        node = owner_attrs.get("node") if isinstance(owner_attrs, dict) else None
+        if isinstance(node, str) and node != owner:
+            counts[node] = counts.get(node, 0) + 1
+    return [
+        Note(WARNING, res.kind, res.name, "spec.allocations",
+             f"{count} address(es) of {owner}'s block held by pods on {node} (borrowed): calicc "
+             f"routes the block to {owner} only, so those pods need new addresses after the move")
+        for node, count in sorted(counts.items())
+    ]  # fmt: skip
 
 
 def _conflicts(claims: list[Claim]) -> list[Problem]:

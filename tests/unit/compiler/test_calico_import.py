@@ -446,3 +446,15 @@ def test_a_node_peer_adds_the_hostname_label_the_node_lacks(tmp_path: Path) -> N
     nodes = {n["name"]: n for n in yaml.safe_load(result.files["cluster.yaml"])["nodes"]}
     assert nodes["node-3"]["labels"]["kubernetes.io/hostname"] == "node-3"
     assert any(n.name == "node-3" and n.field == "metadata.labels" for n in result.notes)
+
+
+def test_addresses_borrowed_by_pods_on_another_node_are_reported(tmp_path: Path) -> None:
+    text = IPAM.read_text().replace(
+        "        namespace: shop\n        node: node-2\n        pod: db-0\n",
+        "        namespace: shop\n        node: node-3\n        pod: db-0\n",
+    )
+    assert text != IPAM.read_text()
+    result = import_calico([CALICO, extra(tmp_path, "ipam.yaml", text)])
+    borrowed = [n for n in result.notes if n.name == "10-244-0-128-26"]
+    assert [n.severity for n in borrowed] == ["warning"]
+    assert "1 address(es) of node-2's block held by pods on node-3" in borrowed[0].reason
