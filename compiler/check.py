@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 from calicc.compiler.check_family import FAMILY_CHECKS
+from calicc.compiler.check_uses import USE_CHECKS
 from calicc.compiler.errors import Problem
 from calicc.compiler.load import Source
 from calicc.compiler.model.spec import V4_BLOCK, V6_BLOCK, ClusterSpec, EncapMode
@@ -17,7 +18,9 @@ from calicc.compiler.pools import (
     node_pools,
     pool_overhead,
     resolve_pools,
+    tunnel_pool,
 )
+from calicc.compiler.reserve import Reserved
 from calicc.compiler.selector import parse_selector
 from calicc.contract.names import V4
 
@@ -209,21 +212,33 @@ def check_selectors(
 def check_pool_capacity(
     spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source
 ) -> Iterator[Problem]:
-    """A pool must hold the blocks of every node it serves."""
+    """A pool must hold the blocks of every node it serves.
+
+    Wholly reserved blocks are never allocated; a partly reserved one may cost a node another
+    block (counted once per such block: an upper bound).
+    """
     need: defaultdict[str, int] = defaultdict(int)
     for node in spec.nodes:
-        for pool in node_pools(pools, node):
+        mine = node_pools(pools, node)
+        for pool in mine:
             if pool.block_size <= pool.cidr.max_prefixlen:
-                need[pool.name] += blocks_needed(pool, node.max_pods)
+                need[pool.name] += node_needs(pool, mine, node.max_pods)[0]
+    reserved = Reserved(r.cidr for r in spec.reservations)
     for pool in pools:
         have = pool.cidr.num_addresses >> max(0, pool.cidr.max_prefixlen - pool.block_size)
         low, high = V4_BLOCK if pool.version == V4 else V6_BLOCK
         fits = pool.cidr.prefixlen <= pool.block_size and low <= pool.block_size <= high
-        if fits and need[pool.name] > have:
+        whole = 0
+        if fits and reserved and need[pool.name]:
+            whole, partly = reserved.blocks_of(pool.cidr, pool.block_size)
+            need[pool.name] += partly
+        if fits and need[pool.name] > have - whole:
+            kept = f" ({whole} wholly reserved)" if whole else ""
             yield src.problem(
                 pool.spec_loc,
-                f"pool {pool.name} ({pool.cidr}) holds {have} blocks of /{pool.block_size} but "
-                f"its nodes need {need[pool.name]}; use a larger pool or a smaller max_pods",
+                f"pool {pool.name} ({pool.cidr}) holds {have - whole} blocks of "
+                f"/{pool.block_size}{kept} but its nodes need {need[pool.name]}; use a larger "
+                "pool, a smaller max_pods" + (" or fewer reservations" if whole else ""),
             )
 
 
@@ -239,10 +254,19 @@ def check_peers(spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source) -> 
             )
 
 
-def blocks_needed(pool: PoolPlan, max_pods: int) -> int:
-    """Blocks of `pool` a node needs for `max_pods` pods plus its tunnel address."""
+def node_needs(pool: PoolPlan, mine: tuple[PoolPlan, ...], max_pods: int) -> tuple[int, int]:
+    """Return (blocks, addresses) of `pool` a node whose pools are `mine` needs.
+
+    A pool for pods (Workload) holds `max_pods` pods plus, when it allows Tunnel, the tunnel
+    address (Calico's default uses: the count calicc always had). A Tunnel-only pool gives one
+    block to the nodes whose tunnel address it holds, none to the others.
+    """
+    if pool.for_pods:
+        addresses = max_pods + 1 if pool.for_tunnels else max_pods
+    else:
+        addresses = 1 if tunnel_pool(mine, pool.version) is pool else 0
     size: int = 2 ** (pool.cidr.max_prefixlen - pool.block_size)
-    return max(1, -(-(max_pods + 1) // size))
+    return (max(1, -(-addresses // size)) if addresses else 0), addresses
 
 
 CHECKS: tuple[Check, ...] = (
@@ -256,6 +280,7 @@ CHECKS: tuple[Check, ...] = (
     check_pool_capacity,
     check_peers,
     *FAMILY_CHECKS,
+    *USE_CHECKS,
 )
 
 

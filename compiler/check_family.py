@@ -67,7 +67,7 @@ def check_pool_addresses(
     that lacks one, at the node.
     """
     for pool in pools:
-        if pool.disabled:
+        if pool.disabled or pool.load_balancer:  # gives no node a block
             continue
         served = [(n, node) for n, node in enumerate(spec.nodes) if pool.selects(node)]
         lacking = [(n, node) for n, node in served if node_address(node, pool.version) is None]

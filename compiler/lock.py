@@ -26,10 +26,11 @@ try:
 except ImportError:  # pragma: no cover - libyaml missing
     from yaml import SafeDumper  # type: ignore[assignment]
 
-from calicc.compiler.check import blocks_needed
+from calicc.compiler.check import node_needs
 from calicc.compiler.errors import LockError
 from calicc.compiler.model.spec import ClusterSpec, Node
-from calicc.compiler.pools import PoolPlan, node_pools
+from calicc.compiler.pools import PoolPlan, node_pools, tunnel_pool
+from calicc.compiler.reserve import Reserved
 from calicc.contract.names import V4, V6
 
 LOCK_VERSION = 1
@@ -181,8 +182,11 @@ class _Allocator:
     free number, which is above every earlier one: what a take adds needs no insertion.
     """
 
-    def __init__(self, pool: PoolPlan, taken: Iterable[Network]) -> None:
+    def __init__(
+        self, pool: PoolPlan, taken: Iterable[Network], reserved: Reserved | None = None
+    ) -> None:
         self.pool = pool
+        self.reserved = reserved if reserved is not None else Reserved(())
         self.shift = pool.cidr.max_prefixlen - pool.block_size
         self.start = int(pool.cidr.network_address)
         self.count = 1 << (pool.block_size - pool.cidr.prefixlen)
@@ -191,6 +195,13 @@ class _Allocator:
         self.next = 0  # the lowest number that may be free
 
     def take(self) -> Network:
+        """Return the lowest free block; one wholly reserved is passed over, as Calico does."""
+        while True:
+            block = self._take()
+            if not self.reserved or not self.reserved.covers(block):
+                return block
+
+    def _take(self) -> Network:
         while self.at < len(self.taken) and self.taken[self.at] <= self.next:
             if self.taken[self.at] == self.next:
                 self.next += 1
@@ -218,24 +229,31 @@ def _fits(block: Network, pool: PoolPlan) -> bool:
 
 
 def _tunnel_address(
-    pools: tuple[PoolPlan, ...],
+    home: PoolPlan | None,
     blocks: dict[str, tuple[Network, ...]],
     kept: IPv4Address | IPv6Address | None,
+    reserved: Reserved,
 ) -> IPv4Address | IPv6Address | None:
-    """Return the tunnel address in the first encapsulated block of `pools` (one family)."""
-    encap_pools = [p for p in pools if p.encap and blocks.get(p.name)]
-    if not encap_pools:
+    """Return the tunnel address: the kept one, else the first unreserved one of `home`'s blocks.
+
+    A kept address stays even when a reservation now covers it: as in Calico, a reservation
+    only keeps addresses from new allocations (`calicc build --reallocate` moves it).
+    """
+    if home is None or not blocks.get(home.name):
         return None
-    home = encap_pools[0]
     if kept is not None and any(kept in b for b in blocks[home.name]):
         return kept
-    return blocks[home.name][0].network_address
+    if not reserved:
+        return blocks[home.name][0].network_address
+    free = (reserved.first_free(b) for b in blocks[home.name])
+    return next((a for a in free if a is not None), None)
 
 
 def allocate(spec: ClusterSpec, pools: tuple[PoolPlan, ...], old: Lock) -> Lock:
     """Return the lock for `spec`, keeping every still-valid allocation of `old`."""
     nodes = sorted(spec.nodes, key=lambda n: n.name)
     names = frozenset(p.name for p in pools)
+    reserved = Reserved(r.cidr for r in spec.reservations)
     kept = {
         (node.name, pool.name): _kept(pool, old.nodes.get(node.name), names)
         for node in nodes
@@ -243,14 +261,35 @@ def allocate(spec: ClusterSpec, pools: tuple[PoolPlan, ...], old: Lock) -> Lock:
     }
     allocators = {
         pool.name: _Allocator(
-            pool, [b for (_, p), bs in kept.items() if p == pool.name for b in bs]
+            pool, [b for (_, p), bs in kept.items() if p == pool.name for b in bs], reserved
         )
         for pool in pools
     }
     result: dict[str, NodeAllocation] = {}
     for node in nodes:
-        result[node.name] = _allocate_node(node, pools, kept, allocators, old.nodes.get(node.name))
+        result[node.name] = _allocate_node(
+            node, pools, kept, allocators, old.nodes.get(node.name), reserved=reserved
+        )
     return Lock(nodes=result)
+
+
+def _fill(have: list[Network], need: tuple[int, int], more: _Allocator, reserved: Reserved) -> None:
+    """Take blocks until `have` holds need = (blocks, addresses): both, unreserved addresses.
+
+    Without reservations the block count decides; a reservation inside a block can make the
+    node take another, so its pods (and tunnel address) still fit.
+    """
+    blocks, addresses = need
+    while len(have) < blocks:
+        have.append(more.take())
+    if not reserved or not addresses:
+        return
+    size = 1 << (more.pool.cidr.max_prefixlen - more.pool.block_size)
+    usable = sum(size - reserved.count(b) for b in have)
+    while usable < addresses:
+        block = more.take()
+        have.append(block)
+        usable += size - reserved.count(block)
 
 
 def _allocate_node(
@@ -259,18 +298,22 @@ def _allocate_node(
     kept: dict[tuple[str, str], tuple[Network, ...]],
     allocators: dict[str, _Allocator],
     old: NodeAllocation | None,
+    *,
+    reserved: Reserved,
 ) -> NodeAllocation:
     mine = node_pools(pools, node)
     blocks: dict[str, tuple[Network, ...]] = {}
     for pool in mine:
         have = list(kept[(node.name, pool.name)])
-        while len(have) < blocks_needed(pool, node.max_pods):
-            have.append(allocators[pool.name].take())
-        blocks[pool.name] = tuple(sorted(have, key=net_key))
+        need = node_needs(pool, mine, node.max_pods)
+        _fill(have, need, allocators[pool.name], reserved)
+        if have or need[0]:  # a Tunnel-only pool that is not the node's tunnel pool: none
+            blocks[pool.name] = tuple(sorted(have, key=net_key))
     v4 = tuple(p for p in mine if p.version == V4)
     v6 = tuple(p for p in mine if p.version == V6)
-    tunnel = _tunnel_address(v4, blocks, old.tunnel_address if old else None)
-    tunnel_v6 = _tunnel_address(v6, blocks, old.tunnel_address_v6 if old else None)
+    kept4, kept6 = (old.tunnel_address, old.tunnel_address_v6) if old else (None, None)
+    tunnel = _tunnel_address(tunnel_pool(mine, V4), blocks, kept4, reserved)
+    tunnel_v6 = _tunnel_address(tunnel_pool(mine, V6), blocks, kept6, reserved)
     return NodeAllocation(
         blocks=blocks,
         tunnel_address=tunnel if isinstance(tunnel, IPv4Address) else None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
-from calicc.compiler.model.spec import ClusterSpec, EncapMode, Node
+from calicc.compiler.model.spec import DEFAULT_USES, ClusterSpec, EncapMode, Node, PoolUse
 from calicc.compiler.selector import parse_selector
 from calicc.contract.names import V4
 
@@ -38,6 +38,26 @@ class PoolPlan:
     node_selector: str | None
     disabled: bool
     version: int = field(default=4, repr=False)  # the family: 4 or 6 (out of repr: render keys)
+    uses: frozenset[PoolUse] = field(default=DEFAULT_USES, repr=False)  # allowed_uses
+
+    @property
+    def for_pods(self) -> bool:
+        """Return whether pods get addresses from this pool (allowed use Workload)."""
+        return PoolUse.WORKLOAD in self.uses
+
+    @property
+    def for_tunnels(self) -> bool:
+        """Return whether a node's tunnel address may come from this pool (use Tunnel)."""
+        return PoolUse.TUNNEL in self.uses
+
+    @property
+    def load_balancer(self) -> bool:
+        """Return whether the pool is for LoadBalancer addresses (then it is for nothing else).
+
+        Such a pool gives no node a block and stays out of the all-pools NAT set (calico#12857):
+        traffic to its addresses is masqueraded like traffic leaving the pools.
+        """
+        return PoolUse.LOAD_BALANCER in self.uses
 
     @property
     def encap(self) -> str | None:
@@ -106,7 +126,9 @@ def resolve_pools(spec: ClusterSpec) -> tuple[PoolPlan, ...]:
         pools.append(_default_pool(spec, DEFAULT_POOL_V6, spec.network_cidr_v6))
     for index, pool in enumerate(spec.pools, start=1):
         v4 = pool.cidr.version == V4
-        ipip = spec.ipip_mode if v4 else EncapMode.NEVER
+        balancer = PoolUse.LOAD_BALANCER in pool.uses  # inherits no encapsulation
+        ipip = spec.ipip_mode if v4 and not balancer else EncapMode.NEVER
+        vxlan = EncapMode.NEVER if balancer else spec.vxlan_mode
         pools.append(
             PoolPlan(
                 index,
@@ -116,11 +138,12 @@ def resolve_pools(spec: ClusterSpec) -> tuple[PoolPlan, ...]:
                 if pool.block_size is not None
                 else family_block_size(spec, pool.cidr.version),
                 pool.ipip_mode if pool.ipip_mode is not None else ipip,
-                pool.vxlan_mode if pool.vxlan_mode is not None else spec.vxlan_mode,
+                pool.vxlan_mode if pool.vxlan_mode is not None else vxlan,
                 pool.nat_outgoing if pool.nat_outgoing is not None else spec.nat_outgoing,
                 pool.node_selector,
                 pool.disabled,
                 pool.cidr.version,
+                pool.uses,
             )
         )
     return tuple(pools)
@@ -132,8 +155,19 @@ def node_address(node: Node, version: int) -> IPv4Interface | IPv6Interface | No
 
 
 def node_pools(pools: tuple[PoolPlan, ...], node: Node) -> tuple[PoolPlan, ...]:
-    """Return the enabled pools that serve `node`, in spec order."""
-    return tuple(p for p in pools if not p.disabled and p.selects(node))
+    """Return the enabled pools that serve `node` (none for LoadBalancer), in spec order."""
+    return tuple(p for p in pools if not p.disabled and not p.load_balancer and p.selects(node))
+
+
+def tunnel_pool(mine: tuple[PoolPlan, ...], version: int) -> PoolPlan | None:
+    """Return the pool of `mine` (a node's pools) its tunnel address of `version` comes from.
+
+    An encapsulated pool of the family that allows Tunnel, as calico-node picks the pools its
+    tunnel address may come from: the first that is for tunnels only (a pool made for them),
+    else the first that allows Tunnel; None when there is none (no tunnel address).
+    """
+    able = [p for p in mine if p.version == version and p.encap and p.for_tunnels]
+    return next((p for p in able if not p.for_pods), able[0] if able else None)
 
 
 def encap_between(pool: PoolPlan, a: Node, b: Node) -> str | None:

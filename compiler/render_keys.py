@@ -28,6 +28,8 @@ TRACE_KEYS = frozenset({"pods", "intents"})
 V6_KEYS = frozenset(
     {"network_cidr_v6", "block_size_v6", "ip6_autodetection_method", "service_cluster_ip_range_v6"}
 )
+# Keys added later, left out while unset for the same reason (pools' allowed_uses likewise).
+LATER_KEYS = frozenset({"reservations"})
 
 
 @cache
@@ -56,14 +58,24 @@ def shared_key(cluster: ClusterPlan) -> bytes:
     for part in (
         __version__,
         templates_digest(),
-        cluster.spec.model_dump_json(
-            exclude={"nodes"} | TRACE_KEYS | (V6_KEYS - cluster.spec.model_fields_set)
-        ),
+        spec_part(cluster),
         repr(cluster.node_subnets) + v6_subnets,
         repr(sorted((rel, e.digest) for rel, e in cluster_entries(cluster).items())),
     ):
         digest.update(part.encode() + b"\0")
     return digest.digest()
+
+
+def spec_part(cluster: ClusterPlan) -> str:
+    """Return the spec's part of the shared key: all but the nodes, trace and unset new keys."""
+    spec = cluster.spec
+    exclude: dict[str, object] = dict.fromkeys(
+        {"nodes"} | TRACE_KEYS | ((V6_KEYS | LATER_KEYS) - spec.model_fields_set), True
+    )
+    unset_uses = {i: {"allowed_uses"} for i, p in enumerate(spec.pools) if p.allowed_uses is None}
+    if unset_uses:
+        exclude["pools"] = unset_uses
+    return spec.model_dump_json(exclude=exclude)  # type: ignore[arg-type]  # pydantic's IncEx
 
 
 def render_key(cluster: ClusterPlan, node: NodePlan) -> str:

@@ -146,6 +146,7 @@ def assemble(
             nat_outgoing=p.nat_outgoing,
             serves_node=p.name in serving,
             disabled=p.disabled,
+            allowed_uses=p.allowed_uses,
         )
         for p in settings.pools
     )
@@ -158,6 +159,7 @@ def assemble(
         pod_mtu=node.pod_mtu,
         pools=pools,
         blocks=node.blocks,
+        reservations=settings.reservations,
         tunnel_address=node.tunnel_address,
         tunnel_address_v6=node.tunnel_address_v6,
         route_protocol=node.route_protocol,

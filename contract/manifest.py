@@ -133,8 +133,21 @@ Encapsulation = Literal["ipip", "vxlan", "none"]
 EncapMode = Literal["Always", "CrossSubnet", "Never"]
 
 
-class ClusterPool(Strict):
-    """A pool of the cluster, as cluster.json lists it (IPv4 or IPv6)."""
+PoolUse = Literal["Workload", "Tunnel", "LoadBalancer"]
+
+
+def pods_may_use(allowed_uses: tuple[PoolUse, ...] | None) -> bool:
+    """Return whether pods get addresses of a pool with these uses (unset: Calico's default)."""
+    return allowed_uses is None or "Workload" in allowed_uses
+
+
+class ClusterPool(Sparse):
+    """A pool of the cluster, as cluster.json lists it (IPv4 or IPv6).
+
+    `allowed_uses` is written only when the cluster file sets it (unset: Workload and Tunnel).
+    """
+
+    SPARSE: ClassVar[tuple[str, ...]] = ("allowed_uses",)
 
     name: str
     cidr: IPNetwork
@@ -142,6 +155,9 @@ class ClusterPool(Strict):
     mode: EncapMode
     nat_outgoing: bool
     disabled: bool = False
+    allowed_uses: tuple[PoolUse, ...] | None = Field(
+        None, description="Workload, Tunnel, LoadBalancer; unset: Workload and Tunnel"
+    )
 
 
 class PoolEntry(Strict):
@@ -154,6 +170,12 @@ class PoolEntry(Strict):
     nat_outgoing: bool
     serves_node: bool
     disabled: bool = False
+    allowed_uses: tuple[PoolUse, ...] | None = None
+
+    @property
+    def for_pods(self) -> bool:
+        """Whether pods get addresses from it (allowed use Workload)."""
+        return pods_may_use(self.allowed_uses)
 
 
 class Link(Strict):
@@ -315,14 +337,23 @@ class FileEntry(Strict):
         return {key: value for key, value in data.items() if value is not None}
 
 
-class ClusterSettings(Strict):
-    """cluster/cluster.json: the cluster's settings every node's files were built from."""
+class ClusterSettings(Sparse):
+    """cluster/cluster.json: the cluster's settings every node's files were built from.
+
+    `reservations` is written only when the cluster file has some.
+    """
+
+    SPARSE: ClassVar[tuple[str, ...]] = ("reservations",)
 
     bundle_version: int = BUNDLE_VERSION
     calicc_version: str
     cluster: str
     pools: tuple[ClusterPool, ...]
     jump_rules: tuple[JumpRule, ...] = ()
+    reservations: tuple[IPNetwork, ...] | None = Field(
+        None,
+        description="addresses IPAM never hands to a pod (cluster.yaml reservations), merged",
+    )
 
 
 class ClusterPolicy(Strict):
@@ -397,10 +428,11 @@ class NodeManifest(Sparse):
     node: NodeIdentity
     link_mtu: int
     pod_mtu: int
-    SPARSE: ClassVar[tuple[str, ...]] = ("tunnel_address_v6",)
+    SPARSE: ClassVar[tuple[str, ...]] = ("tunnel_address_v6", "reservations")
 
     pools: tuple[PoolEntry, ...]
     blocks: tuple[BlockEntry, ...]
+    reservations: tuple[IPNetwork, ...] | None = None
     tunnel_address: IPv4Address | None = None
     tunnel_address_v6: IPv6Address | None = None
     route_protocol: int = ROUTE_PROTOCOL

@@ -5,9 +5,10 @@ them and `calicc apply` validates and assembles a whole bundle before installing
 self-contained copy (node.json beside cluster/). The CNI plugin runs once per pod, often in a fresh
 process, and needs a handful of facts of that copy: the node's name, the pod MTU and blocks (of
 either family), the tunnel addresses (node.json), the pools for IPAM (cluster/cluster.json, serving
-the node when node.json's `pools` names them), and the ipsets and policy bindings for endpoint
-policy (cluster/policy.json). `read_node` reads exactly those, after checking that the cluster files
-are the ones listed (cluster.json the one node.json was built from, both of the digest
+the node when node.json's `pools` names them, for pods unless their `allowed_uses` lacks Workload)
+and the reserved addresses (cluster.json's `reservations`), and the ipsets and policy bindings for
+endpoint policy (cluster/policy.json). `read_node` reads exactly those, after checking that the
+cluster files are the ones listed (cluster.json the one node.json was built from, both of the digest
 cluster/index.json lists), checks each fact's type and the values that end up in restore input or
 netlink (names, lengths), and ignores the other sections: of node.json's `files`, only
 cluster.json's digest is read (a role's entry names its shared file by `source`, without a digest;
@@ -71,7 +72,11 @@ class PoolFacts(Protocol):
 
     @property
     def serves_node(self) -> bool:
-        """Whether pods of this node get addresses from it."""
+        """Whether the node has blocks of it."""
+
+    @property
+    def for_pods(self) -> bool:
+        """Whether pods get addresses from it (allowed use Workload)."""
 
 
 class BlockFacts(Protocol):
@@ -106,6 +111,10 @@ class NodeFacts(Protocol):
         """The node's blocks."""
 
     @property
+    def reservations(self) -> Sequence[IPv4Network | IPv6Network] | None:
+        """Addresses never handed to a pod (cluster.yaml reservations), None when none."""
+
+    @property
     def tunnel_address(self) -> IPv4Address | None:
         """The node's tunnel address, never handed to a pod."""
 
@@ -135,6 +144,7 @@ class CniPool:
 
     name: str
     serves_node: bool
+    for_pods: bool = True
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,7 @@ class CniNode:
     pod_mtu: int
     pools: tuple[CniPool, ...]
     blocks: tuple[CniBlock, ...]
+    reservations: tuple[IPv4Network | IPv6Network, ...] | None
     tunnel_address: IPv4Address | None
     tunnel_address_v6: IPv6Address | None
     ipsets: tuple[CniIpset, ...]
@@ -258,6 +269,33 @@ def _block(fields: _Fields, key: str) -> IPv4Network | IPv6Network:
             f"/{low} to /{cidr.max_prefixlen})"
         )
     return cidr
+
+
+USES = ("Workload", "Tunnel", "LoadBalancer")
+
+
+def _pool(f: _Fields, serving: list[str]) -> CniPool:
+    """Return a pool of cluster.json: pods use it unless its `allowed_uses` lacks Workload."""
+    name = f.text("name")
+    uses = f.get("allowed_uses", (list, type(None)), None)
+    if uses is not None and any(u not in USES for u in uses):
+        raise NodeFileError(f"{f.path('allowed_uses')}: each is one of {', '.join(USES)}")
+    return CniPool(name, name in serving, uses is None or "Workload" in uses)
+
+
+def _networks(f: _Fields, key: str) -> tuple[IPv4Network | IPv6Network, ...] | None:
+    """Return a list of networks of either family (None when the key is absent)."""
+    values = f.get(key, (list, type(None)), None)
+    if values is None:
+        return None
+    found = []
+    for i, value in enumerate(values):
+        try:
+            text = str(value) if isinstance(value, str) else ""
+            found.append(IPv6Network(text) if ":" in text else IPv4Network(text))
+        except ValueError as exc:
+            raise NodeFileError(f"{f.path(key)}[{i}]: {cut(value)!r} is not an IP network") from exc
+    return tuple(found)
 
 
 def _address(fields: _Fields, key: str) -> IPv4Address | None:
@@ -348,7 +386,9 @@ def node_facts(data: object, settings: object, policy: object) -> CniNode:
         raise NodeFileError(f"pod_mtu: {mtu} is not in {MTU_MIN}-{MTU_MAX}")
     serving = _serving(top)
     try:
-        names = [f.text("name") for f in _in(CLUSTER_SETTINGS, settings).items("pools")]
+        cluster = _in(CLUSTER_SETTINGS, settings)
+        pools = tuple(_pool(f, serving) for f in cluster.items("pools"))
+        reservations = _networks(cluster, "reservations")
     except NodeFileError as exc:
         raise NodeFileError(f"{CLUSTER_SETTINGS}: {exc}") from None
     bindings = _in(CLUSTER_POLICY, policy)
@@ -360,8 +400,9 @@ def node_facts(data: object, settings: object, policy: object) -> CniNode:
     return CniNode(
         node=CniIdentity(_Fields(top.get("node", dict), "node").text("name")),
         pod_mtu=mtu,
-        pools=tuple(CniPool(name, name in serving) for name in names),
+        pools=pools,
         blocks=tuple(CniBlock(_block(f, "cidr"), f.text("pool")) for f in top.items("blocks")),
+        reservations=reservations,
         tunnel_address=_address(top, "tunnel_address"),
         tunnel_address_v6=_address_v6(top, "tunnel_address_v6"),
         ipsets=ipsets,

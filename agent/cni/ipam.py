@@ -2,8 +2,9 @@
 
 Rules (documented in agent/cni/README.md):
 
-* Addresses come only from the node's blocks of pools that serve the node; the node's tunnel
-  addresses are never handed out. Every other address of a block is usable, network and
+* Addresses come only from the node's blocks of pools that serve the node and allow Workload;
+  the node's tunnel addresses and the reserved networks (cluster.yaml `reservations`, Calico's
+  IPReservation) are never handed out. Every other address of a block is usable, network and
   broadcast addresses of the block included, because each pod gets a /32 or /128 (Calico does
   the same).
 * Per family: a pod gets one address of each family the node has blocks of (IPv4 and IPv6 on a
@@ -150,11 +151,13 @@ class IpamStore:
         node: str,
         blocks: Iterable[Network],
         reserved: Iterable[Address] = (),
+        reserved_networks: Iterable[Network] = (),
     ) -> None:
         self.directory = directory
         self.node = node
         self.blocks = tuple(sorted(blocks, key=lambda b: (b.version, b)))
         self.reserved = frozenset(reserved)
+        self.reserved_networks = tuple(reserved_networks)
 
     @property
     def families(self) -> tuple[int, ...]:
@@ -170,7 +173,20 @@ class IpamStore:
                 continue
             first = int(block.network_address)
             found.update(a for a in range(first, first + block.num_addresses) if a not in reserved)
+        if self.reserved_networks:
+            found.difference_update(self._reserved_in(found, version))
         return sorted(found)
+
+    def _reserved_in(self, found: set[int], version: int) -> Iterator[int]:
+        """Yield the addresses of `found` the reserved networks of `version` hold."""
+        for net in self.reserved_networks:
+            if net.version != version:
+                continue
+            first, last = int(net.network_address), int(net.broadcast_address)
+            if last - first < len(found):
+                yield from (a for a in range(first, last + 1) if a in found)
+            else:
+                yield from (a for a in found if first <= a <= last)
 
     def has_candidates(self) -> bool:
         """Return whether the store has any address of any family to hand out."""

@@ -61,7 +61,11 @@ def load_manifest(path: Path) -> CniNode:
 
 
 def ipam_store(state_dir: Path, manifest: NodeFacts, nodename: str = "") -> IpamStore:
-    """Return the IPAM store of the node: blocks of the pools serving it, tunnel addresses kept.
+    """Return the IPAM store of the node: blocks of its pods' pools, tunnels and reservations kept.
+
+    Pods get addresses of the node's blocks of pools that allow Workload (a Tunnel-only pool's
+    block holds the tunnel address alone); the tunnel addresses and the cluster's reservations
+    are never handed out.
 
     Raises:
         CniError: INVALID_CONFIG when the netconf names another node than the bundle's.
@@ -73,8 +77,9 @@ def ipam_store(state_dir: Path, manifest: NodeFacts, nodename: str = "") -> Ipam
             f"{manifest.node.name!r}: drop nodename (the plugin takes the installed bundle's "
             "node) or install this node's bundle",
         )
-    serving = {p.name for p in manifest.pools if p.serves_node}
+    serving = {p.name for p in manifest.pools if p.serves_node and p.for_pods}
     blocks = [b.cidr for b in manifest.blocks if b.pool in serving]
     tunnels = (manifest.tunnel_address, manifest.tunnel_address_v6)
     reserved = [address for address in tunnels if address is not None]
-    return IpamStore(state_dir / "ipam", manifest.node.name, blocks, reserved)
+    networks = manifest.reservations or ()
+    return IpamStore(state_dir / "ipam", manifest.node.name, blocks, reserved, networks)

@@ -80,8 +80,42 @@ class BirdSnippets(Strict):
     _text = field_validator("top", "filters", "bottom")(_check_snippet)
 
 
+class PoolUse(StrEnum):
+    """What a pool's addresses are for (Calico's IPPool allowedUses)."""
+
+    WORKLOAD = "Workload"
+    TUNNEL = "Tunnel"
+    LOAD_BALANCER = "LoadBalancer"
+
+
+DEFAULT_USES = frozenset({PoolUse.WORKLOAD, PoolUse.TUNNEL})  # Calico's default
+
+
+def _check_uses(value: tuple[PoolUse, ...] | None) -> tuple[PoolUse, ...] | None:
+    """Uses are a non-empty set; LoadBalancer stands alone (Calico's IPPool rules)."""
+    if value is None:
+        return None
+    if not value:
+        raise ValueError(
+            "allowed_uses is empty: leave it out for Calico's default [Workload, Tunnel], "
+            "or name the uses"
+        )
+    twice = sorted({u.value for u in value if value.count(u) > 1})
+    if twice:
+        raise ValueError(f"allowed_uses names {', '.join(twice)} twice; name each use once")
+    if PoolUse.LOAD_BALANCER in value and len(value) > 1:
+        raise ValueError(
+            "LoadBalancer cannot be combined with Workload or Tunnel (as in Calico): "
+            "make a separate pool for LoadBalancer addresses"
+        )
+    return value
+
+
 class Pool(Strict):
-    """An IPv4 or IPv6 pool. Unset fields take the cluster-wide values of the pool's family."""
+    """An IPv4 or IPv6 pool. Unset fields take the cluster-wide values of the pool's family.
+
+    A LoadBalancer pool inherits no encapsulation (Calico refuses IPIP or VXLAN on one).
+    """
 
     name: Dns1123Subdomain
     cidr: IPv4Network | IPv6Network = Field(description="the pool, IPv4 or IPv6")
@@ -96,8 +130,29 @@ class Pool(Strict):
     nat_outgoing: bool | None = Field(None, description="SNAT pod traffic leaving the pools")
     node_selector: str | None = Field(None, description="Calico selector over node labels")
     disabled: bool = Field(False, description="keep the pool, allocate no new blocks from it")
+    allowed_uses: tuple[PoolUse, ...] | None = Field(
+        None,
+        description="what the pool's addresses are for: Workload (pods), Tunnel (the nodes' "
+        "IPIP/VXLAN tunnel addresses), LoadBalancer (alone: no node blocks, masqueraded to); "
+        "default [Workload, Tunnel]",
+    )
 
     _selector = field_validator("node_selector")(check_selector)
+    _uses = field_validator("allowed_uses")(_check_uses)
+
+    @property
+    def uses(self) -> frozenset[PoolUse]:
+        """Return the pool's uses (Calico's default when unset)."""
+        return DEFAULT_USES if self.allowed_uses is None else frozenset(self.allowed_uses)
+
+
+class Reservation(Strict):
+    """Addresses no pod and no tunnel is given (Calico's IPReservation reservedCIDRs)."""
+
+    cidr: IPv4Network | IPv6Network = Field(
+        description="a CIDR or a single address (a /32 or /128) inside a pool, either family"
+    )
+    name: Dns1123Subdomain | None = Field(None, description="what the addresses are kept for")
 
 
 class BgpPeer(Strict):
@@ -294,6 +349,11 @@ class ClusterSpec(Strict):
     )
     pools: tuple[Pool, ...] = Field(
         (), description="more pools, IPv4 or IPv6, beside network_cidr and network_cidr_v6"
+    )
+    reservations: tuple[Reservation, ...] = Field(
+        (),
+        description="addresses of the pools that the IPAM never hands to a pod and the lock "
+        "never makes a tunnel address (Calico's IPReservation)",
     )
     bgp: Bgp = Field(default_factory=Bgp, description="BGP settings")
     nodes: tuple[Node, ...] = Field(min_length=1, description="the cluster's nodes")

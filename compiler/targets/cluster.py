@@ -20,9 +20,12 @@ changing, and cluster/index.json holds their digests.
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, collapse_addresses
 
 from calicc import __version__
 from calicc.compiler.emit import digest, dump_json
+from calicc.compiler.model.spec import DEFAULT_USES
+from calicc.compiler.model.spec import PoolUse as PoolUseEnum
 from calicc.compiler.plan import Block, BlockV6, ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
 from calicc.compiler.targets.ipset import cluster_ipsets
@@ -35,6 +38,7 @@ from calicc.contract.manifest import (
     EncapMode,
     Encapsulation,
     FileEntry,
+    PoolUse,
 )
 from calicc.contract.names import (
     ALL_HOSTS_SET,
@@ -60,6 +64,13 @@ def encap_mode(pool: PoolPlan) -> EncapMode:
     return mode
 
 
+def allowed_uses(pool: PoolPlan) -> tuple[PoolUse, ...] | None:
+    """Return the pool's uses as cluster.json lists them: None for Calico's default."""
+    if pool.uses == DEFAULT_USES:
+        return None
+    return tuple(use.value for use in PoolUseEnum if use in pool.uses)
+
+
 def cluster_pools(cluster: ClusterPlan) -> tuple[ClusterPool, ...]:
     """Return every pool of the cluster (NAT needs them all), sorted by CIDR."""
     return tuple(
@@ -70,9 +81,20 @@ def cluster_pools(cluster: ClusterPlan) -> tuple[ClusterPool, ...]:
             mode=encap_mode(pool),
             nat_outgoing=pool.nat_outgoing,
             disabled=pool.disabled,
+            allowed_uses=allowed_uses(pool),
         )
         for pool in sorted(cluster.pools, key=lambda p: (p.cidr.version, p.cidr))
     )
+
+
+def reservations(cluster: ClusterPlan) -> tuple[IPv4Network | IPv6Network, ...] | None:
+    """Return the reserved networks, merged per family (IPv4 first); None when there are none."""
+    nets = [r.cidr for r in cluster.spec.reservations]
+    if not nets:
+        return None
+    v4 = collapse_addresses(n for n in nets if isinstance(n, IPv4Network))
+    v6 = collapse_addresses(n for n in nets if isinstance(n, IPv6Network))
+    return (*v4, *v6)
 
 
 def settings_json(cluster: ClusterPlan) -> str:
@@ -82,6 +104,7 @@ def settings_json(cluster: ClusterPlan) -> str:
         cluster=cluster.name,
         pools=cluster_pools(cluster),
         jump_rules=jump_rules(cluster.host is not None),
+        reservations=reservations(cluster),
     )
     return dump_json(settings.model_dump(mode="json"))
 

@@ -30,6 +30,7 @@ from ipaddress import IPv6Network, collapse_addresses
 from calicc.compiler.plan import ClusterPlan
 from calicc.compiler.policy.names import set_name
 from calicc.compiler.policy.rules import SetSpec, twin
+from calicc.compiler.pools import PoolPlan
 from calicc.contract.manifest import Ipset
 from calicc.contract.names import (
     ALL_HOSTS_SET,
@@ -50,17 +51,24 @@ def static_sets(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
     """Return the cluster's own sets: pools, NAT pools and node addresses.
 
     Disabled pools stay in the pool sets: pods already holding their addresses still need
-    the same NAT decisions.
+    the same NAT decisions. A LoadBalancer pool stays out of the all-pools set, so traffic to
+    its addresses is masqueraded like any leaving the pools (calico#12857); like Calico, it is
+    in the masquerade set when it has nat_outgoing.
     """
     pools = sorted(cluster.pools_v4, key=lambda p: p.cidr)
     masq = tuple(str(p.cidr) for p in pools if p.nat_outgoing)
     hosts = tuple(str(net) for net in cluster.host_networks)
     return (
-        SetSpec(ALL_POOLS_SET, "hash:net", tuple(str(p.cidr) for p in pools), None, "all pools"),
+        SetSpec(ALL_POOLS_SET, "hash:net", _not_balancers(pools), None, "all pools"),
         SetSpec(MASQ_POOLS_SET, "hash:net", masq, None, "pools with nat_outgoing"),
         SetSpec(ALL_HOSTS_SET, "hash:net", hosts, None, "node addresses (collapsed)"),
         *static_sets_v6(cluster),
     )
+
+
+def _not_balancers(pools: list[PoolPlan]) -> tuple[str, ...]:
+    """Return the CIDRs of the pools that are not LoadBalancer pools (the all-pools sets)."""
+    return tuple(str(p.cidr) for p in pools if not p.load_balancer)
 
 
 def static_sets_v6(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
@@ -77,9 +85,7 @@ def static_sets_v6(cluster: ClusterPlan) -> tuple[SetSpec, ...]:
         IPv6Network(n.address_v6.ip) for n in cluster.nodes if n.address_v6 is not None
     )
     return (
-        SetSpec(
-            ALL_POOLS_SET_V6, "hash:net", tuple(str(p.cidr) for p in pools), None, "IPv6 pools"
-        ),
+        SetSpec(ALL_POOLS_SET_V6, "hash:net", _not_balancers(pools), None, "IPv6 pools"),
         SetSpec(MASQ_POOLS_SET_V6, "hash:net", masq, None, "IPv6 pools with nat_outgoing"),
         SetSpec(
             ALL_HOSTS_SET_V6,
