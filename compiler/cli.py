@@ -220,6 +220,8 @@ def import_cmd(
     imported = import_calico([*calico, *(policies or [])], name)
     for note in imported.notes:
         typer.echo(str(note))
+    for line in imported.summary:
+        typer.echo(f"imported: {line}")
     for path in write_imported(imported, out, force=force):
         typer.echo(f"written: {path}")
 

@@ -178,6 +178,7 @@ def test_cli_prints_the_report_and_writes(tmp_path: Path) -> None:
     assert "unmapped: BGPFilter export-pods-only:" in result.stdout
     assert "warning: BlockAffinity node-old-10-244-1-64-26: spec.cidr:" in result.stdout
     assert f"written: {out / 'cluster.yaml'}" in result.stdout
+    assert "imported: 5 blocks kept on 3 nodes (cluster.lock.yaml)" in result.stdout
     again = run_calicc(args, tmp_path)  # the files exist now: refused, unless --force
     assert again.code == 1
     assert "exists; import into a new directory, or --force" in again.stderr
