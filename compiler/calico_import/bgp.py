@@ -12,7 +12,7 @@ a peer is mapped when its peerSelector selects exactly the reflectors, and repor
 from __future__ import annotations
 
 import re
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from calicc.compiler.calico_import.fields import Reader, leftover, selector_or_none, shown
@@ -21,6 +21,7 @@ from calicc.compiler.calico_import.report import NOTE, UNMAPPED, Note
 from calicc.compiler.calico_import.resources import Resource
 from calicc.compiler.errors import Problem
 from calicc.compiler.selector import SelectorError, parse_selector
+from calicc.contract.names import V4
 from calicc.contract.text import cut
 
 DEFAULT_AS = 64512
@@ -32,7 +33,8 @@ PASSWORD = (
 CONFIG_MAPPED = frozenset({"asNumber", "nodeToNodeMeshEnabled", "listenPort"})
 CONFIG_REASONS = {
     "nodeMeshPassword": PASSWORD.replace("add it", "add bgp.mesh_password"),
-    "serviceClusterIPs": "calicc does not advertise Service addresses",
+    "serviceClusterIPs": "taken as service_cluster_ip_range(_v6), but calicc does not "
+    "advertise Service addresses",
     "serviceExternalIPs": "calicc does not advertise Service addresses",
     "serviceLoadBalancerIPs": "calicc does not advertise Service addresses",
     "communities": "calicc sets no BGP communities (a bird_snippets filter can)",
@@ -69,6 +71,25 @@ def read_config(
             bgp["listen_port"] = port
         notes.extend(leftover(res, CONFIG_MAPPED, CONFIG_REASONS))
     return bgp
+
+
+def service_ranges(configs: list[Resource]) -> dict[str, str]:
+    """Return the Service ranges the `default` BGPConfiguration advertises, by cluster.yaml key.
+
+    Calico advertises them; calicc only keeps its pools out of them (service_cluster_ip_range).
+    """
+    found: dict[str, str] = {}
+    for res in configs:
+        blocks = res.spec.get("serviceClusterIPs") if res.name == "default" else None
+        for block in blocks if isinstance(blocks, list) else []:
+            cidr = block.get("cidr") if isinstance(block, dict) else None
+            try:
+                net = ip_network(str(cidr))
+            except ValueError:
+                continue
+            key = "service_cluster_ip_range" + ("" if net.version == V4 else "_v6")
+            found.setdefault(key, str(net))
+    return found
 
 
 def _per_node(res: Resource) -> list[Note]:

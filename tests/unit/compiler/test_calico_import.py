@@ -72,6 +72,7 @@ def test_import_writes_cluster_lock_policies_and_report(imported: Path) -> None:
         "Never",
     ]
     assert data["nat_outgoing"] is True
+    assert data["service_cluster_ip_range"] == "10.96.0.0/12"  # BGPConfiguration serviceClusterIPs
     assert data["pools"] == [
         {
             "name": "rack-b-ippool",
