@@ -229,24 +229,37 @@ def _fits(block: Network, pool: PoolPlan) -> bool:
 
 
 def _tunnel_address(
-    home: PoolPlan | None,
+    able: tuple[PoolPlan, ...],
     blocks: dict[str, tuple[Network, ...]],
     kept: IPv4Address | IPv6Address | None,
     reserved: Reserved,
 ) -> IPv4Address | IPv6Address | None:
-    """Return the tunnel address: the kept one, else the first unreserved one of `home`'s blocks.
+    """Return the tunnel address: the kept one, else the first unreserved one of the home pool.
 
-    A kept address stays even when a reservation now covers it: as in Calico, a reservation
-    only keeps addresses from new allocations (`calicc build --reallocate` moves it).
+    `able` are the node's pools of one family its tunnel address may come from, the home pool
+    (tunnel_pool) first. The kept address stays while a block of one of them holds it (a pool
+    made Tunnel-only later moves no tunnel address) and even when a reservation now covers it:
+    as in Calico, a reservation only keeps addresses from new allocations (`calicc build
+    --reallocate` moves it).
     """
-    if home is None or not blocks.get(home.name):
+    if not able or not blocks.get(able[0].name):
         return None
-    if kept is not None and any(kept in b for b in blocks[home.name]):
+    if kept is not None and any(kept in b for p in able for b in blocks.get(p.name, ())):
         return kept
+    home = blocks[able[0].name]
     if not reserved:
-        return blocks[home.name][0].network_address
-    free = (reserved.first_free(b) for b in blocks[home.name])
+        return home[0].network_address
+    free = (reserved.first_free(b) for b in home)
     return next((a for a in free if a is not None), None)
+
+
+def _tunnel_pools(mine: tuple[PoolPlan, ...], version: int) -> tuple[PoolPlan, ...]:
+    """Return the node's pools of `version` a tunnel address may come from, the home one first."""
+    home = tunnel_pool(mine, version)
+    if home is None:
+        return ()
+    rest = (p for p in mine if p.version == version and p.encap and p.for_tunnels)
+    return (home, *(p for p in rest if p is not home))
 
 
 def allocate(spec: ClusterSpec, pools: tuple[PoolPlan, ...], old: Lock) -> Lock:
@@ -312,8 +325,8 @@ def _allocate_node(
     v4 = tuple(p for p in mine if p.version == V4)
     v6 = tuple(p for p in mine if p.version == V6)
     kept4, kept6 = (old.tunnel_address, old.tunnel_address_v6) if old else (None, None)
-    tunnel = _tunnel_address(tunnel_pool(mine, V4), blocks, kept4, reserved)
-    tunnel_v6 = _tunnel_address(tunnel_pool(mine, V6), blocks, kept6, reserved)
+    tunnel = _tunnel_address(_tunnel_pools(mine, V4), blocks, kept4, reserved)
+    tunnel_v6 = _tunnel_address(_tunnel_pools(mine, V6), blocks, kept6, reserved)
     return NodeAllocation(
         blocks=blocks,
         tunnel_address=tunnel if isinstance(tunnel, IPv4Address) else None,

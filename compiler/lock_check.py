@@ -119,8 +119,9 @@ def _why(block: Network, pool_name: str, node: Node, pools: tuple[PoolPlan, ...]
     pool = next((p for p in pools if p.name == pool_name), None)
     if pool is None:
         return f"pool {pool_name} is no longer in the cluster"
-    if pool.disabled:
-        return f"pool {pool_name} is disabled"
+    if pool.disabled or pool.load_balancer:
+        why = "is disabled" if pool.disabled else "is now for LoadBalancer addresses (allowed_uses)"
+        return f"pool {pool_name} {why}"
     if pool not in node_pools(pools, node):
         return f"pool {pool_name} no longer serves {node.name} (node_selector)"
     if block.version != pool.version:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from calicc.compiler.build import build, load_cluster
+from calicc.compiler.errors import CaliccError
 from calicc.compiler.lock import Lock
 from calicc.compiler.reserve import Reserved
 from calicc.compiler.targets.ipset import static_sets
@@ -221,3 +222,27 @@ def test_cluster_json_names_uses_and_reservations_only_when_set(tmp_path: Path) 
     text = (tmp_path / "rendered/cluster/cluster.json").read_text()
     assert "reservations" not in text
     assert "allowed_uses" not in text
+
+
+def test_a_pool_made_tunnel_only_moves_no_tunnel_address(tmp_path: Path) -> None:
+    extra = {"name": "extra", "cidr": "10.245.0.0/16"}
+    first = plan_of(tmp_path, with_(pools=[extra]))
+    later = plan_of(tmp_path, with_(pools=[{**extra, "allowed_uses": ["Tunnel"]}]), first.lock)
+    for node in later.nodes:
+        assert node.tunnel_address == first.node(node.name).tunnel_address
+        assert node.blocks == first.node(node.name).blocks  # kept: pods hold its addresses
+    fresh = plan_of(tmp_path, with_(pools=[{**extra, "allowed_uses": ["Tunnel"]}]))
+    assert fresh.node("n1").tunnel_address == IPv4Address("10.245.0.0")  # the Tunnel-only pool
+
+
+def test_a_pool_made_load_balancer_is_a_move_the_lock_refuses(tmp_path: Path) -> None:
+    data = with_(pools=[{"name": "extra", "cidr": "10.245.0.0/16"}])
+    path = write_cluster(tmp_path, data)
+    build(load_cluster(path), tmp_path / "rendered")
+    data["pools"][0]["allowed_uses"] = ["LoadBalancer"]
+    write_cluster(tmp_path, data)
+    with pytest.raises(CaliccError) as caught:
+        build(load_cluster(path), tmp_path / "rendered")
+    assert "node n1 would lose block 10.245.0.0/26: pool extra is now for LoadBalancer" in str(
+        caught.value
+    )
