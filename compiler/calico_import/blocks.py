@@ -3,7 +3,7 @@
 A block belongs to a node when a confirmed BlockAffinity says so or its IPAMBlock's affinity
 is `host:NODE`; both are read because either may be the one exported. What cannot be kept:
 
-- Fatal (an error; nothing is written): two nodes claiming the same or overlapping blocks
+- Fatal (an error; nothing is written): two exported nodes claiming the same or overlapping blocks
   (the owner is ambiguous, and either guess reroutes the other node's pods), and a block in
   use that calicc cannot place on its node (outside every imported pool, of another size than
   its pool's blocks, in a disabled pool, or in a pool whose nodeSelector leaves the node out):
@@ -174,9 +174,6 @@ def _place(
     usage: dict[Network, int],
 ) -> tuple[str | None, Problem | Note | None]:
     """Return the block's pool, or what keeps it out: a Note (left out) or a Problem (fatal)."""
-    if claim.node not in nodes:
-        why = f"{claim.cidr}: no Node {claim.node} was exported: left out"
-        return None, Note(WARNING, claim.res.kind, claim.res.name, "spec.cidr", why)
     pool, why = _pool_of(claim, pools, nodes[claim.node])
     if pool is not None:
         return pool, None
@@ -190,6 +187,12 @@ def _place(
         "lose their routes. Import the pool, or release the block in Calico, and export again"
     )
     return None, claim.res.problem(("spec", "cidr"), message)
+
+
+def _stale(claim: Claim) -> Note:
+    """A claim for a node that was not exported: no node, so no pod depends on it."""
+    why = f"{claim.cidr}: no Node {claim.node} was exported: left out"
+    return Note(WARNING, claim.res.kind, claim.res.name, "spec.cidr", why)
 
 
 def collect_blocks(
@@ -209,8 +212,10 @@ def collect_blocks(
             claim = _affinity(res, out.problems, out.notes)
         if claim is not None:
             claims.append(claim)
-    out.problems += _conflicts(claims)
-    for claim in claims:
+    live = [c for c in claims if c.node in nodes]
+    out.notes += [_stale(c) for c in claims if c.node not in nodes]
+    out.problems += _conflicts(live)
+    for claim in live:
         pool, why = _place(claim, pools, nodes, usage)
         if isinstance(why, Problem):
             out.problems.append(why)

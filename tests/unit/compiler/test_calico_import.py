@@ -460,3 +460,14 @@ def test_addresses_borrowed_by_pods_on_another_node_are_reported(tmp_path: Path)
     borrowed = [n for n in result.notes if n.name == "10-244-0-128-26"]
     assert [n.severity for n in borrowed] == ["warning"]
     assert "1 address(es) of node-2's block held by pods on node-3" in borrowed[0].reason
+
+
+def test_a_stale_affinity_to_a_removed_node_never_conflicts(tmp_path: Path) -> None:
+    stale = CONFLICT.read_text().replace("node: node-3", "node: node-old")
+    result = import_calico([CALICO, IPAM, extra(tmp_path, "stale.yaml", stale)])
+    assert any(
+        n.severity == "warning" and "no Node node-old" in n.reason and n.name.startswith("node-3")
+        for n in result.notes
+    )
+    lock = yaml.safe_load(result.files["cluster.lock.yaml"])["nodes"]
+    assert "10.244.0.64/26" in lock["node-2"]["blocks"]["default-ipv4-ippool"]
