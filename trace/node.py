@@ -82,9 +82,7 @@ class TraceNode:
             "pod_mtu": self.pod_mtu,
             "link_mtu": self.link_mtu,
             "links": [[link.name, link.mtu] for link in self.links],
-            "routes": [
-                [str(r.dst), r.type, _text(r.via), r.dev, r.onlink] for r in self.routes
-            ],
+            "routes": [[str(r.dst), r.type, _text(r.via), r.dev, r.onlink] for r in self.routes],
             "pools": [
                 [p.name, str(p.cidr), p.encapsulation, p.mode, p.nat_outgoing] for p in self.pools
             ],

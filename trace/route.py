@@ -127,9 +127,7 @@ def _vxlan(node: TraceNode, src: NodeRow, owner: Owner, pool: PoolFact) -> Forwa
     )  # fmt: skip
 
 
-def _bgp(
-    view: TreeView, speakers: Speakers, src: NodeRow, owner: Owner, pool: PoolFact
-) -> Forward:
+def _bgp(view: TreeView, speakers: Speakers, src: NodeRow, owner: Owner, pool: PoolFact) -> Forward:
     node, dst, block = view.node(src.name), owner.row, owner.block
     version = pool.cidr.version
     learned = speakers.learned(src, dst, version)
