@@ -71,17 +71,20 @@ class ImportedPool:
 def _uses(res: Resource, notes: list[Note]) -> bool:
     """Return whether the pool holds pod addresses (allowedUses has Workload)."""
     uses = res.spec.get("allowedUses")
-    if not isinstance(uses, list) or set(uses) == DEFAULT_USES:
+    if not isinstance(uses, list) or not uses:
+        return True
+    uses = [str(use) for use in uses]
+    if set(uses) == DEFAULT_USES:
         return True
     if "Workload" not in uses:
         notes.append(
             Note(UNMAPPED, res.kind, res.name, "spec.allowedUses",
-                 f"not a pod pool ({', '.join(map(str, uses))}): left out of cluster.yaml")
+                 f"not a pod pool ({', '.join(uses)}): left out of cluster.yaml")
         )  # fmt: skip
         return False
     notes.append(
         Note(UNMAPPED, res.kind, res.name, "spec.allowedUses",
-             f"only Workload is mapped (was {', '.join(map(str, uses))})")
+             f"only Workload is mapped (was {', '.join(uses)})")
     )  # fmt: skip
     return True
 

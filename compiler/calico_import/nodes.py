@@ -63,7 +63,8 @@ def _address(read: Reader, key: str) -> Address | None:
 def _fallback(res: Resource) -> list[Address]:
     """Return the CalicoNodeIP addresses of spec.addresses (calico-node's detected ones)."""
     found = []
-    for entry in res.spec.get("addresses") or []:
+    entries = res.spec.get("addresses")
+    for entry in entries if isinstance(entries, list) else []:
         if isinstance(entry, dict) and entry.get("type") == "CalicoNodeIP":
             try:
                 found.append(ip_interface(str(entry.get("address"))))
