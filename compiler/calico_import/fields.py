@@ -14,13 +14,24 @@ from calicc.compiler.selector import SelectorError, parse_selector
 from calicc.contract.text import cut
 
 NO_EQUIVALENT = "calicc has no equivalent"
+UNSET: tuple[object, ...] = (None, False, "", [], {})
+# Calico's documented defaults: a field set to its default says nothing calicc would lose
+DEFAULTS: Mapping[str, object] = {
+    "assignmentMode": "Automatic",
+    "namespaceSelector": "all()",
+    "bindMode": "None",
+    "logSeverityScreen": "Info",
+    "sourceAddress": "UseNodeIP",
+    "reversePeering": "Auto",
+    "nextHopMode": "Auto",
+}
 AS_PART = 65536
 
 
 def leftover(res: Resource, mapped: frozenset[str], reasons: Mapping[str, str]) -> Iterator[Note]:
     """Yield an `unmapped` note for each spec field set to more than its default."""
     for key, value in sorted(res.spec.items()):
-        if key in mapped or value in (None, False, "", [], {}):
+        if key in mapped or value in UNSET or (key in DEFAULTS and DEFAULTS[key] == value):
             continue
         reason = reasons.get(key, NO_EQUIVALENT)
         yield Note(UNMAPPED, res.kind, res.name, f"spec.{key}", f"{reason} (was {shown(value)})")
