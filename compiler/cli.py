@@ -199,6 +199,7 @@ def import_cmd(
         typer.Argument(
             help="calicoctl/kubectl `get ... -o yaml` output: IPPools, BGPConfigurations, "
             "BGPPeers, Nodes, IPAMBlocks, BlockAffinities",
+            metavar="EXPORT.yaml",
             show_default=False,
         ),
     ],
