@@ -236,15 +236,26 @@ def _added(held: Blocks, planned: Lock) -> list[Note]:
 
 
 def write_imported(imported: Imported, out: Path, *, force: bool = False) -> list[Path]:
-    """Write the files and import-report.md into `out`; refuse to overwrite unless `force`."""
+    """Write the files and import-report.md into `out`; refuse to overwrite unless `force`.
+
+    A directory that is a symbolic link (`out`, or `out/policies`) is refused, force or not:
+    the files would land wherever it points.
+    """
     texts = {**imported.files, REPORT: report_markdown(imported.notes, imported.summary)}
     paths = [out / rel for rel in sorted(texts)]
-    existing = [p for p in paths if p.exists() or p.is_symlink()]
-    if existing and not force:
-        problems = [
+    linked = {out, *(p.parent for p in paths)}
+    problems = [
+        Problem(str(d), None, None, "", "is a symbolic link: import into a real directory")
+        for d in sorted(linked)
+        if d.is_symlink()
+    ]
+    if not force:
+        problems += [
             Problem(str(p), None, None, "", "exists; import into a new directory, or --force")
-            for p in existing
+            for p in paths
+            if p.exists() or p.is_symlink()
         ]
+    if problems:
         raise SpecError(problems)
     for rel in sorted(texts):
         write_atomic(out / rel, texts[rel])

@@ -471,3 +471,13 @@ def test_a_stale_affinity_to_a_removed_node_never_conflicts(tmp_path: Path) -> N
     )
     lock = yaml.safe_load(result.files["cluster.lock.yaml"])["nodes"]
     assert "10.244.0.64/26" in lock["node-2"]["blocks"]["default-ipv4-ippool"]
+
+
+def test_a_symbolic_link_as_the_output_directory_is_refused(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.symlink_to(elsewhere)
+    with pytest.raises(SpecError, match="is a symbolic link"):
+        write_imported(import_calico(INPUTS), out, force=True)
+    assert not any(elsewhere.iterdir())
