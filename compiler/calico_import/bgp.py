@@ -191,3 +191,28 @@ def read_peer(
         peer["next_hop_self"] = True
     notes.extend(leftover(res, PEER_MAPPED - {"password"}, PEER_REASONS))
     return peer
+
+
+def topology_notes(nodes: dict[str, ImportedNode], mesh: bool, notes: list[Note]) -> list[Note]:
+    """Say where calicc's in-cluster peering differs from Calico's: reflectors replace the mesh.
+
+    calicc peers every node with every node that has a route_reflector_cluster_id, and then
+    opens no mesh; Calico does so only through a BGPPeer whose peerSelector picks them.
+    """
+    reflectors = sorted(n.name for n in nodes.values() if n.rr_cluster_id)
+    if not reflectors:
+        return []
+    peered = any(n.field == "spec.peerSelector" and n.severity == NOTE for n in notes)
+    found = []
+    if mesh:
+        why = "calicc opens no node-to-node mesh when nodes are route reflectors"
+        found.append(Note(NOTE, "BGPConfiguration", "default", "spec.nodeToNodeMeshEnabled", why))
+    if not peered:
+        why = (
+            "no BGPPeer's peerSelector picks the route reflectors; calicc peers every node "
+            "with them anyway"
+        )
+        found += [
+            Note(NOTE, "Node", name, "spec.bgp.routeReflectorClusterID", why) for name in reflectors
+        ]
+    return found

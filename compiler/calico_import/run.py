@@ -100,6 +100,7 @@ def _cluster(
     settings = bgp.read_config(kinds["BGPConfiguration"], notes, problems)
     peers = [bgp.read_peer(r, by_name, notes, problems) for r in kinds["BGPPeer"]]
     settings["peers"] = [p for p in peers if p is not None]
+    notes += bgp.topology_notes(by_name, settings["node_to_node_mesh"], notes)
     data: dict[str, Any] = {"name": name, **ippools.pool_keys(pools)}
     data |= bgp.service_ranges(kinds["BGPConfiguration"]) | {"bgp": settings}
     data["nodes"] = [by_name[n].entry for n in sorted(by_name)]

@@ -481,3 +481,22 @@ def test_a_symbolic_link_as_the_output_directory_is_refused(tmp_path: Path) -> N
     with pytest.raises(SpecError, match="is a symbolic link"):
         write_imported(import_calico(INPUTS), out, force=True)
     assert not any(elsewhere.iterdir())
+
+
+def test_where_calicc_peering_differs_from_calico_it_says_so(tmp_path: Path) -> None:
+    text = CALICO.read_text().replace("nodeToNodeMeshEnabled: false", "nodeToNodeMeshEnabled: true")
+    text = text.replace("peerSelector: route-reflector == 'true'", "peerSelector: rack == 'a'")
+    result = import_calico([extra(tmp_path, "calico.yaml", text), IPAM])
+    fields = {(n.kind, n.name, n.field): n for n in result.notes}
+    assert (
+        "no node-to-node mesh"
+        in fields[("BGPConfiguration", "default", "spec.nodeToNodeMeshEnabled")].reason
+    )
+    assert (
+        "peers every node with them anyway"
+        in fields[("Node", "node-1", "spec.bgp.routeReflectorClusterID")].reason
+    )
+    assert fields[("BGPPeer", "peer-with-route-reflectors", "spec.peerSelector")].severity == (
+        "unmapped"
+    )
+    assert yaml.safe_load(result.files["cluster.yaml"])["bgp"]["node_to_node_mesh"] is True
