@@ -73,6 +73,8 @@ def _by_kind(resources: list[Resource], notes: list[Note]) -> dict[str, list[Res
             notes.append(Note(UNMAPPED, res.kind, res.name, "", why))
         else:
             kinds[kind].append(res)
+    for found in kinds.values():  # the same bytes whatever the order of files and items
+        found.sort(key=lambda r: (str(r.data["metadata"].get("namespace", "")), r.name))
     return kinds
 
 

@@ -87,8 +87,7 @@ def test_import_writes_cluster_lock_policies_and_report(imported: Path) -> None:
     assert data["bgp"] == {
         "as_number": 64512,
         "node_to_node_mesh": False,
-        "peers": [
-            {"peer_ip": "10.30.0.1", "as_number": 64500},
+        "peers": [  # by BGPPeer name: node-3-tor, tor-global
             {
                 "peer_ip": "10.30.1.1",
                 "as_number": 64501,
@@ -96,6 +95,7 @@ def test_import_writes_cluster_lock_policies_and_report(imported: Path) -> None:
                 "node_selector": "kubernetes.io/hostname == 'node-3'",
                 "keep_next_hop": True,
             },
+            {"peer_ip": "10.30.0.1", "as_number": 64500},
         ],
     }
     nodes = {n["name"]: n for n in data["nodes"]}
@@ -296,6 +296,8 @@ def test_calicoctl_single_kind_and_multi_document_forms_read_alike(tmp_path: Pat
     single = [extra(tmp_path, f"{i}.yaml", yaml.safe_dump(x)) for i, x in enumerate(lists)]
     expected = import_calico([CALICO, IPAM]).files
     assert import_calico([stream, IPAM]).files == expected
+    reversed_stream = extra(tmp_path, "reversed.yaml", yaml.safe_dump_all(lists[::-1]))
+    assert import_calico([IPAM, reversed_stream]).files == expected
     assert import_calico([*single, IPAM]).files == expected
 
 
