@@ -14,7 +14,7 @@ UNMAPPED, WARNING, NOTE = "unmapped", "warning", "note"
 SEVERITIES = (UNMAPPED, WARNING, NOTE)
 TITLES = {
     UNMAPPED: "Not mapped (calicc has no equivalent: review by hand)",
-    WARNING: "Left out (stale or unusable records)",
+    WARNING: "Warnings (records left out, pods that need new addresses)",
     NOTE: "Notes (what calicc added or chose)",
 }
 

@@ -196,7 +196,7 @@ def import_calico(paths: Sequence[Path], name: str = "calico") -> Imported:
         f"external BGP peers, {policy_count} NetworkPolicies",
         f"{count} blocks kept on {len(held.held)} nodes (cluster.lock.yaml)",
         f"{sum(n.severity == UNMAPPED for n in notes)} not mapped, "
-        f"{sum(n.severity == WARNING for n in notes)} left out",
+        f"{sum(n.severity == WARNING for n in notes)} warnings",
     )
     return Imported(
         files=files, notes=tuple(sorted(set(notes), key=lambda n: n.order)), summary=summary

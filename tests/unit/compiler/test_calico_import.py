@@ -166,7 +166,7 @@ def test_report_names_every_unmapped_field_and_resource(imported: Path) -> None:
     ):
         assert row in report, row
     assert "logSeverityScreen" not in report  # Info, Calico's default: nothing is lost
-    left_out = report.split("## Left out")[1].split("## Notes")[0]
+    left_out = report.split("## Warnings")[1].split("## Notes")[0]
     assert "node-old" in left_out
     assert "Node | node-1 | blocks | calicc adds 10.244.1.0/26" in report
 
