@@ -13,7 +13,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,8 @@ def _by_kind(resources: list[Resource], notes: list[Note]) -> dict[str, list[Res
         if kind == "other":
             why = KIND_REASONS.get(res.kind, "calicc has no equivalent of this kind")
             notes.append(Note(UNMAPPED, res.kind, res.name, "", why))
+            if res.kind == "IPReservation":  # reported, and checked against the blocks
+                kinds[res.kind].append(res)
         else:
             kinds[kind].append(res)
     for found in kinds.values():  # the same bytes whatever the order of files and items
@@ -168,6 +170,27 @@ def _moved_tunnels(
     return notes
 
 
+def _reserved(reservations: list[Resource], planned: Lock) -> list[Note]:
+    """Warn of each block that holds addresses an IPReservation keeps from pods."""
+    notes = []
+    for res in reservations:
+        cidrs = res.spec.get("reservedCIDRs")
+        for text in cidrs if isinstance(cidrs, list) else []:
+            try:
+                reserved = ip_network(str(text), strict=False)
+            except ValueError:
+                continue
+            notes += [
+                Note(WARNING, res.kind, res.name, "spec.reservedCIDRs",
+                     f"{reserved} overlaps block {block} of node {name}: calicc may give "
+                     "those addresses to pods")
+                for name, alloc in sorted(planned.nodes.items())
+                for block in alloc.all_blocks()
+                if block.overlaps(reserved)
+            ]  # fmt: skip
+    return notes
+
+
 def import_calico(paths: Sequence[Path], name: str = "calico") -> Imported:
     """Map the exported resources of `paths` onto calicc's files; raise on any fatal problem."""
     problems: list[Problem] = []
@@ -190,6 +213,7 @@ def import_calico(paths: Sequence[Path], name: str = "calico") -> Imported:
     planned = planned_lock(files)
     files[LOCK] = planned.to_yaml()
     notes += _added(held, planned) + _moved_tunnels(by_name, _tunnel_order(pools), planned)
+    notes += _reserved(kinds["IPReservation"], planned)
     count = sum(len(bs) for per in held.held.values() for bs in per.values())
     summary = (
         f"{len(pools)} pools, {len(by_name)} nodes, {len(data['bgp'].get('peers', ()))} "

@@ -502,3 +502,18 @@ def test_where_calicc_peering_differs_from_calico_it_says_so(tmp_path: Path) -> 
         "unmapped"
     )
     assert yaml.safe_load(result.files["cluster.yaml"])["bgp"]["node_to_node_mesh"] is True
+
+
+def test_a_block_holding_reserved_addresses_is_a_warning(tmp_path: Path) -> None:
+    text = CALICO.read_text().replace("- 10.244.255.0/24", "- 10.244.0.128/28")
+    result = import_calico([extra(tmp_path, "calico.yaml", text), IPAM])
+    reserved = [n for n in result.notes if n.kind == "IPReservation" and n.severity == "warning"]
+    assert [n.reason for n in reserved] == [
+        "10.244.0.128/28 overlaps block 10.244.0.128/26 of node node-2: calicc may give those "
+        "addresses to pods"
+    ]
+    assert not [
+        n
+        for n in import_calico(INPUTS).notes
+        if n.severity == "warning" and n.kind == "IPReservation"
+    ]
