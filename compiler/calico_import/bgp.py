@@ -174,7 +174,8 @@ def read_peer(
     if target is None:
         return None
     if as_number is None:
-        read.fail("asNumber", "missing: a peer with peerIP needs its AS number")
+        if read.value("asNumber") is None:  # a bad one is reported by as_number()
+            read.fail("asNumber", "missing: a peer with peerIP needs its AS number")
         return None
     scope = _scope(res, nodes, notes)
     if scope is False:
