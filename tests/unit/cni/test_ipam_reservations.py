@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from calicc.agent.bundle import load_bundle
 from calicc.agent.cni.errors import CniError
 from calicc.agent.cni.node import ipam_store
 from calicc.compiler.build import build, load_cluster
@@ -123,3 +124,19 @@ def test_the_cni_reader_checks_uses_and_reservations() -> None:
         IPv4Network("10.244.0.0/30"),
         IPv6Network("fd00::/64"),
     )
+
+
+def test_the_agents_manifest_gives_the_same_store(tmp_path: Path) -> None:
+    """`calicc apply` validates the bundle with the pydantic models: the new keys pass, and the
+    assembled manifest (what `calicc status` and the agent hand to ipam_store) says the same."""
+    light = facts_of(tmp_path)
+    manifest = load_bundle(tmp_path / "rendered" / "nodes" / "n1").manifest
+    assert manifest.reservations == (
+        IPv4Network("10.244.0.0/29"),
+        IPv4Network("10.244.0.40/32"),
+        IPv6Network("fd00:244::/125"),
+    )
+    assert {p.name for p in manifest.pools if not p.for_pods} == {"tunnels", "lb"}
+    ours, theirs = ipam_store(tmp_path / "a", manifest), ipam_store(tmp_path / "b", light)
+    for version in (4, 6):
+        assert ours.candidates(version) == theirs.candidates(version)

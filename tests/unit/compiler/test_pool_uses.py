@@ -246,3 +246,15 @@ def test_a_pool_made_load_balancer_is_a_move_the_lock_refuses(tmp_path: Path) ->
     assert "node n1 would lose block 10.245.0.0/26: pool extra is now for LoadBalancer" in str(
         caught.value
     )
+
+
+def test_ipv6_load_balancer_pool_stays_out_of_the_ipv6_all_pools_set(tmp_path: Path) -> None:
+    data = with_(
+        network_cidr_v6="fd00:244::/56",
+        pools=[{"name": "lb6", "cidr": "fd00:99::/64", "allowed_uses": ["LoadBalancer"]}],
+    )
+    for n, node in enumerate(data["nodes"]):
+        node["address_v6"] = f"fd00:30::{n + 1}/64"
+    sets = {s.name: s.members for s in static_sets(plan_of(tmp_path, data))}
+    assert sets["cali60all-ipam-pools"] == ("fd00:244::/56",)
+    assert sets["cali60masq-ipam-pools"] == ("fd00:99::/64", "fd00:244::/56")
