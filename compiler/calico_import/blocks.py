@@ -6,7 +6,8 @@ is `host:NODE`; both are read because either may be the one exported. What canno
 - Fatal (an error; nothing is written): two exported nodes claiming the same or overlapping blocks
   (the owner is ambiguous, and either guess reroutes the other node's pods), and a block in
   use that calicc cannot place on its node (outside every imported pool, of another size than
-  its pool's blocks, in a disabled pool, or in a pool whose nodeSelector leaves the node out):
+  its pool's blocks, in a disabled or LoadBalancer-only pool, or in a pool whose nodeSelector
+  leaves the node out):
   its pods would lose their routes. Fix it in Calico (`calicoctl ipam check`) and export again.
 - Left out with a warning: a pending or deleted affinity, an affinity to a node that is not
   exported (no node, so no pods on it), a block that cannot be placed but holds no address;
@@ -161,6 +162,8 @@ def _pool_of(
             return None, f"IPPool {pool.calico_name} has blocks of /{pool.block_size}"
         if pool.disabled:
             return None, f"IPPool {pool.calico_name} is disabled"
+        if pool.uses is not None and not {"Workload", "Tunnel"} & set(pool.uses):
+            return None, f"IPPool {pool.calico_name} is for LoadBalancer addresses only"
         if pool.node_selector and not parse_selector(pool.node_selector).matches(labels):
             return None, f"IPPool {pool.calico_name}'s nodeSelector leaves {claim.node} out"
         return pool.name, ""

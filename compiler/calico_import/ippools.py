@@ -1,4 +1,4 @@
-"""IPPools onto cluster.yaml's pools.
+"""IPPools onto cluster.yaml's pools, and IPReservations onto its reservations.
 
 calicc's default pools (network_cidr, network_cidr_v6) serve every node and cannot be disabled,
 so the default is the Calico pool named default-ipv4-ippool when it can be one, else the first
@@ -10,7 +10,7 @@ becomes a default pool takes calicc's default name in the lock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from calicc.compiler.calico_import.fields import Reader, leftover, selector_or_none
@@ -19,10 +19,12 @@ from calicc.compiler.calico_import.resources import Resource
 from calicc.compiler.errors import Problem
 from calicc.compiler.pools import DEFAULT_POOL, DEFAULT_POOL_V6
 from calicc.contract.names import V4, V6
+from calicc.contract.text import cut
 
 MODES = ("Always", "CrossSubnet", "Never")
 DEFAULT_BLOCK = {V4: 26, V6: 122}
 DEFAULT_USES = frozenset({"Workload", "Tunnel"})
+USES = ("Workload", "Tunnel", "LoadBalancer")
 MAPPED = frozenset(
     {"cidr", "blockSize", "ipipMode", "vxlanMode", "natOutgoing", "disabled", "nodeSelector",
      "allowedUses", "ipip", "nat-outgoing"}
@@ -48,11 +50,12 @@ class ImportedPool:
     disabled: bool
     res: Resource
     name: str = ""  # calicc's name: the Calico name, or the default pool's
+    uses: tuple[str, ...] | None = None  # allowedUses, None for Calico's default
 
     @property
     def serves_all(self) -> bool:
         """Return whether the pool can be a calicc default pool (every node, enabled)."""
-        return self.node_selector is None and not self.disabled
+        return self.node_selector is None and not self.disabled and self.uses is None
 
     def entry(self) -> dict[str, Any]:
         """Return the pool's `pools:` entry of cluster.yaml."""
@@ -65,32 +68,25 @@ class ImportedPool:
             data["node_selector"] = self.node_selector
         if self.disabled:
             data["disabled"] = True
+        if self.uses is not None:
+            data["allowed_uses"] = list(self.uses)
         return data
 
 
-def _uses(res: Resource, notes: list[Note]) -> bool:
-    """Return whether the pool holds pod addresses (allowedUses has Workload)."""
-    uses = res.spec.get("allowedUses")
-    if not isinstance(uses, list) or not uses:
-        return True
-    uses = [str(use) for use in uses]
-    if set(uses) == DEFAULT_USES:
-        return True
-    if "Workload" not in uses:
-        notes.append(
-            Note(UNMAPPED, res.kind, res.name, "spec.allowedUses",
-                 f"not a pod pool ({', '.join(uses)}): left out of cluster.yaml")
-        )  # fmt: skip
-        return False
-    notes.append(
-        Note(UNMAPPED, res.kind, res.name, "spec.allowedUses",
-             f"only Workload is mapped (was {', '.join(uses)})")
-    )  # fmt: skip
-    return True
+def _uses(read: Reader) -> tuple[str, ...] | None:
+    """Return the pool's allowedUses in Calico's order, None for the default (or a problem)."""
+    uses = read.value("allowedUses")
+    if uses is None or uses == []:
+        return None
+    if not isinstance(uses, list) or not set(map(str, uses)) <= set(USES):
+        read.fail("allowedUses", f"expected a list of {', '.join(USES)}, got {cut(uses)}")
+        return None
+    found = tuple(use for use in USES if use in uses)
+    return None if set(found) == DEFAULT_USES else found
 
 
 def read_pool(res: Resource, problems: list[Problem], notes: list[Note]) -> ImportedPool | None:
-    """Return the pool, or None (a problem recorded, or not a pod pool: a note recorded)."""
+    """Return the pool, or None when it cannot be read (a problem is recorded)."""
     read = Reader(res, problems)
     cidr = read.network("cidr", required=True)
     if cidr is None:
@@ -116,8 +112,9 @@ def read_pool(res: Resource, problems: list[Problem], notes: list[Note]) -> Impo
         disabled=read.boolean("disabled"),
         res=res,
         name=res.name,
+        uses=_uses(read),
     )
-    return pool if _uses(res, notes) else None
+    return pool
 
 
 def _default(pools: list[ImportedPool], version: int, name: str) -> ImportedPool | None:
@@ -172,3 +169,47 @@ def pool_keys(pools: list[ImportedPool]) -> dict[str, Any]:
     if listed:
         data["pools"] = listed
     return data
+
+
+def _reservation(
+    res: Resource, cidr: IPv4Network | IPv6Network, pools: list[ImportedPool]
+) -> dict[str, str] | Note:
+    """Return the reservation's entry, or the note that says why it is not kept."""
+    same = [p for p in pools if p.cidr.version == cidr.version]
+    if any(cidr.subnet_of(p.cidr) for p in same):  # type: ignore[arg-type]
+        return {"cidr": str(cidr), "name": res.name}
+    touching = [p for p in same if p.cidr.overlaps(cidr)]
+    if touching:
+        why = f"{cidr} reaches outside IPPool {touching[0].calico_name}: not kept"
+        return Note(UNMAPPED, res.kind, res.name, "spec.reservedCIDRs", why)
+    why = f"{cidr} is outside every imported IPPool: nothing to reserve"
+    return Note(NOTE, res.kind, res.name, "spec.reservedCIDRs", why)
+
+
+def read_reservations(
+    resources: list[Resource], pools: list[ImportedPool], problems: list[Problem], notes: list[Note]
+) -> list[dict[str, str]]:
+    """Return cluster.yaml's `reservations`: each reservedCIDR inside an imported pool.
+
+    Calico accepts a reservation anywhere; calicc only inside a pool, where it means something:
+    one outside every pool reserves nothing and is noted, one across a pool's edge is reported.
+    """
+    found = []
+    for res in resources:
+        cidrs = res.spec.get("reservedCIDRs")
+        if not isinstance(cidrs, list):
+            Reader(res, problems).fail("reservedCIDRs", "expected a list of CIDRs or addresses")
+            continue
+        for index, text in enumerate(cidrs):
+            try:
+                cidr = ip_network(str(text))
+            except ValueError:
+                problem = f"expected a CIDR or an address, got {cut(text)!r}"
+                problems.append(res.problem(("spec", "reservedCIDRs", index), problem))
+                continue
+            kept = _reservation(res, cidr, pools)
+            if isinstance(kept, Note):
+                notes.append(kept)
+            else:
+                found.append(kept)
+    return found

@@ -13,7 +13,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,9 @@ from calicc.contract.names import V4, V6
 
 CLUSTER, LOCK, REPORT = "cluster.yaml", "cluster.lock.yaml", "import-report.md"
 IPAM_KINDS = ("IPAMBlock", "BlockAffinity")
-MAPPED_KINDS = ("IPPool", "BGPConfiguration", "BGPPeer", "Node", *IPAM_KINDS)
+MAPPED_KINDS = ("IPPool", "IPReservation", "BGPConfiguration", "BGPPeer", "Node", *IPAM_KINDS)
 KIND_REASONS = {
     "BGPFilter": "calicc has no BGP filters (bird_snippets can hold BIRD filters)",
-    "IPReservation": "calicc reserves no pool addresses: they may be given to pods",
     "GlobalNetworkPolicy": "Calico policy is not converted (calicc reads GlobalNetworkPolicy "
     "only for host endpoints, with host_protection): rewrite it by hand",
     "NetworkPolicy": "Calico's projectcalico.org NetworkPolicy is not converted: rewrite it "
@@ -71,8 +70,6 @@ def _by_kind(resources: list[Resource], notes: list[Note]) -> dict[str, list[Res
         if kind == "other":
             why = KIND_REASONS.get(res.kind, "calicc has no equivalent of this kind")
             notes.append(Note(UNMAPPED, res.kind, res.name, "", why))
-            if res.kind == "IPReservation":  # reported, and checked against the blocks
-                kinds[res.kind].append(res)
         else:
             kinds[kind].append(res)
     for found in kinds.values():  # the same bytes whatever the order of files and items
@@ -106,6 +103,9 @@ def _cluster(
     settings["peers"] = [p for p in peers if p is not None]
     notes += bgp.topology_notes(by_name, settings["node_to_node_mesh"], notes)
     data: dict[str, Any] = {"name": name, **ippools.pool_keys(pools)}
+    reserved = ippools.read_reservations(kinds["IPReservation"], pools, problems, notes)
+    if reserved:
+        data["reservations"] = reserved
     data |= bgp.service_ranges(kinds["BGPConfiguration"]) | {"bgp": settings}
     data["nodes"] = [by_name[n].entry for n in sorted(by_name)]
     if not settings["peers"]:
@@ -170,27 +170,6 @@ def _moved_tunnels(
     return notes
 
 
-def _reserved(reservations: list[Resource], planned: Lock) -> list[Note]:
-    """Warn of each block that holds addresses an IPReservation keeps from pods."""
-    notes = []
-    for res in reservations:
-        cidrs = res.spec.get("reservedCIDRs")
-        for text in cidrs if isinstance(cidrs, list) else []:
-            try:
-                reserved = ip_network(str(text), strict=False)
-            except ValueError:
-                continue
-            notes += [
-                Note(WARNING, res.kind, res.name, "spec.reservedCIDRs",
-                     f"{reserved} overlaps block {block} of node {name}: calicc may give "
-                     "those addresses to pods")
-                for name, alloc in sorted(planned.nodes.items())
-                for block in alloc.all_blocks()
-                if block.overlaps(reserved)
-            ]  # fmt: skip
-    return notes
-
-
 def import_calico(paths: Sequence[Path], name: str = "calico") -> Imported:
     """Map the exported resources of `paths` onto calicc's files; raise on any fatal problem."""
     problems: list[Problem] = []
@@ -213,7 +192,6 @@ def import_calico(paths: Sequence[Path], name: str = "calico") -> Imported:
     planned = planned_lock(files)
     files[LOCK] = planned.to_yaml()
     notes += _added(held, planned) + _moved_tunnels(by_name, _tunnel_order(pools), planned)
-    notes += _reserved(kinds["IPReservation"], planned)
     count = sum(len(bs) for per in held.held.values() for bs in per.values())
     summary = (
         f"{len(pools)} pools, {len(by_name)} nodes, {len(data['bgp'].get('peers', ()))} "

@@ -82,8 +82,18 @@ def test_import_writes_cluster_lock_policies_and_report(imported: Path) -> None:
             "vxlan_mode": "Never",
             "nat_outgoing": True,
             "node_selector": "rack == 'b'",
-        }
+        },
+        {
+            "name": "service-lb-ippool",
+            "cidr": "10.250.0.0/24",
+            "block_size": 26,
+            "ipip_mode": "Never",
+            "vxlan_mode": "Never",
+            "nat_outgoing": False,
+            "allowed_uses": ["LoadBalancer"],
+        },
     ]
+    assert data["reservations"] == [{"cidr": "10.244.255.0/24", "name": "keep-for-vips"}]
     assert data["bgp"] == {
         "as_number": 64512,
         "node_to_node_mesh": False,
@@ -155,7 +165,6 @@ def test_report_names_every_unmapped_field_and_resource(imported: Path) -> None:
     report = (imported / "import-report.md").read_text()
     for row in (
         "| BGPFilter | export-pods-only |  |",
-        "| IPReservation | keep-for-vips |  |",
         "| GlobalNetworkPolicy | default.deny-metadata |  |",
         "| BGPConfiguration | default | spec.serviceClusterIPs |",
         "| IPPool | rack-b-ippool | spec.disableBGPExport |",
@@ -504,16 +513,25 @@ def test_where_calicc_peering_differs_from_calico_it_says_so(tmp_path: Path) -> 
     assert yaml.safe_load(result.files["cluster.yaml"])["bgp"]["node_to_node_mesh"] is True
 
 
-def test_a_block_holding_reserved_addresses_is_a_warning(tmp_path: Path) -> None:
-    text = CALICO.read_text().replace("- 10.244.255.0/24", "- 10.244.0.128/28")
+def test_reservations_outside_or_across_every_pool_are_noted_not_kept(tmp_path: Path) -> None:
+    text = CALICO.read_text().replace(
+        "      - 10.244.255.0/24\n",
+        "      - 10.244.255.0/24\n      - 10.99.0.0/24\n      - 10.0.0.0/8\n",
+    )
     result = import_calico([extra(tmp_path, "calico.yaml", text), IPAM])
-    reserved = [n for n in result.notes if n.kind == "IPReservation" and n.severity == "warning"]
-    assert [n.reason for n in reserved] == [
-        "10.244.0.128/28 overlaps block 10.244.0.128/26 of node node-2: calicc may give those "
-        "addresses to pods"
-    ]
-    assert not [
-        n
-        for n in import_calico(INPUTS).notes
-        if n.severity == "warning" and n.kind == "IPReservation"
-    ]
+    data = yaml.safe_load(result.files["cluster.yaml"])
+    assert data["reservations"] == [{"cidr": "10.244.255.0/24", "name": "keep-for-vips"}]
+    why = {n.reason: n.severity for n in result.notes if n.kind == "IPReservation"}
+    assert why["10.99.0.0/24 is outside every imported IPPool: nothing to reserve"] == "note"
+    assert why["10.0.0.0/8 reaches outside IPPool default-ipv4-ippool: not kept"] == "unmapped"
+
+
+def test_a_used_block_in_a_load_balancer_pool_is_an_error(tmp_path: Path) -> None:
+    text = BLOCK.format(allocations="[0]").replace("10-99-0-0-26", "10-250-0-0-26")
+    block = extra(tmp_path, "block.yaml", text.replace("10.99.0.0/26", "10.250.0.0/26"))
+    assert_refused(
+        tmp_path,
+        [CALICO, IPAM, block],
+        "IPAMBlock 10-250-0-0-26: spec.cidr:",
+        "IPPool service-lb-ippool is for LoadBalancer addresses only",
+    )
