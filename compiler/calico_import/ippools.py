@@ -25,6 +25,10 @@ MODES = ("Always", "CrossSubnet", "Never")
 DEFAULT_BLOCK = {V4: 26, V6: 122}
 DEFAULT_USES = frozenset({"Workload", "Tunnel"})
 USES = ("Workload", "Tunnel", "LoadBalancer")
+MTU_KEYS = {  # FelixConfiguration's MTU of each encapsulation, per family
+    V4: (("ipipMTU", "ipip_mode"), ("vxlanMTU", "vxlan_mode")),
+    V6: (("vxlanMTUV6", "vxlan_mode"),),
+}
 MAPPED = frozenset(
     {"cidr", "blockSize", "ipipMode", "vxlanMode", "natOutgoing", "disabled", "nodeSelector",
      "allowedUses", "ipip", "nat-outgoing"}
@@ -213,3 +217,25 @@ def read_reservations(
             else:
                 found.append(kept)
     return found
+
+
+def pod_mtu(felix: list[Resource], pools: list[ImportedPool]) -> dict[str, int]:
+    """Return `mtu` from the default FelixConfiguration's MTU of each encapsulation in use.
+
+    Calico gives pods the smallest MTU among the enabled encapsulations; without one set, both
+    derive it from the link (calicc: link_mtu, 1500 unless set, minus the overhead).
+    """
+    used = {
+        key
+        for p in pools
+        if not p.disabled
+        for key, mode in MTU_KEYS[p.cidr.version]
+        if getattr(p, mode) != "Never"
+    }
+    found = [
+        value
+        for res in felix
+        for key in sorted(used)
+        if isinstance(value := res.spec.get(key), int) and not isinstance(value, bool) and value
+    ]
+    return {"mtu": min(found)} if found else {}

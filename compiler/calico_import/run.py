@@ -42,7 +42,8 @@ KIND_REASONS = {
     "HostEndpoint": "host endpoints are cluster.yaml's host_protection: set it by hand",
     "IPAMConfiguration": "calicc allocates whole blocks at build time",
     "IPAMHandle": "calicc's IPAM keeps its own records of pod addresses",
-    "FelixConfiguration": "calicc's agent is configured by cluster.yaml",
+    "FelixConfiguration": "calicc's agent is configured by cluster.yaml (the default one's "
+    "ipipMTU / vxlanMTU become mtu; nothing else is read)",
 }
 HEADER = (
     "# Imported by `calicc import` from a running Calico's exported resources.\n"
@@ -70,6 +71,8 @@ def _by_kind(resources: list[Resource], notes: list[Note]) -> dict[str, list[Res
         if kind == "other":
             why = KIND_REASONS.get(res.kind, "calicc has no equivalent of this kind")
             notes.append(Note(UNMAPPED, res.kind, res.name, "", why))
+            if res.kind == "FelixConfiguration" and res.name == "default":
+                kinds[res.kind].append(res)  # for its MTUs
         else:
             kinds[kind].append(res)
     for found in kinds.values():  # the same bytes whatever the order of files and items
@@ -103,6 +106,13 @@ def _cluster(
     settings["peers"] = [p for p in peers if p is not None]
     notes += bgp.topology_notes(by_name, settings["node_to_node_mesh"], notes)
     data: dict[str, Any] = {"name": name, **ippools.pool_keys(pools)}
+    data |= ippools.pod_mtu(kinds["FelixConfiguration"], pools)
+    if "mtu" not in data:
+        why = (
+            "no MTU of an encapsulation in use is set: pods get link_mtu (1500 unless set) minus "
+            "the encapsulation, as Calico derives it from the link; set link_mtu if it differs"
+        )
+        notes.append(Note(NOTE, "FelixConfiguration", "default", "spec.ipipMTU", why))
     reserved = ippools.read_reservations(kinds["IPReservation"], pools, problems, notes)
     if reserved:
         data["reservations"] = reserved

@@ -73,6 +73,7 @@ def test_import_writes_cluster_lock_policies_and_report(imported: Path) -> None:
     ]
     assert data["nat_outgoing"] is True
     assert data["service_cluster_ip_range"] == "10.96.0.0/12"  # BGPConfiguration serviceClusterIPs
+    assert data["mtu"] == 1440  # FelixConfiguration ipipMTU: IPIP is the encapsulation in use
     assert data["pools"] == [
         {
             "name": "rack-b-ippool",
@@ -417,6 +418,8 @@ def test_dual_stack_vxlan_keeps_blocks_tunnel_addresses_and_vtep_macs(tmp_path: 
     assert by_field[("BGPConfiguration", "node.w1", "spec.listenPort")].severity == "unmapped"
     assert by_field[("BGPPeer", "odd-peering", "spec.peerSelector")].severity == "unmapped"
     assert by_field[("BlockAffinity", "w2-10-50-1-0-26", "spec.state")].severity == "warning"
+    assert "mtu" not in data  # no FelixConfiguration: derived from the link, and noted
+    assert "link_mtu" in by_field[("FelixConfiguration", "default", "spec.ipipMTU")].reason
 
 
 def test_a_used_block_in_a_pool_that_no_longer_selects_its_node_is_an_error(
