@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
-from calicc.compiler.model.spec import DEFAULT_USES, ClusterSpec, EncapMode, Node, PoolUse
+from calicc.compiler.model.spec import ClusterSpec, EncapMode, Node
+from calicc.compiler.model.uses import DEFAULT_USES, PoolUse
 from calicc.compiler.selector import parse_selector
 from calicc.contract.names import V4
 

@@ -22,6 +22,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from calicc.compiler.host.spec import HostInterface, HostProtection, unique_interfaces
 from calicc.compiler.model.autodetect import autodetection_method
+from calicc.compiler.model.uses import DEFAULT_USES, PoolUse, Reservation, check_uses
 from calicc.compiler.selector import check_selector
 from calicc.contract.fields import (
     Dns1123Label,
@@ -80,37 +81,6 @@ class BirdSnippets(Strict):
     _text = field_validator("top", "filters", "bottom")(_check_snippet)
 
 
-class PoolUse(StrEnum):
-    """What a pool's addresses are for (Calico's IPPool allowedUses)."""
-
-    WORKLOAD = "Workload"
-    TUNNEL = "Tunnel"
-    LOAD_BALANCER = "LoadBalancer"
-
-
-DEFAULT_USES = frozenset({PoolUse.WORKLOAD, PoolUse.TUNNEL})  # Calico's default
-
-
-def _check_uses(value: tuple[PoolUse, ...] | None) -> tuple[PoolUse, ...] | None:
-    """Uses are a non-empty set; LoadBalancer stands alone (Calico's IPPool rules)."""
-    if value is None:
-        return None
-    if not value:
-        raise ValueError(
-            "allowed_uses is empty: leave it out for Calico's default [Workload, Tunnel], "
-            "or name the uses"
-        )
-    twice = sorted({u.value for u in value if value.count(u) > 1})
-    if twice:
-        raise ValueError(f"allowed_uses names {', '.join(twice)} twice; name each use once")
-    if PoolUse.LOAD_BALANCER in value and len(value) > 1:
-        raise ValueError(
-            "LoadBalancer cannot be combined with Workload or Tunnel (as in Calico): "
-            "make a separate pool for LoadBalancer addresses"
-        )
-    return value
-
-
 class Pool(Strict):
     """An IPv4 or IPv6 pool. Unset fields take the cluster-wide values of the pool's family.
 
@@ -138,21 +108,12 @@ class Pool(Strict):
     )
 
     _selector = field_validator("node_selector")(check_selector)
-    _uses = field_validator("allowed_uses")(_check_uses)
+    _uses = field_validator("allowed_uses")(check_uses)
 
     @property
     def uses(self) -> frozenset[PoolUse]:
         """Return the pool's uses (Calico's default when unset)."""
         return DEFAULT_USES if self.allowed_uses is None else frozenset(self.allowed_uses)
-
-
-class Reservation(Strict):
-    """Addresses no pod and no tunnel is given (Calico's IPReservation reservedCIDRs)."""
-
-    cidr: IPv4Network | IPv6Network = Field(
-        description="a CIDR or a single address (a /32 or /128) inside a pool, either family"
-    )
-    name: Dns1123Subdomain | None = Field(None, description="what the addresses are kept for")
 
 
 class BgpPeer(Strict):

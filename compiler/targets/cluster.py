@@ -24,8 +24,8 @@ from ipaddress import IPv4Network, IPv6Network, collapse_addresses
 
 from calicc import __version__
 from calicc.compiler.emit import digest, dump_json
-from calicc.compiler.model.spec import DEFAULT_USES
-from calicc.compiler.model.spec import PoolUse as PoolUseEnum
+from calicc.compiler.model.uses import DEFAULT_USES
+from calicc.compiler.model.uses import PoolUse as PoolUseEnum
 from calicc.compiler.plan import Block, BlockV6, ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
 from calicc.compiler.targets.ipset import cluster_ipsets
