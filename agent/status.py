@@ -57,6 +57,25 @@ def block_use(
     return [(b, used[b], b.num_addresses) for b in blocks]
 
 
+def block_note(block: IPv4Network | IPv6Network, manifest: NodeManifest) -> str:
+    """Return what `calicc status` adds after a block's use: reserved addresses, tunnel-only.
+
+    A block's size overstates what pods may use when reservations (cluster.json) cover part of
+    it, or when its pool does not allow Workload (it holds the node's tunnel address alone).
+    """
+    owner = next((b.pool for b in manifest.blocks if b.cidr == block), "")
+    pool = next((p for p in manifest.pools if p.name == owner), None)
+    if pool is not None and not pool.for_pods:
+        return f" (pool {owner}: tunnel addresses only, no pods)"
+    first, last = int(block.network_address), int(block.broadcast_address)
+    reserved = sum(
+        max(0, min(last, int(n.broadcast_address)) - max(first, int(n.network_address)) + 1)
+        for n in manifest.reservations or ()
+        if n.version == block.version
+    )
+    return f", {reserved} reserved" if reserved else ""
+
+
 def node_allocations(root: Path, manifest: NodeManifest) -> list[Allocation]:
     """Return the IPAM allocations of the node (the CNI plugin's state)."""
     return ipam_store(under(root, STATE_DIR), manifest).allocations()
@@ -81,7 +100,7 @@ def status_lines(root: Path, runner: Runner) -> list[str]:
     allocations = node_allocations(root, manifest)
     lines.append("blocks:")
     for block, used, size in block_use([b.cidr for b in manifest.blocks], allocations):
-        lines.append(f"  {block!s:<20} {used}/{size} used")
+        lines.append(f"  {block!s:<20} {used}/{size} used{block_note(block, manifest)}")
     lines.append(f"endpoints: {len(allocations)}")
     lines += [f"  {a.address!s:<24} {a.container_id[:12]} {a.ifname}" for a in allocations]
     return lines
