@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from ipaddress import (
     IPv4Address,
     IPv4Interface,
@@ -41,7 +41,7 @@ from ipaddress import (
     ip_network,
 )
 
-from calicc.contract.names import NODES_TABLE
+from calicc.contract.names import NODES_TABLE, V4
 from calicc.contract.patterns import DNS1123_SUBDOMAIN, INTERFACE
 
 COLUMNS = ("name", "address", "tunnel_address", "vtep_mac", "blocks", "interface", "pod_mtu")
@@ -72,6 +72,18 @@ class NodeRow:
     address_v6: IPv6Interface | None = None
     tunnel_address_v6: IPv6Address | None = None
     vtep_mac_v6: str | None = None
+
+    @cached_property
+    def _own_ips(self) -> tuple[IPv4Address | None, IPv6Address | None]:
+        v4 = self.address.ip if self.address is not None else None
+        return v4, self.address_v6.ip if self.address_v6 is not None else None
+
+    def ip(self, version: int) -> IPv4Address | IPv6Address | None:
+        """Return the node's own address of IP `version` (None: it has none), made once.
+
+        `address.ip` builds a new address object at each call; a trace asks thousands of times.
+        """
+        return self._own_ips[0] if version == V4 else self._own_ips[1]
 
     @property
     def wide(self) -> bool:

@@ -336,16 +336,15 @@ def _tunnel_device(encapsulation: str, family: int) -> str:
 
 def _outer(route: Forward, src: NodeRow, dst: NodeRow, family: int, iif: str) -> Packet | None:
     """Return the tunnel packet between the two nodes' underlay addresses."""
-    src_if = src.address if family == V4 else src.address_v6
-    dst_if = dst.address if family == V4 else dst.address_v6
-    if src_if is None or dst_if is None:
+    src_ip, dst_ip = src.ip(family), dst.ip(family)
+    if src_ip is None or dst_ip is None:
         return None
     if route.encapsulation == "ipip":
         return Packet(
-            family=family, src=src_if.ip, dst=dst_if.ip, proto="ipencap", iif=iif, dst_local=True
+            family=family, src=src_ip, dst=dst_ip, proto="ipencap", iif=iif, dst_local=True
         )
     return Packet(
-        family=family, src=src_if.ip, dst=dst_if.ip, proto="udp", dport=VXLAN_PORT,
+        family=family, src=src_ip, dst=dst_ip, proto="udp", dport=VXLAN_PORT,
         iif=iif, dst_local=True,
     )  # fmt: skip
 

@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
-from calicc.contract.names import V4
 from calicc.contract.nodes_table import NodeRow
 
 Address = IPv4Address | IPv6Address
@@ -166,5 +165,4 @@ class Speakers:
 
 
 def _address(row: NodeRow, version: int) -> Address | None:
-    interface = row.address if version == V4 else row.address_v6
-    return interface.ip if interface is not None else None
+    return row.ip(version)

@@ -59,8 +59,7 @@ def underlay_device(row: NodeRow) -> str:
 
 
 def _node_ip(row: NodeRow, version: int) -> Address | None:
-    interface = row.address if version == V4 else row.address_v6
-    return interface.ip if interface is not None else None
+    return row.ip(version)
 
 
 def _in_subnet(src: NodeRow, address: Address) -> bool:

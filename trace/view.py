@@ -60,6 +60,7 @@ class TreeView:
     _cluster_key: str | None = None
     _blocks: list[tuple[tuple[int, int], dict[Network, Owner]]] | None = None  # (family, len)
     _addresses: dict[Address, NodeRow] | None = None
+    _owners: dict[Address, Owner | None] = field(default_factory=dict)
 
     @classmethod
     def open(cls, root: Path, cached: bool = False) -> TreeView:
@@ -175,6 +176,11 @@ class TreeView:
 
     def owner(self, address: Address) -> Owner | None:
         """Return the node, block and pool an address belongs to (None: in no node's block)."""
+        if address not in self._owners:
+            self._owners[address] = self._find_owner(address)
+        return self._owners[address]
+
+    def _find_owner(self, address: Address) -> Owner | None:
         if self._blocks is None:
             index: dict[tuple[int, int], dict[Network, Owner]] = {}
             for row in self.rows:
