@@ -26,6 +26,9 @@ def _refusal(pod: TracePod, address: Address, store: IpamStore) -> str | None:
     """Why an explicit address is not one the node's IPAM could have handed to the pod."""
     if address in store.reserved:
         return f"{address} is node {pod.node}'s tunnel address, never a pod's; pick another"
+    kept = next((net for net in store.reserved_networks if address in net), None)
+    if kept is not None:
+        return f"{address} is in reservation {kept}: IPAM never hands it out; pick another"
     blocks = [b for b in store.blocks if b.version == address.version]
     if any(address in block for block in blocks):
         return None
