@@ -38,9 +38,9 @@ from ipaddress import (
     IPv6Interface,
     IPv6Network,
     collapse_addresses,
-    ip_network,
 )
 
+from calicc.contract.ip_text import parse_network, parse_v4_address, parse_v4_interface
 from calicc.contract.names import NODES_TABLE, V4
 from calicc.contract.patterns import DNS1123_SUBDOMAIN, INTERFACE
 
@@ -165,7 +165,7 @@ def _blocks(number: int, text: str) -> Blocks:
             raise NodesTableError(
                 f"{NODES_TABLE} line {number}, blocks: {item[:80]!r} is not pool=cidr"
             )
-        blocks.append((pool, _field(number, "blocks", cidr, ip_network)))
+        blocks.append((pool, _field(number, "blocks", cidr, parse_network)))
     return block_order(blocks)  # type: ignore[arg-type]
 
 
@@ -209,8 +209,8 @@ def parse_row(number: int, line: str, columns: tuple[str, ...] = COLUMNS) -> Nod
         )
     return NodeRow(
         name=name,
-        address=_optional(number, "address", address, IPv4Interface),  # type: ignore[arg-type]
-        tunnel_address=_optional(number, "tunnel_address", tunnel, IPv4Address),  # type: ignore[arg-type]
+        address=_optional(number, "address", address, parse_v4_interface),  # type: ignore[arg-type]
+        tunnel_address=_optional(number, "tunnel_address", tunnel, parse_v4_address),  # type: ignore[arg-type]
         vtep_mac=_mac(number, "vtep_mac", mac),
         blocks=_blocks(number, blocks),
         interface=None if interface == NONE else interface,

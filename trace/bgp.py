@@ -20,8 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address, ip_address
+from ipaddress import IPv4Address, IPv6Address
 
+from calicc.contract.ip_text import parse_address
 from calicc.contract.nodes_table import NodeRow
 
 Address = IPv4Address | IPv6Address
@@ -68,7 +69,7 @@ def sessions(bird_conf: str) -> tuple[Session, ...]:
         found.append(
             Session(
                 name=name,
-                neighbor=ip_address(neighbor.group(1)),
+                neighbor=parse_address(neighbor.group(1)),
                 peer_as=int(neighbor.group(2)),
                 description=description.group(1) if description else "",
                 rr_client="rr client;" in body,
