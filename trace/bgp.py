@@ -60,23 +60,41 @@ class Learned:
 
 def sessions(bird_conf: str) -> tuple[Session, ...]:
     """Return the BGP sessions of a rendered bird.conf, in file order."""
-    found = []
-    for name, body in PROTOCOL.findall(bird_conf):
-        neighbor = NEIGHBOR.search(body)
-        if neighbor is None:
-            continue
-        description = DESCRIPTION.search(body)
-        found.append(
-            Session(
-                name=name,
-                neighbor=parse_address(neighbor.group(1)),
-                peer_as=int(neighbor.group(2)),
-                description=description.group(1) if description else "",
-                rr_client="rr client;" in body,
-                reflects="RTS_BGP" in body,
-            )
-        )
-    return tuple(found)
+    found = (_session(name, body) for name, body in PROTOCOL.findall(bird_conf))
+    return tuple(s for s in found if s is not None)
+
+
+def session_with(bird_conf: str, address: Address) -> Session | None:
+    """Return the session of a rendered bird.conf with `address` (the last, as `sessions`).
+
+    A reflector's bird.conf holds a session per client: this reads the one asked about, not a
+    thousand. It finds the address as calicc writes it (canonical); None when it is not there
+    as such (the caller then reads every session).
+    """
+    at = bird_conf.rfind(f"neighbor {address} as ")
+    start = bird_conf.rfind("\nprotocol bgp ", 0, at) + 1 if at >= 0 else -1
+    if start <= 0:
+        return None
+    block = PROTOCOL.match(bird_conf, start)
+    if block is None or block.end() < at:
+        return None
+    found = _session(block.group(1), block.group(2))
+    return found if found is not None and found.neighbor == address else None
+
+
+def _session(name: str, body: str) -> Session | None:
+    neighbor = NEIGHBOR.search(body)
+    if neighbor is None:
+        return None
+    description = DESCRIPTION.search(body)
+    return Session(
+        name=name,
+        neighbor=parse_address(neighbor.group(1)),
+        peer_as=int(neighbor.group(2)),
+        description=description.group(1) if description else "",
+        rr_client="rr client;" in body,
+        reflects="RTS_BGP" in body,
+    )
 
 
 def local_as(bird_conf: str) -> int | None:
@@ -96,13 +114,24 @@ class Speakers:
         self._sessions: dict[
             str, tuple[dict[int, tuple[Session, ...]], dict[Address, Session]]
         ] = {}  # by node: its sessions per IP version, and by neighbour
+        self._one: dict[tuple[str, Address], Session | None] = {}  # (node, neighbour) looked up
 
     def of(self, node: str, version: int) -> tuple[Session, ...]:
         """Return the node's sessions of IP `version`."""
         return self._read(node)[0][version]
 
     def peers_with(self, node: str, address: Address) -> Session | None:
-        """Return the node's session with `address`, if it has one."""
+        """Return the node's session with `address`, if it has one.
+
+        Found in the node's bird.conf alone unless all its sessions were read already, or the
+        address is not written there as calicc writes it (then all are read).
+        """
+        if node not in self._sessions:
+            key = (node, address)
+            if key not in self._one:
+                self._one[key] = session_with(self._bird_conf(node), address)
+            if self._one[key] is not None:
+                return self._one[key]
         return self._read(node)[1].get(address)
 
     def _read(self, node: str) -> tuple[dict[int, tuple[Session, ...]], dict[Address, Session]]:

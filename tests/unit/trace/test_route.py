@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from calicc.trace.bgp import Speakers, sessions
+from calicc.trace.bgp import Speakers, session_with, sessions
 from calicc.trace.errors import TraceError
 from calicc.trace.route import Forward, forward
 from calicc.trace.view import TreeView
@@ -135,9 +135,27 @@ def test_a_tree_that_is_not_one_and_an_unknown_node(tmp_path: Path) -> None:
 
 def test_a_reflector_learns_a_clients_block_without_asking_its_other_clients() -> None:
     view = view_of("rr-inline")
-    speakers = Speakers(view.bird_conf, view.node_at)
+    read: set[str] = set()
+
+    def bird_conf(node: str) -> str:
+        read.add(node)
+        return view.bird_conf(node)
+
+    speakers = Speakers(bird_conf, view.node_at)
     found = speakers.learned(view.row("rr-1"), view.row("worker-2"), 4)
     assert [x.session.name for x in found] == ["RRClient_10_50_0_22", "RR_10_50_0_12"]
     assert found[1].through == ("route reflector rr-2",)
-    read = set(speakers._sessions)
     assert read == {"rr-1", "rr-2", "worker-2"}, "no other client's bird.conf is read"
+    assert set(speakers._sessions) == {"rr-1"}, "of the others, only the sessions asked about"
+
+
+def test_one_session_read_alone_is_the_one_of_all_sessions() -> None:
+    checked = 0
+    for conf in sorted(EXAMPLES.glob("*/rendered/nodes/*/bird.conf")):
+        text = conf.read_text()
+        every = {s.neighbor: s for s in sessions(text)}
+        for neighbor, session in every.items():
+            assert session_with(text, neighbor) == session, (conf, neighbor)
+            checked += 1
+        assert session_with(text, ip_address("192.0.2.255")) is None
+    assert checked > 100
