@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from ipaddress import IPv4Address, IPv6Address, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 
 from calicc.agent.cni.naming import host_veth_name
 from calicc.contract.endpoint import named_port_members, selector_sets_for_pod
@@ -23,6 +23,7 @@ from calicc.trace.node import SetFact
 from calicc.trace.rules import Table, parse_tables
 
 Address = IPv4Address | IPv6Address
+Network = IPv4Network | IPv6Network
 HEADER = re.compile(r"^# (cali-[\w-]+): (.*?) \(([^()\s]+:\d+)\)", re.MULTILINE)
 
 
@@ -82,11 +83,14 @@ class Membership:
         self._ipsets = tuple(ipsets)
         self._pod_at = pod_at
         self._named_ports = named_ports
-        self._nets = {
-            s.name: tuple(ip_network(m.split(",")[0], strict=False) for m in s.members)
-            for s in ipsets
-            if s.type in ("hash:net", "hash:ip")
-        }
+        self._hosts: dict[str, frozenset[Address]] = {}  # single-address members, by set
+        self._nets: dict[str, tuple[Network, ...]] = {}  # the wider networks
+        for s in ipsets:
+            if s.type in ("hash:net", "hash:ip"):
+                nets = [ip_network(m.split(",")[0], strict=False) for m in s.members]
+                single = [n for n in nets if n.prefixlen == n.max_prefixlen]
+                self._hosts[s.name] = frozenset(n.network_address for n in single)
+                self._nets[s.name] = tuple(n for n in nets if n.prefixlen != n.max_prefixlen)
         self._selected = cache(self._selector_sets)
         self._named = cache(self._named_members)
 
@@ -99,7 +103,9 @@ class Membership:
             if proto is None or port is None or not self._named_ports:
                 return False
             return f"{address},{proto}:{port}" in self._named(address)
-        if any(address in net for net in self._nets.get(name, ())):
+        if address in self._hosts.get(name, ()) or any(
+            address in net for net in self._nets.get(name, ())
+        ):
             return True
         return found.selector is not None and name in self._selected(address)
 
