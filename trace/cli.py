@@ -107,7 +107,7 @@ def quick_trace(args: list[str]) -> int | None:
     if rest or given.get("help") or given["src"] is None or given["dst"] is None:
         return None
     family = given["family"]
-    if family is not None and not str(family).isdigit():
+    if family is not None and not (str(family).isascii() and str(family).isdigit()):
         return None
 
     def path(value: object) -> Path | None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
 NODES_DIR = "nodes"
+TEXTS_KEPT = 4  # rules texts a cached node keeps (one per set of its pods, the latest)
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class TreeView:
 
                 found = node_text(self.bundle(node), pods, family)
                 kept = dict(texts) if isinstance(texts, dict) else {}
+                kept = dict(list(kept.items())[-TEXTS_KEPT + 1 :])  # the latest sets of pods
                 self._remember(node, "texts", kept | {f"{family}:{key[2]}": found})
             self._texts[key] = found
         return self._texts[key]

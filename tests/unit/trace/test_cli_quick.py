@@ -45,7 +45,13 @@ def test_the_quick_path_answers_as_the_typer_command(
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["node-1"], ["node-1", "node-2", "--family", "x"], ["a", "b", "--bogus"]],
+    [
+        ["--help"],
+        ["node-1"],
+        ["node-1", "node-2", "--family", "x"],
+        ["node-1", "node-2", "--family", "²"],  # a unicode digit, which int() refuses
+        ["a", "b", "--bogus"],
+    ],
 )
 def test_help_and_usage_errors_are_left_to_typer(args: list[str]) -> None:
     assert quick_trace(args) is None

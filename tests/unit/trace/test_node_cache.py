@@ -21,7 +21,7 @@ from calicc.trace.errors import TraceError
 from calicc.trace.node_cache import cache_dir
 from calicc.trace.pods import load_pods
 from calicc.trace.report import as_json
-from calicc.trace.view import TreeView
+from calicc.trace.view import TEXTS_KEPT, TreeView
 from tests.conftest import EXAMPLES
 from tests.support.trace_demo import DEMO
 
@@ -120,3 +120,19 @@ def test_a_cached_cli_trace_imports_neither_pydantic_nor_the_loader(tmp_path: Pa
     assert first == "LOADED True True 0", runs[0].stderr
     assert second == "LOADED False False 0", runs[1].stderr
     assert json.loads(runs[0].stdout) == json.loads(runs[1].stdout)
+
+
+def test_a_node_keeps_the_rules_texts_of_its_latest_sets_of_pods(tmp_path: Path) -> None:
+    view_tree = EXAMPLES / "vxlan" / "rendered"
+    for count in range(TEXTS_KEPT + 2):  # as many pods files, each a new set of pods
+        pods = tmp_path / f"pods-{count}.yaml"
+        listed = [{"name": f"p{i}", "node": "node-1"} for i in range(count + 1)]
+        pods.write_text(yaml.safe_dump({"pods": listed}))
+        view = TreeView.open(view_tree, cached=True)
+        cluster = Cluster(view, load_pods(pods, view.by_name))
+        Tracer(cluster).trace(
+            cluster.resolve("default/p0", 4), cluster.resolve("node-2", 4), Port("icmp", None)
+        )
+    entries = [json.loads(e.read_text()) for e in cache_dir().glob("*.json")]
+    texts = [e["texts"] for e in entries if e.get("facts", {}).get("name") == "node-1"]
+    assert [len(t) for t in texts] == [TEXTS_KEPT]
