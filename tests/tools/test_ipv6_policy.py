@@ -80,6 +80,15 @@ class Node:
         conflist = self.root / "etc/cni/net.d/10-calicc.conflist"
         data = json.loads(conflist.read_text())
         conflist.write_text(json.dumps({**data, "plugins": data["plugins"][:1]}))
+        self.standalone()
+
+    def standalone(self) -> None:
+        """Put back the launchers that run the plugin on its own (no CNI server).
+
+        The agent's apply installs launchers that start an on-demand server, which writes
+        ip6tables after answering; these tests read ip6tables right after each ADD and DEL.
+        """
+        install_plugins(self.root, sys.executable, idle=0)
 
     def add(self, pod_ns: str, app: str) -> Pod:
         """ADD a pod (named as its namespace, as labelled_pod does) labelled app=`app`."""
@@ -114,7 +123,6 @@ def node(make_ns: MakeNs, tmp_path: Path) -> Iterator[Node]:
     root = tmp_path / "root"
     found = Node(ns, root, tmp_path)
     found.apply()
-    install_plugins(root, sys.executable, idle=0)
     yield found
     stop_bird(root)
 
@@ -255,6 +263,7 @@ def test_del_removes_ipv6_chains_and_memberships(
     again = apply(node.ns, node.work / "tree2/rendered/nodes/n1", node.root, node.work / "l2")
     assert again.returncode == 0, again.stderr + again.stdout
     assert "ip6tables" not in again.stdout, "nothing to change: the DEL left the desired state"
+    node.standalone()
     late = node.add(make_ns("pb2"), "b")  # ADD under the policy: the plugin fills the twin
     assert late.v6 in members(node, twin)
     assert reaches(late, a.v6)
