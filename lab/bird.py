@@ -6,12 +6,14 @@ Each daemon gets its own config, control socket and pid file, so many run on one
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from calicc.lab.procs import alive, spawn_detached, stop_pid
+from calicc.lab.rib import RibPath
 from calicc.lab.wait import poll
 
 WAIT_S = 15.0
@@ -190,3 +192,61 @@ def wait_routes(
         return f"missing {sorted(want - have)}\nhave {sorted(have)}"
 
     return poll(probe, timeout, f"routes in {ns}", last=state)
+
+
+_ROUTE = re.compile(r"^(?P<prefix>\S+)?\s+(?P<dest>\S+)\s+\[(?P<proto>\S+)[^\]]*\]")
+_PAIRS = re.compile(r"\(([^)]*)\)")
+
+
+def bird_rib(sock: Path) -> list[RibPath]:
+    """Return every route of every table of the BIRD at `sock` (`show route all`) as paths."""
+    return parse_routes(birdc(sock, "show", "route", "all"))
+
+
+def parse_routes(text: str) -> list[RibPath]:
+    r"""Parse `birdc show route all` into paths (next hop: BGP.next_hop, else the first via).
+
+    Examples:
+        >>> out = "Table master4:\n10.1.0.0/24          unicast [tor 12:00:00.000 from 10.0.0.2]"
+        >>> out += " * (100) [AS65001i]\n\tvia 10.0.0.2 on eth0\n\tType: BGP univ\n"
+        >>> out += "\tBGP.as_path: 65001 65001\n\tBGP.community: (64512,100) (65000,7)\n"
+        >>> out += "\tBGP.large_community: (64512, 1, 2)\n\tBGP.local_pref: 100\n"
+        >>> (path,) = parse_routes(out)
+        >>> path.prefix, path.next_hop, path.as_path, path.communities, path.large_communities
+        ('10.1.0.0/24', '10.0.0.2', (65001, 65001), ('64512:100', '65000:7'), ('64512:1:2',))
+    """
+    routes: list[dict[str, object]] = []
+    prefix = ""
+    for line in text.splitlines():
+        if line.startswith("\t"):
+            if routes:
+                _attribute(routes[-1], line.strip())
+            continue
+        match = _ROUTE.match(line)
+        if match is None:
+            continue
+        prefix = match["prefix"] or prefix
+        routes.append({"prefix": prefix, "next_hop": ""})
+    return [RibPath(**r) for r in routes]  # type: ignore[arg-type]
+
+
+def _attribute(route: dict[str, object], line: str) -> None:
+    name, _, value = line.partition(": ")
+    if line.startswith("via ") and not route["next_hop"]:
+        route["next_hop"] = line.split()[1]
+    elif name == "BGP.next_hop":
+        route["next_hop"] = value.split()[0]
+    elif name == "BGP.as_path":
+        route["as_path"] = tuple(int(a) for a in re.findall(r"\d+", value))
+    elif name == "BGP.community":
+        route["communities"] = tuple(
+            p.replace(" ", "").replace(",", ":") for p in _PAIRS.findall(value)
+        )
+    elif name == "BGP.large_community":
+        route["large_communities"] = tuple(
+            p.replace(" ", "").replace(",", ":") for p in _PAIRS.findall(value)
+        )
+    elif name == "BGP.local_pref":
+        route["local_pref"] = int(value)
+    elif name == "BGP.med":
+        route["med"] = int(value)

@@ -39,6 +39,15 @@ PodNodesOpt = Annotated[
     ),
 ]
 
+GobgpOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--gobgp",
+        help="play the external peer at this peer_ip with GoBGP, not a BIRD ToR (repeatable)",
+        show_default=False,
+    ),
+]
+
 
 @lab_app.command("up")
 def up_cmd(
@@ -46,12 +55,21 @@ def up_cmd(
     name: NameOpt = None,
     base: BaseOpt = DEFAULT_BASE,
     pod_nodes: PodNodesOpt = None,
+    gobgp: GobgpOpt = None,
 ) -> None:
     """Build the cluster and bring it up as namespaces with real daemons and test pods."""
     from calicc.lab.up import lab_up
 
     lab = _name(cluster, name)
-    state = lab_up(cluster, lab, lab_root(lab, base), typer.echo, pod_nodes, progress=_progress)
+    state = lab_up(
+        cluster,
+        lab,
+        lab_root(lab, base),
+        typer.echo,
+        pod_nodes,
+        progress=_progress,
+        gobgp_peers=gobgp or (),
+    )
     typer.echo(f"lab {lab} is up ({state.root}); run `calicc lab check {cluster} --name {lab}`")
 
 

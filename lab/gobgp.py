@@ -18,6 +18,7 @@ from typing import Any
 
 from calicc.lab.netns import ns_run
 from calicc.lab.procs import alive, spawn_detached, stop_pid
+from calicc.lab.rib import RibPath, standard_community
 from calicc.lab.wait import poll
 
 API_HOST = "127.0.0.1"
@@ -29,7 +30,10 @@ FSM = {1: "Idle", 2: "Connect", 3: "Active", 4: "OpenSent", 5: "OpenConfirm", 6:
 
 @dataclass(frozen=True)
 class Neighbor:
-    """A gobgpd neighbor: a node's address and AS, and whether it is a reflector client."""
+    """A gobgpd neighbor: a node's address and AS, and whether it is a reflector client.
+
+    A neighbor in another AS than the speaker's is eBGP, multihop (as the lab's BIRD ToR is).
+    """
 
     address: IPv4Address | IPv6Address
     as_number: int
@@ -74,6 +78,12 @@ def gobgp_config(
             "  [neighbors.timers.config]",
             "    connect-retry = 1",
         ]
+        if n.as_number != as_number:  # eBGP: the speaker may be a router away from the node
+            lines += [
+                "  [neighbors.ebgp-multihop.config]",
+                "    enabled = true",
+                "    multihop-ttl = 255",
+            ]
         if n.rr_client:
             lines += [
                 "  [neighbors.route-reflector.config]",
@@ -183,3 +193,34 @@ def _next_hops(path: dict[str, Any]) -> set[str]:
         if "nexthop" in attr:
             hops.add(str(attr["nexthop"]))
     return hops
+
+
+# GoBGP's path attribute type codes (RFC 4271, RFC 1997, RFC 4760, RFC 8092).
+_AS_PATH, _NEXT_HOP, _MED, _LOCAL_PREF, _COMMUNITIES, _MP_REACH, _LARGE = 2, 3, 4, 5, 8, 14, 32
+
+
+def rib_paths(ns: str) -> list[RibPath]:
+    """Return every path in the global RIB of the gobgpd in `ns`, IPv4 and IPv6."""
+    found = []
+    for family in ("ipv4", "ipv6"):
+        for prefix, paths in (gobgp(ns, "global", "rib", "-a", family) or {}).items():
+            found += [_rib_path(prefix, path) for path in paths]
+    return sorted(found, key=repr)
+
+
+def _rib_path(prefix: str, path: dict[str, Any]) -> RibPath:
+    attrs = {int(a["type"]): a for a in path.get("attrs", [])}
+    hop = attrs.get(_NEXT_HOP) or attrs.get(_MP_REACH) or {}
+    segments = attrs.get(_AS_PATH, {}).get("as_paths") or []
+    large = attrs.get(_LARGE, {}).get("value") or []
+    return RibPath(
+        prefix=prefix,
+        next_hop=str(hop.get("nexthop", "")),
+        as_path=tuple(int(asn) for seg in segments for asn in seg.get("asns") or []),
+        communities=tuple(
+            standard_community(int(c)) for c in attrs.get(_COMMUNITIES, {}).get("communities", [])
+        ),
+        large_communities=tuple(f"{c['ASN']}:{c['LocalData1']}:{c['LocalData2']}" for c in large),
+        local_pref=attrs[_LOCAL_PREF]["value"] if _LOCAL_PREF in attrs else None,
+        med=attrs[_MED]["metric"] if _MED in attrs else None,
+    )

@@ -6,7 +6,7 @@ The real-daemon tests use it; `calicc lab up` runs the same steps and records th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,10 +48,14 @@ class BgpLab:
 
 
 @contextmanager
-def bgp_lab(cluster: Path, root: Path, lab: str | None = None) -> Iterator[BgpLab]:
+def bgp_lab(
+    cluster: Path, root: Path, lab: str | None = None, *, gobgp_peers: Collection[str] = ()
+) -> Iterator[BgpLab]:
     """Compile `cluster`, wire its namespaces, start BIRD and GoBGP; remove it all on exit.
 
-    When the kernel has no ipip module, tunl0 is an ifb stand-in (routes only, no packets).
+    GoBGP plays the external peers lab/speakers.py gives it (`gobgp_peers` as `--gobgp`); no
+    BIRD ToR is started here. When the kernel has no ipip module, tunl0 is an ifb stand-in
+    (routes only, no packets).
     """
     compiled = compile_cluster(load_cluster(cluster))
     topo = plan_topology(compiled.plan, lab or f"t{uuid.uuid4().hex[:8]}")
@@ -61,7 +65,7 @@ def bgp_lab(cluster: Path, root: Path, lab: str | None = None) -> Iterator[BgpLa
         if needs_tunnel_device(compiled.plan):
             for host in topo.nodes:
                 add_tunnel_device(host.ns)
-        start_gobgp_reflectors(compiled.plan, topo, root, daemons)
+        start_gobgp_reflectors(compiled.plan, topo, root, daemons, gobgp_peers=gobgp_peers)
         start_node_birds(compiled.plan, topo, compiled.files, root, daemons)
         yield BgpLab(compiled.plan, topo, daemons)
     finally:

@@ -1,10 +1,11 @@
-"""Start the BGP side of a lab: BIRD on every node with peers, GoBGP route reflectors.
+"""Start the BGP side of a lab: BIRD on every node with peers, GoBGP speakers.
 
 Used by `calicc lab up` and by the real-daemon tests, which share the same code path.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from calicc.contract.names import BIRD_CONFIG, TUNNEL_DEVICE
 from calicc.lab.bird import BirdDaemon, start_bird, stop_bird
 from calicc.lab.gobgp import GobgpDaemon, Neighbor, gobgp_config, start_gobgpd, stop_gobgpd
 from calicc.lab.netns import ns_run
+from calicc.lab.speakers import played_by_gobgp, reflects
 from calicc.lab.topology import Host, Topology
 from calicc.lab.tor import tor_peers, tor_router_id
 
@@ -72,32 +74,41 @@ def start_node_birds(
         daemons.birds[node.name] = start_bird(host.ns, conf, root / "run", node.name)
 
 
-def reflector_clients(plan: ClusterPlan, peer: Host) -> tuple[Neighbor, ...]:
+def reflector_clients(
+    plan: ClusterPlan, peer: Host, rr_client: bool = True
+) -> tuple[Neighbor, ...]:
     """Return the nodes that open a session to the external speaker `peer`, as neighbors.
 
     Each at its address of the speaker's family.
     """
-    return tuple(Neighbor(ip, asn) for ip, asn in tor_peers(plan, peer.primary.ip))
+    return tuple(Neighbor(ip, asn, rr_client) for ip, asn in tor_peers(plan, peer.primary.ip))
 
 
 def start_gobgp_reflectors(
-    plan: ClusterPlan, topo: Topology, root: Path, daemons: Daemons, detach: bool = False
+    plan: ClusterPlan,
+    topo: Topology,
+    root: Path,
+    daemons: Daemons,
+    detach: bool = False,
+    *,
+    gobgp_peers: Collection[str] = (),
 ) -> None:
-    """Start gobgpd for every external peer in the cluster's own AS (an off-cluster RR).
+    """Start gobgpd for every external peer GoBGP plays (lab/speakers.py).
 
-    One at an IPv6 address listens there, reflects the IPv6 sessions of the nodes and takes a
-    router id derived from its address (lab.tor.tor_router_id).
+    One in the cluster's own AS is an off-cluster RR; one named in `gobgp_peers` a plain
+    neighbor of the nodes. One at an IPv6 address listens there, takes the IPv6 sessions of
+    the nodes and a router id derived from its address (lab.tor.tor_router_id).
     """
     spec_bgp = plan.spec.bgp
     for peer in topo.speakers:
         entry = next(p for p in spec_bgp.peers if str(p.peer_ip) == peer.name)
-        if entry.as_number != spec_bgp.as_number:
+        if not played_by_gobgp(entry, spec_bgp, gobgp_peers):
             continue
         conf = root / "speakers" / f"gobgp-{peer.name}.toml"
         conf.parent.mkdir(parents=True, exist_ok=True)
         port = entry.port or 179
         ip = peer.primary.ip
-        clients = reflector_clients(plan, peer)
+        clients = reflector_clients(plan, peer, reflects(entry, spec_bgp, gobgp_peers))
         text = gobgp_config(tor_router_id(ip), entry.as_number, port, clients, ip)
         conf.write_text(text, encoding="utf-8")
         log = root / "speakers" / f"gobgp-{peer.name}.log"

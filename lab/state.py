@@ -75,6 +75,7 @@ class LabState:
     agent: bool = False
     pods: dict[str, Pod] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    gobgp_peers: list[str] = field(default_factory=list)  # external peers GoBGP plays (--gobgp)
 
     @property
     def path(self) -> Path:

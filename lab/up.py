@@ -7,6 +7,7 @@ Every step records what it made in the lab's state file before the next starts, 
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 from calicc.compiler.build import build, load_cluster, plan_cluster
@@ -26,6 +27,7 @@ from calicc.lab.probe import ping
 from calicc.lab.progress import Echo, Progress, quiet
 from calicc.lab.routing import Daemons, add_tunnel_device, start_gobgp_reflectors
 from calicc.lab.runtime import CniFailed
+from calicc.lab.speakers import played_by_gobgp, unknown_peers
 from calicc.lab.state import LabState, Proc, load_state
 from calicc.lab.topology import Topology, plan_topology
 from calicc.lab.tor import tor_config
@@ -49,11 +51,11 @@ def _record(state: LabState, daemons: Daemons) -> None:
 
 
 def start_tors(plan: ClusterPlan, topo: Topology, root: Path, state: LabState) -> None:
-    """Start a BIRD ToR for every external peer in another AS than the cluster's."""
+    """Start a BIRD ToR for every external peer GoBGP does not play (lab/speakers.py)."""
     bgp = plan.spec.bgp
     for speaker in topo.speakers:
         entry = next(p for p in bgp.peers if str(p.peer_ip) == speaker.name)
-        if entry.as_number == bgp.as_number:
+        if played_by_gobgp(entry, bgp, state.gobgp_peers):
             continue
         conf = root / "speakers" / f"tor-{speaker.name}.conf"
         conf.parent.mkdir(parents=True, exist_ok=True)
@@ -130,6 +132,7 @@ def lab_up(
     *,
     progress: Echo = quiet,
     pods: bool = True,
+    gobgp_peers: Collection[str] = (),
 ) -> LabState:
     """Bring lab `name` up from `cluster` under `root`; return its recorded state.
 
@@ -137,7 +140,8 @@ def lab_up(
     as lab.pods.default_pod_nodes says (every node of a small cluster, 8 of a large). `echo` gets
     the result lines, `progress` the phase lines of long phases (the CLI sends them to stderr).
     `pods` False stops once the routing has converged: no pods, no pod ping (the routing rows of
-    `lab check` still apply; its pod rows then report that there are none).
+    `lab check` still apply; its pod rows then report that there are none). `gobgp_peers`: the
+    external peers (by address) GoBGP plays instead of a BIRD ToR (lab/speakers.py).
 
     Raises:
         LabError: a lab of that name is already up (namespaces or state exist), or a phase
@@ -150,8 +154,16 @@ def lab_up(
     plan = plan_cluster(inputs)
     pods_file = read_pods_file(inputs, [n.name for n in plan.nodes])  # its errors before any work
     _check_socket_paths(plan, root)
+    unknown = unknown_peers(plan.spec.bgp, gobgp_peers)
+    if unknown:
+        known = ", ".join(str(p.peer_ip) for p in plan.spec.bgp.peers) or "none"
+        raise LabError(
+            f"--gobgp {', '.join(unknown)}: no bgp.peers entry has that peer_ip ({known})"
+        )
     build(inputs, root / "rendered")  # the one writer: lock beside the cluster, then the tree
-    state = LabState(name=name, cluster=str(cluster.resolve()), root=str(root))
+    state = LabState(
+        name=name, cluster=str(cluster.resolve()), root=str(root), gobgp_peers=sorted(gobgp_peers)
+    )
     state.save()
     topo = plan_topology(plan, name)
     try:
@@ -183,7 +195,9 @@ def _bring_up(
     _tunnels(plan, topo, state)
     daemons = Daemons()
     try:
-        start_gobgp_reflectors(plan, topo, root, daemons, detach=True)
+        start_gobgp_reflectors(
+            plan, topo, root, daemons, detach=True, gobgp_peers=state.gobgp_peers
+        )
         start_tors(plan, topo, root, state)
     finally:
         _record(state, daemons)
