@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
+from calicc.compiler.check_bgp_filters import BGP_FILTER_CHECKS
 from calicc.compiler.check_family import FAMILY_CHECKS
 from calicc.compiler.check_uses import USE_CHECKS
 from calicc.compiler.errors import Problem
@@ -281,6 +282,7 @@ CHECKS: tuple[Check, ...] = (
     check_peers,
     *FAMILY_CHECKS,
     *USE_CHECKS,
+    *BGP_FILTER_CHECKS,
 )
 
 

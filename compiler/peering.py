@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from calicc.compiler.bgp_filters import has_communities, session_filters
 from calicc.compiler.model.spec import BgpPeer, ClusterSpec, Node
 from calicc.compiler.pools import PoolPlan, node_address
 from calicc.compiler.selector import parse_selector
@@ -48,6 +49,9 @@ class Session:
     keep_next_hop: bool
     multihop: int | None
     extra_exports: tuple[IPv4Network | IPv6Network, ...]
+    import_filters: tuple[str, ...] = ()  # bgp.filters run on import (bgp_filters.py)
+    export_filters: tuple[str, ...] = ()  # and on export
+    communities: bool = False  # add bgp.prefix_advertisements' communities on export
 
     @property
     def secret_include(self) -> str | None:
@@ -120,12 +124,14 @@ def _internal(spec: ClusterSpec, me: Peer, peer: Peer, role: Role) -> Session:
         keep_next_hop=False,
         multihop=None,
         extra_exports=(),
+        communities=has_communities(spec, peer.ip.version),
     )
 
 
 def _external(spec: ClusterSpec, me: Node, peer: BgpPeer) -> Session:
     role = Role.GLOBAL if peer.node_selector is None else Role.NODE
     prefix = "Global" if role == Role.GLOBAL else "Node"
+    filters = session_filters(spec.bgp, peer, peer.peer_ip.version)
     return Session(
         name=f"{prefix}_{_ip_name(peer.peer_ip, peer.port)}",
         role=role,
@@ -141,6 +147,9 @@ def _external(spec: ClusterSpec, me: Node, peer: BgpPeer) -> Session:
         keep_next_hop=peer.keep_next_hop and peer.as_number != node_as(spec, me),
         multihop=peer.multihop,
         extra_exports=peer.export,
+        import_filters=filters[0],
+        export_filters=filters[1],
+        communities=has_communities(spec, peer.peer_ip.version),
     )
 
 

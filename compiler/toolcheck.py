@@ -11,9 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from calicc.contract.names import BIRD_CONFIG
+from calicc.contract.services import SERVICE_INCLUDES as SERVICE_INCLUDES_BY_FAMILY
 
 INCLUDE = re.compile(r'^\s*include "([^"]+)";', re.MULTILINE)
 SECRET_INCLUDE = re.compile(r"secrets/[A-Za-z0-9][A-Za-z0-9_.-]*\.conf")  # compiler/peering.py
+SERVICE_INCLUDES = frozenset(SERVICE_INCLUDES_BY_FAMILY.values())  # contract/services.py
 Checker = Callable[[str], str | None]
 
 
@@ -31,11 +33,13 @@ def bird_parse(config_text: str) -> str | None:
         conf = Path(tmp) / "bird.conf"
         conf.write_text(config_text, encoding="utf-8")
         for include in INCLUDE.findall(config_text):
-            if not SECRET_INCLUDE.fullmatch(include):
+            service = include in SERVICE_INCLUDES  # the agent's Local /32s: none is valid
+            if not (service or SECRET_INCLUDE.fullmatch(include)):
                 continue
             target = Path(tmp) / include
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text('password "placeholder-for-syntax-check";\n', encoding="utf-8")
+            text = "" if service else 'password "placeholder-for-syntax-check";\n'
+            target.write_text(text, encoding="utf-8")
         result = subprocess.run(
             [bird, "-p", "-c", str(conf)], capture_output=True, text=True, check=False
         )

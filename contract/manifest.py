@@ -48,6 +48,7 @@ from calicc.contract.names import (
     IPSET_MAX,
     ROUTE_PROTOCOL,
 )
+from calicc.contract.services import ServiceIps
 
 IPNetwork = IPv4Network | IPv6Network
 IPAddress = IPv4Address | IPv6Address
@@ -299,7 +300,7 @@ class PolicyBinding(Strict):
         return self
 
 
-class BirdSection(Strict):
+class BirdSection(Sparse):
     """How BIRD runs on the node."""
 
     config: str = BIRD_CONFIG
@@ -307,6 +308,8 @@ class BirdSection(Strict):
     secrets: dict[str, SecretRef] = Field(
         default_factory=dict, description="include path (relative to bird.conf) -> secret"
     )
+    services: ServiceIps | None = None  # service IPs it advertises (contract/services.py)
+    SPARSE: ClassVar[tuple[str, ...]] = ("services",)
 
 
 class FileEntry(Strict):

@@ -22,6 +22,13 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from calicc.compiler.host.spec import HostInterface, HostProtection, unique_interfaces
 from calicc.compiler.model.autodetect import autodetection_method
+from calicc.compiler.model.bgp_filters import (
+    BgpFilter,
+    BgpFilterName,
+    Community,
+    CommunityRef,
+    PrefixAdvertisement,
+)
 from calicc.compiler.model.uses import DEFAULT_USES, PoolUse, Reservation, check_uses
 from calicc.compiler.selector import check_selector
 from calicc.contract.fields import (
@@ -106,6 +113,9 @@ class Pool(Strict):
         "IPIP/VXLAN tunnel addresses), LoadBalancer (alone: no node blocks, masqueraded to); "
         "default [Workload, Tunnel]",
     )
+    communities: tuple[CommunityRef, ...] = Field(
+        (), description="communities on the pool's exported routes (names or aa:nn, aa:nn:mm)"
+    )
 
     _selector = field_validator("node_selector")(check_selector)
     _uses = field_validator("allowed_uses")(check_uses)
@@ -132,6 +142,9 @@ class BgpPeer(Strict):
         "peer's family)",
     )
     multihop: int | None = Field(None, ge=1, le=255, description="TTL; default multihop")
+    filters: tuple[BgpFilterName, ...] = Field(
+        (), description="bgp.filters run on this session, in order, before bgp.global_filters"
+    )
 
     _selector = field_validator("node_selector")(check_selector)
 
@@ -146,6 +159,14 @@ class Bgp(Strict):
     peers: tuple[BgpPeer, ...] = Field((), description="external peers (ToR, reflectors)")
     fast_timers: bool = Field(
         False, description="connect delay 0 / retry 1 s: quick convergence for labs and tests"
+    )
+    communities: tuple[Community, ...] = Field((), description="named BGP communities")
+    prefix_advertisements: tuple[PrefixAdvertisement, ...] = Field(
+        (), description="communities added to exported routes inside a CIDR"
+    )
+    filters: tuple[BgpFilter, ...] = Field((), description="BGP filters (Calico's BGPFilter)")
+    global_filters: tuple[BgpFilterName, ...] = Field(
+        (), description="bgp.filters run on every session with an external peer, after its own"
     )
 
 

@@ -32,6 +32,11 @@ from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.peering import Role, Session
 from calicc.compiler.plan import Block, BlockV6, ClusterPlan, NodePlan
 from calicc.compiler.pools import PoolPlan
+from calicc.compiler.targets.bird_filters import (
+    export_statement,
+    family_functions,
+    import_statement,
+)
 from calicc.contract.names import TUNNEL_DEVICE, V4, V6, VXLAN_DEVICE, VXLAN_V6_DEVICE
 
 
@@ -60,6 +65,7 @@ class BgpView:
     next_hop: str | None
     template: str = "calicc_peer"  # calicc_peer_v6 for an IPv6 session
     channel: str = "ipv4"  # its one channel: the family of its addresses
+    import_filter: str | None = None  # its own import, with bgp.filters (bird_filters.py)
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,7 @@ class FamilyView:
     advertised: tuple[IPv4Network | IPv6Network, ...]
     local: IPv4Address | IPv6Address | None  # the sessions' local address (None: no sessions)
     subnet: IPv4Network | IPv6Network | None  # IPIP CrossSubnet: next hops routed directly
+    bgp_filters: str = ""  # communities and filter functions its sessions call (bird_filters.py)
 
 
 _ROLE_TEXT = {
@@ -121,7 +128,7 @@ def _export(session: Session, suffix: str) -> str:
         own += f" || (source = RTS_BGP && calicc_pool_route{suffix}())"
     if session.extra_exports:
         own += " || net ~ [ " + ", ".join(str(n) for n in session.extra_exports) + " ]"
-    return f"export where {own};"
+    return export_statement(session, suffix, own)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -150,6 +157,7 @@ def _bgp_view(session: Session) -> BgpView:
         next_hop=next_hop,
         template=f"calicc_peer{suffix}",
         channel="ipv6" if v6 else "ipv4",
+        import_filter=import_statement(session, suffix),
     )
 
 
@@ -214,19 +222,22 @@ def _family(
 ) -> FamilyView:
     channel, suffix, kernel, header, host = _NAMING[version]
     own = [b.cidr for b in blocks]
+    shared = _family_cluster(cluster, version)
+    within = _prefix_set(own, "+")
     return FamilyView(
         channel=channel,
         suffix=suffix,
         kernel=kernel,
         header=header,
         host=host,
-        shared=_family_cluster(cluster, version),
+        shared=shared,
         own_blocks=_prefix_set(own),
-        own_blocks_within=_prefix_set(own, "+"),
+        own_blocks_within=within,
         blocks=blocks,
         advertised=_advertised(sessions),
         local=address.ip if address else None,
         subnet=address.network if address else None,
+        bgp_filters=family_functions(cluster, sessions, version, within, shared.node_subnets),
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from calicc import __version__
+from calicc.compiler.bgp_services import service_ips
 from calicc.compiler.emit import digest, dump_json
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.targets.cluster import node_blocks
@@ -28,6 +29,7 @@ from calicc.contract.manifest import (
     SecretRef,
 )
 from calicc.contract.names import BIRD_CONFIG, MANIFEST, install_path
+from calicc.contract.services import ServiceIps
 
 
 def file_entries(files: dict[str, str]) -> dict[str, FileEntry]:
@@ -63,15 +65,17 @@ def identity(cluster: ClusterPlan, node: NodePlan) -> NodeIdentity:
     )
 
 
-def bird_section(node: NodePlan) -> BirdSection:
-    """Return how BIRD runs: off without sessions of either family; secrets the agent writes."""
+def bird_section(node: NodePlan, services: ServiceIps | None = None) -> BirdSection:
+    """Return how BIRD runs: off without sessions of either family; what the agent writes."""
     sessions = (*node.sessions, *node.sessions_v6)
     secrets: dict[str, SecretRef] = {
         session.secret_include: session.password
         for session in sessions
         if session.secret_include is not None and session.password is not None
     }
-    return BirdSection(config=BIRD_CONFIG, enabled=bool(sessions), secrets=secrets)
+    return BirdSection(
+        config=BIRD_CONFIG, enabled=bool(sessions), secrets=secrets, services=services
+    )
 
 
 def build_manifest(
@@ -103,7 +107,7 @@ def build_manifest(
         links=links,
         routes=blackholes(node),
         sysctls=sysctl_values(tuple(link.name for link in links), has_ipv6(node)),
-        bird=bird_section(node),
+        bird=bird_section(node, service_ips(cluster.spec, node)),
         files={**file_entries(files), **cluster_files, **_shared_entries(tuple(sources.items()))},
     )
 
