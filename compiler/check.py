@@ -8,6 +8,7 @@ from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 from calicc.compiler.check_bgp_filters import BGP_FILTER_CHECKS
 from calicc.compiler.check_family import FAMILY_CHECKS
+from calicc.compiler.check_services import SERVICE_CHECKS
 from calicc.compiler.check_uses import USE_CHECKS
 from calicc.compiler.errors import Problem
 from calicc.compiler.load import Source
@@ -282,6 +283,7 @@ CHECKS: tuple[Check, ...] = (
     check_peers,
     *FAMILY_CHECKS,
     *USE_CHECKS,
+    *SERVICE_CHECKS,
     *BGP_FILTER_CHECKS,
 )
 

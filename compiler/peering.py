@@ -8,11 +8,12 @@ IPv6 ones between their IPv6 addresses, each carrying its own family's routes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from calicc.compiler.bgp_filters import has_communities, session_filters
+from calicc.compiler.bgp_services import advertises
 from calicc.compiler.model.spec import BgpPeer, ClusterSpec, Node
 from calicc.compiler.pools import PoolPlan, node_address
 from calicc.compiler.selector import parse_selector
@@ -52,6 +53,7 @@ class Session:
     import_filters: tuple[str, ...] = ()  # bgp.filters run on import (bgp_filters.py)
     export_filters: tuple[str, ...] = ()  # and on export
     communities: bool = False  # add bgp.prefix_advertisements' communities on export
+    exports_services: bool = field(default=False, repr=False)  # bgp_services.py
 
     @property
     def secret_include(self) -> str | None:
@@ -150,6 +152,7 @@ def _external(spec: ClusterSpec, me: Node, peer: BgpPeer) -> Session:
         import_filters=filters[0],
         export_filters=filters[1],
         communities=has_communities(spec, peer.peer_ip.version),
+        exports_services=advertises(spec, me.labels, peer.peer_ip.version),
     )
 
 

@@ -160,6 +160,15 @@ class Bgp(Strict):
     fast_timers: bool = Field(
         False, description="connect delay 0 / retry 1 s: quick convergence for labs and tests"
     )
+    service_cluster_ips: tuple[IPv4Network | IPv6Network, ...] = Field(
+        (), description="Services' cluster IP CIDRs every node advertises to external peers"
+    )
+    service_external_ips: tuple[IPv4Network | IPv6Network, ...] = Field(
+        (), description="Services' external IP CIDRs every node advertises to external peers"
+    )
+    service_loadbalancer_ips: tuple[IPv4Network | IPv6Network, ...] = Field(
+        (), description="LoadBalancer IP CIDRs every node advertises to external peers"
+    )
     communities: tuple[Community, ...] = Field((), description="named BGP communities")
     prefix_advertisements: tuple[PrefixAdvertisement, ...] = Field(
         (), description="communities added to exported routes inside a CIDR"

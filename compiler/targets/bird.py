@@ -27,6 +27,7 @@ from ipaddress import (
     IPv6Network,
 )
 
+from calicc.compiler.bgp_services import ServiceView, service_view
 from calicc.compiler.lock import net_key
 from calicc.compiler.model.spec import EncapMode
 from calicc.compiler.peering import Role, Session
@@ -97,6 +98,7 @@ class FamilyView:
     advertised: tuple[IPv4Network | IPv6Network, ...]
     local: IPv4Address | IPv6Address | None  # the sessions' local address (None: no sessions)
     subnet: IPv4Network | IPv6Network | None  # IPIP CrossSubnet: next hops routed directly
+    services: ServiceView | None = None  # service IPs advertised (compiler/bgp_services.py)
     bgp_filters: str = ""  # communities and filter functions its sessions call (bird_filters.py)
 
 
@@ -128,6 +130,8 @@ def _export(session: Session, suffix: str) -> str:
         own += f" || (source = RTS_BGP && calicc_pool_route{suffix}())"
     if session.extra_exports:
         own += " || net ~ [ " + ", ".join(str(n) for n in session.extra_exports) + " ]"
+    if session.exports_services:
+        own += f" || calicc_service_route{suffix}()"
     return export_statement(session, suffix, own)
 
 
@@ -219,6 +223,8 @@ def _family(
     blocks: tuple[Block, ...] | tuple[BlockV6, ...],
     sessions: tuple[Session, ...],
     version: int,
+    *,
+    node: NodePlan,
 ) -> FamilyView:
     channel, suffix, kernel, header, host = _NAMING[version]
     own = [b.cidr for b in blocks]
@@ -237,6 +243,7 @@ def _family(
         advertised=_advertised(sessions),
         local=address.ip if address else None,
         subnet=address.network if address else None,
+        services=service_view(cluster.spec, node, version, suffix) if address else None,
         bgp_filters=family_functions(cluster, sessions, version, within, shared.node_subnets),
     )
 
@@ -245,9 +252,11 @@ def families(cluster: ClusterPlan, node: NodePlan) -> list[FamilyView]:
     """Return the node's families: IPv4 if it has an IPv4 address or blocks, then IPv6 likewise."""
     views = []
     if node.address is not None or node.blocks:
-        views.append(_family(cluster, node.address, node.blocks, node.sessions, 4))
+        views.append(_family(cluster, node.address, node.blocks, node.sessions, 4, node=node))
     if node.address_v6 is not None or node.blocks_v6:
-        views.append(_family(cluster, node.address_v6, node.blocks_v6, node.sessions_v6, 6))
+        views.append(
+            _family(cluster, node.address_v6, node.blocks_v6, node.sessions_v6, 6, node=node)
+        )
     return views
 
 
