@@ -177,7 +177,7 @@ class FilterRule(Strict):
     prefix_length: PrefixLength | None = Field(None, description="with cidr")
     source: FilterSource | None = None
     interface: str | None = Field(
-        None, pattern=INTERFACE.pattern, description="the route's interface; * and ? glob"
+        None, pattern=f"^{INTERFACE.pattern}$", description="the route's interface; * and ? glob"
     )
     communities: CommunityMatch | None = None
     as_path_prefix: tuple[Annotated[int, Field(ge=1, le=LARGE_PART_MAX)], ...] = Field(
