@@ -60,6 +60,7 @@ from calicc.agent.netlink import IPRoute as IPRouteT
 from calicc.agent.remote import Remote, conflist_kubeconfig, runtime_sets
 from calicc.agent.routes import reconcile_routes
 from calicc.agent.runner import Runner
+from calicc.agent.services import ServiceSource
 from calicc.agent.sysctl import PROC_SYS, apply_sysctls
 from calicc.contract.endpoint import with_endpoints
 from calicc.contract.host import with_host
@@ -177,6 +178,7 @@ class Reconciler:
         self.watch = make_watch()
         self.endpoints: tuple[tuple[Fingerprint, str, object], Endpoints] | None = None
         self.remote = Remote(kubeconfig=options.kubeconfig)
+        self.services = ServiceSource()
 
     def parts(self, ipr: IPRouteT) -> list[tuple[str, Callable[[Bundle], list[str]]]]:
         """Return the parts of a reconcile, in order (DEPENDS says which need which)."""
@@ -346,7 +348,17 @@ class Reconciler:
 
     def bird(self, bundle: Bundle) -> list[str]:
         """Install BIRD's config and start or reconfigure it when needed."""
-        return reconcile_bird(self.runner, bundle, self.options.root, self.options.env)
+        includes = self.service_includes(bundle)
+        return reconcile_bird(self.runner, bundle, self.options.root, self.options.env, includes)
+
+    def service_includes(self, bundle: Bundle) -> dict[str, str]:
+        """Return BIRD's includes of Local Service routes (agent/services.py), if it has any."""
+        ips = bundle.manifest.bird.services
+        if ips is None:
+            return {}
+        conflist = bundle.text(CONFLIST) if bundle.has(CONFLIST) else None
+        conf = self.options.kubeconfig or conflist_kubeconfig(self.options.root, conflist)
+        return self.services.refresh(ips, bundle.manifest.node.name, conf)
 
     def files(self, bundle: Bundle) -> list[str]:
         """Install the bundle's files at their places (bird.conf: the bird part) and the plugins.

@@ -67,15 +67,26 @@ def running_pid(paths: BirdPaths) -> int | None:
     return pid if paths.sock.exists() else None
 
 
-def install_config(
-    runner: Runner, bundle: Bundle, paths: BirdPaths, env: Mapping[str, str], root: Path
+def install_config(  # noqa: PLR0917 - the includes are the one addition
+    runner: Runner,
+    bundle: Bundle,
+    paths: BirdPaths,
+    env: Mapping[str, str],
+    root: Path,
+    includes: Mapping[str, str] | None = None,
 ) -> bool:
-    """Write the password includes and bird.conf (checked with `bird -p` first); return changed."""
+    """Write the includes and bird.conf (checked with `bird -p` first); return changed.
+
+    `includes` are the agent's own (the Local Service routes, agent/services.py): path
+    relative to bird.conf -> text, written before bird.conf is checked.
+    """
     section = bundle.manifest.bird
     changed = False
     for rel, ref in sorted(section.secrets.items()):
         text = password_include(secret_value(rel, ref, env, root))
         changed |= write_if_changed(paths.conf.parent / rel, text.encode(), mode=0o600)
+    for rel, text in sorted((includes or {}).items()):
+        changed |= write_if_changed(paths.conf.parent / rel, text.encode())
     data = bundle.text(section.config).encode()
     try:
         if paths.conf.read_bytes() == data:
@@ -89,13 +100,19 @@ def install_config(
     return True
 
 
-def reconcile_bird(runner: Runner, bundle: Bundle, root: Path, env: Mapping[str, str]) -> list[str]:
-    """Install BIRD's config; start BIRD or reconfigure it only when needed."""
+def reconcile_bird(
+    runner: Runner,
+    bundle: Bundle,
+    root: Path,
+    env: Mapping[str, str],
+    includes: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Install BIRD's config (and the agent's `includes`); start or reconfigure BIRD if needed."""
     if not bundle.manifest.bird.enabled:
         return []
     entry = bundle.manifest.files.get(bundle.manifest.bird.config)
     paths = BirdPaths.under(root, entry.install if entry and entry.install else DEFAULT_CONF)
-    changed = install_config(runner, bundle, paths, env, root)
+    changed = install_config(runner, bundle, paths, env, root, includes)
     if running_pid(paths) is None:
         paths.sock.parent.mkdir(parents=True, exist_ok=True)
         args = ["bird", "-c", str(paths.conf), "-s", str(paths.sock), "-P", str(paths.pid)]

@@ -129,6 +129,7 @@ class Loop:
                 self.wake.clear()  # events during the wait are in the next reconcile's read
         finally:
             self.reconciler.remote.stop()
+            self.reconciler.services.stop()
         log.info("stopped")
 
 
@@ -151,4 +152,6 @@ def make_loop(
     loop = Loop(bundle_dir, interval, reconciler, Metrics(), metrics_file)
     reconciler.remote.watch = True
     reconciler.remote.on_change = loop.wake.set
+    reconciler.services.watch = True
+    reconciler.services.on_change = loop.wake.set
     return loop

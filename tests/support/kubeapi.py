@@ -46,6 +46,7 @@ from tests.support.kubeapi_query import (
     KINDS,
     ApiError,
     Query,
+    api_version,
     field_filter,
     label_filter,
     parse_path,
@@ -84,6 +85,8 @@ class KubeApi:
         self.version = 1
         self.namespaces: dict[str, dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.services: dict[tuple[str, str], dict[str, Any]] = {}
+        self.slices: dict[tuple[str, str], dict[str, Any]] = {}  # EndpointSlices
         self.events: deque[Event] = deque(maxlen=history)
         self.compacted = 1  # history holds every change after this version
         self.failing: int | None = None
@@ -183,6 +186,84 @@ class KubeApi:
                 self._record("pods", "DELETED", self.pods.pop(key))
             self._record("namespaces", "DELETED", self.namespaces.pop(name))
 
+    def put_service(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        cluster_ips: Iterable[str] = (),
+        external_ips: Iterable[str] = (),
+        ingress_ips: Iterable[str] = (),
+        kind: str = "ClusterIP",
+        traffic_policy: str = "Cluster",
+    ) -> None:
+        """Create or replace a Service: cluster IPs, external IPs, LoadBalancer ingress IPs."""
+        with self.cond:
+            old = self.services.get((namespace, name))
+            clusters = list(cluster_ips)
+            families = sorted({"IPv6" if ":" in ip else "IPv4" for ip in clusters})
+            spec: dict[str, Any] = {
+                "type": kind,
+                "clusterIP": clusters[0] if clusters else "None",
+                "clusterIPs": clusters,
+                "ipFamilies": families,
+                "externalIPs": list(external_ips),
+                "externalTrafficPolicy": traffic_policy,
+            }
+            ingress = [{"ip": ip} for ip in ingress_ips]
+            obj = {
+                "kind": "Service",
+                "apiVersion": "v1",
+                "metadata": {"name": name, "namespace": namespace, "uid": f"svc-{name}"},
+                "spec": spec,
+                "status": {"loadBalancer": {"ingress": ingress} if ingress else {}},
+            }
+            self.services[(namespace, name)] = obj
+            self._record(
+                "services", "MODIFIED" if old else "ADDED", obj, _copy(old) if old else None
+            )
+
+    def put_endpoint_slice(
+        self,
+        namespace: str,
+        name: str,
+        service: str,
+        endpoints: Iterable[tuple[str, str, bool | None]],
+        address_type: str = "IPv4",
+    ) -> None:
+        """Create or replace an EndpointSlice of `service`: (address, nodeName, ready) each."""
+        with self.cond:
+            old = self.slices.get((namespace, name))
+            items = []
+            for address, node, ready in endpoints:
+                conditions = {} if ready is None else {"ready": ready}
+                items.append({"addresses": [address], "nodeName": node, "conditions": conditions})
+            obj = {
+                "kind": "EndpointSlice",
+                "apiVersion": "discovery.k8s.io/v1",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": {"kubernetes.io/service-name": service},
+                },
+                "addressType": address_type,
+                "endpoints": items,
+            }
+            self.slices[(namespace, name)] = obj
+            self._record(
+                "endpointslices", "MODIFIED" if old else "ADDED", obj, _copy(old) if old else None
+            )
+
+    def delete_service(self, namespace: str, name: str) -> None:
+        """Remove a Service (its EndpointSlices stay, as until the real GC removes them)."""
+        with self.cond:
+            self._record("services", "DELETED", self.services.pop((namespace, name)))
+
+    def delete_endpoint_slice(self, namespace: str, name: str) -> None:
+        """Remove an EndpointSlice."""
+        with self.cond:
+            self._record("endpointslices", "DELETED", self.slices.pop((namespace, name)))
+
     def compact(self) -> None:
         """Forget the history (as etcd's compaction does): older watches get a 410."""
         with self.cond:
@@ -198,7 +279,13 @@ class KubeApi:
     # ---- reading ------------------------------------------------------------------------
 
     def _objects(self, query: Query) -> list[dict[str, Any]]:
-        store = self.pods if query.kind == "pods" else self.namespaces
+        stores: dict[str, dict[Any, dict[str, Any]]] = {
+            "pods": self.pods,
+            "namespaces": self.namespaces,
+            "services": self.services,
+            "endpointslices": self.slices,
+        }
+        store = stores[query.kind]
         found = [
             o for o in store.values() if query.namespace in (None, o["metadata"].get("namespace"))
         ]
@@ -215,7 +302,8 @@ class KubeApi:
             kind = KINDS[query.kind][1]
             items = [o for o in self._objects(query) if keep(o)]
             meta = {"resourceVersion": str(self.version)}
-            return _copy({"kind": kind, "apiVersion": "v1", "metadata": meta, "items": items})
+            version = api_version(query.kind)
+            return _copy({"kind": kind, "apiVersion": version, "metadata": meta, "items": items})
 
     def _one(self, query: Query) -> dict[str, Any]:
         if query.kind == "namespaces":

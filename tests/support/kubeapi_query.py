@@ -17,7 +17,19 @@ FIELDS: dict[str, Callable[[dict[str, Any]], str]] = {
     "spec.nodeName": lambda o: o.get("spec", {}).get("nodeName", ""),
     "status.phase": lambda o: o.get("status", {}).get("phase", ""),
 }
-KINDS = {"pods": ("Pod", "PodList"), "namespaces": ("Namespace", "NamespaceList")}
+KINDS = {
+    "pods": ("Pod", "PodList"),
+    "namespaces": ("Namespace", "NamespaceList"),
+    "services": ("Service", "ServiceList"),
+    "endpointslices": ("EndpointSlice", "EndpointSliceList"),
+}
+CORE = frozenset({"pods", "namespaces", "services"})  # under /api/v1 (the rest: GROUPS)
+GROUPS = {"endpointslices": "discovery.k8s.io/v1"}  # kind -> group/version, under /apis
+
+
+def api_version(kind: str) -> str:
+    """Return the apiVersion of a kind's objects and lists ("v1" for the core ones)."""
+    return GROUPS.get(kind, "v1")
 
 
 class ApiError(Exception):
@@ -110,12 +122,15 @@ def parse_path(path: str) -> Query:
         Query(kind='namespaces', namespace=None, name=None, watch=True)
     """
     parts = [unquote(p) for p in path.strip("/").split("/")]
+    grouped = _grouped(parts)
+    if grouped is not None:
+        return grouped
     if parts[:2] != ["api", "v1"]:
         raise ApiError(404, "NotFound", f"the server could not find the requested resource {path}")
     rest, watch = parts[2:], parts[2:3] == ["watch"]
     rest = rest[1:] if watch else rest
     shapes: dict[int, Callable[[list[str]], Query | None]] = {
-        1: lambda r: Query(r[0], watch=watch) if r[0] in KINDS else None,
+        1: lambda r: Query(r[0], watch=watch) if r[0] in CORE else None,
         2: lambda r: Query("namespaces", name=r[1]) if r[0] == "namespaces" else None,
         3: lambda r: Query("pods", r[1], watch=watch) if r[::2] == ["namespaces", "pods"] else None,
         4: lambda r: Query("pods", r[1], r[3]) if r[::2] == ["namespaces", "pods"] else None,
@@ -125,3 +140,20 @@ def parse_path(path: str) -> Query:
     if found is None:
         raise ApiError(404, "NotFound", f"the server could not find the requested resource {path}")
     return found
+
+
+def _grouped(parts: list[str]) -> Query | None:
+    """Return the Query of a cluster-wide list of a group's kind (/apis/GROUP/VERSION/KIND).
+
+    Examples:
+        >>> _grouped(["apis", "discovery.k8s.io", "v1", "watch", "endpointslices"])
+        Query(kind='endpointslices', namespace=None, name=None, watch=True)
+    """
+    if parts[:1] != ["apis"]:
+        return None
+    rest = parts[3:]
+    watch = rest[:1] == ["watch"]
+    rest = rest[1:] if watch else rest
+    if len(rest) == 1 and GROUPS.get(rest[0]) == "/".join(parts[1:3]):
+        return Query(rest[0], watch=watch)
+    return None
