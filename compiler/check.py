@@ -8,6 +8,7 @@ from ipaddress import IPv4Interface, IPv4Network, IPv6Interface, IPv6Network
 
 from calicc.compiler.check_bgp_filters import BGP_FILTER_CHECKS
 from calicc.compiler.check_family import FAMILY_CHECKS
+from calicc.compiler.check_peer_options import PEER_OPTION_CHECKS
 from calicc.compiler.check_services import SERVICE_CHECKS
 from calicc.compiler.check_uses import USE_CHECKS
 from calicc.compiler.errors import Problem
@@ -283,6 +284,7 @@ CHECKS: tuple[Check, ...] = (
     check_peers,
     *FAMILY_CHECKS,
     *USE_CHECKS,
+    *PEER_OPTION_CHECKS,
     *SERVICE_CHECKS,
     *BGP_FILTER_CHECKS,
 )

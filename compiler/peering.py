@@ -15,6 +15,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from calicc.compiler.bgp_filters import has_communities, session_filters
 from calicc.compiler.bgp_services import advertises
 from calicc.compiler.model.spec import BgpPeer, ClusterSpec, Node
+from calicc.compiler.peer_options import SessionOptions, mesh_options, next_hop, peer_options
 from calicc.compiler.pools import PoolPlan, node_address
 from calicc.compiler.selector import parse_selector
 from calicc.contract.manifest import SecretRef
@@ -50,6 +51,7 @@ class Session:
     keep_next_hop: bool
     multihop: int | None
     extra_exports: tuple[IPv4Network | IPv6Network, ...]
+    options: SessionOptions | None = None  # per-peer options (peer_options.py)
     import_filters: tuple[str, ...] = ()  # bgp.filters run on import (bgp_filters.py)
     export_filters: tuple[str, ...] = ()  # and on export
     communities: bool = False  # add bgp.prefix_advertisements' communities on export
@@ -126,6 +128,7 @@ def _internal(spec: ClusterSpec, me: Peer, peer: Peer, role: Role) -> Session:
         keep_next_hop=False,
         multihop=None,
         extra_exports=(),
+        options=mesh_options(spec.bgp.node_mesh_max_restart_time),
         communities=has_communities(spec, peer.ip.version),
     )
 
@@ -133,6 +136,7 @@ def _internal(spec: ClusterSpec, me: Peer, peer: Peer, role: Role) -> Session:
 def _external(spec: ClusterSpec, me: Node, peer: BgpPeer) -> Session:
     role = Role.GLOBAL if peer.node_selector is None else Role.NODE
     prefix = "Global" if role == Role.GLOBAL else "Node"
+    self_hop, keep_hop = next_hop(peer, node_as(spec, me))
     filters = session_filters(spec.bgp, peer, peer.peer_ip.version)
     return Session(
         name=f"{prefix}_{_ip_name(peer.peer_ip, peer.port)}",
@@ -141,14 +145,15 @@ def _external(spec: ClusterSpec, me: Node, peer: BgpPeer) -> Session:
         peer_as=peer.as_number,
         peer_node=None,
         port=peer.port,
-        passive=False,
+        passive=peer.passive,
         rr_cluster_id=None,
         password=peer.password,
         reflects=False,
-        next_hop_self=peer.next_hop_self,
-        keep_next_hop=peer.keep_next_hop and peer.as_number != node_as(spec, me),
+        next_hop_self=self_hop,
+        keep_next_hop=keep_hop,
         multihop=peer.multihop,
         extra_exports=peer.export,
+        options=peer_options(peer),
         import_filters=filters[0],
         export_filters=filters[1],
         communities=has_communities(spec, peer.peer_ip.version),

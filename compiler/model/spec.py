@@ -29,6 +29,7 @@ from calicc.compiler.model.bgp_filters import (
     CommunityRef,
     PrefixAdvertisement,
 )
+from calicc.compiler.model.bgp_peer import PeerOptions
 from calicc.compiler.model.uses import DEFAULT_USES, PoolUse, Reservation, check_uses
 from calicc.compiler.selector import check_selector
 from calicc.contract.fields import (
@@ -126,8 +127,11 @@ class Pool(Strict):
         return DEFAULT_USES if self.allowed_uses is None else frozenset(self.allowed_uses)
 
 
-class BgpPeer(Strict):
-    """An external BGP peer (a ToR, an off-cluster route reflector, GoBGP, FRR)."""
+class BgpPeer(PeerOptions):
+    """An external BGP peer (a ToR, an off-cluster route reflector, GoBGP, FRR).
+
+    Its session options (timers, passive, TTL security, local AS, ...) are PeerOptions'.
+    """
 
     peer_ip: IPv4Address | IPv6Address = Field(description="the peer's address, either family")
     as_number: AsNumber
@@ -156,6 +160,9 @@ class Bgp(Strict):
     node_to_node_mesh: bool = Field(True, description="every node peers with every other node")
     listen_port: int = Field(179, ge=1, le=65535, description="BIRD's BGP port on every node")
     mesh_password: SecretRef | None = Field(None, description="password of the mesh sessions")
+    node_mesh_max_restart_time: int | None = Field(
+        None, ge=1, le=4095, description="graceful restart time of the mesh sessions, seconds"
+    )
     peers: tuple[BgpPeer, ...] = Field((), description="external peers (ToR, reflectors)")
     fast_timers: bool = Field(
         False, description="connect delay 0 / retry 1 s: quick convergence for labs and tests"

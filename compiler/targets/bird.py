@@ -38,6 +38,12 @@ from calicc.compiler.targets.bird_filters import (
     family_functions,
     import_statement,
 )
+from calicc.compiler.targets.bird_options import (
+    channel_lines,
+    multihop,
+    protocol_lines,
+    reachable_routes,
+)
 from calicc.contract.names import TUNNEL_DEVICE, V4, V6, VXLAN_DEVICE, VXLAN_V6_DEVICE
 
 
@@ -67,6 +73,8 @@ class BgpView:
     template: str = "calicc_peer"  # calicc_peer_v6 for an IPv6 session
     channel: str = "ipv4"  # its one channel: the family of its addresses
     import_filter: str | None = None  # its own import, with bgp.filters (bird_filters.py)
+    options: tuple[str, ...] = ()  # per-peer protocol options (targets/bird_options.py)
+    channel_options: tuple[str, ...] = ()  # per-peer channel options (the import limit)
 
 
 @dataclass(frozen=True)
@@ -98,8 +106,9 @@ class FamilyView:
     advertised: tuple[IPv4Network | IPv6Network, ...]
     local: IPv4Address | IPv6Address | None  # the sessions' local address (None: no sessions)
     subnet: IPv4Network | IPv6Network | None  # IPIP CrossSubnet: next hops routed directly
-    services: ServiceView | None = None  # service IPs advertised (compiler/bgp_services.py)
     bgp_filters: str = ""  # communities and filter functions its sessions call (bird_filters.py)
+    reachable: tuple[str, ...] = ()  # static routes to peers via their reachable_by gateway
+    services: ServiceView | None = None  # service IPs advertised (compiler/bgp_services.py)
 
 
 _ROLE_TEXT = {
@@ -152,7 +161,7 @@ def _bgp_view(session: Session) -> BgpView:
         description=f"{who} ({_ROLE_TEXT[session.role]})",
         neighbor=f"neighbor {session.peer_ip}{port} as {session.peer_as};",
         passive=session.passive,
-        multihop=f"multihop {session.multihop};" if session.multihop else "multihop;",
+        multihop=multihop(session),
         rr_client=(
             f"rr client; rr cluster id {session.rr_cluster_id};" if session.rr_cluster_id else None
         ),
@@ -162,6 +171,8 @@ def _bgp_view(session: Session) -> BgpView:
         template=f"calicc_peer{suffix}",
         channel="ipv6" if v6 else "ipv4",
         import_filter=import_statement(session, suffix),
+        options=protocol_lines(session.options),
+        channel_options=channel_lines(session.options),
     )
 
 
@@ -243,6 +254,7 @@ def _family(
         advertised=_advertised(sessions),
         local=address.ip if address else None,
         subnet=address.network if address else None,
+        reachable=reachable_routes(sessions),
         services=service_view(cluster.spec, node, version, suffix) if address else None,
         bgp_filters=family_functions(cluster, sessions, version, within, shared.node_subnets),
     )
