@@ -28,6 +28,13 @@ build of each, wall and CPU seconds (user + system, rendering workers included: 
 other work shares the machine); printed are the medians and current/baseline ratios (issue 13's
 aim: an IPv4-only cluster compiles within 10% of before IPv6, i.e. ratios at most 1.10).
 Run: .venv/bin/python bench/compile.py --baseline 8a59208 [--rounds 5] [--sizes 1000]
+
+With --bgp-extras the run compares two clusters with this tree's calicc, alternating the same
+way: the reflector cluster with a top-of-rack peer per rack of 250 nodes, and the same cluster
+with 50 BGP filters (every kind of match and operation; each ToR session runs 12 of them and
+2 global ones) and 20 named communities on 10 prefix advertisements (issue 15's aim: within
+1.2x of the cluster without them).
+Run: .venv/bin/python bench/compile.py --bgp-extras [--rounds 5] [--sizes 1000]
 """
 
 from __future__ import annotations
@@ -70,6 +77,101 @@ def cluster(nodes: int, kind: str) -> dict[str, Any]:
     elif kind == "vxlan":
         data |= {"ipip_mode": "Never", "vxlan_mode": "CrossSubnet"}
     return data
+
+
+def with_tors(data: dict[str, Any]) -> dict[str, Any]:
+    """Give every rack of `data`'s nodes an external (ToR) peer, eBGP, selected by rack label."""
+    racks = sorted({n["labels"]["rack"] for n in data["nodes"]}, key=lambda r: int(r[1:]))
+    peers = [
+        {"peer_ip": f"10.{63}.{i}.254", "as_number": 65000 + i, "node_selector": f"rack == '{r}'"}
+        for i, r in enumerate(racks)
+    ]
+    return data | {"bgp": {"peers": peers}}
+
+
+def _rule(i: int, k: int) -> dict[str, Any]:
+    """Return rule k of filter i: the kinds rotate over CIDR ranges, sources, communities..."""
+    cidr = f"10.{128 + (i * 4 + k) % 120}.0.0/16"
+    kinds: list[dict[str, Any]] = [
+        {"action": "Reject", "cidr": cidr, "match_operator": "In", "prefix_length": {"min": 27}},
+        {"action": "Accept", "cidr": cidr, "match_operator": "Equal", "source": "RemotePeers"},
+        {
+            "action": "Accept",
+            "communities": {"values": [f"c{(i + k) % 20:02d}"]},
+            "operations": [{"prepend_as_path": {"prefix": [64512, 64512]}}],
+        },
+        {
+            "action": "Accept",
+            "as_path_prefix": [65000 + k],
+            "interface": "eth*",
+            "operations": [
+                {"add_community": {"value": f"65000:{i}"}},
+                {"set_local_preference": {"value": 100 + k}},
+            ],
+        },
+    ]
+    return kinds[k % len(kinds)]
+
+
+def with_extras(data: dict[str, Any], filters: int = 50, communities: int = 20) -> dict[str, Any]:
+    """Add `filters` BGP filters and `communities` named communities to a with_tors cluster."""
+    names = [f"c{j:02d}" for j in range(communities)]
+    bgp = dict(data["bgp"])
+    bgp["communities"] = [{"name": n, "value": f"65000:{j}"} for j, n in enumerate(names)]
+    bgp["prefix_advertisements"] = [
+        {"cidr": f"10.{128 + j}.0.0/16", "communities": [names[2 * j], names[2 * j + 1]]}
+        for j in range(communities // 2)
+    ]
+    bgp["filters"] = [
+        {
+            "name": f"filter-{i:02d}",
+            "export_v4": [_rule(i, k) for k in range(4)],
+            "import_v4": [_rule(i, k + 1) for k in range(2)],
+        }
+        for i in range(filters)
+    ]
+    bgp["global_filters"] = ["filter-00", "filter-01"]
+    bgp["peers"] = [
+        p | {"filters": [f"filter-{(r * 12 + j) % filters:02d}" for j in range(12)]}
+        for r, p in enumerate(bgp["peers"])
+    ]
+    return data | {"bgp": bgp}
+
+
+def compare_extras(sizes: list[int], rounds: int) -> None:
+    """Print median build times of the ToR cluster without and with the BGP extras, and ratios."""
+    print(f"{'topology':<34}{'side':>9}{'fresh s':>9}{'cpu s':>8}{'no-op s':>9}{'cpu s':>8}")
+    steps = ("fresh", "fresh cpu", "noop", "noop cpu")
+    with tempfile.TemporaryDirectory(prefix="calicc-bench-") as tmp:
+        for size in sizes:
+            plain = with_tors(cluster(size, "rr"))
+            texts = {"plain": plain, "extras": with_extras(plain)}
+            times: dict[str, dict[str, list[float]]] = {}
+            for side, data in texts.items():
+                work = Path(tmp) / f"{size}-{side}"
+                work.mkdir()
+                (work / "cluster.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+                times[side] = {step: [] for step in steps}
+            for _ in range(rounds):
+                for side in texts:
+                    work = Path(tmp) / f"{size}-{side}"
+                    fresh = fresh_build([CALICC], work, None)
+                    noop = timed([CALICC, "build", "cluster.yaml"], work, None)
+                    for step, value in zip(steps, (*fresh, *noop), strict=True):
+                        times[side][step].append(value)
+            label = f"{size} rr + ToRs, 50 filters/20 comm."
+            medians = {s: {k: statistics.median(v) for k, v in t.items()} for s, t in times.items()}
+            for side in texts:
+                m = medians[side]
+                print(
+                    f"{label:<34}{side:>9}{m['fresh']:>9.2f}{m['fresh cpu']:>8.2f}"
+                    f"{m['noop']:>9.3f}{m['noop cpu']:>8.3f}"
+                )
+            r = {k: medians["extras"][k] / medians["plain"][k] for k in steps}
+            print(
+                f"{label:<34}{'ratio':>9}{r['fresh']:>9.2f}{r['fresh cpu']:>8.2f}"
+                f"{r['noop']:>9.2f}{r['noop cpu']:>8.2f}   (aim: fresh at most 1.20)"
+            )
 
 
 def run(
@@ -280,7 +382,15 @@ def main() -> None:
     parser.add_argument("--kinds", default="rr,vxlan,mesh")
     parser.add_argument("--baseline", help="a git revision to compare with, side by side")
     parser.add_argument("--rounds", type=int, default=5, help="builds of each side (--baseline)")
+    parser.add_argument(
+        "--bgp-extras",
+        action="store_true",
+        help="compare a cluster with 50 BGP filters and 20 communities with the same without",
+    )
     options = parser.parse_args()
+    if options.bgp_extras:
+        compare_extras([int(s) for s in options.sizes.split(",")], options.rounds)
+        return
     if options.baseline:
         sizes = [int(s) for s in options.sizes.split(",")]
         compare(options.baseline, sizes, options.kinds.split(","), options.rounds)

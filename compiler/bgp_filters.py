@@ -13,15 +13,30 @@ from __future__ import annotations
 
 from ipaddress import IPv4Network, IPv6Network
 
-from calicc.compiler.model.bgp_filters import BgpFilter
 from calicc.compiler.model.spec import Bgp, BgpPeer, ClusterSpec
+
+
+class _Memo:
+    """Answers computed once per cluster spec (held by identity: the spec is immutable)."""
+
+    spec: ClusterSpec | None = None
+    communities: dict[int, bool]
+    filters: dict[tuple[tuple[str, ...], int], tuple[tuple[str, ...], tuple[str, ...]]]
+
+    @classmethod
+    def of(cls, spec: ClusterSpec) -> type[_Memo]:
+        if cls.spec is not spec:
+            cls.spec, cls.communities, cls.filters = spec, {}, {}
+        return cls
 
 
 def has_communities(spec: ClusterSpec, version: int) -> bool:
     """Return whether exported routes of IP `version` may get communities on this cluster."""
-    return any(a.cidr.version == version for a in spec.bgp.prefix_advertisements) or any(
-        p.communities and p.cidr.version == version for p in spec.pools
-    )
+    memo = _Memo.of(spec)
+    found = memo.communities.get(version)
+    if found is None:
+        found = memo.communities[version] = bool(advertisements(spec, version))
+    return found
 
 
 def advertisements(
@@ -33,22 +48,28 @@ def advertisements(
     return tuple((c, refs) for c, refs in (*pools, *adverts) if c.version == version)
 
 
-def _rules(flt: BgpFilter, direction: str, version: int) -> bool:
-    return bool(getattr(flt, f"{direction}_v{version}"))
-
-
 def session_filters(
-    bgp: Bgp, peer: BgpPeer, version: int
+    spec: ClusterSpec, peer: BgpPeer, version: int
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Return the names of the filters a session with `peer` runs: (on import, on export).
 
     Only filters with rules for the session's family and direction are named.
     """
-    if not peer.filters and not bgp.global_filters:
+    if not peer.filters and not spec.bgp.global_filters:
         return (), ()
+    memo = _Memo.of(spec)
+    key = (peer.filters, version)
+    found = memo.filters.get(key)
+    if found is None:
+        found = memo.filters[key] = _session_filters(spec.bgp, peer.filters, version)
+    return found
+
+
+def _session_filters(
+    bgp: Bgp, own: tuple[str, ...], version: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     by_name = {f.name: f for f in bgp.filters}
-    names = [n for n in dict.fromkeys((*peer.filters, *bgp.global_filters)) if n in by_name]
-    return (
-        tuple(n for n in names if _rules(by_name[n], "import", version)),
-        tuple(n for n in names if _rules(by_name[n], "export", version)),
-    )
+    names = [n for n in dict.fromkeys((*own, *bgp.global_filters)) if n in by_name]
+    imports = tuple(n for n in names if getattr(by_name[n], f"import_v{version}"))
+    exports = tuple(n for n in names if getattr(by_name[n], f"export_v{version}"))
+    return imports, exports

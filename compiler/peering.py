@@ -137,7 +137,7 @@ def _external(spec: ClusterSpec, me: Node, peer: BgpPeer) -> Session:
     role = Role.GLOBAL if peer.node_selector is None else Role.NODE
     prefix = "Global" if role == Role.GLOBAL else "Node"
     self_hop, keep_hop = next_hop(peer, node_as(spec, me))
-    filters = session_filters(spec.bgp, peer, peer.peer_ip.version)
+    filters = session_filters(spec, peer, peer.peer_ip.version)
     return Session(
         name=f"{prefix}_{_ip_name(peer.peer_ip, peer.port)}",
         role=role,

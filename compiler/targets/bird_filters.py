@@ -152,7 +152,7 @@ def _cluster_texts(cluster: ClusterPlan, version: int) -> tuple[dict[str, str], 
 
 def _guard(suffix: str, own_within: str, node_subnets: str) -> str:
     return (
-        "\n# Imports through BGP filters: calicc's guards first, whatever a filter accepts.\n"
+        "\n\n# Imports through BGP filters: calicc's guards first, whatever a filter accepts.\n"
         f"function calicc_import_guard{suffix}()\n{{\n"
         f"  if net ~ {own_within} then reject;\n"
         f"  if net ~ {node_subnets} then reject;\n}}"
@@ -168,16 +168,23 @@ def family_functions(
 ) -> str:
     """Return the functions a node's sessions of one family call ("" when they call none)."""
     sessions = tuple(sessions)
-    used = sorted({n for s in sessions for n in (*s.import_filters, *s.export_filters)})
+    used = tuple(sorted({n for s in sessions for n in (*s.import_filters, *s.export_filters)}))
     communities = any(s.communities for s in sessions)
     if not used and not communities:
         return ""
-    functions, communities_text = _cluster_texts(cluster, version)
-    parts = [communities_text] if communities else []
+    text = _shared_text(cluster, version, used, communities)
     if any(s.import_filters for s in sessions):
-        parts.append(_guard("" if version == 4 else "_v6", own_within, node_subnets))  # noqa: PLR2004
-    parts += [functions[name] for name in used]
-    return "\n".join(parts) + "\n"
+        text += _guard("" if version == 4 else "_v6", own_within, node_subnets)  # noqa: PLR2004
+    return text + "\n"
+
+
+@lru_cache(maxsize=256)
+def _shared_text(
+    cluster: ClusterPlan, version: int, used: tuple[str, ...], communities: bool
+) -> str:
+    """Return the communities function and the `used` filters' functions (equal nodes share it)."""
+    functions, communities_text = _cluster_texts(cluster, version)
+    return "\n".join(([communities_text] if communities else []) + [functions[n] for n in used])
 
 
 def import_statement(session: Session, suffix: str) -> str | None:
