@@ -11,6 +11,7 @@ from pathlib import Path
 
 from calicc.compiler.plan import ClusterPlan
 from calicc.contract.names import BIRD_CONFIG, TUNNEL_DEVICE
+from calicc.contract.services import SERVICE_INCLUDES
 from calicc.lab.bird import BirdDaemon, start_bird, stop_bird
 from calicc.lab.gobgp import GobgpDaemon, Neighbor, gobgp_config, start_gobgpd, stop_gobgpd
 from calicc.lab.netns import ns_run
@@ -69,7 +70,12 @@ def start_node_birds(
             continue
         conf = root / "nodes" / node.name / BIRD_CONFIG
         conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text(files[f"nodes/{node.name}/{BIRD_CONFIG}"], encoding="utf-8")
+        text = files[f"nodes/{node.name}/{BIRD_CONFIG}"]
+        conf.write_text(text, encoding="utf-8")
+        for rel in SERVICE_INCLUDES.values():  # the agent's Local Service routes: none here
+            if f'include "{rel}";' in text:
+                (conf.parent / rel).parent.mkdir(exist_ok=True)
+                (conf.parent / rel).write_text("", encoding="utf-8")
         host = topo.node(node.name)
         daemons.birds[node.name] = start_bird(host.ns, conf, root / "run", node.name)
 
