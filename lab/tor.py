@@ -3,9 +3,11 @@
 It runs where the cluster file puts it (the router namespace when its address is the router's
 own address in a subnet), learns every pool prefix of its family from its rack, advertises them
 to its other neighbors and installs them in its kernel, so unencapsulated pod traffic crosses
-subnets. A ToR at an IPv6 address speaks IPv6 sessions carrying the IPv6 pools (a cluster's
-IPv6 routes travel over IPv6 sessions, docs/ipv6.md); its 32-bit router id is derived from
-its address. A ToR with both families is two speakers, one per peer_ip, each its own BIRD.
+subnets. It learns the service CIDRs too, and the Local Services' /32s inside them
+(compiler/bgp_services.py). A ToR at an IPv6 address speaks IPv6 sessions carrying the IPv6
+pools (a cluster's IPv6 routes travel over IPv6 sessions, docs/ipv6.md); its 32-bit router
+id is derived from its address. A ToR with both families is two speakers, one per peer_ip,
+each its own BIRD.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from ipaddress import IPv4Address, IPv6Address
 
+from calicc.compiler.bgp_services import service_entries
 from calicc.compiler.plan import ClusterPlan
 from calicc.contract.names import V4
 
@@ -47,6 +50,8 @@ def tor_config(plan: ClusterPlan, address: Address, as_number: int) -> str:
     pools = ", ".join(
         f"{p.cidr}+" for p in plan.pools if not p.disabled and p.cidr.version == address.version
     )
+    services = [n for n in service_entries(plan.spec.bgp) if n.version == address.version]
+    pools += "".join(f", {n}+" for n in services)  # service CIDRs and the /32s inside them
     lines = [
         f"# Lab ToR {address} (AS {as_number}) for cluster {plan.name}; written by calicc lab.",
         f"router id {tor_router_id(address)};",
