@@ -1,9 +1,11 @@
-"""An in-process stub of the Kubernetes API for tests: namespaces and pods held in memory.
+"""An in-process stub of the Kubernetes API for tests: namespaces, pods, Services and
+EndpointSlices held in memory.
 
 `KubeApi` serves what calicc's agent and CNI plugin read (agent/kube_endpoints.py,
 agent/cni/kube.py) and what a watching client reads, over plain HTTP with a bearer token:
 
-- GET /api/v1/pods, /api/v1/namespaces, /api/v1/namespaces/NS/pods: lists whose
+- GET /api/v1/pods, /api/v1/namespaces, /api/v1/namespaces/NS/pods, /api/v1/services,
+  /apis/discovery.k8s.io/v1/endpointslices: lists whose
   `metadata.resourceVersion` is the store's version; `fieldSelector` (metadata.name,
   metadata.namespace, spec.nodeName, status.phase with =, == or !=) and `labelSelector`
   (k=v, k==v, k!=v, k, !k) filter them; any other field is a 400 Status, as the real API says;
@@ -17,7 +19,8 @@ agent/cni/kube.py) and what a watching client reads, over plain HTTP with a bear
   `bookmark_interval` seconds and when the stream ends); `timeoutSeconds` ends the stream.
 
 One version counter serves every kind, as etcd's revision does: each mutator (`put_namespace`,
-`put_pod`, `label_pod`, `label_namespace`, `delete_pod`, `delete_namespace`) bumps it once and
+`put_pod`, `label_pod`, `label_namespace`, `delete_pod`, `delete_namespace`, `put_service`,
+`delete_service`, `put_endpoint_slice`, `delete_endpoint_slice`) bumps it once and
 wakes the watchers. `fail(code)` makes every request fail with that status and ends open
 watches (an outage); `fail(None)` ends it. `requests` logs every request's path and query.
 
