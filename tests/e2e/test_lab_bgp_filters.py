@@ -1,0 +1,194 @@
+"""Communities and BGP filters, proved by what the speakers learn (issue 15).
+
+One lab for the module: two nodes (a mesh) with real BIRD, and two external peers played by
+GoBGP: 10.31.0.100 in AS 65000 (eBGP) and 10.31.0.101 in the cluster's AS 64512 (iBGP, a plain
+neighbor). What GoBGP's RIB and the nodes' BIRD tables and kernels hold shows:
+- communities: the default pool's blocks carry bgp.prefix_advertisements' standard and large
+  communities, the extra pool's blocks their pool's `communities`, also over the mesh;
+- export filters: a global filter's Reject on a prefix-length range keeps the /28 out of the
+  peer's RIB while the /24 beside it arrives; a peer's own filter prepends the AS path and adds
+  a community; on the iBGP peer, a filter sets the local preference the peer sees;
+- import filters: a route GoBGP announces and the filter rejects is in neither the node's BIRD
+  table nor its kernel, while another of the pool, with the community the filter matches, is
+  in both and carries the local preference the filter set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from calicc.lab.bird import bird_rib, kernel_routes
+from calicc.lab.gobgp import rib_paths, wait_neighbors
+from calicc.lab.harness import BgpLab, bgp_lab
+from calicc.lab.netns import ns_run
+from calicc.lab.rib import RibPath, by_prefix
+from calicc.lab.wait import poll
+from tests.conftest import need_root, need_tool
+
+pytestmark = [pytest.mark.root, pytest.mark.tools]
+
+EBGP, IBGP = "10.31.0.100", "10.31.0.101"
+CLUSTER = f"""\
+name: bgpfilt
+network_cidr: 10.200.0.0/16
+block_size: 24
+ipip_mode: Never
+pools:
+  - {{name: extra, cidr: 10.201.0.0/16, block_size: 24, communities: ["65001:7", "65001:8:9"]}}
+bgp:
+  as_number: 64512
+  node_to_node_mesh: true
+  fast_timers: true
+  communities:
+    - {{name: gold, value: "65000:100"}}
+    - {{name: big, value: "65000:1:2"}}
+  prefix_advertisements:
+    - {{cidr: 10.200.0.0/16, communities: [gold, big]}}
+  filters:
+    - name: short-only
+      export_v4:
+        - {{action: Reject, cidr: 10.211.0.0/16, match_operator: In, prefix_length: {{min: 25}}}}
+    - name: edge
+      export_v4:
+        - action: Accept
+          cidr: 10.210.0.0/16
+          match_operator: Equal
+          operations:
+            - {{prepend_as_path: {{prefix: [64512, 64512]}}}}
+            - {{add_community: {{value: "65000:999"}}}}
+      import_v4:
+        - {{action: Reject, cidr: 10.200.250.0/24, match_operator: Equal}}
+        - action: Accept
+          cidr: 10.200.251.0/24
+          match_operator: Equal
+          communities: {{values: ["65000:7"]}}
+          operations: [{{set_local_preference: {{value: 250}}}}]
+    - name: prefer
+      export_v4:
+        - action: Accept
+          cidr: 10.200.0.0/16
+          match_operator: In
+          operations: [{{set_local_preference: {{value: 300}}}}]
+  global_filters: [short-only]
+  peers:
+    - peer_ip: {EBGP}
+      as_number: 65000
+      export: [10.210.0.0/16, 10.211.0.0/24, 10.211.1.0/28]
+      filters: [edge]
+    - {{peer_ip: {IBGP}, as_number: 64512, filters: [prefer]}}
+nodes:
+  - {{name: node-1, address: 10.31.0.11/24, max_pods: 250}}
+  - {{name: node-2, address: 10.31.0.12/24, max_pods: 250}}
+"""
+REJECTED, PREFERRED, PLAIN = "10.200.250.0/24", "10.200.251.0/24", "10.200.252.0/24"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BgpLab]:
+    need_root()
+    need_tool("bird", "birdc", "gobgpd", "gobgp")
+    tmp = tmp_path_factory.mktemp("bgpfilt")
+    cluster = tmp / "cluster.yaml"
+    cluster.write_text(CLUSTER, encoding="utf-8")
+    with bgp_lab(cluster, tmp / "lab", gobgp_peers=[EBGP, IBGP]) as running:
+        running.wait_sessions()
+        for speaker in running.topo.speakers:
+            assert sorted(wait_neighbors(speaker.ns)) == ["10.31.0.11", "10.31.0.12"]
+        yield running
+
+
+def _speaker(lab: BgpLab, address: str) -> str:
+    return next(s.ns for s in lab.topo.speakers if s.name == address)
+
+
+def _learned(ns: str, prefixes: set[str]) -> dict[str, list[RibPath]]:
+    def probe() -> dict[str, list[RibPath]] | None:
+        table = by_prefix(rib_paths(ns))
+        return table if prefixes <= set(table) else None
+
+    return poll(probe, 15, f"GoBGP in {ns} learns {sorted(prefixes)}")
+
+
+def _blocks(lab: BgpLab) -> dict[str, tuple[str, str]]:
+    """Return every node's block: (its pool, the node's address)."""
+    return {
+        str(b.cidr): (b.pool, str(n.address.ip))
+        for n in lab.plan.nodes
+        for b in n.blocks
+        if n.address is not None
+    }
+
+
+def test_communities_reach_the_ebgp_peer(lab: BgpLab) -> None:
+    blocks = _blocks(lab)
+    assert {pool for pool, _ in blocks.values()} == {"default-ipv4-ippool", "extra"}
+    table = _learned(_speaker(lab, EBGP), set(blocks))
+    for prefix, (pool, owner) in blocks.items():
+        (path,) = table[prefix]
+        assert path.next_hop == owner
+        assert path.as_path == (64512,)
+        if pool == "extra":
+            assert (path.communities, path.large_communities) == (("65001:7",), ("65001:8:9",))
+        else:
+            assert (path.communities, path.large_communities) == (("65000:100",), ("65000:1:2",))
+
+
+def test_communities_travel_the_mesh(lab: BgpLab) -> None:
+    blocks = {p for p, (pool, owner) in _blocks(lab).items() if owner == "10.31.0.11"}
+    sock = lab.daemons.birds["node-2"].sock
+
+    def probe() -> dict[str, RibPath] | None:
+        found = {p.prefix: p for p in bird_rib(sock) if p.prefix in blocks}
+        return found if set(found) == blocks else None
+
+    for prefix, path in poll(probe, 15, "node-2 learns node-1's blocks").items():
+        assert path.communities in (("65000:100",), ("65001:7",)), (prefix, path)
+
+
+def test_export_filters_reject_by_length_and_prepend(lab: BgpLab) -> None:
+    ns = _speaker(lab, EBGP)
+    table = _learned(ns, {"10.210.0.0/16", "10.211.0.0/24"})
+    assert "10.211.1.0/28" not in table  # the global filter: /25 and longer inside 10.211/16
+    for path in table["10.210.0.0/16"]:
+        assert path.as_path == (64512, 64512, 64512)
+        assert path.communities == ("65000:999",)
+    assert {p.as_path for p in table["10.211.0.0/24"]} == {(64512,)}
+    assert len(table["10.210.0.0/16"]) == 2  # one path from each node
+
+
+def test_export_filter_sets_local_preference_on_ibgp(lab: BgpLab) -> None:
+    blocks = {p for p, (pool, _) in _blocks(lab).items() if pool == "default-ipv4-ippool"}
+    table = _learned(_speaker(lab, IBGP), blocks)
+    assert {p.local_pref for prefix in blocks for p in table[prefix]} == {300}
+
+
+def _announce(ns: str, prefix: str, *attributes: str) -> None:
+    args = ["gobgp", "-u", "127.0.0.1", "-p", "50051", "global", "rib", "add", prefix]
+    ns_run(ns, [*args, *attributes])
+
+
+def test_import_filters_keep_out_and_set_preference(lab: BgpLab) -> None:
+    ns = _speaker(lab, EBGP)
+    _announce(ns, REJECTED, "community", "65000:7")
+    _announce(ns, PREFERRED, "community", "65000:7")
+    _announce(ns, PLAIN)
+    sock = lab.daemons.birds["node-1"].sock
+
+    def probe() -> dict[str, RibPath] | None:
+        found = {p.prefix: p for p in bird_rib(sock) if p.next_hop == EBGP}
+        return found if {PREFERRED, PLAIN} <= set(found) else None
+
+    table = poll(probe, 15, "node-1's BIRD learns the announced routes")
+    assert REJECTED not in table
+    assert table[PREFERRED].local_pref == 250
+    assert table[PREFERRED].communities == ("65000:7",)
+    assert table[PLAIN].local_pref == 100  # calicc's default import: BIRD's default
+    node = next(h.ns for h in lab.topo.nodes if h.name == "node-1")
+
+    def kernel() -> set[str] | None:
+        dsts = {str(r.get("dst")) for r in kernel_routes(node)}
+        return dsts if {PREFERRED, PLAIN} <= dsts else None
+
+    assert REJECTED not in poll(kernel, 15, "node-1's kernel gets the imported routes")
