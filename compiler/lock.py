@@ -45,6 +45,29 @@ HEADER = (
 Network = IPv4Network | IPv6Network
 
 
+@dataclass(frozen=True)
+class Adopted:
+    """An address a running pod already holds (adopted from Calico's IPAM by `calicc import`).
+
+    The node's CNI IPAM seeds its store with it once, under the handle calicc's DEL of that
+    container computes, so it is never handed to another pod until that DEL or a GC frees it.
+    `pod` is `namespace/name` when the import knew it.
+    """
+
+    address: IPv4Address | IPv6Address
+    container_id: str
+    ifname: str = "eth0"
+    pod: str | None = None
+
+    def as_data(self) -> dict[str, str]:
+        """Return the lock's entry (yaml.dump sorts its keys)."""
+        data = {"address": str(self.address), "container_id": self.container_id}
+        data["ifname"] = self.ifname
+        if self.pod is not None:
+            data["pod"] = self.pod
+        return data
+
+
 def net_key(net: Network) -> tuple[int, Network]:
     """Sort key of networks of both families (IPv4 first; Python cannot compare across them)."""
     return net.version, net
@@ -59,6 +82,7 @@ class NodeAllocation:
     vtep_mac: str | None = None
     tunnel_address_v6: IPv6Address | None = None  # VXLAN over IPv6 (vxlan-v6.calico)
     vtep_mac_v6: str | None = None
+    adopted: tuple[Adopted, ...] = ()  # running pods' addresses, sorted (IPv4 first)
 
     def all_blocks(self) -> tuple[Network, ...]:
         """Return every block of the node, sorted (IPv4 first)."""
@@ -95,6 +119,8 @@ class Lock:
                 }
             }
             entry.update((key, str(value)) for key, value in _extras(alloc) if value is not None)
+            if alloc.adopted:
+                entry["adopted"] = [a.as_data() for a in alloc.adopted]
             data["nodes"][name] = entry
         return data
 
@@ -128,7 +154,7 @@ def _extras(alloc: NodeAllocation) -> tuple[tuple[str, object], ...]:
 
 def _node_lines(name: str, alloc: NodeAllocation) -> list[str] | None:
     key = yaml_scalar(name)
-    if key is None:
+    if key is None or alloc.adopted:  # adopted entries: yaml.dump writes the lock
         return None
     lines = [f"  {key}:\n", "    blocks:\n" if alloc.blocks else "    blocks: {}\n"]
     for pool in sorted(alloc.blocks):
@@ -266,7 +292,8 @@ def allocate(spec: ClusterSpec, pools: tuple[PoolPlan, ...], old: Lock) -> Lock:
     """Return the lock for `spec`, keeping every still-valid allocation of `old`."""
     nodes = sorted(spec.nodes, key=lambda n: n.name)
     names = frozenset(p.name for p in pools)
-    reserved = Reserved(r.cidr for r in spec.reservations)
+    nets = tuple(r.cidr for r in spec.reservations)
+    reserved = Reserved(nets)
     kept = {
         (node.name, pool.name): _kept(pool, old.nodes.get(node.name), names)
         for node in nodes
@@ -280,9 +307,12 @@ def allocate(spec: ClusterSpec, pools: tuple[PoolPlan, ...], old: Lock) -> Lock:
     }
     result: dict[str, NodeAllocation] = {}
     for node in nodes:
-        result[node.name] = _allocate_node(
-            node, pools, kept, allocators, old.nodes.get(node.name), reserved=reserved
-        )
+        mine = old.nodes.get(node.name)
+        if mine is not None and mine.adopted:  # a new tunnel address skips pods' addresses
+            taken = Reserved((*nets, *(ip_network(a.address) for a in mine.adopted)))
+            result[node.name] = _allocate_node(node, pools, kept, allocators, mine, reserved=taken)
+            continue
+        result[node.name] = _allocate_node(node, pools, kept, allocators, mine, reserved=reserved)
     return Lock(nodes=result)
 
 
@@ -333,7 +363,18 @@ def _allocate_node(
         vtep_mac=_mac(v4, old.vtep_mac if old else None, node.name),
         tunnel_address_v6=tunnel_v6 if isinstance(tunnel_v6, IPv6Address) else None,
         vtep_mac_v6=_mac(v6, old.vtep_mac_v6 if old else None, f"{node.name}-v6"),
+        adopted=_adopted(old, blocks),
     )
+
+
+def _adopted(
+    old: NodeAllocation | None, blocks: dict[str, tuple[Network, ...]]
+) -> tuple[Adopted, ...]:
+    """Return the node's adopted addresses its blocks still hold (a reallocated block's go)."""
+    if old is None or not old.adopted:
+        return ()
+    held = [b for bs in blocks.values() for b in bs]
+    return tuple(a for a in old.adopted if any(a.address in b for b in held))
 
 
 def _mac(pools: tuple[PoolPlan, ...], kept: str | None, seed: str) -> str | None:

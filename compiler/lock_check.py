@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 from calicc.compiler.errors import Problem
 from calicc.compiler.lock import Lock, Network, NodeAllocation, net_key
+from calicc.compiler.lock_adopted_check import adopted_problems
 from calicc.compiler.lock_read import LockFile
 from calicc.compiler.model.spec import ClusterSpec, Node
 from calicc.compiler.pools import PoolPlan, node_pools
@@ -111,7 +112,8 @@ def vtep_macs(lf: LockFile, names: set[str]) -> list[Problem]:
 def check_lock(lf: LockFile, spec: ClusterSpec) -> list[Problem]:
     """Return every inconsistency of the lock among the nodes the cluster still has."""
     names = {node.name for node in spec.nodes}
-    return [*shared_blocks(lf, names), *tunnel_addresses(lf, names), *vtep_macs(lf, names)]
+    checks = (shared_blocks(lf, names), tunnel_addresses(lf, names), vtep_macs(lf, names))
+    return [*(p for found in checks for p in found), *adopted_problems(lf, spec)]
 
 
 def _why(block: Network, pool_name: str, node: Node, pools: tuple[PoolPlan, ...]) -> str:
@@ -187,4 +189,5 @@ def _facts(alloc: NodeAllocation) -> tuple[object, ...]:
         alloc.vtep_mac,
         alloc.tunnel_address_v6,
         alloc.vtep_mac_v6,
+        alloc.adopted,
     )

@@ -16,11 +16,12 @@ from typing import Any
 from calicc.compiler.errors import Problem
 from calicc.compiler.load import Source
 from calicc.compiler.lock import LOCK_VERSION, Lock, Network, NodeAllocation
+from calicc.compiler.lock_adopted import shape_adopted
 from calicc.contract.text import cut
 
 Loc = tuple[str | int, ...]
 TOP_KEYS = ("nodes", "version")
-NODE_KEYS = ("blocks", "tunnel_address", "tunnel_address_v6", "vtep_mac", "vtep_mac_v6")
+NODE_KEYS = ("adopted", "blocks", "tunnel_address", "tunnel_address_v6", "vtep_mac", "vtep_mac_v6")
 MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 GIT = "restore the file from git"
 RESTORE = f"{GIT}, or fix this entry"
@@ -108,12 +109,15 @@ class _Shape:
         tunnel_v6 = self.address_v6((*loc, "tunnel_address_v6"), mine.get("tunnel_address_v6"))
         mac = self.mac((*loc, "vtep_mac"), mine.get("vtep_mac"))
         mac_v6 = self.mac((*loc, "vtep_mac_v6"), mine.get("vtep_mac_v6"))
+        adopted = mine.get("adopted", [])
+        found = shape_adopted((*loc, "adopted"), adopted, self.fail)
         return NodeAllocation(
             blocks=blocks,
             tunnel_address=tunnel,
             vtep_mac=mac,
             tunnel_address_v6=tunnel_v6,
             vtep_mac_v6=mac_v6,
+            adopted=found,
         )
 
     def blocks(self, loc: Loc, value: Any) -> tuple[Network, ...]:

@@ -14,7 +14,7 @@ from ipaddress import (
 )
 from typing import TYPE_CHECKING
 
-from calicc.compiler.lock import Lock, allocate
+from calicc.compiler.lock import Adopted, Lock, allocate
 from calicc.compiler.model.spec import BirdSnippets, ClusterSpec, Node
 from calicc.compiler.peering import (
     Peer,
@@ -96,6 +96,7 @@ class NodePlan:
     tunnel_address_v6: IPv6Address | None = field(default=None, repr=False)
     vtep_mac_v6: str | None = field(default=None, repr=False)
     sessions_v6: tuple[Session, ...] = field(default=(), repr=False)
+    adopted: tuple[Adopted, ...] = field(default=(), repr=False)  # in render keys when set
 
     @property
     def subnet(self) -> IPv4Network:
@@ -210,6 +211,7 @@ def _node_plan(
         tunnel_address_v6=alloc.tunnel_address_v6,
         vtep_mac_v6=alloc.vtep_mac_v6,
         sessions_v6=sessions_for(spec, pools, node, reflectors, peers[6], version=6),
+        adopted=alloc.adopted,
     )
 
 

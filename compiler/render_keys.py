@@ -80,5 +80,5 @@ def spec_part(cluster: ClusterPlan) -> str:
 
 def render_key(cluster: ClusterPlan, node: NodePlan) -> str:
     """Return the key of `node`'s files: equal keys, equal files."""
-    own = repr(node) + node.family_key()
+    own = repr(node) + node.family_key() + (repr(node.adopted) if node.adopted else "")
     return "sha256:" + hashlib.sha256(shared_key(cluster) + own.encode()).hexdigest()

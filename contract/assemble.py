@@ -174,4 +174,5 @@ def assemble(
         sysctls=node.sysctls,
         bird=node.bird,
         files={**index.files, **node.files},
+        adopted=node.adopted,
     )

@@ -39,6 +39,7 @@ from pydantic import (
     model_validator,
 )
 
+from calicc.contract.adopted import AdoptedFacts
 from calicc.contract.fields import EnvVarName, NodePath
 from calicc.contract.host import ClusterHost, NodeHost
 from calicc.contract.names import (
@@ -340,6 +341,26 @@ class FileEntry(Strict):
         return {key: value for key, value in data.items() if value is not None}
 
 
+class AdoptedPod(Sparse):
+    """An address a running pod holds (calicc import): IPAM seeds it once (contract/adopted.py)."""
+
+    SPARSE: ClassVar[tuple[str, ...]] = ("namespace", "pod")
+
+    address: IPAddress
+    handle: str = Field(description="<network>.<containerID>: what DEL of the container releases")
+    container_id: str
+    ifname: str = "eth0"
+    namespace: str | None = None
+    pod: str | None = None
+
+    @model_validator(mode="after")
+    def _by_the_rules(self) -> AdoptedPod:
+        why = AdoptedFacts(**self.model_dump()).problem()
+        if why is not None:
+            raise ValueError(why)
+        return self
+
+
 class ClusterSettings(Sparse):
     """cluster/cluster.json: the cluster's settings every node's files were built from.
 
@@ -391,7 +412,7 @@ class NodeFile(Sparse):
     `pools` names the pools that serve the node.
     """
 
-    SPARSE: ClassVar[tuple[str, ...]] = ("tunnel_address_v6", "vtep_mac_v6")
+    SPARSE: ClassVar[tuple[str, ...]] = ("tunnel_address_v6", "vtep_mac_v6", "adopted")
 
     bundle_version: int = BUNDLE_VERSION
     calicc_version: str
@@ -417,6 +438,9 @@ class NodeFile(Sparse):
     )
     bird: BirdSection
     files: dict[str, FileEntry] = Field(default_factory=dict)
+    adopted: tuple[AdoptedPod, ...] | None = Field(
+        None, description="running pods' addresses IPAM seeds its store with once (import)"
+    )
 
 
 class NodeManifest(Sparse):
@@ -431,7 +455,7 @@ class NodeManifest(Sparse):
     node: NodeIdentity
     link_mtu: int
     pod_mtu: int
-    SPARSE: ClassVar[tuple[str, ...]] = ("tunnel_address_v6", "reservations")
+    SPARSE: ClassVar[tuple[str, ...]] = ("tunnel_address_v6", "reservations", "adopted")
 
     pools: tuple[PoolEntry, ...]
     blocks: tuple[BlockEntry, ...]
@@ -454,3 +478,4 @@ class NodeManifest(Sparse):
     )
     bird: BirdSection
     files: dict[str, FileEntry] = Field(default_factory=dict)
+    adopted: tuple[AdoptedPod, ...] | None = None

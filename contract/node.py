@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any, Protocol
 
+from calicc.contract.adopted import AdoptedEntry, AdoptedFacts, adopted_fact
 from calicc.contract.endpoint import BindingFacts, IpsetFacts
 from calicc.contract.names import (
     BUNDLE_VERSION,
@@ -123,6 +124,10 @@ class NodeFacts(Protocol):
         """The node's IPv6 tunnel address (vxlan-v6.calico), never handed to a pod."""
 
     @property
+    def adopted(self) -> Sequence[AdoptedEntry] | None:
+        """Running pods' addresses IPAM seeds its store with once (calicc import), None: none."""
+
+    @property
     def ipsets(self) -> Sequence[IpsetFacts]:
         """The node's ipsets (the runtime ones carry a selector)."""
 
@@ -191,6 +196,7 @@ class CniNode:
     tunnel_address_v6: IPv6Address | None
     ipsets: tuple[CniIpset, ...]
     policies: tuple[CniBinding, ...]
+    adopted: tuple[AdoptedFacts, ...] | None = None
 
 
 class _Fields:
@@ -407,7 +413,22 @@ def node_facts(data: object, settings: object, policy: object) -> CniNode:
         tunnel_address_v6=_address_v6(top, "tunnel_address_v6"),
         ipsets=ipsets,
         policies=policies,
+        adopted=_adopted(top),
     )
+
+
+def _adopted(top: _Fields) -> tuple[AdoptedFacts, ...] | None:
+    """Return node.json's adopted pod addresses (None when it has none)."""
+    values = top.get("adopted", (list, type(None)), None)
+    if values is None:
+        return None
+    found = []
+    for i, value in enumerate(values):
+        try:
+            found.append(adopted_fact(value))
+        except ValueError as exc:
+            raise NodeFileError(f"adopted[{i}]: {exc}") from None
+    return tuple(found)
 
 
 def _decode(rel: str, raw: bytes) -> object:

@@ -17,3 +17,6 @@ INTERFACE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}")
 ENV_VAR = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 NODE_PATH = re.compile(r"(/[A-Za-z0-9_.@+-]+)+")
 ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # every control character, tab included
+# What a runtime may pass as CNI_CONTAINERID (libcni's utils.ValidateContainerID), and its length.
+CONTAINER_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
+CONTAINER_ID_MAX = 256

@@ -27,6 +27,13 @@ Rules (documented in agent/cni/README.md):
   family), so a released address is not reused at once (stale conntrack entries), like
   host-local. The IPv4 cursor is stored as `cursor`, the IPv6 one as `cursor_v6` (only once
   set: an IPv4-only node's state reads as before).
+* Adopted addresses (node.json `adopted`, from `calicc import`: addresses Calico's IPAM had
+  given to pods still running) are seeded into the store once, in the first locked step that
+  finds one not seeded yet, under the handle and attachment calicc's DEL and GC of that
+  container use, so ADD never hands them out, the old pod's DEL releases its address and GC
+  reclaims those of gone containers. The store records which were seeded (`adopted`: address
+  and handle, only once set), so a later apply of the same bundle never re-adds an address a
+  DEL released; one the store already holds for another handle is left to its holder.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from calicc.agent.cni.errors import IO_FAILURE, POOL_EXHAUSTED, CniError
+from calicc.contract.adopted import AdoptedEntry, pod_attrs
 from calicc.contract.names import V4
 
 STATE_FILE = "allocations.json"
@@ -51,6 +59,7 @@ LOCK_FILE = "lock"
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
 CURSOR_KEYS = {4: "cursor", 6: "cursor_v6"}
+SEEDED_KEY = "adopted"
 
 
 @lru_cache(maxsize=8192)
@@ -130,10 +139,16 @@ class Claim:
 class _State:
     allocations: dict[Address, Allocation]
     cursors: dict[int, Address | None]
+    seeded: frozenset[str] = frozenset()  # adopted entries seeded once: "address handle"
 
     def copy(self) -> _State:
         """Return a state whose dicts can change without changing this one's."""
-        return _State(dict(self.allocations), dict(self.cursors))
+        return _State(dict(self.allocations), dict(self.cursors), self.seeded)
+
+
+def seeded_key(entry: AdoptedEntry) -> str:
+    """Return how the store records that an adopted entry was seeded."""
+    return f"{entry.address} {entry.handle}"
 
 
 # The bytes this process last wrote to each state file and the state they hold: a read finding
@@ -152,12 +167,15 @@ class IpamStore:
         blocks: Iterable[Network],
         reserved: Iterable[Address] = (),
         reserved_networks: Iterable[Network] = (),
+        *,
+        adopted: Iterable[AdoptedEntry] = (),
     ) -> None:
         self.directory = directory
         self.node = node
         self.blocks = tuple(sorted(blocks, key=lambda b: (b.version, b)))
         self.reserved = frozenset(reserved)
         self.reserved_networks = tuple(reserved_networks)
+        self.adopted = {seeded_key(entry): entry for entry in adopted}
 
     @property
     def families(self) -> tuple[int, ...]:
@@ -311,9 +329,25 @@ class IpamStore:
             ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield self._read()
+            state = self._read()
+            if self.adopted and not self.adopted.keys() <= state.seeded:
+                self._seed(state)
+                self._write(state)
+            yield state
         finally:
             os.close(fd)
+
+    def _seed(self, state: _State) -> None:
+        """Add the adopted addresses not seeded before (one held already stays its holder's)."""
+        for key in sorted(self.adopted.keys() - state.seeded):
+            entry = self.adopted[key]
+            address = entry.address
+            if address in state.allocations or not any(address in b for b in self.blocks):
+                continue
+            state.allocations[address] = Allocation(
+                address, entry.handle, entry.container_id, entry.ifname, pod_attrs(entry)
+            )
+        state.seeded = state.seeded | self.adopted.keys()
 
     def _read(self) -> _State:
         path = self.directory / STATE_FILE
@@ -338,7 +372,7 @@ class IpamStore:
         for version, key in CURSOR_KEYS.items():
             cursor = data.get(key)
             cursors[version] = parse_address(cursor) if cursor else None
-        return _State(allocations, cursors)
+        return _State(allocations, cursors, frozenset(map(str, data.get(SEEDED_KEY, ()))))
 
     def _write(self, state: _State) -> None:
         cursor, cursor_v6 = state.cursors.get(4), state.cursors.get(6)
@@ -352,6 +386,8 @@ class IpamStore:
         }
         if cursor_v6 is not None:
             body[CURSOR_KEYS[6]] = str(cursor_v6)
+        if state.seeded:
+            body[SEEDED_KEY] = sorted(state.seeded)
         # compact: json's C encoder only serves calls without indent (5x faster at 200 pods)
         text = json.dumps(body, sort_keys=True, separators=(",", ":"))
         path = self.directory / STATE_FILE

@@ -14,7 +14,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from calicc.agent.cni.errors import INVALID_CONFIG, CniError
-from calicc.agent.cni.validate import CONTAINER_ID, CONTROL, ID_RULE, MAX_ID, MAX_PATH, shown
+from calicc.agent.cni.validate import CONTROL, ID_RULE, MAX_ID, MAX_PATH, shown
+from calicc.contract.patterns import CONTAINER_ID
 
 LOCATIONS = ("root", "state_dir", "bundle", "nodename")
 MAX_LABELS = 1024

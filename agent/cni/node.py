@@ -82,4 +82,6 @@ def ipam_store(state_dir: Path, manifest: NodeFacts, nodename: str = "") -> Ipam
     tunnels = (manifest.tunnel_address, manifest.tunnel_address_v6)
     reserved = [address for address in tunnels if address is not None]
     networks = manifest.reservations or ()
-    return IpamStore(state_dir / "ipam", manifest.node.name, blocks, reserved, networks)
+    adopted = manifest.adopted or ()
+    name = manifest.node.name
+    return IpamStore(state_dir / "ipam", name, blocks, reserved, networks, adopted=adopted)

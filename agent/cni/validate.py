@@ -30,15 +30,20 @@ from typing import Any
 from calicc.agent.cni.errors import DECODE_FAILURE, INVALID_ENV, CniError
 from calicc.agent.cni.thin import MAX_STDIN
 from calicc.contract.names import IFNAMSIZ
-from calicc.contract.patterns import ANY_CONTROL, DNS1123_LABEL, DNS1123_SUBDOMAIN
+from calicc.contract.patterns import (
+    ANY_CONTROL,
+    CONTAINER_ID,
+    CONTAINER_ID_MAX,
+    DNS1123_LABEL,
+    DNS1123_SUBDOMAIN,
+)
 
 NEEDS_CONTAINER = ("ADD", "DEL", "CHECK")
 MAX_SHOWN = 80
-MAX_ID = 256
+MAX_ID = CONTAINER_ID_MAX
 MAX_PATH = 4096
 MAX_CNI_ARGS = 4096
 MAX_DEPTH = 32
-CONTAINER_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
 ARG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CONTROL = ANY_CONTROL
 ID_RULE = "must match ^[a-zA-Z0-9][a-zA-Z0-9_.-]*$, at most 256 characters"

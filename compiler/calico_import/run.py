@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from calicc.compiler.calico_import import bgp, ippools, nodes, policies
+from calicc.compiler.calico_import.adopted import AdoptedPods, adopt_pods
 from calicc.compiler.calico_import.blocks import Blocks, Network, collect_blocks
 from calicc.compiler.calico_import.report import NOTE, UNMAPPED, WARNING, Note, report_markdown
 from calicc.compiler.calico_import.resources import POLICY_API, Resource, read_resources
@@ -146,7 +147,10 @@ def _tunnel_order(pools: list[ippools.ImportedPool]) -> tuple[str, ...]:
 
 
 def _lock(
-    held: Blocks, by_name: dict[str, nodes.ImportedNode], pools: list[ippools.ImportedPool]
+    held: Blocks,
+    by_name: dict[str, nodes.ImportedNode],
+    pools: list[ippools.ImportedPool],
+    adopted: AdoptedPods,
 ) -> Lock:
     vxlan = {p.cidr.version for p in pools if p.vxlan_mode != "Never" and not p.disabled}
     result = {}
@@ -162,6 +166,7 @@ def _lock(
             vtep_mac=node.tunnels.get("mac") if V4 in vxlan else None,
             tunnel_address_v6=v6 if isinstance(v6, IPv6Address) else None,
             vtep_mac_v6=node.tunnels.get("mac_v6") if V6 in vxlan else None,
+            adopted=tuple(adopted.by_node.get(name, ())),
         )
     return Lock(nodes=result)
 
@@ -190,11 +195,14 @@ def import_calico(paths: Sequence[Path], name: str = "calico") -> Imported:
     held = collect_blocks([r for k in IPAM_KINDS for r in kinds[k]], pools, labels)
     problems += held.problems
     notes += held.notes
+    pods = adopt_pods(kinds["IPAMBlock"], held, by_name, data.get("reservations", ()))
+    problems += pods.problems
+    notes += pods.notes
     if problems:
         raise SpecError(problems)
     policy_text, policy_count, policy_notes = policies.policy_file(kinds["K8sNetworkPolicy"])
     notes += policy_notes
-    files = {LOCK: _lock(held, by_name, pools).to_yaml()}
+    files = {LOCK: _lock(held, by_name, pools, pods).to_yaml()}
     if policy_text is not None:
         data["policies"] = [policies.POLICY_FILE]
         files[policies.POLICY_FILE] = policy_text
@@ -207,6 +215,7 @@ def import_calico(paths: Sequence[Path], name: str = "calico") -> Imported:
         f"{len(pools)} pools, {len(by_name)} nodes, {len(data['bgp'].get('peers', ()))} "
         f"external BGP peers, {policy_count} NetworkPolicies",
         f"{count} blocks kept on {len(held.held)} nodes (cluster.lock.yaml)",
+        f"{sum(map(len, pods.by_node.values()))} running pods' addresses adopted (its `adopted:`)",
         f"{sum(n.severity == UNMAPPED for n in notes)} not mapped, "
         f"{sum(n.severity == WARNING for n in notes)} warnings",
     )

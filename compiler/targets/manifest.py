@@ -15,12 +15,15 @@ from functools import lru_cache
 from calicc import __version__
 from calicc.compiler.bgp_services import service_ips
 from calicc.compiler.emit import digest, dump_json
+from calicc.compiler.lock import Adopted
 from calicc.compiler.plan import ClusterPlan, NodePlan
 from calicc.compiler.targets.cluster import node_blocks
+from calicc.compiler.targets.cni import NETWORK_NAME
 from calicc.compiler.targets.ip6tables import has_ipv6
 from calicc.compiler.targets.routes import blackholes, tunnel_links
 from calicc.compiler.targets.sysctl import sysctl_values
 from calicc.contract.manifest import (
+    AdoptedPod,
     BirdSection,
     BlockEntry,
     FileEntry,
@@ -78,6 +81,23 @@ def bird_section(node: NodePlan, services: ServiceIps | None = None) -> BirdSect
     )
 
 
+def adopted_pods(adopted: tuple[Adopted, ...]) -> tuple[AdoptedPod, ...] | None:
+    """Return node.json's `adopted`: the lock's entries under the handle DEL computes."""
+    if not adopted:
+        return None
+    return tuple(
+        AdoptedPod(
+            address=a.address,
+            handle=f"{NETWORK_NAME}.{a.container_id}",
+            container_id=a.container_id,
+            ifname=a.ifname,
+            namespace=a.pod.partition("/")[0] if a.pod else None,
+            pod=a.pod.partition("/")[2] if a.pod else None,
+        )
+        for a in adopted
+    )
+
+
 def build_manifest(
     cluster: ClusterPlan,
     node: NodePlan,
@@ -109,6 +129,7 @@ def build_manifest(
         sysctls=sysctl_values(tuple(link.name for link in links), has_ipv6(node)),
         bird=bird_section(node, service_ips(cluster.spec, node)),
         files={**file_entries(files), **cluster_files, **_shared_entries(tuple(sources.items()))},
+        adopted=adopted_pods(node.adopted),
     )
 
 
