@@ -18,6 +18,7 @@ from calicc.compiler.errors import Problem
 from calicc.compiler.load import Source
 from calicc.compiler.model.spec import ClusterSpec
 from calicc.compiler.pools import PoolPlan
+from calicc.contract.names import V4
 from calicc.contract.services import Network
 
 Entry = tuple[str, int, Network]  # (key under bgp, index, CIDR)
@@ -102,7 +103,37 @@ def check_service_families(
             )
 
 
+def _range_of(spec: ClusterSpec, version: int) -> tuple[str, Network | None]:
+    if version == V4:
+        return "service_cluster_ip_range", spec.service_cluster_ip_range
+    return "service_cluster_ip_range_v6", spec.service_cluster_ip_range_v6
+
+
+def check_service_range(
+    spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source
+) -> Iterator[Problem]:
+    """Cluster IP CIDRs overlap the Service range; external and LoadBalancer CIDRs do not."""
+    for key, i, net in _entries(spec):
+        name, served = _range_of(spec, net.version)
+        if served is None:
+            continue
+        cluster = key == "service_cluster_ips"
+        if cluster and not _overlap(net, served):
+            yield src.problem(
+                ("bgp", key, i),
+                f"{net} holds no cluster IP: Kubernetes hands them out of {name} ({served}); "
+                f"advertise that range (or the part of it in use)",
+            )
+        elif not cluster and _overlap(net, served):
+            yield src.problem(
+                ("bgp", key, i),
+                f"{net} overlaps {name} ({served}), the cluster IPs' range: external and "
+                "LoadBalancer addresses lie outside it (cluster IPs go in service_cluster_ips)",
+            )
+
+
 SERVICE_CHECKS = (
+    check_service_range,
     check_service_overlaps,
     check_service_vs_pools,
     check_service_vs_nodes,

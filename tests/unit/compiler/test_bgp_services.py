@@ -52,9 +52,22 @@ def one(tmp_path: Path, data: dict[str, Any]) -> str:
             "bgp.service_cluster_ips[1]: 10.96.0.0/12 repeats bgp.service_cluster_ips[0]",
         ),
         (
-            {"service_cluster_ips": ["10.96.0.0/12"], "service_external_ips": ["10.100.0.0/24"]},
-            "bgp.service_external_ips[0]: 10.100.0.0/24 overlaps 10.96.0.0/12, which "
-            "bgp.service_cluster_ips[0] holds",
+            {
+                "service_external_ips": ["192.0.2.0/24"],
+                "service_loadbalancer_ips": ["192.0.2.64/26"],
+            },
+            "bgp.service_loadbalancer_ips[0]: 192.0.2.64/26 overlaps 192.0.2.0/24, which "
+            "bgp.service_external_ips[0] holds",
+        ),
+        (
+            {"service_cluster_ips": ["10.200.0.0/16"]},
+            "bgp.service_cluster_ips[0]: 10.200.0.0/16 holds no cluster IP: Kubernetes hands "
+            "them out of service_cluster_ip_range (10.96.0.0/12)",
+        ),
+        (
+            {"service_loadbalancer_ips": ["10.100.0.0/24"]},
+            "bgp.service_loadbalancer_ips[0]: 10.100.0.0/24 overlaps service_cluster_ip_range "
+            "(10.96.0.0/12), the cluster IPs' range",
         ),
         (
             {"service_loadbalancer_ips": ["10.244.8.0/24"]},
