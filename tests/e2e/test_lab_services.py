@@ -9,12 +9,17 @@ service CIDRs of cluster.yaml's bgp.service_*. Then:
 - with the stub Kubernetes API (tests/support/kubeapi.py) in the router namespace, a Service of
   externalTrafficPolicy Local whose EndpointSlice puts its endpoint on node-1 is learned as /32s
   (cluster, external and LoadBalancer IPs) from node-1 only; after the endpoint moves to
-  node-2 (and each node's agent reconciles, `calicc apply --kubeconfig`), from node-2 only.
+  node-2 (and each node's agent reconciles, `calicc apply --kubeconfig`), from node-2 only;
+- with `calicc agent` running on both nodes (interval 30 s: only the API watch can wake it in
+  time), the endpoint moving back to node-1 moves the /32s back within seconds.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -92,6 +97,19 @@ class Lab:
         argv = [calicc_exe(), *job.argv(), "--kubeconfig", str(self.kubeconfig)]
         done = ns_run(job.ns, argv, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
+
+    def agent(self, node: str) -> subprocess.Popen[str]:
+        """Start `calicc agent` for `node` in its namespace (30 s interval, the API watched)."""
+        bundle = self.root / "rendered" / "nodes" / node
+        args = ["agent", "--bundle", str(bundle), "--root", str(node_root(self.root, node))]
+        args += ["--interval", "30", "--kubeconfig", str(self.kubeconfig), "--no-cni-socket"]
+        args += ["--allow-tunnel-standin"] if self.state.tunnel == "ifb" else []
+        return subprocess.Popen(
+            ["ip", "netns", "exec", self.topo.node(node).ns, calicc_exe(), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +207,36 @@ def test_local_service_host_routes_follow_its_endpoint(lab: Lab) -> None:
         wait_learned(lambda: rib_paths(lab.gobgp_ns), HOSTS, two, "GoBGP: /32s from node-2")
         for node in NODES:
             assert service_routes(lab.topo.node(node).ns) == [], f"{node}'s kernel holds one"
+
+
+def test_running_agents_move_the_host_routes_on_an_api_event(lab: Lab) -> None:
+    with KubeApi() as api:
+        api.start(netns=lab.topo.router_ns, host=TOR, port=6443)
+        api.kubeconfig(lab.kubeconfig)
+        api.put_service(
+            "shop",
+            "web",
+            cluster_ips=["10.96.0.10"],
+            external_ips=["198.18.10.10"],
+            ingress_ips=["198.18.20.10"],
+            kind="LoadBalancer",
+            traffic_policy="Local",
+        )
+        api.put_endpoint_slice("shop", "web-1", "web", [("10.244.0.70", "node-2", True)])
+        agents = {node: lab.agent(node) for node in NODES}
+        try:
+            two, one = {NODES["node-2"]}, {NODES["node-1"]}
+            wait_learned(lambda: bird_rib(lab.tor_sock), HOSTS, two, "ToR: from node-2")
+            start = time.monotonic()
+            api.put_endpoint_slice("shop", "web-1", "web", [("10.244.0.5", "node-1", True)])
+            wait_learned(lambda: bird_rib(lab.tor_sock), HOSTS, one, "ToR: moved to node-1")
+            took = time.monotonic() - start
+            print(f"endpoint moved: the ToR learns the /32s from the new node in {took:.2f} s")
+            assert took < 10  # the agents' interval is 30 s: the watch woke them
+            wait_learned(lambda: rib_paths(lab.gobgp_ns), HOSTS, one, "GoBGP: from node-1")
+        finally:
+            for proc in agents.values():
+                proc.send_signal(signal.SIGTERM)
+            logs = {node: proc.communicate(timeout=20)[0] for node, proc in agents.items()}
+        for node, proc in agents.items():
+            assert proc.returncode == 0, logs[node]
