@@ -1,10 +1,13 @@
 """Communities and BGP filters, proved by what the speakers learn (issue 15).
 
-One lab for the module: two nodes (a mesh) with real BIRD, and two external peers played by
-GoBGP: 10.31.0.100 in AS 65000 (eBGP) and 10.31.0.101 in the cluster's AS 64512 (iBGP, a plain
-neighbor). What GoBGP's RIB and the nodes' BIRD tables and kernels hold shows:
+One lab for the module: two nodes (a mesh) with real BIRD, two external peers played by GoBGP,
+10.31.0.100 in AS 65000 (eBGP) and 10.31.0.101 in the cluster's AS 64512 (iBGP, a plain
+neighbor), and a BIRD ToR at 10.31.0.102 in AS 65100 (the lab's own, lab/tor.py). What their
+RIBs and the nodes' BIRD tables and kernels hold shows:
 - communities: the default pool's blocks carry bgp.prefix_advertisements' standard and large
   communities, the extra pool's blocks their pool's `communities`, also over the mesh;
+- at the BIRD ToR too: communities, and a peer's filter rejecting what the node learned over
+  BGP (source RemotePeers) and one pool's blocks, and prepending the other's;
 - export filters: a global filter's Reject on a prefix-length range keeps the /28 out of the
   peer's RIB while the /24 beside it arrives; a peer's own filter prepends the AS path and adds
   a community; on the iBGP peer, a filter sets the local preference the peer sees;
@@ -16,20 +19,24 @@ neighbor). What GoBGP's RIB and the nodes' BIRD tables and kernels hold shows:
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from ipaddress import IPv4Address
+from pathlib import Path
 
 import pytest
 
-from calicc.lab.bird import bird_rib, kernel_routes
+from calicc.lab.bird import bird_rib, kernel_routes, start_bird, stop_bird
 from calicc.lab.gobgp import rib_paths, wait_neighbors
 from calicc.lab.harness import BgpLab, bgp_lab
 from calicc.lab.netns import ns_run
 from calicc.lab.rib import RibPath, by_prefix
+from calicc.lab.tor import tor_config
 from calicc.lab.wait import poll
 from tests.conftest import need_root, need_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 
-EBGP, IBGP = "10.31.0.100", "10.31.0.101"
+EBGP, IBGP, TOR = "10.31.0.100", "10.31.0.101", "10.31.0.102"
 CLUSTER = f"""\
 name: bgpfilt
 network_cidr: 10.200.0.0/16
@@ -65,6 +72,14 @@ bgp:
           match_operator: Equal
           communities: {{values: ["65000:7"]}}
           operations: [{{set_local_preference: {{value: 250}}}}]
+    - name: tor
+      export_v4:
+        - {{action: Reject, source: RemotePeers}}
+        - {{action: Reject, cidr: 10.200.0.0/16, match_operator: In}}
+        - action: Accept
+          cidr: 10.201.0.0/16
+          match_operator: In
+          operations: [{{prepend_as_path: {{prefix: [64512]}}}}]
     - name: prefer
       export_v4:
         - action: Accept
@@ -78,6 +93,7 @@ bgp:
       export: [10.210.0.0/16, 10.211.0.0/24, 10.211.1.0/28]
       filters: [edge]
     - {{peer_ip: {IBGP}, as_number: 64512, filters: [prefer]}}
+    - {{peer_ip: {TOR}, as_number: 65100, filters: [tor]}}
 nodes:
   - {{name: node-1, address: 10.31.0.11/24, max_pods: 250}}
   - {{name: node-2, address: 10.31.0.12/24, max_pods: 250}}
@@ -85,18 +101,38 @@ nodes:
 REJECTED, PREFERRED, PLAIN = "10.200.250.0/24", "10.200.251.0/24", "10.200.252.0/24"
 
 
+@dataclass(frozen=True)
+class Running:
+    """The module's lab and its BIRD ToR's control socket."""
+
+    bgp: BgpLab
+    tor: Path
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BgpLab]:
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     need_root()
     need_tool("bird", "birdc", "gobgpd", "gobgp")
     tmp = tmp_path_factory.mktemp("bgpfilt")
     cluster = tmp / "cluster.yaml"
     cluster.write_text(CLUSTER, encoding="utf-8")
-    with bgp_lab(cluster, tmp / "lab", gobgp_peers=[EBGP, IBGP]) as running:
-        running.wait_sessions()
-        for speaker in running.topo.speakers:
-            assert sorted(wait_neighbors(speaker.ns)) == ["10.31.0.11", "10.31.0.12"]
-        yield running
+    with bgp_lab(cluster, tmp / "lab", gobgp_peers=[EBGP, IBGP]) as lab:
+        conf = tmp / "tor.conf"
+        conf.write_text(tor_config(lab.plan, IPv4Address(TOR), 65100), encoding="utf-8")
+        tor = start_bird(_speaker(lab, TOR), conf, tmp / "run", "tor")
+        try:
+            lab.wait_sessions()
+            for address in (EBGP, IBGP):
+                names = sorted(wait_neighbors(_speaker(lab, address)))
+                assert names == ["10.31.0.11", "10.31.0.12"]
+            yield Running(lab, tor.sock)
+        finally:
+            stop_bird(tor)
+
+
+@pytest.fixture
+def lab(running: Running) -> BgpLab:
+    return running.bgp
 
 
 def _speaker(lab: BgpLab, address: str) -> str:
@@ -133,6 +169,23 @@ def test_communities_reach_the_ebgp_peer(lab: BgpLab) -> None:
             assert (path.communities, path.large_communities) == (("65001:7",), ("65001:8:9",))
         else:
             assert (path.communities, path.large_communities) == (("65000:100",), ("65000:1:2",))
+
+
+def test_the_bird_tor_sees_communities_and_its_filter(running: Running) -> None:
+    blocks = _blocks(running.bgp)
+    extra = {p for p, (pool, _) in blocks.items() if pool == "extra"}
+    sock = running.tor
+
+    def probe() -> dict[str, list[RibPath]] | None:
+        table = by_prefix(p for p in bird_rib(sock) if p.prefix in blocks)
+        return table if extra <= set(table) else None
+
+    table = poll(probe, 15, "the BIRD ToR learns the extra pool's blocks")
+    assert set(table) == extra  # the default pool's blocks: rejected by the ToR's filter
+    for prefix, (path,) in table.items():  # from its node only: no node re-advertises the other's
+        assert path.next_hop == blocks[prefix][1]
+        assert path.as_path == (64512, 64512)
+        assert (path.communities, path.large_communities) == (("65001:7",), ("65001:8:9",))
 
 
 def test_communities_travel_the_mesh(lab: BgpLab) -> None:
