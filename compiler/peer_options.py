@@ -70,3 +70,10 @@ def next_hop(peer: BgpPeer, node_as: int) -> tuple[bool, bool]:
         return peer.next_hop_mode == NextHopMode.SELF, peer.next_hop_mode == NextHopMode.KEEP
     ebgp = peer.as_number != presented_as(peer, node_as)
     return peer.next_hop_self, peer.keep_next_hop and ebgp
+
+
+def session_as(options: SessionOptions | None, node_as: int) -> int:
+    """Return the AS a session with `options` presents for a node in AS `node_as`."""
+    if options is None or options.local_as is None:
+        return node_as
+    return options.local_as

@@ -7,33 +7,51 @@ subnets. It learns the service CIDRs too, and the Local Services' /32s inside th
 (compiler/bgp_services.py). A ToR at an IPv6 address speaks IPv6 sessions carrying the IPv6
 pools (a cluster's IPv6 routes travel over IPv6 sessions, docs/ipv6.md); its 32-bit router
 id is derived from its address. A ToR with both families is two speakers, one per peer_ip,
-each its own BIRD.
+each its own BIRD. Each neighbor mirrors the node's session (its per-peer options): it expects
+the AS the node presents (local_as_number) and runs GTSM when the node does (ttl_security);
+the ToR always connects, so a passive node's session comes up too.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv6Address
 
 from calicc.compiler.bgp_services import service_entries
+from calicc.compiler.peer_options import session_as
+from calicc.compiler.peering import Session
 from calicc.compiler.plan import ClusterPlan
 from calicc.contract.names import V4
 
 Address = IPv4Address | IPv6Address
 
 
-def tor_peers(plan: ClusterPlan, address: Address) -> tuple[tuple[Address, int], ...]:
-    """Return (address, AS) of every node with a session to the speaker at `address`.
-
-    The node's address is of the speaker's family.
-    """
-    found: list[tuple[Address, int]] = []
+def _sessions_to(plan: ClusterPlan, address: Address) -> Iterator[tuple[Address, int, Session]]:
+    """Yield (node address, AS it presents, its session) of each node peering with `address`."""
     for node in plan.nodes:
         own = node.address if address.version == V4 else node.address_v6
         sessions = node.sessions if address.version == V4 else node.sessions_v6
-        if own is not None and any(s.peer_ip == address for s in sessions):
-            found.append((own.ip, node.as_number))
-    return tuple(found)
+        session = next((s for s in sessions if s.peer_ip == address), None)
+        if own is not None and session is not None:
+            yield own.ip, session_as(session.options, node.as_number), session
+
+
+def tor_peers(plan: ClusterPlan, address: Address) -> tuple[tuple[Address, int], ...]:
+    """Return (address, AS) of every node with a session to the speaker at `address`.
+
+    The node's address is of the speaker's family; the AS is the one the node presents to the
+    speaker (its local_as_number for that peer, else its own).
+    """
+    return tuple((ip, asn) for ip, asn, _ in _sessions_to(plan, address))
+
+
+def _neighbor(ip: Address, asn: int, session: Session) -> str:
+    """Return the ToR's side of a node's session: the node's AS and GTSM when it asks."""
+    name = "node_" + str(ip).replace(".", "_").replace(":", "_")
+    hops = session.options.ttl_security if session.options else None
+    gtsm = f" ttl security on; multihop {hops};" if hops else ""
+    return f"protocol bgp {name} from rack {{ neighbor {ip} as {asn};{gtsm} }}"
 
 
 def tor_router_id(address: Address) -> IPv4Address:
@@ -66,7 +84,5 @@ def tor_config(plan: ClusterPlan, address: Address, as_number: int) -> str:
         f"  {family} {{ next hop keep; import filter lab_pools; export filter lab_pools; }};",
         "}",
     ]
-    for ip, asn in tor_peers(plan, address):
-        name = "node_" + str(ip).replace(".", "_").replace(":", "_")
-        lines.append(f"protocol bgp {name} from rack {{ neighbor {ip} as {asn}; }}")
+    lines += [_neighbor(ip, asn, session) for ip, asn, session in _sessions_to(plan, address)]
     return "\n".join(lines) + "\n"
