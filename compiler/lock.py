@@ -374,7 +374,8 @@ def _adopted(
     if old is None or not old.adopted:
         return ()
     held = [b for bs in blocks.values() for b in bs]
-    return tuple(a for a in old.adopted if any(a.address in b for b in held))
+    kept = (a for a in old.adopted if any(a.address in b for b in held))
+    return tuple(sorted(kept, key=lambda a: (a.address.version, int(a.address))))
 
 
 def _mac(pools: tuple[PoolPlan, ...], kept: str | None, seed: str) -> str | None:

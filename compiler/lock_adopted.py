@@ -30,11 +30,6 @@ ENTRY_KEYS = ("address", "container_id", "ifname", "pod")
 EXAMPLE = "- {address: 10.244.0.5, container_id: 3f1e0a9b2c, ifname: eth0, pod: shop/web-1}"
 
 
-def address_order(entry: Adopted) -> tuple[int, int]:
-    """Sort key of adopted entries: IPv4 first, then by address."""
-    return entry.address.version, int(entry.address)
-
-
 def pod_problem(pod: str) -> str | None:
     """Return why `pod` is not `namespace/name` (Kubernetes' name rules), None when it is."""
     namespace, _, name = pod.partition("/")
@@ -61,7 +56,7 @@ def shape_adopted(loc: Loc, value: Any, fail: Fail) -> tuple[Adopted, ...]:
         fail(loc, f"expected a list of running pods' addresses such as `{EXAMPLE}`")
         return ()
     found = (_entry((*loc, i), item, fail) for i, item in enumerate(value))
-    return tuple(sorted((e for e in found if e is not None), key=address_order))
+    return tuple(e for e in found if e is not None)  # in the file's order: problems name indexes
 
 
 def _text(loc: Loc, entry: dict[str, Any], key: str, fail: Fail) -> str | None:
