@@ -17,6 +17,7 @@ from typing import Any
 
 from calicc.compiler.calico_import.fields import Reader, leftover, selector_or_none, shown
 from calicc.compiler.calico_import.nodes import HOSTNAME, ImportedNode
+from calicc.compiler.calico_import.peer_options import PEER_OPTIONS, read_options, seconds
 from calicc.compiler.calico_import.report import NOTE, UNMAPPED, Note
 from calicc.compiler.calico_import.resources import Resource
 from calicc.compiler.errors import Problem
@@ -30,7 +31,9 @@ PASSWORD = (
     "Calico's secretKeyRef is a Kubernetes Secret; calicc takes {env: NAME} or {file: PATH} on "
     "the nodes: add it to cluster.yaml by hand"
 )
-CONFIG_MAPPED = frozenset({"asNumber", "nodeToNodeMeshEnabled", "listenPort"})
+CONFIG_MAPPED = frozenset(
+    {"asNumber", "nodeToNodeMeshEnabled", "listenPort", "nodeMeshMaxRestartTime"}
+)
 CONFIG_REASONS = {
     "nodeMeshPassword": PASSWORD.replace("add it", "add bgp.mesh_password"),
     "serviceClusterIPs": "taken as service_cluster_ip_range(_v6), but calicc does not "
@@ -44,7 +47,7 @@ CONFIG_REASONS = {
 }
 PEER_MAPPED = frozenset(
     {"peerIP", "asNumber", "node", "nodeSelector", "peerSelector", "keepOriginalNextHop",
-     "nextHopMode", "password"}
+     "nextHopMode", "password"} | PEER_OPTIONS
 )  # fmt: skip
 PEER_REASONS = {
     "filters": "calicc has no BGPFilter (a bird_snippets filter can do the same)",
@@ -69,6 +72,9 @@ def read_config(
         port = read.value("listenPort")
         if isinstance(port, int) and port != BGP_PORT:
             bgp["listen_port"] = port
+        restart = seconds(read, "nodeMeshMaxRestartTime")
+        if restart is not None and bgp["node_to_node_mesh"]:
+            bgp["node_mesh_max_restart_time"] = restart
         notes.extend(leftover(res, CONFIG_MAPPED, CONFIG_REASONS))
     return bgp
 
@@ -185,11 +191,9 @@ def read_peer(
         peer["port"] = target[1]
     if isinstance(scope, str):
         peer["node_selector"] = scope
-    mode = res.spec.get("nextHopMode")
-    if res.spec.get("keepOriginalNextHop") is True or mode == "Keep":
-        peer["keep_next_hop"] = True
-    elif mode == "Self":
-        peer["next_hop_self"] = True
+    if res.spec.get("keepOriginalNextHop") is True and not res.spec.get("nextHopMode"):
+        peer["keep_next_hop"] = True  # Calico ignores it when nextHopMode is set
+    peer.update(read_options(read))
     notes.extend(leftover(res, PEER_MAPPED - {"password"}, PEER_REASONS))
     return peer
 

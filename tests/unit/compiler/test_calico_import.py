@@ -105,6 +105,7 @@ def test_import_writes_cluster_lock_policies_and_report(imported: Path) -> None:
                 "port": 1179,
                 "node_selector": "kubernetes.io/hostname == 'node-3'",
                 "keep_next_hop": True,
+                "max_restart_time": 120,  # 2m0s
             },
             {"peer_ip": "10.30.0.1", "as_number": 64500},
         ],
@@ -170,12 +171,12 @@ def test_report_names_every_unmapped_field_and_resource(imported: Path) -> None:
         "| BGPConfiguration | default | spec.serviceClusterIPs |",
         "| IPPool | rack-b-ippool | spec.disableBGPExport |",
         "| BGPPeer | node-3-tor | spec.filters |",
-        "| BGPPeer | node-3-tor | spec.maxRestartTime |",
         "| BlockAffinity | node-old-10-244-1-64-26 | spec.cidr |",
         "| BGPPeer | peer-with-route-reflectors | spec.peerSelector |",
     ):
         assert row in report, row
     assert "logSeverityScreen" not in report  # Info, Calico's default: nothing is lost
+    assert "maxRestartTime" not in report  # mapped: max_restart_time
     left_out = report.split("## Warnings")[1].split("## Notes")[0]
     assert "node-old" in left_out
     assert "Node | node-1 | blocks | calicc adds 10.244.1.0/26" in report
