@@ -15,6 +15,7 @@ import re
 from ipaddress import ip_address, ip_network
 from typing import Any
 
+from calicc.compiler.calico_import.bgp_filters import peer_filters
 from calicc.compiler.calico_import.fields import Reader, leftover, selector_or_none, shown
 from calicc.compiler.calico_import.nodes import HOSTNAME, ImportedNode
 from calicc.compiler.calico_import.peer_options import PEER_OPTIONS, read_options, seconds
@@ -32,26 +33,28 @@ PASSWORD = (
     "the nodes: add it to cluster.yaml by hand"
 )
 CONFIG_MAPPED = frozenset(
-    {"asNumber", "nodeToNodeMeshEnabled", "listenPort", "nodeMeshMaxRestartTime"}
-)
+    {"asNumber", "nodeToNodeMeshEnabled", "listenPort", "serviceClusterIPs", "serviceExternalIPs",
+     "serviceLoadBalancerIPs", "communities", "prefixAdvertisements", "nodeMeshMaxRestartTime"}
+)  # fmt: skip
+SERVICE_KEYS = {
+    "serviceClusterIPs": "service_cluster_ips",
+    "serviceExternalIPs": "service_external_ips",
+    "serviceLoadBalancerIPs": "service_loadbalancer_ips",
+}
 CONFIG_REASONS = {
     "nodeMeshPassword": PASSWORD.replace("add it", "add bgp.mesh_password"),
-    "serviceClusterIPs": "taken as service_cluster_ip_range(_v6), but calicc does not "
-    "advertise Service addresses",
-    "serviceExternalIPs": "calicc does not advertise Service addresses",
-    "serviceLoadBalancerIPs": "calicc does not advertise Service addresses",
-    "communities": "calicc sets no BGP communities (a bird_snippets filter can)",
-    "prefixAdvertisements": "calicc sets no BGP communities (a bird_snippets filter can)",
     "logSeverityScreen": "calicc leaves BIRD's logging at its own level",
     "ignoredInterfaces": "calicc's direct protocol skips only its own interfaces",
 }
 PEER_MAPPED = frozenset(
     {"peerIP", "asNumber", "node", "nodeSelector", "peerSelector", "keepOriginalNextHop",
-     "nextHopMode", "password"} | PEER_OPTIONS
+     "nextHopMode", "password", "filters"} | PEER_OPTIONS
 )  # fmt: skip
 PEER_REASONS = {
-    "filters": "calicc has no BGPFilter (a bird_snippets filter can do the same)",
     "password": PASSWORD,
+    "failureDetectionMode": "calicc runs no BFD",
+    "restartMode": "calicc's sessions use graceful restart, not long-lived graceful restart",
+    "birdGatewayMode": "calicc's sessions resolve next hops recursively",
 }
 PEER_IP = re.compile(r"\[(?P<v6>[0-9a-fA-F:.]+)\]:(?P<v6port>\d+)|(?P<v4>[0-9.]+):(?P<port>\d+)")
 
@@ -72,6 +75,7 @@ def read_config(
         port = read.value("listenPort")
         if isinstance(port, int) and port != BGP_PORT:
             bgp["listen_port"] = port
+        bgp |= _advertised(read)
         restart = seconds(read, "nodeMeshMaxRestartTime")
         if restart is not None and bgp["node_to_node_mesh"]:
             bgp["node_mesh_max_restart_time"] = restart
@@ -79,10 +83,28 @@ def read_config(
     return bgp
 
 
-def service_ranges(configs: list[Resource]) -> dict[str, str]:
-    """Return the Service ranges the `default` BGPConfiguration advertises, by cluster.yaml key.
+def _advertised(read: Reader) -> dict[str, Any]:
+    """Return the Service CIDRs, communities and prefix advertisements, as Calico wrote them."""
+    found: dict[str, Any] = {}
+    for key, target in SERVICE_KEYS.items():
+        blocks = read.value(key)
+        cidrs = [b.get("cidr") if isinstance(b, dict) else b for b in blocks or []]
+        if cidrs:
+            found[target] = cidrs
+    communities = read.value("communities")
+    if communities:
+        found["communities"] = communities
+    prefixes = read.value("prefixAdvertisements")
+    if prefixes:
+        found["prefix_advertisements"] = prefixes
+    return found
 
-    Calico advertises them; calicc only keeps its pools out of them (service_cluster_ip_range).
+
+def service_ranges(configs: list[Resource]) -> dict[str, str]:
+    """Return the Service ranges of the `default` BGPConfiguration, by cluster.yaml key.
+
+    The cluster IP range is also service_cluster_ip_range (the range calicc keeps pools out
+    of); read_config writes the advertised CIDRs themselves (service_cluster_ips).
     """
     found: dict[str, str] = {}
     for res in configs:
@@ -168,9 +190,16 @@ def _reflector_peer(res: Resource, nodes: dict[str, ImportedNode]) -> Note:
 
 
 def read_peer(
-    res: Resource, nodes: dict[str, ImportedNode], notes: list[Note], problems: list[Problem]
+    res: Resource,
+    nodes: dict[str, ImportedNode],
+    notes: list[Note],
+    problems: list[Problem],
+    filters: set[str] = frozenset(),  # type: ignore[assignment]
 ) -> dict[str, Any] | None:
-    """Return the peer's `bgp.peers` entry, or None (mapped otherwise, or reported)."""
+    """Return the peer's `bgp.peers` entry, or None (mapped otherwise, or reported).
+
+    `filters`: the names of the BGPFilters imported (a reference to another is dropped, noted).
+    """
     if res.spec.get("peerSelector"):
         notes.append(_reflector_peer(res, nodes))
         return None
@@ -194,8 +223,18 @@ def read_peer(
     if res.spec.get("keepOriginalNextHop") is True and not res.spec.get("nextHopMode"):
         peer["keep_next_hop"] = True  # Calico ignores it when nextHopMode is set
     peer.update(read_options(read))
+    peer |= _filters(res, read, notes, filters)
     notes.extend(leftover(res, PEER_MAPPED - {"password"}, PEER_REASONS))
     return peer
+
+
+def _filters(res: Resource, read: Reader, notes: list[Note], filters: set[str]) -> dict[str, Any]:
+    """Return the peer's `filters:`, the BGPFilters it names that were imported."""
+    names = read.value("filters")
+    if not isinstance(names, list) or not names:
+        return {}
+    kept = peer_filters(res, [str(n) for n in names], filters, notes)
+    return {"filters": kept} if kept else {}
 
 
 def topology_notes(nodes: dict[str, ImportedNode], mesh: bool, notes: list[Note]) -> list[Note]:

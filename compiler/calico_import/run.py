@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from calicc.compiler.calico_import import bgp, ippools, nodes, policies
+from calicc.compiler.calico_import import bgp, bgp_filters, ippools, nodes, policies
 from calicc.compiler.calico_import.adopted import AdoptedPods, adopt_pods
 from calicc.compiler.calico_import.blocks import Blocks, Network, collect_blocks
 from calicc.compiler.calico_import.report import NOTE, UNMAPPED, WARNING, Note, report_markdown
@@ -33,9 +33,10 @@ from calicc.contract.names import V4, V6
 
 CLUSTER, LOCK, REPORT = "cluster.yaml", "cluster.lock.yaml", "import-report.md"
 IPAM_KINDS = ("IPAMBlock", "BlockAffinity")
-MAPPED_KINDS = ("IPPool", "IPReservation", "BGPConfiguration", "BGPPeer", "Node", *IPAM_KINDS)
+MAPPED_KINDS = (
+    "IPPool", "IPReservation", "BGPConfiguration", "BGPPeer", "BGPFilter", "Node", *IPAM_KINDS
+)  # fmt: skip
 KIND_REASONS = {
-    "BGPFilter": "calicc has no BGP filters (bird_snippets can hold BIRD filters)",
     "GlobalNetworkPolicy": "Calico policy is not converted (calicc reads GlobalNetworkPolicy "
     "only for host endpoints, with host_protection): rewrite it by hand",
     "NetworkPolicy": "Calico's projectcalico.org NetworkPolicy is not converted: rewrite it "
@@ -103,7 +104,12 @@ def _cluster(
     if not kinds["Node"]:
         problems.append(_first_problem(kinds, "Node", "no Node exported: calicc needs the nodes"))
     settings = bgp.read_config(kinds["BGPConfiguration"], notes, problems)
-    peers = [bgp.read_peer(r, by_name, notes, problems) for r in kinds["BGPPeer"]]
+    config = [(r, dict(settings)) for r in kinds["BGPConfiguration"] if r.name == "default"]
+    filters = [bgp_filters.read_filter(r, notes) for r in kinds["BGPFilter"]]
+    known = {f["name"] for f in filters if f is not None}
+    peers = [bgp.read_peer(r, by_name, notes, problems, known) for r in kinds["BGPPeer"]]
+    if known:
+        settings["filters"] = [f for f in filters if f is not None]
     settings["peers"] = [p for p in peers if p is not None]
     notes += bgp.topology_notes(by_name, settings["node_to_node_mesh"], notes)
     data: dict[str, Any] = {"name": name, **ippools.pool_keys(pools)}
@@ -123,6 +129,8 @@ def _cluster(
         del settings["peers"]
     checked = [(p.res, p.entry()) for p in pools if p.name not in (DEFAULT_POOL, DEFAULT_POOL_V6)]
     checked += [(r, p) for r, p in zip(kinds["BGPPeer"], peers, strict=True) if p is not None]
+    checked += [(r, f) for r, f in zip(kinds["BGPFilter"], filters, strict=True) if f is not None]
+    checked += config
     checked += [(node.res, node.entry) for node in by_name.values()]
     problems += [p for res, entry in checked for p in entry_problems(res, entry)]
     return data, pools, by_name

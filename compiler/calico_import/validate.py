@@ -15,7 +15,8 @@ from pydantic import BaseModel, ValidationError
 from calicc.compiler.calico_import.resources import Resource
 from calicc.compiler.errors import Problem
 from calicc.compiler.load import Loc, format_loc
-from calicc.compiler.model.spec import BgpPeer, Node, Pool
+from calicc.compiler.model.bgp_filters import BgpFilter
+from calicc.compiler.model.spec import Bgp, BgpPeer, Node, Pool
 
 NODE_FIELDS: Mapping[str, Loc] = {
     "name": ("metadata", "name"),
@@ -35,11 +36,31 @@ PEER_FIELDS: Mapping[str, Loc] = {
     "peer_ip": ("spec", "peerIP"),
     "as_number": ("spec", "asNumber"),
     "node_selector": ("spec", "nodeSelector"),
+    "filters": ("spec", "filters"),
+}
+FILTER_FIELDS: Mapping[str, Loc] = {
+    "name": ("metadata", "name"),
+    "export_v4": ("spec", "exportV4"),
+    "import_v4": ("spec", "importV4"),
+    "export_v6": ("spec", "exportV6"),
+    "import_v6": ("spec", "importV6"),
+}
+CONFIG_FIELDS: Mapping[str, Loc] = {
+    "as_number": ("spec", "asNumber"),
+    "listen_port": ("spec", "listenPort"),
+    "service_cluster_ips": ("spec", "serviceClusterIPs"),
+    "service_external_ips": ("spec", "serviceExternalIPs"),
+    "service_loadbalancer_ips": ("spec", "serviceLoadBalancerIPs"),
+    "communities": ("spec", "communities"),
+    "prefix_advertisements": ("spec", "prefixAdvertisements"),
+    "node_mesh_max_restart_time": ("spec", "nodeMeshMaxRestartTime"),
 }
 MODELS: Mapping[str, tuple[type[BaseModel], Mapping[str, Loc]]] = {
     "Node": (Node, NODE_FIELDS),
     "IPPool": (Pool, POOL_FIELDS),
     "BGPPeer": (BgpPeer, PEER_FIELDS),
+    "BGPFilter": (BgpFilter, FILTER_FIELDS),
+    "BGPConfiguration": (Bgp, CONFIG_FIELDS),
 }
 
 

@@ -106,8 +106,16 @@ def test_import_writes_cluster_lock_policies_and_report(imported: Path) -> None:
                 "node_selector": "kubernetes.io/hostname == 'node-3'",
                 "keep_next_hop": True,
                 "max_restart_time": 120,  # 2m0s
+                "filters": ["export-pods-only"],
             },
             {"peer_ip": "10.30.0.1", "as_number": 64500},
+        ],
+        "service_cluster_ips": ["10.96.0.0/12"],
+        "filters": [
+            {
+                "name": "export-pods-only",
+                "export_v4": [{"action": "Accept", "cidr": "10.244.0.0/16", "match_operator": "In"}],
+            }
         ],
     }
     nodes = {n["name"]: n for n in data["nodes"]}
@@ -166,16 +174,15 @@ def test_blocks_added_for_max_pods_never_overlap_calico_blocks(imported: Path) -
 def test_report_names_every_unmapped_field_and_resource(imported: Path) -> None:
     report = (imported / "import-report.md").read_text()
     for row in (
-        "| BGPFilter | export-pods-only |  |",
         "| GlobalNetworkPolicy | default.deny-metadata |  |",
-        "| BGPConfiguration | default | spec.serviceClusterIPs |",
         "| IPPool | rack-b-ippool | spec.disableBGPExport |",
-        "| BGPPeer | node-3-tor | spec.filters |",
         "| BlockAffinity | node-old-10-244-1-64-26 | spec.cidr |",
         "| BGPPeer | peer-with-route-reflectors | spec.peerSelector |",
     ):
         assert row in report, row
     assert "logSeverityScreen" not in report  # Info, Calico's default: nothing is lost
+    for mapped in ("BGPFilter", "serviceClusterIPs", "spec.filters"):
+        assert mapped not in report, mapped  # bgp.filters, service_cluster_ips, peers' filters
     assert "maxRestartTime" not in report  # mapped: max_restart_time
     left_out = report.split("## Warnings")[1].split("## Notes")[0]
     assert "node-old" in left_out
@@ -187,7 +194,7 @@ def test_cli_prints_the_report_and_writes(tmp_path: Path) -> None:
     args = ["import", CALICO, IPAM, "--policies", POLICIES, "-o", out]
     result = run_calicc(args, tmp_path)
     assert result.code == 0, result.stderr
-    assert "unmapped: BGPFilter export-pods-only:" in result.stdout
+    assert "unmapped: GlobalNetworkPolicy default.deny-metadata:" in result.stdout
     assert "warning: BlockAffinity node-old-10-244-1-64-26: spec.cidr:" in result.stdout
     assert f"written: {out / 'cluster.yaml'}" in result.stdout
     assert "imported: 5 blocks kept on 3 nodes (cluster.lock.yaml)" in result.stdout
