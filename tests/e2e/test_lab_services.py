@@ -85,8 +85,9 @@ class Lab:
     def gobgp_ns(self) -> str:
         return next(s.ns for s in self.topo.speakers if s.name == GOBGP)
 
-    def apply(self, node: str) -> None:
-        """One reconcile of `node` by its agent, reading the API (as the running agent does)."""
+    def apply(self, node: str) -> list[str]:
+        """Reconcile `node` once, reading the API (as the running agent does); return BIRD's
+        changes (`bird: reconfigured` when an include changed)."""
         job = ApplyJob(
             node,
             self.topo.node(node).ns,
@@ -94,9 +95,11 @@ class Lab:
             node_root(self.root, node),
             self.state.tunnel == "ifb",
         )
-        argv = [calicc_exe(), *job.argv(), "--kubeconfig", str(self.kubeconfig)]
+        argv = [calicc_exe(), *job.argv(), "--kubeconfig", str(self.kubeconfig), "--json"]
         done = ns_run(job.ns, argv, check=False)
         assert done.returncode == 0, done.stdout + done.stderr
+        changes: list[str] = json.loads(done.stdout)["changes"].get("bird", [])
+        return changes
 
     def agent(self, node: str) -> subprocess.Popen[str]:
         """Start `calicc agent` for `node` in its namespace (30 s interval, the API watched)."""
@@ -195,14 +198,15 @@ def test_local_service_host_routes_follow_its_endpoint(lab: Lab) -> None:
             traffic_policy="Local",
         )
         api.put_endpoint_slice("shop", "web-1", "web", [("10.244.0.5", "node-1", True)])
-        for node in NODES:
-            lab.apply(node)
+        reconfigured = ["bird: reconfigured"]
+        assert lab.apply("node-1") == reconfigured  # its include gained the /32s
+        assert lab.apply("node-2") == []  # none for it: its include is unchanged
+        assert lab.apply("node-1") == []  # no change, no birdc configure
         one, two = {NODES["node-1"]}, {NODES["node-2"]}
         wait_learned(lambda: bird_rib(lab.tor_sock), HOSTS, one, "ToR: /32s from node-1 only")
         wait_learned(lambda: rib_paths(lab.gobgp_ns), HOSTS, one, "GoBGP: /32s from node-1")
         api.put_endpoint_slice("shop", "web-1", "web", [("10.244.0.70", "node-2", True)])
-        for node in NODES:
-            lab.apply(node)
+        assert [lab.apply(node) for node in NODES] == [reconfigured, reconfigured]
         wait_learned(lambda: bird_rib(lab.tor_sock), HOSTS, two, "ToR: /32s from node-2 only")
         wait_learned(lambda: rib_paths(lab.gobgp_ns), HOSTS, two, "GoBGP: /32s from node-2")
         for node in NODES:
