@@ -1,15 +1,17 @@
 """Which Service addresses this node advertises as /32 (/128): Calico's rule, as a pure function.
 
-Calico's route generator (confd/pkg/backends/calico/routes.go, with serviceLoadBalancerAggregation
-at its default, Enabled) advertises a Service's addresses from a node when:
+Calico's route generator (confd/pkg/backends/calico/routes.go) advertises a Service's
+addresses from a node when:
 
 - the Service is of type ClusterIP, NodePort or LoadBalancer and has a cluster IP (not headless);
 - its externalTrafficPolicy is Local and one of its EndpointSlices (label
   kubernetes.io/service-name, an addressType among the Service's ipFamilies) holds a ready
-  endpoint (`conditions.ready` true or unset) whose nodeName is this node; or
+  endpoint (`conditions.ready` true or unset) whose nodeName is this node;
 - its policy is Cluster and it has a single address (/32, /128) of service_external_ips among its
   externalIPs, or of service_loadbalancer_ips as its LoadBalancer IP: then from every node (a
-  range of many addresses is advertised whole by every node instead).
+  range of many addresses is advertised whole by every node instead);
+- with bgp.service_loadbalancer_aggregation Disabled, a Service whose policy is not Local is
+  advertised from every node while any of its endpoints is ready (anywhere).
 
 The addresses are its cluster IPs, its external IPs and its LoadBalancer ingress IPs, each only
 inside a CIDR of its own list (cluster.yaml bgp.service_cluster_ips, service_external_ips,
@@ -91,14 +93,17 @@ def _single_ip(svc: dict[str, Any], ips: ServiceIps) -> bool:
     return any(_inside(a, ips.loadbalancer_ips, single=True) for a in lb_ips)
 
 
-def _local_endpoint(svc: dict[str, Any], slices: list[dict[str, Any]], node: str) -> bool:
+def _ready_endpoint(svc: dict[str, Any], slices: list[dict[str, Any]], node: str | None) -> bool:
+    """Return whether a slice of the Service's families holds a ready endpoint (on `node`)."""
     families = _spec(svc).get("ipFamilies")
     families = families if isinstance(families, list) else []
     for piece in slices:
         if piece.get("addressType") not in families:
             continue
         for endpoint in piece.get("endpoints") or []:
-            if not isinstance(endpoint, dict) or endpoint.get("nodeName") != node:
+            if not isinstance(endpoint, dict):
+                continue
+            if node is not None and endpoint.get("nodeName") != node:
                 continue
             ready = _dict(endpoint.get("conditions")).get("ready")
             if ready is None or ready is True:
@@ -115,10 +120,12 @@ def advertised_here(
         return False
     if spec.get("clusterIP") in (None, "", "None"):
         return False
-    policy = spec.get("externalTrafficPolicy") or "Cluster"
+    policy = spec.get("externalTrafficPolicy")  # unset on ClusterIP Services: not Cluster
     if policy == "Cluster" and _single_ip(svc, ips):
         return True
-    return policy == "Local" and _local_endpoint(svc, slices, node)
+    if policy != "Local" and ips.aggregate_loadbalancer_ips:
+        return False  # the CIDRs every node advertises cover it
+    return _ready_endpoint(svc, slices, node if policy == "Local" else None)
 
 
 def _key(obj: dict[str, Any]) -> Key:

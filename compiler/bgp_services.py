@@ -6,7 +6,9 @@ hold CIDRs of either family. As in Calico:
 - every node holds each CIDR as a blackhole in BIRD's table only (a static protocol; the kernel
   export filter takes only BGP routes, so no node installs one) and advertises it, except the
   single addresses (/32, /128) of the external and LoadBalancer lists: those are advertised per
-  Service, like the Local Services' /32s;
+  Service, like the Local Services' /32s; with `service_loadbalancer_aggregation: Disabled`
+  the LoadBalancer CIDRs are not advertised whole either: each LoadBalancer IP in use is
+  (Calico's switch for anycast failover: a Service without endpoints is withdrawn);
 - the node agent adds, inside the same static protocol, /32s (/128s) of Services with
   externalTrafficPolicy Local from the nodes that hold a ready endpoint (agent/services.py);
 - a node labelled `node.kubernetes.io/exclude-from-external-load-balancers: "true"` advertises
@@ -54,6 +56,11 @@ def advertises(spec: ClusterSpec, labels: Labels, version: int) -> bool:
     return any(n.version == version for n in service_entries(spec.bgp))
 
 
+def aggregates(bgp: Bgp) -> bool:
+    """Return whether every node advertises the LoadBalancer CIDRs whole (Calico's default)."""
+    return bgp.service_loadbalancer_aggregation == "Enabled"
+
+
 @dataclass(frozen=True)
 class ServiceView:
     """One family's service part of a node's bird.conf."""
@@ -70,7 +77,10 @@ def _view(bgp: Bgp, version: int, suffix: str) -> ServiceView | None:
     if not nets:
         return None
     single = {*bgp.service_external_ips, *bgp.service_loadbalancer_ips}
-    routes = sorted({n for n in nets if not (is_single(n) and n in single)})
+    per_service = set() if aggregates(bgp) else set(bgp.service_loadbalancer_ips)
+    routes = sorted(
+        {n for n in nets if not (is_single(n) and n in single) and n not in per_service}
+    )
     within = "[ " + ", ".join(f"{n}+" for n in sorted(set(nets))) + " ]"
     return ServiceView(SERVICE_PROTOCOL + suffix, tuple(routes), within, SERVICE_INCLUDES[version])
 
@@ -94,6 +104,7 @@ def service_ips(spec: ClusterSpec, node: NodePlan) -> ServiceIps | None:
         cluster_ips=bgp.service_cluster_ips,
         external_ips=bgp.service_external_ips,
         loadbalancer_ips=bgp.service_loadbalancer_ips,
+        aggregate_loadbalancer_ips=aggregates(bgp),
         families=families,
     )
 

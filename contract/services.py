@@ -32,6 +32,9 @@ class ServiceIps(BaseModel):
     cluster_ips: tuple[Network, ...] = Field((), description="bgp.service_cluster_ips")
     external_ips: tuple[Network, ...] = Field((), description="bgp.service_external_ips")
     loadbalancer_ips: tuple[Network, ...] = Field((), description="bgp.service_loadbalancer_ips")
+    aggregate_loadbalancer_ips: bool = Field(
+        True, description="bgp.service_loadbalancer_aggregation is Enabled (Calico's default)"
+    )
     families: tuple[int, ...] = Field(
         description="IP versions (4, 6) whose include (services/ipv4.conf, ipv6.conf) bird.conf has"
     )

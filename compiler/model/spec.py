@@ -176,6 +176,9 @@ class Bgp(Strict):
     service_loadbalancer_ips: tuple[IPv4Network | IPv6Network, ...] = Field(
         (), description="LoadBalancer IP CIDRs every node advertises to external peers"
     )
+    service_loadbalancer_aggregation: Literal["Enabled", "Disabled"] = Field(
+        "Enabled", description="Disabled: a /32 per LoadBalancer IP in use, not the CIDRs"
+    )
     communities: tuple[Community, ...] = Field((), description="named BGP communities")
     prefix_advertisements: tuple[PrefixAdvertisement, ...] = Field(
         (), description="communities added to exported routes inside a CIDR"

@@ -91,6 +91,22 @@ def test_cluster_service_with_a_single_configured_address_is_advertised_everywhe
     assert routes(balanced, [], "n9") == ["10.96.0.10", "203.0.113.200"]
 
 
+def test_cluster_ip_service_without_a_policy_is_not_a_cluster_one() -> None:
+    svc = service(policy="Cluster", kind="ClusterIP", externalIPs=["198.51.100.7"])
+    del svc["spec"]["externalTrafficPolicy"]  # as the API leaves a ClusterIP Service
+    assert not advertised_here(svc, endpoints(("n1", True)), "n1", IPS)
+
+
+def test_without_aggregation_cluster_services_follow_any_ready_endpoint() -> None:
+    ips = IPS.model_copy(update={"aggregate_loadbalancer_ips": False})
+    svc = service(policy="Cluster", externalIPs=[])
+    found = host_routes([svc], endpoints(("n1", True)), "n7", ips)  # from every node
+    assert [str(a) for a in found[4]] == ["10.96.0.10", "203.0.113.9"]
+    assert host_routes([svc], endpoints(("n1", False)), "n7", ips)[4] == []  # none ready
+    local = service(policy="Local", externalIPs=[])
+    assert host_routes([local], endpoints(("n1", True)), "n7", ips)[4] == []  # still Local
+
+
 def test_dual_stack_service_gets_both_host_routes() -> None:
     svc = service(clusterIPs=["10.96.0.10", "fd00:96::a"], ipFamilies=["IPv4", "IPv6"])
     assert routes(svc, endpoints(("n1", True)), "n1")[-1] == "fd00:96::a"

@@ -165,8 +165,29 @@ def test_excluded_node_advertises_nothing(tmp_path: Path) -> None:
         "cluster_ips": ["10.96.0.0/12"],
         "external_ips": [],
         "loadbalancer_ips": [],
+        "aggregate_loadbalancer_ips": True,
         "families": [4],
     }
+
+
+def test_without_aggregation_load_balancer_cidrs_are_advertised_per_address(
+    tmp_path: Path,
+) -> None:
+    data = services(
+        service_cluster_ips=["10.96.0.0/12"], service_loadbalancer_ips=["198.18.0.0/24"]
+    )
+    data["bgp"]["service_loadbalancer_aggregation"] = "Disabled"
+    out = files(tmp_path, data)
+    text = out[f"nodes/n1/{BIRD_CONFIG}"]
+    assert "  route 10.96.0.0/12 blackhole;" in text
+    assert "198.18.0.0/24 blackhole" not in text
+    assert "net ~ [ 10.96.0.0/12+, 198.18.0.0/24+ ];" in text  # its /32s still pass
+    services_json = json.loads(out["nodes/n1/node.json"])["bird"]["services"]
+    assert services_json["aggregate_loadbalancer_ips"] is False
+    data["bgp"]["service_loadbalancer_aggregation"] = "Sometimes"
+    assert "bgp.service_loadbalancer_aggregation: Input should be 'Enabled' or 'Disabled'" in (
+        one(tmp_path, data)
+    )
 
 
 def test_no_services_no_key(tmp_path: Path) -> None:
