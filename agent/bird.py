@@ -16,7 +16,7 @@ from calicc.agent import AgentError
 from calicc.agent.bundle import Bundle
 from calicc.agent.files import under, write_if_changed
 from calicc.agent.runner import Runner
-from calicc.contract.manifest import SecretRef
+from calicc.contract.manifest import NodeManifest, SecretRef
 from calicc.contract.names import BIRD_CONFIG, install_path
 
 DEFAULT_CONF = install_path(BIRD_CONFIG)
@@ -35,6 +35,12 @@ class BirdPaths:
         """Return the paths below `root`."""
         run = under(root, "var/run/calicc")
         return cls(under(root, conf_rel), run / "bird.ctl", run / "bird.pid")
+
+
+def node_paths(root: Path, manifest: NodeManifest) -> BirdPaths:
+    """Return the paths of the node's BIRD below `root` (bird.conf where node.json installs it)."""
+    entry = manifest.files.get(manifest.bird.config)
+    return BirdPaths.under(root, entry.install if entry and entry.install else DEFAULT_CONF)
 
 
 def secret_value(name: str, ref: SecretRef, env: Mapping[str, str], root: Path) -> str:
@@ -110,8 +116,7 @@ def reconcile_bird(
     """Install BIRD's config (and the agent's `includes`); start or reconfigure BIRD if needed."""
     if not bundle.manifest.bird.enabled:
         return []
-    entry = bundle.manifest.files.get(bundle.manifest.bird.config)
-    paths = BirdPaths.under(root, entry.install if entry and entry.install else DEFAULT_CONF)
+    paths = node_paths(root, bundle.manifest)
     changed = install_config(runner, bundle, paths, env, root, includes)
     if running_pid(paths) is None:
         paths.sock.parent.mkdir(parents=True, exist_ok=True)

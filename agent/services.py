@@ -27,6 +27,7 @@ from calicc.agent.cni.errors import CniError
 from calicc.agent.cni.kube import api_get
 from calicc.agent.kube_watch import Informer
 from calicc.agent.service_routes import host_routes
+from calicc.contract.manifest import NodeManifest
 from calicc.contract.services import SERVICE_INCLUDES, Address, ServiceIps, host_route_text
 
 log = logging.getLogger("calicc.agent")
@@ -94,3 +95,29 @@ class ServiceSource:
         for informer in self.informers or ():
             informer.stop()
         self.informers = None
+
+
+def status_lines(conf_dir: Path, manifest: NodeManifest) -> list[str]:
+    """Return `calicc status`'s service lines: the CIDRs, and the /32s the includes hold now.
+
+    `conf_dir` is bird.conf's directory (the includes' base). A node that advertises none
+    has no lines.
+    """
+    ips = manifest.bird.services
+    if ips is None:
+        return []
+    lists = (
+        ("cluster", ips.cluster_ips),
+        ("external", ips.external_ips),
+        ("loadbalancer", ips.loadbalancer_ips),
+    )
+    lines = ["service IPs (advertised to external peers):"]
+    lines += [f"  {name:<13} {', '.join(map(str, nets))}" for name, nets in lists if nets]
+    for version in ips.families:
+        try:
+            text = (conf_dir / SERVICE_INCLUDES[version]).read_text(encoding="utf-8")
+        except OSError:
+            text = ""
+        hosts = [line.split()[1] for line in text.splitlines() if line.startswith("route ")]
+        lines.append(f"  Local here    {', '.join(hosts) or 'none'} (IPv{version})")
+    return lines

@@ -8,12 +8,13 @@ from pathlib import Path
 
 from calicc.agent import AgentError
 from calicc.agent.apply import BUNDLE_COPY
-from calicc.agent.bird import BirdPaths
+from calicc.agent.bird import BirdPaths, node_paths
 from calicc.agent.bundle import load_bundle
 from calicc.agent.cni.ipam import Allocation
 from calicc.agent.cni.node import ipam_store
 from calicc.agent.files import under
 from calicc.agent.runner import Runner
+from calicc.agent.services import status_lines as service_status
 from calicc.contract.manifest import NodeManifest
 from calicc.contract.names import MANIFEST, STATE_DIR
 
@@ -101,6 +102,7 @@ def status_lines(root: Path, runner: Runner) -> list[str]:
     lines.append("blocks:")
     for block, used, size in block_use([b.cidr for b in manifest.blocks], allocations):
         lines.append(f"  {block!s:<20} {used}/{size} used{block_note(block, manifest)}")
+    lines += service_status(node_paths(root, manifest).conf.parent, manifest)
     lines.append(f"endpoints: {len(allocations)}")
     lines += [f"  {a.address!s:<24} {a.container_id[:12]} {a.ifname}" for a in allocations]
     return lines

@@ -202,6 +202,12 @@ def test_local_service_host_routes_follow_its_endpoint(lab: Lab) -> None:
         assert lab.apply("node-1") == reconfigured  # its include gained the /32s
         assert lab.apply("node-2") == []  # none for it: its include is unchanged
         assert lab.apply("node-1") == []  # no change, no birdc configure
+        status = ns_run(
+            lab.topo.node("node-1").ns,
+            [calicc_exe(), "status", "--root", str(node_root(lab.root, "node-1"))],
+        ).stdout
+        assert "  cluster       10.96.0.0/16\n" in status
+        assert f"  Local here    {', '.join(HOSTS)} (IPv4)\n" in status
         one, two = {NODES["node-1"]}, {NODES["node-2"]}
         wait_learned(lambda: bird_rib(lab.tor_sock), HOSTS, one, "ToR: /32s from node-1 only")
         wait_learned(lambda: rib_paths(lab.gobgp_ns), HOSTS, one, "GoBGP: /32s from node-1")
