@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from calicc.compiler.build import compile_cluster
+from calicc.compiler.build import build, compile_cluster
 from calicc.compiler.toolcheck import bird_parse
 from calicc.contract.names import BIRD_CONFIG
 from calicc.contract.services import EXCLUDE_LABEL, host_route_text
@@ -188,6 +188,21 @@ def test_without_aggregation_load_balancer_cidrs_are_advertised_per_address(
     assert "bgp.service_loadbalancer_aggregation: Input should be 'Enabled' or 'Disabled'" in (
         one(tmp_path, data)
     )
+
+
+def test_a_changed_cidr_or_exclusion_rebuilds_the_nodes(tmp_path: Path) -> None:
+    data = services(service_cluster_ips=["10.96.0.0/12"])
+    out = tmp_path / "rendered"
+    build(load(tmp_path, data), out)
+    data["bgp"]["service_cluster_ips"] = ["10.96.0.0/16"]
+    written = set(build(load(tmp_path, data), out).written)
+    assert {f"nodes/{n}/{BIRD_CONFIG}" for n in ("n1", "n2", "n3")} <= written
+    assert "route 10.96.0.0/16 blackhole;" in (out / f"nodes/n1/{BIRD_CONFIG}").read_text()
+    data["nodes"][2]["labels"] = {EXCLUDE_LABEL: "true"}
+    written = set(build(load(tmp_path, data), out).written)
+    assert f"nodes/n3/{BIRD_CONFIG}" in written
+    assert f"nodes/n1/{BIRD_CONFIG}" not in written
+    assert "calicc_services" not in (out / f"nodes/n3/{BIRD_CONFIG}").read_text()
 
 
 def test_no_services_no_key(tmp_path: Path) -> None:
