@@ -190,7 +190,38 @@ def _reachable_from_nodes(
         return
 
 
+def check_one_session_per_peer(
+    spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source
+) -> Iterator[Problem]:
+    """Two entries may not give one node two sessions with one peer (address and port).
+
+    Both would be one BIRD protocol name (Global_/Node_ and the address), which BIRD refuses;
+    entries for one peer with disjoint node selectors (options per group of nodes) are fine.
+    """
+    matchers = [
+        None if p.node_selector is None else parse_selector(p.node_selector) for p in spec.bgp.peers
+    ]
+    reported: set[tuple[int, int]] = set()
+    for node in spec.nodes:
+        own = {a.ip for a in (node.address, node.address_v6) if a}
+        first: dict[tuple[IPv4Address | IPv6Address, int], int] = {}
+        for j, peer in enumerate(spec.bgp.peers):
+            chosen = matchers[j]
+            if peer.peer_ip in own or (chosen is not None and not chosen.matches(node.labels)):
+                continue
+            i = first.setdefault((peer.peer_ip, peer.port or 179), j)
+            if i != j and (i, j) not in reported:
+                reported.add((i, j))
+                yield src.problem(
+                    _loc(j, "peer_ip"),
+                    f"node {node.name} would peer with {peer.peer_ip} twice (bgp.peers[{i}] "
+                    f"and bgp.peers[{j}]): give the entries node selectors that pick "
+                    "different nodes, or merge them",
+                )
+
+
 PEER_OPTION_CHECKS: tuple[Check, ...] = (
+    check_one_session_per_peer,
     check_timers,
     check_next_hop,
     check_single_options,

@@ -299,3 +299,19 @@ def test_bad_option_exits_1_and_writes_nothing(tmp_path: Path) -> None:
     assert f"cluster.yaml:{second}:" in done.stderr
     assert "bgp.peers[1].passive: both ends" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.yaml"]
+
+
+def test_two_entries_for_one_peer_on_one_node_are_refused(tmp_path: Path) -> None:
+    msg = one(tmp_path, peers(BASE_PEER, {**BASE_PEER, "node_selector": "all()", "port": 179}))
+    assert "bgp.peers[1].peer_ip: node n1 would peer with 192.0.2.9 twice (bgp.peers[0] and" in msg
+
+
+def test_entries_for_one_peer_may_split_the_nodes(tmp_path: Path) -> None:
+    data = peers(
+        {**BASE_PEER, "node_selector": "rack == 'a'", "num_allowed_local_as": 1},
+        {**BASE_PEER, "node_selector": "rack != 'a'"},
+    )
+    data["nodes"][0]["labels"] = {"rack": "a"}
+    plan = plan_of(tmp_path, data)
+    options = [s.options for n in plan.nodes for s in n.sessions if s.name == "Node_192_0_2_9"]
+    assert options == [SessionOptions(allow_local_as=1), None, None]
