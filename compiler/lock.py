@@ -154,9 +154,10 @@ def _extras(alloc: NodeAllocation) -> tuple[tuple[str, object], ...]:
 
 def _node_lines(name: str, alloc: NodeAllocation) -> list[str] | None:
     key = yaml_scalar(name)
-    if key is None or alloc.adopted:  # adopted entries: yaml.dump writes the lock
+    adopted = _adopted_lines(alloc.adopted)
+    if key is None or adopted is None:
         return None
-    lines = [f"  {key}:\n", "    blocks:\n" if alloc.blocks else "    blocks: {}\n"]
+    lines = [f"  {key}:\n", *adopted, "    blocks:\n" if alloc.blocks else "    blocks: {}\n"]
     for pool in sorted(alloc.blocks):
         pool_key, blocks = yaml_scalar(pool), alloc.blocks[pool]
         if pool_key is None:
@@ -174,6 +175,18 @@ def _node_lines(name: str, alloc: NodeAllocation) -> list[str] | None:
         if text is None:
             return None
         lines.append(f"    {key}: {text}\n")
+    return lines
+
+
+def _adopted_lines(adopted: tuple[Adopted, ...]) -> list[str] | None:
+    """Return the lines of a node's `adopted:` list (none without), None if one needs more."""
+    lines = ["    adopted:\n"] if adopted else []
+    for entry in adopted:
+        for index, (key, value) in enumerate(entry.as_data().items()):  # in sorted key order
+            text = yaml_scalar(value)
+            if text is None:
+                return None
+            lines.append(f"{'    - ' if index == 0 else '      '}{key}: {text}\n")
     return lines
 
 

@@ -22,7 +22,8 @@ from calicc.compiler.load import Loc, Source, parse_yaml, read_input
 from calicc.compiler.lock import LOCK_VERSION, Lock, yaml_scalar
 from calicc.compiler.lock_shape import shape_lock
 
-MAX_LOCK_BYTES = 2 * 2**20  # about 20,000 nodes
+MAX_LOCK_BYTES = 2 * 2**20  # about 20,000 nodes: what the YAML loader is given
+MAX_WRITTEN_BYTES = 8 * 2**20  # in the form calicc writes (adopted pods: about 50,000 more)
 MAX_SHOWN = 40  # problems printed; the rest are counted
 
 
@@ -57,16 +58,23 @@ def _text(path: Path) -> str:
     except OSError as exc:
         problem = Problem(str(path), None, None, "", f"cannot read: {exc.strerror}")
         raise LockProblems([problem]) from exc
-    if size > MAX_LOCK_BYTES:
-        message = (
-            f"larger than {MAX_LOCK_BYTES // 2**20} MiB, far more than the lock of any cluster "
-            "calicc builds: restore it from git"
-        )
-        raise LockProblems([Problem(str(path), None, None, "", message)])
+    if size > MAX_WRITTEN_BYTES:
+        raise LockProblems([_too_large(path, MAX_WRITTEN_BYTES)])
     try:
         return read_input(path)
     except SpecError as exc:
         raise LockProblems(exc.problems) from exc
+
+
+def _too_large(path: Path, limit: int) -> Problem:
+    message = (
+        f"larger than {limit // 2**20} MiB, far more than the lock of any cluster calicc "
+        "builds: restore it from git"
+    )
+    if limit < MAX_WRITTEN_BYTES:
+        message += f" (a lock of up to {MAX_WRITTEN_BYTES // 2**20} MiB is read in the form "
+        message += "calicc writes it, without hand edits)"
+    return Problem(str(path), None, None, "", message)
 
 
 def read_lock(path: Path) -> LockFile:
@@ -75,6 +83,8 @@ def read_lock(path: Path) -> LockFile:
         return LockFile(path, Lock(), Source(path, None), None)
     text = _text(path)
     data = _written_data(text)
+    if data is None and len(text) > MAX_LOCK_BYTES:  # composing costs ~55 bytes per byte
+        raise LockProblems([_too_large(path, MAX_LOCK_BYTES)])
     try:
         source = (
             parse_yaml(text, path)
@@ -98,9 +108,9 @@ class _DeferredLines(Mapping[Loc, tuple[int, int]]):
         self._table: Mapping[Loc, tuple[int, int]] = {}
 
     def _lines(self) -> Mapping[Loc, tuple[int, int]]:
-        if self._text is not None:
+        if self._text is not None and len(self._text) <= MAX_LOCK_BYTES:
             self._table = parse_yaml(self._text, self._path).lines
-            self._text = None
+        self._text = None  # a larger lock's problems name their field, not their line
         return self._table
 
     def __getitem__(self, key: Loc) -> tuple[int, int]:
@@ -128,7 +138,18 @@ _LOCK_LINE = re.compile(
     r"|    tunnel_address_v6: (?P<tunnel_address_v6>[^ ]+)"
     r"|    vtep_mac: (?P<vtep_mac>[^ ]+)"
     r"|    vtep_mac_v6: (?P<vtep_mac_v6>[^ ]+)"
+    r"|    adopted:(?P<adopted>)"
+    r"|    - address: (?P<a_address>[^ ]+)"
+    r"|      container_id: (?P<a_container_id>[^ ]+)"
+    r"|      ifname: (?P<a_ifname>[^ ]+)"
+    r"|      pod: (?P<a_pod>[^ ]+)"
 )
+_ENTRY_NEXT = {  # an adopted entry's keys, in the order yaml.dump writes them
+    "a_address": "a_container_id",
+    "a_container_id": "a_ifname",
+    "a_ifname": "a_pod a_address blocks no_blocks",
+    "a_pod": "a_address blocks no_blocks",
+}
 
 
 def _value(token: str) -> str:
@@ -158,24 +179,33 @@ class _WrittenForm:
         self.node: dict[str, Any] | None = None
         self.pools: dict[str, list[str]] | None = None  # the open "blocks:" mapping
         self.blocks: list[str] | None = None  # the open pool's list
+        self.adopted: list[dict[str, str]] | None = None  # the open adopted list
         self.wanting = ""  # the kind of line the previous one requires next
 
-    def line(self, line: str) -> None:
+    def _kind(self, line: str) -> tuple[str, str]:
+        """Return the line's kind and value, if the previous line allows that kind."""
         match = _LOCK_LINE.fullmatch(line)
         if match is None or match.lastgroup is None:
             raise _NotWritten
         kind = match.lastgroup
         if self.wanting and kind not in self.wanting.split():
             raise _NotWritten
-        value = _value(match.group(kind)) if match.group(kind) else ""
         self.wanting = ""
+        return kind, _value(match.group(kind)) if match.group(kind) else ""
+
+    def line(self, line: str) -> None:
+        kind, value = self._kind(line)
         if kind == "node":
             self.node, self.pools, self.blocks = _new(self.nodes, value, {}), None, None
-            self.wanting = "blocks no_blocks"
+            self.adopted = None
+            self.wanting = "adopted blocks no_blocks"
             return
         if self.node is None:
             raise _NotWritten
-        if kind in ("blocks", "no_blocks"):
+        if kind == "adopted" or kind in _ENTRY_NEXT:
+            self.adopted_line(self.node, kind, value)
+        elif kind in ("blocks", "no_blocks"):
+            self.adopted = None  # the list is closed: an entry line after it is not this form
             pools: dict[str, list[str]] = _new(self.node, "blocks", {})
             self.pools = pools if kind == "blocks" else None
             self.wanting = "pool empty_pool" if kind == "blocks" else ""
@@ -192,6 +222,19 @@ class _WrittenForm:
         else:  # tunnel_address(_v6), vtep_mac(_v6)
             _new(self.node, kind, value)
             self.pools = self.blocks = None
+
+    def adopted_line(self, node: dict[str, Any], kind: str, value: str) -> None:
+        """Read a line of the node's `adopted:` list (it comes before `blocks`)."""
+        if kind == "adopted":
+            self.adopted = _new(node, "adopted", [])
+            self.wanting = "a_address"
+            return
+        if self.adopted is None:
+            raise _NotWritten
+        if kind == "a_address":
+            self.adopted.append({})
+        self.adopted[-1][kind.removeprefix("a_")] = value
+        self.wanting = _ENTRY_NEXT[kind]
 
     def done(self) -> dict[str, dict[str, Any]]:
         if self.wanting:

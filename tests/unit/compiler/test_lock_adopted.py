@@ -8,8 +8,9 @@ tunnel address or reserved, naming cluster.lock.yaml's line and field.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from ipaddress import IPv4Address, ip_address
+from ipaddress import IPv4Address, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,13 @@ from calicc.compiler.build import build, load_cluster
 from calicc.compiler.errors import LockError
 from calicc.compiler.lock import Adopted, Lock, NodeAllocation
 from calicc.compiler.lock_check import lock_changes
-from calicc.compiler.lock_read import LockProblems, read_lock
+from calicc.compiler.lock_read import (
+    MAX_LOCK_BYTES,
+    MAX_WRITTEN_BYTES,
+    LockProblems,
+    _written_data,
+    read_lock,
+)
 from calicc.contract.manifest import NodeFile
 from tests.support.clusters import BASE, with_, write_cluster
 
@@ -63,8 +70,38 @@ def test_adopted_entries_round_trip_as_yaml_dump_writes_them(tmp_path: Path) -> 
     assert text.endswith(yaml.dump(lock.as_data(), sort_keys=True, default_flow_style=False))
     assert "    adopted:\n    - address: 10.244.0.5\n      container_id: c1\n" in text
     assert "    - address: fd00:244::7\n      container_id: c2\n      ifname: eth1\n" in text
+    assert _written_data(text) is not None  # read back by the line parser, not composed
     (tmp_path / "cluster.lock.yaml").write_text(text)
     assert read_lock(tmp_path / "cluster.lock.yaml").lock == lock
+
+
+def _big_lock(pods: int) -> Lock:
+    """A lock of one node per 100 pods, each pod with a 64-character container id."""
+    nodes = {}
+    for n in range(pods // 100):
+        first = IPv4Address("10.0.0.0") + n * 128
+        blocks = (ip_network(f"{first}/26"), ip_network(f"{first + 64}/26"))
+        adopted = tuple(
+            Adopted(first + 1 + i, hashlib.sha256(f"{n}.{i}".encode()).hexdigest(), "eth0",
+                    f"default/app-{n}-{i}")
+            for i in range(100)
+        )  # fmt: skip
+        nodes[f"node-{n:04d}"] = NodeAllocation(
+            {"default-ipv4-ippool": blocks}, first, None, None, None, adopted
+        )
+    return Lock(nodes=nodes)
+
+
+def test_a_lock_of_many_adopted_pods_is_read_in_the_written_form_only(tmp_path: Path) -> None:
+    lock = _big_lock(16_000)
+    text = lock.to_yaml()
+    assert MAX_LOCK_BYTES < len(text) < MAX_WRITTEN_BYTES  # beyond what YAML composing is given
+    path = tmp_path / "cluster.lock.yaml"
+    path.write_text(text)
+    assert read_lock(path).lock == lock
+    path.write_text(text.replace("nodes:\n", "nodes:  # edited\n", 1))  # no longer calicc's form
+    with pytest.raises(LockProblems, match=r"larger than 2 MiB.*up to 8 MiB is read in the form"):
+        read_lock(path)
 
 
 def test_build_keeps_adopted_and_writes_them_into_node_json(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calicc.compiler.lock import HEADER, Lock, NodeAllocation, SafeDumper
+from calicc.compiler.lock import HEADER, Adopted, Lock, NodeAllocation, SafeDumper
 from calicc.compiler.lock_read import _written_data
 
 # Names YAML 1.1 would read as other types (bools, nulls, numbers, sexagesimals) beside plain
@@ -47,6 +47,16 @@ V6_BLOCKS = st.lists(
     max_size=3,
     unique=True,
 ).map(lambda blocks: tuple(sorted(blocks)))
+ADOPTED = st.lists(
+    st.builds(
+        Adopted,
+        address=st.integers(0x0A000000, 0x0AFFFFFF).map(IPv4Address) | V6_INTS.map(IPv6Address),
+        container_id=st.sampled_from(TRICKY) | st.from_regex(r"[0-9a-f]{1,64}", fullmatch=True),
+        ifname=st.sampled_from(["eth0", "net1", "1", "on"]),
+        pod=st.none() | st.from_regex(r"[a-z0-9]{1,8}/[a-z0-9][-a-z0-9.]{0,30}", fullmatch=True),
+    ),
+    max_size=2,
+).map(tuple)
 ALLOCATIONS = st.builds(
     NodeAllocation,
     blocks=st.dictionaries(NAMES, BLOCKS | V6_BLOCKS, max_size=3),
@@ -54,6 +64,7 @@ ALLOCATIONS = st.builds(
     vtep_mac=st.none() | MACS,
     tunnel_address_v6=st.none() | V6_INTS.map(IPv6Address),
     vtep_mac_v6=st.none() | MACS,
+    adopted=ADOPTED,
 )
 
 
@@ -116,7 +127,12 @@ def edited_locks(draw: st.DrawFn) -> str:
     elif edit == "dedent":
         lines[at] = lines[at][2:]
     elif edit == "replace":
-        lines[at] = draw(st.sampled_from(["    blocks:", "      - x", "  n:", "# note", "x: 1"]))
+        lines[at] = draw(
+            st.sampled_from(
+                ["    blocks:", "      - x", "  n:", "# note", "x: 1", "    adopted:",
+                 "    - address: 10.0.0.1", "      ifname: eth0", "      pod: a/b"]
+            )
+        )  # fmt: skip
     else:
         lines[at] = lines[at] + draw(st.sampled_from([" # c", " {}", ": 1", "'"]))
     return "\n".join(lines)
