@@ -34,7 +34,8 @@ PASSWORD = (
 )
 CONFIG_MAPPED = frozenset(
     {"asNumber", "nodeToNodeMeshEnabled", "listenPort", "serviceClusterIPs", "serviceExternalIPs",
-     "serviceLoadBalancerIPs", "communities", "prefixAdvertisements", "nodeMeshMaxRestartTime"}
+     "serviceLoadBalancerIPs", "communities", "prefixAdvertisements", "nodeMeshMaxRestartTime",
+     "serviceLoadBalancerAggregation"}
 )  # fmt: skip
 SERVICE_KEYS = {
     "serviceClusterIPs": "service_cluster_ips",
@@ -91,6 +92,9 @@ def _advertised(read: Reader) -> dict[str, Any]:
         cidrs = [b.get("cidr") if isinstance(b, dict) else b for b in blocks or []]
         if cidrs:
             found[target] = cidrs
+    aggregation = read.value("serviceLoadBalancerAggregation")
+    if aggregation not in (None, "Enabled"):  # Calico's default is calicc's
+        found["service_loadbalancer_aggregation"] = aggregation
     communities = read.value("communities")
     if communities:
         found["communities"] = communities

@@ -51,6 +51,7 @@ CONFIG_FIELDS: Mapping[str, Loc] = {
     "service_cluster_ips": ("spec", "serviceClusterIPs"),
     "service_external_ips": ("spec", "serviceExternalIPs"),
     "service_loadbalancer_ips": ("spec", "serviceLoadBalancerIPs"),
+    "service_loadbalancer_aggregation": ("spec", "serviceLoadBalancerAggregation"),
     "communities": ("spec", "communities"),
     "prefix_advertisements": ("spec", "prefixAdvertisements"),
     "node_mesh_max_restart_time": ("spec", "nodeMeshMaxRestartTime"),
