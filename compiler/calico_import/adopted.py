@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv6Address, ip_address, ip_network
+from ipaddress import IPv4Address, IPv6Address, ip_network
 from typing import Any
 
 from calicc.compiler.calico_import.blocks import Blocks, Network
@@ -92,11 +92,15 @@ class _Block:
             key = "allocations" if not isinstance(allocations, list) else "attributes"
             self.out.problems.append(self.res.problem(("spec", key), f"expected a list ({key})"))
             return []
+        if len(allocations) > self.cidr.num_addresses:
+            why = f"{len(allocations)} allocations for a block of {self.cidr.num_addresses}"
+            self.out.problems.append(self.res.problem(("spec", "allocations"), why))
+            return []
         found = []
         for ordinal, index in enumerate(allocations):
             if index is None:
                 continue
-            address = ip_address(int(self.cidr.network_address) + ordinal)
+            address = self.cidr.network_address + ordinal
             if type(index) is not int or not 0 <= index < len(attributes):
                 why = f"expected the index of an entry of attributes (0-{len(attributes) - 1})"
                 self.out.problems.append(self.res.problem(("spec", "allocations", ordinal), why))
@@ -104,9 +108,6 @@ class _Block:
             pod = self.pod(address, attributes[index])
             if pod is not None:
                 found.append((ordinal, *pod))
-        if len(allocations) > self.cidr.num_addresses:
-            why = f"{len(allocations)} allocations for a block of {self.cidr.num_addresses}"
-            self.out.problems.append(self.res.problem(("spec", "allocations"), why))
         return found
 
     def pod(self, address: Address, attr: object) -> tuple[str, str | None] | None:
@@ -179,7 +180,7 @@ def adopt_pods(
             continue
         read.add((owner, cidr))
         for ordinal, container, pod in _Block(res, cidr, owner, out).read():
-            address = ip_address(int(cidr.network_address) + ordinal)
+            address = cidr.network_address + ordinal
             where = ("spec", "allocations", ordinal)
             mine = tunnels.get(owner, set())
             out.problems += _check(res, where, address, owner, tunnels=mine, reserved=reserved)

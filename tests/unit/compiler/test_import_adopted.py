@@ -20,6 +20,7 @@ import yaml
 from calicc.compiler.build import build, load_cluster
 from calicc.compiler.calico_import.run import import_calico, write_imported
 from calicc.compiler.errors import SpecError
+from tests.unit.compiler.test_calico_import import DUAL_STACK_VXLAN
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "calico_import"
 CALICO, IPAM = FIXTURES / "calico.yaml", FIXTURES / "ipam.yaml"
@@ -178,3 +179,60 @@ def test_a_wrong_allocation_index_is_an_error(tmp_path: Path) -> None:
 
     (found,) = _refused(tmp_path, CALICO, ipam_with(tmp_path, edit))
     assert "IPAMBlock 10-244-0-0-26: spec.allocations[5]: expected the index of an entry" in found
+
+
+def test_too_many_allocations_for_the_block_is_an_error(tmp_path: Path) -> None:
+    def edit(items: list[dict[str, Any]]) -> None:
+        block(items, "10-244-0-0-26")["allocations"].append(None)
+
+    (found,) = _refused(tmp_path, CALICO, ipam_with(tmp_path, edit))
+    assert "IPAMBlock 10-244-0-0-26: spec.allocations: 65 allocations for a block of 64" in found
+
+
+DUAL_STACK_BLOCKS = """\
+apiVersion: crd.projectcalico.org/v1
+kind: IPAMBlockList
+items:
+- apiVersion: crd.projectcalico.org/v1
+  kind: IPAMBlock
+  metadata: {name: 10-50-0-0-26}
+  spec:
+    cidr: 10.50.0.0/26
+    affinity: host:w1
+    allocations: [null, 0, 1]
+    attributes:
+    - {handle_id: vxlan-tunnel-addr-w1, secondary: {node: w1, type: vxlanTunnelAddress}}
+    - {handle_id: k8s-pod-network.abc, secondary: {namespace: shop, node: w1, pod: web}}
+- apiVersion: crd.projectcalico.org/v1
+  kind: IPAMBlock
+  metadata: {name: fd00-50---122}
+  spec:
+    cidr: "fd00:50::/122"
+    affinity: host:w1
+    allocations: [null, 0, 1]
+    attributes:
+    - {handle_id: vxlan-v6-tunnel-addr-w1, secondary: {node: w1, type: vxlanV6TunnelAddress}}
+    - {handle_id: k8s-pod-network.abc, secondary: {namespace: shop, node: w1, pod: web}}
+"""
+
+
+def test_a_dual_stack_pod_keeps_both_addresses_under_one_handle(tmp_path: Path) -> None:
+    calico = tmp_path / "calico.yaml"
+    calico.write_text(DUAL_STACK_VXLAN)
+    ipam = tmp_path / "ipam.yaml"
+    ipam.write_text(DUAL_STACK_BLOCKS)
+    imported = import_calico((calico, ipam))
+    w1 = lock_of(imported.files)["w1"]
+    assert w1["adopted"] == [
+        {"address": "10.50.0.2", "container_id": "abc", "ifname": "eth0", "pod": "shop/web"},
+        {"address": "fd00:50::2", "container_id": "abc", "ifname": "eth0", "pod": "shop/web"},
+    ]
+    assert (w1["tunnel_address"], w1["tunnel_address_v6"]) == ("10.50.0.1", "fd00:50::1")
+    out = tmp_path / "cluster"
+    write_imported(imported, out)
+    build(load_cluster(out / "cluster.yaml"), out / "rendered", frozen=True)
+    node_json = json.loads((out / "rendered/nodes/w1/node.json").read_text())
+    assert {(a["address"], a["handle"]) for a in node_json["adopted"]} == {
+        ("10.50.0.2", "k8s-pod-network.abc"),
+        ("fd00:50::2", "k8s-pod-network.abc"),
+    }
