@@ -5,7 +5,9 @@ located YAML loader (which refuses duplicate keys and alias bombs), every proble
 once as `cluster.lock.yaml:LINE:COL: FIELD: ...`. A lock exactly as calicc writes it is read by
 a line parser that accepts nothing else (a tenth of the loader's time at 5,000 nodes); its
 positions are composed only when a problem needs one. Its size is capped below the loader's own
-limit: composing YAML costs about 55 bytes of memory per byte of input.
+limit: composing YAML costs about 55 bytes of memory per byte of input. A lock in the written
+form may be larger (MAX_WRITTEN_BYTES: the `adopted:` entries of many running pods, from
+`calicc import`); it is never composed, so its problems name their field without a line.
 """
 
 from __future__ import annotations
