@@ -51,9 +51,9 @@ def service_entries(bgp: Bgp) -> tuple[Network, ...]:
 
 def advertises(spec: ClusterSpec, labels: Labels, version: int) -> bool:
     """Return whether a node (by its labels) advertises service IPs of one family."""
-    if dict(labels).get(EXCLUDE_LABEL) == "true":
-        return False
-    return any(n.version == version for n in service_entries(spec.bgp))
+    if not any(n.version == version for n in service_entries(spec.bgp)):
+        return False  # the common case first: no service CIDR at all
+    return dict(labels).get(EXCLUDE_LABEL) != "true"
 
 
 def aggregates(bgp: Bgp) -> bool:
@@ -72,12 +72,18 @@ class ServiceView:
 
 
 @lru_cache(maxsize=4)
-def _view(bgp: Bgp, version: int, suffix: str) -> ServiceView | None:
-    nets = [n for n in service_entries(bgp) if n.version == version]
+def _view(
+    lists: tuple[tuple[Network, ...], tuple[Network, ...], tuple[Network, ...]],
+    aggregate: bool,
+    version: int,
+    suffix: str,
+) -> ServiceView | None:
+    cluster, external, balanced = lists
+    nets = [n for n in (*cluster, *external, *balanced) if n.version == version]
     if not nets:
         return None
-    single = {*bgp.service_external_ips, *bgp.service_loadbalancer_ips}
-    per_service = set() if aggregates(bgp) else set(bgp.service_loadbalancer_ips)
+    single = {*external, *balanced}
+    per_service = set() if aggregate else set(balanced)
     routes = sorted(
         {n for n in nets if not (is_single(n) and n in single) and n not in per_service}
     )
@@ -89,7 +95,11 @@ def service_view(
     spec: ClusterSpec, node: NodePlan, version: int, suffix: str
 ) -> ServiceView | None:
     """Return the node's service part of bird.conf for one family (None: it advertises none)."""
-    return _view(spec.bgp, version, suffix) if advertises(spec, node.labels, version) else None
+    if not advertises(spec, node.labels, version):
+        return None
+    bgp = spec.bgp  # the cache's key: the lists alone (hashing the whole Bgp costs far more)
+    lists = (bgp.service_cluster_ips, bgp.service_external_ips, bgp.service_loadbalancer_ips)
+    return _view(lists, aggregates(bgp), version, suffix)
 
 
 def service_ips(spec: ClusterSpec, node: NodePlan) -> ServiceIps | None:
