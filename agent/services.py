@@ -34,6 +34,12 @@ log = logging.getLogger("calicc.agent")
 SERVICES = "/api/v1/services"
 SLICES = "/apis/discovery.k8s.io/v1/endpointslices"
 FIRST_LIST_WAIT = 2.0
+Item = dict[str, Any]
+
+
+def _version(body: dict[str, Any]) -> str:
+    meta = body.get("metadata")
+    return str(meta.get("resourceVersion", "")) if isinstance(meta, dict) else ""
 
 
 def include_texts(ips: ServiceIps, routes: dict[int, list[Address]]) -> dict[str, str]:
@@ -45,20 +51,22 @@ def include_texts(ips: ServiceIps, routes: dict[int, list[Address]]) -> dict[str
 class ServiceSource:
     """The cluster's Services and EndpointSlices, and the host routes last computed from them."""
 
-    kubeconfig: Path | None = None
     watch: bool = False
     on_change: Callable[[], None] = lambda: None
     routes: dict[int, list[Address]] = field(default_factory=dict)
     error: str | None = None
     informers: tuple[Informer, Informer] | None = None
+    key: tuple[object, ...] | None = None  # what `routes` were computed from
 
-    def _lists(self, kubeconfig: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _lists(self, kubeconfig: Path) -> tuple[tuple[object, ...], list[Item], list[Item]]:
+        """Return (the lists' versions, Services, EndpointSlices)."""
         if not self.watch:
             try:
                 services, slices = api_get(kubeconfig, SERVICES), api_get(kubeconfig, SLICES)
             except CniError as exc:
                 raise AgentError(f"Kubernetes API: {exc.msg}") from exc
-            return list(services.get("items") or []), list(slices.get("items") or [])
+            versions = (_version(services), _version(slices))
+            return versions, list(services.get("items") or []), list(slices.get("items") or [])
         if self.informers is None or self.informers[0].kubeconfig != kubeconfig:
             self.stop()
             self.informers = (
@@ -73,16 +81,26 @@ class ServiceSource:
         for informer in self.informers:
             if informer.error is not None or not informer.synced.is_set():
                 raise AgentError(f"Kubernetes API: {informer.error or 'no answer yet'}")
-        return self.informers[0].snapshot()[1], self.informers[1].snapshot()[1]
+        (svc_rev, svc_items), (slice_rev, slice_items) = (i.snapshot() for i in self.informers)
+        return ("watch", svc_rev, slice_rev), svc_items, slice_items
 
     def refresh(self, ips: ServiceIps, node: str, kubeconfig: Path | None) -> dict[str, str]:
-        """Read the API again and return the includes' texts (the last routes if it fails)."""
+        """Read the API again and return the includes' texts (the last routes if it fails).
+
+        The routes are computed again only when a list's version, the node or node.json's
+        service CIDRs changed. Without a configured API there are none.
+        """
         if kubeconfig is None:
+            self.stop()
+            self.routes, self.key = {}, None
             self.error = "no Kubernetes API configured: no Local Service is advertised"
         else:
             try:
-                services, slices = self._lists(kubeconfig)
-                self.routes = host_routes(services, slices, node, ips)
+                versions, services, slices = self._lists(kubeconfig)
+                key = (versions, node, ips)
+                if key != self.key or "" in versions:  # "": a list without a version
+                    self.routes = host_routes(services, slices, node, ips)
+                    self.key = key
                 self.error = None
             except AgentError as exc:
                 if exc.args[0] != self.error:

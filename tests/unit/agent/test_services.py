@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from calicc.agent import services as services_module
 from calicc.agent.service_routes import advertised_here, host_routes
 from calicc.agent.services import ServiceSource, include_texts
 from calicc.contract.services import ServiceIps
@@ -193,3 +194,29 @@ def test_without_an_api_nothing_is_advertised() -> None:
     assert source.refresh(IPS, "n1", None)["services/ipv4.conf"].count("route") == 0
     assert source.error is not None
     assert "no Kubernetes API" in source.error
+
+
+def test_routes_are_computed_again_only_after_a_change(
+    api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = api.kubeconfig(tmp_path / "kubeconfig")
+    calls: list[str] = []
+    real = host_routes
+
+    def counted(*args: Any) -> dict[int, list[Any]]:
+        calls.append(args[2])
+        return real(*args)
+
+    monkeypatch.setattr(services_module, "host_routes", counted)
+    source = ServiceSource(watch=True)
+    try:
+        for _ in range(3):
+            source.refresh(IPS, "n1", conf)
+        assert calls == ["n1"]  # one computation for three reconciles without a change
+        api.put_endpoint_slice("shop", "web-abc", "web", [("10.244.1.5", "n2", True)])
+        wait_for(lambda: "route" not in source.refresh(IPS, "n1", conf)["services/ipv4.conf"], "")
+        assert len(calls) >= 2
+        assert "route" not in source.refresh(IPS, "n1", None)["services/ipv4.conf"]
+        assert source.informers is None  # no API configured: the watches end
+    finally:
+        source.stop()
