@@ -8,9 +8,9 @@ picks. `ServiceSource` reads the Services (/api/v1/services) and EndpointSlices
 The BIRD part writes the includes (`include_texts`) before it checks bird.conf, so a changed
 set of addresses is one atomic file write and one `birdc configure`, and an unchanged one none.
 
-Without an API, or while it fails, the last addresses read stay advertised (an outage must not
-withdraw a Service); before a first successful read there are none: the includes hold no route,
-which is valid BIRD.
+While the API fails, the last addresses read stay advertised (an outage must not withdraw a
+Service); before a first successful read, and without a configured API, there are none: the
+includes hold no route, which is valid BIRD.
 """
 
 from __future__ import annotations
