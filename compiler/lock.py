@@ -126,6 +126,11 @@ class Lock:
 
 
 _PLAIN_MAX = 100  # longer keys make yaml.dump write "? key" pairs: left to it
+# The first characters of the implicit types (bool, null, int, float, timestamp...) the
+# resolver knows: a plain scalar starting with any other reads as a str. A resolver for every
+# first character (key None) would leave this set empty of meaning: then every value is asked.
+_IMPLICIT = _RESOLVER.yaml_implicit_resolvers
+_RESOLVED_FIRST = None if None in _IMPLICIT else frozenset(k for k in _IMPLICIT if k)
 
 
 def yaml_scalar(text: str) -> str | None:
@@ -138,6 +143,8 @@ def yaml_scalar(text: str) -> str | None:
         return None
     if text.endswith(":"):
         return f"'{text}'"
+    if _RESOLVED_FIRST is not None and text[0] not in _RESOLVED_FIRST:  # a str: no need to ask
+        return text
     tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     return text if tag == _STR else f"'{text}'"
 
