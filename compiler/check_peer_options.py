@@ -91,10 +91,14 @@ def check_single_options(
                 "import_limit_action applies past import_limit: set import_limit (a number of "
                 "routes) or remove the action",
             )
-    if spec.bgp.node_mesh_max_restart_time is not None and not spec.bgp.node_to_node_mesh:
+    reflectors = [n.name for n in spec.nodes if n.route_reflector_cluster_id is not None]
+    if spec.bgp.node_mesh_max_restart_time is not None and (
+        reflectors or not spec.bgp.node_to_node_mesh
+    ):
+        why = f"in-cluster reflectors ({reflectors[0]}) replace" if reflectors else "is off"
         yield src.problem(
             ("bgp", "node_mesh_max_restart_time"),
-            "node_mesh_max_restart_time applies to the node-to-node mesh, which is off: "
+            f"node_mesh_max_restart_time applies to the node-to-node mesh, which {why}: "
             "remove it, or set max_restart_time on the peers",
         )
 

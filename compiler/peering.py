@@ -128,7 +128,7 @@ def _internal(spec: ClusterSpec, me: Peer, peer: Peer, role: Role) -> Session:
         keep_next_hop=False,
         multihop=None,
         extra_exports=(),
-        options=mesh_options(spec.bgp.node_mesh_max_restart_time),
+        options=mesh_options(spec.bgp.node_mesh_max_restart_time) if role == Role.MESH else None,
         communities=has_communities(spec, peer.ip.version),
     )
 

@@ -243,6 +243,10 @@ def test_bad_options_are_located(tmp_path: Path, entry: dict[str, Any], says: st
 def test_mesh_restart_time_needs_the_mesh(tmp_path: Path) -> None:
     msg = one(tmp_path, with_(bgp={"node_to_node_mesh": False, "node_mesh_max_restart_time": 60}))
     assert "bgp.node_mesh_max_restart_time: node_mesh_max_restart_time applies to the" in msg
+    assert "mesh, which is off" in msg
+    data = with_(bgp={"node_mesh_max_restart_time": 60})
+    data["nodes"][0]["route_reflector_cluster_id"] = "1.0.0.1"
+    assert "mesh, which in-cluster reflectors (n1) replace" in one(tmp_path, data)
 
 
 def _node_peers(passive_back: bool) -> dict[str, Any]:
