@@ -8,10 +8,13 @@ calicc's model would refuse is a problem at the resource's line, as any bad fiel
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from ipaddress import ip_address
 from typing import Any
 
 from calicc.compiler.calico_import.fields import Reader
+from calicc.compiler.calico_import.nodes import ImportedNode
+from calicc.compiler.calico_import.report import UNMAPPED, Note
 from calicc.compiler.model.bgp_peer import RESTART_MAX, TIMER_MAX
 from calicc.contract.text import cut
 
@@ -86,3 +89,16 @@ def read_options(read: Reader) -> dict[str, Any]:
     if mode != "Auto":
         found["next_hop_mode"] = mode
     return {key: value for key, value in found.items() if value is not None}
+
+
+def mesh_restart_notes(settings: dict[str, Any], nodes: Iterable[ImportedNode]) -> list[Note]:
+    """Drop the mesh's restart time where reflectors replace calicc's mesh; say so.
+
+    calicc opens no mesh when nodes are route reflectors (Calico meshes the other nodes), so
+    Calico's nodeMeshMaxRestartTime has no session to go on there.
+    """
+    if "node_mesh_max_restart_time" not in settings or not any(n.rr_cluster_id for n in nodes):
+        return []
+    seconds = settings.pop("node_mesh_max_restart_time")
+    why = f"calicc opens no mesh when nodes are route reflectors (was {seconds}s)"
+    return [Note(UNMAPPED, "BGPConfiguration", "default", "spec.nodeMeshMaxRestartTime", why)]

@@ -22,6 +22,7 @@ import yaml
 from calicc.compiler.calico_import import bgp, bgp_filters, ippools, nodes, policies
 from calicc.compiler.calico_import.adopted import AdoptedPods, adopt_pods
 from calicc.compiler.calico_import.blocks import Blocks, Network, collect_blocks
+from calicc.compiler.calico_import.peer_options import mesh_restart_notes
 from calicc.compiler.calico_import.report import NOTE, UNMAPPED, WARNING, Note, report_markdown
 from calicc.compiler.calico_import.resources import POLICY_API, Resource, read_resources
 from calicc.compiler.calico_import.validate import entry_problems
@@ -112,6 +113,7 @@ def _cluster(
         settings["filters"] = [f for f in filters if f is not None]
     settings["peers"] = [p for p in peers if p is not None]
     notes += bgp.topology_notes(by_name, settings["node_to_node_mesh"], notes)
+    notes += mesh_restart_notes(settings, by_name.values())
     data: dict[str, Any] = {"name": name, **ippools.pool_keys(pools)}
     data |= ippools.pod_mtu(kinds["FelixConfiguration"], pools)
     if "mtu" not in data:

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from calicc.compiler.calico_import.peer_options import parse_duration
-from calicc.compiler.calico_import.run import import_calico
+from calicc.compiler.calico_import.run import Imported, import_calico
 from calicc.compiler.errors import CaliccError, SpecError
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "calico_import"
@@ -94,16 +94,32 @@ def test_an_option_calicc_refuses_fails_the_import(tmp_path: Path) -> None:
         import_calico([with_tor_options(tmp_path, "      reachableBy: 10.30.1.254\n"), IPAM])
 
 
-def test_the_mesh_restart_time_is_mapped_with_the_mesh(tmp_path: Path) -> None:
+def _mesh_restart(tmp_path: Path, reflector: bool) -> Imported:
     text = CALICO.read_text()
     spec = "    spec:\n      asNumber: 64512\n"
+    rr = "        routeReflectorClusterID: 244.0.0.1\n"
     assert text.count(spec) == 1
-    mesh = "    spec:\n      asNumber: 64512\n      nodeMeshMaxRestartTime: 45s\n"
+    assert text.count(rr) == 1
+    text = text.replace(spec, f"{spec}      nodeMeshMaxRestartTime: 45s\n")
+    text = text.replace("nodeToNodeMeshEnabled: false", "nodeToNodeMeshEnabled: true")
     path = tmp_path / "calico.yaml"
-    path.write_text(text.replace(spec, mesh).replace("nodeToNodeMeshEnabled: false", ""))
-    result = import_calico([path, IPAM])
-    bgp = yaml.safe_load(result.files["cluster.yaml"])["bgp"]
+    path.write_text(text if reflector else text.replace(rr, ""))
+    return import_calico([path, IPAM])
+
+
+def test_the_mesh_restart_time_is_mapped_with_the_mesh(tmp_path: Path) -> None:
+    bgp = yaml.safe_load(_mesh_restart(tmp_path, reflector=False).files["cluster.yaml"])["bgp"]
+    assert bgp["node_to_node_mesh"]
     assert bgp["node_mesh_max_restart_time"] == 45
+
+
+def test_the_mesh_restart_time_is_reported_where_reflectors_replace_the_mesh(
+    tmp_path: Path,
+) -> None:
+    result = _mesh_restart(tmp_path, reflector=True)
+    assert "node_mesh_max_restart_time" not in result.files["cluster.yaml"]
+    (note,) = (n for n in result.notes if n.field == "spec.nodeMeshMaxRestartTime")
+    assert note.reason == "calicc opens no mesh when nodes are route reflectors (was 45s)"
 
 
 @pytest.mark.parametrize(
