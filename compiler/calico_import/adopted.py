@@ -31,6 +31,7 @@ from calicc.compiler.calico_import.resources import Resource
 from calicc.compiler.errors import Problem
 from calicc.compiler.lock import Adopted
 from calicc.contract.adopted import container_problem, namespace_problem, pod_name_problem
+from calicc.contract.text import cut
 
 TUNNEL_HANDLES = ("ipip-tunnel-addr-", "vxlan-tunnel-addr-", "vxlan-v6-tunnel-addr-")
 WIREGUARD_HANDLES = ("wireguard-tunnel-addr-", "wireguard-v6-tunnel-addr-")
@@ -126,9 +127,9 @@ class _Block:
         if container is None:
             self.note(
                 WARNING,
-                f"{address}: handle {handle!r} is not <network>.<containerID>, so calicc's "
-                "DEL could never release it: not adopted, and calicc's IPAM may hand it to a "
-                "new pod while its holder runs. Delete that pod before the switch",
+                f"{address}: handle {cut(repr(handle))} is not <network>.<containerID>, so "
+                "calicc's DEL could never release it: not adopted, and calicc's IPAM may hand "
+                "it to a new pod while its holder runs. Delete that pod before the switch",
             )
             return None
         return container, _pod(secondary)
