@@ -3,8 +3,8 @@
 A single field's range is its model's (model/bgp_peer.py); here: timers that BIRD would refuse
 together, contradictory next-hop settings, TTL security beside multihop, an import limit action
 without a limit, two node peers that both wait for the other (passive on both ends), a
-reachable_by gateway the node cannot reach directly or a peer that needs none, and the mesh's
-restart time without a mesh.
+reachable_by gateway the node cannot reach directly or a peer that needs none, the mesh's
+restart time without a mesh, and two entries that give one node two sessions with one peer.
 """
 
 from __future__ import annotations
