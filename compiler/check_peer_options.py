@@ -4,7 +4,8 @@ A single field's range is its model's (model/bgp_peer.py); here: timers that BIR
 together, contradictory next-hop settings, TTL security beside multihop, an import limit action
 without a limit, two node peers that both wait for the other (passive on both ends), a
 reachable_by gateway the node cannot reach directly or a peer that needs none, the mesh's
-restart time without a mesh, and two entries that give one node two sessions with one peer.
+restart time without a mesh, two entries that give one node two sessions with one peer, and
+an entry peering two nodes that the mesh or the reflectors already peer.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from calicc.compiler.errors import Problem
 from calicc.compiler.load import Source
 from calicc.compiler.model.bgp_peer import BIRD_DEFAULT_HOLD
 from calicc.compiler.model.spec import BgpPeer, ClusterSpec, Node
+from calicc.compiler.peering import needs_bgp
 from calicc.compiler.pools import PoolPlan, node_address
 from calicc.compiler.selector import parse_selector
 
@@ -230,7 +232,44 @@ def check_one_session_per_peer(
                 )
 
 
+def _in_cluster(spec: ClusterSpec, pools: tuple[PoolPlan, ...], a: Node, b: Node, v: int) -> str:
+    """Return how nodes `a` and `b` already peer in family `v` ("" when they do not)."""
+    if not needs_bgp(pools, v) or node_address(a, v) is None or node_address(b, v) is None:
+        return ""
+    reflectors = [n for n in spec.nodes if n.route_reflector_cluster_id and node_address(n, v)]
+    if reflectors:
+        either = a.route_reflector_cluster_id or b.route_reflector_cluster_id
+        return "the in-cluster route reflector sessions" if either else ""
+    return "the node-to-node mesh" if spec.bgp.node_to_node_mesh else ""
+
+
+def check_node_peers_outside_the_mesh(
+    spec: ClusterSpec, pools: tuple[PoolPlan, ...], src: Source
+) -> Iterator[Problem]:
+    """An entry peering two nodes may not duplicate their mesh or reflector session.
+
+    BIRD would hold two protocols with one neighbor, and only one of them would come up.
+    """
+    nodes = _node_at(spec) if any(p.node_selector for p in spec.bgp.peers) else {}
+    for i, peer in enumerate(spec.bgp.peers):
+        target = nodes.get(peer.peer_ip)
+        if target is None:
+            continue
+        version = peer.peer_ip.version
+        for node in spec.nodes:
+            how = "" if node is target else _in_cluster(spec, pools, node, target, version)
+            if how and selects(peer, node):
+                yield src.problem(
+                    _loc(i, "peer_ip"),
+                    f"node {node.name} already peers with node {target.name} ({peer.peer_ip}) "
+                    f"over {how}: a second session would not come up; remove this entry, or "
+                    "turn node_to_node_mesh off and peer the nodes with entries",
+                )
+                break
+
+
 PEER_OPTION_CHECKS: tuple[Check, ...] = (
+    check_node_peers_outside_the_mesh,
     check_one_session_per_peer,
     check_timers,
     check_next_hop,

@@ -319,3 +319,22 @@ def test_entries_for_one_peer_may_split_the_nodes(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, data)
     options = [s.options for n in plan.nodes for s in n.sessions if s.name == "Node_192_0_2_9"]
     assert options == [SessionOptions(allow_local_as=1), None, None]
+
+
+def test_a_node_peer_entry_may_not_duplicate_the_mesh(tmp_path: Path) -> None:
+    data = _node_peers(passive_back=False)
+    data["bgp"]["node_to_node_mesh"] = True
+    found = problems(tmp_path, data)
+    assert len(found) == 2, found
+    assert (
+        "bgp.peers[0].peer_ip: node n1 already peers with node n2 (10.0.0.2) over the "
+        in (found[0])
+    )
+    assert "node-to-node mesh: a second session would not come up" in found[0]
+
+
+def test_a_node_peer_entry_may_not_duplicate_a_reflector_session(tmp_path: Path) -> None:
+    data = _node_peers(passive_back=False)
+    data["nodes"][1]["route_reflector_cluster_id"] = "1.0.0.1"
+    msg = problems(tmp_path, data)[0]
+    assert "over the in-cluster route reflector sessions" in msg
