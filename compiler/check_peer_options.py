@@ -232,12 +232,14 @@ def check_one_session_per_peer(
                 )
 
 
-def _in_cluster(spec: ClusterSpec, pools: tuple[PoolPlan, ...], a: Node, b: Node, v: int) -> str:
-    """Return how nodes `a` and `b` already peer in family `v` ("" when they do not)."""
-    if not needs_bgp(pools, v) or node_address(a, v) is None or node_address(b, v) is None:
+def _in_cluster(spec: ClusterSpec, reflected: bool, a: Node, b: Node, v: int) -> str:
+    """Return how nodes `a` and `b` already peer in family `v` ("" when they do not).
+
+    `reflected`: the family's in-cluster BGP runs through reflectors (False: the mesh, if on).
+    """
+    if node_address(a, v) is None or node_address(b, v) is None:
         return ""
-    reflectors = [n for n in spec.nodes if n.route_reflector_cluster_id and node_address(n, v)]
-    if reflectors:
+    if reflected:
         either = a.route_reflector_cluster_id or b.route_reflector_cluster_id
         return "the in-cluster route reflector sessions" if either else ""
     return "the node-to-node mesh" if spec.bgp.node_to_node_mesh else ""
@@ -253,11 +255,14 @@ def check_node_peers_outside_the_mesh(
     nodes = _node_at(spec) if any(p.node_selector for p in spec.bgp.peers) else {}
     for i, peer in enumerate(spec.bgp.peers):
         target = nodes.get(peer.peer_ip)
-        if target is None:
-            continue
         version = peer.peer_ip.version
+        if target is None or not needs_bgp(pools, version):
+            continue
+        reflected = any(
+            n.route_reflector_cluster_id and node_address(n, version) for n in spec.nodes
+        )
         for node in spec.nodes:
-            how = "" if node is target else _in_cluster(spec, pools, node, target, version)
+            how = "" if node is target else _in_cluster(spec, reflected, node, target, version)
             if how and selects(peer, node):
                 yield src.problem(
                     _loc(i, "peer_ip"),
