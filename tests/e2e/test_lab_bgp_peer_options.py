@@ -6,8 +6,9 @@ configured by calicc.lab.tor.tor_config (which mirrors each node's session: the 
 presents, GTSM) and gobgpd (`--gobgp`), whose neighbors come from tor_peers:
 
 - passive node-1 with keepalive 3 / hold 9 against the active ToR in the router namespace: it
-  is Established, node-1 never opened the connection (its end is port 179) and both ends run
-  the 9 s hold time (node-1's keepalive 3 s), with graceful restart time 30 offered;
+  is Established, node-1 never opened the connection (its end is port 179; with the ToR's side
+  shut down it waits in state Passive and dials nothing) and both ends run the 9 s hold time
+  (node-1's keepalive 3 s), with graceful restart time 30 offered;
 - TTL security across the router: node-3 with ttl_security 2 to a ToR on the other subnet is
   Established; with ttl_security 1 toward another ToR there, it never is (GTSM drops it);
 - local AS against GoBGP: GoBGP expects the node's local_as_number and learns node-1's block
@@ -83,6 +84,7 @@ nodes:
 """
 WAIT = 20.0
 GTSM_WATCH_S = 3.0  # how long the 1-hop session must stay short of Established
+PASSIVE_WATCH_S = 2.5  # how long the passive node must not dial its ToR (retry: 1 s)
 
 
 @dataclass
@@ -168,6 +170,21 @@ def test_passive_node_with_its_timers_against_an_active_tor(lab: Lab) -> None:
     assert re.search(r"Restart time:\s+30\b", theirs), theirs  # the node's graceful restart
     sockets = ns_run(lab.ns("node-1"), ["ss", "-Htn", "state", "established", "dst", TOR])
     assert "10.51.1.11:179 " in sockets.stdout, sockets.stdout  # the ToR connected to node-1
+    # With the ToR's side shut down, node-1 waits ("Passive") and never dials it (its connect
+    # retry is 1 s), until the ToR comes back and connects.
+    tor, back = lab.tors[TOR].sock, "node_10_51_1_11"
+    birdc(tor, "disable", back)
+    try:
+        poll(lambda: session_state(sock, name).startswith("Passive"), WAIT, f"{name} waits")
+        watch_until = time.monotonic() + PASSIVE_WATCH_S
+        while time.monotonic() < watch_until:
+            dialed = ns_run(lab.ns("node-1"), ["ss", "-Htn", "state", "syn-sent", "dst", TOR])
+            assert not dialed.stdout.strip(), dialed.stdout
+            assert session_state(sock, name).startswith("Passive")
+            time.sleep(0.1)
+    finally:
+        birdc(tor, "enable", back)
+    wait_up(sock, name)
 
 
 def test_mesh_sessions_offer_the_mesh_restart_time(lab: Lab) -> None:
