@@ -73,15 +73,17 @@ BgpFilterName = Dns1123Label
 class Community(Strict):
     """A named community (Calico's BGPConfiguration communities)."""
 
-    name: Dns1123Label
+    name: Dns1123Label = Field(description="how prefix advertisements and filters name it")
     value: CommunityValue
 
 
 class PrefixAdvertisement(Strict):
     """Communities added to every exported route inside `cidr` (Calico's prefixAdvertisements)."""
 
-    cidr: IPv4Network | IPv6Network
-    communities: tuple[CommunityRef, ...] = Field(min_length=1)
+    cidr: IPv4Network | IPv6Network = Field(description="exported routes inside it get them")
+    communities: tuple[CommunityRef, ...] = Field(
+        min_length=1, description="names from bgp.communities or literals aa:nn, aa:nn:mm"
+    )
 
 
 class FilterAction(StrEnum):
@@ -109,8 +111,8 @@ class FilterSource(StrEnum):
 class PrefixLength(Strict):
     """Bounds on a matched route's prefix length (each defaults to the CIDR's and the host's)."""
 
-    min: int | None = Field(None, ge=0, le=128)
-    max: int | None = Field(None, ge=0, le=128)
+    min: int | None = Field(None, ge=0, le=128, description="shortest (default: the CIDR's)")
+    max: int | None = Field(None, ge=0, le=128, description="longest (default: 32 or 128)")
 
 
 def length_range(cidr: IPv4Network | IPv6Network, bounds: PrefixLength | None) -> tuple[int, int]:
@@ -133,29 +135,31 @@ class CommunityMatch(Strict):
 class AddCommunity(Strict):
     """The community to add."""
 
-    value: CommunityRef
+    value: CommunityRef = Field(description="a name from bgp.communities or a literal")
 
 
 class PrependAsPath(Strict):
     """AS numbers put in front of the AS path, in this order."""
 
     prefix: tuple[Annotated[int, Field(ge=1, le=LARGE_PART_MAX)], ...] = Field(
-        min_length=1, max_length=PREPEND_MAX
+        min_length=1, max_length=PREPEND_MAX, description="1 to 10 AS numbers, first first"
     )
 
 
 class SetLocalPreference(Strict):
     """The route's BGP local preference (iBGP; higher wins)."""
 
-    value: int = Field(ge=0, le=LARGE_PART_MAX)
+    value: int = Field(ge=0, le=LARGE_PART_MAX, description="0-4294967295 (BIRD's default 100)")
 
 
 class FilterOperation(Strict):
     """One change to an accepted route: exactly one of the fields."""
 
-    add_community: AddCommunity | None = None
-    prepend_as_path: PrependAsPath | None = None
-    set_local_preference: SetLocalPreference | None = None
+    add_community: AddCommunity | None = Field(None, description="add a community")
+    prepend_as_path: PrependAsPath | None = Field(None, description="prepend AS numbers")
+    set_local_preference: SetLocalPreference | None = Field(
+        None, description="set the BGP local preference"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> FilterOperation:
@@ -171,15 +175,15 @@ class FilterOperation(Strict):
 class FilterRule(Strict):
     """One rule: its matches are ANDed; the first rule that matches decides."""
 
-    action: FilterAction
+    action: FilterAction = Field(description="Accept or Reject a route the rule matches")
     cidr: IPv4Network | IPv6Network | None = Field(None, description="with match_operator")
     match_operator: MatchOperator | None = Field(None, description="with cidr")
     prefix_length: PrefixLength | None = Field(None, description="with cidr")
-    source: FilterSource | None = None
+    source: FilterSource | None = Field(None, description="RemotePeers: learned over BGP")
     interface: str | None = Field(
         None, pattern=f"^{INTERFACE.pattern}$", description="the route's interface; * and ? glob"
     )
-    communities: CommunityMatch | None = None
+    communities: CommunityMatch | None = Field(None, description="the route carries it")
     as_path_prefix: tuple[Annotated[int, Field(ge=1, le=LARGE_PART_MAX)], ...] = Field(
         (), max_length=PREPEND_MAX, description="the AS path begins with these AS numbers"
     )
@@ -201,7 +205,7 @@ class FilterRule(Strict):
 class BgpFilter(Strict):
     """Calico's BGPFilter: ordered rules per direction and family; the first match decides."""
 
-    name: BgpFilterName
+    name: BgpFilterName = Field(description="how peers and global_filters name it")
     export_v4: tuple[FilterRule, ...] = Field((), description="routes sent, IPv4 sessions")
     import_v4: tuple[FilterRule, ...] = Field((), description="routes received, IPv4 sessions")
     export_v6: tuple[FilterRule, ...] = Field((), description="routes sent, IPv6 sessions")
