@@ -89,9 +89,14 @@ def _advertised(read: Reader) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, target in SERVICE_KEYS.items():
         blocks = read.value(key)
-        cidrs = [b.get("cidr") if isinstance(b, dict) else b for b in blocks or []]
-        if cidrs:
-            found[target] = cidrs
+        if blocks in (None, []):
+            continue
+        # not a list: passed as it is, for the model to refuse at the resource's line
+        found[target] = (
+            [b.get("cidr") if isinstance(b, dict) else b for b in blocks]
+            if isinstance(blocks, list)
+            else blocks
+        )
     aggregation = read.value("serviceLoadBalancerAggregation")
     if aggregation not in (None, "Enabled"):  # Calico's default is calicc's
         found["service_loadbalancer_aggregation"] = aggregation

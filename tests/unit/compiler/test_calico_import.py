@@ -114,7 +114,9 @@ def test_import_writes_cluster_lock_policies_and_report(imported: Path) -> None:
         "filters": [
             {
                 "name": "export-pods-only",
-                "export_v4": [{"action": "Accept", "cidr": "10.244.0.0/16", "match_operator": "In"}],
+                "export_v4": [
+                    {"action": "Accept", "cidr": "10.244.0.0/16", "match_operator": "In"}
+                ],
             }
         ],
     }
