@@ -15,7 +15,13 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from calicc.compiler.bgp_filters import has_communities, session_filters
 from calicc.compiler.bgp_services import advertises
 from calicc.compiler.model.spec import BgpPeer, ClusterSpec, Node
-from calicc.compiler.peer_options import SessionOptions, mesh_options, next_hop, peer_options
+from calicc.compiler.peer_options import (
+    SessionOptions,
+    mesh_options,
+    next_hop,
+    peer_options,
+    session_as,
+)
 from calicc.compiler.pools import PoolPlan, node_address
 from calicc.compiler.selector import parse_selector
 from calicc.contract.manifest import SecretRef
@@ -55,6 +61,7 @@ class Session:
     import_filters: tuple[str, ...] = ()  # bgp.filters run on import (bgp_filters.py)
     export_filters: tuple[str, ...] = ()  # and on export
     communities: bool = False  # add bgp.prefix_advertisements' communities on export
+    internal: bool = False  # iBGP: the peer's AS is the one this side presents (peer_type)
     exports_services: bool = field(default=False, repr=False)  # bgp_services.py
 
     @property
@@ -130,6 +137,7 @@ def _internal(spec: ClusterSpec, me: Peer, peer: Peer, role: Role) -> Session:
         extra_exports=(),
         options=mesh_options(spec.bgp.node_mesh_max_restart_time) if role == Role.MESH else None,
         communities=has_communities(spec, peer.ip.version),
+        internal=peer.as_number == me.as_number,
     )
 
 
@@ -138,6 +146,7 @@ def _external(spec: ClusterSpec, me: Node, peer: BgpPeer) -> Session:
     prefix = "Global" if role == Role.GLOBAL else "Node"
     self_hop, keep_hop = next_hop(peer, node_as(spec, me))
     filters = session_filters(spec, peer, peer.peer_ip.version)
+    options = peer_options(peer)
     return Session(
         name=f"{prefix}_{_ip_name(peer.peer_ip, peer.port)}",
         role=role,
@@ -153,10 +162,11 @@ def _external(spec: ClusterSpec, me: Node, peer: BgpPeer) -> Session:
         keep_next_hop=keep_hop,
         multihop=peer.multihop,
         extra_exports=peer.export,
-        options=peer_options(peer),
+        options=options,
         import_filters=filters[0],
         export_filters=filters[1],
         communities=has_communities(spec, peer.peer_ip.version),
+        internal=peer.as_number == session_as(options, node_as(spec, me)),
         exports_services=advertises(spec, me.labels, peer.peer_ip.version),
     )
 

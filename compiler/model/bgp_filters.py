@@ -108,6 +108,13 @@ class FilterSource(StrEnum):
     REMOTE_PEERS = "RemotePeers"
 
 
+class PeerType(StrEnum):
+    """Which sessions a rule applies to: eBGP (another AS) or iBGP (the same AS)."""
+
+    EBGP = "eBGP"
+    IBGP = "iBGP"
+
+
 class PrefixLength(Strict):
     """Bounds on a matched route's prefix length (each defaults to the CIDR's and the host's)."""
 
@@ -180,6 +187,7 @@ class FilterRule(Strict):
     match_operator: MatchOperator | None = Field(None, description="with cidr")
     prefix_length: PrefixLength | None = Field(None, description="with cidr")
     source: FilterSource | None = Field(None, description="RemotePeers: learned over BGP")
+    peer_type: PeerType | None = Field(None, description="only on eBGP or on iBGP sessions")
     interface: str | None = Field(
         None, pattern=f"^{INTERFACE.pattern}$", description="the route's interface; * and ? glob"
     )

@@ -9,8 +9,9 @@ decides, calicc's own default runs after. A session's filters:
 The guard keeps calicc's safety first (never this node's own blocks nor a node subnet, whatever
 a filter accepts); communities come before the filters, so that a filter accepting a route still
 sends its communities and a community match sees them (Calico adds them after its filters).
-Function texts are made once per build and family (lru_cache), a node's file holds those its
-sessions call. Names: calicc_filter_<name>_<direction>_v<family>, cut and hashed to BIRD's 64.
+Every function takes `bool is_same_as` (the session is iBGP), which guards the rules with a
+`peer_type`, as Calico's do. Function texts are made once per build and family (lru_cache); a
+node's file holds those its sessions call. Names: calicc_filter_<name>_<direction>_v<family>, cut and hashed to BIRD's 64.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from calicc.compiler.model.bgp_filters import (
     FilterRule,
     FilterSource,
     MatchOperator,
+    PeerType,
     length_range,
 )
 from calicc.compiler.peering import Session
@@ -108,13 +110,14 @@ def _operation(op: FilterOperation, names: dict[str, str]) -> list[str]:
 
 
 def rule_statement(rule: FilterRule, names: dict[str, str]) -> str:
-    """Return one rule as a BIRD statement (Calico's filterStatement)."""
+    """Return one rule as a BIRD statement (Calico's filterStatement and its peerType guard)."""
     body = [s for op in rule.operations for s in _operation(op, names)]
     body.append(f"{rule.action.value.lower()};")
     matches = _matches(rule, names)
-    if not matches:
-        return " ".join(body)
-    return f"if {' && '.join(matches)} then {{ {' '.join(body)} }}"
+    text = f"if {' && '.join(matches)} then {{ {' '.join(body)} }}" if matches else " ".join(body)
+    if rule.peer_type is None:
+        return text
+    return f"if ({'' if rule.peer_type == PeerType.IBGP else '!'}is_same_as) then {{ {text} }}"
 
 
 def filter_functions(flt: BgpFilter, version: int, names: dict[str, str]) -> str:
@@ -124,7 +127,7 @@ def filter_functions(flt: BgpFilter, version: int, names: dict[str, str]) -> str
         rules: tuple[FilterRule, ...] = getattr(flt, f"{direction}_v{version}")
         if rules:
             out.append(f"\n# bgp.filters {flt.name}: {direction}_v{version}")
-            out.append(f"function {symbol(flt.name, direction, version)}()\n{{")
+            out.append(f"function {symbol(flt.name, direction, version)}(bool is_same_as)\n{{")
             out += [f"  {rule_statement(rule, names)}" for rule in rules]
             out.append("}")
     return "\n".join(out)
@@ -187,12 +190,17 @@ def _shared_text(
     return "\n".join(([communities_text] if communities else []) + [functions[n] for n in used])
 
 
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
 def import_statement(session: Session, suffix: str) -> str | None:
     """Return the session's own import filter, or None to keep the template's."""
     if not session.import_filters:
         return None
     version = 6 if suffix else 4
-    calls = " ".join(f"{symbol(n, 'import', version)}();" for n in session.import_filters)
+    same = _bool(session.internal)
+    calls = " ".join(f"{symbol(n, 'import', version)}({same});" for n in session.import_filters)
     return (
         f"import filter {{ calicc_import_guard{suffix}(); {calls} "
         f"if calicc_pool_route{suffix}() then accept; reject; }};"
@@ -205,5 +213,6 @@ def export_statement(session: Session, suffix: str, routes: str) -> str:
         return f"export where {routes};"
     version = 6 if suffix else 4
     calls = [f"calicc_communities{suffix}();"] if session.communities else []
-    calls += [f"{symbol(n, 'export', version)}();" for n in session.export_filters]
+    same = _bool(session.internal)
+    calls += [f"{symbol(n, 'export', version)}({same});" for n in session.export_filters]
     return f"export filter {{ {' '.join(calls)} if {routes} then accept; reject; }};"

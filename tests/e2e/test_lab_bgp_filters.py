@@ -9,7 +9,8 @@ RIBs and the nodes' BIRD tables and kernels hold shows:
 - at the BIRD ToR too: communities, and a peer's filter rejecting what the node learned over
   BGP (source RemotePeers) and one pool's blocks, and prepending the other's;
 - export filters: a global filter's Reject on a prefix-length range keeps the /28 out of the
-  peer's RIB while the /24 beside it arrives; a peer's own filter prepends the AS path and adds
+  peer's RIB while the /24 beside it arrives, and its iBGP-only rule (peer_type) keeps the
+  extra pool off the iBGP session alone; a peer's own filter prepends the AS path and adds
   a community; on the iBGP peer, a filter sets the local preference the peer sees;
 - import filters: a route GoBGP announces and the filter rejects is in neither the node's BIRD
   table nor its kernel, while another of the pool, with the community the filter matches, is
@@ -57,6 +58,7 @@ bgp:
     - name: short-only
       export_v4:
         - {{action: Reject, cidr: 10.211.0.0/16, match_operator: In, prefix_length: {{min: 25}}}}
+        - {{action: Reject, cidr: 10.201.0.0/16, match_operator: In, peer_type: iBGP}}
     - name: edge
       export_v4:
         - action: Accept
@@ -215,6 +217,11 @@ def test_export_filter_sets_local_preference_on_ibgp(lab: BgpLab) -> None:
     blocks = {p for p, (pool, _) in _blocks(lab).items() if pool == "default-ipv4-ippool"}
     table = _learned(_speaker(lab, IBGP), blocks)
     assert {p.local_pref for prefix in blocks for p in table[prefix]} == {300}
+    # the global filter's iBGP-only rule: the extra pool's blocks stay off this iBGP session
+    # (the eBGP GoBGP and the ToR learn them: the tests above)
+    assert {pool for prefix, (pool, _) in _blocks(lab).items() if prefix in table} == {
+        "default-ipv4-ippool"
+    }
 
 
 def _announce(ns: str, prefix: str, *attributes: str) -> None:

@@ -101,6 +101,7 @@ def test_rule_cidr_of_the_other_family(tmp_path: Path) -> None:
     [
         ({"action": "Drop"}, "export_v4[0].action: Input should be 'Accept' or 'Reject'"),
         ({"action": "Accept", "source": "Kernel"}, "source: Input should be 'RemotePeers'"),
+        ({"action": "Accept", "peer_type": "external"}, "peer_type: Input should be 'eBGP' or"),
         (
             {"action": "Accept", "cidr": "10.0.0.0/8", "match_operator": "Within"},
             "match_operator: Input should be 'Equal', 'NotEqual', 'In' or 'NotIn'",
@@ -236,6 +237,33 @@ def test_rule_statements_follow_calico() -> None:
     assert rule_statement(FilterRule.model_validate({"action": "Reject"}), {}) == "reject;"
 
 
+def test_peer_type_guards_a_rule_as_calico_does() -> None:
+    ibgp = FilterRule.model_validate({"action": "Reject", "peer_type": "iBGP"})
+    assert rule_statement(ibgp, {}) == "if (is_same_as) then { reject; }"
+    ebgp = {"action": "Accept", "cidr": "10.0.0.0/8", "match_operator": "In", "peer_type": "eBGP"}
+    assert rule_statement(FilterRule.model_validate(ebgp), {}) == (
+        "if (!is_same_as) then { if (net ~ 10.0.0.0/8) then { accept; } }"
+    )
+
+
+def test_a_session_says_whether_it_is_ibgp(tmp_path: Path) -> None:
+    peers = [
+        {**PEER, "filters": ["edge"]},  # AS 65000: eBGP
+        {"peer_ip": "10.0.0.253", "as_number": 64512, "filters": ["edge"]},  # the cluster's AS
+        {
+            "peer_ip": "10.0.0.252",
+            "as_number": 64512,
+            "local_as_number": 64999,
+            "filters": ["edge"],
+        },
+    ]
+    text = node_file(plan_of(tmp_path, with_(bgp=bgp(peers=peers))), "n1", "bird.conf")
+    for name, same in (("10_0_0_254", "false"), ("10_0_0_253", "true"), ("10_0_0_252", "false")):
+        body = text[text.index(f"protocol bgp Global_{name}") :].split("\n}\n", 1)[0]
+        assert f"calicc_filter_edge_import_v4({same});" in body, (name, body)
+        assert f"calicc_filter_edge_export_v4({same});" in body, (name, body)
+
+
 def test_sessions_call_their_filters(tmp_path: Path) -> None:
     data = with_(
         network_cidr_v6="fd00:244::/56",
@@ -252,11 +280,11 @@ def test_sessions_call_their_filters(tmp_path: Path) -> None:
     text = node_file(plan_of(tmp_path, data), "n1", "bird.conf")
     ext = text[text.index("protocol bgp Global_10_0_0_254") :]
     assert (
-        "import filter { calicc_import_guard(); calicc_filter_edge_import_v4(); "
+        "import filter { calicc_import_guard(); calicc_filter_edge_import_v4(false); "
         "if calicc_pool_route() then accept; reject; };" in ext
     )
     assert (
-        "export filter { calicc_communities(); calicc_filter_edge_export_v4(); "
+        "export filter { calicc_communities(); calicc_filter_edge_export_v4(false); "
         "if calicc_own_block() then accept; reject; };" in ext
     )
     mesh = text[text.index("protocol bgp Mesh_10_0_0_2") :]
@@ -267,7 +295,7 @@ def test_sessions_call_their_filters(tmp_path: Path) -> None:
     v6 = text[text.index("protocol bgp Global_fd00_30__254") :]
     assert "export where calicc_own_block_v6();" in v6  # edge has no IPv6 rules, no communities
     assert "calicc_communities_v6" not in text
-    assert text.count("function calicc_filter_edge_export_v4()") == 1
+    assert text.count("function calicc_filter_edge_export_v4(bool is_same_as)") == 1
 
 
 def test_a_cluster_without_the_keys_has_none_of_it(tmp_path: Path) -> None:
@@ -281,7 +309,7 @@ def test_unused_filters_stay_out_of_a_node(tmp_path: Path) -> None:
     data = with_(bgp=bgp(peers=[{**PEER, "node_selector": "rack == 'r1'", "filters": ["edge"]}]))
     data["nodes"][0]["labels"] = {"rack": "r1"}
     plan = plan_of(tmp_path, data)
-    assert "calicc_filter_edge_export_v4()" in node_file(plan, "n1", "bird.conf")
+    assert "calicc_filter_edge_export_v4(false);" in node_file(plan, "n1", "bird.conf")
     assert "calicc_filter_edge" not in node_file(plan, "n2", "bird.conf")
 
 
@@ -292,6 +320,7 @@ def test_every_form_passes_bird(tmp_path: Path) -> None:
         "cidr": "fd00:244::/56",
         "match_operator": "In",
         "prefix_length": {"min": 64, "max": 120},
+        "peer_type": "iBGP",
         "communities": {"values": ["gold"]},
         "operations": [{"add_community": {"value": "1:2:3"}}],
     }
@@ -316,6 +345,6 @@ def test_every_form_passes_bird(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     text = conf.read_text(encoding="utf-8")
-    assert "function calicc_filter_edge_export_v6()" in text
-    assert "(net ~ [ fd00:244::/56{64,120} ])" in text
-    assert "calicc_import_guard_v6(); calicc_filter_edge_import_v6();" in text
+    assert "function calicc_filter_edge_export_v6(bool is_same_as)" in text
+    assert "if (is_same_as) then { if (net ~ [ fd00:244::/56{64,120} ])" in text
+    assert "calicc_import_guard_v6(); calicc_filter_edge_import_v6(false);" in text
