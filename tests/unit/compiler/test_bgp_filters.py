@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -193,7 +194,7 @@ def test_bad_input_writes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "cluster.yaml"
     problems(tmp_path, with_(bgp={"filters": [flt]}))
     run = subprocess.run(
-        [str(Path(shutil.which("calicc") or ".venv/bin/calicc")), "build", str(path)],
+        [sys.executable, "-m", "calicc", "build", str(path)],
         capture_output=True,
         text=True,
         check=False,
