@@ -15,13 +15,17 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
+from calicc.agent.bundle import load_bundle
 from calicc.agent.cni.ipam import STATE_FILE, IpamStore
 from calicc.agent.cni.node import ipam_store, load_manifest
+from calicc.compiler.build import build, load_cluster
 from calicc.contract.adopted import AdoptedFacts
 from calicc.contract.manifest import AdoptedPod
 from calicc.contract.node import NodeFileError, node_facts
+from tests.support.clusters import BASE, write_cluster
 from tests.support.cni import example_build, install_bundle
 
 BLOCK = IPv4Network("10.244.0.0/29")  # 8 addresses
@@ -142,3 +146,20 @@ def test_a_wrong_adopted_entry_is_refused_by_both_readers(
         AdoptedPod.model_validate({**entry, **change})
     assert node_facts({**node, "adopted": [entry]}, {"pools": []}, {}).adopted is not None
     assert AdoptedPod.model_validate(entry).handle == "k8s-pod-network.c-1"
+
+
+def test_the_agent_assembles_adopted_and_its_status_store_seeds_them(tmp_path: Path) -> None:
+    path = write_cluster(tmp_path, BASE)
+    build(load_cluster(path), tmp_path / "rendered")
+    lock_path = tmp_path / "cluster.lock.yaml"
+    lock = yaml.safe_load(lock_path.read_text())
+    lock["nodes"]["n2"]["adopted"] = [{"address": "10.244.0.130", "container_id": "c9"}]
+    lock_path.write_text(yaml.safe_dump(lock))
+    build(load_cluster(path), tmp_path / "rendered")
+    manifest = load_bundle(tmp_path / "rendered" / "nodes" / "n2", "n2").manifest
+    assert [(str(a.address), a.handle) for a in manifest.adopted or ()] == [
+        ("10.244.0.130", "k8s-pod-network.c9")
+    ]
+    held = ipam_store(tmp_path / "state", manifest).allocations()  # what `calicc status` reads
+    assert [(str(a.address), a.container_id) for a in held] == [("10.244.0.130", "c9")]
+    assert load_bundle(tmp_path / "rendered" / "nodes" / "n1", "n1").manifest.adopted is None
