@@ -25,6 +25,7 @@ from typing import Any
 
 from calicc.compiler.calico_import.blocks import Blocks, Network
 from calicc.compiler.calico_import.fields import Reader
+from calicc.compiler.calico_import.ippools import ImportedPool
 from calicc.compiler.calico_import.nodes import ImportedNode
 from calicc.compiler.calico_import.report import NOTE, WARNING, Note
 from calicc.compiler.calico_import.resources import Resource
@@ -159,12 +160,15 @@ def adopt_pods(
     held: Blocks,
     nodes: dict[str, ImportedNode],
     reservations: Iterable[dict[str, Any]],
+    pools: Iterable[ImportedPool],
 ) -> AdoptedPods:
-    """Return the pod addresses of every kept IPAMBlock, per node.
+    """Return the pod addresses of every kept IPAMBlock of a pool pods get addresses from.
 
     `nodes` are the imported nodes (their Calico tunnel addresses), `reservations` the
-    imported cluster.yaml `reservations` entries.
+    imported cluster.yaml `reservations` entries. A block of a pool that no longer allows
+    Workload (allowedUses) holds no address calicc's IPAM could hand out: nothing to adopt.
     """
+    for_pods = {p.name for p in pools if p.uses is None or "Workload" in p.uses}
     tunnels = {
         n: {t for k, t in node.tunnels.items() if "mac" not in k} for n, node in nodes.items()
     }
@@ -176,7 +180,7 @@ def adopt_pods(
         cidr = Reader(res, []).network("cidr")
         affinity = res.spec.get("affinity")
         owner = affinity.removeprefix("host:") if isinstance(affinity, str) else ""
-        kept = {b for per in held.held.get(owner, {}).values() for b in per}
+        kept = {b for pool, bs in held.held.get(owner, {}).items() if pool in for_pods for b in bs}
         if cidr is None or cidr not in kept or res.spec.get("deleted") is True:
             continue
         read.add((owner, cidr))
@@ -195,7 +199,8 @@ def adopt_pods(
                 seen[address] = (owner, container, res)
                 out.by_node.setdefault(owner, []).append(Adopted(address, container, "eth0", pod))
     for owner, per_pool in sorted(held.held.items()):
-        for block in sorted((b for bs in per_pool.values() for b in bs), key=_order):
+        pod_blocks = (b for pool, bs in per_pool.items() if pool in for_pods for b in bs)
+        for block in sorted(pod_blocks, key=_order):
             if (owner, block) not in read:
                 why = (
                     f"no IPAMBlock of {block} was exported: the addresses its pods hold are "

@@ -205,7 +205,7 @@ def import_calico(paths: Sequence[Path], name: str = "calico") -> Imported:
     held = collect_blocks([r for k in IPAM_KINDS for r in kinds[k]], pools, labels)
     problems += held.problems
     notes += held.notes
-    pods = adopt_pods(kinds["IPAMBlock"], held, by_name, data.get("reservations", ()))
+    pods = adopt_pods(kinds["IPAMBlock"], held, by_name, data.get("reservations", ()), pools)
     problems += pods.problems
     notes += pods.notes
     if problems:

@@ -236,3 +236,16 @@ def test_a_dual_stack_pod_keeps_both_addresses_under_one_handle(tmp_path: Path) 
         ("10.50.0.2", "k8s-pod-network.abc"),
         ("fd00:50::2", "k8s-pod-network.abc"),
     }
+
+
+def test_a_block_of_a_pool_no_longer_for_pods_adopts_nothing(tmp_path: Path) -> None:
+    data = yaml.safe_load(CALICO.read_text())
+    pools = [i for each in data for i in each["items"] if i["kind"] == "IPPool"]
+    rack_b = next(p for p in pools if p["metadata"]["name"] == "rack-b-ippool")
+    rack_b["spec"]["allowedUses"] = ["Tunnel"]  # pods had addresses of it before the change
+    calico = tmp_path / "calico.yaml"
+    calico.write_text(yaml.safe_dump(data))
+    imported = import_calico((calico, IPAM))  # calicc's IPAM hands out none of its addresses
+    node_3 = lock_of(imported.files)["node-3"]
+    assert "10.245.0.0/27" in node_3["blocks"]["rack-b-ippool"]
+    assert [a["address"] for a in node_3["adopted"]] == ["10.244.0.193"]
