@@ -1,7 +1,8 @@
 """Adopted addresses through the real plugin (cnitool and the installed launchers) in throwaway
 namespaces: the lock's `adopted:` entries (what `calicc import` writes for Calico's running
-pods) reach node.json, no ADD is handed one of them, and a DEL with the old pod's container id
-(cnitool derives it from the namespace path) frees its address for the next pod."""
+pods) reach node.json, no ADD is handed one of them, a DEL with the old pod's container id
+(cnitool derives it from the namespace path) frees its address for the next pod, and a GC that
+no longer lists a Calico pod reclaims its address and removes the veth and route Calico made."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ import pytest
 import yaml
 
 from calicc.agent.cni.install import install_plugins
+from calicc.agent.cni.naming import host_veth_name
 from calicc.compiler.build import build, compile_cluster, load_cluster
 from calicc.contract.names import CONFLIST
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_root
 from tests.support.bundles import role_text
 from tests.support.clusters import write_cluster
-from tests.support.cni import cnitool, install_bundle, run_cnitool
+from tests.support.cni import cnitool, install_bundle, run_cnitool, write_bundle
+from tests.support.cni_inputs import Node
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CLUSTER: dict[str, Any] = {
@@ -97,3 +100,36 @@ def test_adds_skip_adopted_addresses_and_del_of_the_old_container_frees_one(
     assert ip_interface(json.loads(done.stdout)["ips"][0]["address"]).ip == IPv4Address(
         "10.244.0.1"
     )
+
+
+def test_gc_reclaims_an_adopted_pod_that_is_gone_and_removes_calicos_veth_and_route(
+    make_ns: Any, tmp_path: Path
+) -> None:
+    """The Calico pod's sandbox is gone (no DEL came): the runtime's GC lists only the live
+    attachments, so calicc's plugin reclaims the adopted address and removes the host veth and
+    /32 route Calico made for it (named from the pod's namespace and name, as calicc names it)."""
+    need_root()
+    node = Node(make_ns("node"), make_ns("pod"), tmp_path / "root")
+    entry = {"address": "10.244.0.7", "container_id": "calico01", "ifname": "eth0",
+             "handle": "k8s-pod-network.calico01", "namespace": "shop", "pod": "old"}  # fmt: skip
+    write_bundle(node.root, adopted=[entry])
+    (node.root / "var/lib/calicc/endpoints").mkdir(parents=True, mode=0o700)
+    calico_pod, veth = make_ns("calico"), host_veth_name("shop.old")
+    veth_between(node.ns, veth, calico_pod, "eth0")  # what Calico's CNI left on the node
+    ns_run(node.ns, ["ip", "route", "add", "10.244.0.7/32", "dev", veth, "scope", "link"])
+    live = node.run(node.env(CNI_CONTAINERID="c1"), json.dumps(node.conf).encode())
+    assert live.code == 0, live.stdout + live.stderr
+    assert json.loads(live.stdout)["ips"][0]["address"] != "10.244.0.7/32"
+    state = json.loads((node.root / "var/lib/calicc/ipam/allocations.json").read_text())
+    assert state["allocations"]["10.244.0.7"]["handle"] == "k8s-pod-network.calico01"
+
+    conf = {**node.conf, "cniVersion": "1.1.0",
+            "cni.dev/valid-attachments": [{"containerID": "c1", "ifname": "eth0"}]}  # fmt: skip
+    env = node.env("GC", CNI_CONTAINERID=None, CNI_IFNAME=None, CNI_NETNS=None)
+    done = node.run(env, json.dumps(conf).encode())
+    assert done.code == 0, done.stdout + done.stderr
+    state = json.loads((node.root / "var/lib/calicc/ipam/allocations.json").read_text())
+    assert "10.244.0.7" not in state["allocations"]
+    assert [a["container_id"] for a in state["allocations"].values()] == ["c1"]
+    assert veth not in ns_run(node.ns, ["ip", "-o", "link"]).stdout
+    assert "10.244.0.7" not in ns_run(node.ns, ["ip", "route"]).stdout
