@@ -15,17 +15,15 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
 from calicc.compiler.lock import Adopted
-from calicc.contract.patterns import (
-    CONTAINER_ID,
-    CONTAINER_ID_MAX,
-    DNS1123_LABEL,
-    DNS1123_SUBDOMAIN,
-    INTERFACE,
+from calicc.contract.adopted import (
+    container_problem,
+    ifname_problem,
+    namespace_problem,
+    pod_name_problem,
 )
 
 Loc = tuple[str | int, ...]
 Fail = Callable[[Loc, str], None]
-NAMESPACE_MAX, POD_NAME_MAX = 63, 253  # a DNS-1123 label, a subdomain
 ENTRY_KEYS = ("address", "container_id", "ifname", "pod")
 EXAMPLE = "- {address: 10.244.0.5, container_id: 3f1e0a9b2c, ifname: eth0, pod: shop/web-1}"
 
@@ -33,21 +31,7 @@ EXAMPLE = "- {address: 10.244.0.5, container_id: 3f1e0a9b2c, ifname: eth0, pod: 
 def pod_problem(pod: str) -> str | None:
     """Return why `pod` is not `namespace/name` (Kubernetes' name rules), None when it is."""
     namespace, _, name = pod.partition("/")
-    if not DNS1123_LABEL.fullmatch(namespace) or len(namespace) > NAMESPACE_MAX:
-        return f"{pod!r}: the namespace before '/' is not a Kubernetes namespace name"
-    if not DNS1123_SUBDOMAIN.fullmatch(name) or len(name) > POD_NAME_MAX:
-        return f"{pod!r}: the name after '/' is not a Kubernetes pod name"
-    return None
-
-
-def container_problem(container_id: str) -> str | None:
-    """Return why `container_id` is not one a runtime passes as CNI_CONTAINERID, else None."""
-    if len(container_id) > CONTAINER_ID_MAX or not CONTAINER_ID.fullmatch(container_id):
-        return (
-            f"{container_id!r} is not a container id (letters, digits, '_', '.', '-'; "
-            f"at most {CONTAINER_ID_MAX} characters)"
-        )
-    return None
+    return namespace_problem(namespace) or pod_name_problem(name)
 
 
 def shape_adopted(loc: Loc, value: Any, fail: Fail) -> tuple[Adopted, ...]:
@@ -82,7 +66,7 @@ def _entry(loc: Loc, item: Any, fail: Fail) -> Adopted | None:
         (key, why)
         for key, why in (
             ("container_id", container_problem(texts["container_id"] or "-")),
-            ("ifname", _ifname_problem(texts["ifname"])),
+            ("ifname", ifname_problem(texts["ifname"]) if texts["ifname"] is not None else None),
             ("pod", pod_problem(texts["pod"]) if texts["pod"] is not None else None),
         )
         if why is not None and texts[key] is not None
@@ -92,12 +76,6 @@ def _entry(loc: Loc, item: Any, fail: Fail) -> Adopted | None:
     if address is None or texts["container_id"] is None or problems or unknown:
         return None
     return Adopted(address, texts["container_id"], texts["ifname"] or "eth0", texts["pod"])
-
-
-def _ifname_problem(ifname: str | None) -> str | None:
-    if ifname is None or INTERFACE.fullmatch(ifname):
-        return None
-    return f"{ifname!r} is not an interface name such as eth0 (at most 15 characters)"
 
 
 def _address(loc: Loc, text: str | None, fail: Fail) -> IPv4Address | IPv6Address | None:

@@ -25,7 +25,6 @@ from calicc.contract.patterns import (
 
 NAMESPACE_MAX, POD_NAME_MAX = 63, 253  # a DNS-1123 label, a subdomain
 HANDLE_MAX = 64 + 1 + CONTAINER_ID_MAX  # a network name (at most 64 here), ".", a container id
-NETWORK = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 Address = IPv4Address | IPv6Address
 
 
