@@ -12,8 +12,9 @@ Left out: the node's tunnel addresses (handles `ipip-tunnel-addr-NODE`, `vxlan-t
 `vxlan-v6-tunnel-addr-NODE`: the lock keeps them as tunnel addresses), WireGuard's (calicc has
 none; noted), addresses borrowed by pods on another node (already reported by blocks.py),
 handles that are not `<network>.<containerID>` (reported: calicc's DEL could never release
-them), and blocks of a pool that no longer allows Workload (calicc's IPAM hands out none). Fatal: an address a reservation covers or that is the node's tunnel address, and one
-address adopted for two containers: calicc would hand out, or route, what a pod holds.
+them), and blocks of a pool that no longer allows Workload (calicc's IPAM hands out none).
+Fatal: an address a reservation covers or that is the node's tunnel address, and one address
+adopted for two containers: calicc would hand out, or route, what a pod holds.
 """
 
 from __future__ import annotations
