@@ -128,7 +128,11 @@ def _internal(spec: ClusterSpec, me: Peer, peer: Peer, role: Role) -> Session:
         # Calico's rule: the side whose peer has the greater address, compared as strings,
         # waits; one side connects, so graceful restart never races.
         passive=peer.ip_text > me.ip_text,
-        rr_cluster_id=me.rr_cluster_id if role == Role.CLIENT else None,
+        # a reflector's client is an iBGP peer (BIRD: "Only internal neighbor can be RR
+        # client"); a node in another AS is a plain eBGP peer of the reflector, as in Calico
+        rr_cluster_id=(
+            me.rr_cluster_id if role == Role.CLIENT and peer.as_number == me.as_number else None
+        ),
         password=spec.bgp.mesh_password,
         reflects=me.rr_cluster_id is not None,
         next_hop_self=False,

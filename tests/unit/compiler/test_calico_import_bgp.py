@@ -15,6 +15,7 @@ import yaml
 
 from calicc.compiler.build import compile_cluster, load_cluster
 from calicc.compiler.calico_import.run import import_calico, write_imported
+from tests.support.hostile import run_calicc
 from tests.unit.compiler.test_calico_import import CALICO, IPAM, assert_refused, extra
 
 ADVERTISED = {
@@ -143,3 +144,11 @@ def test_a_bad_filter_rule_is_blamed_on_the_bgpfilter(tmp_path: Path) -> None:
         "BGPFilter export-pods-only: spec.exportV4:",
         "Accept",
     )
+
+
+def test_the_imported_fixture_passes_validate(tmp_path: Path) -> None:
+    """bird -p of every node: node-3 has its own AS, so node-1 (a reflector) has no rr client."""
+    out = tmp_path / "cluster"
+    write_imported(import_calico([edited(tmp_path, with_extras), IPAM]), out)
+    result = run_calicc(["validate", out / "cluster.yaml"], tmp_path)
+    assert result.code == 0, result.stdout + result.stderr

@@ -50,6 +50,20 @@ def test_reflectors_peer_with_each_other_and_clients_only_with_reflectors(tmp_pa
     assert all(s.role == Role.REFLECTOR and not s.reflects for s in plan.node("n3").sessions)
 
 
+def test_a_client_in_another_as_is_an_ebgp_peer_of_the_reflector_not_its_rr_client(
+    tmp_path: Path,
+) -> None:
+    """BIRD refuses `rr client` toward an external neighbor; Calico sets it only for iBGP."""
+    data = with_()
+    data["nodes"][0]["route_reflector_cluster_id"] = "1.0.0.1"
+    data["nodes"][2]["as_number"] = 64513
+    plan = plan_of(tmp_path, data)
+    rr = {s.name: s for s in plan.node("n1").sessions}
+    assert rr["RRClient_10_0_0_2"].rr_cluster_id == "1.0.0.1"
+    assert rr["RRClient_10_0_0_3"].rr_cluster_id is None
+    assert rr["RRClient_10_0_0_3"].peer_as == 64513
+
+
 def test_external_peers_global_and_by_selector(tmp_path: Path) -> None:
     data = with_(
         bgp={
