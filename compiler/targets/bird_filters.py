@@ -11,7 +11,8 @@ a filter accepts); communities come before the filters, so that a filter accepti
 sends its communities and a community match sees them (Calico adds them after its filters).
 Every function takes `bool is_same_as` (the session is iBGP), which guards the rules with a
 `peer_type`, as Calico's do. Function texts are made once per build and family (lru_cache); a
-node's file holds those its sessions call. Names: calicc_filter_<name>_<direction>_v<family>, cut and hashed to BIRD's 64.
+node's file holds those its sessions call. Names: calicc_filter_<name>_<direction>_v<family>,
+cut and hashed to BIRD's 64 characters.
 """
 
 from __future__ import annotations
