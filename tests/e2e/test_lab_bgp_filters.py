@@ -1,9 +1,9 @@
 """Communities and BGP filters, proved by what the speakers learn (issue 15).
 
-One lab for the module: two nodes (a mesh) with real BIRD, two external peers played by GoBGP,
-10.31.0.100 in AS 65000 (eBGP) and 10.31.0.101 in the cluster's AS 64512 (iBGP, a plain
-neighbor), and a BIRD ToR at 10.31.0.102 in AS 65100 (the lab's own, lab/tor.py). What their
-RIBs and the nodes' BIRD tables and kernels hold shows:
+One lab for the module: two dual-stack nodes (a mesh) with real BIRD, three external peers
+played by GoBGP, 10.31.0.100 and fd00:31::100 in AS 65000 (eBGP) and 10.31.0.101 in the
+cluster's AS 64512 (iBGP, a plain neighbor), and a BIRD ToR at 10.31.0.102 in AS 65100 (the
+lab's own, lab/tor.py). What their RIBs and the nodes' BIRD tables and kernels hold shows:
 - communities: the default pool's blocks carry bgp.prefix_advertisements' standard and large
   communities, the extra pool's blocks their pool's `communities`, also over the mesh;
 - at the BIRD ToR too: communities, and a peer's filter rejecting what the node learned over
@@ -14,7 +14,9 @@ RIBs and the nodes' BIRD tables and kernels hold shows:
   a community; on the iBGP peer, a filter sets the local preference the peer sees;
 - import filters: a route GoBGP announces and the filter rejects is in neither the node's BIRD
   table nor its kernel, while another of the pool, with the community the filter matches, is
-  in both and carries the local preference the filter set.
+  in both and carries the local preference the filter set;
+- IPv6: the IPv6 pool's blocks carry its prefix's communities at the IPv6 GoBGP, and an
+  export_v6 filter rejects one prefix and prepends another.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ from tests.conftest import need_root, need_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 
-EBGP, IBGP, TOR = "10.31.0.100", "10.31.0.101", "10.31.0.102"
+EBGP, IBGP, TOR, EBGP6 = "10.31.0.100", "10.31.0.101", "10.31.0.102", "fd00:31::100"
 CLUSTER = f"""\
 name: bgpfilt
 network_cidr: 10.200.0.0/16
+network_cidr_v6: fd00:200::/56
 block_size: 24
+block_size_v6: 120
 ipip_mode: Never
 pools:
   - {{name: extra, cidr: 10.201.0.0/16, block_size: 24, communities: ["65001:7", "65001:8:9"]}}
@@ -54,6 +58,7 @@ bgp:
     - {{name: big, value: "65000:1:2"}}
   prefix_advertisements:
     - {{cidr: 10.200.0.0/16, communities: [gold, big]}}
+    - {{cidr: "fd00:200::/56", communities: ["65006:6", "65006:0:6"]}}
   filters:
     - name: short-only
       export_v4:
@@ -82,6 +87,13 @@ bgp:
           cidr: 10.201.0.0/16
           match_operator: In
           operations: [{{prepend_as_path: {{prefix: [64512]}}}}]
+    - name: edge6
+      export_v6:
+        - {{action: Reject, cidr: "fd00:211::/48", match_operator: In}}
+        - action: Accept
+          cidr: "fd00:210::/48"
+          match_operator: Equal
+          operations: [{{prepend_as_path: {{prefix: [64512]}}}}]
     - name: prefer
       export_v4:
         - action: Accept
@@ -96,9 +108,11 @@ bgp:
       filters: [edge]
     - {{peer_ip: {IBGP}, as_number: 64512, filters: [prefer]}}
     - {{peer_ip: {TOR}, as_number: 65100, filters: [tor]}}
+    - {{peer_ip: "{EBGP6}", as_number: 65000, export: ["fd00:210::/48", "fd00:211::/64"],
+        filters: [edge6]}}
 nodes:
-  - {{name: node-1, address: 10.31.0.11/24, max_pods: 250}}
-  - {{name: node-2, address: 10.31.0.12/24, max_pods: 250}}
+  - {{name: node-1, address: 10.31.0.11/24, address_v6: "fd00:31::11/64", max_pods: 250}}
+  - {{name: node-2, address: 10.31.0.12/24, address_v6: "fd00:31::12/64", max_pods: 250}}
 """
 REJECTED, PREFERRED, PLAIN = "10.200.250.0/24", "10.200.251.0/24", "10.200.252.0/24"
 
@@ -118,7 +132,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     tmp = tmp_path_factory.mktemp("bgpfilt")
     cluster = tmp / "cluster.yaml"
     cluster.write_text(CLUSTER, encoding="utf-8")
-    with bgp_lab(cluster, tmp / "lab", gobgp_peers=[EBGP, IBGP]) as lab:
+    with bgp_lab(cluster, tmp / "lab", gobgp_peers=[EBGP, IBGP, EBGP6]) as lab:
         conf = tmp / "tor.conf"
         conf.write_text(tor_config(lab.plan, IPv4Address(TOR), 65100), encoding="utf-8")
         tor = start_bird(_speaker(lab, TOR), conf, tmp / "run", "tor")
@@ -127,6 +141,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
             for address in (EBGP, IBGP):
                 names = sorted(wait_neighbors(_speaker(lab, address)))
                 assert names == ["10.31.0.11", "10.31.0.12"]
+            assert sorted(wait_neighbors(_speaker(lab, EBGP6))) == ["fd00:31::11", "fd00:31::12"]
             yield Running(lab, tor.sock)
         finally:
             stop_bird(tor)
@@ -252,3 +267,20 @@ def test_import_filters_keep_out_and_set_preference(lab: BgpLab) -> None:
         return dsts if {PREFERRED, PLAIN} <= dsts else None
 
     assert REJECTED not in poll(kernel, 15, "node-1's kernel gets the imported routes")
+
+
+def test_ipv6_communities_and_filters(lab: BgpLab) -> None:
+    blocks = {
+        str(b.cidr): str(n.address_v6.ip)
+        for n in lab.plan.nodes
+        for b in n.blocks_v6
+        if n.address_v6
+    }
+    assert len(blocks) == 2
+    table = _learned(_speaker(lab, EBGP6), {*blocks, "fd00:210::/48"})
+    for prefix, owner in blocks.items():
+        (path,) = table[prefix]
+        assert path.next_hop == owner
+        assert (path.communities, path.large_communities) == (("65006:6",), ("65006:0:6",))
+    assert "fd00:211::/64" not in table  # edge6's Reject
+    assert {p.as_path for p in table["fd00:210::/48"]} == {(64512, 64512)}  # and its prepend
