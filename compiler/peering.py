@@ -84,7 +84,9 @@ def _ip_name(ip: IPv4Address | IPv6Address, port: int | None) -> str:
 class Peer:
     """A node as its in-cluster BGP peers see it, computed once per build.
 
-    A full mesh of N nodes builds N * (N - 1) sessions from these.
+    A full mesh of N nodes has N * (N - 1) sessions, but the sessions toward one peer differ
+    only by what the other side brings (passive or not, reflector or not, same AS or not):
+    `sessions` keeps each kind once, so a build makes about 2 * N Session objects, not N * N.
     """
 
     name: str
@@ -93,6 +95,9 @@ class Peer:
     ip_name: str
     as_number: int
     rr_cluster_id: str | None
+    sessions: dict[tuple[object, ...], Session] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
 
 
 def peers_of(spec: ClusterSpec, version: int = 4) -> dict[str, Peer]:
@@ -118,6 +123,25 @@ _PREFIX = {Role.MESH: "Mesh", Role.REFLECTOR: "RR", Role.CLIENT: "RRClient"}
 
 
 def _internal(spec: ClusterSpec, me: Peer, peer: Peer, role: Role) -> Session:
+    # Calico's rule: the side whose peer has the greater address, compared as strings,
+    # waits; one side connects, so graceful restart never races.
+    passive = peer.ip_text > me.ip_text
+    internal = peer.as_number == me.as_number
+    # a reflector's client is an iBGP peer (BIRD: "Only internal neighbor can be RR client");
+    # a node in another AS is a plain eBGP peer of the reflector, as in Calico
+    rr_cluster_id = me.rr_cluster_id if role == Role.CLIENT and internal else None
+    reflects = me.rr_cluster_id is not None
+    key = (role, passive, rr_cluster_id, reflects, internal)
+    found = peer.sessions.get(key)
+    if found is None:
+        found = peer.sessions[key] = _new_internal(spec, peer, role, key)
+    return found
+
+
+def _new_internal(
+    spec: ClusterSpec, peer: Peer, role: Role, key: tuple[Role, bool, str | None, bool, bool]
+) -> Session:
+    _, passive, rr_cluster_id, reflects, internal = key
     return Session(
         name=f"{_PREFIX[role]}_{peer.ip_name}",
         role=role,
@@ -125,23 +149,17 @@ def _internal(spec: ClusterSpec, me: Peer, peer: Peer, role: Role) -> Session:
         peer_as=peer.as_number,
         peer_node=peer.name,
         port=spec.bgp.listen_port if spec.bgp.listen_port != 179 else None,  # noqa: PLR2004
-        # Calico's rule: the side whose peer has the greater address, compared as strings,
-        # waits; one side connects, so graceful restart never races.
-        passive=peer.ip_text > me.ip_text,
-        # a reflector's client is an iBGP peer (BIRD: "Only internal neighbor can be RR
-        # client"); a node in another AS is a plain eBGP peer of the reflector, as in Calico
-        rr_cluster_id=(
-            me.rr_cluster_id if role == Role.CLIENT and peer.as_number == me.as_number else None
-        ),
+        passive=passive,
+        rr_cluster_id=rr_cluster_id,
         password=spec.bgp.mesh_password,
-        reflects=me.rr_cluster_id is not None,
+        reflects=reflects,
         next_hop_self=False,
         keep_next_hop=False,
         multihop=None,
         extra_exports=(),
         options=mesh_options(spec.bgp.node_mesh_max_restart_time) if role == Role.MESH else None,
         communities=has_communities(spec, peer.ip.version),
-        internal=peer.as_number == me.as_number,
+        internal=internal,
     )
 
 
