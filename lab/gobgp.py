@@ -38,6 +38,7 @@ class Neighbor:
     address: IPv4Address | IPv6Address
     as_number: int
     rr_client: bool = True
+    ttl_security: int | None = None  # GTSM: the node is this many hops away (its ttl_security)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,13 @@ def gobgp_config(
             "  [neighbors.timers.config]",
             "    connect-retry = 1",
         ]
-        if n.as_number != as_number:  # eBGP: the speaker may be a router away from the node
+        if n.ttl_security is not None:  # GTSM (RFC 5082): send TTL 255, accept 256 - hops up
+            lines += [
+                "  [neighbors.ttl-security.config]",
+                "    enabled = true",
+                f"    ttl-min = {256 - n.ttl_security}",
+            ]
+        elif n.as_number != as_number:  # eBGP: the speaker may be a router away from the node
             lines += [
                 "  [neighbors.ebgp-multihop.config]",
                 "    enabled = true",

@@ -17,7 +17,7 @@ from calicc.lab.gobgp import GobgpDaemon, Neighbor, gobgp_config, start_gobgpd, 
 from calicc.lab.netns import ns_run
 from calicc.lab.speakers import played_by_gobgp, reflects
 from calicc.lab.topology import Host, Topology
-from calicc.lab.tor import tor_peers, tor_router_id
+from calicc.lab.tor import sessions_to, tor_router_id
 
 
 @dataclass
@@ -85,9 +85,13 @@ def reflector_clients(
 ) -> tuple[Neighbor, ...]:
     """Return the nodes that open a session to the external speaker `peer`, as neighbors.
 
-    Each at its address of the speaker's family.
+    Each at its address of the speaker's family, with the AS it presents to the speaker and
+    GTSM when its session asks for it (ttl_security), as the lab's BIRD ToR mirrors them.
     """
-    return tuple(Neighbor(ip, asn, rr_client) for ip, asn in tor_peers(plan, peer.primary.ip))
+    return tuple(
+        Neighbor(ip, asn, rr_client, s.options.ttl_security if s.options else None)
+        for ip, asn, s in sessions_to(plan, peer.primary.ip)
+    )
 
 
 def start_gobgp_reflectors(

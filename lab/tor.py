@@ -27,7 +27,7 @@ from calicc.contract.names import V4
 Address = IPv4Address | IPv6Address
 
 
-def _sessions_to(plan: ClusterPlan, address: Address) -> Iterator[tuple[Address, int, Session]]:
+def sessions_to(plan: ClusterPlan, address: Address) -> Iterator[tuple[Address, int, Session]]:
     """Yield (node address, AS it presents, its session) of each node peering with `address`."""
     for node in plan.nodes:
         own = node.address if address.version == V4 else node.address_v6
@@ -43,7 +43,7 @@ def tor_peers(plan: ClusterPlan, address: Address) -> tuple[tuple[Address, int],
     The node's address is of the speaker's family; the AS is the one the node presents to the
     speaker (its local_as_number for that peer, else its own).
     """
-    return tuple((ip, asn) for ip, asn, _ in _sessions_to(plan, address))
+    return tuple((ip, asn) for ip, asn, _ in sessions_to(plan, address))
 
 
 def _neighbor(ip: Address, asn: int, session: Session) -> str:
@@ -84,5 +84,5 @@ def tor_config(plan: ClusterPlan, address: Address, as_number: int) -> str:
         f"  {family} {{ next hop keep; import filter lab_pools; export filter lab_pools; }};",
         "}",
     ]
-    lines += [_neighbor(ip, asn, session) for ip, asn, session in _sessions_to(plan, address)]
+    lines += [_neighbor(ip, asn, session) for ip, asn, session in sessions_to(plan, address)]
     return "\n".join(lines) + "\n"

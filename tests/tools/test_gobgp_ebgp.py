@@ -74,3 +74,24 @@ def test_gobgp_plays_an_ebgp_peer_and_both_ribs_read_attributes(tmp_path: Path) 
         assert path.communities == ("65000:7",)
         assert path.large_communities == ("65000:1:2",)
         assert path.next_hop == "10.31.0.100"
+
+
+GTSM_PEER = EBGP_PEER.replace(
+    "{peer_ip: 10.31.0.100, as_number: 65000}",
+    "{peer_ip: 10.31.0.100, as_number: 65000, ttl_security: 1}",
+)
+
+
+def test_gobgp_mirrors_a_nodes_ttl_security(tmp_path: Path) -> None:
+    """The node asks GTSM of a one-hop peer: gobgpd runs it too (ttl-min 255) and peers."""
+    need_root()
+    need_tool("bird", "birdc", "gobgpd", "gobgp")
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text(GTSM_PEER)
+    with bgp_lab(cluster, tmp_path / "lab", gobgp_peers=["10.31.0.100"]) as lab:
+        (speaker,) = lab.topo.speakers
+        conf = (tmp_path / "lab" / "speakers" / "gobgp-10.31.0.100.toml").read_text()
+        assert conf.count("ttl-min = 255") == 2  # one per node
+        assert "ebgp-multihop" not in conf
+        lab.wait_sessions()
+        assert sorted(wait_neighbors(speaker.ns)) == ["10.31.0.11", "10.31.0.12"]
