@@ -25,6 +25,7 @@ from calicc.compiler.bgp_filters import advertisements
 from calicc.compiler.filters import bird_string
 from calicc.compiler.model.bgp_filters import (
     BgpFilter,
+    FilterAction,
     FilterOperation,
     FilterRule,
     FilterSource,
@@ -34,6 +35,7 @@ from calicc.compiler.model.bgp_filters import (
 )
 from calicc.compiler.peering import Session
 from calicc.compiler.plan import ClusterPlan
+from calicc.contract import bird_filter_text as form
 
 SYMBOL_MAX = 64
 _PREFIX, _HASH = "calicc_filter_", 8
@@ -63,17 +65,9 @@ def symbol(name: str, direction: str, version: int) -> str:
     return f"{_PREFIX}{base}{tail}"
 
 
-def _parts(value: str) -> str:
-    return ", ".join(value.split(":"))
-
-
-def _attribute(value: str) -> str:
-    return "bgp_community" if value.count(":") == 1 else "bgp_large_community"
-
-
 def add_community(value: str) -> str:
     """Return the statement adding a literal community (aa:nn or aa:nn:mm)."""
-    return f"{_attribute(value)}.add(({_parts(value)}));"
+    return form.ADD_COMMUNITY.format(attribute=form.attribute(value), parts=form.parts(value))
 
 
 def _cidr_match(rule: FilterRule) -> list[str]:
@@ -81,22 +75,22 @@ def _cidr_match(rule: FilterRule) -> list[str]:
         return []
     op = _OPERATOR[rule.match_operator]
     if rule.prefix_length is None:
-        return [f"(net {op} {rule.cidr})"]
+        return [form.NET.format(op=op, cidr=rule.cidr)]
     low, high = length_range(rule.cidr, rule.prefix_length)
-    return [f"(net {op} [ {rule.cidr}{{{low},{high}}} ])"]
+    return [form.NET_RANGE.format(op=op, cidr=rule.cidr, low=low, high=high)]
 
 
 def _matches(rule: FilterRule, names: dict[str, str]) -> list[str]:
     out = _cidr_match(rule)
     if rule.source == FilterSource.REMOTE_PEERS:
-        out.append("(source = RTS_BGP)")
+        out.append(form.SOURCE_BGP)
     if rule.interface is not None:
-        out.append(f"(ifname ~ {bird_string(rule.interface)})")
+        out.append(form.IFNAME.format(glob=bird_string(rule.interface)))
     if rule.communities is not None:
         value = names.get(rule.communities.values[0], rule.communities.values[0])
-        out.append(f"(({_parts(value)}) ~ {_attribute(value)})")
+        out.append(form.COMMUNITY.format(parts=form.parts(value), attribute=form.attribute(value)))
     if rule.as_path_prefix:
-        out.append(f"(bgp_path ~ [= {' '.join(map(str, rule.as_path_prefix))} * =])")
+        out.append(form.AS_PATH.format(asns=" ".join(map(str, rule.as_path_prefix))))
     return out
 
 
@@ -104,21 +98,24 @@ def _operation(op: FilterOperation, names: dict[str, str]) -> list[str]:
     if op.add_community is not None:
         return [add_community(names.get(op.add_community.value, op.add_community.value))]
     if op.prepend_as_path is not None:  # BIRD prepends one at a time: last first
-        return [f"bgp_path.prepend({asn});" for asn in reversed(op.prepend_as_path.prefix)]
+        return [form.PREPEND.format(asn=asn) for asn in reversed(op.prepend_as_path.prefix)]
     if op.set_local_preference is not None:
-        return [f"bgp_local_pref = {op.set_local_preference.value};"]
+        return [form.LOCAL_PREF.format(value=op.set_local_preference.value)]
     return []  # the model sets exactly one of the three
 
 
 def rule_statement(rule: FilterRule, names: dict[str, str]) -> str:
     """Return one rule as a BIRD statement (Calico's filterStatement and its peerType guard)."""
     body = [s for op in rule.operations for s in _operation(op, names)]
-    body.append(f"{rule.action.value.lower()};")
+    body.append(form.ACCEPT if rule.action == FilterAction.ACCEPT else form.REJECT)
     matches = _matches(rule, names)
-    text = f"if {' && '.join(matches)} then {{ {' '.join(body)} }}" if matches else " ".join(body)
+    text = " ".join(body)
+    if matches:
+        text = form.RULE.format(matches=form.MATCH_JOIN.join(matches), body=text)
     if rule.peer_type is None:
         return text
-    return f"if ({'' if rule.peer_type == PeerType.IBGP else '!'}is_same_as) then {{ {text} }}"
+    negation = "" if rule.peer_type == PeerType.IBGP else "!"
+    return form.PEER_GUARD.format(negation=negation, text=text)
 
 
 def filter_functions(flt: BgpFilter, version: int, names: dict[str, str]) -> str:
@@ -127,9 +124,10 @@ def filter_functions(flt: BgpFilter, version: int, names: dict[str, str]) -> str
     for direction in DIRECTIONS:
         rules: tuple[FilterRule, ...] = getattr(flt, f"{direction}_v{version}")
         if rules:
-            out.append(f"\n# bgp.filters {flt.name}: {direction}_v{version}")
-            out.append(f"function {symbol(flt.name, direction, version)}(bool is_same_as)\n{{")
-            out += [f"  {rule_statement(rule, names)}" for rule in rules]
+            head = form.COMMENT.format(name=flt.name, direction=direction, version=version)
+            out.append(f"\n{head}")
+            out.append(form.FUNCTION.format(symbol=symbol(flt.name, direction, version)) + "\n{")
+            out += [form.RULE_INDENT + rule_statement(rule, names) for rule in rules]
             out.append("}")
     return "\n".join(out)
 
@@ -142,9 +140,10 @@ def _cluster_texts(cluster: ClusterPlan, version: int) -> tuple[dict[str, str], 
     functions = {f.name: filter_functions(f, version, names) for f in bgp.filters}
     suffix = "" if version == 4 else "_v6"  # noqa: PLR2004
     lines = [
-        f"  if net ~ [ {cidr}+ ] then {{ "
-        + " ".join(add_community(names.get(r, r)) for r in refs)
-        + " }"
+        form.RULE_INDENT
+        + form.COMMUNITIES_LINE.format(
+            cidr=cidr, adds=" ".join(add_community(names.get(r, r)) for r in refs)
+        )
         for cidr, refs in advertisements(cluster.spec, version)
     ]
     communities = (
@@ -201,7 +200,10 @@ def import_statement(session: Session, suffix: str) -> str | None:
         return None
     version = 6 if suffix else 4
     same = _bool(session.internal)
-    calls = " ".join(f"{symbol(n, 'import', version)}({same});" for n in session.import_filters)
+    calls = " ".join(
+        form.CALL.format(symbol=symbol(n, "import", version), same=same)
+        for n in session.import_filters
+    )
     return (
         f"import filter {{ calicc_import_guard{suffix}(); {calls} "
         f"if calicc_pool_route{suffix}() then accept; reject; }};"
@@ -215,5 +217,8 @@ def export_statement(session: Session, suffix: str, routes: str) -> str:
     version = 6 if suffix else 4
     calls = [f"calicc_communities{suffix}();"] if session.communities else []
     same = _bool(session.internal)
-    calls += [f"{symbol(n, 'export', version)}({same});" for n in session.export_filters]
+    calls += [
+        form.CALL.format(symbol=symbol(n, "export", version), same=same)
+        for n in session.export_filters
+    ]
     return f"export filter {{ {' '.join(calls)} if {routes} then accept; reject; }};"
