@@ -32,6 +32,7 @@ FUNCTION = "function {symbol}(bool is_same_as)"
 RULE_INDENT = "  "
 CALL = "{symbol}({same});"  # in a session's import or export filter; same: true or false
 # The communities function: a line per advertised prefix, adding its communities.
+COMMUNITIES = "calicc_communities{suffix}"  # suffix: "" (IPv4) or "_v6"
 COMMUNITIES_LINE = "if net ~ [ {cidr}+ ] then {{ {adds} }}"
 
 COMMUNITY_ATTRIBUTES = ("bgp_community", "bgp_large_community")

@@ -12,7 +12,9 @@ on every session. So a node S learns node D's block:
   with E. What E does is outside the tree: the trace assumes it passes the route on with its
   next hop unchanged (`next hop keep`, what a reflector does and what the lab's ToR does).
 The next hop is D's address on every path, so the kernel route's device follows from D's
-address alone (bird.conf's calicc_kernel_export; trace/route.py).
+address alone (bird.conf's calicc_kernel_export; trace/route.py). A path through an external
+peer crosses D's export and S's import on their sessions with it: their BGP filters, if any,
+may reject the block there (`Speakers.rejected`, trace/bgp_filters.py).
 """
 
 from __future__ import annotations
@@ -20,16 +22,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from calicc.contract.ip_text import parse_address
 from calicc.contract.nodes_table import NodeRow
+from calicc.trace.bgp_filters import Decision, Filters, Route, calls_communities, session_calls
 
 Address = IPv4Address | IPv6Address
+Network = IPv4Network | IPv6Network
 PROTOCOL = re.compile(r"^protocol bgp (\S+) from \S+ \{\n(.*?)^\}", re.MULTILINE | re.DOTALL)
 NEIGHBOR = re.compile(r"^\s*neighbor (\S+) as (\d+);", re.MULTILINE)
 DESCRIPTION = re.compile(r'^\s*description "([^"]*)";', re.MULTILINE)
 LOCAL_AS = re.compile(r"^\s*local \S+ port \d+ as (\d+);", re.MULTILINE)
+SESSION_LOCAL_AS = re.compile(r"^\s*local as (\d+);", re.MULTILINE)  # a peer's own local AS
 MAX_REFLECTOR_HOPS = 8  # reflectors between two nodes (a chain of clusters); more is a loop
 
 
@@ -43,6 +48,10 @@ class Session:
     description: str
     rr_client: bool
     reflects: bool  # exports routes learned over BGP (a reflector's session)
+    imports: tuple[tuple[str, bool], ...] = ()  # BGP filter functions called, with is_same_as
+    exports: tuple[tuple[str, bool], ...] = ()
+    communities: bool = False  # its export adds calicc_communities
+    local_as: int | None = None  # its own `local as` (a peer's local_as), else the node's
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class Learned:
 
     session: Session
     through: tuple[str, ...]
+    far: Session | None = None  # through an external peer: the block owner's session with it
 
     def text(self) -> str:
         """Return e.g. `session Mesh_10_30_1_12 (node node-2 (node-to-node mesh))`."""
@@ -87,13 +97,20 @@ def _session(name: str, body: str) -> Session | None:
     if neighbor is None:
         return None
     description = DESCRIPTION.search(body)
+    address = parse_address(neighbor.group(1))
+    calls = session_calls(body) if " filter { " in body else {}
+    own_as = SESSION_LOCAL_AS.search(body)
     return Session(
         name=name,
-        neighbor=parse_address(neighbor.group(1)),
+        neighbor=address,
         peer_as=int(neighbor.group(2)),
         description=description.group(1) if description else "",
         rr_client="rr client;" in body,
         reflects="RTS_BGP" in body,
+        imports=calls.get("import", ()),
+        exports=calls.get("export", ()),
+        communities=" filter { " in body and calls_communities(body, address.version),
+        local_as=int(own_as.group(1)) if own_as else None,
     )
 
 
@@ -115,6 +132,7 @@ class Speakers:
             str, tuple[dict[int, tuple[Session, ...]], dict[Address, Session]]
         ] = {}  # by node: its sessions per IP version, and by neighbour
         self._one: dict[tuple[str, Address], Session | None] = {}  # (node, neighbour) looked up
+        self._filters: dict[str, Filters] = {}  # by node, read when a filter is first run
 
     def of(self, node: str, version: int) -> tuple[Session, ...]:
         """Return the node's sessions of IP `version`."""
@@ -156,13 +174,48 @@ class Speakers:
                 continue
             peer = self._node_at(session.neighbor)
             if peer is None:  # external: it has the route when dst peers with it too
-                if self.peers_with(dst.name, session.neighbor) is not None:
-                    found.append(Learned(session, (f"external peer {session.neighbor}",)))
+                far = self.peers_with(dst.name, session.neighbor)
+                if far is not None:
+                    found.append(Learned(session, (f"external peer {session.neighbor}",), far))
                 continue
             path = self._reflected(peer, src_ip, dst, version, {src.name})
             if path is not None:
                 found.append(Learned(session, path))
         return tuple(found)
+
+    def rejected(
+        self, way: Learned, src: NodeRow, dst: NodeRow, block: Network, ifname: str
+    ) -> Decision | None:
+        """Return the filter rule that keeps dst's `block` off `way`, None when it passes.
+
+        Only a path through an external peer crosses filters: dst's export to it, then src's
+        import from it (`ifname`: src's interface toward dst's address), as bgp_filters.py says.
+        """
+        near, far = way.session, way.far
+        if far is None or not (far.exports or near.imports):
+            return None
+        route = Route(block, bgp=False, ifname="", communities=frozenset(), path=())
+        owner = self._filters_of(dst.name)
+        if far.communities:
+            route = owner.tag(route, block.version)
+        decision = owner.run(far.exports, route)
+        if decision is not None:
+            if not decision.accept:
+                return decision
+            route = decision.route
+        path, dst_as = route.path, far.local_as or local_as(self._bird_conf(dst.name))
+        if dst_as is not None and far.peer_as != dst_as:
+            path = (dst_as, *path)  # dst's own AS, on eBGP
+        if near.peer_as != (near.local_as or local_as(self._bird_conf(src.name))):
+            path = (near.peer_as, *path)  # the external peer's, on eBGP
+        got = Route(block, bgp=True, ifname=ifname, communities=route.communities, path=path)
+        decision = self._filters_of(src.name).run(near.imports, got)
+        return decision if decision is not None and not decision.accept else None
+
+    def _filters_of(self, node: str) -> Filters:
+        if node not in self._filters:
+            self._filters[node] = Filters(node, self._bird_conf(node))
+        return self._filters[node]
 
     def _reflected(
         self, peer: NodeRow, to: Address, dst: NodeRow, version: int, seen: set[str]

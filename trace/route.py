@@ -129,14 +129,20 @@ def _vxlan(node: TraceNode, src: NodeRow, owner: Owner, pool: PoolFact) -> Forwa
 def _bgp(view: TreeView, speakers: Speakers, src: NodeRow, owner: Owner, pool: PoolFact) -> Forward:
     node, dst, block = view.node(src.name), owner.row, owner.block
     version = pool.cidr.version
-    learned = speakers.learned(src, dst, version)
+    ways = speakers.learned(src, dst, version)
+    verdicts = [(x, speakers.rejected(x, src, dst, block, underlay_device(src))) for x in ways]
+    learned = tuple(x for x, rejected in verdicts if rejected is None)
     next_hop = _node_ip(dst, version)
     if not learned or next_hop is None:
         sessions = ", ".join(s.name for s in speakers.of(src.name, version)) or "none"
+        filtered = "; ".join(
+            f"{x.text()} it is rejected by {no.text()}" for x, no in verdicts if no is not None
+        )
         return Forward(
             "unroutable", None, None, "none", "-", "nobody",
-            f"{src.name}'s BIRD learns no route to {dst.name}'s block {block}: none of its "
-            f"sessions ({sessions}) leads to {dst.name}",
+            f"{src.name}'s BIRD learns no route to {dst.name}'s block {block}: "
+            + (filtered if filtered else
+               f"none of its sessions ({sessions}) leads to {dst.name}"),
             node.link_mtu, dst, pool,
         )  # fmt: skip
     same = _in_subnet(src, next_hop)

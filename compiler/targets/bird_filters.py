@@ -148,7 +148,7 @@ def _cluster_texts(cluster: ClusterPlan, version: int) -> tuple[dict[str, str], 
     ]
     communities = (
         "\n# Communities on exported routes (bgp.prefix_advertisements, pools' communities).\n"
-        f"function calicc_communities{suffix}()\n{{\n" + "\n".join(lines) + "\n}"
+        f"function {form.COMMUNITIES.format(suffix=suffix)}()\n{{\n" + "\n".join(lines) + "\n}"
     )
     return functions, communities
 
@@ -215,7 +215,7 @@ def export_statement(session: Session, suffix: str, routes: str) -> str:
     if not session.export_filters and not session.communities:
         return f"export where {routes};"
     version = 6 if suffix else 4
-    calls = [f"calicc_communities{suffix}();"] if session.communities else []
+    calls = [f"{form.COMMUNITIES.format(suffix=suffix)}();"] if session.communities else []
     same = _bool(session.internal)
     calls += [
         form.CALL.format(symbol=symbol(n, "export", version), same=same)
