@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from calicc.contract.ip_text import parse_address
@@ -99,7 +99,7 @@ def _session(name: str, body: str) -> Session | None:
     description = DESCRIPTION.search(body)
     address = parse_address(neighbor.group(1))
     calls = session_calls(body) if " filter { " in body else {}
-    own_as = SESSION_LOCAL_AS.search(body)
+    own_as = SESSION_LOCAL_AS.search(body) if "local as " in body else None
     return Session(
         name=name,
         neighbor=address,
@@ -194,23 +194,37 @@ class Speakers:
         near, far = way.session, way.far
         if far is None or not (far.exports or near.imports):
             return None
-        route = Route(block, bgp=False, ifname="", communities=frozenset(), path=())
-        owner = self._filters_of(dst.name)
-        if far.communities:
-            route = owner.tag(route, block.version)
-        decision = owner.run(far.exports, route)
-        if decision is not None:
-            if not decision.accept:
-                return decision
-            route = decision.route
-        path, dst_as = route.path, far.local_as or local_as(self._bird_conf(dst.name))
-        if dst_as is not None and far.peer_as != dst_as:
-            path = (dst_as, *path)  # dst's own AS, on eBGP
+        sent, decision = self.exported(dst.name, far, block)
+        if sent is None:
+            return decision
+        path = sent.path
         if near.peer_as != (near.local_as or local_as(self._bird_conf(src.name))):
             path = (near.peer_as, *path)  # the external peer's, on eBGP
-        got = Route(block, bgp=True, ifname=ifname, communities=route.communities, path=path)
+        got = Route(block, bgp=True, ifname=ifname, communities=sent.communities, path=path)
         decision = self._filters_of(src.name).run(near.imports, got)
         return decision if decision is not None and not decision.accept else None
+
+    def exported(
+        self, node: str, session: Session, prefix: Network
+    ) -> tuple[Route | None, Decision | None]:
+        """Return `prefix` (a blackhole in `node`'s BIRD) as `session` sends it, and its rule.
+
+        The route is None when a filter rejects it; the rule None when no filter decided. The
+        AS path is the one the peer receives: the node's AS first on eBGP.
+        """
+        route = Route(prefix, bgp=False, ifname="", communities=frozenset(), path=())
+        owner = self._filters_of(node)
+        if session.communities:
+            route = owner.tag(route, prefix.version)
+        decision = owner.run(session.exports, route)
+        if decision is not None:
+            if not decision.accept:
+                return None, decision
+            route = decision.route
+        own_as = session.local_as or local_as(self._bird_conf(node))
+        if own_as is not None and session.peer_as != own_as:
+            route = replace(route, path=(own_as, *route.path))  # eBGP
+        return route, decision
 
     def _filters_of(self, node: str) -> Filters:
         if node not in self._filters:
