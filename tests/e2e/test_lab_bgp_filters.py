@@ -16,18 +16,22 @@ lab's own, lab/tor.py). What their RIBs and the nodes' BIRD tables and kernels h
   table nor its kernel, while another of the pool, with the community the filter matches, is
   in both and carries the local preference the filter set;
 - IPv6: the IPv6 pool's blocks carry its prefix's communities at the IPv6 GoBGP, and an
-  export_v6 filter rejects one prefix and prepends another.
+  export_v6 filter rejects one prefix and prepends another;
+- calicc trace reads the filters as the speakers apply them: what it says each node sends
+  each peer (prefixes, AS paths, communities, iBGP local preference) is what the peer holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, ip_address, ip_network
 from pathlib import Path
 
 import pytest
 
+from calicc.compiler.build import build, load_cluster
+from calicc.contract.names import V4
 from calicc.lab.bird import bird_rib, kernel_routes, start_bird, stop_bird
 from calicc.lab.gobgp import rib_paths, wait_neighbors
 from calicc.lab.harness import BgpLab, bgp_lab
@@ -35,6 +39,8 @@ from calicc.lab.netns import ns_run
 from calicc.lab.rib import RibPath, by_prefix
 from calicc.lab.tor import tor_config
 from calicc.lab.wait import poll
+from calicc.trace.bgp import Speakers
+from calicc.trace.view import TreeView
 from tests.conftest import need_root, need_tool
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
@@ -284,3 +290,78 @@ def test_ipv6_communities_and_filters(lab: BgpLab) -> None:
         assert (path.communities, path.large_communities) == (("65006:6",), ("65006:0:6",))
     assert "fd00:211::/64" not in table  # edge6's Reject
     assert {p.as_path for p in table["fd00:210::/48"]} == {(64512, 64512)}  # and its prepend
+
+
+def test_trace_reads_the_filters_as_the_peers_rib_shows(running: Running, tmp_path: Path) -> None:
+    """calicc trace's reading of the filters (trace/bgp_filters.py, Speakers.exported) says
+    what every external peer learns from every node: which prefixes (the ToR's filter rejects
+    the default pool, short-only a /28, edge6 a /64...), with which AS path, communities and
+    (iBGP) local preference."""
+    (tmp_path / "cluster.yaml").write_text(CLUSTER, encoding="utf-8")
+    build(load_cluster(tmp_path / "cluster.yaml"), tmp_path / "rendered")
+    view = TreeView.open(tmp_path / "rendered")
+    speakers = Speakers(view.bird_conf, view.node_at)
+    checked = 0
+    for peer in (EBGP, IBGP, TOR, EBGP6):
+        want = _predicted(running.bgp, view, speakers, peer)
+        prefixes = {p for p, _ in want} | set(TRACE_EXPORTS.get(peer, []))
+        assert _wait_seen(running, peer, set(want), prefixes) == want, peer
+        checked += len(want)
+    assert checked >= MIN_CHECKED
+
+
+TRACE_EXPORTS = {
+    EBGP: ["10.210.0.0/16", "10.211.0.0/24", "10.211.1.0/28"],
+    EBGP6: ["fd00:210::/48", "fd00:211::/64"],
+}
+MIN_CHECKED = 12  # blocks and exported prefixes, per node and peer, that the peers learn
+
+
+def _predicted(
+    lab: BgpLab, view: TreeView, speakers: Speakers, peer: str
+) -> dict[tuple[str, str], tuple[object, ...]]:
+    """Return what the trace says `peer` learns: (prefix, next hop) -> attributes."""
+    version = ip_address(peer).version
+    want: dict[tuple[str, str], tuple[object, ...]] = {}
+    for node in lab.plan.nodes:
+        address = node.address if version == V4 else node.address_v6
+        session = speakers.peers_with(node.name, ip_address(peer))
+        assert address is not None
+        assert session is not None
+        blocks = [b.cidr for b in (node.blocks if version == V4 else node.blocks_v6)]
+        assert {c for _, c in view.row(node.name).blocks if c.version == version} == set(blocks)
+        for prefix in [*blocks, *map(ip_network, TRACE_EXPORTS.get(peer, []))]:
+            sent, _ = speakers.exported(node.name, session, prefix)
+            if sent is not None:
+                pref = (sent.local_pref or 100) if peer == IBGP else None
+                want[(str(prefix), str(address.ip))] = _attributes(
+                    sent.path, sent.communities, pref
+                )
+    return want
+
+
+def _wait_seen(
+    running: Running, peer: str, keys: set[tuple[str, str]], prefixes: set[str]
+) -> dict[tuple[str, str], tuple[object, ...]]:
+    """Return what `peer` holds of `prefixes` once it holds at least `keys`."""
+
+    def probe() -> dict[tuple[str, str], tuple[object, ...]] | None:
+        lab = running.bgp
+        table = bird_rib(running.tor) if peer == TOR else rib_paths(_speaker(lab, peer))
+        got = {
+            (p.prefix, p.next_hop): _attributes(
+                p.as_path, {*p.communities, *p.large_communities},
+                p.local_pref if peer == IBGP else None,
+            )
+            for p in table
+            if p.prefix in prefixes
+        }  # fmt: skip
+        return got if keys <= set(got) else None
+
+    return poll(probe, 15, f"{peer} learns what the trace says")
+
+
+def _attributes(
+    path: tuple[int, ...], communities: Iterable[str], pref: int | None
+) -> tuple[object, ...]:
+    return path, tuple(sorted(communities)), pref
