@@ -26,7 +26,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from calicc.contract.ip_text import parse_address
 from calicc.contract.nodes_table import NodeRow
-from calicc.trace.bgp_filters import Decision, Filters, Route, calls_communities, session_calls
+from calicc.trace.bgp_filters import Decision, Filtering, Filters, Route, filtering
 
 Address = IPv4Address | IPv6Address
 Network = IPv4Network | IPv6Network
@@ -34,7 +34,6 @@ PROTOCOL = re.compile(r"^protocol bgp (\S+) from \S+ \{\n(.*?)^\}", re.MULTILINE
 NEIGHBOR = re.compile(r"^\s*neighbor (\S+) as (\d+);", re.MULTILINE)
 DESCRIPTION = re.compile(r'^\s*description "([^"]*)";', re.MULTILINE)
 LOCAL_AS = re.compile(r"^\s*local \S+ port \d+ as (\d+);", re.MULTILINE)
-SESSION_LOCAL_AS = re.compile(r"^\s*local as (\d+);", re.MULTILINE)  # a peer's own local AS
 MAX_REFLECTOR_HOPS = 8  # reflectors between two nodes (a chain of clusters); more is a loop
 
 
@@ -48,10 +47,7 @@ class Session:
     description: str
     rr_client: bool
     reflects: bool  # exports routes learned over BGP (a reflector's session)
-    imports: tuple[tuple[str, bool], ...] = ()  # BGP filter functions called, with is_same_as
-    exports: tuple[tuple[str, bool], ...] = ()
-    communities: bool = False  # its export adds calicc_communities
-    local_as: int | None = None  # its own `local as` (a peer's local_as), else the node's
+    filtering: Filtering | None = None  # BGP filters, communities, own local AS: if any
 
 
 @dataclass(frozen=True)
@@ -98,8 +94,6 @@ def _session(name: str, body: str) -> Session | None:
         return None
     description = DESCRIPTION.search(body)
     address = parse_address(neighbor.group(1))
-    calls = session_calls(body) if " filter { " in body else {}
-    own_as = SESSION_LOCAL_AS.search(body) if "local as " in body else None
     return Session(
         name=name,
         neighbor=address,
@@ -107,10 +101,7 @@ def _session(name: str, body: str) -> Session | None:
         description=description.group(1) if description else "",
         rr_client="rr client;" in body,
         reflects="RTS_BGP" in body,
-        imports=calls.get("import", ()),
-        exports=calls.get("export", ()),
-        communities=" filter { " in body and calls_communities(body, address.version),
-        local_as=int(own_as.group(1)) if own_as else None,
+        filtering=filtering(body, address.version),
     )
 
 
@@ -192,16 +183,17 @@ class Speakers:
         import from it (`ifname`: src's interface toward dst's address), as bgp_filters.py says.
         """
         near, far = way.session, way.far
-        if far is None or not (far.exports or near.imports):
+        imports = near.filtering.imports if near.filtering else ()
+        if far is None or not ((far.filtering and far.filtering.exports) or imports):
             return None
         sent, decision = self.exported(dst.name, far, block)
         if sent is None:
             return decision
-        path = sent.path
-        if near.peer_as != (near.local_as or local_as(self._bird_conf(src.name))):
+        path, own = sent.path, near.filtering.local_as if near.filtering else None
+        if near.peer_as != (own or local_as(self._bird_conf(src.name))):
             path = (near.peer_as, *path)  # the external peer's, on eBGP
         got = Route(block, bgp=True, ifname=ifname, communities=sent.communities, path=path)
-        decision = self._filters_of(src.name).run(near.imports, got)
+        decision = self._filters_of(src.name).run(imports, got)
         return decision if decision is not None and not decision.accept else None
 
     def exported(
@@ -213,15 +205,15 @@ class Speakers:
         AS path is the one the peer receives: the node's AS first on eBGP.
         """
         route = Route(prefix, bgp=False, ifname="", communities=frozenset(), path=())
-        owner = self._filters_of(node)
-        if session.communities:
+        owner, does = self._filters_of(node), session.filtering
+        if does is not None and does.communities:
             route = owner.tag(route, prefix.version)
-        decision = owner.run(session.exports, route)
+        decision = owner.run(does.exports, route) if does is not None else None
         if decision is not None:
             if not decision.accept:
                 return None, decision
             route = decision.route
-        own_as = session.local_as or local_as(self._bird_conf(node))
+        own_as = (does and does.local_as) or local_as(self._bird_conf(node))
         if own_as is not None and session.peer_as != own_as:
             route = replace(route, path=(own_as, *route.path))  # eBGP
         return route, decision

@@ -34,6 +34,7 @@ from calicc.trace.errors import TraceError
 Network = IPv4Network | IPv6Network
 FILTER_CALL = re.compile(r"^\s*(import|export) filter \{ (.*) \};$", re.MULTILINE)
 STATEMENT = re.compile(r"[^;]*;")
+SESSION_LOCAL_AS = re.compile(r"^\s*local as (\d+);", re.MULTILINE)  # a peer's own local AS
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,31 @@ class Decision:
             f"bgp.filters {f.name} {f.direction}_v{f.version}[{self.index}] ({verdict}) "
             f"on {self.node} (bird.conf:{rule.line}: {rule.text.strip()})"
         )
+
+
+@dataclass(frozen=True)
+class Filtering:
+    """What a session's import and export do beyond calicc's defaults, as its body states it."""
+
+    imports: tuple[tuple[str, bool], ...]  # filter functions called, with is_same_as
+    exports: tuple[tuple[str, bool], ...]
+    communities: bool  # its export adds calicc_communities
+    local_as: int | None  # its own `local as` (a peer's local_as), else the node's AS
+
+
+def filtering(body: str, version: int) -> Filtering | None:
+    """Return a `protocol bgp` body's filtering; None when it has none (calicc's defaults)."""
+    filters, own_as = " filter { " in body, "local as " in body
+    if not filters and not own_as:
+        return None
+    calls = session_calls(body) if filters else {}
+    found = SESSION_LOCAL_AS.search(body) if own_as else None
+    return Filtering(
+        imports=calls.get("import", ()),
+        exports=calls.get("export", ()),
+        communities=filters and calls_communities(body, version),
+        local_as=int(found.group(1)) if found else None,
+    )
 
 
 def session_calls(body: str) -> dict[str, tuple[tuple[str, bool], ...]]:
