@@ -5,11 +5,13 @@ writes for a table of filters, each called from a static protocol's import (one 
 session type) on routes whose prefixes, interfaces (a blackhole's none, `lo`), AS paths and
 communities vary; a route no rule decides falls through to `bgp_local_pref = 4242; accept;`.
 What BIRD's table holds (absent: rejected; local_pref 4242: undecided; else accepted with the
-rule's operations) must equal what the trace's evaluator, reading the same text, says.
+rule's operations) must equal what the trace's evaluator, reading the same text, says. IPv4
+and IPv6. Not covered here: `source = RTS_BGP` true (static routes only; the lab tests run it).
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from ipaddress import ip_network
 from pathlib import Path
@@ -19,6 +21,7 @@ import pytest
 
 from calicc.compiler.model.bgp_filters import BgpFilter
 from calicc.compiler.targets.bird_filters import filter_functions, symbol
+from calicc.contract.names import V4
 from calicc.lab.bird import bird_rib, birdc, parse_protocols, start_bird, stop_bird
 from calicc.lab.netns import ns_add, ns_delete, ns_run
 from calicc.lab.rib import RibPath
@@ -79,13 +82,42 @@ RULES: tuple[list[dict[str, Any]], ...] = (
     ],
     [{"action": "Accept", "operations": [{"add_community": {"value": "65000:5"}}]}],
 )  # fmt: skip
+ROUTES6: tuple[tuple[str, str, tuple[int, ...], tuple[str, ...]], ...] = (
+    ("fd00:200::/120", "", (), ()),
+    ("fd00:200::/56", "lo", (65000,), ("65000:7",)),
+    ("fd00:210::/48", "", (), ("65006:0:6",)),
+    ("fd00:200:0:1::/64", "lo", (65021, 65000), ()),
+)
+RULES6: tuple[list[dict[str, Any]], ...] = (
+    [{"action": "Reject", "cidr": "fd00:200::/56", "match_operator": "Equal"}],
+    [{"action": "Reject", "cidr": "fd00:200::/56", "match_operator": "NotIn"}],
+    [{"action": "Reject", "cidr": "fd00:200::/56", "match_operator": "In",
+      "prefix_length": {"min": 64, "max": 119}}],
+    [{"action": "Reject", "cidr": "fd00:200::/56", "match_operator": "NotIn",
+      "prefix_length": {"min": 57}}],
+    [{"action": "Accept", "interface": "lo", "as_path_prefix": [65021],
+      "operations": [{"prepend_as_path": {"prefix": [64512]}}]},
+     {"action": "Reject", "communities": {"values": ["65006:0:6"]}},
+     {"action": "Reject", "peer_type": "iBGP"}],
+)  # fmt: skip
 
 
 def _filters() -> list[BgpFilter]:
     return [
         BgpFilter.model_validate({"name": f"f{i}", "export_v4": rules})
         for i, rules in enumerate(RULES)
+    ] + [
+        BgpFilter.model_validate({"name": f"g{i}", "export_v6": rules})
+        for i, rules in enumerate(RULES6)
     ]
+
+
+def _routes(version: int) -> tuple[tuple[str, str, tuple[int, ...], tuple[str, ...]], ...]:
+    return ROUTES if version == V4 else ROUTES6
+
+
+def _version(flt: BgpFilter) -> int:
+    return V4 if flt.export_v4 else 6
 
 
 def _tag(route: tuple[str, str, tuple[int, ...], tuple[str, ...]]) -> str:
@@ -97,19 +129,24 @@ def _tag(route: tuple[str, str, tuple[int, ...], tuple[str, ...]]) -> str:
     return f"if net = {prefix} then {{ {' '.join(adds)} }}" if adds else ""
 
 
-def _config(filters: list[BgpFilter]) -> tuple[str, list[tuple[str, bool]]]:
-    """Return the BIRD config and, per static protocol, the function and is_same_as it calls."""
+def _config(filters: list[BgpFilter]) -> tuple[str, list[tuple[str, bool, int]]]:
+    """Return the BIRD config and, per static protocol, the function, is_same_as and family."""
     text = ["router id 10.0.0.1;", "protocol device {}"]
-    text += [filter_functions(f, 4, {}) for f in filters]
-    calls = [(symbol(f.name, "export", 4), same) for f in filters for same in (False, True)]
-    tags = " ".join(t for t in map(_tag, ROUTES) if t)
-    for index, (function, same) in enumerate(calls):
+    text += [filter_functions(f, _version(f), {}) for f in filters]
+    calls = [
+        (symbol(f.name, "export", _version(f)), same, _version(f))
+        for f in filters
+        for same in (False, True)
+    ]
+    for index, (function, same, version) in enumerate(calls):
+        routes = _routes(version)
+        tags = " ".join(t for t in map(_tag, routes) if t)
         text.append(
-            f"protocol static s{index} {{\n  ipv4 {{ import filter {{ {tags} "
+            f"protocol static s{index} {{\n  ipv{version} {{ import filter {{ {tags} "
             f"bgp_large_community.add(({MARK}, {index}, 0)); {function}({str(same).lower()}); "
             f"bgp_local_pref = {FALL_THROUGH}; accept; }}; }};"
         )
-        text += [f"  route {p} {VIA_LO if i else 'blackhole'};" for p, i, _, _ in ROUTES]
+        text += [f"  route {p} {VIA_LO if i else 'blackhole'};" for p, i, _, _ in routes]
         text.append("}")
     return "\n".join(text) + "\n", calls
 
@@ -122,7 +159,7 @@ def bird_table(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     conf_text, _ = _config(_filters())
     conf = tmp / "bird.conf"
     conf.write_text(conf_text, encoding="utf-8")
-    ns = f"calicc-t-flt-{tmp.name[-6:]}"
+    ns = f"calicc-t-{uuid.uuid4().hex[:6]}-flt"
     ns_add(ns)
     try:
         ns_run(ns, ["ip", "link", "set", "lo", "up"])
@@ -162,10 +199,10 @@ def test_every_rule_form_decides_as_bird_does(bird_table: tuple[str, list[RibPat
     _, calls = _config(_filters())
     reader = Filters("test", conf_text)
     decided = {"accept": 0, "reject": 0, "none": 0}
-    for index, call in enumerate(calls):
-        for prefix, ifname, path, communities in ROUTES:
+    for index, (function, same, version) in enumerate(calls):
+        for prefix, ifname, path, communities in _routes(version):
             route = Route(ip_network(prefix), False, ifname, frozenset(communities), path)
-            decision = reader.run((call,), route)
+            decision = reader.run(((function, same),), route)
             if decision is None:
                 want: tuple[Any, ...] | None = (FALL_THROUGH, path, frozenset(communities))
             elif decision.accept:
@@ -175,5 +212,5 @@ def test_every_rule_form_decides_as_bird_does(bird_table: tuple[str, list[RibPat
                 want = None
             decided["none" if decision is None else "accept" if want else "reject"] += 1
             got = seen.get((index, prefix))
-            assert got == want, (call, prefix, decision and decision.text())
+            assert got == want, (function, same, prefix, decision and decision.text())
     assert min(decided.values()) > 10, decided  # every outcome is exercised
