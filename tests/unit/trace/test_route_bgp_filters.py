@@ -31,8 +31,14 @@ def _built(tmp_path: Path, filters: list[dict[str, Any]], **bgp: Any) -> TreeVie
     return TreeView.open(tmp_path / "rendered")
 
 
+def _block(view: TreeView, node: str, pool: IPv4Network) -> IPv4Network:
+    return next(
+        c for _, c in view.row(node).blocks if isinstance(c, IPv4Network) and c.subnet_of(pool)
+    )
+
+
 def _route(view: TreeView, src: str, dst: str, pool: IPv4Network) -> Forward:
-    block = next(c for _, c in view.row(dst).blocks if c.subnet_of(pool))
+    block = _block(view, dst, pool)
     return forward(view, Speakers(view.bird_conf, view.node_at), view.row(src), block[1], None)
 
 
@@ -116,7 +122,7 @@ def test_the_command_names_the_rule_and_exits_1(tmp_path: Path) -> None:
     view = _built(tmp_path, [{"name": "tor", "export_v4": [
         {"action": "Reject", "cidr": "10.244.0.0/16", "match_operator": "In"},
     ]}])  # fmt: skip
-    block = next(c for _, c in view.row("rack2-node1").blocks if c.subnet_of(DEFAULT))
+    block = _block(view, "rack2-node1", DEFAULT)
     args = ["rack1-node1", str(block[1]), "--tree", str(tmp_path / "rendered")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
