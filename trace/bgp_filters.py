@@ -195,11 +195,13 @@ class Filters:
         if version not in self._communities:
             name = form.COMMUNITIES.format(suffix="" if version == 4 else "_v6")  # noqa: PLR2004
             at = self._text.find(f"function {name}()\n{{\n")
+            if at < 0:
+                raise TraceError(f"{self.node}'s bird.conf calls {name} but does not define it")
             end = self._text.find("\n}", at)
             found = []
             line_form = form.pattern(form.COMMUNITIES_LINE)
             add_form = form.pattern(form.ADD_COMMUNITY)
-            for text in self._text[at:end].split("\n")[2:] if at >= 0 else []:
+            for text in filter(None, self._text[at:end].split("\n")[2:]):
                 match = line_form.fullmatch(text.strip())
                 if match is None:
                     raise TraceError(f"{self.node}'s bird.conf {name}: not calicc's: {text}")

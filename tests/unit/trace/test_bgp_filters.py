@@ -92,3 +92,22 @@ def test_a_session_with_filters_states_its_calls(tmp_path: Path) -> None:
     assert session.filtering is not None
     assert session.filtering.exports == (("calicc_filter_tor_export_v4", False),)
     assert (session.filtering.imports, session.filtering.communities) == ((), False)
+
+
+def test_communities_are_read_per_prefix_and_must_be_defined(tmp_path: Path) -> None:
+    def edit(data: dict[str, object]) -> None:
+        bgp = data["bgp"]
+        assert isinstance(bgp, dict)
+        bgp["prefix_advertisements"] = [
+            {"cidr": "10.240.0.0/24", "communities": ["65100:2", "65100:1:2"]},
+            {"cidr": "10.240.0.0/25", "communities": ["65100:3"]},
+        ]
+
+    built_example(tmp_path, "tor-ebgp", edit)
+    text = TreeView.open(tmp_path / "rendered").bird_conf("rack2-node1")
+    tagged = Filters("rack2-node1", text).tag(
+        Route(ip_network("10.240.0.64/26"), False, "", frozenset(), ()), 4
+    )
+    assert tagged.communities == {"65100:2", "65100:1:2", "65100:3"}
+    with pytest.raises(TraceError, match="calls calicc_communities_v6 but does not define it"):
+        Filters("rack2-node1", text).communities(6)
