@@ -1,9 +1,11 @@
 """calicc trace through a ToR whose export filter rejects a pool, against the lab's kernels.
 
 Two nodes with no node-to-node mesh, each in its own AS, peer with a BIRD ToR (lab/tor.py,
-`next hop keep`); the `tor` filter on that peer rejects the `hidden` pool's blocks on export.
-The trace says node-1 reaches node-2's default-pool blocks through the ToR and none of its
-hidden blocks, naming the rule on node-2; node-1's kernel and the ToR's table agree.
+`next hop keep`); the `tor` filter on that peer rejects the `hidden` pool's blocks on export,
+and on import one of node-2's default-pool blocks when it comes from a peer (source), over an
+`eth*` interface, with the AS path (ToR, node-2). The trace says node-1 reaches node-2's other
+default-pool block through the ToR, and neither that one nor the hidden blocks, naming the
+rule on node-2 (export) or node-1 (import); node-1's kernel and the ToR's table agree.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ pytestmark = [pytest.mark.root, pytest.mark.tools]
 
 TOR = "10.32.0.102"
 HIDDEN, DEFAULT = IPv4Network("10.203.0.0/16"), IPv4Network("10.202.0.0/16")
+REFUSED = IPv4Network("10.202.0.192/26")  # node-2's second default-pool block
 CLUSTER = f"""\
 name: trflt
 network_cidr: {DEFAULT}
@@ -44,6 +47,9 @@ bgp:
     - name: tor
       export_v4:
         - {{action: Reject, cidr: {HIDDEN}, match_operator: In}}
+      import_v4:
+        - {{action: Reject, cidr: {REFUSED}, match_operator: Equal, source: RemotePeers,
+            interface: "eth*", as_path_prefix: [65000, 65012]}}
   peers:
     - {{peer_ip: {TOR}, as_number: 65000, filters: [tor]}}
 nodes:
@@ -94,6 +100,11 @@ def test_trace_and_kernel_agree_on_the_filtered_pool(running: Running) -> None:
     view = running.view
     shown, hidden = _blocks(view, "node-2", DEFAULT), _blocks(view, "node-2", HIDDEN)
     assert len(shown) == len(hidden) == 2
+    assert REFUSED in shown
+    shown.remove(REFUSED)
+    refused = _trace(view, REFUSED)
+    assert refused.kind == "unroutable"
+    assert "it is rejected by bgp.filters tor import_v4[0] (Reject) on node-1" in refused.why
     for block in shown:
         found = _trace(view, block)
         assert (found.kind, str(found.via)) == ("bgp", "10.32.0.12")
@@ -110,7 +121,7 @@ def test_trace_and_kernel_agree_on_the_filtered_pool(running: Running) -> None:
 
     routes = poll(kernel, 20, "node-1's kernel learns node-2's default-pool blocks")
     assert {routes[str(b)] for b in shown} == {"10.32.0.12"}
-    assert not {str(b) for b in hidden} & set(routes)  # the trace's unroutable: no route
+    assert not {str(b) for b in {*hidden, REFUSED}} & set(routes)  # the trace's unroutable
     tor = {p.prefix for p in bird_rib(running.tor)}
-    assert {str(b) for b in shown} <= tor
+    assert {str(b) for b in {*shown, REFUSED}} <= tor  # exported: node-1 refused it
     assert not {str(b) for b in hidden} & tor
