@@ -6,7 +6,7 @@ session type) on routes whose prefixes, interfaces (a blackhole's none, `lo`), A
 communities vary; a route no rule decides falls through to `bgp_local_pref = 4242; accept;`.
 What BIRD's table holds (absent: rejected; local_pref 4242: undecided; else accepted with the
 rule's operations) must equal what the trace's evaluator, reading the same text, says. IPv4
-and IPv6. Not covered: `source = RTS_BGP` when true (static routes only; no BGP session here).
+and IPv6. `source = RTS_BGP` true needs a BGP route: tests/e2e/test_lab_trace_bgp_filters.py.
 """
 
 from __future__ import annotations
