@@ -34,6 +34,7 @@ PROTOCOL = re.compile(r"^protocol bgp (\S+) from \S+ \{\n(.*?)^\}", re.MULTILINE
 NEIGHBOR = re.compile(r"^\s*neighbor (\S+) as (\d+);", re.MULTILINE)
 DESCRIPTION = re.compile(r'^\s*description "([^"]*)";', re.MULTILINE)
 LOCAL_AS = re.compile(r"^\s*local \S+ port \d+ as (\d+);", re.MULTILINE)
+FILTERS, OWN_AS = " filter { ", "local as "  # a session with filters or communities, own AS
 MAX_REFLECTOR_HOPS = 8  # reflectors between two nodes (a chain of clusters); more is a loop
 
 
@@ -101,7 +102,7 @@ def _session(name: str, body: str) -> Session | None:
         description=description.group(1) if description else "",
         rr_client="rr client;" in body,
         reflects="RTS_BGP" in body,
-        filtering=filtering(body, address.version),
+        filtering=filtering(body, address.version) if FILTERS in body or OWN_AS in body else None,
     )
 
 
