@@ -205,6 +205,16 @@ class FilterRule(Strict):
             raise ValueError("cidr and match_operator go together: give both or neither")
         if self.prefix_length is not None and self.cidr is None:
             raise ValueError("prefix_length needs a cidr (and match_operator) to apply to")
+        if self.prefix_length is not None and self.match_operator in (
+            MatchOperator.EQUAL,
+            MatchOperator.NOT_EQUAL,
+        ):
+            # Calico renders `net = [ set ]`, which BIRD never finds equal: a rule that never
+            # (or, NotEqual, always) matches. In/NotIn take the range; Equal is the CIDR itself.
+            raise ValueError(
+                "prefix_length goes with match_operator In or NotIn; Equal and NotEqual compare "
+                "the route with the cidr itself"
+            )
         if self.operations and self.action != FilterAction.ACCEPT:
             raise ValueError("operations change accepted routes: they need action Accept")
         return self

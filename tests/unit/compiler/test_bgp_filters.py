@@ -109,6 +109,15 @@ def test_rule_cidr_of_the_other_family(tmp_path: Path) -> None:
         ),
         ({"action": "Accept", "cidr": "10.0.0.0/8"}, "cidr and match_operator go together"),
         (
+            {
+                "action": "Reject",
+                "cidr": "10.0.0.0/8",
+                "match_operator": "Equal",
+                "prefix_length": {"min": 24},
+            },
+            "prefix_length goes with match_operator In or NotIn",
+        ),
+        (
             {"action": "Reject", "operations": [{"set_local_preference": {"value": 5}}]},
             "operations change accepted routes: they need action Accept",
         ),

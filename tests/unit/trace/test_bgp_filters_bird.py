@@ -52,7 +52,7 @@ RULES: tuple[list[dict[str, Any]], ...] = (
     *(
         [{"action": "Reject", "cidr": "10.244.0.0/16", "match_operator": op,
           "prefix_length": {"min": 25, "max": 26}}]
-        for op in ("Equal", "NotEqual", "In", "NotIn")
+        for op in ("In", "NotIn")  # Equal, NotEqual take no prefix_length (the model)
     ),
     [{"action": "Reject", "cidr": "10.244.0.0/16", "match_operator": "In",
       "prefix_length": {"min": 28}}],
