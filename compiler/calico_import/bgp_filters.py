@@ -59,6 +59,14 @@ def read_filter(res: Resource, notes: list[Note]) -> dict[str, Any] | None:
 def _rule(rule: object, res: Resource, where: str, notes: list[Note]) -> dict[str, Any] | None:
     if not isinstance(rule, dict):
         return rule  # type: ignore[return-value]  # the model refuses it, blamed on the resource
+    if rule.get("prefixLength") and rule.get("matchOperator") in ("Equal", "NotEqual"):
+        why = (
+            f"{rule['matchOperator']} with a prefixLength: Calico renders net = [ set ], which "
+            "BIRD never finds equal, so this rule never (NotEqual: always) matched; calicc refuses "
+            f"the combination (was {shown(rule['prefixLength'])})"
+        )
+        notes.append(_left_out(res, f"{where}.prefixLength", why))
+        return None
     converted: dict[str, Any] = {}
     for key, value in rule.items():
         if key == "operations":

@@ -152,3 +152,20 @@ def test_the_imported_fixture_passes_validate(tmp_path: Path) -> None:
     write_imported(import_calico([edited(tmp_path, with_extras), IPAM]), out)
     result = run_calicc(["validate", out / "cluster.yaml"], tmp_path)
     assert result.code == 0, result.stdout + result.stderr
+
+
+def test_an_equal_rule_with_a_prefix_length_leaves_its_filter_out(tmp_path: Path) -> None:
+    """BIRD never finds `net = [ set ]` equal: calicc refuses what Calico silently renders."""
+
+    def equal_range(kind: str, item: dict[str, Any]) -> None:
+        if kind == "BGPFilter":
+            item["spec"] = {"exportV4": [{"action": "Reject", "cidr": "10.244.0.0/16",
+                                          "matchOperator": "Equal",
+                                          "prefixLength": {"min": 26}}]}  # fmt: skip
+
+    result = import_calico([edited(tmp_path, equal_range), IPAM])
+    assert "filters" not in yaml.safe_load(result.files["cluster.yaml"])["bgp"]
+    notes = {(n.kind, n.field): n.reason for n in result.notes}
+    why = notes[("BGPFilter", "spec.exportV4[0].prefixLength")]
+    assert "never" in why
+    assert "the filter is left out" in why
