@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
+from calicc.agent.cni.install import install_plugins
 from calicc.agent.cni.server import socket_path
 from calicc.compiler.build import compile_cluster, load_cluster
-from calicc.contract.names import CLUSTER_DIR
-from calicc.lab.netns import ns_run
+from calicc.contract.names import CLUSTER_DIR, CONFLIST
+from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import EXAMPLES, ROOT
+from tests.support.bundles import role_text
 
 
 def example_build() -> dict[str, str]:
@@ -129,3 +131,20 @@ def cni_server(node: str, root: Path) -> Iterator[None]:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def standalone_node(make_ns: Any, root: Path, node_json: Path) -> str:
+    """Make a node namespace for the bundle installed under `root`: calicc's plugin alone in its
+    conflist, launchers that run it without a server, an uplink to a router namespace (the
+    default route a pod's proxy ARP needs). Return the node namespace's name."""
+    conflist = json.loads(role_text(node_json.parent, CONFLIST))
+    path = root / "etc/cni/net.d/10-calicc.conflist"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({**conflist, "plugins": conflist["plugins"][:1]}))
+    install_plugins(root, sys.executable, idle=0)
+    ns: str = make_ns("node")
+    router: str = make_ns("rtr")
+    veth_between(ns, "eth0", router, "down0")
+    ns_run(ns, ["ip", "addr", "add", "192.168.49.2/24", "dev", "eth0"])
+    ns_run(ns, ["ip", "route", "add", "default", "via", "192.168.49.1"])
+    return ns

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from ipaddress import IPv4Address, IPv4Network, ip_interface
 from pathlib import Path
 from typing import Any
@@ -16,15 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
-from calicc.agent.cni.install import install_plugins
 from calicc.agent.cni.naming import host_veth_name
 from calicc.compiler.build import build, compile_cluster, load_cluster
-from calicc.contract.names import CONFLIST
 from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_root
-from tests.support.bundles import role_text
 from tests.support.clusters import write_cluster
-from tests.support.cni import cnitool, install_bundle, run_cnitool, write_bundle
+from tests.support.cni import cnitool, install_bundle, run_cnitool, standalone_node, write_bundle
 from tests.support.cni_inputs import Node
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
@@ -66,15 +62,7 @@ def test_adds_skip_adopted_addresses_and_del_of_the_old_container_frees_one(
         "10.244.0.1",
         "10.244.0.2",
     ]
-    conflist = json.loads(role_text(node_json.parent, CONFLIST))
-    conf = root / "etc/cni/net.d/10-calicc.conflist"
-    conf.parent.mkdir(parents=True)
-    conf.write_text(json.dumps({**conflist, "plugins": conflist["plugins"][:1]}))
-    install_plugins(root, sys.executable, idle=0)
-    ns, router = make_ns("node"), make_ns("rtr")
-    veth_between(ns, "eth0", router, "down0")
-    ns_run(ns, ["ip", "addr", "add", "192.168.49.2/24", "dev", "eth0"])
-    ns_run(ns, ["ip", "route", "add", "default", "via", "192.168.49.1"])
+    ns = standalone_node(make_ns, root, node_json)
 
     got = []
     for i in range(6):  # 5 free addresses: the 6th ADD finds none

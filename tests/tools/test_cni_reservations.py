@@ -5,21 +5,16 @@ node's tunnel address or an address of a pool pods may not use."""
 from __future__ import annotations
 
 import json
-import sys
 from ipaddress import IPv4Address, IPv4Network, ip_interface
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from calicc.agent.cni.install import install_plugins
 from calicc.compiler.build import compile_cluster, load_cluster
-from calicc.contract.names import CONFLIST
-from calicc.lab.netns import ns_run, veth_between
 from tests.conftest import need_root
-from tests.support.bundles import role_text
 from tests.support.clusters import write_cluster
-from tests.support.cni import cnitool, install_bundle, run_cnitool
+from tests.support.cni import cnitool, install_bundle, run_cnitool, standalone_node
 
 pytestmark = [pytest.mark.root, pytest.mark.tools]
 CLUSTER: dict[str, Any] = {
@@ -42,15 +37,7 @@ def test_cni_add_skips_reserved_addresses(make_ns: Any, tmp_path: Path) -> None:
     files = compile_cluster(load_cluster(write_cluster(tmp_path, CLUSTER))).files
     node_json = install_bundle(root, files, "n1")
     assert json.loads(node_json.read_text())["tunnel_address"] == "10.250.0.0"
-    conflist = json.loads(role_text(node_json.parent, CONFLIST))
-    path = root / "etc/cni/net.d/10-calicc.conflist"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({**conflist, "plugins": conflist["plugins"][:1]}))
-    install_plugins(root, sys.executable, idle=0)
-    ns, router = make_ns("node"), make_ns("rtr")
-    veth_between(ns, "eth0", router, "down0")
-    ns_run(ns, ["ip", "addr", "add", "192.168.49.2/24", "dev", "eth0"])
-    ns_run(ns, ["ip", "route", "add", "default", "via", "192.168.49.1"])
+    ns = standalone_node(make_ns, root, node_json)
 
     got = []
     for i in range(12):  # the /28 holds 16: 5 reserved leave 11, the 12th ADD finds none
